@@ -1,0 +1,225 @@
+//! `ember`: train, evaluate and inspect recommendation models.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use ember_data::{Dataset, prepare};
+use ember_metrics::{MetricsReport, NegativeSampling, Protocol};
+use ember_train::{RunConfig, RunOptions};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "ember", version, about = "Train, evaluate and inspect recommendation models")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model and evaluate it (the default config trains NeuMF on built-in synthetic data).
+    Train(TrainArgs),
+    /// Evaluate a finished run on its test split.
+    Eval(EvalArgs),
+    /// Inspect or split a data set described by a config.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// TOML config (see configs/); without one, the built-in defaults are used.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Backend: flex, ndarray, wgpu, vulkan (overrides the config's `device`).
+    #[arg(long)]
+    device: Option<String>,
+    /// Run name (overrides the config's `name`).
+    #[arg(long)]
+    name: Option<String>,
+    /// Where run directories go (overrides the config's `output_dir`).
+    #[arg(long)]
+    output_dir: Option<PathBuf>,
+    /// Maximum epochs (overrides `train.epochs`).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Hide progress bars.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// A run directory written by `ember train`.
+    #[arg(long)]
+    run: PathBuf,
+    /// Backend.
+    #[arg(long, default_value = "flex")]
+    device: String,
+    /// Protocol: `full`, `sampled:N`, `popularity:N` or `fixed` (default: the run's own).
+    #[arg(long)]
+    protocol: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Print the sizes of the data set and its split.
+    Stats {
+        /// TOML config naming the data, preprocessing and split.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Write the split as TSV files (`train.tsv`, `valid.tsv`, `test.tsv`: user, item, with the
+    /// data's own ids) into a new directory.
+    Split {
+        /// TOML config naming the data, preprocessing and split.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Output directory (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(path: Option<&Path>) -> Result<RunConfig> {
+    Ok(match path {
+        Some(p) => RunConfig::from_file(p)?,
+        None => RunConfig::default(),
+    })
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(args) => train(args),
+        Command::Eval(args) => eval(args),
+        Command::Data(DataCommand::Stats { config }) => {
+            let config = load_config(config.as_deref())?;
+            let (data, prep) = prepare(&config.data, &config.preprocess, &config.split)?;
+            println!("source: {}", config.data.describe());
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"preprocess": prep, "dataset": data.stats()}))?);
+            Ok(())
+        }
+        Command::Data(DataCommand::Split { config, out }) => {
+            let config = load_config(config.as_deref())?;
+            let (data, _) = prepare(&config.data, &config.preprocess, &config.split)?;
+            write_split(&data, &out)?;
+            println!("wrote {}", out.display());
+            Ok(())
+        }
+    }
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    let mut config = load_config(args.config.as_deref())?;
+    if let Some(name) = args.name {
+        config.name = name;
+    }
+    if let Some(dir) = args.output_dir {
+        config.output_dir = dir;
+    }
+    if let Some(epochs) = args.epochs {
+        config.train.epochs = epochs;
+    }
+    let device = args.device.unwrap_or_else(|| config.device.clone());
+    config.device = device.clone();
+    let progress = !args.no_progress && std::io::stderr().is_terminal();
+    let summary = ember_train::train(&config, &device, RunOptions { progress })?;
+    println!("\nmodel {} — best epoch {} (chosen on validation {})", summary.model, summary.best_epoch, config.eval.monitor);
+    print_table(&[("validation", &summary.valid), ("test", &summary.test), ("popularity (test)", &summary.popularity)]);
+    println!("run directory: {}", summary.run_dir.display());
+    Ok(())
+}
+
+fn parse_protocol(text: &str) -> Result<Protocol> {
+    let sampled = |n: &str, sampling| -> Result<Protocol> {
+        let negatives = n.parse().with_context(|| format!("`{n}` is not a number of negatives"))?;
+        let p = Protocol::Sampled { negatives, sampling };
+        p.validate()?;
+        Ok(p)
+    };
+    match text.split_once(':') {
+        None if text == "full" => Ok(Protocol::FullRanking),
+        None if text == "fixed" => Ok(Protocol::FixedNegatives),
+        Some(("sampled", n)) => sampled(n, NegativeSampling::Uniform),
+        Some(("popularity", n)) => sampled(n, NegativeSampling::Popularity),
+        _ => bail!("unknown protocol `{text}`: use full, sampled:N, popularity:N or fixed"),
+    }
+}
+
+fn eval(args: EvalArgs) -> Result<()> {
+    let protocol = args.protocol.as_deref().map(parse_protocol).transpose()?;
+    let (test, popularity) = ember_train::evaluate_run(&args.run, &args.device, protocol)?;
+    print_table(&[("test", &test), ("popularity (test)", &popularity)]);
+    Ok(())
+}
+
+/// One row per metric, one column per report; each report's protocol is listed under the table.
+fn print_table(reports: &[(&str, &MetricsReport)]) {
+    let mut out = String::new();
+    out.push_str(&format!("{:<16}", "metric"));
+    for (name, _) in reports {
+        out.push_str(&format!("{name:>20}"));
+    }
+    out.push('\n');
+    for (metric, _) in &reports[0].1.metrics {
+        out.push_str(&format!("{metric:<16}"));
+        for (_, report) in reports {
+            match report.get(metric) {
+                Some(v) => out.push_str(&format!("{v:>20.4}")),
+                None => out.push_str(&format!("{:>20}", "-")),
+            }
+        }
+        out.push('\n');
+    }
+    for (name, report) in reports {
+        out.push_str(&format!("{name}: {} ({} users)\n", report.protocol, report.users));
+    }
+    print!("{out}");
+    let _ = std::io::stdout().flush();
+}
+
+/// Writes the split with external ids, under a temporary name renamed at the end.
+fn write_split(data: &Dataset, out: &Path) -> Result<()> {
+    if out.exists() {
+        bail!("{}: already exists; choose a new directory", out.display());
+    }
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
+    let partial = parent.join(format!(".{}.partial-{}", out.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    std::fs::create_dir_all(&partial).with_context(|| partial.display().to_string())?;
+    let result = (|| -> Result<()> {
+        for (file, lists) in [("train.tsv", &data.train), ("valid.tsv", &data.valid), ("test.tsv", &data.test)] {
+            let mut text = String::from("user\titem\n");
+            for (u, items) in lists.iter().enumerate() {
+                for &i in items {
+                    text.push_str(&format!("{}\t{}\n", data.user_ids.external(u as u32), data.item_ids.external(i)));
+                }
+            }
+            std::fs::write(partial.join(file), text)?;
+        }
+        std::fs::rename(&partial, out)?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&partial);
+    }
+    result
+}

@@ -1,0 +1,44 @@
+//! Interaction data for ember: read ([`DataSource`]), clean ([`Preprocess`]), split ([`Split`]),
+//! sample negatives ([`sampling`]), and hand dense-id [`Dataset`]s to training.
+//!
+//! Data flows one way: a source yields [`Interactions`] with the file's own ids; preprocessing
+//! filters them; the split maps ids to dense internal ids ([`IdMap`]) and holds out validation
+//! and test items per user.
+
+mod dataset;
+mod error;
+mod ids;
+mod interactions;
+mod preprocess;
+pub mod sampling;
+mod source;
+mod split;
+pub mod synthetic;
+mod text;
+
+pub use dataset::{Dataset, DatasetStats, sorted_sets};
+pub use error::{DataError, Result};
+pub use ids::IdMap;
+pub use interactions::Interactions;
+pub use preprocess::{Preprocess, PreprocessStats};
+pub use source::{Column, DataSource, Loaded};
+pub use split::{FixedTest, Split};
+pub use synthetic::SyntheticConfig;
+
+/// Reads, cleans and splits: the whole data pipeline in one call.
+pub fn prepare(source: &DataSource, preprocess: &Preprocess, split: &Split) -> Result<(Dataset, PreprocessStats)> {
+    split.validate()?;
+    let Loaded { mut interactions, fixed } = source.load()?;
+    let stats = preprocess.apply(&mut interactions)?;
+    if interactions.is_empty() {
+        return Err(DataError::Invalid(format!(
+            "{}: preprocessing removed every interaction (read {}, below threshold {}, k-core {})",
+            source.describe(),
+            stats.read,
+            stats.below_threshold,
+            stats.k_core
+        )));
+    }
+    let dataset = split.apply(&interactions, fixed.as_ref())?;
+    Ok((dataset, stats))
+}

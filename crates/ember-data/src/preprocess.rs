@@ -1,0 +1,149 @@
+//! Cleaning before the split: implicit threshold, de-duplication, k-core filtering.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+
+use crate::{DataError, Interactions, Result};
+
+/// Preprocessing options (the `[preprocess]` table of a config).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Preprocess {
+    /// Keep only interactions rated at least this much (implicit feedback from ratings).
+    /// Needs a rating column.
+    pub implicit_threshold: Option<f32>,
+    /// Keep one interaction per (user, item) pair: the latest one.
+    pub dedup: bool,
+    /// k-core: repeatedly drop users with fewer interactions than this…
+    pub min_user_interactions: usize,
+    /// …and items with fewer than this, until both hold.
+    pub min_item_interactions: usize,
+}
+
+impl Default for Preprocess {
+    fn default() -> Self {
+        Self { implicit_threshold: None, dedup: true, min_user_interactions: 0, min_item_interactions: 0 }
+    }
+}
+
+/// What preprocessing removed, for the log.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PreprocessStats {
+    /// Interactions read.
+    pub read: usize,
+    /// Removed by the implicit threshold.
+    pub below_threshold: usize,
+    /// Removed as duplicates.
+    pub duplicates: usize,
+    /// Removed by k-core filtering.
+    pub k_core: usize,
+    /// Left.
+    pub kept: usize,
+}
+
+impl Preprocess {
+    /// Applies the options in order: threshold, de-duplication, k-core.
+    pub fn apply(&self, data: &mut Interactions) -> Result<PreprocessStats> {
+        let mut stats = PreprocessStats { read: data.len(), ..Default::default() };
+        if let Some(threshold) = self.implicit_threshold {
+            let Some(ratings) = &data.ratings else {
+                return Err(DataError::Invalid(
+                    "preprocess.implicit_threshold needs a rating column, and the data has none".into(),
+                ));
+            };
+            let keep: Vec<bool> = ratings.iter().map(|&r| r >= threshold).collect();
+            let before = data.len();
+            data.retain_indices(&keep);
+            stats.below_threshold = before - data.len();
+        }
+        if self.dedup {
+            // Walk from the latest interaction back and keep the first sighting of each pair.
+            let order = data.chronological_order();
+            let mut seen = HashSet::with_capacity(data.len());
+            let mut keep = vec![false; data.len()];
+            for &i in order.iter().rev() {
+                keep[i] = seen.insert((data.users[i], data.items[i]));
+            }
+            let before = data.len();
+            data.retain_indices(&keep);
+            stats.duplicates = before - data.len();
+        }
+        if self.min_user_interactions > 1 || self.min_item_interactions > 1 {
+            let before = data.len();
+            k_core(data, self.min_user_interactions, self.min_item_interactions);
+            stats.k_core = before - data.len();
+        }
+        stats.kept = data.len();
+        Ok(stats)
+    }
+}
+
+/// Drops users and items below the thresholds until a fixed point.
+fn k_core(data: &mut Interactions, min_user: usize, min_item: usize) {
+    loop {
+        let mut user_count: HashMap<i64, usize> = HashMap::new();
+        let mut item_count: HashMap<i64, usize> = HashMap::new();
+        for (&u, &i) in data.users.iter().zip(&data.items) {
+            *user_count.entry(u).or_default() += 1;
+            *item_count.entry(i).or_default() += 1;
+        }
+        let keep: Vec<bool> = data
+            .users
+            .iter()
+            .zip(&data.items)
+            .map(|(u, i)| user_count[u] >= min_user && item_count[i] >= min_item)
+            .collect();
+        if keep.iter().all(|k| *k) {
+            return;
+        }
+        data.retain_indices(&keep);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Interactions {
+        Interactions {
+            users: vec![1, 1, 1, 2, 2, 3, 1],
+            items: vec![10, 11, 12, 10, 11, 10, 10],
+            ratings: Some(vec![5.0, 3.0, 4.0, 4.0, 1.0, 5.0, 2.0]),
+            timestamps: Some(vec![1, 2, 3, 1, 2, 1, 9]),
+        }
+    }
+
+    #[test]
+    fn dedup_keeps_latest() {
+        let mut d = sample();
+        let s = Preprocess::default().apply(&mut d).unwrap();
+        assert_eq!(s.duplicates, 1);
+        // User 1's (1, 10) at t=1 is dropped, the t=9 copy (rating 2) stays.
+        assert_eq!(d.users, vec![1, 1, 2, 2, 3, 1]);
+        assert_eq!(d.ratings.unwrap(), vec![3.0, 4.0, 4.0, 1.0, 5.0, 2.0]);
+    }
+
+    #[test]
+    fn threshold_then_k_core() {
+        let mut d = sample();
+        let p = Preprocess {
+            implicit_threshold: Some(4.0),
+            dedup: true,
+            min_user_interactions: 2,
+            min_item_interactions: 2,
+        };
+        let s = p.apply(&mut d).unwrap();
+        // Ratings >= 4: (1,10,t1) (1,12) (2,10) (3,10). Users with 2+: only user 1, whose items
+        // 10 and 12 then have one interaction each, so everything goes.
+        assert_eq!(s.below_threshold, 3);
+        assert_eq!(d.len(), 0);
+    }
+
+    #[test]
+    fn threshold_without_ratings_is_an_error() {
+        let mut d = sample();
+        d.ratings = None;
+        let p = Preprocess { implicit_threshold: Some(4.0), ..Default::default() };
+        assert!(p.apply(&mut d).unwrap_err().to_string().contains("rating column"));
+    }
+}

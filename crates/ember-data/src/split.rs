@@ -1,0 +1,216 @@
+//! Train / validation / test splits.
+
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::{DataError, Dataset, IdMap, Interactions, Result};
+
+/// How interactions are split (the `[split]` table of a config).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Split {
+    /// Temporal leave-one-out: each user's last interaction is the test item, the second last
+    /// the validation item. Users with fewer than 3 interactions only train (as SASRec's code).
+    LeaveOneOut,
+    /// Each user's interactions shuffled (seeded) and cut by these shares; a user with few
+    /// interactions keeps at least one for training.
+    Ratio {
+        /// Share for training, e.g. 0.8.
+        train: f64,
+        /// Share for validation, e.g. 0.1.
+        valid: f64,
+        /// Share for testing, e.g. 0.1.
+        test: f64,
+        /// Shuffling seed.
+        #[serde(default)]
+        seed: u64,
+    },
+    /// The test items (and negatives) come from the source's own files (the NCF format);
+    /// validation is each user's latest training interaction, held out from training, as in
+    /// the NCF paper.
+    Fixed,
+}
+
+impl Default for Split {
+    fn default() -> Self {
+        Split::LeaveOneOut
+    }
+}
+
+/// Test data given by the source itself, with external ids.
+#[derive(Debug, Clone, Default)]
+pub struct FixedTest {
+    /// Held-out (user, item) pairs.
+    pub test: Vec<(i64, i64)>,
+    /// Per test user, the fixed negatives to rank the held-out item against.
+    pub negatives: Option<Vec<(i64, Vec<i64>)>>,
+}
+
+impl Split {
+    /// Checks the shares of a ratio split.
+    pub fn validate(&self) -> Result<()> {
+        if let Split::Ratio { train, valid, test, .. } = *self {
+            let shares = [train, valid, test];
+            if shares.iter().any(|s| !(0.0..=1.0).contains(s)) || train <= 0.0 || (train + valid + test - 1.0).abs() > 1e-6
+            {
+                return Err(DataError::Invalid(format!(
+                    "split ratio {train}:{valid}:{test} is invalid: shares must lie in [0, 1], train > 0, and sum to 1"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Splits `data`, mapping ids to dense internal ids. `fixed` must be given for (and only
+    /// for) [`Split::Fixed`].
+    pub fn apply(&self, data: &Interactions, fixed: Option<&FixedTest>) -> Result<Dataset> {
+        self.validate()?;
+        if data.is_empty() {
+            return Err(DataError::Invalid("no interactions left to split".into()));
+        }
+        let user_ids = match fixed {
+            Some(f) => IdMap::from_ids(data.users.iter().chain(f.test.iter().map(|(u, _)| u))),
+            None => IdMap::from_ids(&data.users),
+        };
+        let item_ids = match fixed {
+            Some(f) => {
+                let negatives = f.negatives.iter().flatten().flat_map(|(_, n)| n.iter());
+                IdMap::from_ids(data.items.iter().chain(f.test.iter().map(|(_, i)| i)).chain(negatives))
+            }
+            None => IdMap::from_ids(&data.items),
+        };
+        let n_users = user_ids.len();
+        // Each user's items in chronological order.
+        let mut history: Vec<Vec<u32>> = vec![Vec::new(); n_users];
+        for i in data.chronological_order() {
+            let u = user_ids.internal(data.users[i]).expect("user in map");
+            history[u as usize].push(item_ids.internal(data.items[i]).expect("item in map"));
+        }
+        let mut train = vec![Vec::new(); n_users];
+        let mut valid = vec![Vec::new(); n_users];
+        let mut test = vec![Vec::new(); n_users];
+        let mut test_negatives = None;
+        match (self, fixed) {
+            (Split::LeaveOneOut, None) => {
+                for (u, mut items) in history.into_iter().enumerate() {
+                    if items.len() >= 3 {
+                        test[u].push(items.pop().expect("len >= 3"));
+                        valid[u].push(items.pop().expect("len >= 2"));
+                    }
+                    train[u] = items;
+                }
+            }
+            (Split::Ratio { train: tr, valid: va, seed, .. }, None) => {
+                let mut rng = SmallRng::seed_from_u64(*seed);
+                for (u, items) in history.into_iter().enumerate() {
+                    let mut order: Vec<usize> = (0..items.len()).collect();
+                    order.shuffle(&mut rng);
+                    let n = items.len() as f64;
+                    let n_train = ((n * tr).round() as usize).max(1).min(items.len());
+                    let n_valid = ((n * va).round() as usize).min(items.len() - n_train);
+                    let mut part = vec![0u8; items.len()];
+                    for &i in &order[n_train..n_train + n_valid] {
+                        part[i] = 1;
+                    }
+                    for &i in &order[n_train + n_valid..] {
+                        part[i] = 2;
+                    }
+                    // Keep chronological order inside each part.
+                    for (i, item) in items.into_iter().enumerate() {
+                        [&mut train, &mut valid, &mut test][part[i] as usize][u].push(item);
+                    }
+                }
+            }
+            (Split::Fixed, Some(fixed)) => {
+                for (u, mut items) in history.into_iter().enumerate() {
+                    if items.len() >= 2 {
+                        valid[u].push(items.pop().expect("len >= 2"));
+                    }
+                    train[u] = items;
+                }
+                for &(user, item) in &fixed.test {
+                    let u = user_ids.internal(user).expect("user in map") as usize;
+                    test[u].push(item_ids.internal(item).expect("item in map"));
+                }
+                if let Some(negatives) = &fixed.negatives {
+                    let mut per_user = vec![Vec::new(); n_users];
+                    for (user, items) in negatives {
+                        let u = user_ids.internal(*user).expect("user in map") as usize;
+                        per_user[u] = items.iter().map(|i| item_ids.internal(*i).expect("item in map")).collect();
+                    }
+                    test_negatives = Some(per_user);
+                }
+            }
+            (Split::Fixed, None) => {
+                return Err(DataError::Invalid(
+                    "split `fixed` needs a source with its own test files (format `ncf`)".into(),
+                ));
+            }
+            (_, Some(_)) => {
+                return Err(DataError::Invalid(
+                    "the `ncf` format brings its own test split: use `[split] kind = \"fixed\"`".into(),
+                ));
+            }
+        }
+        Ok(Dataset { user_ids, item_ids, train, valid, test, test_negatives })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data() -> Interactions {
+        // User 7: items 1,2,3,4 at times 4,1,3,2 -> chronological 2,4,3,1. User 9: two items.
+        Interactions {
+            users: vec![7, 7, 7, 7, 9, 9],
+            items: vec![1, 2, 3, 4, 1, 5],
+            ratings: None,
+            timestamps: Some(vec![4, 1, 3, 2, 1, 2]),
+        }
+    }
+
+    #[test]
+    fn leave_one_out_is_temporal() {
+        let d = Split::LeaveOneOut.apply(&data(), None).unwrap();
+        // Items 1..5 map to 0..4; user 7 -> 0, user 9 -> 1.
+        assert_eq!(d.test[0], vec![0]); // item 1 is the latest (t=4)
+        assert_eq!(d.valid[0], vec![2]); // item 3 (t=3)
+        assert_eq!(d.train[0], vec![1, 3]); // items 2, 4 in time order
+        // Fewer than 3 interactions: training only.
+        assert_eq!(d.train[1], vec![0, 4]);
+        assert!(d.test[1].is_empty() && d.valid[1].is_empty());
+    }
+
+    #[test]
+    fn ratio_split_is_seeded_and_complete() {
+        let mut big = Interactions::default();
+        for u in 0..20 {
+            for i in 0..10 {
+                big.users.push(u);
+                big.items.push(i);
+            }
+        }
+        let split = Split::Ratio { train: 0.8, valid: 0.1, test: 0.1, seed: 3 };
+        let a = split.apply(&big, None).unwrap();
+        let b = split.apply(&big, None).unwrap();
+        assert_eq!(a.test, b.test);
+        let s = a.stats();
+        assert_eq!((s.train, s.valid, s.test), (160, 20, 20));
+        for u in 0..20 {
+            let mut all: Vec<u32> = a.train[u].iter().chain(&a.valid[u]).chain(&a.test[u]).copied().collect();
+            all.sort();
+            assert_eq!(all, (0..10).collect::<Vec<_>>());
+        }
+        let other = Split::Ratio { train: 0.8, valid: 0.1, test: 0.1, seed: 4 }.apply(&big, None).unwrap();
+        assert_ne!(a.test, other.test);
+    }
+
+    #[test]
+    fn bad_ratio_is_rejected() {
+        let split = Split::Ratio { train: 0.8, valid: 0.3, test: 0.1, seed: 0 };
+        assert!(split.apply(&data(), None).unwrap_err().to_string().contains("sum to 1"));
+    }
+}

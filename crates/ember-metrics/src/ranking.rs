@@ -1,0 +1,160 @@
+//! Per-user ranking metrics over a scored candidate list.
+//!
+//! # Tie rule
+//! Every metric is computed from the rank each relevant item gets when the candidates are ordered by
+//! score, highest first, and **a relevant item ranks below every non-relevant item with the same
+//! score** (pessimistic ties). The positions of the relevant items therefore depend only on the
+//! scores, never on the order in which candidates are given nor on how users are batched, and a
+//! model cannot gain from ties: a constant scorer gets the worst possible result, not the best.
+//! NaN scores rank below every number. ROC-AUC is the exception: it uses the standard
+//! Mann–Whitney definition in which a tied (relevant, non-relevant) pair counts one half, as
+//! scikit-learn's `roc_auc_score` does.
+//!
+//! Top-k lists (used for item coverage) order equal scores by item id, ascending.
+
+use std::cmp::Ordering;
+
+/// Orders scores descending with NaN last; the order used for ranking.
+pub(crate) fn descending(a: f32, b: f32) -> Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Greater,
+        (false, true) => Ordering::Less,
+        (false, false) => b.partial_cmp(&a).unwrap_or(Ordering::Equal),
+    }
+}
+
+/// `true` when score `a` ranks at or above score `b` (NaN ranks below everything).
+fn at_or_above(a: f32, b: f32) -> bool {
+    descending(a, b) != Ordering::Greater
+}
+
+/// The 1-based ranks of the relevant candidates under the pessimistic tie rule, ascending.
+///
+/// `scores[i]` belongs to candidate `i`; `relevant[i]` says whether it is a held-out positive.
+/// A relevant item's rank is one plus the number of non-relevant candidates scoring at or above
+/// it, plus the number of relevant candidates ordered before it (ties among relevant items do not
+/// matter: with binary relevance every metric depends only on the set of positions).
+pub fn relevant_ranks(scores: &[f32], relevant: &[bool]) -> Vec<usize> {
+    assert_eq!(scores.len(), relevant.len(), "one relevance flag per score");
+    let mut rel_scores: Vec<f32> = scores
+        .iter()
+        .zip(relevant)
+        .filter(|(_, r)| **r)
+        .map(|(s, _)| *s)
+        .collect();
+    rel_scores.sort_by(|a, b| descending(*a, *b));
+    let mut neg_scores: Vec<f32> = scores
+        .iter()
+        .zip(relevant)
+        .filter(|(_, r)| !**r)
+        .map(|(s, _)| *s)
+        .collect();
+    neg_scores.sort_by(|a, b| descending(*a, *b));
+    // Walk both sorted lists: the i-th relevant item (0-based) is preceded by i relevant items
+    // and by every negative scoring at or above it.
+    let mut ranks = Vec::with_capacity(rel_scores.len());
+    let mut negatives_above = 0;
+    for (i, &s) in rel_scores.iter().enumerate() {
+        while negatives_above < neg_scores.len() && at_or_above(neg_scores[negatives_above], s) {
+            negatives_above += 1;
+        }
+        ranks.push(1 + i + negatives_above);
+    }
+    ranks
+}
+
+/// Mann–Whitney ROC-AUC of one candidate list: the probability that a random relevant item
+/// scores above a random non-relevant one, ties counting one half. `None` when either class is
+/// empty (the AUC is undefined).
+pub fn roc_auc(scores: &[f32], relevant: &[bool]) -> Option<f64> {
+    let mut pairs: Vec<(f32, bool)> = scores.iter().copied().zip(relevant.iter().copied()).collect();
+    roc_auc_of_pairs(&mut pairs)
+}
+
+/// ROC-AUC over (score, is_relevant) pairs, sorting them in place. Ties count one half.
+pub fn roc_auc_of_pairs(pairs: &mut [(f32, bool)]) -> Option<f64> {
+    let positives = pairs.iter().filter(|p| p.1).count() as f64;
+    let negatives = pairs.len() as f64 - positives;
+    if positives == 0.0 || negatives == 0.0 {
+        return None;
+    }
+    // Ascending by score (NaN lowest); within a block of equal scores every positive beats the
+    // negatives strictly below the block and ties with the negatives inside it.
+    pairs.sort_by(|a, b| descending(b.0, a.0));
+    let mut wins = 0.0f64;
+    let mut negatives_below = 0.0f64;
+    let mut i = 0;
+    while i < pairs.len() {
+        let mut j = i;
+        let (mut block_pos, mut block_neg) = (0.0f64, 0.0f64);
+        while j < pairs.len() && descending(pairs[i].0, pairs[j].0) == Ordering::Equal {
+            if pairs[j].1 {
+                block_pos += 1.0;
+            } else {
+                block_neg += 1.0;
+            }
+            j += 1;
+        }
+        wins += block_pos * (negatives_below + 0.5 * block_neg);
+        negatives_below += block_neg;
+        i = j;
+    }
+    Some(wins / (positives * negatives))
+}
+
+/// Cut-off metrics of one user from the ranks of their relevant items.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CutoffValues {
+    /// 1 when at least one relevant item is in the top k.
+    pub hit: f64,
+    /// Relevant items in the top k, divided by k.
+    pub precision: f64,
+    /// Relevant items in the top k, divided by the number of relevant items.
+    pub recall: f64,
+    /// DCG@k over the ideal DCG@k (binary gains, `1 / log2(rank + 1)` discounts).
+    pub ndcg: f64,
+    /// Average precision at k, divided by `min(k, relevant)`.
+    pub average_precision: f64,
+}
+
+/// Computes the cut-off metrics at `k` from ascending 1-based relevant ranks.
+pub fn cutoff_values(ranks: &[usize], k: usize) -> CutoffValues {
+    let relevant = ranks.len();
+    if relevant == 0 || k == 0 {
+        return CutoffValues { hit: 0.0, precision: 0.0, recall: 0.0, ndcg: 0.0, average_precision: 0.0 };
+    }
+    let mut hits = 0usize;
+    let mut dcg = 0.0;
+    let mut ap = 0.0;
+    for &rank in ranks.iter().take_while(|&&r| r <= k) {
+        hits += 1;
+        dcg += 1.0 / ((rank + 1) as f64).log2();
+        ap += hits as f64 / rank as f64;
+    }
+    let ideal: f64 = (1..=relevant.min(k)).map(|i| 1.0 / ((i + 1) as f64).log2()).sum();
+    CutoffValues {
+        hit: if hits > 0 { 1.0 } else { 0.0 },
+        precision: hits as f64 / k as f64,
+        recall: hits as f64 / relevant as f64,
+        ndcg: dcg / ideal,
+        average_precision: ap / relevant.min(k) as f64,
+    }
+}
+
+/// Reciprocal rank of the first relevant item (no cut-off); 0 when there is none.
+pub fn reciprocal_rank(ranks: &[usize]) -> f64 {
+    ranks.first().map_or(0.0, |&r| 1.0 / r as f64)
+}
+
+/// The `k` best candidate indices by score (descending), equal scores by item id ascending.
+pub fn top_k_indices(scores: &[f32], item_ids: &[u32], k: usize) -> Vec<usize> {
+    let order = |a: &usize, b: &usize| descending(scores[*a], scores[*b]).then(item_ids[*a].cmp(&item_ids[*b]));
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    if k < idx.len() {
+        idx.select_nth_unstable_by(k, order);
+        idx.truncate(k);
+    }
+    idx.sort_by(order);
+    idx
+}

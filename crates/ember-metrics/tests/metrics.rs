@@ -1,0 +1,128 @@
+//! Metric values checked against hand-worked cases and against scikit-learn.
+
+use ember_metrics::ranking::{cutoff_values, relevant_ranks, roc_auc, top_k_indices};
+use ember_metrics::{MetricsError, RankingEvaluator};
+
+fn close(a: f64, b: f64) {
+    assert!((a - b).abs() < 1e-9, "{a} != {b}");
+}
+
+#[test]
+fn hand_worked_single_user() {
+    // Candidates in score order; the relevant ones sit at ranks 2 and 4.
+    let scores = [0.9, 0.8, 0.7, 0.6, 0.5];
+    let relevant = [false, true, false, true, false];
+    let ranks = relevant_ranks(&scores, &relevant);
+    assert_eq!(ranks, vec![2, 4]);
+    let v = cutoff_values(&ranks, 3);
+    close(v.hit, 1.0);
+    close(v.precision, 1.0 / 3.0);
+    close(v.recall, 0.5);
+    // DCG = 1/log2(3); IDCG = 1 + 1/log2(3).
+    close(v.ndcg, (1.0 / 3f64.log2()) / (1.0 + 1.0 / 3f64.log2()));
+    // AP@3 = (1/2) / min(2, 3).
+    close(v.average_precision, 0.25);
+    let v5 = cutoff_values(&ranks, 5);
+    close(v5.average_precision, (1.0 / 2.0 + 2.0 / 4.0) / 2.0);
+    close(v5.precision, 2.0 / 5.0);
+}
+
+#[test]
+fn ties_rank_the_relevant_item_last() {
+    // A constant scorer must get the worst rank, not the best.
+    let ranks = relevant_ranks(&[0.5, 0.5, 0.5, 0.5], &[true, false, false, false]);
+    assert_eq!(ranks, vec![4]);
+    // Equal to one negative, above another.
+    let ranks = relevant_ranks(&[0.1, 0.7, 0.7, 0.9], &[false, false, true, false]);
+    assert_eq!(ranks, vec![3]);
+    // NaN ranks below every number.
+    let ranks = relevant_ranks(&[f32::NAN, 0.1, 0.2], &[true, false, false]);
+    assert_eq!(ranks, vec![3]);
+}
+
+#[test]
+fn result_does_not_depend_on_candidate_order() {
+    let items: Vec<u32> = (0..8).collect();
+    let scores = [0.3, 0.9, 0.3, 0.1, 0.3, 0.8, 0.2, 0.3];
+    let relevant = [true, false, false, true, false, false, true, false];
+    let mut a = RankingEvaluator::new(&[1, 3, 5], 8).unwrap();
+    a.add_user(&items, &scores, &relevant);
+    let perm = [7, 3, 5, 0, 6, 2, 1, 4];
+    let p_items: Vec<u32> = perm.iter().map(|&i| items[i]).collect();
+    let p_scores: Vec<f32> = perm.iter().map(|&i| scores[i]).collect();
+    let p_rel: Vec<bool> = perm.iter().map(|&i| relevant[i]).collect();
+    let mut b = RankingEvaluator::new(&[1, 3, 5], 8).unwrap();
+    b.add_user(&p_items, &p_scores, &p_rel);
+    assert_eq!(a.finish("x"), b.finish("x"));
+}
+
+// Reference values from scikit-learn 1.x (distinct scores, so its tie handling does not matter):
+//
+//   rng = np.random.RandomState(7); scores = np.round(rng.rand(12), 4)
+//   rel = np.array([1,0,0,1,0,0,0,1,0,0,0,0])
+//   roc_auc_score(rel, scores)               -> 0.22222222222222224
+//   ndcg_score([rel], [scores], k=5)         -> 0.20210734650054754
+//   ndcg_score([rel], [scores], k=10)        -> 0.20210734650054754
+//   precision@5 = rel[np.argsort(-scores)[:5]].sum()/5 -> 0.2 ; recall@5 -> 1/3
+//   s2 = [0.5,0.5,0.2,0.9,0.5,0.1]; r2 = [1,0,1,0,0,1]
+//   roc_auc_score(r2, s2)                    -> 0.11111111111111112
+//   roc_auc_score(concat(rel, r2), concat(scores, s2)) -> 0.16666666666666666
+const SCORES: [f32; 12] =
+    [0.0763, 0.7799, 0.4384, 0.7235, 0.978, 0.5385, 0.5011, 0.0721, 0.2684, 0.4999, 0.6792, 0.8037];
+const RELEVANT: [bool; 12] = [true, false, false, true, false, false, false, true, false, false, false, false];
+
+#[test]
+fn matches_scikit_learn() {
+    let ranks = relevant_ranks(&SCORES, &RELEVANT);
+    assert_eq!(ranks, vec![4, 11, 12]);
+    let v3 = cutoff_values(&ranks, 3);
+    close(v3.ndcg, 0.0);
+    let v5 = cutoff_values(&ranks, 5);
+    assert!((v5.ndcg - 0.20210734650054754).abs() < 1e-9);
+    close(v5.precision, 0.2);
+    close(v5.recall, 1.0 / 3.0);
+    let v10 = cutoff_values(&ranks, 10);
+    assert!((v10.ndcg - 0.20210734650054754).abs() < 1e-9);
+    assert!((roc_auc(&SCORES, &RELEVANT).unwrap() - 0.22222222222222224).abs() < 1e-9);
+    let s2 = [0.5, 0.5, 0.2, 0.9, 0.5, 0.1];
+    let r2 = [true, false, true, false, false, true];
+    assert!((roc_auc(&s2, &r2).unwrap() - 0.11111111111111112).abs() < 1e-9);
+}
+
+#[test]
+fn evaluator_averages_users_and_pools_global_auc() {
+    let mut ev = RankingEvaluator::new(&[5, 10], 12).unwrap();
+    let items: Vec<u32> = (0..12).collect();
+    ev.add_user(&items, &SCORES, &RELEVANT);
+    let s2 = [0.5, 0.5, 0.2, 0.9, 0.5, 0.1];
+    let r2 = [true, false, true, false, false, true];
+    ev.add_user(&[0, 1, 2, 3, 4, 5], &s2, &r2);
+    // A user with nothing held out is skipped, not counted as a zero.
+    ev.add_user(&[0, 1], &[0.1, 0.2], &[false, false]);
+    let report = ev.finish("test protocol");
+    assert_eq!(report.users, 2);
+    assert_eq!(report.skipped_users, 1);
+    assert_eq!(report.protocol, "test protocol");
+    // User 2's relevant ranks under pessimistic ties: 0.5 ties with two negatives -> 4; 0.2 -> 5; 0.1 -> 6.
+    let user2 = cutoff_values(&[4, 5, 6], 5);
+    let user1 = cutoff_values(&[4, 11, 12], 5);
+    close(report.get("NDCG@5").unwrap(), (user1.ndcg + user2.ndcg) / 2.0);
+    close(report.get("HR@5").unwrap(), 1.0);
+    close(report.get("MRR").unwrap(), (1.0 / 4.0 + 1.0 / 4.0) / 2.0);
+    close(report.get("AUC(user)").unwrap(), (0.22222222222222224 + 0.11111111111111112) / 2.0);
+    close(report.get("AUC(global)").unwrap(), 0.16666666666666666);
+    // Top-5 of user 1 covers items {4, 11, 1, 3, 10}; user 2 adds {3, 0, 1, 4, 2} (ties by id).
+    close(report.get("Coverage@5").unwrap(), 7.0 / 12.0);
+}
+
+#[test]
+fn top_k_breaks_ties_by_item_id() {
+    let top = top_k_indices(&[0.5, 0.9, 0.5, 0.5], &[30, 10, 20, 5], 3);
+    assert_eq!(top, vec![1, 3, 2]);
+}
+
+#[test]
+fn bad_cutoffs_are_rejected() {
+    assert_eq!(RankingEvaluator::new(&[10, 0], 5).unwrap_err(), MetricsError::ZeroCutoff);
+    assert_eq!(RankingEvaluator::new(&[], 5).unwrap_err(), MetricsError::NoCutoffs);
+}

@@ -1,0 +1,96 @@
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::{GmfConfig, MfConfig, MlpConfig, Model, NeuMfConfig};
+
+/// Invalid model hyper-parameters.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ModelError {
+    /// A size that must be positive is zero.
+    #[error("model.{0} must be at least 1")]
+    ZeroSize(&'static str),
+    /// The MLP layer list is unusable.
+    #[error("model.layers must list at least 2 sizes, the first even (it is split between user and item), got {0:?}")]
+    BadLayers(Vec<usize>),
+    /// α outside [0, 1].
+    #[error("model.alpha must lie in [0, 1], got {0}")]
+    BadAlpha(f64),
+}
+
+/// Which model to train, with its hyper-parameters (the `[model]` table, tagged by `kind`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ModelConfig {
+    /// Matrix factorisation.
+    Mf(MfConfig),
+    /// Generalized matrix factorisation.
+    Gmf(GmfConfig),
+    /// Multi-layer perceptron.
+    Mlp(MlpConfig),
+    /// Neural matrix factorisation.
+    #[serde(rename = "neumf")]
+    NeuMf(NeuMfConfig),
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig::NeuMf(NeuMfConfig {
+            factors: 32,
+            layers: vec![64, 32, 16, 8],
+            init_std: 0.01,
+            pretrain: false,
+            alpha: 0.5,
+        })
+    }
+}
+
+fn check_layers(layers: &[usize]) -> Result<(), ModelError> {
+    if layers.len() < 2 || layers[0] % 2 != 0 || layers.contains(&0) {
+        return Err(ModelError::BadLayers(layers.to_vec()));
+    }
+    Ok(())
+}
+
+impl ModelConfig {
+    /// The model's name as written in configs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ModelConfig::Mf(_) => "mf",
+            ModelConfig::Gmf(_) => "gmf",
+            ModelConfig::Mlp(_) => "mlp",
+            ModelConfig::NeuMf(_) => "neumf",
+        }
+    }
+
+    /// Checks the hyper-parameters.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        match self {
+            ModelConfig::Mf(MfConfig { factors, .. }) | ModelConfig::Gmf(GmfConfig { factors, .. }) => {
+                if *factors == 0 {
+                    return Err(ModelError::ZeroSize("factors"));
+                }
+            }
+            ModelConfig::Mlp(c) => check_layers(&c.layers)?,
+            ModelConfig::NeuMf(c) => {
+                if c.factors == 0 {
+                    return Err(ModelError::ZeroSize("factors"));
+                }
+                check_layers(&c.layers)?;
+                if !(0.0..=1.0).contains(&c.alpha) {
+                    return Err(ModelError::BadAlpha(c.alpha));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds a randomly initialised model.
+    pub fn init(&self, num_users: usize, num_items: usize, device: &Device) -> Model {
+        match self {
+            ModelConfig::Mf(c) => Model::Mf(c.init(num_users, num_items, device)),
+            ModelConfig::Gmf(c) => Model::Gmf(c.init(num_users, num_items, device)),
+            ModelConfig::Mlp(c) => Model::Mlp(c.init(num_users, num_items, device)),
+            ModelConfig::NeuMf(c) => Model::NeuMf(c.init(num_users, num_items, device)),
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! The neural collaborative filtering family (He et al., "Neural Collaborative Filtering",
+//! WWW 2017): MF, GMF, MLP and NeuMF.
+//!
+//! - MF: `ŷ = p_u · q_i`.
+//! - GMF (eq. 9): `ŷ = hᵀ (p_u ⊙ q_i)`.
+//! - MLP (eq. 10): `ŷ = hᵀ φ_L(… φ_1([p_u ‖ q_i]))` with ReLU layers.
+//! - NeuMF (eq. 11–12): `ŷ = hᵀ [p^G_u ⊙ q^G_i ‖ φ^M(p^M_u ‖ q^M_i)]`, with separate embeddings
+//!   for the two parts; optionally initialised from trained GMF and MLP (section 3.4.1), the output
+//!   layer being `[α h_GMF ‖ (1−α) h_MLP]`.
+//!
+//! Every model returns logits; the sigmoid lives in the loss.
+
+use burn::module::Param;
+use burn::nn::{Embedding, Linear, LinearConfig};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::Recommender;
+use crate::layers::{Tower, all_pairs, embedding, lookup};
+
+fn default_factors() -> usize {
+    32
+}
+fn default_std() -> f64 {
+    0.01
+}
+fn default_layers() -> Vec<usize> {
+    vec![64, 32, 16, 8]
+}
+
+/// Matrix factorisation hyper-parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MfConfig {
+    /// Latent dimension.
+    #[serde(default = "default_factors")]
+    pub factors: usize,
+    /// Standard deviation of the N(0, σ²) embedding initialisation.
+    #[serde(default = "default_std")]
+    pub init_std: f64,
+}
+
+/// Matrix factorisation: a dot product of user and item embeddings.
+#[derive(Module, Debug)]
+pub struct Mf {
+    users: Embedding,
+    items: Embedding,
+}
+
+impl MfConfig {
+    /// Builds the model for `num_users` × `num_items`.
+    pub fn init(&self, num_users: usize, num_items: usize, device: &Device) -> Mf {
+        Mf {
+            users: embedding(num_users, self.factors, self.init_std, device),
+            items: embedding(num_items, self.factors, self.init_std, device),
+        }
+    }
+}
+
+impl Recommender for Mf {
+    fn score_pairs(&self, users: Tensor<1, Int>, items: Tensor<1, Int>) -> Tensor<1> {
+        (lookup(&self.users, users) * lookup(&self.items, items)).sum_dim(1).squeeze_dim::<1>(1)
+    }
+
+    fn score_all(&self, users: Tensor<1, Int>) -> Tensor<2> {
+        lookup(&self.users, users).matmul(self.items.weight.val().transpose())
+    }
+
+    fn num_items(&self) -> usize {
+        self.items.weight.dims()[0]
+    }
+}
+
+/// GMF hyper-parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GmfConfig {
+    /// Latent dimension (predictive factors).
+    #[serde(default = "default_factors")]
+    pub factors: usize,
+    /// Standard deviation of the embedding initialisation.
+    #[serde(default = "default_std")]
+    pub init_std: f64,
+}
+
+/// Generalized matrix factorisation: a learned weighting of the element-wise product.
+#[derive(Module, Debug)]
+pub struct Gmf {
+    users: Embedding,
+    items: Embedding,
+    output: Linear,
+}
+
+impl GmfConfig {
+    /// Builds the model for `num_users` × `num_items`.
+    pub fn init(&self, num_users: usize, num_items: usize, device: &Device) -> Gmf {
+        Gmf {
+            users: embedding(num_users, self.factors, self.init_std, device),
+            items: embedding(num_items, self.factors, self.init_std, device),
+            output: LinearConfig::new(self.factors, 1).init(device),
+        }
+    }
+}
+
+impl Gmf {
+    /// The element-wise product `p_u ⊙ q_i`.
+    ///
+    /// # Shapes
+    /// - users, items: `[batch]`
+    /// - output: `[batch, factors]`
+    fn interaction(&self, users: Tensor<1, Int>, items: Tensor<1, Int>) -> Tensor<2> {
+        lookup(&self.users, users) * lookup(&self.items, items)
+    }
+}
+
+impl Recommender for Gmf {
+    fn score_pairs(&self, users: Tensor<1, Int>, items: Tensor<1, Int>) -> Tensor<1> {
+        self.output.forward(self.interaction(users, items)).squeeze_dim::<1>(1)
+    }
+
+    fn score_all(&self, users: Tensor<1, Int>) -> Tensor<2> {
+        // hᵀ(p ⊙ q) + b = (p ⊙ h) · q + b: one matmul instead of batch × items products.
+        let h = self.output.weight.val().reshape([1, -1]); // [1, factors]
+        let scaled = lookup(&self.users, users) * h;
+        let scores = scaled.matmul(self.items.weight.val().transpose());
+        match &self.output.bias {
+            Some(b) => scores + b.val().unsqueeze_dim::<2>(0),
+            None => scores,
+        }
+    }
+
+    fn num_items(&self) -> usize {
+        self.items.weight.dims()[0]
+    }
+}
+
+/// MLP hyper-parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlpConfig {
+    /// Layer sizes; the first is the concatenated embedding size (user and item get half each),
+    /// the last is the predictive factor count. NCF's "[64, 32, 16, 8]".
+    #[serde(default = "default_layers")]
+    pub layers: Vec<usize>,
+    /// Standard deviation of the embedding initialisation.
+    #[serde(default = "default_std")]
+    pub init_std: f64,
+}
+
+/// Multi-layer perceptron over concatenated user and item embeddings.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    users: Embedding,
+    items: Embedding,
+    tower: Tower,
+    output: Linear,
+}
+
+impl MlpConfig {
+    /// Builds the model for `num_users` × `num_items`.
+    pub fn init(&self, num_users: usize, num_items: usize, device: &Device) -> Mlp {
+        let half = self.layers[0] / 2;
+        Mlp {
+            users: embedding(num_users, half, self.init_std, device),
+            items: embedding(num_items, half, self.init_std, device),
+            tower: Tower::new(&self.layers, device),
+            output: LinearConfig::new(*self.layers.last().expect("validated"), 1).init(device),
+        }
+    }
+}
+
+impl Mlp {
+    /// The last hidden layer `φ_L`.
+    ///
+    /// # Shapes
+    /// - users, items: `[batch]`
+    /// - output: `[batch, layers[last]]`
+    fn hidden(&self, users: Tensor<1, Int>, items: Tensor<1, Int>) -> Tensor<2> {
+        let x = Tensor::cat(vec![lookup(&self.users, users), lookup(&self.items, items)], 1);
+        self.tower.forward(x)
+    }
+}
+
+impl Recommender for Mlp {
+    fn score_pairs(&self, users: Tensor<1, Int>, items: Tensor<1, Int>) -> Tensor<1> {
+        self.output.forward(self.hidden(users, items)).squeeze_dim::<1>(1)
+    }
+
+    fn score_all(&self, users: Tensor<1, Int>) -> Tensor<2> {
+        let batch = users.dims()[0];
+        let n = self.num_items();
+        let (u, i) = all_pairs(users, n);
+        self.score_pairs(u, i).reshape([batch, n])
+    }
+
+    fn num_items(&self) -> usize {
+        self.items.weight.dims()[0]
+    }
+}
+
+/// NeuMF hyper-parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeuMfConfig {
+    /// GMF latent dimension.
+    #[serde(default = "default_factors")]
+    pub factors: usize,
+    /// MLP layer sizes (see [`MlpConfig::layers`]).
+    #[serde(default = "default_layers")]
+    pub layers: Vec<usize>,
+    /// Standard deviation of the embedding initialisation.
+    #[serde(default = "default_std")]
+    pub init_std: f64,
+    /// Pre-train GMF and MLP first and initialise NeuMF from them (NCF section 3.4.1).
+    #[serde(default)]
+    pub pretrain: bool,
+    /// Weight of the GMF part in the pre-trained output layer.
+    #[serde(default = "half")]
+    pub alpha: f64,
+}
+
+fn half() -> f64 {
+    0.5
+}
+
+/// GMF and MLP with separate embeddings, fused in the output layer.
+#[derive(Module, Debug)]
+pub struct NeuMf {
+    gmf_users: Embedding,
+    gmf_items: Embedding,
+    mlp_users: Embedding,
+    mlp_items: Embedding,
+    tower: Tower,
+    output: Linear,
+}
+
+impl NeuMfConfig {
+    /// Builds the model for `num_users` × `num_items`, randomly initialised.
+    pub fn init(&self, num_users: usize, num_items: usize, device: &Device) -> NeuMf {
+        let half = self.layers[0] / 2;
+        NeuMf {
+            gmf_users: embedding(num_users, self.factors, self.init_std, device),
+            gmf_items: embedding(num_items, self.factors, self.init_std, device),
+            mlp_users: embedding(num_users, half, self.init_std, device),
+            mlp_items: embedding(num_items, half, self.init_std, device),
+            tower: Tower::new(&self.layers, device),
+            output: LinearConfig::new(self.factors + self.layers.last().expect("validated"), 1).init(device),
+        }
+    }
+
+    /// The GMF part's config.
+    pub fn gmf(&self) -> GmfConfig {
+        GmfConfig { factors: self.factors, init_std: self.init_std }
+    }
+
+    /// The MLP part's config.
+    pub fn mlp(&self) -> MlpConfig {
+        MlpConfig { layers: self.layers.clone(), init_std: self.init_std }
+    }
+
+    /// Builds NeuMF from trained GMF and MLP models: their embeddings and tower as they are, and
+    /// the output layer `[α h_GMF ‖ (1−α) h_MLP]` with bias `α b_GMF + (1−α) b_MLP`.
+    pub fn from_pretrained(&self, gmf: Gmf, mlp: Mlp) -> NeuMf {
+        let alpha = self.alpha;
+        let weight = Tensor::cat(
+            vec![gmf.output.weight.val().mul_scalar(alpha), mlp.output.weight.val().mul_scalar(1.0 - alpha)],
+            0,
+        );
+        let bias = match (&gmf.output.bias, &mlp.output.bias) {
+            (Some(g), Some(m)) => Some(Param::from_tensor(g.val().mul_scalar(alpha) + m.val().mul_scalar(1.0 - alpha))),
+            _ => None,
+        };
+        NeuMf {
+            gmf_users: gmf.users,
+            gmf_items: gmf.items,
+            mlp_users: mlp.users,
+            mlp_items: mlp.items,
+            tower: mlp.tower,
+            output: Linear { weight: Param::from_tensor(weight), bias },
+        }
+    }
+}
+
+impl Recommender for NeuMf {
+    fn score_pairs(&self, users: Tensor<1, Int>, items: Tensor<1, Int>) -> Tensor<1> {
+        let gmf = lookup(&self.gmf_users, users.clone()) * lookup(&self.gmf_items, items.clone());
+        let mlp_in = Tensor::cat(vec![lookup(&self.mlp_users, users), lookup(&self.mlp_items, items)], 1);
+        let fused = Tensor::cat(vec![gmf, self.tower.forward(mlp_in)], 1);
+        self.output.forward(fused).squeeze_dim::<1>(1)
+    }
+
+    fn score_all(&self, users: Tensor<1, Int>) -> Tensor<2> {
+        let batch = users.dims()[0];
+        let n = self.num_items();
+        let (u, i) = all_pairs(users, n);
+        self.score_pairs(u, i).reshape([batch, n])
+    }
+
+    fn num_items(&self) -> usize {
+        self.gmf_items.weight.dims()[0]
+    }
+}

@@ -1,0 +1,40 @@
+//! Backend selection at run time, among those compiled in.
+
+use burn::prelude::*;
+
+use crate::TrainError;
+
+/// The backends this binary knows, with the cargo feature that compiles each in.
+pub const BACKENDS: [(&str, &str); 4] =
+    [("flex", "flex"), ("ndarray", "ndarray"), ("wgpu", "wgpu"), ("vulkan", "vulkan")];
+
+/// The device for a backend name (`flex`, `ndarray`, `wgpu`, `vulkan`), without autodiff.
+#[allow(deprecated, unreachable_code)]
+pub fn device(name: &str) -> Result<Device, TrainError> {
+    match name {
+        #[cfg(feature = "flex")]
+        "flex" => return Ok(Device::flex()),
+        #[cfg(feature = "ndarray")]
+        "ndarray" => return Ok(Device::ndarray()),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => return Ok(Device::wgpu(DeviceKind::DefaultDevice)),
+        #[cfg(feature = "vulkan")]
+        "vulkan" => return Ok(Device::vulkan(DeviceKind::DefaultDevice)),
+        _ => {}
+    }
+    let hint = match BACKENDS.iter().find(|(n, _)| *n == name) {
+        Some((_, feature)) => format!(
+            "rebuild with the cargo feature `{feature}` (e.g. `cargo run --release --features {feature} -- …`)"
+        ),
+        None => format!(
+            "unknown backend; choose one of {}",
+            BACKENDS.iter().map(|(n, _)| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    Err(TrainError::Device { name: name.to_string(), hint })
+}
+
+/// The backends compiled into this binary.
+pub fn available() -> Vec<&'static str> {
+    BACKENDS.iter().map(|(n, _)| *n).filter(|n| device(n).is_ok()).collect()
+}

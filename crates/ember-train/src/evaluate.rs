@@ -1,0 +1,206 @@
+//! The evaluation driver: builds each protocol's candidates once, scores them with any
+//! [`Scorer`] (a trained model, or the popularity baseline), and averages the metrics.
+
+use burn::prelude::*;
+use ember_data::Dataset;
+use ember_data::sampling::evaluation_negatives;
+use ember_metrics::{MetricsReport, Protocol, RankingEvaluator};
+use ember_models::{Model, Recommender};
+
+/// Which held-out items are ranked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeldOut {
+    /// The validation items (model selection, early stopping).
+    Validation,
+    /// The test items (reported once, for the selected model).
+    Test,
+}
+
+/// Anything that scores (user, item) pairs.
+pub trait Scorer {
+    /// Scores of `users[i]` for `items[i]`.
+    fn score_pairs(&self, users: &[u32], items: &[u32]) -> Vec<f32>;
+    /// Scores of every item for each user, row-major `[users.len(), num_items]`.
+    fn score_all(&self, users: &[u32]) -> Vec<f32>;
+}
+
+/// The most-popular baseline: every user gets the items' training counts.
+#[derive(Debug, Clone)]
+pub struct Popularity {
+    counts: Vec<f32>,
+}
+
+impl Popularity {
+    /// Counts the training interactions of each item.
+    pub fn fit(data: &Dataset) -> Self {
+        Self { counts: data.item_popularity().into_iter().map(|c| c as f32).collect() }
+    }
+}
+
+impl Scorer for Popularity {
+    fn score_pairs(&self, _users: &[u32], items: &[u32]) -> Vec<f32> {
+        items.iter().map(|&i| self.counts[i as usize]).collect()
+    }
+
+    fn score_all(&self, users: &[u32]) -> Vec<f32> {
+        users.iter().flat_map(|_| self.counts.iter().copied()).collect()
+    }
+}
+
+/// A trained model in inference mode on a device without autodiff.
+pub struct ModelScorer {
+    model: Model,
+    device: Device,
+}
+
+impl ModelScorer {
+    /// Puts `model` in inference mode; inputs are made on `device` (without autodiff).
+    pub fn new(model: &Model, device: &Device) -> Self {
+        Self { model: model.valid(), device: device.clone().without_autodiff() }
+    }
+
+    fn ids(&self, ids: &[u32]) -> Tensor<1, Int> {
+        let data: Vec<i32> = ids.iter().map(|&i| i as i32).collect();
+        Tensor::from_data(TensorData::new(data, [ids.len()]), &self.device)
+    }
+}
+
+impl Scorer for ModelScorer {
+    fn score_pairs(&self, users: &[u32], items: &[u32]) -> Vec<f32> {
+        let scores = self.model.score_pairs(self.ids(users), self.ids(items));
+        scores.try_into_vec_as::<f32>().expect("float scores")
+    }
+
+    fn score_all(&self, users: &[u32]) -> Vec<f32> {
+        self.model.score_all(self.ids(users)).try_into_vec_as::<f32>().expect("float scores")
+    }
+}
+
+/// One held-out split's candidates.
+#[derive(Debug, Clone)]
+enum Candidates {
+    /// All items but the masked ones (sorted per user).
+    Full { masked: Vec<Vec<u32>> },
+    /// The held-out items plus these negatives.
+    Sampled { negatives: Vec<Vec<u32>> },
+}
+
+/// The candidates of both held-out splits under one protocol, drawn once per run.
+#[derive(Debug, Clone)]
+pub struct EvaluationPlan {
+    protocol: Protocol,
+    valid: Candidates,
+    test: Candidates,
+    valid_label: String,
+}
+
+impl EvaluationPlan {
+    /// Draws the candidates. Sampled negatives avoid every item the user interacted with in any
+    /// split. For the fixed-negatives protocol, validation uses as many uniform negatives as
+    /// the test file gives each user (99 in the NCF files), since the file only covers test.
+    pub fn new(data: &Dataset, protocol: &Protocol, seed: u64) -> Result<Self, String> {
+        let n_items = data.num_items() as u32;
+        let known = data.known_sets();
+        let mut valid_label = protocol.to_string();
+        let (valid, test) = match protocol {
+            Protocol::FullRanking => {
+                // Validation masks training items; test masks training and validation items.
+                let train = data.train_sets();
+                let train_valid = ember_data::sorted_sets(
+                    (0..data.num_users()).map(|u| [data.train[u].as_slice(), data.valid[u].as_slice()].concat()).collect::<Vec<_>>().iter().map(|v| v.as_slice()),
+                );
+                (Candidates::Full { masked: train }, Candidates::Full { masked: train_valid })
+            }
+            Protocol::Sampled { negatives, sampling } => {
+                let popularity = data.item_popularity();
+                let weights = match sampling {
+                    ember_metrics::NegativeSampling::Uniform => None,
+                    ember_metrics::NegativeSampling::Popularity => Some(popularity.as_slice()),
+                };
+                (
+                    Candidates::Sampled { negatives: evaluation_negatives(&known, n_items, *negatives, weights, seed) },
+                    Candidates::Sampled { negatives: evaluation_negatives(&known, n_items, *negatives, weights, seed ^ 0x7e57) },
+                )
+            }
+            Protocol::FixedNegatives => {
+                let Some(fixed) = &data.test_negatives else {
+                    return Err("eval.protocol `fixed_negatives` needs a source with a negatives file (format `ncf` with <prefix>.test.negative)".into());
+                };
+                let per_user = fixed.iter().map(Vec::len).max().unwrap_or(99).max(1);
+                valid_label = format!("sampled: held-out items vs {per_user} uniform negatives (validation of the fixed-negatives protocol)");
+                (
+                    Candidates::Sampled { negatives: evaluation_negatives(&known, n_items, per_user, None, seed) },
+                    Candidates::Sampled { negatives: fixed.clone() },
+                )
+            }
+        };
+        Ok(Self { protocol: protocol.clone(), valid, test, valid_label })
+    }
+
+    /// The protocol's name, as reports give it.
+    pub fn label(&self, which: HeldOut) -> String {
+        match which {
+            HeldOut::Validation => self.valid_label.clone(),
+            HeldOut::Test => self.protocol.to_string(),
+        }
+    }
+
+    /// Scores one split and averages the metrics over users with held-out items.
+    pub fn evaluate(&self, scorer: &dyn Scorer, data: &Dataset, which: HeldOut, ks: &[usize], batch_users: usize) -> MetricsReport {
+        let (held_out, candidates) = match which {
+            HeldOut::Validation => (&data.valid, &self.valid),
+            HeldOut::Test => (&data.test, &self.test),
+        };
+        let n_items = data.num_items();
+        let mut evaluator = RankingEvaluator::new(ks, n_items).expect("ks validated with the config");
+        let users: Vec<u32> = (0..data.num_users() as u32).filter(|&u| !held_out[u as usize].is_empty()).collect();
+        for chunk in users.chunks(batch_users.max(1)) {
+            match candidates {
+                Candidates::Sampled { negatives } => {
+                    let mut pair_users = Vec::new();
+                    let mut pair_items = Vec::new();
+                    for &u in chunk {
+                        let list = held_out[u as usize].iter().chain(&negatives[u as usize]);
+                        for &i in list {
+                            pair_users.push(u);
+                            pair_items.push(i);
+                        }
+                    }
+                    let scores = scorer.score_pairs(&pair_users, &pair_items);
+                    let mut offset = 0;
+                    for &u in chunk {
+                        let positives = held_out[u as usize].len();
+                        let n = positives + negatives[u as usize].len();
+                        let relevant: Vec<bool> = (0..n).map(|j| j < positives).collect();
+                        evaluator.add_user(&pair_items[offset..offset + n], &scores[offset..offset + n], &relevant);
+                        offset += n;
+                    }
+                }
+                Candidates::Full { masked } => {
+                    let scores = scorer.score_all(chunk);
+                    for (row, &u) in chunk.iter().enumerate() {
+                        let row_scores = &scores[row * n_items..(row + 1) * n_items];
+                        let mask = &masked[u as usize];
+                        let mut relevant_items = held_out[u as usize].clone();
+                        relevant_items.sort_unstable();
+                        let mut items = Vec::with_capacity(n_items);
+                        let mut kept = Vec::with_capacity(n_items);
+                        let mut relevant = Vec::with_capacity(n_items);
+                        for i in 0..n_items as u32 {
+                            // A held-out item that also occurs in training stays a candidate.
+                            let is_relevant = relevant_items.binary_search(&i).is_ok();
+                            if !is_relevant && mask.binary_search(&i).is_ok() {
+                                continue;
+                            }
+                            items.push(i);
+                            kept.push(row_scores[i as usize]);
+                            relevant.push(is_relevant);
+                        }
+                        evaluator.add_user(&items, &kept, &relevant);
+                    }
+                }
+            }
+        }
+        evaluator.finish(self.label(which))
+    }
+}

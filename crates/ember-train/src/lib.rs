@@ -1,0 +1,171 @@
+//! Training and evaluation of ember models: the loop ([`Trainer`]), the evaluation driver
+//! ([`EvaluationPlan`]), and the run directory ([`RunDir`]) that holds everything about a run.
+//!
+//! [`train`] is the whole job behind `ember train`: read and split the data, train with early
+//! stopping on validation, evaluate the selected model once on test beside the popularity
+//! baseline, and write the run directory.
+
+mod config;
+pub mod device;
+mod error;
+pub mod evaluate;
+mod run_dir;
+mod trainer;
+
+pub use config::{EvalConfig, RunConfig, TrainConfig};
+pub use error::TrainError;
+pub use evaluate::{EvaluationPlan, HeldOut, ModelScorer, Popularity, Scorer};
+pub use run_dir::RunDir;
+pub use trainer::{Fitted, GradientSync, SingleDevice, Trainer};
+
+use burn::module::Module;
+use ember_data::{Dataset, prepare};
+use ember_metrics::MetricsReport;
+use ember_models::{Model, ModelConfig};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+/// File names inside a run directory.
+pub mod files {
+    /// The resolved config.
+    pub const CONFIG: &str = "config.toml";
+    /// External ids of users and items, indexed by internal id.
+    pub const ID_MAPS: &str = "id_maps.json";
+    /// Data set sizes and what preprocessing removed.
+    pub const DATA: &str = "data.json";
+    /// One JSON line per epoch.
+    pub const EPOCHS: &str = "metrics.jsonl";
+    /// Final metrics.
+    pub const METRICS: &str = "metrics.json";
+    /// The selected model's weights (burn's burnpack format).
+    pub const WEIGHTS: &str = "model.bpk";
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// Model name.
+    pub model: String,
+    /// Epoch chosen on validation.
+    pub best_epoch: usize,
+    /// Validation metrics of that epoch.
+    pub valid: MetricsReport,
+    /// Test metrics of the chosen model.
+    pub test: MetricsReport,
+    /// Test metrics of the popularity baseline, same candidates.
+    pub popularity: MetricsReport,
+}
+
+/// Options that do not change results.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+/// Runs a whole training job described by `config` on the backend `device_name`.
+pub fn train(config: &RunConfig, device_name: &str, options: RunOptions) -> Result<RunSummary, TrainError> {
+    config.validate().map_err(|message| TrainError::Config { path: PathBuf::from("<config>"), message })?;
+    let device = device::device(device_name)?.autodiff();
+    let (data, prep) = prepare(&config.data, &config.preprocess, &config.split)?;
+    let plan = EvaluationPlan::new(&data, &config.eval.protocol, config.seed)
+        .map_err(|message| TrainError::Config { path: PathBuf::from("<config>"), message })?;
+
+    let mut run = RunDir::create(&config.output_dir, &config.name)?;
+    run.write(files::CONFIG, &config.to_toml())?;
+    let ids = json!({
+        "users": (0..data.num_users() as u32).map(|u| data.user_ids.external(u)).collect::<Vec<_>>(),
+        "items": (0..data.num_items() as u32).map(|i| data.item_ids.external(i)).collect::<Vec<_>>(),
+    });
+    run.write(files::ID_MAPS, &ids.to_string())?;
+    let stats = data.stats();
+    run.write(files::DATA, &serde_json::to_string_pretty(&json!({"source": config.data.describe(), "preprocess": prep, "dataset": stats})).expect("json"))?;
+    run.log(&format!(
+        "data {}: {} users, {} items, {} train / {} valid / {} test interactions (density {:.4})",
+        config.data.describe(),
+        stats.users,
+        stats.items,
+        stats.train,
+        stats.valid,
+        stats.test,
+        stats.density
+    ));
+    run.log(&format!("device {device_name}, model {}, seed {}", config.model.name(), config.seed));
+
+    device.seed(config.seed);
+    let (users, items) = (data.num_users(), data.num_items());
+    let epochs = config.train.epochs;
+    let mut trainer = Trainer { config, data: &data, plan: &plan, device: device.clone(), run: &mut run, progress: options.progress };
+    let model = match &config.model {
+        ModelConfig::NeuMf(neumf) if neumf.pretrain => {
+            let pre_epochs = config.train.pretrain_epochs.unwrap_or(epochs);
+            let gmf = trainer.fit(Model::Gmf(neumf.gmf().init(users, items, &device)), "gmf", pre_epochs, config.seed + 1)?;
+            let mlp = trainer.fit(Model::Mlp(neumf.mlp().init(users, items, &device)), "mlp", pre_epochs, config.seed + 2)?;
+            let (Model::Gmf(gmf), Model::Mlp(mlp)) = (gmf.model, mlp.model) else { unreachable!("fit returns its input kind") };
+            Model::NeuMf(neumf.from_pretrained(gmf, mlp))
+        }
+        other => other.init(users, items, &device),
+    };
+    let fitted = trainer.fit(model, config.model.name(), epochs, config.seed)?;
+    let weights = run.path(files::WEIGHTS);
+    fitted
+        .model
+        .clone()
+        .save_file(&weights)
+        .map_err(|e| TrainError::Weights { path: weights.clone(), message: e.to_string() })?;
+
+    let (ks, batch_users) = (&config.eval.ks, config.eval.batch_users);
+    let test = plan.evaluate(&ModelScorer::new(&fitted.model, &device), &data, HeldOut::Test, ks, batch_users);
+    let popularity = plan.evaluate(&Popularity::fit(&data), &data, HeldOut::Test, ks, batch_users);
+    let metrics = json!({
+        "model": config.model.name(),
+        "best_epoch": fitted.best_epoch,
+        "monitor": config.eval.monitor,
+        "validation": fitted.best_valid,
+        "test": test,
+        "popularity_test": popularity,
+    });
+    run.write(files::METRICS, &serde_json::to_string_pretty(&metrics).expect("json"))?;
+    run.log(&format!("best epoch {} (valid {} {:.4})", fitted.best_epoch, config.eval.monitor, fitted.best_valid.get(&config.eval.monitor).unwrap_or(f64::NAN)));
+    let run_dir = run.finish()?;
+    Ok(RunSummary { run_dir, model: config.model.name().into(), best_epoch: fitted.best_epoch, valid: fitted.best_valid, test, popularity })
+}
+
+/// A finished run loaded back: its config, data and selected model.
+pub struct LoadedRun {
+    /// The run's resolved config.
+    pub config: RunConfig,
+    /// The data, prepared again from the config (deterministic).
+    pub data: Dataset,
+    /// The selected model.
+    pub model: Model,
+}
+
+/// Loads a run directory written by [`train`].
+pub fn load_run(run_dir: &Path, device_name: &str) -> Result<LoadedRun, TrainError> {
+    let config = RunConfig::from_file(&run_dir.join(files::CONFIG))?;
+    let device = device::device(device_name)?;
+    let (data, _) = prepare(&config.data, &config.preprocess, &config.split)?;
+    let weights = run_dir.join(files::WEIGHTS);
+    let model = config
+        .model
+        .init(data.num_users(), data.num_items(), &device)
+        .try_load_file(&weights)
+        .map_err(|e| TrainError::Weights { path: weights.clone(), message: e.to_string() })?;
+    Ok(LoadedRun { config, data, model })
+}
+
+/// Evaluates a finished run on its test split under `protocol` (default: the run's own).
+pub fn evaluate_run(run_dir: &Path, device_name: &str, protocol: Option<ember_metrics::Protocol>) -> Result<(MetricsReport, MetricsReport), TrainError> {
+    let run = load_run(run_dir, device_name)?;
+    let protocol = protocol.unwrap_or_else(|| run.config.eval.protocol.clone());
+    let plan = EvaluationPlan::new(&run.data, &protocol, run.config.seed)
+        .map_err(|message| TrainError::Config { path: run_dir.join(files::CONFIG), message })?;
+    let device = device::device(device_name)?;
+    let (ks, batch_users) = (&run.config.eval.ks, run.config.eval.batch_users);
+    let test = plan.evaluate(&ModelScorer::new(&run.model, &device), &run.data, HeldOut::Test, ks, batch_users);
+    let popularity = plan.evaluate(&Popularity::fit(&run.data), &run.data, HeldOut::Test, ks, batch_users);
+    Ok((test, popularity))
+}

@@ -1,0 +1,83 @@
+//! The run directory: everything about a run in one place, written under a temporary name and
+//! renamed when the run completes, so that a failed run leaves nothing half-written.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::TrainError;
+
+/// A run directory being written.
+#[derive(Debug)]
+pub struct RunDir {
+    partial: PathBuf,
+    target: PathBuf,
+    log: fs::File,
+}
+
+impl RunDir {
+    /// Starts `<output_dir>/<name>`; when that exists, `<name>-1`, `<name>-2`, … is used.
+    pub fn create(output_dir: &Path, name: &str) -> Result<Self, TrainError> {
+        fs::create_dir_all(output_dir).map_err(TrainError::io(output_dir))?;
+        let mut target = output_dir.join(name);
+        let mut n = 0;
+        while target.exists() {
+            n += 1;
+            target = output_dir.join(format!("{name}-{n}"));
+        }
+        let file_name = target.file_name().expect("has a name").to_string_lossy().into_owned();
+        let partial = output_dir.join(format!(".{file_name}.partial-{}", std::process::id()));
+        if partial.exists() {
+            fs::remove_dir_all(&partial).map_err(TrainError::io(&partial))?;
+        }
+        fs::create_dir_all(&partial).map_err(TrainError::io(&partial))?;
+        let log_path = partial.join("log.txt");
+        let log = fs::File::create(&log_path).map_err(TrainError::io(&log_path))?;
+        Ok(Self { partial, target, log })
+    }
+
+    /// Where the run will be once finished.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// A file inside the (partial) directory.
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.partial.join(file)
+    }
+
+    /// Writes a whole file.
+    pub fn write(&self, file: &str, content: &str) -> Result<(), TrainError> {
+        let path = self.path(file);
+        fs::write(&path, content).map_err(TrainError::io(path))
+    }
+
+    /// Appends a line to a file (e.g. JSON lines).
+    pub fn append_line(&self, file: &str, line: &str) -> Result<(), TrainError> {
+        let path = self.path(file);
+        let mut f = fs::OpenOptions::new().create(true).append(true).open(&path).map_err(TrainError::io(&path))?;
+        writeln!(f, "{line}").map_err(TrainError::io(path))
+    }
+
+    /// Logs a line to the run's `log.txt` and to the tracing subscriber.
+    pub fn log(&mut self, line: &str) {
+        tracing::info!("{line}");
+        // The log is best effort: a failed write must not stop training.
+        let _ = writeln!(self.log, "{line}");
+    }
+
+    /// Renames the directory to its final name.
+    pub fn finish(self) -> Result<PathBuf, TrainError> {
+        fs::rename(&self.partial, &self.target).map_err(TrainError::io(&self.target))?;
+        Ok(self.target.clone())
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        // Reached with the partial directory still present only when the run failed.
+        if self.partial.exists() {
+            let _ = fs::remove_dir_all(&self.partial);
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The training loop: epochs of positives with resampled negatives, Adam, validation after every
+//! epoch, early stopping, and the best model kept.
+
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use ember_data::Dataset;
+use ember_data::sampling::TrainingEpoch;
+use ember_metrics::MetricsReport;
+use ember_models::{Model, PairBatch, Recommender};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use serde_json::json;
+use std::time::Instant;
+
+use crate::evaluate::{EvaluationPlan, HeldOut, ModelScorer};
+use crate::{RunConfig, RunDir, TrainError};
+
+/// What happens to gradients between the backward pass and the optimiser step.
+///
+/// On one device nothing; for data-parallel training over several devices, an implementation
+/// all-reduces (averages) the gradients of the replicas here (burn's `DistributedContext`), and
+/// the rest of the loop stays as it is.
+pub trait GradientSync {
+    /// Returns the gradients to apply.
+    fn sync(&mut self, grads: GradientsParams) -> GradientsParams;
+}
+
+/// Training on a single device.
+#[derive(Debug, Default)]
+pub struct SingleDevice;
+
+impl GradientSync for SingleDevice {
+    fn sync(&mut self, grads: GradientsParams) -> GradientsParams {
+        grads
+    }
+}
+
+/// The outcome of fitting one model.
+pub struct Fitted {
+    /// The model of the best validation epoch.
+    pub model: Model,
+    /// 1-based best epoch.
+    pub best_epoch: usize,
+    /// Validation metrics of the best epoch.
+    pub best_valid: MetricsReport,
+}
+
+/// Trains models for one run: shared data, candidates, device and run directory.
+pub struct Trainer<'a> {
+    pub(crate) config: &'a RunConfig,
+    pub(crate) data: &'a Dataset,
+    pub(crate) plan: &'a EvaluationPlan,
+    pub(crate) device: Device,
+    pub(crate) run: &'a mut RunDir,
+    pub(crate) progress: bool,
+}
+
+impl Trainer<'_> {
+    /// Trains `model` for up to `epochs`, choosing the epoch on validation. `stage` labels the
+    /// per-epoch lines (`neumf`, or `gmf`/`mlp` during NeuMF pre-training).
+    pub fn fit(&mut self, mut model: Model, stage: &str, epochs: usize, seed: u64) -> Result<Fitted, TrainError> {
+        let cfg = &self.config.train;
+        let monitor = self.config.eval.monitor.clone();
+        let mut optimizer = AdamConfig::new()
+            .with_epsilon(1e-8) // PyTorch's default, which the NCF references use
+            .with_weight_decay((cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32)))
+            .init();
+        let mut sync = SingleDevice;
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let train_sets = self.data.train_sets();
+        let num_items = self.data.num_items() as u32;
+        let mut best: Option<Fitted> = None;
+        let mut since_best = 0;
+        for epoch in 1..=epochs {
+            let started = Instant::now();
+            let examples = TrainingEpoch::sample(&self.data.train, &train_sets, num_items, cfg.negatives, &mut rng);
+            let batches = examples.len().div_ceil(cfg.batch_size);
+            let bar = self.progress_bar(batches as u64, &format!("{stage} epoch {epoch}/{epochs}"));
+            let mut loss_sum = Tensor::<1>::zeros([1], &self.device);
+            for b in 0..batches {
+                let start = b * cfg.batch_size;
+                let end = (start + cfg.batch_size).min(examples.len());
+                let batch = self.batch(&examples, start, end);
+                let loss = model.loss(&batch, cfg.loss);
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                let grads = sync.sync(grads);
+                model = optimizer.step(cfg.learning_rate, model, grads);
+                // Accumulated on the device; read back only when shown.
+                loss_sum = loss_sum + loss.detach().mul_scalar((end - start) as f64);
+                bar.inc(1);
+                if b % 50 == 49 && !bar.is_hidden() {
+                    let mean = loss_sum.clone().into_scalar::<f32>() / end as f32;
+                    let rate = end as f64 * (1 + cfg.negatives) as f64 / started.elapsed().as_secs_f64();
+                    bar.set_message(format!("loss {mean:.4}  {:.0} samples/s", rate));
+                }
+            }
+            bar.finish_and_clear();
+            let loss = loss_sum.into_scalar::<f32>() / examples.len().max(1) as f32;
+            if !loss.is_finite() {
+                return Err(TrainError::Diverged { epoch, loss });
+            }
+            let train_secs = started.elapsed().as_secs_f64();
+            let samples_per_sec = (examples.len() * (1 + cfg.negatives)) as f64 / train_secs;
+            let eval_started = Instant::now();
+            let valid = self.plan.evaluate(
+                &ModelScorer::new(&model, &self.device),
+                self.data,
+                HeldOut::Validation,
+                &self.config.eval.ks,
+                self.config.eval.batch_users,
+            );
+            let value = valid.get(&monitor).unwrap_or(f64::NAN);
+            let improved = best.as_ref().is_none_or(|b| value > b.best_valid.get(&monitor).unwrap_or(f64::NAN));
+            self.run.log(&format!(
+                "{stage} epoch {epoch}/{epochs}: loss {loss:.4}, {samples_per_sec:.0} samples/s, train {train_secs:.1}s, eval {:.1}s, valid {monitor} {value:.4}{}",
+                eval_started.elapsed().as_secs_f64(),
+                if improved { " (best)" } else { "" }
+            ));
+            let line = json!({
+                "stage": stage,
+                "epoch": epoch,
+                "loss": loss,
+                "samples_per_sec": samples_per_sec,
+                "train_secs": train_secs,
+                "valid": valid.metrics.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<String, serde_json::Value>>(),
+            });
+            self.run.append_line("metrics.jsonl", &line.to_string())?;
+            if improved {
+                best = Some(Fitted { model: model.clone(), best_epoch: epoch, best_valid: valid });
+                since_best = 0;
+            } else {
+                since_best += 1;
+                if since_best >= cfg.patience.max(1) {
+                    self.run.log(&format!("{stage}: no improvement of {monitor} for {since_best} epochs, stopping"));
+                    break;
+                }
+            }
+        }
+        Ok(best.expect("epochs >= 1 was validated"))
+    }
+
+    /// Tensors of examples `start..end` on the training device.
+    fn batch(&self, examples: &TrainingEpoch, start: usize, end: usize) -> PairBatch {
+        let k = examples.negatives_per_positive;
+        let n = end - start;
+        let ids = |v: &[i32], shape: [usize; 1]| Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), shape), &self.device);
+        PairBatch {
+            users: ids(&examples.users[start..end], [n]),
+            positives: ids(&examples.positives[start..end], [n]),
+            negatives: Tensor::<2, Int>::from_data(
+                TensorData::new(examples.negatives[start * k..end * k].to_vec(), [n, k]),
+                &self.device,
+            ),
+        }
+    }
+
+    fn progress_bar(&self, len: u64, prefix: &str) -> ProgressBar {
+        if !self.progress {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(len);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:30.cyan/blue}] {pos}/{len} batches {elapsed} {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(prefix.to_string());
+        bar
+    }
+}

@@ -1,0 +1,92 @@
+//! Every model trains a few epochs on tiny synthetic data on the CPU and must beat popularity.
+
+use ember_data::{DataSource, SyntheticConfig};
+use ember_metrics::Protocol;
+use ember_models::{GmfConfig, Loss, MfConfig, MlpConfig, ModelConfig, NeuMfConfig};
+use ember_train::{RunConfig, RunOptions, files, train};
+
+/// Small data in which personal taste, not popularity, explains most choices.
+fn tiny_config(dir: &std::path::Path, model: ModelConfig) -> RunConfig {
+    let mut config = RunConfig::default();
+    config.name = model.name().into();
+    config.output_dir = dir.to_owned();
+    config.data = DataSource::Synthetic {
+        synthetic: SyntheticConfig {
+            users: 300,
+            items: 150,
+            interactions_per_user: 25,
+            factors: 4,
+            popularity_exponent: 0.3,
+            candidates: 64,
+            sequential: 0.0,
+            seed: 5,
+        },
+    };
+    config.model = model;
+    config.train.epochs = 8;
+    config.train.learning_rate = 0.01;
+    config.train.patience = 8;
+    config.eval.protocol = Protocol::FullRanking;
+    config.eval.ks = vec![10];
+    config
+}
+
+fn beats_popularity(model: ModelConfig, loss: Loss) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = tiny_config(dir.path(), model);
+    config.train.loss = loss;
+    let summary = train(&config, "flex", RunOptions { progress: false }).unwrap();
+    let ndcg = summary.test.get("NDCG@10").unwrap();
+    let popularity = summary.popularity.get("NDCG@10").unwrap();
+    assert!(
+        ndcg > popularity * 1.2,
+        "{}: NDCG@10 {ndcg:.4} does not beat popularity {popularity:.4}",
+        summary.model
+    );
+    for file in [files::CONFIG, files::ID_MAPS, files::DATA, files::EPOCHS, files::METRICS, files::WEIGHTS, "log.txt"] {
+        assert!(summary.run_dir.join(file).is_file(), "{file} missing");
+    }
+}
+
+#[test]
+fn mf_bce_beats_popularity() {
+    beats_popularity(ModelConfig::Mf(MfConfig { factors: 16, init_std: 0.1 }), Loss::Bce);
+}
+
+#[test]
+fn mf_bpr_beats_popularity() {
+    beats_popularity(ModelConfig::Mf(MfConfig { factors: 16, init_std: 0.1 }), Loss::Bpr);
+}
+
+#[test]
+fn gmf_beats_popularity() {
+    beats_popularity(ModelConfig::Gmf(GmfConfig { factors: 16, init_std: 0.1 }), Loss::Bce);
+}
+
+#[test]
+fn mlp_beats_popularity() {
+    beats_popularity(ModelConfig::Mlp(MlpConfig { layers: vec![32, 16, 8], init_std: 0.1 }), Loss::Bce);
+}
+
+#[test]
+fn neumf_beats_popularity() {
+    let neumf = NeuMfConfig { factors: 16, layers: vec![32, 16, 8], init_std: 0.1, pretrain: false, alpha: 0.5 };
+    beats_popularity(ModelConfig::NeuMf(neumf), Loss::Bce);
+}
+
+#[test]
+fn pretrained_neumf_beats_popularity() {
+    let neumf = NeuMfConfig { factors: 16, layers: vec![32, 16, 8], init_std: 0.1, pretrain: true, alpha: 0.5 };
+    beats_popularity(ModelConfig::NeuMf(neumf), Loss::Bce);
+}
+
+#[test]
+fn same_seed_same_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = tiny_config(dir.path(), ModelConfig::Gmf(GmfConfig { factors: 8, init_std: 0.1 }));
+    config.train.epochs = 2;
+    let a = train(&config, "flex", RunOptions { progress: false }).unwrap();
+    let b = train(&config, "flex", RunOptions { progress: false }).unwrap();
+    assert_ne!(a.run_dir, b.run_dir, "a second run gets its own directory");
+    assert_eq!(a.test, b.test);
+}
