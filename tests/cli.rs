@@ -6,7 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn ember(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ember")).args(args).current_dir(cwd).output().expect("ember runs")
+    Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("ember runs")
 }
 
 fn stderr(o: &Output) -> String {
@@ -17,14 +21,29 @@ fn stderr(o: &Output) -> String {
 fn fails(dir: &Path, config: &str) -> String {
     let path = dir.join("config.toml");
     fs::write(&path, config).unwrap();
-    let out = ember(&["train", "--config", path.to_str().unwrap(), "--no-progress"], dir);
+    let out = ember(
+        &["train", "--config", path.to_str().unwrap(), "--no-progress"],
+        dir,
+    );
     let err = stderr(&out);
-    assert!(!out.status.success(), "expected failure, got success: {err}");
-    assert!(!err.contains("panicked"), "panic instead of an error: {err}");
+    assert!(
+        !out.status.success(),
+        "expected failure, got success: {err}"
+    );
+    assert!(
+        !err.contains("panicked"),
+        "panic instead of an error: {err}"
+    );
     assert!(err.contains("error: "), "{err}");
     let runs = dir.join("runs");
-    let leftovers: Vec<PathBuf> =
-        if runs.exists() { fs::read_dir(&runs).unwrap().map(|e| e.unwrap().path()).collect() } else { vec![] };
+    let leftovers: Vec<PathBuf> = if runs.exists() {
+        fs::read_dir(&runs)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    } else {
+        vec![]
+    };
     assert!(leftovers.is_empty(), "a failed run left {leftovers:?}");
     err
 }
@@ -52,18 +71,38 @@ protocol = { kind = "sampled", negatives = 20 }
 fn train_then_eval() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("c.toml"), TINY).unwrap();
-    let out = ember(&["train", "--config", "c.toml", "--no-progress"], dir.path());
+    let out = ember(
+        &["train", "--config", "c.toml", "--no-progress"],
+        dir.path(),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("HR@5") && stdout.contains("popularity"), "{stdout}");
-    assert!(stdout.contains("vs 20 uniform negatives"), "the protocol is named: {stdout}");
+    assert!(
+        stdout.contains("HR@5") && stdout.contains("popularity"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("vs 20 uniform negatives"),
+        "the protocol is named: {stdout}"
+    );
     let run = dir.path().join("runs/tiny");
-    for f in ["config.toml", "id_maps.json", "data.json", "metrics.jsonl", "metrics.json", "model.bpk", "log.txt"] {
+    for f in [
+        "config.toml",
+        "id_maps.json",
+        "data.json",
+        "metrics.jsonl",
+        "metrics.json",
+        "model.bpk",
+        "log.txt",
+    ] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
     let epochs = fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     assert_eq!(epochs.lines().count(), 2);
-    let out = ember(&["eval", "--run", "runs/tiny", "--protocol", "full"], dir.path());
+    let out = ember(
+        &["eval", "--run", "runs/tiny", "--protocol", "full"],
+        dir.path(),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("full ranking"));
 }
@@ -72,7 +111,10 @@ fn train_then_eval() {
 fn unknown_key_suggests_the_nearest() {
     let dir = tempfile::tempdir().unwrap();
     let err = fails(dir.path(), &TINY.replace("epochs = 2", "epoch = 2"));
-    assert!(err.contains("config.toml") && err.contains("did you mean `epochs`?"), "{err}");
+    assert!(
+        err.contains("config.toml") && err.contains("did you mean `epochs`?"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -80,15 +122,25 @@ fn invalid_values_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let err = fails(dir.path(), &TINY.replace("ks = [5]", "ks = [0]"));
     assert!(err.contains("eval.ks"), "{err}");
-    let err = fails(dir.path(), &TINY.replace("epochs = 2", "epochs = 2\nbatch_size = 0"));
+    let err = fails(
+        dir.path(),
+        &TINY.replace("epochs = 2", "epochs = 2\nbatch_size = 0"),
+    );
     assert!(err.contains("train.batch_size must be at least 1"), "{err}");
 }
 
 #[test]
 fn malformed_data_names_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("u.data"), "1\t2\t5\t10\n1\t3\t4\t11\n2\t3\n").unwrap();
-    let err = fails(dir.path(), "[data]\nformat = \"movielens100k\"\npath = \"u.data\"\n");
+    fs::write(
+        dir.path().join("u.data"),
+        "1\t2\t5\t10\n1\t3\t4\t11\n2\t3\n",
+    )
+    .unwrap();
+    let err = fails(
+        dir.path(),
+        "[data]\nformat = \"movielens100k\"\npath = \"u.data\"\n",
+    );
     assert!(err.contains("u.data:3: expected 4 fields"), "{err}");
 }
 
@@ -97,11 +149,16 @@ fn bad_csv_inputs() {
     let dir = tempfile::tempdir().unwrap();
     let csv = |name: &str, content: &str| fs::write(dir.path().join(name), content).unwrap();
     let config = |file: &str| {
-        format!("[data]\nformat = \"delimited\"\npath = \"{file}\"\nuser = \"user\"\nitem = \"item\"\n")
+        format!(
+            "[data]\nformat = \"delimited\"\npath = \"{file}\"\nuser = \"user\"\nitem = \"item\"\n"
+        )
     };
     csv("ids.csv", "user,item\n1,2\nbob,3\n");
     let err = fails(dir.path(), &config("ids.csv"));
-    assert!(err.contains("ids.csv:3: user `bob` is not an integer id"), "{err}");
+    assert!(
+        err.contains("ids.csv:3: user `bob` is not an integer id"),
+        "{err}"
+    );
     csv("cols.csv", "uid,item\n1,2\n");
     let err = fails(dir.path(), &config("cols.csv"));
     assert!(err.contains("no column `user`"), "{err}");
@@ -114,13 +171,27 @@ fn bad_csv_inputs() {
 fn backend_not_compiled_in_names_the_feature() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("c.toml"), TINY).unwrap();
-    let out = ember(&["train", "--config", "c.toml", "--device", "metal"], dir.path());
+    let out = ember(
+        &["train", "--config", "c.toml", "--device", "metal"],
+        dir.path(),
+    );
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("device `metal` is not available"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("device `metal` is not available"),
+        "{}",
+        stderr(&out)
+    );
     #[cfg(not(feature = "vulkan"))]
     {
-        let out = ember(&["train", "--config", "c.toml", "--device", "vulkan"], dir.path());
-        assert!(stderr(&out).contains("cargo feature `vulkan`"), "{}", stderr(&out));
+        let out = ember(
+            &["train", "--config", "c.toml", "--device", "vulkan"],
+            dir.path(),
+        );
+        assert!(
+            stderr(&out).contains("cargo feature `vulkan`"),
+            "{}",
+            stderr(&out)
+        );
     }
 }
 
@@ -128,10 +199,17 @@ fn backend_not_compiled_in_names_the_feature() {
 fn data_split_writes_three_files() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("c.toml"), TINY).unwrap();
-    let out = ember(&["data", "split", "--config", "c.toml", "--out", "split"], dir.path());
+    let out = ember(
+        &["data", "split", "--config", "c.toml", "--out", "split"],
+        dir.path(),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let test = fs::read_to_string(dir.path().join("split/test.tsv")).unwrap();
-    assert_eq!(test.lines().count(), 61, "a header and one test item per user");
+    assert_eq!(
+        test.lines().count(),
+        61,
+        "a header and one test item per user"
+    );
     let out = ember(&["data", "stats", "--config", "c.toml"], dir.path());
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"users\": 60"));
 }

@@ -10,7 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "ember", version, about = "Train, evaluate and inspect recommendation models")]
+#[command(
+    name = "ember",
+    version,
+    about = "Train, evaluate and inspect recommendation models"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -114,7 +118,12 @@ fn run(cli: Cli) -> Result<()> {
             let config = load_config(config.as_deref())?;
             let (data, prep) = prepare(&config.data, &config.preprocess, &config.split)?;
             println!("source: {}", config.data.describe());
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"preprocess": prep, "dataset": data.stats()}))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"preprocess": prep, "dataset": data.stats()})
+                )?
+            );
             Ok(())
         }
         Command::Data(DataCommand::Split { config, out }) => {
@@ -142,16 +151,28 @@ fn train(args: TrainArgs) -> Result<()> {
     config.device = device.clone();
     let progress = !args.no_progress && std::io::stderr().is_terminal();
     let summary = ember_train::train(&config, &device, RunOptions { progress })?;
-    println!("\nmodel {} — best epoch {} (chosen on validation {})", summary.model, summary.best_epoch, config.eval.monitor);
-    print_table(&[("validation", &summary.valid), ("test", &summary.test), ("popularity (test)", &summary.popularity)]);
+    println!(
+        "\nmodel {} — best epoch {} (chosen on validation {})",
+        summary.model, summary.best_epoch, config.eval.monitor
+    );
+    print_table(&[
+        ("validation", &summary.valid),
+        ("test", &summary.test),
+        ("popularity (test)", &summary.popularity),
+    ]);
     println!("run directory: {}", summary.run_dir.display());
     Ok(())
 }
 
 fn parse_protocol(text: &str) -> Result<Protocol> {
     let sampled = |n: &str, sampling| -> Result<Protocol> {
-        let negatives = n.parse().with_context(|| format!("`{n}` is not a number of negatives"))?;
-        let p = Protocol::Sampled { negatives, sampling };
+        let negatives = n
+            .parse()
+            .with_context(|| format!("`{n}` is not a number of negatives"))?;
+        let p = Protocol::Sampled {
+            negatives,
+            sampling,
+        };
         p.validate()?;
         Ok(p)
     };
@@ -190,7 +211,10 @@ fn print_table(reports: &[(&str, &MetricsReport)]) {
         out.push('\n');
     }
     for (name, report) in reports {
-        out.push_str(&format!("{name}: {} ({} users)\n", report.protocol, report.users));
+        out.push_str(&format!(
+            "{name}: {} ({} users)\n",
+            report.protocol, report.users
+        ));
     }
     print!("{out}");
     let _ = std::io::stdout().flush();
@@ -201,16 +225,31 @@ fn write_split(data: &Dataset, out: &Path) -> Result<()> {
     if out.exists() {
         bail!("{}: already exists; choose a new directory", out.display());
     }
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
-    let partial = parent.join(format!(".{}.partial-{}", out.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    let partial = parent.join(format!(
+        ".{}.partial-{}",
+        out.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
     std::fs::create_dir_all(&partial).with_context(|| partial.display().to_string())?;
     let result = (|| -> Result<()> {
-        for (file, lists) in [("train.tsv", &data.train), ("valid.tsv", &data.valid), ("test.tsv", &data.test)] {
+        for (file, lists) in [
+            ("train.tsv", &data.train),
+            ("valid.tsv", &data.valid),
+            ("test.tsv", &data.test),
+        ] {
             let mut text = String::from("user\titem\n");
             for (u, items) in lists.iter().enumerate() {
                 for &i in items {
-                    text.push_str(&format!("{}\t{}\n", data.user_ids.external(u as u32), data.item_ids.external(i)));
+                    text.push_str(&format!(
+                        "{}\t{}\n",
+                        data.user_ids.external(u as u32),
+                        data.item_ids.external(i)
+                    ));
                 }
             }
             std::fs::write(partial.join(file), text)?;

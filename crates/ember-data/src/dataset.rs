@@ -73,8 +73,12 @@ impl Dataset {
     pub fn known_sets(&self) -> Vec<Vec<u32>> {
         (0..self.num_users())
             .map(|u| {
-                let mut all: Vec<u32> =
-                    self.train[u].iter().chain(&self.valid[u]).chain(&self.test[u]).copied().collect();
+                let mut all: Vec<u32> = self.train[u]
+                    .iter()
+                    .chain(&self.valid[u])
+                    .chain(&self.test[u])
+                    .copied()
+                    .collect();
                 all.sort_unstable();
                 all.dedup();
                 all

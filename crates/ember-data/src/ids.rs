@@ -23,7 +23,11 @@ impl IdMap {
     }
 
     fn from_sorted(external: Vec<i64>) -> Self {
-        let internal = external.iter().enumerate().map(|(i, &e)| (e, i as u32)).collect();
+        let internal = external
+            .iter()
+            .enumerate()
+            .map(|(i, &e)| (e, i as u32))
+            .collect();
         Self { external, internal }
     }
 

@@ -25,7 +25,11 @@ impl Interactions {
     /// Keeps the interactions whose index passes `keep`, in order.
     pub fn retain_indices(&mut self, keep: &[bool]) {
         fn filter<T: Copy>(v: &[T], keep: &[bool]) -> Vec<T> {
-            v.iter().zip(keep).filter(|(_, k)| **k).map(|(x, _)| *x).collect()
+            v.iter()
+                .zip(keep)
+                .filter(|(_, k)| **k)
+                .map(|(x, _)| *x)
+                .collect()
         }
         self.users = filter(&self.users, keep);
         self.items = filter(&self.items, keep);

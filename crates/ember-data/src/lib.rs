@@ -26,9 +26,16 @@ pub use split::{FixedTest, Split};
 pub use synthetic::SyntheticConfig;
 
 /// Reads, cleans and splits: the whole data pipeline in one call.
-pub fn prepare(source: &DataSource, preprocess: &Preprocess, split: &Split) -> Result<(Dataset, PreprocessStats)> {
+pub fn prepare(
+    source: &DataSource,
+    preprocess: &Preprocess,
+    split: &Split,
+) -> Result<(Dataset, PreprocessStats)> {
     split.validate()?;
-    let Loaded { mut interactions, fixed } = source.load()?;
+    let Loaded {
+        mut interactions,
+        fixed,
+    } = source.load()?;
     let stats = preprocess.apply(&mut interactions)?;
     if interactions.is_empty() {
         return Err(DataError::Invalid(format!(

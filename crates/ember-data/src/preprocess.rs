@@ -22,7 +22,12 @@ pub struct Preprocess {
 
 impl Default for Preprocess {
     fn default() -> Self {
-        Self { implicit_threshold: None, dedup: true, min_user_interactions: 0, min_item_interactions: 0 }
+        Self {
+            implicit_threshold: None,
+            dedup: true,
+            min_user_interactions: 0,
+            min_item_interactions: 0,
+        }
     }
 }
 
@@ -44,11 +49,15 @@ pub struct PreprocessStats {
 impl Preprocess {
     /// Applies the options in order: threshold, de-duplication, k-core.
     pub fn apply(&self, data: &mut Interactions) -> Result<PreprocessStats> {
-        let mut stats = PreprocessStats { read: data.len(), ..Default::default() };
+        let mut stats = PreprocessStats {
+            read: data.len(),
+            ..Default::default()
+        };
         if let Some(threshold) = self.implicit_threshold {
             let Some(ratings) = &data.ratings else {
                 return Err(DataError::Invalid(
-                    "preprocess.implicit_threshold needs a rating column, and the data has none".into(),
+                    "preprocess.implicit_threshold needs a rating column, and the data has none"
+                        .into(),
                 ));
             };
             let keep: Vec<bool> = ratings.iter().map(|&r| r >= threshold).collect();
@@ -143,7 +152,15 @@ mod tests {
     fn threshold_without_ratings_is_an_error() {
         let mut d = sample();
         d.ratings = None;
-        let p = Preprocess { implicit_threshold: Some(4.0), ..Default::default() };
-        assert!(p.apply(&mut d).unwrap_err().to_string().contains("rating column"));
+        let p = Preprocess {
+            implicit_threshold: Some(4.0),
+            ..Default::default()
+        };
+        assert!(
+            p.apply(&mut d)
+                .unwrap_err()
+                .to_string()
+                .contains("rating column")
+        );
     }
 }

@@ -20,7 +20,9 @@ pub fn uniform_negative(rng: &mut impl Rng, num_items: u32, exclude: &[u32]) -> 
         }
     }
     // The user has seen most of the catalogue: draw from what is left.
-    let left: Vec<u32> = (0..num_items).filter(|i| exclude.binary_search(i).is_err()).collect();
+    let left: Vec<u32> = (0..num_items)
+        .filter(|i| exclude.binary_search(i).is_err())
+        .collect();
     left.choose(rng).copied()
 }
 
@@ -41,16 +43,26 @@ pub struct TrainingEpoch {
 
 impl TrainingEpoch {
     /// Draws an epoch. `train[u]` are user `u`'s training items, `train_sets[u]` the same sorted.
-    pub fn sample(train: &[Vec<u32>], train_sets: &[Vec<u32>], num_items: u32, k: usize, rng: &mut SmallRng) -> Self {
-        let mut pairs: Vec<(u32, u32)> =
-            train.iter().enumerate().flat_map(|(u, items)| items.iter().map(move |&i| (u as u32, i))).collect();
+    pub fn sample(
+        train: &[Vec<u32>],
+        train_sets: &[Vec<u32>],
+        num_items: u32,
+        k: usize,
+        rng: &mut SmallRng,
+    ) -> Self {
+        let mut pairs: Vec<(u32, u32)> = train
+            .iter()
+            .enumerate()
+            .flat_map(|(u, items)| items.iter().map(move |&i| (u as u32, i)))
+            .collect();
         pairs.shuffle(rng);
         let mut negatives = Vec::with_capacity(pairs.len() * k);
         for &(u, _) in &pairs {
             for _ in 0..k {
                 // A user who saw every item gets a random item: a label-noise corner case that
                 // cannot be avoided and does not happen in real data.
-                let n = uniform_negative(rng, num_items, &train_sets[u as usize]).unwrap_or_else(|| rng.random_range(0..num_items));
+                let n = uniform_negative(rng, num_items, &train_sets[u as usize])
+                    .unwrap_or_else(|| rng.random_range(0..num_items));
                 negatives.push(n as i32);
             }
         }
@@ -76,7 +88,13 @@ impl TrainingEpoch {
 /// Draws `n` distinct evaluation negatives per user, outside `known[u]` (sorted), uniformly or in
 /// proportion to `popularity` (training counts; items never seen get weight 1 so that every
 /// item can be drawn). Seeded, so every model is scored on the same candidates.
-pub fn evaluation_negatives(known: &[Vec<u32>], num_items: u32, n: usize, popularity: Option<&[u32]>, seed: u64) -> Vec<Vec<u32>> {
+pub fn evaluation_negatives(
+    known: &[Vec<u32>],
+    num_items: u32,
+    n: usize,
+    popularity: Option<&[u32]>,
+    seed: u64,
+) -> Vec<Vec<u32>> {
     let mut rng = SmallRng::seed_from_u64(seed);
     let cumulative: Option<Vec<f64>> = popularity.map(|p| {
         p.iter()
@@ -108,8 +126,9 @@ pub fn evaluation_negatives(known: &[Vec<u32>], num_items: u32, n: usize, popula
             }
             if drawn.len() < want {
                 // Rejection failed (tiny catalogue): fill uniformly from what is left.
-                let mut left: Vec<u32> =
-                    (0..num_items).filter(|i| exclude.binary_search(i).is_err() && !drawn.contains(i)).collect();
+                let mut left: Vec<u32> = (0..num_items)
+                    .filter(|i| exclude.binary_search(i).is_err() && !drawn.contains(i))
+                    .collect();
                 left.shuffle(&mut rng);
                 drawn.extend(left.into_iter().take(want - drawn.len()));
             }

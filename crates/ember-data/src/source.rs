@@ -103,7 +103,9 @@ fn yes() -> bool {
 
 impl Default for DataSource {
     fn default() -> Self {
-        DataSource::Synthetic { synthetic: SyntheticConfig::default() }
+        DataSource::Synthetic {
+            synthetic: SyntheticConfig::default(),
+        }
     }
 }
 
@@ -121,7 +123,10 @@ impl DataSource {
     pub fn describe(&self) -> String {
         match self {
             DataSource::Synthetic { synthetic: s } => {
-                format!("synthetic ({} users, {} items, seed {})", s.users, s.items, s.seed)
+                format!(
+                    "synthetic ({} users, {} items, seed {})",
+                    s.users, s.items, s.seed
+                )
             }
             DataSource::Delimited { path, .. }
             | DataSource::Parquet { path, .. }
@@ -137,20 +142,46 @@ impl DataSource {
     pub fn load(&self) -> Result<Loaded> {
         let interactions = match self {
             DataSource::Synthetic { synthetic } => synthetic.generate()?,
-            DataSource::Delimited { path, separator, header, user, item, rating, timestamp } => {
-                let spec = TableSpec { user, item, rating: rating.as_ref(), timestamp: timestamp.as_ref() };
+            DataSource::Delimited {
+                path,
+                separator,
+                header,
+                user,
+                item,
+                rating,
+                timestamp,
+            } => {
+                let spec = TableSpec {
+                    user,
+                    item,
+                    rating: rating.as_ref(),
+                    timestamp: timestamp.as_ref(),
+                };
                 read_delimited(path, separator, *header, &spec)?
             }
-            DataSource::Parquet { path, user, item, rating, timestamp } => {
-                read_parquet(path, user, item, rating.as_deref(), timestamp.as_deref())?
+            DataSource::Parquet {
+                path,
+                user,
+                item,
+                rating,
+                timestamp,
+            } => read_parquet(path, user, item, rating.as_deref(), timestamp.as_deref())?,
+            DataSource::Movielens100k { path } => {
+                read_delimited(path, "\t", false, &TableSpec::FOUR_COLUMNS)?
             }
-            DataSource::Movielens100k { path } => read_delimited(path, "\t", false, &TableSpec::FOUR_COLUMNS)?,
-            DataSource::Movielens1m { path } => read_delimited(path, "::", false, &TableSpec::FOUR_COLUMNS)?,
+            DataSource::Movielens1m { path } => {
+                read_delimited(path, "::", false, &TableSpec::FOUR_COLUMNS)?
+            }
             DataSource::Ncf { prefix } => return read_ncf(prefix),
-            DataSource::Sasrec { path } => read_delimited(path, " ", false, &TableSpec::TWO_COLUMNS)?,
+            DataSource::Sasrec { path } => {
+                read_delimited(path, " ", false, &TableSpec::TWO_COLUMNS)?
+            }
             DataSource::Sequences { path } => read_sequences(path)?,
         };
-        Ok(Loaded { interactions, fixed: None })
+        Ok(Loaded {
+            interactions,
+            fixed: None,
+        })
     }
 }
 
@@ -163,20 +194,40 @@ struct TableSpec<'a> {
 }
 
 impl TableSpec<'static> {
-    const FOUR_COLUMNS: Self =
-        Self { user: &Column::Index(0), item: &Column::Index(1), rating: Some(&Column::Index(2)), timestamp: Some(&Column::Index(3)) };
-    const TWO_COLUMNS: Self = Self { user: &Column::Index(0), item: &Column::Index(1), rating: None, timestamp: None };
+    const FOUR_COLUMNS: Self = Self {
+        user: &Column::Index(0),
+        item: &Column::Index(1),
+        rating: Some(&Column::Index(2)),
+        timestamp: Some(&Column::Index(3)),
+    };
+    const TWO_COLUMNS: Self = Self {
+        user: &Column::Index(0),
+        item: &Column::Index(1),
+        rating: None,
+        timestamp: None,
+    };
 }
 
 fn polars_error(path: &Path, e: PolarsError) -> DataError {
-    DataError::Reader { path: path.to_owned(), message: e.to_string() }
+    DataError::Reader {
+        path: path.to_owned(),
+        message: e.to_string(),
+    }
 }
 
 /// Reads a delimited file with polars (all columns as text, then cast), falling back to a
 /// line-by-line diagnosis for the exact line of any failure.
-fn read_delimited(path: &Path, separator: &str, header: bool, spec: &TableSpec) -> Result<Interactions> {
+fn read_delimited(
+    path: &Path,
+    separator: &str,
+    header: bool,
+    spec: &TableSpec,
+) -> Result<Interactions> {
     if !path.exists() {
-        return Err(DataError::Io { path: path.to_owned(), source: std::io::Error::from(std::io::ErrorKind::NotFound) });
+        return Err(DataError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
     }
     // polars takes one-byte separators; `::` is read as `:` with an empty field between values.
     let (byte, stride) = match separator {
@@ -199,18 +250,27 @@ fn read_delimited(path: &Path, separator: &str, header: bool, spec: &TableSpec) 
         .finish()
         .and_then(|lf| lf.collect());
     let names: Vec<String> = match &frame {
-        Ok(df) => df.get_column_names().iter().map(|s| s.to_string()).collect(),
+        Ok(df) => df
+            .get_column_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         Err(_) => Vec::new(),
     };
     // Resolve each wanted column to its position in the file.
     let resolve = |c: &Column| -> Result<usize> {
         match c {
             Column::Index(i) => Ok(i * stride),
-            Column::Name(n) if header => names.iter().position(|x| x == n).ok_or_else(|| DataError::MissingColumn {
-                path: path.to_owned(),
-                column: n.clone(),
-                available: names.join(", "),
-            }),
+            Column::Name(n) if header => {
+                names
+                    .iter()
+                    .position(|x| x == n)
+                    .ok_or_else(|| DataError::MissingColumn {
+                        path: path.to_owned(),
+                        column: n.clone(),
+                        available: names.join(", "),
+                    })
+            }
             Column::Name(n) => Err(DataError::Invalid(format!(
                 "{}: column `{n}` is named, but the file has no header (header = false): give its 0-based index",
                 path.display()
@@ -227,13 +287,19 @@ fn read_delimited(path: &Path, separator: &str, header: bool, spec: &TableSpec) 
             // Find the line that broke polars; fall back to its message.
             let user = resolve(spec.user).unwrap_or(0);
             let item = resolve(spec.item).unwrap_or(stride);
-            return Err(diagnose(&[(user, "user", true), (item, "item", true)]).unwrap_or_else(|| polars_error(path, e)));
+            return Err(diagnose(&[(user, "user", true), (item, "item", true)])
+                .unwrap_or_else(|| polars_error(path, e)));
         }
     };
     if df.height() == 0 {
-        return Err(DataError::Empty { path: path.to_owned() });
+        return Err(DataError::Empty {
+            path: path.to_owned(),
+        });
     }
-    let mut wanted = vec![(resolve(spec.user)?, "user", true), (resolve(spec.item)?, "item", true)];
+    let mut wanted = vec![
+        (resolve(spec.user)?, "user", true),
+        (resolve(spec.item)?, "item", true),
+    ];
     if let Some(r) = spec.rating {
         wanted.push((resolve(r)?, "rating", false));
     }
@@ -242,23 +308,44 @@ fn read_delimited(path: &Path, separator: &str, header: bool, spec: &TableSpec) 
     }
     for &(position, name, _) in &wanted {
         if position >= df.width() {
-            return Err(diagnose(&wanted).unwrap_or_else(|| DataError::MissingColumn {
-                path: path.to_owned(),
-                column: format!("{name} (position {})", position / stride),
-                available: format!("{} columns", df.width().div_ceil(stride)),
-            }));
+            return Err(
+                diagnose(&wanted).unwrap_or_else(|| DataError::MissingColumn {
+                    path: path.to_owned(),
+                    column: format!("{name} (position {})", position / stride),
+                    available: format!("{} columns", df.width().div_ceil(stride)),
+                }),
+            );
         }
     }
     let column = |position: usize, dtype: DataType| -> Option<Series> {
-        let series = df.columns()[position].as_materialized_series().str().ok()?.clone().into_series();
+        let series = df.columns()[position]
+            .as_materialized_series()
+            .str()
+            .ok()?
+            .clone()
+            .into_series();
         // Trim so that "1 " parses; a value that still does not parse becomes null.
-        let trimmed = series.str().ok()?.apply_values(|s| std::borrow::Cow::Owned(s.trim().to_string())).into_series();
+        let trimmed = series
+            .str()
+            .ok()?
+            .apply_values(|s| std::borrow::Cow::Owned(s.trim().to_string()))
+            .into_series();
         let cast = trimmed.cast(&dtype).ok()?;
         (cast.null_count() == 0).then_some(cast)
     };
     let mut out = Interactions::default();
-    let ids = |position| column(position, DataType::Int64).map(|s| s.i64().expect("i64").into_no_null_iter().collect::<Vec<i64>>());
-    let fail = || diagnose(&wanted).unwrap_or_else(|| DataError::Invalid(format!("{}: unreadable values", path.display())));
+    let ids = |position| {
+        column(position, DataType::Int64).map(|s| {
+            s.i64()
+                .expect("i64")
+                .into_no_null_iter()
+                .collect::<Vec<i64>>()
+        })
+    };
+    let fail = || {
+        diagnose(&wanted)
+            .unwrap_or_else(|| DataError::Invalid(format!("{}: unreadable values", path.display())))
+    };
     out.users = ids(wanted[0].0).ok_or_else(fail)?;
     out.items = ids(wanted[1].0).ok_or_else(fail)?;
     for &(position, name, _) in &wanted[2..] {
@@ -272,14 +359,34 @@ fn read_delimited(path: &Path, separator: &str, header: bool, spec: &TableSpec) 
     Ok(out)
 }
 
-fn read_parquet(path: &Path, user: &str, item: &str, rating: Option<&str>, timestamp: Option<&str>) -> Result<Interactions> {
+fn read_parquet(
+    path: &Path,
+    user: &str,
+    item: &str,
+    rating: Option<&str>,
+    timestamp: Option<&str>,
+) -> Result<Interactions> {
     if !path.exists() {
-        return Err(DataError::Io { path: path.to_owned(), source: std::io::Error::from(std::io::ErrorKind::NotFound) });
+        return Err(DataError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
     }
     let pl_path = PlRefPath::try_from_path(path).map_err(|e| polars_error(path, e))?;
-    let mut lf = LazyFrame::scan_parquet(pl_path, ScanArgsParquet { glob: false, ..Default::default() }).map_err(|e| polars_error(path, e))?;
+    let mut lf = LazyFrame::scan_parquet(
+        pl_path,
+        ScanArgsParquet {
+            glob: false,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| polars_error(path, e))?;
     let schema = lf.collect_schema().map_err(|e| polars_error(path, e))?;
-    let available = schema.iter_names().map(|n| n.to_string()).collect::<Vec<_>>().join(", ");
+    let available = schema
+        .iter_names()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut wanted = vec![(user, DataType::Int64), (item, DataType::Int64)];
     if let Some(r) = rating {
         wanted.push((r, DataType::Float32));
@@ -289,18 +396,39 @@ fn read_parquet(path: &Path, user: &str, item: &str, rating: Option<&str>, times
     }
     for (name, _) in &wanted {
         if schema.get(name).is_none() {
-            return Err(DataError::MissingColumn { path: path.to_owned(), column: name.to_string(), available });
+            return Err(DataError::MissingColumn {
+                path: path.to_owned(),
+                column: name.to_string(),
+                available,
+            });
         }
     }
-    let exprs: Vec<Expr> = wanted.iter().map(|(n, t)| col(*n).strict_cast(t.clone())).collect();
-    let df = lf.select(exprs).collect().map_err(|e| polars_error(path, e))?;
+    let exprs: Vec<Expr> = wanted
+        .iter()
+        .map(|(n, t)| col(*n).strict_cast(t.clone()))
+        .collect();
+    let df = lf
+        .select(exprs)
+        .collect()
+        .map_err(|e| polars_error(path, e))?;
     if df.height() == 0 {
-        return Err(DataError::Empty { path: path.to_owned() });
+        return Err(DataError::Empty {
+            path: path.to_owned(),
+        });
     }
-    let get = |name: &str| df.column(name).expect("selected").as_materialized_series().clone();
+    let get = |name: &str| {
+        df.column(name)
+            .expect("selected")
+            .as_materialized_series()
+            .clone()
+    };
     let no_nulls = |s: &Series, name: &str| {
         if s.null_count() > 0 {
-            Err(DataError::Invalid(format!("{}: column `{name}` has {} missing values", path.display(), s.null_count())))
+            Err(DataError::Invalid(format!(
+                "{}: column `{name}` has {} missing values",
+                path.display(),
+                s.null_count()
+            )))
         } else {
             Ok(())
         }
@@ -319,14 +447,20 @@ fn read_parquet(path: &Path, user: &str, item: &str, rating: Option<&str>, times
 /// `user item1 item2 …` lines.
 fn read_sequences(path: &Path) -> Result<Interactions> {
     let text = read_text(path)?;
-    let mut out = Interactions { timestamps: Some(Vec::new()), ..Default::default() };
+    let mut out = Interactions {
+        timestamps: Some(Vec::new()),
+        ..Default::default()
+    };
     for (line, content) in numbered_lines(&text) {
         let f = fields(content, " ");
         if f.len() < 2 {
             return Err(DataError::Parse {
                 path: path.to_owned(),
                 line,
-                message: format!("expected `user item1 item2 …` (at least 2 fields), found {}", f.len()),
+                message: format!(
+                    "expected `user item1 item2 …` (at least 2 fields), found {}",
+                    f.len()
+                ),
             });
         }
         let user = parse_id(path, line, "user", f[0])?;
@@ -337,7 +471,9 @@ fn read_sequences(path: &Path) -> Result<Interactions> {
         }
     }
     if out.is_empty() {
-        return Err(DataError::Empty { path: path.to_owned() });
+        return Err(DataError::Empty {
+            path: path.to_owned(),
+        });
     }
     Ok(out)
 }
@@ -349,12 +485,34 @@ fn read_ncf(prefix: &Path) -> Result<Loaded> {
         p.push(suffix);
         PathBuf::from(p)
     };
-    let interactions = read_delimited(&with_suffix(".train.rating"), "\t", false, &TableSpec::FOUR_COLUMNS)?;
-    let test_rows = read_delimited(&with_suffix(".test.rating"), "\t", false, &TableSpec::FOUR_COLUMNS)?;
-    let test: Vec<(i64, i64)> = test_rows.users.iter().copied().zip(test_rows.items.iter().copied()).collect();
+    let interactions = read_delimited(
+        &with_suffix(".train.rating"),
+        "\t",
+        false,
+        &TableSpec::FOUR_COLUMNS,
+    )?;
+    let test_rows = read_delimited(
+        &with_suffix(".test.rating"),
+        "\t",
+        false,
+        &TableSpec::FOUR_COLUMNS,
+    )?;
+    let test: Vec<(i64, i64)> = test_rows
+        .users
+        .iter()
+        .copied()
+        .zip(test_rows.items.iter().copied())
+        .collect();
     let negatives_path = with_suffix(".test.negative");
-    let negatives = if negatives_path.exists() { Some(read_ncf_negatives(&negatives_path)?) } else { None };
-    Ok(Loaded { interactions, fixed: Some(FixedTest { test, negatives }) })
+    let negatives = if negatives_path.exists() {
+        Some(read_ncf_negatives(&negatives_path)?)
+    } else {
+        None
+    };
+    Ok(Loaded {
+        interactions,
+        fixed: Some(FixedTest { test, negatives }),
+    })
 }
 
 /// `(user,item)\tneg1\tneg2…` lines. A negative equal to the held-out item (an upstream quirk of
@@ -385,7 +543,9 @@ fn read_ncf_negatives(path: &Path) -> Result<Vec<(i64, Vec<i64>)>> {
         out.push((user, negatives));
     }
     if out.is_empty() {
-        return Err(DataError::Empty { path: path.to_owned() });
+        return Err(DataError::Empty {
+            path: path.to_owned(),
+        });
     }
     Ok(out)
 }

@@ -51,9 +51,14 @@ pub struct FixedTest {
 impl Split {
     /// Checks the shares of a ratio split.
     pub fn validate(&self) -> Result<()> {
-        if let Split::Ratio { train, valid, test, .. } = *self {
+        if let Split::Ratio {
+            train, valid, test, ..
+        } = *self
+        {
             let shares = [train, valid, test];
-            if shares.iter().any(|s| !(0.0..=1.0).contains(s)) || train <= 0.0 || (train + valid + test - 1.0).abs() > 1e-6
+            if shares.iter().any(|s| !(0.0..=1.0).contains(s))
+                || train <= 0.0
+                || (train + valid + test - 1.0).abs() > 1e-6
             {
                 return Err(DataError::Invalid(format!(
                     "split ratio {train}:{valid}:{test} is invalid: shares must lie in [0, 1], train > 0, and sum to 1"
@@ -77,7 +82,12 @@ impl Split {
         let item_ids = match fixed {
             Some(f) => {
                 let negatives = f.negatives.iter().flatten().flat_map(|(_, n)| n.iter());
-                IdMap::from_ids(data.items.iter().chain(f.test.iter().map(|(_, i)| i)).chain(negatives))
+                IdMap::from_ids(
+                    data.items
+                        .iter()
+                        .chain(f.test.iter().map(|(_, i)| i))
+                        .chain(negatives),
+                )
             }
             None => IdMap::from_ids(&data.items),
         };
@@ -102,7 +112,15 @@ impl Split {
                     train[u] = items;
                 }
             }
-            (Split::Ratio { train: tr, valid: va, seed, .. }, None) => {
+            (
+                Split::Ratio {
+                    train: tr,
+                    valid: va,
+                    seed,
+                    ..
+                },
+                None,
+            ) => {
                 let mut rng = SmallRng::seed_from_u64(*seed);
                 for (u, items) in history.into_iter().enumerate() {
                     let mut order: Vec<usize> = (0..items.len()).collect();
@@ -138,7 +156,10 @@ impl Split {
                     let mut per_user = vec![Vec::new(); n_users];
                     for (user, items) in negatives {
                         let u = user_ids.internal(*user).expect("user in map") as usize;
-                        per_user[u] = items.iter().map(|i| item_ids.internal(*i).expect("item in map")).collect();
+                        per_user[u] = items
+                            .iter()
+                            .map(|i| item_ids.internal(*i).expect("item in map"))
+                            .collect();
                     }
                     test_negatives = Some(per_user);
                 }
@@ -150,11 +171,19 @@ impl Split {
             }
             (_, Some(_)) => {
                 return Err(DataError::Invalid(
-                    "the `ncf` format brings its own test split: use `[split] kind = \"fixed\"`".into(),
+                    "the `ncf` format brings its own test split: use `[split] kind = \"fixed\"`"
+                        .into(),
                 ));
             }
         }
-        Ok(Dataset { user_ids, item_ids, train, valid, test, test_negatives })
+        Ok(Dataset {
+            user_ids,
+            item_ids,
+            train,
+            valid,
+            test,
+            test_negatives,
+        })
     }
 }
 
@@ -193,24 +222,52 @@ mod tests {
                 big.items.push(i);
             }
         }
-        let split = Split::Ratio { train: 0.8, valid: 0.1, test: 0.1, seed: 3 };
+        let split = Split::Ratio {
+            train: 0.8,
+            valid: 0.1,
+            test: 0.1,
+            seed: 3,
+        };
         let a = split.apply(&big, None).unwrap();
         let b = split.apply(&big, None).unwrap();
         assert_eq!(a.test, b.test);
         let s = a.stats();
         assert_eq!((s.train, s.valid, s.test), (160, 20, 20));
         for u in 0..20 {
-            let mut all: Vec<u32> = a.train[u].iter().chain(&a.valid[u]).chain(&a.test[u]).copied().collect();
+            let mut all: Vec<u32> = a.train[u]
+                .iter()
+                .chain(&a.valid[u])
+                .chain(&a.test[u])
+                .copied()
+                .collect();
             all.sort();
             assert_eq!(all, (0..10).collect::<Vec<_>>());
         }
-        let other = Split::Ratio { train: 0.8, valid: 0.1, test: 0.1, seed: 4 }.apply(&big, None).unwrap();
+        let other = Split::Ratio {
+            train: 0.8,
+            valid: 0.1,
+            test: 0.1,
+            seed: 4,
+        }
+        .apply(&big, None)
+        .unwrap();
         assert_ne!(a.test, other.test);
     }
 
     #[test]
     fn bad_ratio_is_rejected() {
-        let split = Split::Ratio { train: 0.8, valid: 0.3, test: 0.1, seed: 0 };
-        assert!(split.apply(&data(), None).unwrap_err().to_string().contains("sum to 1"));
+        let split = Split::Ratio {
+            train: 0.8,
+            valid: 0.3,
+            test: 0.1,
+            seed: 0,
+        };
+        assert!(
+            split
+                .apply(&data(), None)
+                .unwrap_err()
+                .to_string()
+                .contains("sum to 1")
+        );
     }
 }

@@ -34,6 +34,9 @@ pub struct SyntheticConfig {
     pub popularity_exponent: f64,
     /// Popularity draws per interaction among which taste picks (more = taste matters more).
     pub candidates: usize,
+    /// Standard deviation of the user–item affinity against unit Gumbel noise (how strongly
+    /// taste decides among the candidates).
+    pub taste: f32,
     /// Probability that the next item is the previous item's successor.
     pub sequential: f64,
     /// Seed.
@@ -49,6 +52,7 @@ impl Default for SyntheticConfig {
             factors: 8,
             popularity_exponent: 0.8,
             candidates: 32,
+            taste: 3.0,
             sequential: 0.2,
             seed: 42,
         }
@@ -58,7 +62,11 @@ impl Default for SyntheticConfig {
 impl SyntheticConfig {
     /// Generates the interactions. External ids are 1-based, as in most public data sets.
     pub fn generate(&self) -> Result<Interactions> {
-        if self.users == 0 || self.items < 2 || self.interactions_per_user == 0 || self.candidates == 0 {
+        if self.users == 0
+            || self.items < 2
+            || self.interactions_per_user == 0
+            || self.candidates == 0
+        {
             return Err(DataError::Invalid(
                 "synthetic data needs users >= 1, items >= 2, interactions_per_user >= 1 and candidates >= 1".into(),
             ));
@@ -72,7 +80,9 @@ impl SyntheticConfig {
         let mut rng = SmallRng::seed_from_u64(self.seed);
         let d = self.factors.max(1);
         let normal = Normal::new(0.0f32, 1.0 / (d as f32).sqrt()).expect("valid normal");
-        let item_vecs: Vec<f32> = (0..self.items * d).map(|_| normal.sample(&mut rng)).collect();
+        let item_vecs: Vec<f32> = (0..self.items * d)
+            .map(|_| normal.sample(&mut rng))
+            .collect();
         // Popularity: Zipf over a random permutation of the items.
         let mut rank: Vec<usize> = (0..self.items).collect();
         rand::seq::SliceRandom::shuffle(rank.as_mut_slice(), &mut rng);
@@ -82,20 +92,31 @@ impl SyntheticConfig {
             total += 1.0 / ((r + 1) as f64).powf(self.popularity_exponent);
             cumulative.push(total);
         }
-        let successor: Vec<usize> = (0..self.items).map(|_| rng.random_range(0..self.items)).collect();
+        let successor: Vec<usize> = (0..self.items)
+            .map(|_| rng.random_range(0..self.items))
+            .collect();
 
-        let mut out = Interactions { ratings: Some(Vec::new()), timestamps: Some(Vec::new()), ..Default::default() };
+        let mut out = Interactions {
+            ratings: Some(Vec::new()),
+            timestamps: Some(Vec::new()),
+            ..Default::default()
+        };
         let mut user_vec = vec![0.0f32; d];
         let mut time = 0i64;
         for user in 0..self.users {
-            user_vec.iter_mut().for_each(|x| *x = normal.sample(&mut rng) * 2.0);
+            // Item vectors have variance 1/d, so the affinity has standard deviation `taste`.
+            user_vec
+                .iter_mut()
+                .for_each(|x| *x = normal.sample(&mut rng) * (d as f32).sqrt() * self.taste);
             let low = (self.interactions_per_user / 2).max(1);
             let high = self.interactions_per_user * 3 / 2;
             let n = rng.random_range(low..=high.max(low));
             let mut seen = HashSet::with_capacity(n);
             let mut previous: Option<usize> = None;
             while seen.len() < n {
-                let follow = previous.map(|p| successor[p]).filter(|s| !seen.contains(s) && rng.random::<f64>() < self.sequential);
+                let follow = previous
+                    .map(|p| successor[p])
+                    .filter(|s| !seen.contains(s) && rng.random::<f64>() < self.sequential);
                 let item = match follow {
                     Some(s) => s,
                     None => {
@@ -104,7 +125,8 @@ impl SyntheticConfig {
                             let x = rng.random::<f64>() * total;
                             let i = cumulative.partition_point(|&c| c <= x).min(self.items - 1);
                             let gumbel = -(-(rng.random::<f32>().max(1e-12)).ln()).ln();
-                            let value = affinity(&user_vec, &item_vecs[i * d..(i + 1) * d]) + gumbel;
+                            let value =
+                                affinity(&user_vec, &item_vecs[i * d..(i + 1) * d]) + gumbel;
                             if value > best.0 && !seen.contains(&i) {
                                 best = (value, i);
                             }
@@ -121,7 +143,11 @@ impl SyntheticConfig {
                 let a = affinity(&user_vec, &item_vecs[item * d..(item + 1) * d]);
                 out.users.push(user as i64 + 1);
                 out.items.push(item as i64 + 1);
-                out.ratings.as_mut().expect("set").push((3.0 + 1.5 * a.tanh()).round().clamp(1.0, 5.0));
+                out.ratings.as_mut().expect("set").push(
+                    (3.0 + 2.0 * (a / self.taste.max(1e-6)).tanh())
+                        .round()
+                        .clamp(1.0, 5.0),
+                );
                 out.timestamps.as_mut().expect("set").push(time);
             }
         }
@@ -139,7 +165,12 @@ mod tests {
 
     #[test]
     fn seeded_and_shaped() {
-        let cfg = SyntheticConfig { users: 50, items: 100, interactions_per_user: 10, ..Default::default() };
+        let cfg = SyntheticConfig {
+            users: 50,
+            items: 100,
+            interactions_per_user: 10,
+            ..Default::default()
+        };
         let a = cfg.generate().unwrap();
         assert_eq!(a, cfg.generate().unwrap());
         assert!(a.len() >= 50 * 5 && a.len() <= 50 * 15);
@@ -150,7 +181,12 @@ mod tests {
 
     #[test]
     fn popularity_is_skewed() {
-        let cfg = SyntheticConfig { users: 300, items: 200, interactions_per_user: 20, ..Default::default() };
+        let cfg = SyntheticConfig {
+            users: 300,
+            items: 200,
+            interactions_per_user: 20,
+            ..Default::default()
+        };
         let data = cfg.generate().unwrap();
         let mut counts = vec![0usize; 201];
         for &i in &data.items {
@@ -159,6 +195,10 @@ mod tests {
         counts.sort_unstable_by(|a, b| b.cmp(a));
         let top_tenth: usize = counts[..20].iter().sum();
         // Far above the 10% a uniform catalogue would give.
-        assert!(top_tenth as f64 > 0.25 * data.len() as f64, "top 10% items hold {top_tenth} of {}", data.len());
+        assert!(
+            top_tenth as f64 > 0.25 * data.len() as f64,
+            "top 10% items hold {top_tenth} of {}",
+            data.len()
+        );
     }
 }

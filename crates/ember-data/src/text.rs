@@ -8,7 +8,10 @@ use crate::{DataError, Result};
 
 /// Reads a whole text file, mapping I/O errors to [`DataError::Io`].
 pub(crate) fn read_text(path: &Path) -> Result<String> {
-    let bytes = fs::read(path).map_err(|source| DataError::Io { path: path.to_owned(), source })?;
+    let bytes = fs::read(path).map_err(|source| DataError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     // Latin-1 files (MovieLens item titles) are not read here; ids are ASCII, so a lossy
     // decode only matters for error messages.
     Ok(String::from_utf8_lossy(&bytes).into_owned())
@@ -24,7 +27,12 @@ pub(crate) fn parse_id(path: &Path, line: usize, what: &str, field: &str) -> Res
 }
 
 /// Parses one number field.
-pub(crate) fn parse_number<T: std::str::FromStr>(path: &Path, line: usize, what: &str, field: &str) -> Result<T> {
+pub(crate) fn parse_number<T: std::str::FromStr>(
+    path: &Path,
+    line: usize,
+    what: &str,
+    field: &str,
+) -> Result<T> {
     field.trim().parse::<T>().map_err(|_| DataError::Parse {
         path: path.to_owned(),
         line,
@@ -34,12 +42,19 @@ pub(crate) fn parse_number<T: std::str::FromStr>(path: &Path, line: usize, what:
 
 /// The non-empty lines of a file with their 1-based numbers.
 pub(crate) fn numbered_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.lines().enumerate().map(|(i, l)| (i + 1, l.trim_end_matches('\r'))).filter(|(_, l)| !l.trim().is_empty())
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
+        .filter(|(_, l)| !l.trim().is_empty())
 }
 
 /// Splits a line on `separator`; a run of spaces counts as one separator when it is a space.
 pub(crate) fn fields<'a>(line: &'a str, separator: &'a str) -> Vec<&'a str> {
-    if separator == " " { line.split_whitespace().collect() } else { line.split(separator).collect() }
+    if separator == " " {
+        line.split_whitespace().collect()
+    } else {
+        line.split(separator).collect()
+    }
 }
 
 /// Finds the first line of a delimited file that does not fit: too few fields, or a

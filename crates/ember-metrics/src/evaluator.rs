@@ -1,7 +1,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::MetricsError;
-use crate::ranking::{cutoff_values, reciprocal_rank, relevant_ranks, roc_auc, roc_auc_of_pairs, top_k_indices};
+use crate::ranking::{
+    cutoff_values, reciprocal_rank, relevant_ranks, roc_auc, roc_auc_of_pairs, top_k_indices,
+};
 
 /// Above this many scored pairs the global ROC-AUC is not kept (it needs every pair in memory).
 const GLOBAL_AUC_MAX_PAIRS: usize = 200_000_000;
@@ -113,7 +115,10 @@ impl RankingEvaluator {
             metrics.push((format!("Recall@{k}"), self.recall[slot] / n));
             metrics.push((format!("MAP@{k}"), self.map[slot] / n));
             let covered = self.covered[slot].iter().filter(|c| **c).count();
-            metrics.push((format!("Coverage@{k}"), covered as f64 / self.num_items.max(1) as f64));
+            metrics.push((
+                format!("Coverage@{k}"),
+                covered as f64 / self.num_items.max(1) as f64,
+            ));
         }
         metrics.push(("MRR".into(), self.mrr / n));
         if self.auc_users > 0 {
@@ -124,7 +129,12 @@ impl RankingEvaluator {
         {
             metrics.push(("AUC(global)".into(), auc));
         }
-        MetricsReport { protocol: protocol.into(), users: self.users, skipped_users: self.skipped, metrics }
+        MetricsReport {
+            protocol: protocol.into(),
+            users: self.users,
+            skipped_users: self.skipped,
+            metrics,
+        }
     }
 }
 
@@ -144,6 +154,9 @@ pub struct MetricsReport {
 impl MetricsReport {
     /// The value of the metric named `name` (e.g. `"NDCG@10"`).
     pub fn get(&self, name: &str) -> Option<f64> {
-        self.metrics.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+        self.metrics
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
     }
 }

@@ -49,15 +49,22 @@ impl Protocol {
 impl fmt::Display for Protocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Protocol::FullRanking => write!(f, "full ranking over all items, training items masked"),
-            Protocol::Sampled { negatives, sampling } => {
+            Protocol::FullRanking => {
+                write!(f, "full ranking over all items, training items masked")
+            }
+            Protocol::Sampled {
+                negatives,
+                sampling,
+            } => {
                 let how = match sampling {
                     NegativeSampling::Uniform => "uniform",
                     NegativeSampling::Popularity => "popularity-weighted",
                 };
                 write!(f, "sampled: held-out items vs {negatives} {how} negatives")
             }
-            Protocol::FixedNegatives => write!(f, "sampled: held-out items vs the fixed negatives file"),
+            Protocol::FixedNegatives => {
+                write!(f, "sampled: held-out items vs the fixed negatives file")
+            }
         }
     }
 }

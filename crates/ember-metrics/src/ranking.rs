@@ -68,7 +68,11 @@ pub fn relevant_ranks(scores: &[f32], relevant: &[bool]) -> Vec<usize> {
 /// scores above a random non-relevant one, ties counting one half. `None` when either class is
 /// empty (the AUC is undefined).
 pub fn roc_auc(scores: &[f32], relevant: &[bool]) -> Option<f64> {
-    let mut pairs: Vec<(f32, bool)> = scores.iter().copied().zip(relevant.iter().copied()).collect();
+    let mut pairs: Vec<(f32, bool)> = scores
+        .iter()
+        .copied()
+        .zip(relevant.iter().copied())
+        .collect();
     roc_auc_of_pairs(&mut pairs)
 }
 
@@ -122,7 +126,13 @@ pub struct CutoffValues {
 pub fn cutoff_values(ranks: &[usize], k: usize) -> CutoffValues {
     let relevant = ranks.len();
     if relevant == 0 || k == 0 {
-        return CutoffValues { hit: 0.0, precision: 0.0, recall: 0.0, ndcg: 0.0, average_precision: 0.0 };
+        return CutoffValues {
+            hit: 0.0,
+            precision: 0.0,
+            recall: 0.0,
+            ndcg: 0.0,
+            average_precision: 0.0,
+        };
     }
     let mut hits = 0usize;
     let mut dcg = 0.0;
@@ -132,7 +142,9 @@ pub fn cutoff_values(ranks: &[usize], k: usize) -> CutoffValues {
         dcg += 1.0 / ((rank + 1) as f64).log2();
         ap += hits as f64 / rank as f64;
     }
-    let ideal: f64 = (1..=relevant.min(k)).map(|i| 1.0 / ((i + 1) as f64).log2()).sum();
+    let ideal: f64 = (1..=relevant.min(k))
+        .map(|i| 1.0 / ((i + 1) as f64).log2())
+        .sum();
     CutoffValues {
         hit: if hits > 0 { 1.0 } else { 0.0 },
         precision: hits as f64 / k as f64,
@@ -149,7 +161,9 @@ pub fn reciprocal_rank(ranks: &[usize]) -> f64 {
 
 /// The `k` best candidate indices by score (descending), equal scores by item id ascending.
 pub fn top_k_indices(scores: &[f32], item_ids: &[u32], k: usize) -> Vec<usize> {
-    let order = |a: &usize, b: &usize| descending(scores[*a], scores[*b]).then(item_ids[*a].cmp(&item_ids[*b]));
+    let order = |a: &usize, b: &usize| {
+        descending(scores[*a], scores[*b]).then(item_ids[*a].cmp(&item_ids[*b]))
+    };
     let mut idx: Vec<usize> = (0..scores.len()).collect();
     if k < idx.len() {
         idx.select_nth_unstable_by(k, order);

@@ -67,9 +67,12 @@ fn result_does_not_depend_on_candidate_order() {
 //   s2 = [0.5,0.5,0.2,0.9,0.5,0.1]; r2 = [1,0,1,0,0,1]
 //   roc_auc_score(r2, s2)                    -> 0.11111111111111112
 //   roc_auc_score(concat(rel, r2), concat(scores, s2)) -> 0.16666666666666666
-const SCORES: [f32; 12] =
-    [0.0763, 0.7799, 0.4384, 0.7235, 0.978, 0.5385, 0.5011, 0.0721, 0.2684, 0.4999, 0.6792, 0.8037];
-const RELEVANT: [bool; 12] = [true, false, false, true, false, false, false, true, false, false, false, false];
+const SCORES: [f32; 12] = [
+    0.0763, 0.7799, 0.4384, 0.7235, 0.978, 0.5385, 0.5011, 0.0721, 0.2684, 0.4999, 0.6792, 0.8037,
+];
+const RELEVANT: [bool; 12] = [
+    true, false, false, true, false, false, false, true, false, false, false, false,
+];
 
 #[test]
 fn matches_scikit_learn() {
@@ -106,10 +109,16 @@ fn evaluator_averages_users_and_pools_global_auc() {
     // User 2's relevant ranks under pessimistic ties: 0.5 ties with two negatives -> 4; 0.2 -> 5; 0.1 -> 6.
     let user2 = cutoff_values(&[4, 5, 6], 5);
     let user1 = cutoff_values(&[4, 11, 12], 5);
-    close(report.get("NDCG@5").unwrap(), (user1.ndcg + user2.ndcg) / 2.0);
+    close(
+        report.get("NDCG@5").unwrap(),
+        (user1.ndcg + user2.ndcg) / 2.0,
+    );
     close(report.get("HR@5").unwrap(), 1.0);
     close(report.get("MRR").unwrap(), (1.0 / 4.0 + 1.0 / 4.0) / 2.0);
-    close(report.get("AUC(user)").unwrap(), (0.22222222222222224 + 0.11111111111111112) / 2.0);
+    close(
+        report.get("AUC(user)").unwrap(),
+        (0.22222222222222224 + 0.11111111111111112) / 2.0,
+    );
     close(report.get("AUC(global)").unwrap(), 0.16666666666666666);
     // Top-5 of user 1 covers items {4, 11, 1, 3, 10}; user 2 adds {3, 0, 1, 4, 2} (ties by id).
     close(report.get("Coverage@5").unwrap(), 7.0 / 12.0);
@@ -123,6 +132,12 @@ fn top_k_breaks_ties_by_item_id() {
 
 #[test]
 fn bad_cutoffs_are_rejected() {
-    assert_eq!(RankingEvaluator::new(&[10, 0], 5).unwrap_err(), MetricsError::ZeroCutoff);
-    assert_eq!(RankingEvaluator::new(&[], 5).unwrap_err(), MetricsError::NoCutoffs);
+    assert_eq!(
+        RankingEvaluator::new(&[10, 0], 5).unwrap_err(),
+        MetricsError::ZeroCutoff
+    );
+    assert_eq!(
+        RankingEvaluator::new(&[], 5).unwrap_err(),
+        MetricsError::NoCutoffs
+    );
 }

@@ -10,7 +10,9 @@ pub enum ModelError {
     #[error("model.{0} must be at least 1")]
     ZeroSize(&'static str),
     /// The MLP layer list is unusable.
-    #[error("model.layers must list at least 2 sizes, the first even (it is split between user and item), got {0:?}")]
+    #[error(
+        "model.layers must list at least 2 sizes, the first even (it is split between user and item), got {0:?}"
+    )]
     BadLayers(Vec<usize>),
     /// α outside [0, 1].
     #[error("model.alpha must lie in [0, 1], got {0}")]
@@ -65,7 +67,8 @@ impl ModelConfig {
     /// Checks the hyper-parameters.
     pub fn validate(&self) -> Result<(), ModelError> {
         match self {
-            ModelConfig::Mf(MfConfig { factors, .. }) | ModelConfig::Gmf(GmfConfig { factors, .. }) => {
+            ModelConfig::Mf(MfConfig { factors, .. })
+            | ModelConfig::Gmf(GmfConfig { factors, .. }) => {
                 if *factors == 0 {
                     return Err(ModelError::ZeroSize("factors"));
                 }

@@ -7,7 +7,9 @@ use burn::tensor::activation::relu;
 
 /// An embedding table initialised with N(0, std²).
 pub fn embedding(rows: usize, dim: usize, std: f64, device: &Device) -> Embedding {
-    EmbeddingConfig::new(rows, dim).with_initializer(Initializer::Normal { mean: 0.0, std }).init(device)
+    EmbeddingConfig::new(rows, dim)
+        .with_initializer(Initializer::Normal { mean: 0.0, std })
+        .init(device)
 }
 
 /// Looks up rows of an embedding table.
@@ -28,7 +30,10 @@ pub struct Tower {
 impl Tower {
     /// Layers between consecutive sizes.
     pub fn new(sizes: &[usize], device: &Device) -> Self {
-        let layers = sizes.windows(2).map(|w| LinearConfig::new(w[0], w[1]).init(device)).collect();
+        let layers = sizes
+            .windows(2)
+            .map(|w| LinearConfig::new(w[0], w[1]).init(device))
+            .collect();
         Self { layers }
     }
 
@@ -54,7 +59,10 @@ impl Tower {
 pub fn all_pairs(users: Tensor<1, Int>, num_items: usize) -> (Tensor<1, Int>, Tensor<1, Int>) {
     let batch = users.dims()[0];
     let device = users.device();
-    let users = users.unsqueeze_dim::<2>(1).repeat_dim(1, num_items).reshape([batch * num_items]);
+    let users = users
+        .unsqueeze_dim::<2>(1)
+        .repeat_dim(1, num_items)
+        .reshape([batch * num_items]);
     let items = Tensor::<1, Int>::arange(0..num_items as i64, &device).repeat_dim(0, batch);
     (users, items)
 }

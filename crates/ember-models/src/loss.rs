@@ -27,11 +27,26 @@ pub struct PairBatch {
 }
 
 /// The loss of a batch, scoring positives and negatives in one forward pass.
-pub(crate) fn pair_loss<M: Recommender + ?Sized>(model: &M, batch: &PairBatch, loss: Loss) -> Tensor<1> {
+pub(crate) fn pair_loss<M: Recommender + ?Sized>(
+    model: &M,
+    batch: &PairBatch,
+    loss: Loss,
+) -> Tensor<1> {
     let [b, k] = batch.negatives.dims();
-    let neg_users = batch.users.clone().unsqueeze_dim::<2>(1).repeat_dim(1, k).reshape([b * k]);
+    let neg_users = batch
+        .users
+        .clone()
+        .unsqueeze_dim::<2>(1)
+        .repeat_dim(1, k)
+        .reshape([b * k]);
     let users = Tensor::cat(vec![batch.users.clone(), neg_users], 0);
-    let items = Tensor::cat(vec![batch.positives.clone(), batch.negatives.clone().reshape([b * k])], 0);
+    let items = Tensor::cat(
+        vec![
+            batch.positives.clone(),
+            batch.negatives.clone().reshape([b * k]),
+        ],
+        0,
+    );
     let scores = model.score_pairs(users, items); // [b + b * k]
     match loss {
         Loss::Bce => {

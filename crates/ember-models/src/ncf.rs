@@ -59,7 +59,9 @@ impl MfConfig {
 
 impl Recommender for Mf {
     fn score_pairs(&self, users: Tensor<1, Int>, items: Tensor<1, Int>) -> Tensor<1> {
-        (lookup(&self.users, users) * lookup(&self.items, items)).sum_dim(1).squeeze_dim::<1>(1)
+        (lookup(&self.users, users) * lookup(&self.items, items))
+            .sum_dim(1)
+            .squeeze_dim::<1>(1)
     }
 
     fn score_all(&self, users: Tensor<1, Int>) -> Tensor<2> {
@@ -115,7 +117,9 @@ impl Gmf {
 
 impl Recommender for Gmf {
     fn score_pairs(&self, users: Tensor<1, Int>, items: Tensor<1, Int>) -> Tensor<1> {
-        self.output.forward(self.interaction(users, items)).squeeze_dim::<1>(1)
+        self.output
+            .forward(self.interaction(users, items))
+            .squeeze_dim::<1>(1)
     }
 
     fn score_all(&self, users: Tensor<1, Int>) -> Tensor<2> {
@@ -176,14 +180,19 @@ impl Mlp {
     /// - users, items: `[batch]`
     /// - output: `[batch, layers[last]]`
     fn hidden(&self, users: Tensor<1, Int>, items: Tensor<1, Int>) -> Tensor<2> {
-        let x = Tensor::cat(vec![lookup(&self.users, users), lookup(&self.items, items)], 1);
+        let x = Tensor::cat(
+            vec![lookup(&self.users, users), lookup(&self.items, items)],
+            1,
+        );
         self.tower.forward(x)
     }
 }
 
 impl Recommender for Mlp {
     fn score_pairs(&self, users: Tensor<1, Int>, items: Tensor<1, Int>) -> Tensor<1> {
-        self.output.forward(self.hidden(users, items)).squeeze_dim::<1>(1)
+        self.output
+            .forward(self.hidden(users, items))
+            .squeeze_dim::<1>(1)
     }
 
     fn score_all(&self, users: Tensor<1, Int>) -> Tensor<2> {
@@ -244,18 +253,25 @@ impl NeuMfConfig {
             mlp_users: embedding(num_users, half, self.init_std, device),
             mlp_items: embedding(num_items, half, self.init_std, device),
             tower: Tower::new(&self.layers, device),
-            output: LinearConfig::new(self.factors + self.layers.last().expect("validated"), 1).init(device),
+            output: LinearConfig::new(self.factors + self.layers.last().expect("validated"), 1)
+                .init(device),
         }
     }
 
     /// The GMF part's config.
     pub fn gmf(&self) -> GmfConfig {
-        GmfConfig { factors: self.factors, init_std: self.init_std }
+        GmfConfig {
+            factors: self.factors,
+            init_std: self.init_std,
+        }
     }
 
     /// The MLP part's config.
     pub fn mlp(&self) -> MlpConfig {
-        MlpConfig { layers: self.layers.clone(), init_std: self.init_std }
+        MlpConfig {
+            layers: self.layers.clone(),
+            init_std: self.init_std,
+        }
     }
 
     /// Builds NeuMF from trained GMF and MLP models: their embeddings and tower as they are, and
@@ -263,11 +279,17 @@ impl NeuMfConfig {
     pub fn from_pretrained(&self, gmf: Gmf, mlp: Mlp) -> NeuMf {
         let alpha = self.alpha;
         let weight = Tensor::cat(
-            vec![gmf.output.weight.val().mul_scalar(alpha), mlp.output.weight.val().mul_scalar(1.0 - alpha)],
+            vec![
+                gmf.output.weight.val().mul_scalar(alpha),
+                mlp.output.weight.val().mul_scalar(1.0 - alpha),
+            ],
             0,
-        );
+        )
+        .detach(); // a new leaf parameter, not a function of the pre-trained ones
         let bias = match (&gmf.output.bias, &mlp.output.bias) {
-            (Some(g), Some(m)) => Some(Param::from_tensor(g.val().mul_scalar(alpha) + m.val().mul_scalar(1.0 - alpha))),
+            (Some(g), Some(m)) => Some(Param::from_tensor(
+                (g.val().mul_scalar(alpha) + m.val().mul_scalar(1.0 - alpha)).detach(),
+            )),
             _ => None,
         };
         NeuMf {
@@ -276,7 +298,10 @@ impl NeuMfConfig {
             mlp_users: mlp.users,
             mlp_items: mlp.items,
             tower: mlp.tower,
-            output: Linear { weight: Param::from_tensor(weight), bias },
+            output: Linear {
+                weight: Param::from_tensor(weight),
+                bias,
+            },
         }
     }
 }
@@ -284,7 +309,13 @@ impl NeuMfConfig {
 impl Recommender for NeuMf {
     fn score_pairs(&self, users: Tensor<1, Int>, items: Tensor<1, Int>) -> Tensor<1> {
         let gmf = lookup(&self.gmf_users, users.clone()) * lookup(&self.gmf_items, items.clone());
-        let mlp_in = Tensor::cat(vec![lookup(&self.mlp_users, users), lookup(&self.mlp_items, items)], 1);
+        let mlp_in = Tensor::cat(
+            vec![
+                lookup(&self.mlp_users, users),
+                lookup(&self.mlp_items, items),
+            ],
+            1,
+        );
         let fused = Tensor::cat(vec![gmf, self.tower.forward(mlp_in)], 1);
         self.output.forward(fused).squeeze_dim::<1>(1)
     }

@@ -106,7 +106,10 @@ pub struct EvalConfig {
 impl Default for EvalConfig {
     fn default() -> Self {
         Self {
-            protocol: Protocol::Sampled { negatives: 99, sampling: NegativeSampling::Uniform },
+            protocol: Protocol::Sampled {
+                negatives: 99,
+                sampling: NegativeSampling::Uniform,
+            },
             ks: vec![5, 10, 20],
             monitor: "NDCG@10".into(),
             batch_users: 256,
@@ -117,16 +120,23 @@ impl Default for EvalConfig {
 impl RunConfig {
     /// Reads and checks a config file.
     pub fn from_file(path: &Path) -> Result<Self, TrainError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| TrainError::Config { path: path.to_owned(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::Config {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
         Self::from_toml(&text, path)
     }
 
     /// Parses and checks config text; `path` names it in errors.
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, TrainError> {
-        let config: RunConfig = toml::from_str(text)
-            .map_err(|e| TrainError::Config { path: path.to_owned(), message: with_suggestion(&e.to_string()) })?;
-        config.validate().map_err(|message| TrainError::Config { path: path.to_owned(), message })?;
+        let config: RunConfig = toml::from_str(text).map_err(|e| TrainError::Config {
+            path: path.to_owned(),
+            message: with_suggestion(&e.to_string()),
+        })?;
+        config.validate().map_err(|message| TrainError::Config {
+            path: path.to_owned(),
+            message,
+        })?;
         Ok(config)
     }
 
@@ -144,18 +154,32 @@ impl RunConfig {
             }
         }
         if t.negatives == 0 {
-            return Err("train.negatives must be at least 1 (training needs negatives), got 0".into());
+            return Err(
+                "train.negatives must be at least 1 (training needs negatives), got 0".into(),
+            );
         }
         if !(t.learning_rate > 0.0 && t.learning_rate.is_finite()) {
-            return Err(format!("train.learning_rate must be positive, got {}", t.learning_rate));
+            return Err(format!(
+                "train.learning_rate must be positive, got {}",
+                t.learning_rate
+            ));
         }
         if t.weight_decay < 0.0 {
-            return Err(format!("train.weight_decay must not be negative, got {}", t.weight_decay));
+            return Err(format!(
+                "train.weight_decay must not be negative, got {}",
+                t.weight_decay
+            ));
         }
         if self.eval.ks.is_empty() || self.eval.ks.contains(&0) {
-            return Err(format!("eval.ks must list cut-offs k >= 1, got {:?}", self.eval.ks));
+            return Err(format!(
+                "eval.ks must list cut-offs k >= 1, got {:?}",
+                self.eval.ks
+            ));
         }
-        self.eval.protocol.validate().map_err(|e| format!("eval.protocol: {e}"))?;
+        self.eval
+            .protocol
+            .validate()
+            .map_err(|e| format!("eval.protocol: {e}"))?;
         let mut known: Vec<String> = vec!["MRR".into(), "AUC(user)".into(), "AUC(global)".into()];
         for k in &self.eval.ks {
             for m in ["HR", "NDCG", "Precision", "Recall", "MAP", "Coverage"] {
@@ -176,7 +200,10 @@ impl RunConfig {
         self.model.validate().map_err(|e| e.to_string())?;
         self.split.validate().map_err(|e| e.to_string())?;
         if self.name.is_empty() || self.name.contains(['/', '\\']) || self.name.starts_with('.') {
-            return Err(format!("name `{}` must be a plain directory name", self.name));
+            return Err(format!(
+                "name `{}` must be a plain directory name",
+                self.name
+            ));
         }
         Ok(())
     }
@@ -191,11 +218,15 @@ impl RunConfig {
 /// "unknown variant" messages.
 fn with_suggestion(message: &str) -> String {
     for marker in ["unknown field `", "unknown variant `"] {
-        let Some(start) = message.find(marker) else { continue };
+        let Some(start) = message.find(marker) else {
+            continue;
+        };
         let rest = &message[start + marker.len()..];
         let Some(end) = rest.find('`') else { continue };
         let unknown = &rest[..end];
-        let Some(expected) = rest.find("expected") else { continue };
+        let Some(expected) = rest.find("expected") else {
+            continue;
+        };
         let candidates = rest[expected..].split('`').skip(1).step_by(2);
         if let Some(best) = nearest(unknown, candidates) {
             return format!("{}\ndid you mean `{best}`?", message.trim_end());
@@ -234,7 +265,9 @@ mod tests {
 
     #[test]
     fn suggestion_for_unknown_key() {
-        let err = RunConfig::from_toml("[train]\nepoch = 3\n", Path::new("c.toml")).unwrap_err().to_string();
+        let err = RunConfig::from_toml("[train]\nepoch = 3\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("c.toml"), "{err}");
         assert!(err.contains("unknown field `epoch`"), "{err}");
         assert!(err.contains("did you mean `epochs`?"), "{err}");
@@ -243,9 +276,14 @@ mod tests {
 
     #[test]
     fn suggestion_for_unknown_model_key_and_kind() {
-        let err = RunConfig::from_toml("[model]\nkind = \"neumf\"\nfactor = 8\n", Path::new("c.toml")).unwrap_err();
+        let err = RunConfig::from_toml(
+            "[model]\nkind = \"neumf\"\nfactor = 8\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("did you mean `factors`?"), "{err}");
-        let err = RunConfig::from_toml("[model]\nkind = \"nuemf\"\n", Path::new("c.toml")).unwrap_err();
+        let err =
+            RunConfig::from_toml("[model]\nkind = \"nuemf\"\n", Path::new("c.toml")).unwrap_err();
         assert!(err.to_string().contains("did you mean `neumf`?"), "{err}");
     }
 
@@ -253,13 +291,21 @@ mod tests {
     fn invalid_values() {
         let cases = [
             ("[eval]\nks = [0, 10]\n", "eval.ks"),
-            ("[train]\nbatch_size = 0\n", "train.batch_size must be at least 1"),
+            (
+                "[train]\nbatch_size = 0\n",
+                "train.batch_size must be at least 1",
+            ),
             ("[eval]\nmonitor = \"NDCG@50\"\n", "eval.monitor `NDCG@50`"),
-            ("[eval]\nprotocol = { kind = \"sampled\", negatives = 0 }\n", "at least one negative"),
+            (
+                "[eval]\nprotocol = { kind = \"sampled\", negatives = 0 }\n",
+                "at least one negative",
+            ),
             ("[model]\nkind = \"mlp\"\nlayers = [7, 4]\n", "model.layers"),
         ];
         for (text, expected) in cases {
-            let err = RunConfig::from_toml(text, Path::new("c.toml")).unwrap_err().to_string();
+            let err = RunConfig::from_toml(text, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(expected), "{text:?} gave {err}");
         }
     }

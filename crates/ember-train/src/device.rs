@@ -5,8 +5,12 @@ use burn::prelude::*;
 use crate::TrainError;
 
 /// The backends this binary knows, with the cargo feature that compiles each in.
-pub const BACKENDS: [(&str, &str); 4] =
-    [("flex", "flex"), ("ndarray", "ndarray"), ("wgpu", "wgpu"), ("vulkan", "vulkan")];
+pub const BACKENDS: [(&str, &str); 4] = [
+    ("flex", "flex"),
+    ("ndarray", "ndarray"),
+    ("wgpu", "wgpu"),
+    ("vulkan", "vulkan"),
+];
 
 /// The device for a backend name (`flex`, `ndarray`, `wgpu`, `vulkan`), without autodiff.
 #[allow(deprecated, unreachable_code)]
@@ -28,13 +32,24 @@ pub fn device(name: &str) -> Result<Device, TrainError> {
         ),
         None => format!(
             "unknown backend; choose one of {}",
-            BACKENDS.iter().map(|(n, _)| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+            BACKENDS
+                .iter()
+                .map(|(n, _)| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     };
-    Err(TrainError::Device { name: name.to_string(), hint })
+    Err(TrainError::Device {
+        name: name.to_string(),
+        hint,
+    })
 }
 
 /// The backends compiled into this binary.
 pub fn available() -> Vec<&'static str> {
-    BACKENDS.iter().map(|(n, _)| *n).filter(|n| device(n).is_ok()).collect()
+    BACKENDS
+        .iter()
+        .map(|(n, _)| *n)
+        .filter(|n| device(n).is_ok())
+        .collect()
 }

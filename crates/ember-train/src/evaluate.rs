@@ -33,7 +33,13 @@ pub struct Popularity {
 impl Popularity {
     /// Counts the training interactions of each item.
     pub fn fit(data: &Dataset) -> Self {
-        Self { counts: data.item_popularity().into_iter().map(|c| c as f32).collect() }
+        Self {
+            counts: data
+                .item_popularity()
+                .into_iter()
+                .map(|c| c as f32)
+                .collect(),
+        }
     }
 }
 
@@ -43,7 +49,10 @@ impl Scorer for Popularity {
     }
 
     fn score_all(&self, users: &[u32]) -> Vec<f32> {
-        users.iter().flat_map(|_| self.counts.iter().copied()).collect()
+        users
+            .iter()
+            .flat_map(|_| self.counts.iter().copied())
+            .collect()
     }
 }
 
@@ -56,7 +65,10 @@ pub struct ModelScorer {
 impl ModelScorer {
     /// Puts `model` in inference mode; inputs are made on `device` (without autodiff).
     pub fn new(model: &Model, device: &Device) -> Self {
-        Self { model: model.valid(), device: device.clone().without_autodiff() }
+        Self {
+            model: model.valid(),
+            device: device.clone().without_autodiff(),
+        }
     }
 
     fn ids(&self, ids: &[u32]) -> Tensor<1, Int> {
@@ -72,7 +84,10 @@ impl Scorer for ModelScorer {
     }
 
     fn score_all(&self, users: &[u32]) -> Vec<f32> {
-        self.model.score_all(self.ids(users)).try_into_vec_as::<f32>().expect("float scores")
+        self.model
+            .score_all(self.ids(users))
+            .try_into_vec_as::<f32>()
+            .expect("float scores")
     }
 }
 
@@ -107,19 +122,41 @@ impl EvaluationPlan {
                 // Validation masks training items; test masks training and validation items.
                 let train = data.train_sets();
                 let train_valid = ember_data::sorted_sets(
-                    (0..data.num_users()).map(|u| [data.train[u].as_slice(), data.valid[u].as_slice()].concat()).collect::<Vec<_>>().iter().map(|v| v.as_slice()),
+                    (0..data.num_users())
+                        .map(|u| [data.train[u].as_slice(), data.valid[u].as_slice()].concat())
+                        .collect::<Vec<_>>()
+                        .iter()
+                        .map(|v| v.as_slice()),
                 );
-                (Candidates::Full { masked: train }, Candidates::Full { masked: train_valid })
+                (
+                    Candidates::Full { masked: train },
+                    Candidates::Full {
+                        masked: train_valid,
+                    },
+                )
             }
-            Protocol::Sampled { negatives, sampling } => {
+            Protocol::Sampled {
+                negatives,
+                sampling,
+            } => {
                 let popularity = data.item_popularity();
                 let weights = match sampling {
                     ember_metrics::NegativeSampling::Uniform => None,
                     ember_metrics::NegativeSampling::Popularity => Some(popularity.as_slice()),
                 };
                 (
-                    Candidates::Sampled { negatives: evaluation_negatives(&known, n_items, *negatives, weights, seed) },
-                    Candidates::Sampled { negatives: evaluation_negatives(&known, n_items, *negatives, weights, seed ^ 0x7e57) },
+                    Candidates::Sampled {
+                        negatives: evaluation_negatives(&known, n_items, *negatives, weights, seed),
+                    },
+                    Candidates::Sampled {
+                        negatives: evaluation_negatives(
+                            &known,
+                            n_items,
+                            *negatives,
+                            weights,
+                            seed ^ 0x7e57,
+                        ),
+                    },
                 )
             }
             Protocol::FixedNegatives => {
@@ -127,14 +164,25 @@ impl EvaluationPlan {
                     return Err("eval.protocol `fixed_negatives` needs a source with a negatives file (format `ncf` with <prefix>.test.negative)".into());
                 };
                 let per_user = fixed.iter().map(Vec::len).max().unwrap_or(99).max(1);
-                valid_label = format!("sampled: held-out items vs {per_user} uniform negatives (validation of the fixed-negatives protocol)");
+                valid_label = format!(
+                    "sampled: held-out items vs {per_user} uniform negatives (validation of the fixed-negatives protocol)"
+                );
                 (
-                    Candidates::Sampled { negatives: evaluation_negatives(&known, n_items, per_user, None, seed) },
-                    Candidates::Sampled { negatives: fixed.clone() },
+                    Candidates::Sampled {
+                        negatives: evaluation_negatives(&known, n_items, per_user, None, seed),
+                    },
+                    Candidates::Sampled {
+                        negatives: fixed.clone(),
+                    },
                 )
             }
         };
-        Ok(Self { protocol: protocol.clone(), valid, test, valid_label })
+        Ok(Self {
+            protocol: protocol.clone(),
+            valid,
+            test,
+            valid_label,
+        })
     }
 
     /// The protocol's name, as reports give it.
@@ -146,14 +194,24 @@ impl EvaluationPlan {
     }
 
     /// Scores one split and averages the metrics over users with held-out items.
-    pub fn evaluate(&self, scorer: &dyn Scorer, data: &Dataset, which: HeldOut, ks: &[usize], batch_users: usize) -> MetricsReport {
+    pub fn evaluate(
+        &self,
+        scorer: &dyn Scorer,
+        data: &Dataset,
+        which: HeldOut,
+        ks: &[usize],
+        batch_users: usize,
+    ) -> MetricsReport {
         let (held_out, candidates) = match which {
             HeldOut::Validation => (&data.valid, &self.valid),
             HeldOut::Test => (&data.test, &self.test),
         };
         let n_items = data.num_items();
-        let mut evaluator = RankingEvaluator::new(ks, n_items).expect("ks validated with the config");
-        let users: Vec<u32> = (0..data.num_users() as u32).filter(|&u| !held_out[u as usize].is_empty()).collect();
+        let mut evaluator =
+            RankingEvaluator::new(ks, n_items).expect("ks validated with the config");
+        let users: Vec<u32> = (0..data.num_users() as u32)
+            .filter(|&u| !held_out[u as usize].is_empty())
+            .collect();
         for chunk in users.chunks(batch_users.max(1)) {
             match candidates {
                 Candidates::Sampled { negatives } => {
@@ -172,7 +230,11 @@ impl EvaluationPlan {
                         let positives = held_out[u as usize].len();
                         let n = positives + negatives[u as usize].len();
                         let relevant: Vec<bool> = (0..n).map(|j| j < positives).collect();
-                        evaluator.add_user(&pair_items[offset..offset + n], &scores[offset..offset + n], &relevant);
+                        evaluator.add_user(
+                            &pair_items[offset..offset + n],
+                            &scores[offset..offset + n],
+                            &relevant,
+                        );
                         offset += n;
                     }
                 }

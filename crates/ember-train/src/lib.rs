@@ -66,12 +66,24 @@ pub struct RunOptions {
 }
 
 /// Runs a whole training job described by `config` on the backend `device_name`.
-pub fn train(config: &RunConfig, device_name: &str, options: RunOptions) -> Result<RunSummary, TrainError> {
-    config.validate().map_err(|message| TrainError::Config { path: PathBuf::from("<config>"), message })?;
+pub fn train(
+    config: &RunConfig,
+    device_name: &str,
+    options: RunOptions,
+) -> Result<RunSummary, TrainError> {
+    config.validate().map_err(|message| TrainError::Config {
+        path: PathBuf::from("<config>"),
+        message,
+    })?;
     let device = device::device(device_name)?.autodiff();
     let (data, prep) = prepare(&config.data, &config.preprocess, &config.split)?;
-    let plan = EvaluationPlan::new(&data, &config.eval.protocol, config.seed)
-        .map_err(|message| TrainError::Config { path: PathBuf::from("<config>"), message })?;
+    let plan =
+        EvaluationPlan::new(&data, &config.eval.protocol, config.seed).map_err(|message| {
+            TrainError::Config {
+                path: PathBuf::from("<config>"),
+                message,
+            }
+        })?;
 
     let mut run = RunDir::create(&config.output_dir, &config.name)?;
     run.write(files::CONFIG, &config.to_toml())?;
@@ -81,7 +93,13 @@ pub fn train(config: &RunConfig, device_name: &str, options: RunOptions) -> Resu
     });
     run.write(files::ID_MAPS, &ids.to_string())?;
     let stats = data.stats();
-    run.write(files::DATA, &serde_json::to_string_pretty(&json!({"source": config.data.describe(), "preprocess": prep, "dataset": stats})).expect("json"))?;
+    run.write(
+        files::DATA,
+        &serde_json::to_string_pretty(
+            &json!({"source": config.data.describe(), "preprocess": prep, "dataset": stats}),
+        )
+        .expect("json"),
+    )?;
     run.log(&format!(
         "data {}: {} users, {} items, {} train / {} valid / {} test interactions (density {:.4})",
         config.data.describe(),
@@ -92,18 +110,41 @@ pub fn train(config: &RunConfig, device_name: &str, options: RunOptions) -> Resu
         stats.test,
         stats.density
     ));
-    run.log(&format!("device {device_name}, model {}, seed {}", config.model.name(), config.seed));
+    run.log(&format!(
+        "device {device_name}, model {}, seed {}",
+        config.model.name(),
+        config.seed
+    ));
 
     device.seed(config.seed);
     let (users, items) = (data.num_users(), data.num_items());
     let epochs = config.train.epochs;
-    let mut trainer = Trainer { config, data: &data, plan: &plan, device: device.clone(), run: &mut run, progress: options.progress };
+    let mut trainer = Trainer {
+        config,
+        data: &data,
+        plan: &plan,
+        device: device.clone(),
+        run: &mut run,
+        progress: options.progress,
+    };
     let model = match &config.model {
         ModelConfig::NeuMf(neumf) if neumf.pretrain => {
             let pre_epochs = config.train.pretrain_epochs.unwrap_or(epochs);
-            let gmf = trainer.fit(Model::Gmf(neumf.gmf().init(users, items, &device)), "gmf", pre_epochs, config.seed + 1)?;
-            let mlp = trainer.fit(Model::Mlp(neumf.mlp().init(users, items, &device)), "mlp", pre_epochs, config.seed + 2)?;
-            let (Model::Gmf(gmf), Model::Mlp(mlp)) = (gmf.model, mlp.model) else { unreachable!("fit returns its input kind") };
+            let gmf = trainer.fit(
+                Model::Gmf(neumf.gmf().init(users, items, &device)),
+                "gmf",
+                pre_epochs,
+                config.seed + 1,
+            )?;
+            let mlp = trainer.fit(
+                Model::Mlp(neumf.mlp().init(users, items, &device)),
+                "mlp",
+                pre_epochs,
+                config.seed + 2,
+            )?;
+            let (Model::Gmf(gmf), Model::Mlp(mlp)) = (gmf.model, mlp.model) else {
+                unreachable!("fit returns its input kind")
+            };
             Model::NeuMf(neumf.from_pretrained(gmf, mlp))
         }
         other => other.init(users, items, &device),
@@ -114,11 +155,26 @@ pub fn train(config: &RunConfig, device_name: &str, options: RunOptions) -> Resu
         .model
         .clone()
         .save_file(&weights)
-        .map_err(|e| TrainError::Weights { path: weights.clone(), message: e.to_string() })?;
+        .map_err(|e| TrainError::Weights {
+            path: weights.clone(),
+            message: e.to_string(),
+        })?;
 
     let (ks, batch_users) = (&config.eval.ks, config.eval.batch_users);
-    let test = plan.evaluate(&ModelScorer::new(&fitted.model, &device), &data, HeldOut::Test, ks, batch_users);
-    let popularity = plan.evaluate(&Popularity::fit(&data), &data, HeldOut::Test, ks, batch_users);
+    let test = plan.evaluate(
+        &ModelScorer::new(&fitted.model, &device),
+        &data,
+        HeldOut::Test,
+        ks,
+        batch_users,
+    );
+    let popularity = plan.evaluate(
+        &Popularity::fit(&data),
+        &data,
+        HeldOut::Test,
+        ks,
+        batch_users,
+    );
     let metrics = json!({
         "model": config.model.name(),
         "best_epoch": fitted.best_epoch,
@@ -127,10 +183,28 @@ pub fn train(config: &RunConfig, device_name: &str, options: RunOptions) -> Resu
         "test": test,
         "popularity_test": popularity,
     });
-    run.write(files::METRICS, &serde_json::to_string_pretty(&metrics).expect("json"))?;
-    run.log(&format!("best epoch {} (valid {} {:.4})", fitted.best_epoch, config.eval.monitor, fitted.best_valid.get(&config.eval.monitor).unwrap_or(f64::NAN)));
+    run.write(
+        files::METRICS,
+        &serde_json::to_string_pretty(&metrics).expect("json"),
+    )?;
+    run.log(&format!(
+        "best epoch {} (valid {} {:.4})",
+        fitted.best_epoch,
+        config.eval.monitor,
+        fitted
+            .best_valid
+            .get(&config.eval.monitor)
+            .unwrap_or(f64::NAN)
+    ));
     let run_dir = run.finish()?;
-    Ok(RunSummary { run_dir, model: config.model.name().into(), best_epoch: fitted.best_epoch, valid: fitted.best_valid, test, popularity })
+    Ok(RunSummary {
+        run_dir,
+        model: config.model.name().into(),
+        best_epoch: fitted.best_epoch,
+        valid: fitted.best_valid,
+        test,
+        popularity,
+    })
 }
 
 /// A finished run loaded back: its config, data and selected model.
@@ -153,19 +227,46 @@ pub fn load_run(run_dir: &Path, device_name: &str) -> Result<LoadedRun, TrainErr
         .model
         .init(data.num_users(), data.num_items(), &device)
         .try_load_file(&weights)
-        .map_err(|e| TrainError::Weights { path: weights.clone(), message: e.to_string() })?;
-    Ok(LoadedRun { config, data, model })
+        .map_err(|e| TrainError::Weights {
+            path: weights.clone(),
+            message: e.to_string(),
+        })?;
+    Ok(LoadedRun {
+        config,
+        data,
+        model,
+    })
 }
 
 /// Evaluates a finished run on its test split under `protocol` (default: the run's own).
-pub fn evaluate_run(run_dir: &Path, device_name: &str, protocol: Option<ember_metrics::Protocol>) -> Result<(MetricsReport, MetricsReport), TrainError> {
+pub fn evaluate_run(
+    run_dir: &Path,
+    device_name: &str,
+    protocol: Option<ember_metrics::Protocol>,
+) -> Result<(MetricsReport, MetricsReport), TrainError> {
     let run = load_run(run_dir, device_name)?;
     let protocol = protocol.unwrap_or_else(|| run.config.eval.protocol.clone());
-    let plan = EvaluationPlan::new(&run.data, &protocol, run.config.seed)
-        .map_err(|message| TrainError::Config { path: run_dir.join(files::CONFIG), message })?;
+    let plan = EvaluationPlan::new(&run.data, &protocol, run.config.seed).map_err(|message| {
+        TrainError::Config {
+            path: run_dir.join(files::CONFIG),
+            message,
+        }
+    })?;
     let device = device::device(device_name)?;
     let (ks, batch_users) = (&run.config.eval.ks, run.config.eval.batch_users);
-    let test = plan.evaluate(&ModelScorer::new(&run.model, &device), &run.data, HeldOut::Test, ks, batch_users);
-    let popularity = plan.evaluate(&Popularity::fit(&run.data), &run.data, HeldOut::Test, ks, batch_users);
+    let test = plan.evaluate(
+        &ModelScorer::new(&run.model, &device),
+        &run.data,
+        HeldOut::Test,
+        ks,
+        batch_users,
+    );
+    let popularity = plan.evaluate(
+        &Popularity::fit(&run.data),
+        &run.data,
+        HeldOut::Test,
+        ks,
+        batch_users,
+    );
     Ok((test, popularity))
 }

@@ -25,7 +25,11 @@ impl RunDir {
             n += 1;
             target = output_dir.join(format!("{name}-{n}"));
         }
-        let file_name = target.file_name().expect("has a name").to_string_lossy().into_owned();
+        let file_name = target
+            .file_name()
+            .expect("has a name")
+            .to_string_lossy()
+            .into_owned();
         let partial = output_dir.join(format!(".{file_name}.partial-{}", std::process::id()));
         if partial.exists() {
             fs::remove_dir_all(&partial).map_err(TrainError::io(&partial))?;
@@ -33,7 +37,11 @@ impl RunDir {
         fs::create_dir_all(&partial).map_err(TrainError::io(&partial))?;
         let log_path = partial.join("log.txt");
         let log = fs::File::create(&log_path).map_err(TrainError::io(&log_path))?;
-        Ok(Self { partial, target, log })
+        Ok(Self {
+            partial,
+            target,
+            log,
+        })
     }
 
     /// Where the run will be once finished.
@@ -55,7 +63,11 @@ impl RunDir {
     /// Appends a line to a file (e.g. JSON lines).
     pub fn append_line(&self, file: &str, line: &str) -> Result<(), TrainError> {
         let path = self.path(file);
-        let mut f = fs::OpenOptions::new().create(true).append(true).open(&path).map_err(TrainError::io(&path))?;
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(TrainError::io(&path))?;
         writeln!(f, "{line}").map_err(TrainError::io(path))
     }
 

@@ -60,12 +60,20 @@ pub struct Trainer<'a> {
 impl Trainer<'_> {
     /// Trains `model` for up to `epochs`, choosing the epoch on validation. `stage` labels the
     /// per-epoch lines (`neumf`, or `gmf`/`mlp` during NeuMF pre-training).
-    pub fn fit(&mut self, mut model: Model, stage: &str, epochs: usize, seed: u64) -> Result<Fitted, TrainError> {
+    pub fn fit(
+        &mut self,
+        mut model: Model,
+        stage: &str,
+        epochs: usize,
+        seed: u64,
+    ) -> Result<Fitted, TrainError> {
         let cfg = &self.config.train;
         let monitor = self.config.eval.monitor.clone();
         let mut optimizer = AdamConfig::new()
             .with_epsilon(1e-8) // PyTorch's default, which the NCF references use
-            .with_weight_decay((cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32)))
+            .with_weight_decay(
+                (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32)),
+            )
             .init();
         let mut sync = SingleDevice;
         let mut rng = SmallRng::seed_from_u64(seed);
@@ -75,7 +83,13 @@ impl Trainer<'_> {
         let mut since_best = 0;
         for epoch in 1..=epochs {
             let started = Instant::now();
-            let examples = TrainingEpoch::sample(&self.data.train, &train_sets, num_items, cfg.negatives, &mut rng);
+            let examples = TrainingEpoch::sample(
+                &self.data.train,
+                &train_sets,
+                num_items,
+                cfg.negatives,
+                &mut rng,
+            );
             let batches = examples.len().div_ceil(cfg.batch_size);
             let bar = self.progress_bar(batches as u64, &format!("{stage} epoch {epoch}/{epochs}"));
             let mut loss_sum = Tensor::<1>::zeros([1], &self.device);
@@ -92,7 +106,8 @@ impl Trainer<'_> {
                 bar.inc(1);
                 if b % 50 == 49 && !bar.is_hidden() {
                     let mean = loss_sum.clone().into_scalar::<f32>() / end as f32;
-                    let rate = end as f64 * (1 + cfg.negatives) as f64 / started.elapsed().as_secs_f64();
+                    let rate =
+                        end as f64 * (1 + cfg.negatives) as f64 / started.elapsed().as_secs_f64();
                     bar.set_message(format!("loss {mean:.4}  {:.0} samples/s", rate));
                 }
             }
@@ -112,7 +127,9 @@ impl Trainer<'_> {
                 self.config.eval.batch_users,
             );
             let value = valid.get(&monitor).unwrap_or(f64::NAN);
-            let improved = best.as_ref().is_none_or(|b| value > b.best_valid.get(&monitor).unwrap_or(f64::NAN));
+            let improved = best
+                .as_ref()
+                .is_none_or(|b| value > b.best_valid.get(&monitor).unwrap_or(f64::NAN));
             self.run.log(&format!(
                 "{stage} epoch {epoch}/{epochs}: loss {loss:.4}, {samples_per_sec:.0} samples/s, train {train_secs:.1}s, eval {:.1}s, valid {monitor} {value:.4}{}",
                 eval_started.elapsed().as_secs_f64(),
@@ -128,12 +145,18 @@ impl Trainer<'_> {
             });
             self.run.append_line("metrics.jsonl", &line.to_string())?;
             if improved {
-                best = Some(Fitted { model: model.clone(), best_epoch: epoch, best_valid: valid });
+                best = Some(Fitted {
+                    model: model.clone(),
+                    best_epoch: epoch,
+                    best_valid: valid,
+                });
                 since_best = 0;
             } else {
                 since_best += 1;
                 if since_best >= cfg.patience.max(1) {
-                    self.run.log(&format!("{stage}: no improvement of {monitor} for {since_best} epochs, stopping"));
+                    self.run.log(&format!(
+                        "{stage}: no improvement of {monitor} for {since_best} epochs, stopping"
+                    ));
                     break;
                 }
             }
@@ -145,7 +168,9 @@ impl Trainer<'_> {
     fn batch(&self, examples: &TrainingEpoch, start: usize, end: usize) -> PairBatch {
         let k = examples.negatives_per_positive;
         let n = end - start;
-        let ids = |v: &[i32], shape: [usize; 1]| Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), shape), &self.device);
+        let ids = |v: &[i32], shape: [usize; 1]| {
+            Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), shape), &self.device)
+        };
         PairBatch {
             users: ids(&examples.users[start..end], [n]),
             positives: ids(&examples.positives[start..end], [n]),
@@ -162,9 +187,11 @@ impl Trainer<'_> {
         }
         let bar = ProgressBar::new(len);
         bar.set_style(
-            ProgressStyle::with_template("{prefix} [{bar:30.cyan/blue}] {pos}/{len} batches {elapsed} {msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix} [{bar:30.cyan/blue}] {pos}/{len} batches {elapsed} {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         bar.set_prefix(prefix.to_string());
         bar

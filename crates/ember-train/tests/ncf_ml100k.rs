@@ -10,7 +10,10 @@ fn neumf_on_ncf_ml100k_beats_popularity_by_far() {
     let prefix = repo.join("../shared/datasets/ncf-ml-100k/ml-100k");
     let train_file = repo.join("../shared/datasets/ncf-ml-100k/ml-100k.train.rating");
     if !train_file.exists() {
-        eprintln!("skipped: {} not found (the shared datasets are not on this machine)", train_file.display());
+        eprintln!(
+            "skipped: {} not found (the shared datasets are not on this machine)",
+            train_file.display()
+        );
         return;
     }
     let config_path = repo.join("configs/ncf-ml100k-neumf.toml");

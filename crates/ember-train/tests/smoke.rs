@@ -18,6 +18,7 @@ fn tiny_config(dir: &std::path::Path, model: ModelConfig) -> RunConfig {
             factors: 4,
             popularity_exponent: 0.3,
             candidates: 64,
+            taste: 3.0,
             sequential: 0.0,
             seed: 5,
         },
@@ -43,47 +44,97 @@ fn beats_popularity(model: ModelConfig, loss: Loss) {
         "{}: NDCG@10 {ndcg:.4} does not beat popularity {popularity:.4}",
         summary.model
     );
-    for file in [files::CONFIG, files::ID_MAPS, files::DATA, files::EPOCHS, files::METRICS, files::WEIGHTS, "log.txt"] {
+    for file in [
+        files::CONFIG,
+        files::ID_MAPS,
+        files::DATA,
+        files::EPOCHS,
+        files::METRICS,
+        files::WEIGHTS,
+        "log.txt",
+    ] {
         assert!(summary.run_dir.join(file).is_file(), "{file} missing");
     }
 }
 
 #[test]
 fn mf_bce_beats_popularity() {
-    beats_popularity(ModelConfig::Mf(MfConfig { factors: 16, init_std: 0.1 }), Loss::Bce);
+    beats_popularity(
+        ModelConfig::Mf(MfConfig {
+            factors: 16,
+            init_std: 0.1,
+        }),
+        Loss::Bce,
+    );
 }
 
 #[test]
 fn mf_bpr_beats_popularity() {
-    beats_popularity(ModelConfig::Mf(MfConfig { factors: 16, init_std: 0.1 }), Loss::Bpr);
+    beats_popularity(
+        ModelConfig::Mf(MfConfig {
+            factors: 16,
+            init_std: 0.1,
+        }),
+        Loss::Bpr,
+    );
 }
 
 #[test]
 fn gmf_beats_popularity() {
-    beats_popularity(ModelConfig::Gmf(GmfConfig { factors: 16, init_std: 0.1 }), Loss::Bce);
+    beats_popularity(
+        ModelConfig::Gmf(GmfConfig {
+            factors: 16,
+            init_std: 0.1,
+        }),
+        Loss::Bce,
+    );
 }
 
 #[test]
 fn mlp_beats_popularity() {
-    beats_popularity(ModelConfig::Mlp(MlpConfig { layers: vec![32, 16, 8], init_std: 0.1 }), Loss::Bce);
+    beats_popularity(
+        ModelConfig::Mlp(MlpConfig {
+            layers: vec![32, 16, 8],
+            init_std: 0.1,
+        }),
+        Loss::Bce,
+    );
 }
 
 #[test]
 fn neumf_beats_popularity() {
-    let neumf = NeuMfConfig { factors: 16, layers: vec![32, 16, 8], init_std: 0.1, pretrain: false, alpha: 0.5 };
+    let neumf = NeuMfConfig {
+        factors: 16,
+        layers: vec![32, 16, 8],
+        init_std: 0.1,
+        pretrain: false,
+        alpha: 0.5,
+    };
     beats_popularity(ModelConfig::NeuMf(neumf), Loss::Bce);
 }
 
 #[test]
 fn pretrained_neumf_beats_popularity() {
-    let neumf = NeuMfConfig { factors: 16, layers: vec![32, 16, 8], init_std: 0.1, pretrain: true, alpha: 0.5 };
+    let neumf = NeuMfConfig {
+        factors: 16,
+        layers: vec![32, 16, 8],
+        init_std: 0.1,
+        pretrain: true,
+        alpha: 0.5,
+    };
     beats_popularity(ModelConfig::NeuMf(neumf), Loss::Bce);
 }
 
 #[test]
 fn same_seed_same_result() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = tiny_config(dir.path(), ModelConfig::Gmf(GmfConfig { factors: 8, init_std: 0.1 }));
+    let mut config = tiny_config(
+        dir.path(),
+        ModelConfig::Gmf(GmfConfig {
+            factors: 8,
+            init_std: 0.1,
+        }),
+    );
     config.train.epochs = 2;
     let a = train(&config, "flex", RunOptions { progress: false }).unwrap();
     let b = train(&config, "flex", RunOptions { progress: false }).unwrap();
