@@ -86,6 +86,16 @@ impl Dataset {
             .collect()
     }
 
+    /// The same data with each user's validation items appended to their training items and
+    /// no validation split: for the final fit once hyper-parameters are chosen.
+    pub fn with_validation_in_training(&self) -> Dataset {
+        let mut merged = self.clone();
+        for (train, valid) in merged.train.iter_mut().zip(merged.valid.iter_mut()) {
+            train.append(valid);
+        }
+        merged
+    }
+
     /// Training interactions per item.
     pub fn item_popularity(&self) -> Vec<u32> {
         let mut counts = vec![0u32; self.num_items()];

@@ -208,6 +208,13 @@ impl TableSpec<'static> {
     };
 }
 
+fn not_found(path: &Path) -> DataError {
+    DataError::Io {
+        path: path.to_owned(),
+        error: std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
+    }
+}
+
 fn polars_error(path: &Path, e: PolarsError) -> DataError {
     DataError::Reader {
         path: path.to_owned(),
@@ -224,10 +231,7 @@ fn read_delimited(
     spec: &TableSpec,
 ) -> Result<Interactions> {
     if !path.exists() {
-        return Err(DataError::Io {
-            path: path.to_owned(),
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        });
+        return Err(not_found(path));
     }
     // polars takes one-byte separators; `::` is read as `:` with an empty field between values.
     let (byte, stride) = match separator {
@@ -367,10 +371,7 @@ fn read_parquet(
     timestamp: Option<&str>,
 ) -> Result<Interactions> {
     if !path.exists() {
-        return Err(DataError::Io {
-            path: path.to_owned(),
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        });
+        return Err(not_found(path));
     }
     let pl_path = PlRefPath::try_from_path(path).map_err(|e| polars_error(path, e))?;
     let mut lf = LazyFrame::scan_parquet(

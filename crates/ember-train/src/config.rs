@@ -72,6 +72,9 @@ pub struct TrainConfig {
     pub patience: usize,
     /// Epochs of GMF and of MLP pre-training for NeuMF with `pretrain = true` (default: `epochs`).
     pub pretrain_epochs: Option<usize>,
+    /// Once the epoch count is chosen on validation, train again from scratch on training +
+    /// validation interactions for that many epochs, and test that model.
+    pub refit: bool,
 }
 
 impl Default for TrainConfig {
@@ -85,6 +88,7 @@ impl Default for TrainConfig {
             weight_decay: 0.0,
             patience: 5,
             pretrain_epochs: None,
+            refit: false,
         }
     }
 }

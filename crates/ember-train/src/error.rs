@@ -23,12 +23,12 @@ pub enum TrainError {
         hint: String,
     },
     /// Writing the run directory failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// What the OS said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Saving or loading model weights failed.
     #[error("{path}: {message}")]
@@ -51,6 +51,6 @@ pub enum TrainError {
 impl TrainError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |source| TrainError::Io { path, source }
+        move |error| TrainError::Io { path, error }
     }
 }

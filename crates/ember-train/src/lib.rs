@@ -16,7 +16,7 @@ pub use config::{EvalConfig, RunConfig, TrainConfig};
 pub use error::TrainError;
 pub use evaluate::{EvaluationPlan, HeldOut, ModelScorer, Popularity, Scorer};
 pub use run_dir::RunDir;
-pub use trainer::{Fitted, GradientSync, SingleDevice, Trainer};
+pub use trainer::{Fitted, GradientSync, Schedule, SingleDevice, Trainer};
 
 use burn::module::Module;
 use ember_data::{Dataset, prepare};
@@ -116,9 +116,11 @@ pub fn train(
         config.seed
     ));
 
-    device.seed(config.seed);
     let (users, items) = (data.num_users(), data.num_items());
-    let epochs = config.train.epochs;
+    let merged = config
+        .train
+        .refit
+        .then(|| data.with_validation_in_training());
     let mut trainer = Trainer {
         config,
         data: &data,
@@ -127,29 +129,26 @@ pub fn train(
         run: &mut run,
         progress: options.progress,
     };
-    let model = match &config.model {
-        ModelConfig::NeuMf(neumf) if neumf.pretrain => {
-            let pre_epochs = config.train.pretrain_epochs.unwrap_or(epochs);
-            let gmf = trainer.fit(
-                Model::Gmf(neumf.gmf().init(users, items, &device)),
-                "gmf",
-                pre_epochs,
-                config.seed + 1,
-            )?;
-            let mlp = trainer.fit(
-                Model::Mlp(neumf.mlp().init(users, items, &device)),
-                "mlp",
-                pre_epochs,
-                config.seed + 2,
-            )?;
-            let (Model::Gmf(gmf), Model::Mlp(mlp)) = (gmf.model, mlp.model) else {
-                unreachable!("fit returns its input kind")
-            };
-            Model::NeuMf(neumf.from_pretrained(gmf, mlp))
+    device.seed(config.seed);
+    let selected = fit_stages(&mut trainer, users, items, &|_| None)?;
+    let fitted = match &merged {
+        Some(merged) => {
+            // The epoch counts are chosen; train again from scratch on training + validation data.
+            trainer.data = merged;
+            trainer.run.log("refit: training again on training + validation interactions with the chosen epoch counts");
+            device.seed(config.seed);
+            let chosen = selected.epochs;
+            let epochs_of = |stage: &str| chosen.iter().find(|(s, _)| s == stage).map(|(_, e)| *e);
+            let refit = fit_stages(&mut trainer, users, items, &epochs_of)?;
+            Fitted {
+                model: refit.fitted.model,
+                ..selected.fitted
+            }
         }
-        other => other.init(users, items, &device),
+        None => selected.fitted,
     };
-    let fitted = trainer.fit(model, config.model.name(), epochs, config.seed)?;
+    // The data the final model was trained on (its popularity is the matching baseline).
+    let data = merged.as_ref().unwrap_or(&data);
     let weights = run.path(files::WEIGHTS);
     fitted
         .model
@@ -179,6 +178,7 @@ pub fn train(
         "model": config.model.name(),
         "best_epoch": fitted.best_epoch,
         "monitor": config.eval.monitor,
+        "refit": config.train.refit,
         "validation": fitted.best_valid,
         "test": test,
         "popularity_test": popularity,
@@ -204,6 +204,62 @@ pub fn train(
         valid: fitted.best_valid,
         test,
         popularity,
+    })
+}
+
+/// The outcome of all stages of a model's training (NeuMF with pre-training has three).
+struct Staged {
+    fitted: Fitted,
+    /// The epochs each stage kept, by stage name.
+    epochs: Vec<(String, usize)>,
+}
+
+/// Trains the configured model, with NeuMF's GMF and MLP pre-training stages when asked.
+/// `fixed(stage)` gives a stage's exact epoch count (refit); `None` selects it on validation.
+fn fit_stages(
+    trainer: &mut Trainer,
+    users: usize,
+    items: usize,
+    fixed: &dyn Fn(&str) -> Option<usize>,
+) -> Result<Staged, TrainError> {
+    let config = trainer.config;
+    let device = trainer.device.clone();
+    let schedule = |stage: &str, max: usize| match fixed(stage) {
+        Some(n) => Schedule::Fixed(n),
+        None => Schedule::Select(max),
+    };
+    let epochs = config.train.epochs;
+    let mut kept = Vec::new();
+    let model = match &config.model {
+        ModelConfig::NeuMf(neumf) if neumf.pretrain => {
+            let pre = config.train.pretrain_epochs.unwrap_or(epochs);
+            let gmf = trainer.fit(
+                Model::Gmf(neumf.gmf().init(users, items, &device)),
+                "gmf",
+                schedule("gmf", pre),
+                config.seed + 1,
+            )?;
+            let mlp = trainer.fit(
+                Model::Mlp(neumf.mlp().init(users, items, &device)),
+                "mlp",
+                schedule("mlp", pre),
+                config.seed + 2,
+            )?;
+            kept.push(("gmf".to_string(), gmf.best_epoch));
+            kept.push(("mlp".to_string(), mlp.best_epoch));
+            let (Model::Gmf(gmf), Model::Mlp(mlp)) = (gmf.model, mlp.model) else {
+                unreachable!("fit returns its input kind")
+            };
+            Model::NeuMf(neumf.from_pretrained(gmf, mlp))
+        }
+        other => other.init(users, items, &device),
+    };
+    let name = config.model.name();
+    let fitted = trainer.fit(model, name, schedule(name, epochs), config.seed)?;
+    kept.push((name.to_string(), fitted.best_epoch));
+    Ok(Staged {
+        fitted,
+        epochs: kept,
     })
 }
 

@@ -57,14 +57,32 @@ pub struct Trainer<'a> {
     pub(crate) progress: bool,
 }
 
+/// How many epochs to train, and how the kept model is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schedule {
+    /// Up to this many epochs; keep the best on validation, stop early after `patience` epochs
+    /// without improvement.
+    Select(usize),
+    /// Exactly this many epochs, no validation (the refit on training + validation data once
+    /// the epoch count has been chosen).
+    Fixed(usize),
+}
+
+/// One epoch's training figures.
+struct EpochStats {
+    loss: f32,
+    samples_per_sec: f64,
+    train_secs: f64,
+}
+
 impl Trainer<'_> {
-    /// Trains `model` for up to `epochs`, choosing the epoch on validation. `stage` labels the
-    /// per-epoch lines (`neumf`, or `gmf`/`mlp` during NeuMF pre-training).
+    /// Trains `model` on the schedule. `stage` labels the per-epoch lines (`neumf`, or
+    /// `gmf`/`mlp` during NeuMF pre-training).
     pub fn fit(
         &mut self,
         mut model: Model,
         stage: &str,
-        epochs: usize,
+        schedule: Schedule,
         seed: u64,
     ) -> Result<Fitted, TrainError> {
         let cfg = &self.config.train;
@@ -75,49 +93,39 @@ impl Trainer<'_> {
                 (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32)),
             )
             .init();
-        let mut sync = SingleDevice;
         let mut rng = SmallRng::seed_from_u64(seed);
-        let train_sets = self.data.train_sets();
-        let num_items = self.data.num_items() as u32;
         let mut best: Option<Fitted> = None;
         let mut since_best = 0;
+        let epochs = match schedule {
+            Schedule::Select(n) | Schedule::Fixed(n) => n,
+        };
         for epoch in 1..=epochs {
-            let started = Instant::now();
-            let examples = TrainingEpoch::sample(
-                &self.data.train,
-                &train_sets,
-                num_items,
-                cfg.negatives,
-                &mut rng,
+            let label = format!("{stage} epoch {epoch}/{epochs}");
+            let (next, stats) = self.train_epoch(model, &mut optimizer, &mut rng, &label)?;
+            model = next;
+            if !stats.loss.is_finite() {
+                return Err(TrainError::Diverged {
+                    epoch,
+                    loss: stats.loss,
+                });
+            }
+            let mut line = json!({
+                "stage": stage,
+                "epoch": epoch,
+                "loss": stats.loss,
+                "samples_per_sec": stats.samples_per_sec,
+                "train_secs": stats.train_secs,
+            });
+            let summary = format!(
+                "{label}: loss {:.4}, {:.0} samples/s, train {:.1}s",
+                stats.loss, stats.samples_per_sec, stats.train_secs
             );
-            let batches = examples.len().div_ceil(cfg.batch_size);
-            let bar = self.progress_bar(batches as u64, &format!("{stage} epoch {epoch}/{epochs}"));
-            let mut loss_sum = Tensor::<1>::zeros([1], &self.device);
-            for b in 0..batches {
-                let start = b * cfg.batch_size;
-                let end = (start + cfg.batch_size).min(examples.len());
-                let batch = self.batch(&examples, start, end);
-                let loss = model.loss(&batch, cfg.loss);
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
-                let grads = sync.sync(grads);
-                model = optimizer.step(cfg.learning_rate, model, grads);
-                // Accumulated on the device; read back only when shown.
-                loss_sum = loss_sum + loss.detach().mul_scalar((end - start) as f64);
-                bar.inc(1);
-                if b % 50 == 49 && !bar.is_hidden() {
-                    let mean = loss_sum.clone().into_scalar::<f32>() / end as f32;
-                    let rate =
-                        end as f64 * (1 + cfg.negatives) as f64 / started.elapsed().as_secs_f64();
-                    bar.set_message(format!("loss {mean:.4}  {:.0} samples/s", rate));
-                }
+            if schedule == Schedule::Fixed(epochs) {
+                self.run.log(&summary);
+                self.run
+                    .append_line(crate::files::EPOCHS, &line.to_string())?;
+                continue;
             }
-            bar.finish_and_clear();
-            let loss = loss_sum.into_scalar::<f32>() / examples.len().max(1) as f32;
-            if !loss.is_finite() {
-                return Err(TrainError::Diverged { epoch, loss });
-            }
-            let train_secs = started.elapsed().as_secs_f64();
-            let samples_per_sec = (examples.len() * (1 + cfg.negatives)) as f64 / train_secs;
             let eval_started = Instant::now();
             let valid = self.plan.evaluate(
                 &ModelScorer::new(&model, &self.device),
@@ -131,19 +139,17 @@ impl Trainer<'_> {
                 .as_ref()
                 .is_none_or(|b| value > b.best_valid.get(&monitor).unwrap_or(f64::NAN));
             self.run.log(&format!(
-                "{stage} epoch {epoch}/{epochs}: loss {loss:.4}, {samples_per_sec:.0} samples/s, train {train_secs:.1}s, eval {:.1}s, valid {monitor} {value:.4}{}",
+                "{summary}, eval {:.1}s, valid {monitor} {value:.4}{}",
                 eval_started.elapsed().as_secs_f64(),
                 if improved { " (best)" } else { "" }
             ));
-            let line = json!({
-                "stage": stage,
-                "epoch": epoch,
-                "loss": loss,
-                "samples_per_sec": samples_per_sec,
-                "train_secs": train_secs,
-                "valid": valid.metrics.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<String, serde_json::Value>>(),
-            });
-            self.run.append_line("metrics.jsonl", &line.to_string())?;
+            line["valid"] = valid
+                .metrics
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect();
+            self.run
+                .append_line(crate::files::EPOCHS, &line.to_string())?;
             if improved {
                 best = Some(Fitted {
                     model: model.clone(),
@@ -161,7 +167,66 @@ impl Trainer<'_> {
                 }
             }
         }
-        Ok(best.expect("epochs >= 1 was validated"))
+        Ok(best.unwrap_or_else(|| Fitted {
+            model,
+            best_epoch: epochs,
+            best_valid: MetricsReport {
+                protocol: "none (refit without validation)".into(),
+                users: 0,
+                skipped_users: 0,
+                metrics: vec![],
+            },
+        }))
+    }
+
+    /// One pass over freshly sampled training examples.
+    fn train_epoch(
+        &self,
+        mut model: Model,
+        optimizer: &mut burn::optim::ModuleOptimizer,
+        rng: &mut SmallRng,
+        label: &str,
+    ) -> Result<(Model, EpochStats), TrainError> {
+        let cfg = &self.config.train;
+        let started = Instant::now();
+        let train_sets = self.data.train_sets();
+        let num_items = self.data.num_items() as u32;
+        let examples =
+            TrainingEpoch::sample(&self.data.train, &train_sets, num_items, cfg.negatives, rng);
+        let batches = examples.len().div_ceil(cfg.batch_size);
+        let bar = self.progress_bar(batches as u64, label);
+        let mut sync = SingleDevice;
+        let mut loss_sum = Tensor::<1>::zeros([1], &self.device);
+        for b in 0..batches {
+            let start = b * cfg.batch_size;
+            let end = (start + cfg.batch_size).min(examples.len());
+            let batch = self.batch(&examples, start, end);
+            let loss = model.loss(&batch, cfg.loss);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let grads = sync.sync(grads);
+            model = optimizer.step(cfg.learning_rate, model, grads);
+            // Accumulated on the device; read back only when shown.
+            loss_sum = loss_sum + loss.detach().mul_scalar((end - start) as f64);
+            bar.inc(1);
+            if b % 50 == 49 && !bar.is_hidden() {
+                let mean = loss_sum.clone().into_scalar::<f32>() / end as f32;
+                let rate =
+                    end as f64 * (1 + cfg.negatives) as f64 / started.elapsed().as_secs_f64();
+                bar.set_message(format!("loss {mean:.4}  {rate:.0} samples/s"));
+            }
+        }
+        bar.finish_and_clear();
+        let loss = loss_sum.into_scalar::<f32>() / examples.len().max(1) as f32;
+        let train_secs = started.elapsed().as_secs_f64();
+        let samples_per_sec = (examples.len() * (1 + cfg.negatives)) as f64 / train_secs;
+        Ok((
+            model,
+            EpochStats {
+                loss,
+                samples_per_sec,
+                train_secs,
+            },
+        ))
     }
 
     /// Tensors of examples `start..end` on the training device.
