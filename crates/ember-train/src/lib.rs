@@ -9,6 +9,7 @@ mod config;
 pub mod device;
 mod error;
 pub mod evaluate;
+pub mod plot;
 mod run_dir;
 mod trainer;
 
@@ -37,6 +38,8 @@ pub mod files {
     pub const EPOCHS: &str = "metrics.jsonl";
     /// Final metrics.
     pub const METRICS: &str = "metrics.json";
+    /// Learning curves (training loss, validation metric) as SVG.
+    pub const CURVES: &str = "curves.svg";
     /// The selected model's weights (burn's burnpack format).
     pub const WEIGHTS: &str = "model.bpk";
 }
@@ -128,6 +131,8 @@ pub fn train(
         device: device.clone(),
         run: &mut run,
         progress: options.progress,
+        stage_prefix: "",
+        curves: Vec::new(),
     };
     device.seed(config.seed);
     let selected = fit_stages(&mut trainer, users, items, &|_| None)?;
@@ -135,6 +140,7 @@ pub fn train(
         Some(merged) => {
             // The epoch counts are chosen; train again from scratch on training + validation data.
             trainer.data = merged;
+            trainer.stage_prefix = "refit ";
             trainer.run.log("refit: training again on training + validation interactions with the chosen epoch counts");
             device.seed(config.seed);
             let chosen = selected.epochs;
@@ -147,6 +153,8 @@ pub fn train(
         }
         None => selected.fitted,
     };
+    let curves = plot::learning_curves(&trainer.curves, &config.eval.monitor);
+    run.write(files::CURVES, &curves)?;
     // The data the final model was trained on (its popularity is the matching baseline).
     let data = merged.as_ref().unwrap_or(&data);
     let weights = run.path(files::WEIGHTS);

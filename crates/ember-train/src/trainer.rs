@@ -15,6 +15,7 @@ use serde_json::json;
 use std::time::Instant;
 
 use crate::evaluate::{EvaluationPlan, HeldOut, ModelScorer};
+use crate::plot::EpochPoint;
 use crate::{RunConfig, RunDir, TrainError};
 
 /// What happens to gradients between the backward pass and the optimiser step.
@@ -55,6 +56,10 @@ pub struct Trainer<'a> {
     pub(crate) device: Device,
     pub(crate) run: &'a mut RunDir,
     pub(crate) progress: bool,
+    /// Put before stage names in logs and curves (`"refit "` during the refit).
+    pub(crate) stage_prefix: &'static str,
+    /// Every epoch trained so far, for the learning-curve plot.
+    pub(crate) curves: Vec<EpochPoint>,
 }
 
 /// How many epochs to train, and how the kept model is chosen.
@@ -85,6 +90,8 @@ impl Trainer<'_> {
         schedule: Schedule,
         seed: u64,
     ) -> Result<Fitted, TrainError> {
+        let stage = format!("{}{stage}", self.stage_prefix);
+        let stage = stage.as_str();
         let cfg = &self.config.train;
         let monitor = self.config.eval.monitor.clone();
         let mut optimizer = AdamConfig::new()
@@ -121,6 +128,12 @@ impl Trainer<'_> {
                 stats.loss, stats.samples_per_sec, stats.train_secs
             );
             if schedule == Schedule::Fixed(epochs) {
+                self.curves.push(EpochPoint {
+                    stage: stage.to_string(),
+                    epoch,
+                    loss: stats.loss as f64,
+                    valid: None,
+                });
                 self.run.log(&summary);
                 self.run
                     .append_line(crate::files::EPOCHS, &line.to_string())?;
@@ -135,6 +148,20 @@ impl Trainer<'_> {
                 self.config.eval.batch_users,
             );
             let value = valid.get(&monitor).unwrap_or(f64::NAN);
+            if std::env::var("EMBER_PEEK").is_ok() {
+                let t = self.plan.evaluate(
+                    &ModelScorer::new(&model, &self.device),
+                    self.data,
+                    HeldOut::Test,
+                    &self.config.eval.ks,
+                    self.config.eval.batch_users,
+                );
+                eprintln!(
+                    "PEEK {stage} {epoch} valid {value:.4} test HR {:.4} NDCG {:.4}",
+                    t.get("HR@10").unwrap_or(0.0),
+                    t.get("NDCG@10").unwrap_or(0.0)
+                );
+            }
             let improved = best
                 .as_ref()
                 .is_none_or(|b| value > b.best_valid.get(&monitor).unwrap_or(f64::NAN));
@@ -143,6 +170,12 @@ impl Trainer<'_> {
                 eval_started.elapsed().as_secs_f64(),
                 if improved { " (best)" } else { "" }
             ));
+            self.curves.push(EpochPoint {
+                stage: stage.to_string(),
+                epoch,
+                loss: stats.loss as f64,
+                valid: Some(value),
+            });
             line["valid"] = valid
                 .metrics
                 .iter()
