@@ -5,6 +5,8 @@ use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use crate::Recommender;
+
 /// An embedding table initialised with N(0, std²).
 pub fn embedding(rows: usize, dim: usize, std: f64, device: &Device) -> Embedding {
     EmbeddingConfig::new(rows, dim)
@@ -48,6 +50,19 @@ impl Tower {
         }
         x
     }
+}
+
+/// Scores every item for each user by scoring all (user, item) pairs: for models with no
+/// cheaper factorised form.
+///
+/// # Shapes
+/// - users: `[batch]`
+/// - output: `[batch, num_items]`
+pub fn score_all_pairs<M: Recommender + ?Sized>(model: &M, users: Tensor<1, Int>) -> Tensor<2> {
+    let batch = users.dims()[0];
+    let n = model.num_items();
+    let (u, i) = all_pairs(users, n);
+    model.score_pairs(u, i).reshape([batch, n])
 }
 
 /// Repeats each user once per item and tiles the items, so that a pair model can score every

@@ -16,7 +16,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::Recommender;
-use crate::layers::{Tower, all_pairs, embedding, lookup};
+use crate::layers::{Tower, embedding, lookup, score_all_pairs};
 
 fn default_factors() -> usize {
     32
@@ -196,10 +196,7 @@ impl Recommender for Mlp {
     }
 
     fn score_all(&self, users: Tensor<1, Int>) -> Tensor<2> {
-        let batch = users.dims()[0];
-        let n = self.num_items();
-        let (u, i) = all_pairs(users, n);
-        self.score_pairs(u, i).reshape([batch, n])
+        score_all_pairs(self, users)
     }
 
     fn num_items(&self) -> usize {
@@ -321,10 +318,7 @@ impl Recommender for NeuMf {
     }
 
     fn score_all(&self, users: Tensor<1, Int>) -> Tensor<2> {
-        let batch = users.dims()[0];
-        let n = self.num_items();
-        let (u, i) = all_pairs(users, n);
-        self.score_pairs(u, i).reshape([batch, n])
+        score_all_pairs(self, users)
     }
 
     fn num_items(&self) -> usize {
