@@ -133,6 +133,7 @@ pub fn train(
         progress: options.progress,
         stage_prefix: "",
         curves: Vec::new(),
+        sync: Box::new(SingleDevice),
     };
     device.seed(config.seed);
     let selected = fit_stages(&mut trainer, users, items, &|_| None)?;

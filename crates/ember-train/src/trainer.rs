@@ -60,6 +60,8 @@ pub struct Trainer<'a> {
     pub(crate) stage_prefix: &'static str,
     /// Every epoch trained so far, for the learning-curve plot.
     pub(crate) curves: Vec<EpochPoint>,
+    /// Applied to the gradients before every optimiser step.
+    pub(crate) sync: Box<dyn GradientSync>,
 }
 
 /// How many epochs to train, and how the kept model is chosen.
@@ -148,20 +150,6 @@ impl Trainer<'_> {
                 self.config.eval.batch_users,
             );
             let value = valid.get(&monitor).unwrap_or(f64::NAN);
-            if std::env::var("EMBER_PEEK").is_ok() {
-                let t = self.plan.evaluate(
-                    &ModelScorer::new(&model, &self.device),
-                    self.data,
-                    HeldOut::Test,
-                    &self.config.eval.ks,
-                    self.config.eval.batch_users,
-                );
-                eprintln!(
-                    "PEEK {stage} {epoch} valid {value:.4} test HR {:.4} NDCG {:.4}",
-                    t.get("HR@10").unwrap_or(0.0),
-                    t.get("NDCG@10").unwrap_or(0.0)
-                );
-            }
             let improved = best
                 .as_ref()
                 .is_none_or(|b| value > b.best_valid.get(&monitor).unwrap_or(f64::NAN));
@@ -214,7 +202,7 @@ impl Trainer<'_> {
 
     /// One pass over freshly sampled training examples.
     fn train_epoch(
-        &self,
+        &mut self,
         mut model: Model,
         optimizer: &mut burn::optim::ModuleOptimizer,
         rng: &mut SmallRng,
@@ -228,7 +216,6 @@ impl Trainer<'_> {
             TrainingEpoch::sample(&self.data.train, &train_sets, num_items, cfg.negatives, rng);
         let batches = examples.len().div_ceil(cfg.batch_size);
         let bar = self.progress_bar(batches as u64, label);
-        let mut sync = SingleDevice;
         let mut loss_sum = Tensor::<1>::zeros([1], &self.device);
         for b in 0..batches {
             let start = b * cfg.batch_size;
@@ -236,7 +223,7 @@ impl Trainer<'_> {
             let batch = self.batch(&examples, start, end);
             let loss = model.loss(&batch, cfg.loss);
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            let grads = sync.sync(grads);
+            let grads = self.sync.sync(grads);
             model = optimizer.step(cfg.learning_rate, model, grads);
             // Accumulated on the device; read back only when shown.
             loss_sum = loss_sum + loss.detach().mul_scalar((end - start) as f64);
