@@ -72,6 +72,8 @@ pub struct TrainConfig {
     pub patience: usize,
     /// Epochs of GMF and of MLP pre-training for NeuMF with `pretrain = true` (default: `epochs`).
     pub pretrain_epochs: Option<usize>,
+    /// Adam's learning rate when fine-tuning a pre-trained NeuMF (default: `learning_rate`).
+    pub finetune_learning_rate: Option<f64>,
     /// Once the epoch count is chosen on validation, train again from scratch on training +
     /// validation interactions for that many epochs, and test that model.
     pub refit: bool,
@@ -88,6 +90,7 @@ impl Default for TrainConfig {
             weight_decay: 0.0,
             patience: 5,
             pretrain_epochs: None,
+            finetune_learning_rate: None,
             refit: false,
         }
     }
@@ -162,11 +165,16 @@ impl RunConfig {
                 "train.negatives must be at least 1 (training needs negatives), got 0".into(),
             );
         }
-        if !(t.learning_rate > 0.0 && t.learning_rate.is_finite()) {
-            return Err(format!(
-                "train.learning_rate must be positive, got {}",
-                t.learning_rate
-            ));
+        let rates = [
+            ("learning_rate", Some(t.learning_rate)),
+            ("finetune_learning_rate", t.finetune_learning_rate),
+        ];
+        for (key, rate) in rates {
+            if let Some(rate) = rate
+                && !(rate > 0.0 && rate.is_finite())
+            {
+                return Err(format!("train.{key} must be positive, got {rate}"));
+            }
         }
         if t.weight_decay < 0.0 {
             return Err(format!(

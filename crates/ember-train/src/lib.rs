@@ -17,7 +17,7 @@ pub use config::{EvalConfig, RunConfig, TrainConfig};
 pub use error::TrainError;
 pub use evaluate::{EvaluationPlan, HeldOut, ModelScorer, Popularity, Scorer};
 pub use run_dir::RunDir;
-pub use trainer::{Fitted, GradientSync, Schedule, SingleDevice, Trainer};
+pub use trainer::{Fitted, GradientSync, Schedule, SingleDevice, StepSettings, Trainer};
 
 use burn::module::Module;
 use ember_data::{Dataset, prepare};
@@ -238,7 +238,14 @@ fn fit_stages(
         None => Schedule::Select(max),
     };
     let epochs = config.train.epochs;
+    let lr = config.train.learning_rate;
+    let step = |seed, learning_rate, keep_initial| StepSettings {
+        seed,
+        learning_rate,
+        keep_initial,
+    };
     let mut kept = Vec::new();
+    let mut pretrained = false;
     let model = match &config.model {
         ModelConfig::NeuMf(neumf) if neumf.pretrain => {
             let pre = config.train.pretrain_epochs.unwrap_or(epochs);
@@ -246,25 +253,37 @@ fn fit_stages(
                 Model::Gmf(neumf.gmf().init(users, items, &device)),
                 "gmf",
                 schedule("gmf", pre),
-                config.seed + 1,
+                step(config.seed + 1, lr, false),
             )?;
             let mlp = trainer.fit(
                 Model::Mlp(neumf.mlp().init(users, items, &device)),
                 "mlp",
                 schedule("mlp", pre),
-                config.seed + 2,
+                step(config.seed + 2, lr, false),
             )?;
             kept.push(("gmf".to_string(), gmf.best_epoch));
             kept.push(("mlp".to_string(), mlp.best_epoch));
             let (Model::Gmf(gmf), Model::Mlp(mlp)) = (gmf.model, mlp.model) else {
                 unreachable!("fit returns its input kind")
             };
+            pretrained = true;
             Model::NeuMf(neumf.from_pretrained(gmf, mlp))
         }
         other => other.init(users, items, &device),
     };
     let name = config.model.name();
-    let fitted = trainer.fit(model, name, schedule(name, epochs), config.seed)?;
+    // Fine-tuning a pre-trained NeuMF may use its own (smaller) learning rate.
+    let final_lr = if pretrained {
+        config.train.finetune_learning_rate.unwrap_or(lr)
+    } else {
+        lr
+    };
+    let fitted = trainer.fit(
+        model,
+        name,
+        schedule(name, epochs),
+        step(config.seed, final_lr, pretrained),
+    )?;
     kept.push((name.to_string(), fitted.best_epoch));
     Ok(Staged {
         fitted,

@@ -75,6 +75,17 @@ pub enum Schedule {
     Fixed(usize),
 }
 
+/// Per-model optimisation settings of [`Trainer::fit`].
+#[derive(Debug, Clone, Copy)]
+pub struct StepSettings {
+    /// Seed of shuffling and negative sampling.
+    pub seed: u64,
+    /// Adam's learning rate.
+    pub learning_rate: f64,
+    /// Whether the model as given competes on validation as epoch 0 (a pre-trained start).
+    pub keep_initial: bool,
+}
+
 /// One epoch's training figures.
 struct EpochStats {
     loss: f32,
@@ -90,7 +101,7 @@ impl Trainer<'_> {
         mut model: Model,
         stage: &str,
         schedule: Schedule,
-        seed: u64,
+        step: StepSettings,
     ) -> Result<Fitted, TrainError> {
         let stage = format!("{}{stage}", self.stage_prefix);
         let stage = stage.as_str();
@@ -102,15 +113,29 @@ impl Trainer<'_> {
                 (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32)),
             )
             .init();
-        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut rng = SmallRng::seed_from_u64(step.seed);
         let mut best: Option<Fitted> = None;
+        if step.keep_initial && matches!(schedule, Schedule::Select(_)) {
+            // A model that starts trained (NeuMF from GMF and MLP) competes as "epoch 0".
+            let valid = self.validate(&model);
+            let value = valid.get(&monitor).unwrap_or(f64::NAN);
+            self.run.log(&format!(
+                "{stage} epoch 0 (as initialised): valid {monitor} {value:.4}"
+            ));
+            best = Some(Fitted {
+                model: model.clone(),
+                best_epoch: 0,
+                best_valid: valid,
+            });
+        }
         let mut since_best = 0;
         let epochs = match schedule {
             Schedule::Select(n) | Schedule::Fixed(n) => n,
         };
         for epoch in 1..=epochs {
             let label = format!("{stage} epoch {epoch}/{epochs}");
-            let (next, stats) = self.train_epoch(model, &mut optimizer, &mut rng, &label)?;
+            let (next, stats) =
+                self.train_epoch(model, &mut optimizer, &mut rng, step.learning_rate, &label)?;
             model = next;
             if !stats.loss.is_finite() {
                 return Err(TrainError::Diverged {
@@ -142,13 +167,7 @@ impl Trainer<'_> {
                 continue;
             }
             let eval_started = Instant::now();
-            let valid = self.plan.evaluate(
-                &ModelScorer::new(&model, &self.device),
-                self.data,
-                HeldOut::Validation,
-                &self.config.eval.ks,
-                self.config.eval.batch_users,
-            );
+            let valid = self.validate(&model);
             let value = valid.get(&monitor).unwrap_or(f64::NAN);
             let improved = best
                 .as_ref()
@@ -200,12 +219,24 @@ impl Trainer<'_> {
         }))
     }
 
+    /// Validation metrics of `model`.
+    fn validate(&self, model: &Model) -> MetricsReport {
+        self.plan.evaluate(
+            &ModelScorer::new(model, &self.device),
+            self.data,
+            HeldOut::Validation,
+            &self.config.eval.ks,
+            self.config.eval.batch_users,
+        )
+    }
+
     /// One pass over freshly sampled training examples.
     fn train_epoch(
         &mut self,
         mut model: Model,
         optimizer: &mut burn::optim::ModuleOptimizer,
         rng: &mut SmallRng,
+        learning_rate: f64,
         label: &str,
     ) -> Result<(Model, EpochStats), TrainError> {
         let cfg = &self.config.train;
@@ -224,7 +255,7 @@ impl Trainer<'_> {
             let loss = model.loss(&batch, cfg.loss);
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             let grads = self.sync.sync(grads);
-            model = optimizer.step(cfg.learning_rate, model, grads);
+            model = optimizer.step(learning_rate, model, grads);
             // Accumulated on the device; read back only when shown.
             loss_sum = loss_sum + loss.detach().mul_scalar((end - start) as f64);
             bar.inc(1);
