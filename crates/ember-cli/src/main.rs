@@ -26,6 +26,8 @@ enum Command {
     Train(TrainArgs),
     /// Evaluate a finished run on its test split.
     Eval(EvalArgs),
+    /// Export a finished run's model for ember-infer (`manifest.json` + `model.safetensors`).
+    Export(ExportArgs),
     /// Inspect or split a data set described by a config.
     #[command(subcommand)]
     Data(DataCommand),
@@ -64,6 +66,19 @@ struct EvalArgs {
     /// Protocol: `full`, `sampled:N`, `popularity:N` or `fixed` (default: the run's own).
     #[arg(long)]
     protocol: Option<String>,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// A run directory written by `ember train`.
+    #[arg(long)]
+    run: PathBuf,
+    /// The new model directory, e.g. models/NAME.
+    #[arg(long)]
+    out: PathBuf,
+    /// Precision of the stored matrices: f32, f16 or int8.
+    #[arg(long, default_value = "f32")]
+    precision: String,
 }
 
 #[derive(Subcommand)]
@@ -114,6 +129,26 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(args) => train(args),
         Command::Eval(args) => eval(args),
+        Command::Export(args) => {
+            let precision = match args.precision.as_str() {
+                "f32" => ember_infer::Precision::F32,
+                "f16" => ember_infer::Precision::F16,
+                "int8" => ember_infer::Precision::Int8,
+                other => bail!("unknown precision `{other}`: use f32, f16 or int8"),
+            };
+            let manifest = ember_train::export::export_run(&args.run, &args.out, precision)?;
+            let size = std::fs::metadata(args.out.join("model.safetensors")).map(|m| m.len()).unwrap_or(0);
+            println!(
+                "exported {} ({} users, {} items, {:?}, {} bytes of weights) to {}",
+                args.run.display(),
+                manifest.user_ids.len(),
+                manifest.item_ids.len(),
+                manifest.precision,
+                size,
+                args.out.display()
+            );
+            Ok(())
+        }
         Command::Data(DataCommand::Stats { config }) => {
             let config = load_config(config.as_deref())?;
             let (data, prep) = prepare(&config.data, &config.preprocess, &config.split)?;

@@ -39,6 +39,11 @@ impl Tower {
         Self { layers }
     }
 
+    /// The dense layers, first to last.
+    pub fn layers(&self) -> &[Linear] {
+        &self.layers
+    }
+
     /// Applies every layer with a ReLU after each.
     ///
     /// # Shapes

@@ -6,11 +6,13 @@
 //! special-case a model.
 
 mod config;
+mod export;
 pub mod layers;
 mod loss;
 pub mod ncf;
 
 pub use config::{ModelConfig, ModelError};
+pub use export::NamedTensor;
 pub use loss::{Loss, PairBatch};
 pub use ncf::{Gmf, GmfConfig, Mf, MfConfig, Mlp, MlpConfig, NeuMf, NeuMfConfig};
 

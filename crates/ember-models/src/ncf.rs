@@ -43,8 +43,8 @@ pub struct MfConfig {
 /// Matrix factorisation: a dot product of user and item embeddings.
 #[derive(Module, Debug)]
 pub struct Mf {
-    users: Embedding,
-    items: Embedding,
+    pub(crate) users: Embedding,
+    pub(crate) items: Embedding,
 }
 
 impl MfConfig {
@@ -88,9 +88,9 @@ pub struct GmfConfig {
 /// Generalized matrix factorisation: a learned weighting of the element-wise product.
 #[derive(Module, Debug)]
 pub struct Gmf {
-    users: Embedding,
-    items: Embedding,
-    output: Linear,
+    pub(crate) users: Embedding,
+    pub(crate) items: Embedding,
+    pub(crate) output: Linear,
 }
 
 impl GmfConfig {
@@ -154,10 +154,10 @@ pub struct MlpConfig {
 /// Multi-layer perceptron over concatenated user and item embeddings.
 #[derive(Module, Debug)]
 pub struct Mlp {
-    users: Embedding,
-    items: Embedding,
-    tower: Tower,
-    output: Linear,
+    pub(crate) users: Embedding,
+    pub(crate) items: Embedding,
+    pub(crate) tower: Tower,
+    pub(crate) output: Linear,
 }
 
 impl MlpConfig {
@@ -232,12 +232,12 @@ fn half() -> f64 {
 /// GMF and MLP with separate embeddings, fused in the output layer.
 #[derive(Module, Debug)]
 pub struct NeuMf {
-    gmf_users: Embedding,
-    gmf_items: Embedding,
-    mlp_users: Embedding,
-    mlp_items: Embedding,
-    tower: Tower,
-    output: Linear,
+    pub(crate) gmf_users: Embedding,
+    pub(crate) gmf_items: Embedding,
+    pub(crate) mlp_users: Embedding,
+    pub(crate) mlp_items: Embedding,
+    pub(crate) tower: Tower,
+    pub(crate) output: Linear,
 }
 
 impl NeuMfConfig {

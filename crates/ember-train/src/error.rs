@@ -38,6 +38,9 @@ pub enum TrainError {
         /// What went wrong.
         message: String,
     },
+    /// Writing an exported model failed.
+    #[error("export: {0}")]
+    Export(String),
     /// Training diverged (the loss became NaN or infinite).
     #[error("training diverged at epoch {epoch}: the loss is {loss}; lower train.learning_rate")]
     Diverged {

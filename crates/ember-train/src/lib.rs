@@ -9,6 +9,7 @@ mod config;
 pub mod device;
 mod error;
 pub mod evaluate;
+pub mod export;
 pub mod plot;
 mod run_dir;
 mod trainer;

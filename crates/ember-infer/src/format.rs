@@ -1,0 +1,234 @@
+//! The exported format: manifest, tensor names and shapes, and the writer.
+
+use safetensors::{Dtype, View};
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::fs;
+use std::path::Path;
+
+use crate::InferError;
+use crate::quant::{f32_to_f16, quantize_rows};
+
+/// The format version this crate writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Numeric precision of the stored matrices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// 32-bit floats.
+    F32,
+    /// IEEE half floats.
+    F16,
+    /// Symmetric int8 with one f32 scale per row.
+    Int8,
+}
+
+/// The model kind and the sizes that fix every tensor's shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ModelSpec {
+    /// Matrix factorisation: `p_u · q_i`.
+    Mf {
+        /// Latent dimension.
+        factors: usize,
+    },
+    /// GMF: `hᵀ(p_u ⊙ q_i) + b`.
+    Gmf {
+        /// Latent dimension.
+        factors: usize,
+    },
+    /// MLP over `[p_u ‖ q_i]` with ReLU layers.
+    Mlp {
+        /// Layer sizes, the first being the concatenated embedding size.
+        layers: Vec<usize>,
+    },
+    /// NeuMF: GMF and MLP parts fused in the output layer.
+    #[serde(rename = "neumf")]
+    NeuMf {
+        /// GMF latent dimension.
+        factors: usize,
+        /// MLP layer sizes.
+        layers: Vec<usize>,
+    },
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// [`FORMAT_VERSION`] of the writer.
+    pub format_version: u32,
+    /// Model kind and shape.
+    pub model: ModelSpec,
+    /// Precision of the stored matrices.
+    pub precision: Precision,
+    /// External user ids, indexed by internal id.
+    pub user_ids: Vec<i64>,
+    /// External item ids, indexed by internal id.
+    pub item_ids: Vec<i64>,
+    /// A hash of the training data, to tell which data a model was trained on.
+    pub dataset_fingerprint: String,
+    /// Training-side metrics, as the run reported them.
+    #[serde(default)]
+    pub metrics: serde_json::Value,
+}
+
+/// A tensor in f32, as the training side hands it over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorF32 {
+    /// Name (see [`expected_tensors`]).
+    pub name: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub data: Vec<f32>,
+}
+
+fn layers_valid(layers: &[usize]) -> bool {
+    layers.len() >= 2 && layers[0] % 2 == 0 && !layers.contains(&0)
+}
+
+/// The tensors a model of this spec has, with their logical shapes, for `users` × `items`.
+/// `None` when the spec itself is invalid (zero sizes, unusable layers).
+pub fn expected_tensors(spec: &ModelSpec, users: usize, items: usize) -> Option<Vec<(String, Vec<usize>)>> {
+    let mut out = Vec::new();
+    let mut push = |name: &str, shape: Vec<usize>| out.push((name.to_string(), shape));
+    let tower = |push: &mut dyn FnMut(&str, Vec<usize>), layers: &[usize]| {
+        for (k, w) in layers.windows(2).enumerate() {
+            push(&format!("tower.layers.{k}.weight"), vec![w[0], w[1]]);
+            push(&format!("tower.layers.{k}.bias"), vec![w[1]]);
+        }
+    };
+    match spec {
+        ModelSpec::Mf { factors } | ModelSpec::Gmf { factors } => {
+            if *factors == 0 {
+                return None;
+            }
+            push("users.weight", vec![users, *factors]);
+            push("items.weight", vec![items, *factors]);
+            if matches!(spec, ModelSpec::Gmf { .. }) {
+                push("output.weight", vec![*factors, 1]);
+                push("output.bias", vec![1]);
+            }
+        }
+        ModelSpec::Mlp { layers } => {
+            if !layers_valid(layers) {
+                return None;
+            }
+            push("users.weight", vec![users, layers[0] / 2]);
+            push("items.weight", vec![items, layers[0] / 2]);
+            tower(&mut push, layers);
+            push("output.weight", vec![*layers.last()?, 1]);
+            push("output.bias", vec![1]);
+        }
+        ModelSpec::NeuMf { factors, layers } => {
+            if *factors == 0 || !layers_valid(layers) {
+                return None;
+            }
+            push("gmf_users.weight", vec![users, *factors]);
+            push("gmf_items.weight", vec![items, *factors]);
+            push("mlp_users.weight", vec![users, layers[0] / 2]);
+            push("mlp_items.weight", vec![items, layers[0] / 2]);
+            tower(&mut push, layers);
+            push("output.weight", vec![factors + layers.last()?, 1]);
+            push("output.bias", vec![1]);
+        }
+    }
+    Some(out)
+}
+
+/// Bytes of one stored tensor, for safetensors' writer.
+struct Stored {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl View for &Stored {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+/// Writes `manifest.json` and `model.safetensors` into a new directory `dir`, converting the
+/// matrices to the manifest's precision. Everything is written under a temporary name and
+/// renamed at the end, so an interrupted export leaves no readable half-model.
+pub fn write_model(dir: &Path, manifest: &Manifest, tensors: &[TensorF32]) -> Result<(), InferError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |error| InferError::Io { path, error }
+    };
+    let expected = expected_tensors(&manifest.model, manifest.user_ids.len(), manifest.item_ids.len())
+        .ok_or_else(|| InferError::Manifest { path: dir.join("manifest.json"), message: "invalid model spec".into() })?;
+    for (name, shape) in &expected {
+        let t = tensors.iter().find(|t| &t.name == name).ok_or_else(|| InferError::Tensor {
+            name: name.clone(),
+            message: "missing from the exported model".into(),
+        })?;
+        if &t.shape != shape || t.data.len() != shape.iter().product::<usize>() {
+            return Err(InferError::Tensor {
+                name: name.clone(),
+                message: format!("shape {:?} with {} values, expected {shape:?}", t.shape, t.data.len()),
+            });
+        }
+    }
+    let mut stored: Vec<(String, Stored)> = Vec::new();
+    for (name, shape) in &expected {
+        let t = tensors.iter().find(|t| &t.name == name).expect("checked above");
+        let matrix = shape.len() == 2;
+        match (manifest.precision, matrix) {
+            (Precision::F16, true) => {
+                let bytes = t.data.iter().flat_map(|v| f32_to_f16(*v).to_le_bytes()).collect();
+                stored.push((name.clone(), Stored { dtype: Dtype::F16, shape: shape.clone(), bytes }));
+            }
+            (Precision::Int8, true) => {
+                let (q, scales) = quantize_rows(&t.data, shape[1]);
+                let bytes = q.iter().map(|v| *v as u8).collect();
+                stored.push((name.clone(), Stored { dtype: Dtype::I8, shape: shape.clone(), bytes }));
+                let bytes = scales.iter().flat_map(|v| v.to_le_bytes()).collect();
+                stored.push((format!("{name}.scale"), Stored { dtype: Dtype::F32, shape: vec![shape[0]], bytes }));
+            }
+            _ => {
+                let bytes = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+                stored.push((name.clone(), Stored { dtype: Dtype::F32, shape: shape.clone(), bytes }));
+            }
+        }
+    }
+    if dir.exists() {
+        return Err(InferError::Io {
+            path: dir.to_owned(),
+            error: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "already exists; choose a new directory"),
+        });
+    }
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(io(parent))?;
+    let partial = parent.join(format!(
+        ".{}.partial-{}",
+        dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        std::process::id()
+    ));
+    let result = (|| {
+        fs::create_dir_all(&partial).map_err(io(&partial))?;
+        let views: Vec<(String, &Stored)> = stored.iter().map(|(n, s)| (n.clone(), s)).collect();
+        let bytes = safetensors::serialize(views, None)
+            .map_err(|e| InferError::Safetensors { path: partial.join("model.safetensors"), message: e.to_string() })?;
+        fs::write(partial.join("model.safetensors"), bytes).map_err(io(&partial.join("model.safetensors")))?;
+        let json = serde_json::to_string_pretty(manifest).expect("a manifest always serialises");
+        fs::write(partial.join("manifest.json"), json).map_err(io(&partial.join("manifest.json")))?;
+        fs::rename(&partial, dir).map_err(io(dir))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&partial);
+    }
+    result
+}
