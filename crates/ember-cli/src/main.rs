@@ -137,7 +137,9 @@ fn run(cli: Cli) -> Result<()> {
                 other => bail!("unknown precision `{other}`: use f32, f16 or int8"),
             };
             let manifest = ember_train::export::export_run(&args.run, &args.out, precision)?;
-            let size = std::fs::metadata(args.out.join("model.safetensors")).map(|m| m.len()).unwrap_or(0);
+            let size = std::fs::metadata(args.out.join("model.safetensors"))
+                .map(|m| m.len())
+                .unwrap_or(0);
             println!(
                 "exported {} ({} users, {} items, {:?}, {} bytes of weights) to {}",
                 args.run.display(),

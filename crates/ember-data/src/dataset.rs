@@ -69,16 +69,20 @@ impl Dataset {
         sorted_sets(self.train.iter().map(|v| v.as_slice()))
     }
 
-    /// Each user's items in every split, sorted: what sampled negatives must avoid.
+    /// Each user's training and validation items, sorted.
+    pub fn train_valid_sets(&self) -> Vec<Vec<u32>> {
+        self.user_sets(&[&self.train, &self.valid])
+    }
+
+    /// Each user's items in every split, sorted: what sampled test negatives must avoid.
     pub fn known_sets(&self) -> Vec<Vec<u32>> {
+        self.user_sets(&[&self.train, &self.valid, &self.test])
+    }
+
+    fn user_sets(&self, splits: &[&Vec<Vec<u32>>]) -> Vec<Vec<u32>> {
         (0..self.num_users())
             .map(|u| {
-                let mut all: Vec<u32> = self.train[u]
-                    .iter()
-                    .chain(&self.valid[u])
-                    .chain(&self.test[u])
-                    .copied()
-                    .collect();
+                let mut all: Vec<u32> = splits.iter().flat_map(|s| s[u].iter().copied()).collect();
                 all.sort_unstable();
                 all.dedup();
                 all

@@ -32,6 +32,16 @@ pub fn prepare(
     split: &Split,
 ) -> Result<(Dataset, PreprocessStats)> {
     split.validate()?;
+    if *split == Split::Fixed
+        && (preprocess.implicit_threshold.is_some()
+            || preprocess.min_user_interactions > 1
+            || preprocess.min_item_interactions > 1)
+    {
+        // They would filter the training file only, leaving test users and items untrained.
+        return Err(DataError::Invalid(
+            "split `fixed` keeps the source's own test files: preprocess.implicit_threshold and k-core filtering cannot be used with it".into(),
+        ));
+    }
     let Loaded {
         mut interactions,
         fixed,

@@ -153,14 +153,38 @@ impl Split {
                     test[u].push(item_ids.internal(item).expect("item in map"));
                 }
                 if let Some(negatives) = &fixed.negatives {
-                    let mut per_user = vec![Vec::new(); n_users];
+                    let mut per_user: Vec<Option<Vec<u32>>> = vec![None; n_users];
                     for (user, items) in negatives {
-                        let u = user_ids.internal(*user).expect("user in map") as usize;
-                        per_user[u] = items
-                            .iter()
-                            .map(|i| item_ids.internal(*i).expect("item in map"))
-                            .collect();
+                        let u = user_ids.internal(*user).ok_or_else(|| {
+                            DataError::Invalid(format!(
+                                "the negatives file names user {user}, who has no training or test interaction"
+                            ))
+                        })? as usize;
+                        if per_user[u].is_some() {
+                            return Err(DataError::Invalid(format!(
+                                "the negatives file lists user {user} twice"
+                            )));
+                        }
+                        per_user[u] = Some(
+                            items
+                                .iter()
+                                .map(|i| item_ids.internal(*i).expect("item in map"))
+                                .collect(),
+                        );
                     }
+                    for (u, held_out) in test.iter().enumerate() {
+                        if !held_out.is_empty() && per_user[u].as_ref().is_none_or(|n| n.is_empty())
+                        {
+                            return Err(DataError::Invalid(format!(
+                                "test user {} has no negatives in the negatives file: every test user needs a line",
+                                user_ids.external(u as u32)
+                            )));
+                        }
+                    }
+                    let per_user: Vec<Vec<u32>> = per_user
+                        .into_iter()
+                        .map(Option::unwrap_or_default)
+                        .collect();
                     test_negatives = Some(per_user);
                 }
             }

@@ -71,6 +71,14 @@ impl SyntheticConfig {
                 "synthetic data needs users >= 1, items >= 2, interactions_per_user >= 1 and candidates >= 1".into(),
             ));
         }
+        if !(0.0..=5.0).contains(&self.popularity_exponent)
+            || !(0.0..=1.0).contains(&self.sequential)
+        {
+            return Err(DataError::Invalid(
+                "synthetic data needs popularity_exponent in [0, 5] and sequential in [0, 1]"
+                    .into(),
+            ));
+        }
         if self.interactions_per_user * 3 / 2 >= self.items {
             return Err(DataError::Invalid(format!(
                 "synthetic data: interactions_per_user ({}) must stay below two thirds of items ({})",
@@ -132,9 +140,17 @@ impl SyntheticConfig {
                             }
                         }
                         if best.0 == f32::NEG_INFINITY {
-                            continue; // every draw was already seen: draw again
+                            // Every popularity draw was already seen (the user has taken most
+                            // of the popular items): take an unseen item uniformly instead.
+                            loop {
+                                let i = rng.random_range(0..self.items);
+                                if !seen.contains(&i) {
+                                    break i;
+                                }
+                            }
+                        } else {
+                            best.1
                         }
-                        best.1
                     }
                 };
                 seen.insert(item);

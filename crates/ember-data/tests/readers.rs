@@ -155,6 +155,41 @@ fn ncf_files_with_fixed_split() {
     assert_eq!(ds.valid[0], vec![2]);
     assert_eq!(ds.train[0], vec![0, 1]);
     assert_eq!(ds.test_negatives.as_ref().unwrap()[1], vec![4, 3]);
+    // Every test user needs negatives; a user the data does not know is an error, not a panic.
+    write(
+        dir.path(),
+        "y.train.rating",
+        "0\t0\t5\t1\n0\t1\t5\t2\n1\t0\t4\t1\n1\t2\t4\t2\n",
+    );
+    write(dir.path(), "y.test.rating", "0\t3\t5\t9\n1\t1\t4\t9\n");
+    write(dir.path(), "y.test.negative", "(0,3)\t4\t5\n");
+    let missing = DataSource::Ncf {
+        prefix: dir.path().join("y"),
+    };
+    let err = prepare(&missing, &Preprocess::default(), &Split::Fixed)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("test user 1 has no negatives"), "{err}");
+    write(
+        dir.path(),
+        "y.test.negative",
+        "(0,3)\t4\t5\n(1,1)\t4\n(7,1)\t4\n",
+    );
+    let err = prepare(&missing, &Preprocess::default(), &Split::Fixed)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("user 7, who has no training or test interaction"),
+        "{err}"
+    );
+    let k_core = Preprocess {
+        min_user_interactions: 2,
+        ..Default::default()
+    };
+    let err = prepare(&src, &k_core, &Split::Fixed)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("k-core"), "{err}");
     // The NCF format brings its own split.
     let err = prepare(&src, &Preprocess::default(), &Split::LeaveOneOut)
         .unwrap_err()

@@ -91,7 +91,11 @@ fn layers_valid(layers: &[usize]) -> bool {
 
 /// The tensors a model of this spec has, with their logical shapes, for `users` × `items`.
 /// `None` when the spec itself is invalid (zero sizes, unusable layers).
-pub fn expected_tensors(spec: &ModelSpec, users: usize, items: usize) -> Option<Vec<(String, Vec<usize>)>> {
+pub fn expected_tensors(
+    spec: &ModelSpec,
+    users: usize,
+    items: usize,
+) -> Option<Vec<(String, Vec<usize>)>> {
     let mut out = Vec::new();
     let mut push = |name: &str, shape: Vec<usize>| out.push((name.to_string(), shape));
     let tower = |push: &mut dyn FnMut(&str, Vec<usize>), layers: &[usize]| {
@@ -163,68 +167,133 @@ impl View for &Stored {
 /// Writes `manifest.json` and `model.safetensors` into a new directory `dir`, converting the
 /// matrices to the manifest's precision. Everything is written under a temporary name and
 /// renamed at the end, so an interrupted export leaves no readable half-model.
-pub fn write_model(dir: &Path, manifest: &Manifest, tensors: &[TensorF32]) -> Result<(), InferError> {
+pub fn write_model(
+    dir: &Path,
+    manifest: &Manifest,
+    tensors: &[TensorF32],
+) -> Result<(), InferError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |error| InferError::Io { path, error }
     };
-    let expected = expected_tensors(&manifest.model, manifest.user_ids.len(), manifest.item_ids.len())
-        .ok_or_else(|| InferError::Manifest { path: dir.join("manifest.json"), message: "invalid model spec".into() })?;
+    let expected = expected_tensors(
+        &manifest.model,
+        manifest.user_ids.len(),
+        manifest.item_ids.len(),
+    )
+    .ok_or_else(|| InferError::Manifest {
+        path: dir.join("manifest.json"),
+        message: "invalid model spec".into(),
+    })?;
     for (name, shape) in &expected {
-        let t = tensors.iter().find(|t| &t.name == name).ok_or_else(|| InferError::Tensor {
-            name: name.clone(),
-            message: "missing from the exported model".into(),
-        })?;
+        let t = tensors
+            .iter()
+            .find(|t| &t.name == name)
+            .ok_or_else(|| InferError::Tensor {
+                name: name.clone(),
+                message: "missing from the exported model".into(),
+            })?;
         if &t.shape != shape || t.data.len() != shape.iter().product::<usize>() {
             return Err(InferError::Tensor {
                 name: name.clone(),
-                message: format!("shape {:?} with {} values, expected {shape:?}", t.shape, t.data.len()),
+                message: format!(
+                    "shape {:?} with {} values, expected {shape:?}",
+                    t.shape,
+                    t.data.len()
+                ),
             });
         }
     }
     let mut stored: Vec<(String, Stored)> = Vec::new();
     for (name, shape) in &expected {
-        let t = tensors.iter().find(|t| &t.name == name).expect("checked above");
+        let t = tensors
+            .iter()
+            .find(|t| &t.name == name)
+            .expect("checked above");
         let matrix = shape.len() == 2;
         match (manifest.precision, matrix) {
             (Precision::F16, true) => {
-                let bytes = t.data.iter().flat_map(|v| f32_to_f16(*v).to_le_bytes()).collect();
-                stored.push((name.clone(), Stored { dtype: Dtype::F16, shape: shape.clone(), bytes }));
+                let bytes = t
+                    .data
+                    .iter()
+                    .flat_map(|v| f32_to_f16(*v).to_le_bytes())
+                    .collect();
+                stored.push((
+                    name.clone(),
+                    Stored {
+                        dtype: Dtype::F16,
+                        shape: shape.clone(),
+                        bytes,
+                    },
+                ));
             }
             (Precision::Int8, true) => {
                 let (q, scales) = quantize_rows(&t.data, shape[1]);
                 let bytes = q.iter().map(|v| *v as u8).collect();
-                stored.push((name.clone(), Stored { dtype: Dtype::I8, shape: shape.clone(), bytes }));
+                stored.push((
+                    name.clone(),
+                    Stored {
+                        dtype: Dtype::I8,
+                        shape: shape.clone(),
+                        bytes,
+                    },
+                ));
                 let bytes = scales.iter().flat_map(|v| v.to_le_bytes()).collect();
-                stored.push((format!("{name}.scale"), Stored { dtype: Dtype::F32, shape: vec![shape[0]], bytes }));
+                stored.push((
+                    format!("{name}.scale"),
+                    Stored {
+                        dtype: Dtype::F32,
+                        shape: vec![shape[0]],
+                        bytes,
+                    },
+                ));
             }
             _ => {
                 let bytes = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
-                stored.push((name.clone(), Stored { dtype: Dtype::F32, shape: shape.clone(), bytes }));
+                stored.push((
+                    name.clone(),
+                    Stored {
+                        dtype: Dtype::F32,
+                        shape: shape.clone(),
+                        bytes,
+                    },
+                ));
             }
         }
     }
     if dir.exists() {
         return Err(InferError::Io {
             path: dir.to_owned(),
-            error: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "already exists; choose a new directory"),
+            error: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "already exists; choose a new directory",
+            ),
         });
     }
-    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(io(parent))?;
     let partial = parent.join(format!(
         ".{}.partial-{}",
-        dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         std::process::id()
     ));
     let result = (|| {
         fs::create_dir_all(&partial).map_err(io(&partial))?;
         let views: Vec<(String, &Stored)> = stored.iter().map(|(n, s)| (n.clone(), s)).collect();
-        let bytes = safetensors::serialize(views, None)
-            .map_err(|e| InferError::Safetensors { path: partial.join("model.safetensors"), message: e.to_string() })?;
-        fs::write(partial.join("model.safetensors"), bytes).map_err(io(&partial.join("model.safetensors")))?;
+        let bytes = safetensors::serialize(views, None).map_err(|e| InferError::Safetensors {
+            path: partial.join("model.safetensors"),
+            message: e.to_string(),
+        })?;
+        fs::write(partial.join("model.safetensors"), bytes)
+            .map_err(io(&partial.join("model.safetensors")))?;
         let json = serde_json::to_string_pretty(manifest).expect("a manifest always serialises");
-        fs::write(partial.join("manifest.json"), json).map_err(io(&partial.join("manifest.json")))?;
+        fs::write(partial.join("manifest.json"), json)
+            .map_err(io(&partial.join("manifest.json")))?;
         fs::rename(&partial, dir).map_err(io(dir))
     })();
     if result.is_err() {

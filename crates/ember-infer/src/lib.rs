@@ -18,7 +18,9 @@ mod format;
 mod quant;
 mod scorer;
 
-pub use format::{FORMAT_VERSION, Manifest, ModelSpec, Precision, TensorF32, expected_tensors, write_model};
+pub use format::{
+    FORMAT_VERSION, Manifest, ModelSpec, Precision, TensorF32, expected_tensors, write_model,
+};
 pub use quant::{f16_to_f32, f32_to_f16};
 pub use scorer::{ExportedModel, Scored};
 

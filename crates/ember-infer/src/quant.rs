@@ -67,7 +67,10 @@ pub(crate) fn quantize_rows(data: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>) {
         let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
         scales.push(scale);
-        quantized.extend(row.iter().map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8));
+        quantized.extend(
+            row.iter()
+                .map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8),
+        );
     }
     (quantized, scales)
 }
@@ -78,7 +81,17 @@ mod tests {
 
     #[test]
     fn half_round_trips_representable_values() {
-        for v in [0.0f32, -0.0, 1.0, -2.5, 0.099975586, 65504.0, 6.1035156e-5, 5.9604645e-8, -3.0517578e-5] {
+        for v in [
+            0.0f32,
+            -0.0,
+            1.0,
+            -2.5,
+            0.099975586,
+            65504.0,
+            6.1035156e-5,
+            5.9604645e-8,
+            -3.0517578e-5,
+        ] {
             assert_eq!(f16_to_f32(f32_to_f16(v)), v, "{v}");
         }
         assert_eq!(f32_to_f16(1.0), 0x3c00);

@@ -86,7 +86,12 @@ impl Tower {
     fn hidden(&self, user: usize, item: usize, h: &mut Vec<f32>, scratch: &mut Vec<f32>) {
         h.clear();
         h.extend(
-            self.user_proj.row(user).iter().zip(self.item_proj.row(item)).zip(&self.first_bias).map(|((u, i), b)| (u + i + b).max(0.0)),
+            self.user_proj
+                .row(user)
+                .iter()
+                .zip(self.item_proj.row(item))
+                .zip(&self.first_bias)
+                .map(|((u, i), b)| (u + i + b).max(0.0)),
         );
         for layer in &self.rest {
             layer.apply(h, scratch);
@@ -98,10 +103,28 @@ impl Tower {
 
 #[derive(Debug, Clone)]
 enum Weights {
-    Mf { users: Matrix, items: Matrix },
-    Gmf { users: Matrix, items: Matrix, h: Vec<f32>, b: f32 },
-    Mlp { tower: Tower, h: Vec<f32>, b: f32 },
-    NeuMf { users: Matrix, items: Matrix, tower: Tower, h: Vec<f32>, b: f32 },
+    Mf {
+        users: Matrix,
+        items: Matrix,
+    },
+    Gmf {
+        users: Matrix,
+        items: Matrix,
+        h: Vec<f32>,
+        b: f32,
+    },
+    Mlp {
+        tower: Tower,
+        h: Vec<f32>,
+        b: f32,
+    },
+    NeuMf {
+        users: Matrix,
+        items: Matrix,
+        tower: Tower,
+        h: Vec<f32>,
+        b: f32,
+    },
 }
 
 /// A loaded model. Immutable, so it can be shared between threads (`Arc<ExportedModel>`).
@@ -123,16 +146,32 @@ pub struct Scored {
 }
 
 fn tensor_error(name: &str, message: impl Into<String>) -> InferError {
-    InferError::Tensor { name: name.to_string(), message: message.into() }
+    InferError::Tensor {
+        name: name.to_string(),
+        message: message.into(),
+    }
 }
 
 /// Reads every tensor of the file as f32, after checking names, shapes and dtypes against the
 /// manifest.
-fn read_tensors(bytes: &[u8], path: &Path, manifest: &Manifest) -> Result<HashMap<String, Matrix>, InferError> {
-    let expected = expected_tensors(&manifest.model, manifest.user_ids.len(), manifest.item_ids.len())
-        .ok_or_else(|| InferError::Manifest { path: path.with_file_name("manifest.json"), message: "invalid model sizes".into() })?;
-    let file = SafeTensors::deserialize(bytes)
-        .map_err(|e| InferError::Safetensors { path: path.to_owned(), message: e.to_string() })?;
+fn read_tensors(
+    bytes: &[u8],
+    path: &Path,
+    manifest: &Manifest,
+) -> Result<HashMap<String, Matrix>, InferError> {
+    let expected = expected_tensors(
+        &manifest.model,
+        manifest.user_ids.len(),
+        manifest.item_ids.len(),
+    )
+    .ok_or_else(|| InferError::Manifest {
+        path: path.with_file_name("manifest.json"),
+        message: "invalid model sizes".into(),
+    })?;
+    let file = SafeTensors::deserialize(bytes).map_err(|e| InferError::Safetensors {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
     // The stored names: each expected tensor, plus a scale per int8 matrix.
     let mut stored: Vec<(String, Vec<usize>, Dtype)> = Vec::new();
     for (name, shape) in &expected {
@@ -152,11 +191,17 @@ fn read_tensors(bytes: &[u8], path: &Path, manifest: &Manifest) -> Result<HashMa
         }
     }
     for (name, shape, dtype) in &stored {
-        let view = file.tensor(name).map_err(|_| tensor_error(name, "missing"))?;
+        let view = file
+            .tensor(name)
+            .map_err(|_| tensor_error(name, "missing"))?;
         if view.shape() != shape.as_slice() || view.dtype() != *dtype {
             return Err(tensor_error(
                 name,
-                format!("stored as {:?} {:?}, the manifest needs {dtype:?} {shape:?}", view.dtype(), view.shape()),
+                format!(
+                    "stored as {:?} {:?}, the manifest needs {dtype:?} {shape:?}",
+                    view.dtype(),
+                    view.shape()
+                ),
             ));
         }
     }
@@ -167,12 +212,27 @@ fn read_tensors(bytes: &[u8], path: &Path, manifest: &Manifest) -> Result<HashMa
         let raw = view.data();
         let cols = if shape.len() == 2 { shape[1] } else { shape[0] };
         let data: Vec<f32> = match view.dtype() {
-            Dtype::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            Dtype::F16 => raw.chunks_exact(2).map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]]))).collect(),
+            Dtype::F32 => raw
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Dtype::F16 => raw
+                .chunks_exact(2)
+                .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))
+                .collect(),
             Dtype::I8 => {
-                let scales = file.tensor(&format!("{name}.scale")).expect("checked").data();
-                let scales: Vec<f32> = scales.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-                raw.iter().enumerate().map(|(i, q)| (*q as i8) as f32 * scales[i / cols.max(1)]).collect()
+                let scales = file
+                    .tensor(&format!("{name}.scale"))
+                    .expect("checked")
+                    .data();
+                let scales: Vec<f32> = scales
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                raw.iter()
+                    .enumerate()
+                    .map(|(i, q)| (*q as i8) as f32 * scales[i / cols.max(1)])
+                    .collect()
             }
             other => return Err(tensor_error(name, format!("unsupported dtype {other:?}"))),
         };
@@ -188,7 +248,10 @@ fn id_index(ids: &[i64], what: &str, path: &Path) -> Result<HashMap<i64, u32>, I
     let mut map = HashMap::with_capacity(ids.len());
     for (i, &id) in ids.iter().enumerate() {
         if map.insert(id, i as u32).is_some() {
-            return Err(InferError::Manifest { path: path.to_owned(), message: format!("{what} id {id} appears twice") });
+            return Err(InferError::Manifest {
+                path: path.to_owned(),
+                message: format!("{what} id {id} appears twice"),
+            });
         }
     }
     Ok(map)
@@ -203,9 +266,14 @@ impl ExportedModel {
             let path = path.to_owned();
             move |error| InferError::Io { path, error }
         };
-        let size = std::fs::metadata(&manifest_path).map_err(io(&manifest_path))?.len();
+        let size = std::fs::metadata(&manifest_path)
+            .map_err(io(&manifest_path))?
+            .len();
         if size > MAX_MANIFEST_BYTES {
-            return Err(InferError::Manifest { path: manifest_path, message: format!("{size} bytes is too large") });
+            return Err(InferError::Manifest {
+                path: manifest_path,
+                message: format!("{size} bytes is too large"),
+            });
         }
         let text = std::fs::read(&manifest_path).map_err(io(&manifest_path))?;
         let bytes = std::fs::read(&weights_path).map_err(io(&weights_path))?;
@@ -213,14 +281,27 @@ impl ExportedModel {
     }
 
     /// Builds a model from the two files' contents; the paths only name them in errors.
-    pub fn from_bytes(manifest: &[u8], weights: &[u8], manifest_path: &Path, weights_path: &Path) -> Result<Self, InferError> {
-        let manifest: Manifest = serde_json::from_slice(manifest)
-            .map_err(|e| InferError::Manifest { path: manifest_path.to_owned(), message: e.to_string() })?;
+    pub fn from_bytes(
+        manifest: &[u8],
+        weights: &[u8],
+        manifest_path: &Path,
+        weights_path: &Path,
+    ) -> Result<Self, InferError> {
+        let manifest: Manifest =
+            serde_json::from_slice(manifest).map_err(|e| InferError::Manifest {
+                path: manifest_path.to_owned(),
+                message: e.to_string(),
+            })?;
         if manifest.format_version != FORMAT_VERSION {
-            return Err(InferError::Version { found: manifest.format_version });
+            return Err(InferError::Version {
+                found: manifest.format_version,
+            });
         }
         if manifest.user_ids.is_empty() || manifest.item_ids.is_empty() {
-            return Err(InferError::Manifest { path: manifest_path.to_owned(), message: "no users or no items".into() });
+            return Err(InferError::Manifest {
+                path: manifest_path.to_owned(),
+                message: "no users or no items".into(),
+            });
         }
         let users = id_index(&manifest.user_ids, "user", manifest_path)?;
         let items = id_index(&manifest.item_ids, "item", manifest_path)?;
@@ -235,7 +316,10 @@ impl ExportedModel {
                 .collect::<Vec<_>>()
         };
         let weights = match &manifest.model {
-            ModelSpec::Mf { .. } => Weights::Mf { users: take("users.weight"), items: take("items.weight") },
+            ModelSpec::Mf { .. } => Weights::Mf {
+                users: take("users.weight"),
+                items: take("items.weight"),
+            },
             ModelSpec::Gmf { .. } => Weights::Gmf {
                 users: take("users.weight"),
                 items: take("items.weight"),
@@ -245,7 +329,11 @@ impl ExportedModel {
             ModelSpec::Mlp { layers } => {
                 let (u, i) = (take("users.weight"), take("items.weight"));
                 let layers = dense_layers(layers, &mut take);
-                Weights::Mlp { tower: Tower::new(&u, &i, layers), h: take("output.weight").data, b: take("output.bias").data[0] }
+                Weights::Mlp {
+                    tower: Tower::new(&u, &i, layers),
+                    h: take("output.weight").data,
+                    b: take("output.bias").data[0],
+                }
             }
             ModelSpec::NeuMf { layers, .. } => {
                 let (mu, mi) = (take("mlp_users.weight"), take("mlp_items.weight"));
@@ -259,7 +347,12 @@ impl ExportedModel {
                 }
             }
         };
-        Ok(Self { manifest, weights, users, items })
+        Ok(Self {
+            manifest,
+            weights,
+            users,
+            items,
+        })
     }
 
     /// The manifest.
@@ -269,12 +362,18 @@ impl ExportedModel {
 
     /// Internal id of an external user id.
     pub fn user_index(&self, user: i64) -> Result<u32, InferError> {
-        self.users.get(&user).copied().ok_or(InferError::UnknownId { what: "user", id: user })
+        self.users.get(&user).copied().ok_or(InferError::UnknownId {
+            what: "user",
+            id: user,
+        })
     }
 
     /// Internal id of an external item id.
     pub fn item_index(&self, item: i64) -> Result<u32, InferError> {
-        self.items.get(&item).copied().ok_or(InferError::UnknownId { what: "item", id: item })
+        self.items.get(&item).copied().ok_or(InferError::UnknownId {
+            what: "item",
+            id: item,
+        })
     }
 
     /// Score of internal (user, item); both must be in range.
@@ -289,16 +388,40 @@ impl ExportedModel {
         let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
         match &self.weights {
             Weights::Mf { users, items } => dot(users.row(u), items.row(i)),
-            Weights::Gmf { users, items, h: w, b } => {
-                users.row(u).iter().zip(items.row(i)).zip(w).map(|((p, q), w)| p * q * w).sum::<f32>() + b
+            Weights::Gmf {
+                users,
+                items,
+                h: w,
+                b,
+            } => {
+                users
+                    .row(u)
+                    .iter()
+                    .zip(items.row(i))
+                    .zip(w)
+                    .map(|((p, q), w)| p * q * w)
+                    .sum::<f32>()
+                    + b
             }
             Weights::Mlp { tower, h: w, b } => {
                 tower.hidden(u, i, h, scratch);
                 dot(h, w) + b
             }
-            Weights::NeuMf { users, items, tower, h: w, b } => {
+            Weights::NeuMf {
+                users,
+                items,
+                tower,
+                h: w,
+                b,
+            } => {
                 let gmf_len = users.cols;
-                let gmf: f32 = users.row(u).iter().zip(items.row(i)).zip(&w[..gmf_len]).map(|((p, q), w)| p * q * w).sum();
+                let gmf: f32 = users
+                    .row(u)
+                    .iter()
+                    .zip(items.row(i))
+                    .zip(&w[..gmf_len])
+                    .map(|((p, q), w)| p * q * w)
+                    .sum();
                 tower.hidden(u, i, h, scratch);
                 gmf + dot(h, &w[gmf_len..]) + b
             }
@@ -319,13 +442,24 @@ impl ExportedModel {
 
     /// The `k` best items for `user`, leaving out `exclude` (external item ids; unknown ones
     /// are ignored). Equal scores are ordered by external id.
-    pub fn recommend(&self, user: i64, k: usize, exclude: &[i64]) -> Result<Vec<Scored>, InferError> {
+    pub fn recommend(
+        &self,
+        user: i64,
+        k: usize,
+        exclude: &[i64],
+    ) -> Result<Vec<Scored>, InferError> {
         let u = self.user_index(user)? as usize;
-        let skip: Vec<u32> = exclude.iter().filter_map(|i| self.items.get(i).copied()).collect();
+        let skip: Vec<u32> = exclude
+            .iter()
+            .filter_map(|i| self.items.get(i).copied())
+            .collect();
         let (mut h, mut scratch) = (Vec::new(), Vec::new());
         let scores = (0..self.manifest.item_ids.len())
             .filter(|i| !skip.contains(&(*i as u32)))
-            .map(|i| Scored { id: self.manifest.item_ids[i], score: self.score_with(u, i, &mut h, &mut scratch) });
+            .map(|i| Scored {
+                id: self.manifest.item_ids[i],
+                score: self.score_with(u, i, &mut h, &mut scratch),
+            });
         Ok(top_k(scores, k))
     }
 
@@ -333,8 +467,10 @@ impl ExportedModel {
     pub fn audience(&self, item: i64, k: usize) -> Result<Vec<Scored>, InferError> {
         let i = self.item_index(item)? as usize;
         let (mut h, mut scratch) = (Vec::new(), Vec::new());
-        let scores = (0..self.manifest.user_ids.len())
-            .map(|u| Scored { id: self.manifest.user_ids[u], score: self.score_with(u, i, &mut h, &mut scratch) });
+        let scores = (0..self.manifest.user_ids.len()).map(|u| Scored {
+            id: self.manifest.user_ids[u],
+            score: self.score_with(u, i, &mut h, &mut scratch),
+        });
         Ok(top_k(scores, k))
     }
 }

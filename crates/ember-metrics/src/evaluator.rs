@@ -62,6 +62,13 @@ impl RankingEvaluator {
         })
     }
 
+    /// Leaves out the global ROC-AUC, which keeps every scored pair in memory (for repeated
+    /// evaluations such as per-epoch validation).
+    pub fn without_global_auc(mut self) -> Self {
+        self.pairs = None;
+        self
+    }
+
     /// Adds one user: `items[i]` scored `scores[i]`, relevant (held out) when `relevant[i]`.
     ///
     /// # Panics
@@ -106,7 +113,12 @@ impl RankingEvaluator {
 
     /// Averages what was added into a report labelled with `protocol`.
     pub fn finish(self, protocol: impl Into<String>) -> MetricsReport {
-        let n = self.users.max(1) as f64;
+        // With no users every average is undefined: NaN, not a misleading 0.
+        let n = if self.users == 0 {
+            f64::NAN
+        } else {
+            self.users as f64
+        };
         let mut metrics = Vec::new();
         for (slot, &k) in self.ks.iter().enumerate() {
             metrics.push((format!("HR@{k}"), self.hit[slot] / n));

@@ -14,6 +14,9 @@ pub enum ModelError {
         "model.layers must list at least 2 sizes, the first even (it is split between user and item), got {0:?}"
     )]
     BadLayers(Vec<usize>),
+    /// A non-positive or non-finite initialisation scale.
+    #[error("model.init_std must be a positive number, got {0}")]
+    BadInitStd(f64),
     /// α outside [0, 1].
     #[error("model.alpha must lie in [0, 1], got {0}")]
     BadAlpha(f64),
@@ -66,6 +69,15 @@ impl ModelConfig {
 
     /// Checks the hyper-parameters.
     pub fn validate(&self) -> Result<(), ModelError> {
+        let init_std = match self {
+            ModelConfig::Mf(c) => c.init_std,
+            ModelConfig::Gmf(c) => c.init_std,
+            ModelConfig::Mlp(c) => c.init_std,
+            ModelConfig::NeuMf(c) => c.init_std,
+        };
+        if !(init_std > 0.0 && init_std.is_finite()) {
+            return Err(ModelError::BadInitStd(init_std));
+        }
         match self {
             ModelConfig::Mf(MfConfig { factors, .. })
             | ModelConfig::Gmf(GmfConfig { factors, .. }) => {

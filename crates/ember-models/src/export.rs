@@ -14,7 +14,10 @@ pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
 fn values<const D: usize>(param: &Param<Tensor<D>>) -> (Vec<usize>, Vec<f32>) {
     let tensor = param.val();
     let shape = tensor.dims().to_vec();
-    (shape, tensor.try_into_vec_as::<f32>().expect("float parameters"))
+    (
+        shape,
+        tensor.try_into_vec_as::<f32>().expect("float parameters"),
+    )
 }
 
 fn push_embedding(out: &mut Vec<NamedTensor>, name: &str, e: &Embedding) {
@@ -46,18 +49,34 @@ impl Model {
                 push_embedding(&mut out, "users", users);
                 push_embedding(&mut out, "items", items);
             }
-            Model::Gmf(Gmf { users, items, output }) => {
+            Model::Gmf(Gmf {
+                users,
+                items,
+                output,
+            }) => {
                 push_embedding(&mut out, "users", users);
                 push_embedding(&mut out, "items", items);
                 push_linear(&mut out, "output", output);
             }
-            Model::Mlp(Mlp { users, items, tower, output }) => {
+            Model::Mlp(Mlp {
+                users,
+                items,
+                tower,
+                output,
+            }) => {
                 push_embedding(&mut out, "users", users);
                 push_embedding(&mut out, "items", items);
                 push_tower(&mut out, tower);
                 push_linear(&mut out, "output", output);
             }
-            Model::NeuMf(NeuMf { gmf_users, gmf_items, mlp_users, mlp_items, tower, output }) => {
+            Model::NeuMf(NeuMf {
+                gmf_users,
+                gmf_items,
+                mlp_users,
+                mlp_items,
+                tower,
+                output,
+            }) => {
                 push_embedding(&mut out, "gmf_users", gmf_users);
                 push_embedding(&mut out, "gmf_items", gmf_items);
                 push_embedding(&mut out, "mlp_users", mlp_users);

@@ -176,7 +176,10 @@ impl RunConfig {
                 return Err(format!("train.{key} must be positive, got {rate}"));
             }
         }
-        if t.weight_decay < 0.0 {
+        if t.pretrain_epochs == Some(0) {
+            return Err("train.pretrain_epochs must be at least 1".into());
+        }
+        if !(t.weight_decay >= 0.0 && t.weight_decay.is_finite()) {
             return Err(format!(
                 "train.weight_decay must not be negative, got {}",
                 t.weight_decay
@@ -192,7 +195,8 @@ impl RunConfig {
             .protocol
             .validate()
             .map_err(|e| format!("eval.protocol: {e}"))?;
-        let mut known: Vec<String> = vec!["MRR".into(), "AUC(user)".into(), "AUC(global)".into()];
+        // AUC(global) is computed on test only (it keeps every scored pair), so it cannot steer.
+        let mut known: Vec<String> = vec!["MRR".into(), "AUC(user)".into()];
         for k in &self.eval.ks {
             for m in ["HR", "NDCG", "Precision", "Recall", "MAP", "Coverage"] {
                 known.push(format!("{m}@{k}"));
@@ -313,6 +317,15 @@ mod tests {
                 "at least one negative",
             ),
             ("[model]\nkind = \"mlp\"\nlayers = [7, 4]\n", "model.layers"),
+            (
+                "[model]\nkind = \"mf\"\ninit_std = -0.1\n",
+                "model.init_std must be a positive number",
+            ),
+            (
+                "[eval]\nmonitor = \"AUC(global)\"\n",
+                "eval.monitor `AUC(global)`",
+            ),
+            ("[train]\npretrain_epochs = 0\n", "train.pretrain_epochs"),
         ];
         for (text, expected) in cases {
             let err = RunConfig::from_toml(text, Path::new("c.toml"))

@@ -110,26 +110,22 @@ pub struct EvaluationPlan {
 }
 
 impl EvaluationPlan {
-    /// Draws the candidates. Sampled negatives avoid every item the user interacted with in any
-    /// split. For the fixed-negatives protocol, validation uses as many uniform negatives as
-    /// the test file gives each user (99 in the NCF files), since the file only covers test.
+    /// Draws the candidates. Test negatives avoid every item the user interacted with in any
+    /// split; validation negatives avoid training and validation items only, so that model
+    /// selection knows nothing of the test items. For the fixed-negatives protocol, validation
+    /// uses as many uniform negatives as the file gives each user (99 in the NCF files), since
+    /// the file only covers test.
     pub fn new(data: &Dataset, protocol: &Protocol, seed: u64) -> Result<Self, String> {
         let n_items = data.num_items() as u32;
-        let known = data.known_sets();
+        let train_valid = data.train_valid_sets();
         let mut valid_label = protocol.to_string();
         let (valid, test) = match protocol {
             Protocol::FullRanking => {
                 // Validation masks training items; test masks training and validation items.
-                let train = data.train_sets();
-                let train_valid = ember_data::sorted_sets(
-                    (0..data.num_users())
-                        .map(|u| [data.train[u].as_slice(), data.valid[u].as_slice()].concat())
-                        .collect::<Vec<_>>()
-                        .iter()
-                        .map(|v| v.as_slice()),
-                );
                 (
-                    Candidates::Full { masked: train },
+                    Candidates::Full {
+                        masked: data.train_sets(),
+                    },
                     Candidates::Full {
                         masked: train_valid,
                     },
@@ -144,19 +140,13 @@ impl EvaluationPlan {
                     ember_metrics::NegativeSampling::Uniform => None,
                     ember_metrics::NegativeSampling::Popularity => Some(popularity.as_slice()),
                 };
+                let known = data.known_sets();
+                let valid = evaluation_negatives(&train_valid, n_items, *negatives, weights, seed);
+                let test =
+                    evaluation_negatives(&known, n_items, *negatives, weights, seed ^ 0x7e57);
                 (
-                    Candidates::Sampled {
-                        negatives: evaluation_negatives(&known, n_items, *negatives, weights, seed),
-                    },
-                    Candidates::Sampled {
-                        negatives: evaluation_negatives(
-                            &known,
-                            n_items,
-                            *negatives,
-                            weights,
-                            seed ^ 0x7e57,
-                        ),
-                    },
+                    Candidates::Sampled { negatives: valid },
+                    Candidates::Sampled { negatives: test },
                 )
             }
             Protocol::FixedNegatives => {
@@ -167,10 +157,9 @@ impl EvaluationPlan {
                 valid_label = format!(
                     "sampled: held-out items vs {per_user} uniform negatives (validation of the fixed-negatives protocol)"
                 );
+                let valid = evaluation_negatives(&train_valid, n_items, per_user, None, seed);
                 (
-                    Candidates::Sampled {
-                        negatives: evaluation_negatives(&known, n_items, per_user, None, seed),
-                    },
+                    Candidates::Sampled { negatives: valid },
                     Candidates::Sampled {
                         negatives: fixed.clone(),
                     },
@@ -209,6 +198,10 @@ impl EvaluationPlan {
         let n_items = data.num_items();
         let mut evaluator =
             RankingEvaluator::new(ks, n_items).expect("ks validated with the config");
+        if which == HeldOut::Validation {
+            // Run every epoch: skip the memory-hungry pooled AUC (it cannot be the monitor).
+            evaluator = evaluator.without_global_auc();
+        }
         let users: Vec<u32> = (0..data.num_users() as u32)
             .filter(|&u| !held_out[u as usize].is_empty())
             .collect();

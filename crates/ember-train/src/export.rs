@@ -29,13 +29,22 @@ pub fn dataset_fingerprint(data: &ember_data::Dataset) -> String {
 }
 
 /// Exports the model of run `run_dir` to the new directory `out` at `precision`.
-pub fn export_run(run_dir: &Path, out: &Path, precision: Precision) -> Result<Manifest, TrainError> {
+pub fn export_run(
+    run_dir: &Path,
+    out: &Path,
+    precision: Precision,
+) -> Result<Manifest, TrainError> {
     let run = load_run(run_dir, "flex")?;
     let model = match &run.config.model {
         ModelConfig::Mf(c) => ModelSpec::Mf { factors: c.factors },
         ModelConfig::Gmf(c) => ModelSpec::Gmf { factors: c.factors },
-        ModelConfig::Mlp(c) => ModelSpec::Mlp { layers: c.layers.clone() },
-        ModelConfig::NeuMf(c) => ModelSpec::NeuMf { factors: c.factors, layers: c.layers.clone() },
+        ModelConfig::Mlp(c) => ModelSpec::Mlp {
+            layers: c.layers.clone(),
+        },
+        ModelConfig::NeuMf(c) => ModelSpec::NeuMf {
+            factors: c.factors,
+            layers: c.layers.clone(),
+        },
     };
     let metrics_path = run_dir.join(files::METRICS);
     let metrics = std::fs::read_to_string(&metrics_path)
@@ -46,8 +55,12 @@ pub fn export_run(run_dir: &Path, out: &Path, precision: Precision) -> Result<Ma
         format_version: FORMAT_VERSION,
         model,
         precision,
-        user_ids: (0..run.data.num_users() as u32).map(|u| run.data.user_ids.external(u)).collect(),
-        item_ids: (0..run.data.num_items() as u32).map(|i| run.data.item_ids.external(i)).collect(),
+        user_ids: (0..run.data.num_users() as u32)
+            .map(|u| run.data.user_ids.external(u))
+            .collect(),
+        item_ids: (0..run.data.num_items() as u32)
+            .map(|i| run.data.item_ids.external(i))
+            .collect(),
         dataset_fingerprint: dataset_fingerprint(&run.data),
         metrics,
     };

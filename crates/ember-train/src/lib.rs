@@ -76,7 +76,7 @@ pub fn train(
     options: RunOptions,
 ) -> Result<RunSummary, TrainError> {
     config.validate().map_err(|message| TrainError::Config {
-        path: PathBuf::from("<config>"),
+        path: PathBuf::from("config"),
         message,
     })?;
     let device = device::device(device_name)?.autodiff();
@@ -84,7 +84,7 @@ pub fn train(
     let plan =
         EvaluationPlan::new(&data, &config.eval.protocol, config.seed).map_err(|message| {
             TrainError::Config {
-                path: PathBuf::from("<config>"),
+                path: PathBuf::from("config"),
                 message,
             }
         })?;
@@ -120,6 +120,19 @@ pub fn train(
         config.seed
     ));
 
+    let stats_check = data.stats();
+    if stats_check.valid == 0 {
+        return Err(TrainError::Config {
+            path: PathBuf::from("config"),
+            message: "the split leaves no validation interactions, which choose the epoch: use a split with validation (leave_one_out needs users with 3+ interactions)".into(),
+        });
+    }
+    if stats_check.test == 0 {
+        return Err(TrainError::Config {
+            path: PathBuf::from("config"),
+            message: "the split leaves no test interactions".into(),
+        });
+    }
     let (users, items) = (data.num_users(), data.num_items());
     let merged = config
         .train
@@ -307,6 +320,12 @@ pub fn load_run(run_dir: &Path, device_name: &str) -> Result<LoadedRun, TrainErr
     let config = RunConfig::from_file(&run_dir.join(files::CONFIG))?;
     let device = device::device(device_name)?;
     let (data, _) = prepare(&config.data, &config.preprocess, &config.split)?;
+    // A refit model was trained on training + validation: so is its popularity baseline.
+    let data = if config.train.refit {
+        data.with_validation_in_training()
+    } else {
+        data
+    };
     let weights = run_dir.join(files::WEIGHTS);
     let model = config
         .model

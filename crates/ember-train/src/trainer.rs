@@ -114,6 +114,7 @@ impl Trainer<'_> {
             )
             .init();
         let mut rng = SmallRng::seed_from_u64(step.seed);
+        let train_sets = self.data.train_sets();
         let mut best: Option<Fitted> = None;
         if step.keep_initial && matches!(schedule, Schedule::Select(_)) {
             // A model that starts trained (NeuMF from GMF and MLP) competes as "epoch 0".
@@ -134,8 +135,14 @@ impl Trainer<'_> {
         };
         for epoch in 1..=epochs {
             let label = format!("{stage} epoch {epoch}/{epochs}");
-            let (next, stats) =
-                self.train_epoch(model, &mut optimizer, &mut rng, step.learning_rate, &label)?;
+            let (next, stats) = self.train_epoch(
+                model,
+                &mut optimizer,
+                &mut rng,
+                step.learning_rate,
+                &train_sets,
+                &label,
+            )?;
             model = next;
             if !stats.loss.is_finite() {
                 return Err(TrainError::Diverged {
@@ -237,14 +244,14 @@ impl Trainer<'_> {
         optimizer: &mut burn::optim::ModuleOptimizer,
         rng: &mut SmallRng,
         learning_rate: f64,
+        train_sets: &[Vec<u32>],
         label: &str,
     ) -> Result<(Model, EpochStats), TrainError> {
         let cfg = &self.config.train;
         let started = Instant::now();
-        let train_sets = self.data.train_sets();
         let num_items = self.data.num_items() as u32;
         let examples =
-            TrainingEpoch::sample(&self.data.train, &train_sets, num_items, cfg.negatives, rng);
+            TrainingEpoch::sample(&self.data.train, train_sets, num_items, cfg.negatives, rng);
         let batches = examples.len().div_ceil(cfg.batch_size);
         let bar = self.progress_bar(batches as u64, label);
         let mut loss_sum = Tensor::<1>::zeros([1], &self.device);
