@@ -116,3 +116,61 @@ fn export_refuses_an_existing_directory_and_leaves_nothing_half_written() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// The Python reader (numpy + safetensors) reproduces ember-infer's scores for MF and GMF.
+#[test]
+fn python_reads_the_format() {
+    let python_ok = std::process::Command::new("python3")
+        .args(["-c", "import numpy, safetensors"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !python_ok {
+        eprintln!(
+            "skipped: python3 with numpy and safetensors is not installed (.ci/run installs them)"
+        );
+        return;
+    }
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/check_export.py");
+    let dir = tempfile::tempdir().unwrap();
+    for model in models().into_iter().take(2) {
+        let run_dir = run_for(dir.path(), model.clone());
+        for precision in [Precision::F32, Precision::Int8] {
+            let out = dir
+                .path()
+                .join(format!("py-{}-{precision:?}", model.name()));
+            export_run(&run_dir, &out, precision).unwrap();
+            let exported = ExportedModel::load(&out).unwrap();
+            let result = std::process::Command::new("python3")
+                .arg(&script)
+                .arg(&out)
+                .output()
+                .unwrap();
+            assert!(
+                result.status.success(),
+                "{}",
+                String::from_utf8_lossy(&result.stderr)
+            );
+            let scores: Vec<f32> = String::from_utf8_lossy(&result.stdout)
+                .lines()
+                .map(|l| l.parse().unwrap())
+                .collect();
+            let (users, items) = (
+                exported.manifest().user_ids.len(),
+                exported.manifest().item_ids.len(),
+            );
+            assert_eq!(scores.len(), users * items);
+            for u in 0..users {
+                for i in 0..items {
+                    let want = exported.score_internal(u as u32, i as u32);
+                    let got = scores[u * items + i];
+                    assert!(
+                        (got - want).abs() <= 1e-5 * want.abs().max(1.0),
+                        "{} {precision:?} ({u}, {i}): {got} vs {want}",
+                        model.name()
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! ember-infer must stay light: no training stack anywhere in its dependency tree.
+
+use std::process::Command;
+
+#[test]
+fn no_training_dependencies() {
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml");
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "--offline",
+            "-p",
+            "ember-infer",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--manifest-path",
+            manifest,
+        ])
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(tree.contains("safetensors"), "unexpected tree:\n{tree}");
+    for heavy in ["burn", "polars", "cubecl", "wgpu"] {
+        let found: Vec<&str> = tree.lines().filter(|l| l.starts_with(heavy)).collect();
+        assert!(found.is_empty(), "ember-infer depends on {found:?}");
+    }
+}
