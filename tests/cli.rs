@@ -105,6 +105,14 @@ fn train_then_eval() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("full ranking"));
+    let out = ember(&["export", "--run", "runs/tiny", "--out", "models/tiny", "--precision", "int8"], dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest = fs::read_to_string(dir.path().join("models/tiny/manifest.json")).unwrap();
+    assert!(manifest.contains("\"precision\": \"int8\"") && manifest.contains("\"kind\": \"gmf\""), "{manifest}");
+    assert!(dir.path().join("models/tiny/model.safetensors").is_file());
+    let out = ember(&["export", "--run", "runs/tiny", "--out", "models/x", "--precision", "int4"], dir.path());
+    assert!(!out.status.success() && stderr(&out).contains("unknown precision `int4`"));
+    assert!(!dir.path().join("models/x").exists());
 }
 
 #[test]
