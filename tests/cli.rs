@@ -105,12 +105,37 @@ fn train_then_eval() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("full ranking"));
-    let out = ember(&["export", "--run", "runs/tiny", "--out", "models/tiny", "--precision", "int8"], dir.path());
+    let out = ember(
+        &[
+            "export",
+            "--run",
+            "runs/tiny",
+            "--out",
+            "models/tiny",
+            "--precision",
+            "int8",
+        ],
+        dir.path(),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let manifest = fs::read_to_string(dir.path().join("models/tiny/manifest.json")).unwrap();
-    assert!(manifest.contains("\"precision\": \"int8\"") && manifest.contains("\"kind\": \"gmf\""), "{manifest}");
+    assert!(
+        manifest.contains("\"precision\": \"int8\"") && manifest.contains("\"kind\": \"gmf\""),
+        "{manifest}"
+    );
     assert!(dir.path().join("models/tiny/model.safetensors").is_file());
-    let out = ember(&["export", "--run", "runs/tiny", "--out", "models/x", "--precision", "int4"], dir.path());
+    let out = ember(
+        &[
+            "export",
+            "--run",
+            "runs/tiny",
+            "--out",
+            "models/x",
+            "--precision",
+            "int4",
+        ],
+        dir.path(),
+    );
     assert!(!out.status.success() && stderr(&out).contains("unknown precision `int4`"));
     assert!(!dir.path().join("models/x").exists());
 }
@@ -220,4 +245,135 @@ fn data_split_writes_three_files() {
     );
     let out = ember(&["data", "stats", "--config", "c.toml"], dir.path());
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"users\": 60"));
+}
+
+/// A minimal HTTP/1.1 client for the serving test: returns (status, body).
+fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("server reachable");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn serve_answers_and_shuts_down_gracefully() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("c.toml"), TINY).unwrap();
+    assert!(
+        ember(
+            &["train", "--config", "c.toml", "--no-progress"],
+            dir.path()
+        )
+        .status
+        .success()
+    );
+    assert!(
+        ember(
+            &["export", "--run", "runs/tiny", "--out", "models/tiny"],
+            dir.path()
+        )
+        .status
+        .success()
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args([
+            "serve",
+            "--model",
+            "models/tiny",
+            "--addr",
+            "127.0.0.1:0",
+            "--threads",
+            "2",
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on http://")
+        .expect("address line")
+        .to_string();
+
+    let (status, body) = http(&addr, "GET", "/healthz", "");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("\"gmf\"") && body.contains("\"users\":60"),
+        "{body}"
+    );
+    let (status, body) = http(
+        &addr,
+        "POST",
+        "/v1/recommend",
+        r#"{"user": 1, "k": 5, "exclude": [1, 2]}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let items = reply["items"].as_array().unwrap();
+    assert_eq!(items.len(), 5);
+    assert!(
+        items.iter().all(|i| i["id"] != 1 && i["id"] != 2),
+        "excluded items came back: {body}"
+    );
+    let (status, body) = http(&addr, "POST", "/v1/audience", r#"{"item": 3, "k": 4}"#);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["users"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    // Bad requests: 4xx with a message.
+    let (status, body) = http(&addr, "POST", "/v1/recommend", r#"{"user": 999999}"#);
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("unknown user id 999999"), "{body}");
+    let (status, body) = http(&addr, "POST", "/v1/recommend", r#"{"user": 1, "k": 0}"#);
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = http(&addr, "POST", "/v1/recommend", "not json");
+    assert_eq!(status, 400);
+    assert!(body.contains("invalid JSON"), "{body}");
+    assert_eq!(http(&addr, "GET", "/v1/recommend", "").0, 405);
+    assert_eq!(http(&addr, "GET", "/nowhere", "").0, 404);
+    let (status, body) = http(&addr, "GET", "/metrics", "");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("ember_requests_total{route=\"recommend\",status=\"200\"} 1"),
+        "{body}"
+    );
+    assert!(body.contains("ember_request_seconds_count"), "{body}");
+
+    // SIGINT: the server stops and exits 0.
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit after SIGINT: {status:?}");
 }

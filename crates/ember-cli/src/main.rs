@@ -1,5 +1,7 @@
 //! `ember`: train, evaluate and inspect recommendation models.
 
+mod serve;
+
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use ember_data::{Dataset, prepare};
@@ -28,6 +30,8 @@ enum Command {
     Eval(EvalArgs),
     /// Export a finished run's model for ember-infer (`manifest.json` + `model.safetensors`).
     Export(ExportArgs),
+    /// Serve an exported model over HTTP (JSON API).
+    Serve(ServeArgs),
     /// Inspect or split a data set described by a config.
     #[command(subcommand)]
     Data(DataCommand),
@@ -81,6 +85,19 @@ struct ExportArgs {
     precision: String,
 }
 
+#[derive(Args)]
+struct ServeArgs {
+    /// An exported model directory (`ember export`).
+    #[arg(long)]
+    model: PathBuf,
+    /// Address to listen on (port 0 picks a free port; the first stdout line names it).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// Worker threads.
+    #[arg(long, default_value_t = 4)]
+    threads: usize,
+}
+
 #[derive(Subcommand)]
 enum DataCommand {
     /// Print the sizes of the data set and its split.
@@ -129,6 +146,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(args) => train(args),
         Command::Eval(args) => eval(args),
+        Command::Serve(args) => serve::serve(&args.model, &args.addr, args.threads),
         Command::Export(args) => {
             let precision = match args.precision.as_str() {
                 "f32" => ember_infer::Precision::F32,

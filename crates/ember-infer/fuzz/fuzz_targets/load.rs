@@ -1,0 +1,24 @@
+//! Fuzzes the exported-model loader: the input is a 4-byte little-endian manifest length, the
+//! manifest bytes, then the safetensors bytes. Loading must return a model or an error, never
+//! panic; a loaded model must answer queries for its own ids.
+#![no_main]
+
+use ember_infer::ExportedModel;
+use libfuzzer_sys::fuzz_target;
+use std::path::Path;
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < 4 {
+        return;
+    }
+    let n = u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as usize;
+    let rest = &data[4..];
+    let (manifest, weights) = rest.split_at(n.min(rest.len()));
+    if let Ok(model) = ExportedModel::from_bytes(manifest, weights, Path::new("manifest.json"), Path::new("model.safetensors")) {
+        let user = model.manifest().user_ids[0];
+        let item = model.manifest().item_ids[0];
+        let _ = model.recommend(user, 3, &[item]);
+        let _ = model.audience(item, 3);
+        let _ = model.score(&[(user, item)]);
+    }
+});
