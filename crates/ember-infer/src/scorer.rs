@@ -145,6 +145,19 @@ pub struct Scored {
     pub score: f32,
 }
 
+/// Dot product with eight independent accumulators, so that the compiler vectorises it.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (a8, a_rest) = a.split_at(a.len() / 8 * 8);
+    let (b8, b_rest) = b.split_at(a8.len());
+    for (x, y) in a8.chunks_exact(8).zip(b8.chunks_exact(8)) {
+        for j in 0..8 {
+            acc[j] += x[j] * y[j];
+        }
+    }
+    acc.iter().sum::<f32>() + a_rest.iter().zip(b_rest).map(|(x, y)| x * y).sum::<f32>()
+}
+
 fn tensor_error(name: &str, message: impl Into<String>) -> InferError {
     InferError::Tensor {
         name: name.to_string(),
@@ -385,7 +398,6 @@ impl ExportedModel {
     }
 
     fn score_with(&self, u: usize, i: usize, h: &mut Vec<f32>, scratch: &mut Vec<f32>) -> f32 {
-        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
         match &self.weights {
             Weights::Mf { users, items } => dot(users.row(u), items.row(i)),
             Weights::Gmf {
@@ -394,14 +406,8 @@ impl ExportedModel {
                 h: w,
                 b,
             } => {
-                users
-                    .row(u)
-                    .iter()
-                    .zip(items.row(i))
-                    .zip(w)
-                    .map(|((p, q), w)| p * q * w)
-                    .sum::<f32>()
-                    + b
+                let scaled: Vec<f32> = users.row(u).iter().zip(w).map(|(p, w)| p * w).collect();
+                dot(&scaled, items.row(i)) + b
             }
             Weights::Mlp { tower, h: w, b } => {
                 tower.hidden(u, i, h, scratch);
@@ -415,15 +421,41 @@ impl ExportedModel {
                 b,
             } => {
                 let gmf_len = users.cols;
-                let gmf: f32 = users
+                let scaled: Vec<f32> = users
                     .row(u)
                     .iter()
-                    .zip(items.row(i))
                     .zip(&w[..gmf_len])
-                    .map(|((p, q), w)| p * q * w)
-                    .sum();
+                    .map(|(p, w)| p * w)
+                    .collect();
                 tower.hidden(u, i, h, scratch);
-                gmf + dot(h, &w[gmf_len..]) + b
+                dot(&scaled, items.row(i)) + dot(h, &w[gmf_len..]) + b
+            }
+        }
+    }
+
+    /// Scores of every item for internal user `u`, in item order.
+    fn user_scores(&self, u: usize) -> Vec<f32> {
+        let n = self.manifest.item_ids.len();
+        match &self.weights {
+            // Factorised models: one user vector against every item row.
+            Weights::Mf { users, items } => {
+                let q = users.row(u);
+                (0..n).map(|i| dot(q, items.row(i))).collect()
+            }
+            Weights::Gmf {
+                users,
+                items,
+                h: w,
+                b,
+            } => {
+                let q: Vec<f32> = users.row(u).iter().zip(w).map(|(p, w)| p * w).collect();
+                (0..n).map(|i| dot(&q, items.row(i)) + b).collect()
+            }
+            _ => {
+                let (mut h, mut scratch) = (Vec::new(), Vec::new());
+                (0..n)
+                    .map(|i| self.score_with(u, i, &mut h, &mut scratch))
+                    .collect()
             }
         }
     }
@@ -449,18 +481,19 @@ impl ExportedModel {
         exclude: &[i64],
     ) -> Result<Vec<Scored>, InferError> {
         let u = self.user_index(user)? as usize;
-        let skip: Vec<u32> = exclude
+        let mut skip: Vec<u32> = exclude
             .iter()
             .filter_map(|i| self.items.get(i).copied())
             .collect();
-        let (mut h, mut scratch) = (Vec::new(), Vec::new());
-        let scores = (0..self.manifest.item_ids.len())
-            .filter(|i| !skip.contains(&(*i as u32)))
-            .map(|i| Scored {
-                id: self.manifest.item_ids[i],
-                score: self.score_with(u, i, &mut h, &mut scratch),
-            });
-        Ok(top_k(scores, k))
+        skip.sort_unstable();
+        let ids = &self.manifest.item_ids;
+        let candidates = self
+            .user_scores(u)
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| skip.is_empty() || skip.binary_search(&(*i as u32)).is_err())
+            .map(|(i, score)| Scored { id: ids[i], score });
+        Ok(top_k(candidates, k))
     }
 
     /// The `k` users most likely to want `item` (campaign targeting).

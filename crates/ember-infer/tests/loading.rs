@@ -1,0 +1,201 @@
+//! Loading rejects malformed and hostile files with typed errors; queries behave; a model is
+//! shared between threads.
+
+use ember_infer::{
+    ExportedModel, FORMAT_VERSION, InferError, Manifest, ModelSpec, Precision, TensorF32,
+    write_model,
+};
+use std::path::Path;
+use std::sync::Arc;
+
+fn manifest(precision: Precision) -> Manifest {
+    Manifest {
+        format_version: FORMAT_VERSION,
+        model: ModelSpec::Mf { factors: 2 },
+        precision,
+        user_ids: vec![10, 20],
+        item_ids: vec![100, 200, 300],
+        dataset_fingerprint: "test".into(),
+        metrics: serde_json::Value::Null,
+    }
+}
+
+fn mf_tensors() -> Vec<TensorF32> {
+    vec![
+        TensorF32 {
+            name: "users.weight".into(),
+            shape: vec![2, 2],
+            data: vec![1.0, 0.0, 0.0, 1.0],
+        },
+        TensorF32 {
+            name: "items.weight".into(),
+            shape: vec![3, 2],
+            data: vec![0.5, 0.1, 0.2, 0.9, 0.5, -1.0],
+        },
+    ]
+}
+
+fn written(dir: &Path, precision: Precision) -> std::path::PathBuf {
+    let out = dir.join(format!("{precision:?}"));
+    write_model(&out, &manifest(precision), &mf_tensors()).unwrap();
+    out
+}
+
+fn load_bytes(manifest: &[u8], weights: &[u8]) -> Result<ExportedModel, InferError> {
+    ExportedModel::from_bytes(
+        manifest,
+        weights,
+        Path::new("manifest.json"),
+        Path::new("model.safetensors"),
+    )
+}
+
+#[test]
+fn queries_use_external_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = ExportedModel::load(&written(dir.path(), Precision::F32)).unwrap();
+    // User 10 = [1, 0]: item scores 0.5, 0.2, 0.5 — the tie 100/300 goes by id.
+    let top = model.recommend(10, 3, &[]).unwrap();
+    assert_eq!(
+        top.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![100, 300, 200]
+    );
+    let top = model.recommend(10, 2, &[100]).unwrap();
+    assert_eq!(top.iter().map(|s| s.id).collect::<Vec<_>>(), vec![300, 200]);
+    // Item 200 = [0.2, 0.9]: user 20 (0.9) before user 10 (0.2).
+    let audience = model.audience(200, 5).unwrap();
+    assert_eq!(
+        audience.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![20, 10]
+    );
+    assert_eq!(model.score(&[(20, 300)]).unwrap(), vec![-1.0]);
+    assert!(matches!(
+        model.recommend(99, 3, &[]),
+        Err(InferError::UnknownId {
+            what: "user",
+            id: 99
+        })
+    ));
+}
+
+#[test]
+fn lower_precisions_stay_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let exact = ExportedModel::load(&written(dir.path(), Precision::F32)).unwrap();
+    for precision in [Precision::F16, Precision::Int8] {
+        let model = ExportedModel::load(&written(dir.path(), precision)).unwrap();
+        for u in 0..2 {
+            for i in 0..3 {
+                let (a, b) = (exact.score_internal(u, i), model.score_internal(u, i));
+                assert!((a - b).abs() < 0.02, "{precision:?} ({u}, {i}): {a} vs {b}");
+            }
+        }
+    }
+}
+
+#[test]
+fn shared_between_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = Arc::new(ExportedModel::load(&written(dir.path(), Precision::Int8)).unwrap());
+    let expected = model.recommend(20, 3, &[]).unwrap();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let model = model.clone();
+            std::thread::spawn(move || {
+                (0..200)
+                    .map(|_| model.recommend(20, 3, &[]).unwrap())
+                    .last()
+                    .unwrap()
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), expected);
+    }
+}
+
+#[test]
+fn malformed_files_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = written(dir.path(), Precision::F32);
+    let manifest_bytes = std::fs::read(good.join("manifest.json")).unwrap();
+    let weights = std::fs::read(good.join("model.safetensors")).unwrap();
+    assert!(load_bytes(&manifest_bytes, &weights).is_ok());
+
+    // Truncated weights, garbage, an empty file.
+    for bad in [
+        &weights[..weights.len() - 3],
+        &weights[..5],
+        b"" as &[u8],
+        b"\xff\xff\xff\xff\xff\xff\xff\xffxx",
+    ] {
+        assert!(matches!(
+            load_bytes(&manifest_bytes, bad),
+            Err(InferError::Safetensors { .. })
+        ));
+    }
+    // A manifest claiming more users than the file holds: caught by shape, before allocating.
+    let mut m = manifest(Precision::F32);
+    m.user_ids = (0..1_000_000).collect();
+    let err = load_bytes(&serde_json::to_vec(&m).unwrap(), &weights).unwrap_err();
+    assert!(err.to_string().contains("users.weight"), "{err}");
+    // Wrong precision for the stored dtype.
+    let m = manifest(Precision::F16);
+    assert!(matches!(
+        load_bytes(&serde_json::to_vec(&m).unwrap(), &weights),
+        Err(InferError::Tensor { .. })
+    ));
+    // Another kind expects other tensors.
+    let mut m = manifest(Precision::F32);
+    m.model = ModelSpec::Gmf { factors: 2 };
+    assert!(
+        load_bytes(&serde_json::to_vec(&m).unwrap(), &weights)
+            .unwrap_err()
+            .to_string()
+            .contains("output.weight")
+    );
+    // Version, duplicate ids, invalid sizes, unknown keys, not JSON.
+    let mut m = manifest(Precision::F32);
+    m.format_version = 99;
+    assert!(matches!(
+        load_bytes(&serde_json::to_vec(&m).unwrap(), &weights),
+        Err(InferError::Version { found: 99 })
+    ));
+    let mut m = manifest(Precision::F32);
+    m.item_ids = vec![1, 1, 2];
+    assert!(
+        load_bytes(&serde_json::to_vec(&m).unwrap(), &weights)
+            .unwrap_err()
+            .to_string()
+            .contains("appears twice")
+    );
+    let mut m = manifest(Precision::F32);
+    m.model = ModelSpec::Mlp { layers: vec![3] };
+    assert!(matches!(
+        load_bytes(&serde_json::to_vec(&m).unwrap(), &weights),
+        Err(InferError::Manifest { .. })
+    ));
+    let text =
+        String::from_utf8(manifest_bytes.clone())
+            .unwrap()
+            .replacen('{', "{\"extra\": 1,", 1);
+    assert!(matches!(
+        load_bytes(text.as_bytes(), &weights),
+        Err(InferError::Manifest { .. })
+    ));
+    assert!(matches!(
+        load_bytes(b"[1, 2", &weights),
+        Err(InferError::Manifest { .. })
+    ));
+}
+
+#[test]
+fn non_finite_weights_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tensors = mf_tensors();
+    tensors[1].data[3] = f32::NAN;
+    let out = dir.path().join("nan");
+    write_model(&out, &manifest(Precision::F32), &tensors).unwrap();
+    let err = ExportedModel::load(&out).unwrap_err().to_string();
+    assert!(err.contains("items.weight") && err.contains("NaN"), "{err}");
+}
