@@ -24,6 +24,41 @@ impl Matrix {
     }
 }
 
+/// Int8 rows with one scale each, kept in memory for int8 models so that scoring every item
+/// reads a quarter of the bytes (top-k over a large catalogue is memory-bound).
+#[derive(Debug, Clone)]
+struct QuantRows {
+    cols: usize,
+    q: Vec<i8>,
+    scale: Vec<f32>,
+}
+
+impl QuantRows {
+    fn new(m: &Matrix) -> Self {
+        let (q, scale) = crate::quant::quantize_rows(&m.data, m.cols);
+        Self {
+            cols: m.cols,
+            q,
+            scale,
+        }
+    }
+
+    /// `query · row(r)`, with eight independent accumulators.
+    fn dot(&self, query: &[f32], r: usize) -> f32 {
+        let row = &self.q[r * self.cols..(r + 1) * self.cols];
+        let mut acc = [0.0f32; 8];
+        let (q8, q_rest) = query.split_at(query.len() / 8 * 8);
+        let (r8, r_rest) = row.split_at(q8.len());
+        for (x, y) in q8.chunks_exact(8).zip(r8.chunks_exact(8)) {
+            for j in 0..8 {
+                acc[j] += x[j] * y[j] as f32;
+            }
+        }
+        let rest: f32 = q_rest.iter().zip(r_rest).map(|(x, y)| x * *y as f32).sum();
+        (pairwise_sum(&acc) + rest) * self.scale[r]
+    }
+}
+
 /// A dense layer `x W + b` with `W` stored `[inputs, outputs]`.
 #[derive(Debug, Clone)]
 struct Dense {
@@ -106,10 +141,12 @@ enum Weights {
     Mf {
         users: Matrix,
         items: Matrix,
+        items_q: Option<QuantRows>,
     },
     Gmf {
         users: Matrix,
         items: Matrix,
+        items_q: Option<QuantRows>,
         h: Vec<f32>,
         b: f32,
     },
@@ -145,6 +182,12 @@ pub struct Scored {
     pub score: f32,
 }
 
+/// Sums eight lanes as a tree (depth 3, not a chain of 8), which keeps per-row overhead low.
+#[inline]
+fn pairwise_sum(acc: &[f32; 8]) -> f32 {
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
 /// Dot product with eight independent accumulators, so that the compiler vectorises it.
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
@@ -155,7 +198,32 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
             acc[j] += x[j] * y[j];
         }
     }
-    acc.iter().sum::<f32>() + a_rest.iter().zip(b_rest).map(|(x, y)| x * y).sum::<f32>()
+    pairwise_sum(&acc) + a_rest.iter().zip(b_rest).map(|(x, y)| x * y).sum::<f32>()
+}
+
+/// For an int8 model, keeps the item rows as int8 (freeing the f32 copy); otherwise as they are.
+fn keep_int8(items: Matrix, precision: Precision) -> (Matrix, Option<QuantRows>) {
+    if precision != Precision::Int8 {
+        return (items, None);
+    }
+    // The rows were stored as q × scale with max |q| = 127, so quantising again gives back the
+    // stored int8 values and scales exactly.
+    let quantized = QuantRows::new(&items);
+    (
+        Matrix {
+            cols: items.cols,
+            data: Vec::new(),
+        },
+        Some(quantized),
+    )
+}
+
+/// `query · item i`, from the int8 rows when the model keeps them.
+fn item_dot(items: &Matrix, items_q: &Option<QuantRows>, query: &[f32], i: usize) -> f32 {
+    match items_q {
+        Some(rows) => rows.dot(query, i),
+        None => dot(query, items.row(i)),
+    }
 }
 
 fn tensor_error(name: &str, message: impl Into<String>) -> InferError {
@@ -329,16 +397,24 @@ impl ExportedModel {
                 .collect::<Vec<_>>()
         };
         let weights = match &manifest.model {
-            ModelSpec::Mf { .. } => Weights::Mf {
-                users: take("users.weight"),
-                items: take("items.weight"),
-            },
-            ModelSpec::Gmf { .. } => Weights::Gmf {
-                users: take("users.weight"),
-                items: take("items.weight"),
-                h: take("output.weight").data,
-                b: take("output.bias").data[0],
-            },
+            ModelSpec::Mf { .. } => {
+                let (items, items_q) = keep_int8(take("items.weight"), manifest.precision);
+                Weights::Mf {
+                    users: take("users.weight"),
+                    items,
+                    items_q,
+                }
+            }
+            ModelSpec::Gmf { .. } => {
+                let (items, items_q) = keep_int8(take("items.weight"), manifest.precision);
+                Weights::Gmf {
+                    users: take("users.weight"),
+                    items,
+                    items_q,
+                    h: take("output.weight").data,
+                    b: take("output.bias").data[0],
+                }
+            }
             ModelSpec::Mlp { layers } => {
                 let (u, i) = (take("users.weight"), take("items.weight"));
                 let layers = dense_layers(layers, &mut take);
@@ -399,15 +475,20 @@ impl ExportedModel {
 
     fn score_with(&self, u: usize, i: usize, h: &mut Vec<f32>, scratch: &mut Vec<f32>) -> f32 {
         match &self.weights {
-            Weights::Mf { users, items } => dot(users.row(u), items.row(i)),
+            Weights::Mf {
+                users,
+                items,
+                items_q,
+            } => item_dot(items, items_q, users.row(u), i),
             Weights::Gmf {
                 users,
                 items,
+                items_q,
                 h: w,
                 b,
             } => {
                 let scaled: Vec<f32> = users.row(u).iter().zip(w).map(|(p, w)| p * w).collect();
-                dot(&scaled, items.row(i)) + b
+                item_dot(items, items_q, &scaled, i) + b
             }
             Weights::Mlp { tower, h: w, b } => {
                 tower.hidden(u, i, h, scratch);
@@ -438,18 +519,25 @@ impl ExportedModel {
         let n = self.manifest.item_ids.len();
         match &self.weights {
             // Factorised models: one user vector against every item row.
-            Weights::Mf { users, items } => {
+            Weights::Mf {
+                users,
+                items,
+                items_q,
+            } => {
                 let q = users.row(u);
-                (0..n).map(|i| dot(q, items.row(i))).collect()
+                (0..n).map(|i| item_dot(items, items_q, q, i)).collect()
             }
             Weights::Gmf {
                 users,
                 items,
+                items_q,
                 h: w,
                 b,
             } => {
                 let q: Vec<f32> = users.row(u).iter().zip(w).map(|(p, w)| p * w).collect();
-                (0..n).map(|i| dot(&q, items.row(i)) + b).collect()
+                (0..n)
+                    .map(|i| item_dot(items, items_q, &q, i) + b)
+                    .collect()
             }
             _ => {
                 let (mut h, mut scratch) = (Vec::new(), Vec::new());
