@@ -473,23 +473,33 @@ impl ExportedModel {
         self.score_with(u, i, &mut h, &mut scratch)
     }
 
-    fn score_with(&self, u: usize, i: usize, h: &mut Vec<f32>, scratch: &mut Vec<f32>) -> f32 {
+    /// The user side of the score, computed once per user: `p_u` for MF, `p_u ⊙ h` for GMF and
+    /// NeuMF's GMF part, nothing for MLP.
+    fn user_query(&self, u: usize) -> Vec<f32> {
         match &self.weights {
-            Weights::Mf {
-                users,
-                items,
-                items_q,
-            } => item_dot(items, items_q, users.row(u), i),
-            Weights::Gmf {
-                users,
-                items,
-                items_q,
-                h: w,
-                b,
-            } => {
-                let scaled: Vec<f32> = users.row(u).iter().zip(w).map(|(p, w)| p * w).collect();
-                item_dot(items, items_q, &scaled, i) + b
+            Weights::Mf { users, .. } => users.row(u).to_vec(),
+            Weights::Gmf { users, h: w, .. } | Weights::NeuMf { users, h: w, .. } => {
+                users.row(u).iter().zip(w).map(|(p, w)| p * w).collect()
             }
+            Weights::Mlp { .. } => Vec::new(),
+        }
+    }
+
+    /// Score of item `i` for user `u`, whose [`Self::user_query`] is `query`. `h` and `scratch`
+    /// are reused buffers for the MLP tower.
+    fn score_item(
+        &self,
+        query: &[f32],
+        u: usize,
+        i: usize,
+        h: &mut Vec<f32>,
+        scratch: &mut Vec<f32>,
+    ) -> f32 {
+        match &self.weights {
+            Weights::Mf { items, items_q, .. } => item_dot(items, items_q, query, i),
+            Weights::Gmf {
+                items, items_q, b, ..
+            } => item_dot(items, items_q, query, i) + b,
             Weights::Mlp { tower, h: w, b } => {
                 tower.hidden(u, i, h, scratch);
                 dot(h, w) + b
@@ -501,51 +511,23 @@ impl ExportedModel {
                 h: w,
                 b,
             } => {
-                let gmf_len = users.cols;
-                let scaled: Vec<f32> = users
-                    .row(u)
-                    .iter()
-                    .zip(&w[..gmf_len])
-                    .map(|(p, w)| p * w)
-                    .collect();
                 tower.hidden(u, i, h, scratch);
-                dot(&scaled, items.row(i)) + dot(h, &w[gmf_len..]) + b
+                dot(query, items.row(i)) + dot(h, &w[users.cols..]) + b
             }
         }
     }
 
+    fn score_with(&self, u: usize, i: usize, h: &mut Vec<f32>, scratch: &mut Vec<f32>) -> f32 {
+        self.score_item(&self.user_query(u), u, i, h, scratch)
+    }
+
     /// Scores of every item for internal user `u`, in item order.
     fn user_scores(&self, u: usize) -> Vec<f32> {
-        let n = self.manifest.item_ids.len();
-        match &self.weights {
-            // Factorised models: one user vector against every item row.
-            Weights::Mf {
-                users,
-                items,
-                items_q,
-            } => {
-                let q = users.row(u);
-                (0..n).map(|i| item_dot(items, items_q, q, i)).collect()
-            }
-            Weights::Gmf {
-                users,
-                items,
-                items_q,
-                h: w,
-                b,
-            } => {
-                let q: Vec<f32> = users.row(u).iter().zip(w).map(|(p, w)| p * w).collect();
-                (0..n)
-                    .map(|i| item_dot(items, items_q, &q, i) + b)
-                    .collect()
-            }
-            _ => {
-                let (mut h, mut scratch) = (Vec::new(), Vec::new());
-                (0..n)
-                    .map(|i| self.score_with(u, i, &mut h, &mut scratch))
-                    .collect()
-            }
-        }
+        let query = self.user_query(u);
+        let (mut h, mut scratch) = (Vec::new(), Vec::new());
+        (0..self.manifest.item_ids.len())
+            .map(|i| self.score_item(&query, u, i, &mut h, &mut scratch))
+            .collect()
     }
 
     /// Scores of (user, item) pairs given by external ids.
