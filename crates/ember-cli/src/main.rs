@@ -35,6 +35,47 @@ enum Command {
     /// Inspect or split a data set described by a config.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Training throughput on synthetic data, the same model and loop as
+    /// scripts/bench_torch_neumf.py (warm-up epochs excluded).
+    Train(BenchTrainArgs),
+}
+
+#[derive(Args)]
+struct BenchTrainArgs {
+    /// neumf, gmf, mlp or mf (factors 32, MLP 128-64-32-16).
+    #[arg(long, default_value = "neumf")]
+    model: String,
+    /// Backend: flex, ndarray, wgpu, vulkan.
+    #[arg(long, default_value = "flex")]
+    device: String,
+    /// Pairs per optimiser step.
+    #[arg(long, default_value_t = 4096)]
+    batch: usize,
+    /// Catalogue: `probe` (6,040 × 3,706) or `ml20m` (138,493 × 26,744).
+    #[arg(long, default_value = "probe")]
+    size: String,
+    /// Pairs per epoch (default: 8,000,000 on GPU backends, 1,000,000 on CPU ones).
+    #[arg(long)]
+    samples: Option<usize>,
+    /// Epochs; the figure is the last one's, the others are warm-up.
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    /// Embedding gradients: auto, burn or segmented.
+    #[arg(long, default_value = "auto")]
+    embedding_gradient: String,
+    /// Most chunks a dense layer splits its batch into (1 = plain products).
+    #[arg(long, default_value_t = 64)]
+    split_k: usize,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -169,6 +210,7 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Bench(BenchCommand::Train(args)) => bench_train(args),
         Command::Data(DataCommand::Stats { config }) => {
             let config = load_config(config.as_deref())?;
             let (data, prep) = prepare(&config.data, &config.preprocess, &config.split)?;
@@ -316,4 +358,60 @@ fn write_split(data: &Dataset, out: &Path) -> Result<()> {
         let _ = std::fs::remove_dir_all(&partial);
     }
     result
+}
+
+fn bench_train(args: BenchTrainArgs) -> Result<()> {
+    use ember_train::bench::{BenchSize, TrainBench};
+    let size = match args.size.as_str() {
+        "probe" => BenchSize::Probe,
+        "ml20m" => BenchSize::Ml20m,
+        other => bail!("unknown size `{other}`: use probe or ml20m"),
+    };
+    let embedding_gradient = match args.embedding_gradient.as_str() {
+        "auto" => ember_train::EmbeddingGradient::Auto,
+        "burn" => ember_train::EmbeddingGradient::Burn,
+        "segmented" => ember_train::EmbeddingGradient::Segmented,
+        other => bail!("unknown embedding gradient `{other}`: use auto, burn or segmented"),
+    };
+    let gpu = matches!(args.device.as_str(), "wgpu" | "vulkan");
+    let bench = TrainBench {
+        model: args.model,
+        size,
+        batch: args.batch,
+        samples: args
+            .samples
+            .unwrap_or(if gpu { 8_000_000 } else { 1_000_000 }),
+        epochs: args.epochs,
+        embedding_gradient,
+        split_k: args.split_k,
+        seed: 42,
+    };
+    let report = ember_train::bench::bench_train(&bench, &args.device, |epoch, e| {
+        eprintln!(
+            "epoch {epoch}: {:.3} s, {:.0} samples/s, loss {:.4}",
+            e.secs, e.samples_per_sec, e.loss
+        );
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        let memory = report
+            .peak_memory_bytes
+            .map(|b| format!("{:.1} MiB ({})", b as f64 / 1048576.0, report.peak_memory_kind))
+            .unwrap_or_else(|| "unknown".into());
+        println!(
+            "ember {} on {}, {} users x {} items, batch {}, embedding gradient {}, split-k {}: \
+             {:.0} samples/s (last of {} epochs), peak memory {memory}",
+            report.model,
+            report.device,
+            report.users,
+            report.items,
+            report.batch,
+            report.embedding_gradient,
+            report.split_k,
+            report.samples_per_sec,
+            report.epochs.len()
+        );
+    }
+    Ok(())
 }

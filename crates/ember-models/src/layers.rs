@@ -1,9 +1,10 @@
 //! Building blocks shared by every model. Embedding lookups and dense layers go through here, so
-//! that a faster formulation (e.g. a custom embedding-gradient kernel on the GPU) changes one place.
+//! that a faster formulation changes one place: embedding lookups live in [`crate::lookup`].
 
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::Recommender;
 
@@ -14,13 +15,53 @@ pub fn embedding(rows: usize, dim: usize, std: f64, device: &Device) -> Embeddin
         .init(device)
 }
 
-/// Looks up rows of an embedding table.
+/// Most chunks a dense layer splits its batch into (see [`dense`]); 1 turns splitting off.
+static SPLIT_K_GROUPS: AtomicUsize = AtomicUsize::new(64);
+
+/// Sets the most chunks [`dense`] splits a batch into (a power of two; 1 = never split).
+pub fn set_split_k_groups(groups: usize) {
+    SPLIT_K_GROUPS.store(groups.max(1), Ordering::Relaxed);
+}
+
+/// Rows a chunk keeps at least, so that small batches stay one plain product.
+const SPLIT_K_MIN_ROWS: usize = 256;
+
+/// How many chunks a batch of `rows` rows is split into: the largest power of two up to the
+/// setting that divides `rows` and leaves chunks of at least [`SPLIT_K_MIN_ROWS`] rows.
+fn split_k_groups(rows: usize) -> usize {
+    let mut groups = SPLIT_K_GROUPS.load(Ordering::Relaxed).next_power_of_two();
+    while groups > 1 && (rows % groups != 0 || rows / groups < SPLIT_K_MIN_ROWS) {
+        groups /= 2;
+    }
+    groups
+}
+
+/// A linear layer `x W + b`, computed as a batched product over chunks of the batch.
+///
+/// The weight gradient `xᵀ dy` has the batch as its inner dimension. As one product, GPU matmul
+/// kernels give each output tile to one unit that loops over the whole batch; over `g` chunks it
+/// is `g` products of `rows / g` (a split-K product) and a sum of `g` small matrices, which
+/// keeps the GPU busy. The forward values are those of `linear.forward(x)`.
 ///
 /// # Shapes
-/// - ids: `[batch]`
-/// - output: `[batch, dim]`
-pub fn lookup(table: &Embedding, ids: Tensor<1, Int>) -> Tensor<2> {
-    table.weight.val().select(0, ids)
+/// - x: `[rows, in]`
+/// - output: `[rows, out]`
+pub fn dense(linear: &Linear, x: Tensor<2>) -> Tensor<2> {
+    let [rows, input] = x.dims();
+    let groups = split_k_groups(rows);
+    if groups == 1 {
+        return linear.forward(x);
+    }
+    let weight = linear.weight.val(); // [in, out]
+    let output = weight.dims()[1];
+    let y = x
+        .reshape([groups, rows / groups, input])
+        .matmul(weight.unsqueeze_dim::<3>(0)); // [groups, rows / groups, out]
+    let y = match &linear.bias {
+        Some(bias) => y + bias.val().reshape([1, 1, output]),
+        None => y,
+    };
+    y.reshape([rows, output])
 }
 
 /// A stack of ReLU dense layers (`sizes[0] → sizes[1] → …`).
@@ -51,7 +92,7 @@ impl Tower {
     /// - output: `[batch, sizes[last]]`
     pub fn forward(&self, mut x: Tensor<2>) -> Tensor<2> {
         for layer in &self.layers {
-            x = relu(layer.forward(x));
+            x = relu(dense(layer, x));
         }
         x
     }

@@ -8,24 +8,36 @@
 mod config;
 mod export;
 pub mod layers;
+pub mod lookup;
 mod loss;
 pub mod ncf;
 
 pub use config::{ModelConfig, ModelError};
 pub use export::NamedTensor;
 pub use loss::{Loss, PairBatch};
+pub use lookup::{IdBatch, SegmentPlan};
 pub use ncf::{Gmf, GmfConfig, Mf, MfConfig, Mlp, MlpConfig, NeuMf, NeuMfConfig};
 
 use burn::prelude::*;
 
 /// What every model answers.
 pub trait Recommender {
+    /// Scores of (user, item) pairs (logits: higher is better); ids may carry the segment plans
+    /// of their gradients (see [`lookup`]).
+    ///
+    /// # Shapes
+    /// - users: `[batch]`, items: `[batch]`
+    /// - output: `[batch]`
+    fn score_batch(&self, users: &IdBatch, items: &IdBatch) -> Tensor<1>;
+
     /// Scores of (user, item) pairs (logits: higher is better).
     ///
     /// # Shapes
     /// - users: `[batch]`, items: `[batch]`
     /// - output: `[batch]`
-    fn score_pairs(&self, users: Tensor<1, Int>, items: Tensor<1, Int>) -> Tensor<1>;
+    fn score_pairs(&self, users: Tensor<1, Int>, items: Tensor<1, Int>) -> Tensor<1> {
+        self.score_batch(&users.into(), &items.into())
+    }
 
     /// Scores of every item for each user.
     ///
@@ -71,8 +83,8 @@ impl Model {
 }
 
 impl Recommender for Model {
-    fn score_pairs(&self, users: Tensor<1, Int>, items: Tensor<1, Int>) -> Tensor<1> {
-        self.inner().score_pairs(users, items)
+    fn score_batch(&self, users: &IdBatch, items: &IdBatch) -> Tensor<1> {
+        self.inner().score_batch(users, items)
     }
 
     fn score_all(&self, users: Tensor<1, Int>) -> Tensor<2> {

@@ -16,7 +16,8 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::Recommender;
-use crate::layers::{Tower, embedding, lookup, score_all_pairs};
+use crate::layers::{Tower, dense, embedding, score_all_pairs};
+use crate::lookup::{IdBatch, lookup};
 
 fn default_factors() -> usize {
     32
@@ -58,14 +59,14 @@ impl MfConfig {
 }
 
 impl Recommender for Mf {
-    fn score_pairs(&self, users: Tensor<1, Int>, items: Tensor<1, Int>) -> Tensor<1> {
+    fn score_batch(&self, users: &IdBatch, items: &IdBatch) -> Tensor<1> {
         (lookup(&self.users, users) * lookup(&self.items, items))
             .sum_dim(1)
             .squeeze_dim::<1>(1)
     }
 
     fn score_all(&self, users: Tensor<1, Int>) -> Tensor<2> {
-        lookup(&self.users, users).matmul(self.items.weight.val().transpose())
+        lookup(&self.users, &users.into()).matmul(self.items.weight.val().transpose())
     }
 
     fn num_items(&self) -> usize {
@@ -110,22 +111,20 @@ impl Gmf {
     /// # Shapes
     /// - users, items: `[batch]`
     /// - output: `[batch, factors]`
-    fn interaction(&self, users: Tensor<1, Int>, items: Tensor<1, Int>) -> Tensor<2> {
+    fn interaction(&self, users: &IdBatch, items: &IdBatch) -> Tensor<2> {
         lookup(&self.users, users) * lookup(&self.items, items)
     }
 }
 
 impl Recommender for Gmf {
-    fn score_pairs(&self, users: Tensor<1, Int>, items: Tensor<1, Int>) -> Tensor<1> {
-        self.output
-            .forward(self.interaction(users, items))
-            .squeeze_dim::<1>(1)
+    fn score_batch(&self, users: &IdBatch, items: &IdBatch) -> Tensor<1> {
+        dense(&self.output, self.interaction(users, items)).squeeze_dim::<1>(1)
     }
 
     fn score_all(&self, users: Tensor<1, Int>) -> Tensor<2> {
         // hᵀ(p ⊙ q) + b = (p ⊙ h) · q + b: one matmul instead of batch × items products.
         let h = self.output.weight.val().reshape([1, -1]); // [1, factors]
-        let scaled = lookup(&self.users, users) * h;
+        let scaled = lookup(&self.users, &users.into()) * h;
         let scores = scaled.matmul(self.items.weight.val().transpose());
         match &self.output.bias {
             Some(b) => scores + b.val().unsqueeze_dim::<2>(0),
@@ -179,7 +178,7 @@ impl Mlp {
     /// # Shapes
     /// - users, items: `[batch]`
     /// - output: `[batch, layers[last]]`
-    fn hidden(&self, users: Tensor<1, Int>, items: Tensor<1, Int>) -> Tensor<2> {
+    fn hidden(&self, users: &IdBatch, items: &IdBatch) -> Tensor<2> {
         let x = Tensor::cat(
             vec![lookup(&self.users, users), lookup(&self.items, items)],
             1,
@@ -189,10 +188,8 @@ impl Mlp {
 }
 
 impl Recommender for Mlp {
-    fn score_pairs(&self, users: Tensor<1, Int>, items: Tensor<1, Int>) -> Tensor<1> {
-        self.output
-            .forward(self.hidden(users, items))
-            .squeeze_dim::<1>(1)
+    fn score_batch(&self, users: &IdBatch, items: &IdBatch) -> Tensor<1> {
+        dense(&self.output, self.hidden(users, items)).squeeze_dim::<1>(1)
     }
 
     fn score_all(&self, users: Tensor<1, Int>) -> Tensor<2> {
@@ -304,8 +301,8 @@ impl NeuMfConfig {
 }
 
 impl Recommender for NeuMf {
-    fn score_pairs(&self, users: Tensor<1, Int>, items: Tensor<1, Int>) -> Tensor<1> {
-        let gmf = lookup(&self.gmf_users, users.clone()) * lookup(&self.gmf_items, items.clone());
+    fn score_batch(&self, users: &IdBatch, items: &IdBatch) -> Tensor<1> {
+        let gmf = lookup(&self.gmf_users, users) * lookup(&self.gmf_items, items);
         let mlp_in = Tensor::cat(
             vec![
                 lookup(&self.mlp_users, users),
@@ -314,7 +311,7 @@ impl Recommender for NeuMf {
             1,
         );
         let fused = Tensor::cat(vec![gmf, self.tower.forward(mlp_in)], 1);
-        self.output.forward(fused).squeeze_dim::<1>(1)
+        dense(&self.output, fused).squeeze_dim::<1>(1)
     }
 
     fn score_all(&self, users: Tensor<1, Int>) -> Tensor<2> {

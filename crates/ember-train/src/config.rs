@@ -77,6 +77,33 @@ pub struct TrainConfig {
     /// Once the epoch count is chosen on validation, train again from scratch on training +
     /// validation interactions for that many epochs, and test that model.
     pub refit: bool,
+    /// How embedding tables get their gradients (see `ember_models::lookup`).
+    pub embedding_gradient: EmbeddingGradient,
+}
+
+/// How embedding tables get their gradients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmbeddingGradient {
+    /// Segmented on GPU backends, burn's own on CPU backends.
+    #[default]
+    Auto,
+    /// burn's `select_assign`: serial over the batch on GPUs, a tight loop on CPUs.
+    Burn,
+    /// Sorted into segments on the CPU, summed in parallel on the device (deterministic).
+    Segmented,
+}
+
+impl EmbeddingGradient {
+    /// Rows per chunk of the segment plan on `device_name`, or `None` for burn's gradient.
+    pub fn plan_chunk(self, device_name: &str) -> Option<usize> {
+        let gpu = matches!(device_name, "wgpu" | "vulkan");
+        match self {
+            Self::Segmented => Some(ember_models::lookup::DEFAULT_CHUNK),
+            Self::Auto if gpu => Some(ember_models::lookup::DEFAULT_CHUNK),
+            Self::Auto | Self::Burn => None,
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -92,6 +119,7 @@ impl Default for TrainConfig {
             pretrain_epochs: None,
             finetune_learning_rate: None,
             refit: false,
+            embedding_gradient: EmbeddingGradient::Auto,
         }
     }
 }

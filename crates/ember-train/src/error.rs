@@ -41,6 +41,9 @@ pub enum TrainError {
     /// Writing an exported model failed.
     #[error("export: {0}")]
     Export(String),
+    /// A benchmark setting is invalid, or the device failed during one.
+    #[error("bench: {0}")]
+    Bench(String),
     /// Training diverged (the loss became NaN or infinite).
     #[error("training diverged at epoch {epoch}: the loss is {loss}; lower train.learning_rate")]
     Diverged {

@@ -5,6 +5,7 @@
 //! stopping on validation, evaluate the selected model once on test beside the popularity
 //! baseline, and write the run directory.
 
+pub mod bench;
 mod config;
 pub mod device;
 mod error;
@@ -14,7 +15,7 @@ pub mod plot;
 mod run_dir;
 mod trainer;
 
-pub use config::{EvalConfig, RunConfig, TrainConfig};
+pub use config::{EmbeddingGradient, EvalConfig, RunConfig, TrainConfig};
 pub use error::TrainError;
 pub use evaluate::{EvaluationPlan, HeldOut, ModelScorer, Popularity, Scorer};
 pub use run_dir::RunDir;
@@ -148,6 +149,7 @@ pub fn train(
         stage_prefix: "",
         curves: Vec::new(),
         sync: Box::new(SingleDevice),
+        plan_chunk: config.train.embedding_gradient.plan_chunk(device_name),
     };
     device.seed(config.seed);
     let selected = fit_stages(&mut trainer, users, items, &|_| None)?;

@@ -62,6 +62,8 @@ pub struct Trainer<'a> {
     pub(crate) curves: Vec<EpochPoint>,
     /// Applied to the gradients before every optimiser step.
     pub(crate) sync: Box<dyn GradientSync>,
+    /// Rows per chunk of the embedding gradients' segment plans; `None` for burn's gradient.
+    pub(crate) plan_chunk: Option<usize>,
 }
 
 /// How many epochs to train, and how the kept model is chosen.
@@ -290,18 +292,14 @@ impl Trainer<'_> {
     /// Tensors of examples `start..end` on the training device.
     fn batch(&self, examples: &TrainingEpoch, start: usize, end: usize) -> PairBatch {
         let k = examples.negatives_per_positive;
-        let n = end - start;
-        let ids = |v: &[i32], shape: [usize; 1]| {
-            Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), shape), &self.device)
-        };
-        PairBatch {
-            users: ids(&examples.users[start..end], [n]),
-            positives: ids(&examples.positives[start..end], [n]),
-            negatives: Tensor::<2, Int>::from_data(
-                TensorData::new(examples.negatives[start * k..end * k].to_vec(), [n, k]),
-                &self.device,
-            ),
-        }
+        PairBatch::new(
+            &examples.users[start..end],
+            &examples.positives[start..end],
+            &examples.negatives[start * k..end * k],
+            (self.data.num_users(), self.data.num_items()),
+            self.plan_chunk,
+            &self.device,
+        )
     }
 
     fn progress_bar(&self, len: u64, prefix: &str) -> ProgressBar {

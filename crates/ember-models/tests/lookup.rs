@@ -1,0 +1,137 @@
+//! The segmented embedding gradient equals burn's own (`select` / `select_assign`), on the CPU
+//! backends, with repeated ids, ids at both ends of the table, several reduction levels, and
+//! rows absent from the batch.
+
+use burn::module::Param;
+use burn::nn::Embedding;
+use burn::prelude::*;
+use ember_models::lookup::{IdBatch, SegmentPlan, lookup};
+
+/// Adds `grad`'s rows into a zero table by the plan, in plain Rust: the plan's own definition.
+fn apply_plan(plan: &SegmentPlan, grad: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    let dim = grad.first().map_or(0, Vec::len);
+    let mut values = grad.to_vec();
+    for level in &plan.levels {
+        let zero = values.len();
+        values = level
+            .chunks(plan.chunk)
+            .map(|chunk| {
+                let mut sum = vec![0.0; dim];
+                for &i in chunk.iter().filter(|&&i| i as usize != zero) {
+                    for (s, v) in sum.iter_mut().zip(&values[i as usize]) {
+                        *s += v;
+                    }
+                }
+                sum
+            })
+            .collect();
+    }
+    plan.row_map
+        .iter()
+        .map(|&i| values.get(i as usize).cloned().unwrap_or(vec![0.0; dim]))
+        .collect()
+}
+
+fn scatter_add(ids: &[i32], rows: usize, grad: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    let mut table = vec![vec![0.0; grad[0].len()]; rows];
+    for (&id, g) in ids.iter().zip(grad) {
+        for (t, v) in table[id as usize].iter_mut().zip(g) {
+            *t += v;
+        }
+    }
+    table
+}
+
+/// Ids with one row repeated many times, both table ends, and some rows never used.
+fn awkward_ids(rows: usize) -> Vec<i32> {
+    let mut ids = vec![0, rows as i32 - 1, 3, 3, 0];
+    ids.extend(std::iter::repeat_n(5, 40)); // one long segment: several levels at chunk 2..4
+    ids.extend((0..rows as i32).step_by(3));
+    ids.push(rows as i32 - 1);
+    ids
+}
+
+#[test]
+fn plan_sums_each_segment_exactly_once() {
+    let rows = 23;
+    let ids = awkward_ids(rows);
+    let grad: Vec<Vec<f32>> = (0..ids.len())
+        .map(|p| vec![p as f32, 1.0, -(p as f32) * 0.5])
+        .collect();
+    for chunk in [2, 3, 4, 16, 64] {
+        let plan = SegmentPlan::new(&ids, rows, chunk);
+        assert_eq!(plan.row_map.len(), rows);
+        assert_eq!(apply_plan(&plan, &grad), scatter_add(&ids, rows, &grad), "chunk {chunk}");
+    }
+    // A segment of 40 rows needs ⌈log2 40⌉ = 6 levels at chunk 2, one at chunk 64.
+    assert_eq!(SegmentPlan::new(&ids, rows, 2).levels.len(), 6);
+    assert_eq!(SegmentPlan::new(&ids, rows, 64).levels.len(), 1);
+    // All ids distinct: no level, the row map points at batch positions directly.
+    let plan = SegmentPlan::new(&[4, 0, 2], 5, 16);
+    assert!(plan.levels.is_empty());
+    assert_eq!(plan.row_map, vec![1, 3, 2, 3, 0]);
+}
+
+/// Gradients of `sum(lookup(table, ids) * weights)` with and without the plan.
+fn gradients(device: &Device, chunk: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (rows, dim) = (29, 6);
+    let ids = awkward_ids(rows);
+    let table_data: Vec<f32> = (0..rows * dim).map(|i| ((i * 37) % 17) as f32 / 17.0 - 0.5).collect();
+    let weight_data: Vec<f32> = (0..ids.len() * dim).map(|i| ((i * 13) % 11) as f32 / 11.0).collect();
+    let weights = Tensor::<2>::from_data(TensorData::new(weight_data, [ids.len(), dim]), device);
+    let run = |plan: Option<usize>| {
+        let table = Embedding {
+            weight: Param::from_tensor(Tensor::<2>::from_data(
+                TensorData::new(table_data.clone(), [rows, dim]),
+                device,
+            )),
+        };
+        let batch = IdBatch::new(&ids, rows, plan, device);
+        let out = lookup(&table, &batch);
+        let values = out.clone().into_data().try_to_vec::<f32>().unwrap();
+        let grads = (out * weights.clone()).sum().backward();
+        let grad = table.weight.val().grad(&grads).expect("a gradient");
+        (values, grad.into_data().try_to_vec::<f32>().unwrap())
+    };
+    let (burn_out, burn_grad) = run(None);
+    let (seg_out, seg_grad) = run(Some(chunk));
+    (burn_out, seg_out, burn_grad, seg_grad)
+}
+
+fn assert_close(a: &[f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= 1e-5 * (1.0 + x.abs()), "element {i}: {x} vs {y}");
+    }
+}
+
+fn check_backend(device: Device) {
+    for chunk in [2, 4, 16] {
+        let (burn_out, seg_out, burn_grad, seg_grad) = gradients(&device, chunk);
+        assert_eq!(burn_out, seg_out, "forward values differ");
+        assert_close(&burn_grad, &seg_grad);
+        assert!(burn_grad.iter().any(|&g| g != 0.0));
+    }
+}
+
+#[test]
+fn segmented_gradient_equals_burns_on_flex() {
+    check_backend(Device::flex().autodiff());
+}
+
+#[cfg(feature = "ndarray")]
+#[test]
+#[allow(deprecated)]
+fn segmented_gradient_equals_burns_on_ndarray() {
+    check_backend(Device::ndarray().autodiff());
+}
+
+#[test]
+fn lookup_without_autodiff_is_a_plain_select() {
+    let device = Device::flex();
+    let table = Embedding {
+        weight: Param::from_tensor(Tensor::<2>::from_data([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], &device)),
+    };
+    let out = lookup(&table, &IdBatch::new(&[2, 0, 2], 3, Some(2), &device));
+    assert_eq!(out.into_data().try_to_vec::<f32>().unwrap(), vec![5.0, 6.0, 1.0, 2.0, 5.0, 6.0]);
+}

@@ -1,0 +1,225 @@
+//! Training throughput benchmark (`ember bench train`): the same model, data and loop as
+//! `scripts/bench_torch_neumf.py`, so the two can be compared on one machine.
+//!
+//! Synthetic pointwise data as in the PyTorch peer: `samples` (user, item) pairs drawn uniformly
+//! from a seeded generator, labelled 1 when `(user + item) % 5 == 0`, binary cross-entropy on
+//! logits, Adam at 1e-3. The whole epoch's ids and labels are uploaded once; each batch is a
+//! slice of them on the device, plus the segment plans of its embedding gradients (computed on
+//! the CPU, see `ember_models::lookup`). The loss is read back once per epoch.
+
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::activation::softplus;
+use ember_models::lookup::{IdBatch, SegmentPlan};
+use ember_models::{Model, ModelConfig, NeuMfConfig, Recommender};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use std::time::Instant;
+
+use crate::TrainError;
+use crate::config::EmbeddingGradient;
+use crate::trainer::{GradientSync, SingleDevice};
+
+/// Catalogue sizes to benchmark on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchSize {
+    /// 6,040 users × 3,706 items (MovieLens-1M, the throughput probe's size).
+    Probe,
+    /// 138,493 users × 26,744 items (MovieLens-20M).
+    Ml20m,
+}
+
+impl BenchSize {
+    /// (users, items)
+    pub fn tables(self) -> (usize, usize) {
+        match self {
+            Self::Probe => (6_040, 3_706),
+            Self::Ml20m => (138_493, 26_744),
+        }
+    }
+}
+
+/// What to benchmark.
+#[derive(Debug, Clone)]
+pub struct TrainBench {
+    /// `neumf`, `gmf`, `mlp` or `mf`, with the peer's sizes (factors 32, MLP 128-64-32-16).
+    pub model: String,
+    /// Catalogue size.
+    pub size: BenchSize,
+    /// Pairs per optimiser step.
+    pub batch: usize,
+    /// Pairs per epoch.
+    pub samples: usize,
+    /// Epochs; all but the last are warm-up.
+    pub epochs: usize,
+    /// How embedding tables get their gradients.
+    pub embedding_gradient: EmbeddingGradient,
+    /// Most chunks a dense layer splits its batch into (1 = none).
+    pub split_k: usize,
+    /// Seed of the synthetic data and of the model.
+    pub seed: u64,
+}
+
+/// One epoch's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchEpoch {
+    /// Wall seconds.
+    pub secs: f64,
+    /// Pairs per second.
+    pub samples_per_sec: f64,
+    /// Mean training loss.
+    pub loss: f32,
+}
+
+/// The benchmark's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub device: String,
+    pub model: String,
+    pub users: usize,
+    pub items: usize,
+    pub batch: usize,
+    pub samples: usize,
+    pub embedding_gradient: String,
+    pub split_k: usize,
+    /// Every epoch, warm-up included.
+    pub epochs: Vec<BenchEpoch>,
+    /// Pairs per second of the last epoch (the first ones are warm-up).
+    pub samples_per_sec: f64,
+    /// The device allocator's peak reservation (GPU backends), or the process's peak resident
+    /// memory (CPU backends), in bytes.
+    pub peak_memory_bytes: Option<u64>,
+    /// Which of the two `peak_memory_bytes` is.
+    pub peak_memory_kind: &'static str,
+}
+
+fn bench_model(name: &str) -> Result<ModelConfig, TrainError> {
+    let neumf = NeuMfConfig {
+        factors: 32,
+        layers: vec![128, 64, 32, 16],
+        init_std: 0.01,
+        pretrain: false,
+        alpha: 0.5,
+    };
+    Ok(match name {
+        "neumf" => ModelConfig::NeuMf(neumf),
+        "gmf" => ModelConfig::Gmf(neumf.gmf()),
+        "mlp" => ModelConfig::Mlp(neumf.mlp()),
+        "mf" => ModelConfig::Mf(ember_models::MfConfig {
+            factors: 32,
+            init_std: 0.01,
+        }),
+        other => {
+            return Err(TrainError::Bench(format!(
+                "unknown bench model `{other}`: use neumf, gmf, mlp or mf"
+            )));
+        }
+    })
+}
+
+/// Peak resident memory of this process (Linux), in bytes.
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Runs the benchmark on the backend `device_name`.
+pub fn bench_train(
+    bench: &TrainBench,
+    device_name: &str,
+    mut on_epoch: impl FnMut(usize, &BenchEpoch),
+) -> Result<BenchReport, TrainError> {
+    if bench.batch == 0 || bench.samples < bench.batch || bench.epochs == 0 {
+        return Err(TrainError::Bench(
+            "bench needs batch > 0, samples ≥ batch and at least one epoch".into(),
+        ));
+    }
+    let device = crate::device::device(device_name)?.autodiff();
+    device.seed(bench.seed);
+    ember_models::layers::set_split_k_groups(bench.split_k);
+    let plan_chunk = bench.embedding_gradient.plan_chunk(device_name);
+    let (num_users, num_items) = bench.size.tables();
+    let config = bench_model(&bench.model)?;
+    let mut model: Model = config.init(num_users, num_items, &device);
+
+    // The peer's data: uniform ids, label (u + i) % 5 == 0.
+    let mut rng = SmallRng::seed_from_u64(bench.seed);
+    let n = bench.samples;
+    let users: Vec<i32> = (0..n).map(|_| rng.random_range(0..num_users as i32)).collect();
+    let items: Vec<i32> = (0..n).map(|_| rng.random_range(0..num_items as i32)).collect();
+    let labels: Vec<f32> = users
+        .iter()
+        .zip(&items)
+        .map(|(u, i)| if (u + i) % 5 == 0 { 1.0 } else { 0.0 })
+        .collect();
+    let int = |v: &[i32]| Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), [v.len()]), &device);
+    let users_on_device = int(&users);
+    let items_on_device = int(&items);
+    let labels_on_device = Tensor::<1>::from_data(TensorData::new(labels, [n]), &device);
+
+    let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut sync = SingleDevice;
+    let mut peak_reserved: Option<u64> = None;
+    let mut epochs = Vec::new();
+    for epoch in 0..bench.epochs {
+        device.sync().map_err(|e| TrainError::Bench(format!("device error: {e:?}")))?;
+        let started = Instant::now();
+        let mut loss_sum = Tensor::<1>::zeros([1], &device);
+        let steps = n / bench.batch; // full batches only, as every step then has one shape
+        for step in 0..steps {
+            let (start, end) = (step * bench.batch, (step + 1) * bench.batch);
+            let batch_ids = |all: &Tensor<1, Int>, host: &[i32], rows: usize| IdBatch {
+                ids: all.clone().slice(start..end),
+                plan: plan_chunk.map(|c| SegmentPlan::new(&host[start..end], rows, c).to_device(&device)),
+            };
+            let scores = model.score_batch(
+                &batch_ids(&users_on_device, &users, num_users),
+                &batch_ids(&items_on_device, &items, num_items),
+            );
+            let y = labels_on_device.clone().slice(start..end);
+            // BCE with logits: softplus(s) - s * y.
+            let loss = (softplus(scores.clone(), 1.0) - scores * y).mean();
+            let grads = sync.sync(GradientsParams::from_grads(loss.backward(), &model));
+            model = optimizer.step(1e-3, model, grads);
+            loss_sum = loss_sum + loss.detach();
+            if step % 16 == 15 {
+                if let Some(usage) = device.memory_pool_usage() {
+                    peak_reserved = Some(peak_reserved.unwrap_or(0).max(usage.bytes_reserved));
+                }
+            }
+        }
+        let loss = loss_sum.into_scalar::<f32>() / steps as f32; // waits for the device
+        let secs = started.elapsed().as_secs_f64();
+        let figures = BenchEpoch {
+            secs,
+            samples_per_sec: (steps * bench.batch) as f64 / secs,
+            loss,
+        };
+        on_epoch(epoch, &figures);
+        epochs.push(figures);
+    }
+    let (peak_memory_bytes, peak_memory_kind) = match peak_reserved {
+        Some(bytes) => (Some(bytes), "device allocator reserved"),
+        None => (peak_rss(), "process peak RSS"),
+    };
+    Ok(BenchReport {
+        device: device_name.to_string(),
+        model: bench.model.clone(),
+        users: num_users,
+        items: num_items,
+        batch: bench.batch,
+        samples: n,
+        embedding_gradient: match plan_chunk {
+            Some(c) => format!("segmented (chunk {c})"),
+            None => "burn".into(),
+        },
+        split_k: bench.split_k,
+        samples_per_sec: epochs.last().map_or(0.0, |e| e.samples_per_sec),
+        epochs,
+        peak_memory_bytes,
+        peak_memory_kind,
+    })
+}
