@@ -7,14 +7,15 @@
 //! CPU also sorts each batch's ids into segments of equal ids ([`SegmentPlan`]). The gradient of
 //! the table is then a few parallel, deterministic tensor operations on the device:
 //!
-//! 1. gather the output gradient's rows segment by segment, in chunks of at most `chunk` rows
-//!    (short chunks padded with a zero row), and sum each chunk: `[chunks, chunk, dim] → [chunks, dim]`;
+//! 1. gather the output gradient's rows segment by segment, in chunks of up to 64 rows (short
+//!    chunks padded with a zero row), and sum each chunk: `[chunks, chunk, dim] → [chunks, dim]`;
 //! 2. repeat on the chunk sums until every segment (distinct id) has one row;
 //! 3. gather those rows into the table's shape (rows absent from the batch get the zero row).
 //!
 //! Every step is a gather or a short reduction, so it uses the whole GPU whatever the batch
 //! size, and the order of additions is fixed, so results are reproducible. On the CPU, burn's
-//! `select_assign` is already a tight loop, so [`IdBatch::new`] leaves the plan out there.
+//! `select_assign` is already a tight loop, so training leaves the plan out there (see
+//! `EmbeddingGradient` in ember-train).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -22,40 +23,72 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, Backend, TensorMetadata, backend_extension};
-use burn::tensor::Slice;
 use burn::nn::Embedding;
 use burn::prelude::*;
+use burn::tensor::Slice;
+use std::cell::Cell;
+use std::sync::mpsc::{Receiver, sync_channel};
 
-/// Rows summed per chunk at each level of the segment sum.
-pub const DEFAULT_CHUNK: usize = 16;
+/// Most rows summed per chunk at each level of the segment sum.
+pub const DEFAULT_CHUNK: usize = 64;
 
 /// How the ids of one batch fall into segments of equal ids, computed on the CPU.
+///
+/// The gradient's rows are summed level by level. A level's source is the previous level's
+/// output (the output gradient's rows, then a zero row, at the first level); each of its chunks
+/// lists `chunk` source rows, short chunks padded with the source's zero row, and its last chunk
+/// is all padding, so that its output again ends with a zero row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentPlan {
     /// Rows of the table.
     pub rows: usize,
-    /// Rows summed per chunk.
-    pub chunk: usize,
-    /// One entry per level: `[chunks * chunk]` indices into the previous level's rows (the
-    /// output gradient's rows at the first level), where the index equal to the previous level's
-    /// row count stands for a zero row.
-    pub levels: Vec<Vec<i32>>,
-    /// `[rows]`: for each table row, the last level's row holding its gradient, or that level's
-    /// row count (the zero row) when the row is not in the batch.
+    /// The levels, first to last.
+    pub levels: Vec<SegmentLevel>,
+    /// `[rows]`: for each table row, the last level's output row holding its gradient, or that
+    /// output's zero row (its last) when the row is not in the batch.
     pub row_map: Vec<i32>,
 }
 
+/// One level of a [`SegmentPlan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentLevel {
+    /// Source rows summed per chunk.
+    pub chunk: usize,
+    /// `[(chunks + 1) * chunk]` source rows, chunk after chunk.
+    pub index: Vec<i32>,
+}
+
+/// The chunk size of a level over segments of `lengths`: the largest power of two up to
+/// `max_chunk` (and no larger than the longest segment needs) that keeps the padded work within
+/// twice the rows summed; at least 2.
+fn level_chunk(lengths: &[usize], max_chunk: usize) -> usize {
+    let rows: usize = lengths.iter().sum();
+    let longest = lengths.iter().copied().max().unwrap_or(1);
+    let mut chunk = longest.next_power_of_two().min(max_chunk.max(2)).max(2);
+    while chunk > 2 {
+        let padded: usize = lengths.iter().map(|l| l.div_ceil(chunk) * chunk).sum();
+        if padded <= 2 * rows {
+            break;
+        }
+        chunk /= 2;
+    }
+    chunk
+}
+
 impl SegmentPlan {
-    /// Plans the gradient of looking up `ids` in a table of `rows` rows.
+    /// Plans the gradient of looking up `ids` in a table of `rows` rows, with chunks of at
+    /// most `max_chunk` rows.
     ///
     /// # Panics
-    /// When an id is outside `0..rows` or `chunk < 2`.
-    pub fn new(ids: &[i32], rows: usize, chunk: usize) -> Self {
-        assert!(chunk >= 2, "chunk must be at least 2");
+    /// When an id is outside `0..rows`.
+    pub fn new(ids: &[i32], rows: usize, max_chunk: usize) -> Self {
         // Counting sort by id: stable, so each segment lists batch positions in order.
         let mut counts = vec![0u32; rows + 1];
         for &id in ids {
-            assert!((id as usize) < rows, "id {id} outside a table of {rows} rows");
+            assert!(
+                id >= 0 && (id as usize) < rows,
+                "id {id} outside a table of {rows} rows"
+            );
             counts[id as usize + 1] += 1;
         }
         for r in 0..rows {
@@ -79,9 +112,10 @@ impl SegmentPlan {
         }
 
         let mut levels = Vec::new();
-        let mut current_rows = ids.len();
+        let mut zero = ids.len() as i32; // the source's zero row
         while bounds.windows(2).any(|w| w[1] - w[0] > 1) {
-            let zero = current_rows as i32;
+            let lengths: Vec<usize> = bounds.windows(2).map(|w| w[1] - w[0]).collect();
+            let chunk = level_chunk(&lengths, max_chunk);
             let mut index = Vec::new();
             let mut next_items = Vec::new();
             let mut next_bounds = vec![0usize];
@@ -93,19 +127,20 @@ impl SegmentPlan {
                 }
                 next_bounds.push(next_items.len());
             }
-            current_rows = next_items.len();
+            // The all-padding chunk: its sum is the next source's zero row.
+            index.resize(index.len() + chunk, zero);
+            zero = next_items.len() as i32;
             items = next_items;
             bounds = next_bounds;
-            levels.push(index);
+            levels.push(SegmentLevel { chunk, index });
         }
 
-        let mut row_map = vec![current_rows as i32; rows];
+        let mut row_map = vec![zero; rows];
         for (s, &r) in segment_rows.iter().enumerate() {
             row_map[r] = items[bounds[s]];
         }
         Self {
             rows,
-            chunk,
             levels,
             row_map,
         }
@@ -113,21 +148,16 @@ impl SegmentPlan {
 
     /// Moves the plan to `device`.
     pub fn to_device(&self, device: &Device) -> SegmentPlanTensors {
-        let int = |v: &[i32]| {
-            Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
-        };
         // One tensor (every level, then the row map), so the plan is one upload.
-        let mut flat = Vec::with_capacity(
-            self.levels.iter().map(Vec::len).sum::<usize>() + self.row_map.len(),
-        );
+        let total = self.levels.iter().map(|l| l.index.len()).sum::<usize>() + self.row_map.len();
+        let mut flat = Vec::with_capacity(total);
         for level in &self.levels {
-            flat.extend_from_slice(level);
+            flat.extend_from_slice(&level.index);
         }
         flat.extend_from_slice(&self.row_map);
         SegmentPlanTensors {
-            chunk: self.chunk,
-            level_lengths: self.levels.iter().map(Vec::len).collect(),
-            plan: int(&flat),
+            levels: self.levels.iter().map(|l| [l.index.len(), l.chunk]).collect(),
+            plan: Tensor::<1, Int>::from_data(TensorData::new(flat, [total]), device),
         }
     }
 }
@@ -135,10 +165,94 @@ impl SegmentPlan {
 /// A [`SegmentPlan`] on the device.
 #[derive(Debug, Clone)]
 pub struct SegmentPlanTensors {
-    chunk: usize,
-    level_lengths: Vec<usize>,
+    /// Each level's index length and chunk.
+    levels: Vec<[usize; 2]>,
     /// Every level's indices, then the row map.
     plan: Tensor<1, Int>,
+}
+
+/// The ids of a whole epoch, uploaded once and cut into batches on the device. A worker thread
+/// computes the batches' segment plans ahead, in order, so that planning overlaps the training
+/// step; batches must therefore be taken in order.
+pub struct EpochIds {
+    ids: Tensor<1, Int>,
+    /// Batch `b` is `ids[bounds[b]..bounds[b + 1]]`.
+    bounds: Vec<usize>,
+    /// Plans of the batches not yet taken, in order.
+    plans: Option<Receiver<SegmentPlan>>,
+    /// The batch expected next.
+    next: Cell<usize>,
+}
+
+/// Plans computed ahead of the batch being trained.
+const PLANS_AHEAD: usize = 8;
+
+impl EpochIds {
+    /// `ids` of a table of `rows` rows, cut at `bounds` (`0 = bounds[0] ≤ … ≤ bounds[last] =
+    /// ids.len()`), with segment plans of `plan_chunk` rows per chunk when it is set.
+    pub fn new(
+        ids: Vec<i32>,
+        bounds: Vec<usize>,
+        rows: usize,
+        plan_chunk: Option<usize>,
+        device: &Device,
+    ) -> Self {
+        let n = ids.len();
+        let tensor = Tensor::<1, Int>::from_data(TensorData::new(ids.clone(), [n]), device);
+        let plans = plan_chunk.map(|chunk| {
+            let (sender, receiver) = sync_channel(PLANS_AHEAD);
+            let bounds = bounds.clone();
+            std::thread::spawn(move || {
+                for w in bounds.windows(2) {
+                    let plan = SegmentPlan::new(&ids[w[0]..w[1]], rows, chunk);
+                    if sender.send(plan).is_err() {
+                        break; // the epoch was dropped early
+                    }
+                }
+            });
+            receiver
+        });
+        Self {
+            ids: tensor,
+            bounds,
+            plans,
+            next: Cell::new(0),
+        }
+    }
+
+    /// Number of batches.
+    pub fn batches(&self) -> usize {
+        self.bounds.len() - 1
+    }
+
+    /// Batch `b`'s ids, a slice of the epoch's tensor, with its plan.
+    ///
+    /// # Panics
+    /// When batches are taken out of order.
+    pub fn batch(&self, b: usize) -> IdBatch {
+        assert_eq!(b, self.next.get(), "batches are taken in order");
+        self.next.set(b + 1);
+        let (start, end) = (self.bounds[b], self.bounds[b + 1]);
+        let device = self.ids.device();
+        IdBatch {
+            ids: self.ids.clone().slice(start..end),
+            plan: self.plans.as_ref().map(|plans| {
+                plans
+                    .recv()
+                    .expect("the planning thread ended early")
+                    .to_device(&device)
+            }),
+        }
+    }
+}
+
+impl std::fmt::Debug for EpochIds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EpochIds")
+            .field("batches", &self.batches())
+            .field("planned", &self.plans.is_some())
+            .finish()
+    }
 }
 
 /// Ids to look up, with the plan of their gradient when training on a device that profits.
@@ -186,8 +300,7 @@ pub fn lookup(table: &Embedding, ids: &IdBatch) -> Tensor<2> {
                 weight.into_dispatch(),
                 ids.ids.clone().into_dispatch(),
                 plan.plan.clone().into_dispatch(),
-                plan.level_lengths.clone(),
-                plan.chunk,
+                plan.levels.clone(),
             );
             Tensor::from_dispatch(output)
         }
@@ -202,16 +315,16 @@ pub fn lookup(table: &Embedding, ids: &IdBatch) -> Tensor<2> {
     Cube: cfg(any(feature = "wgpu", feature = "vulkan"))
 )]
 pub trait SegmentedLookupOps: Backend {
-    /// `table.select(0, ids)`; `plan` (every level's indices, then the row map), `level_lengths`
-    /// and `chunk` are the [`SegmentPlan`] of `ids`, used by the backward pass.
+    /// `table.select(0, ids)`; `plan` (every level's indices, then the row map) and `levels`
+    /// (each level's index length and chunk) are the [`SegmentPlan`] of `ids`, used by the
+    /// backward pass.
     fn segmented_lookup(
         table: FloatTensor<Self>,
         ids: IntTensor<Self>,
         plan: IntTensor<Self>,
-        level_lengths: Vec<usize>,
-        chunk: usize,
+        levels: Vec<[usize; 2]>,
     ) -> FloatTensor<Self> {
-        let _ = (plan, level_lengths, chunk);
+        let _ = (plan, levels);
         Self::float_select(table, 0, ids)
     }
 }
@@ -232,28 +345,24 @@ impl SegmentedLookupOps for burn::backend::Cube {}
 fn segment_sum<B: Backend>(
     grad: FloatTensor<B>,
     plan: IntTensor<B>,
-    level_lengths: &[usize],
-    chunk: usize,
+    levels: &[[usize; 2]],
 ) -> FloatTensor<B> {
     let dim = grad.shape()[1];
-    let dtype = grad.dtype().into();
-    let device = grad.device();
+    let zero_row = B::float_zeros([1, dim].into(), &grad.device(), grad.dtype().into());
     let plan_len = plan.shape()[0];
     let part = |start: usize, end: usize| B::int_slice(plan.clone(), &[Slice::from(start..end)]);
-    let with_zero_row = |values: FloatTensor<B>| {
-        B::float_cat(vec![values, B::float_zeros([1, dim].into(), &device, dtype)], 0)
-    };
-    let mut values = grad;
+    // The first source: the gradient's rows, then a zero row for padding. Each level's output
+    // ends with a zero row of its own (its all-padding chunk).
+    let mut values = B::float_cat(vec![grad, zero_row], 0);
     let mut start = 0;
-    for &len in level_lengths {
-        let index = part(start, start + len);
+    for &[len, chunk] in levels {
+        let gathered = B::float_select(values, 0, part(start, start + len));
         start += len;
         let chunks = len / chunk;
-        let gathered = B::float_select(with_zero_row(values), 0, index);
         let summed = B::float_sum_dim(B::float_reshape(gathered, [chunks, chunk, dim].into()), 1);
         values = B::float_reshape(summed, [chunks, dim].into());
     }
-    B::float_select(with_zero_row(values), 0, part(start, plan_len))
+    B::float_select(values, 0, part(start, plan_len))
 }
 
 impl<B: Backend, C: CheckpointStrategy> SegmentedLookupOps for Autodiff<B, C> {
@@ -261,14 +370,13 @@ impl<B: Backend, C: CheckpointStrategy> SegmentedLookupOps for Autodiff<B, C> {
         table: FloatTensor<Self>,
         ids: IntTensor<Self>,
         plan: IntTensor<Self>,
-        level_lengths: Vec<usize>,
-        chunk: usize,
+        levels: Vec<[usize; 2]>,
     ) -> FloatTensor<Self> {
         #[derive(Debug)]
         struct SegmentedLookup;
 
         impl<B: Backend> Backward<B, 1> for SegmentedLookup {
-            type State = (IntTensor<B>, Vec<usize>, usize);
+            type State = (IntTensor<B>, Vec<[usize; 2]>);
 
             fn backward(
                 self,
@@ -276,9 +384,9 @@ impl<B: Backend, C: CheckpointStrategy> SegmentedLookupOps for Autodiff<B, C> {
                 grads: &mut Gradients,
                 _checkpointer: &mut Checkpointer,
             ) {
-                let (plan, level_lengths, chunk) = ops.state;
+                let (plan, levels) = ops.state;
                 unary::<B, _>(ops.parents, ops.node, grads, |grad| {
-                    segment_sum::<B>(grad, plan, &level_lengths, chunk)
+                    segment_sum::<B>(grad, plan, &levels)
                 });
             }
         }
@@ -291,7 +399,7 @@ impl<B: Backend, C: CheckpointStrategy> SegmentedLookupOps for Autodiff<B, C> {
         {
             OpsKind::Tracked(prep) => {
                 let output = B::float_select(table, 0, ids);
-                prep.finish((plan, level_lengths, chunk), output)
+                prep.finish((plan, levels), output)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::float_select(table, 0, ids)),
         }

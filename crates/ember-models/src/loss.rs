@@ -3,7 +3,7 @@ use burn::tensor::activation::{log_sigmoid, softplus};
 use serde::{Deserialize, Serialize};
 
 use crate::Recommender;
-use crate::lookup::IdBatch;
+use crate::lookup::{EpochIds, IdBatch};
 
 /// Training objective over positives and sampled negatives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -34,6 +34,9 @@ impl PairBatch {
     /// A batch from host ids: `users` and `positives` of length `batch`, `negatives` of length
     /// `batch * k`. With `plan_chunk`, the ids carry segment plans for their gradients (see
     /// [`crate::lookup`]); `tables` are the (users, items) row counts they index.
+    ///
+    /// # Panics
+    /// When `users` is empty or the lengths disagree.
     pub fn new(
         users: &[i32],
         positives: &[i32],
@@ -42,23 +45,74 @@ impl PairBatch {
         plan_chunk: Option<usize>,
         device: &Device,
     ) -> Self {
-        let batch = users.len();
-        assert_eq!(positives.len(), batch, "one positive per user");
-        let k = if batch == 0 { 0 } else { negatives.len() / batch };
-        assert_eq!(negatives.len(), batch * k, "k negatives per positive");
-        let mut all_users = Vec::with_capacity(batch * (1 + k));
-        all_users.extend_from_slice(users);
-        for &u in users {
-            all_users.extend(std::iter::repeat_n(u, k));
+        let batch = users.len().max(1);
+        EpochPairs::new(users, positives, negatives, batch, tables, plan_chunk, device).batch(0)
+    }
+}
+
+/// An epoch of positives with their negatives, flattened batch by batch as in [`PairBatch`],
+/// uploaded to the device once and cut into batches there (in order).
+#[derive(Debug)]
+pub struct EpochPairs {
+    users: EpochIds,
+    items: EpochIds,
+    /// Positives in each batch.
+    positives: Vec<usize>,
+    negatives_per_positive: usize,
+}
+
+impl EpochPairs {
+    /// `users` and `positives` of equal length, `negatives` `k` per positive, in batches of
+    /// `batch_size` positives (the last may be smaller).
+    pub fn new(
+        users: &[i32],
+        positives: &[i32],
+        negatives: &[i32],
+        batch_size: usize,
+        tables: (usize, usize),
+        plan_chunk: Option<usize>,
+        device: &Device,
+    ) -> Self {
+        let n = users.len();
+        assert_eq!(positives.len(), n, "one positive per user");
+        let k = if n == 0 { 0 } else { negatives.len() / n };
+        assert_eq!(negatives.len(), n * k, "k negatives per positive");
+        assert!(batch_size > 0, "batch size must be positive");
+        let mut all_users = Vec::with_capacity(n * (1 + k));
+        let mut all_items = Vec::with_capacity(n * (1 + k));
+        let mut bounds = vec![0];
+        let mut sizes = Vec::new();
+        for start in (0..n).step_by(batch_size) {
+            let end = (start + batch_size).min(n);
+            all_users.extend_from_slice(&users[start..end]);
+            for &u in &users[start..end] {
+                all_users.extend(std::iter::repeat_n(u, k));
+            }
+            all_items.extend_from_slice(&positives[start..end]);
+            all_items.extend_from_slice(&negatives[start * k..end * k]);
+            bounds.push(all_users.len());
+            sizes.push(end - start);
         }
-        let mut all_items = Vec::with_capacity(batch * (1 + k));
-        all_items.extend_from_slice(positives);
-        all_items.extend_from_slice(negatives);
         Self {
-            users: IdBatch::new(&all_users, tables.0, plan_chunk, device),
-            items: IdBatch::new(&all_items, tables.1, plan_chunk, device),
-            positives: batch,
+            users: EpochIds::new(all_users, bounds.clone(), tables.0, plan_chunk, device),
+            items: EpochIds::new(all_items, bounds, tables.1, plan_chunk, device),
+            positives: sizes,
             negatives_per_positive: k,
+        }
+    }
+
+    /// Number of batches.
+    pub fn batches(&self) -> usize {
+        self.positives.len()
+    }
+
+    /// Batch `b`, sliced on the device.
+    pub fn batch(&self, b: usize) -> PairBatch {
+        PairBatch {
+            users: self.users.batch(b),
+            items: self.items.batch(b),
+            positives: self.positives[b],
+            negatives_per_positive: self.negatives_per_positive,
         }
     }
 }

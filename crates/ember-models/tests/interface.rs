@@ -106,6 +106,47 @@ fn training_reduces_the_loss_of_a_fixed_batch() {
     }
 }
 
+/// MF (embeddings, products and sums, no matmul) trains on wgpu with the segmented gradient, and
+/// its losses follow the CPU's step for step.
+#[cfg(feature = "wgpu")]
+#[test]
+fn mf_trains_alike_on_wgpu_and_flex() {
+    if std::env::var_os("EMBER_TEST_WGPU").is_none() {
+        eprintln!("skipped: set EMBER_TEST_WGPU=1 to run on a Vulkan device (CI: Mesa lavapipe)");
+        return;
+    }
+    // The same initial weights on both devices: initialised once on the CPU, then copied.
+    let config = ModelConfig::Mf(MfConfig {
+        factors: 8,
+        init_std: 0.1,
+    });
+    let initial = config.init(40, 30, &Device::flex());
+    let losses = |device: Device, plan_chunk: Option<usize>| {
+        let mut model = config
+            .init(40, 30, &device)
+            .load_record(initial.clone().into_record());
+        let users: Vec<i32> = (0..64).map(|i| i % 40).collect();
+        let positives: Vec<i32> = (0..64).map(|i| (i * 7) % 30).collect();
+        let negatives: Vec<i32> = (0..64 * 3).map(|i| (i * 11 + 3) % 30).collect();
+        let batch = PairBatch::new(&users, &positives, &negatives, (40, 30), plan_chunk, &device);
+        let mut optimizer = AdamConfig::new().init();
+        let mut out = Vec::new();
+        for _ in 0..20 {
+            let loss = model.loss(&batch, Loss::Bce);
+            out.push(loss.clone().into_scalar::<f32>());
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optimizer.step(0.05, model, grads);
+        }
+        out
+    };
+    let gpu = losses(Device::wgpu(DeviceKind::DefaultDevice).autodiff(), Some(64));
+    let cpu = losses(Device::flex().autodiff(), None);
+    assert!(gpu[19] < gpu[0] * 0.8, "wgpu loss {} -> {}", gpu[0], gpu[19]);
+    for (g, c) in gpu.iter().zip(&cpu) {
+        assert!((g - c).abs() < 1e-4, "wgpu {g} vs flex {c}");
+    }
+}
+
 #[test]
 fn bce_loss_matches_the_formula() {
     // MF with known embeddings: scores are dot products, and the loss is the mean of

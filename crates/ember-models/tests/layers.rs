@@ -7,7 +7,27 @@ use ember_models::layers::dense;
 
 #[test]
 fn split_dense_layer_matches_linear_forward_and_gradients() {
-    let device = Device::flex().autodiff();
+    check_dense(Device::flex().autodiff());
+}
+
+/// Matmuls on lavapipe pass but take minutes (measured: 235 s with `CUBECL_AUTOTUNE_LEVEL=minimal`,
+/// 685 s without, nearly all of it compiling autotune's candidate kernels), so this test asks for
+/// `EMBER_TEST_WGPU_MATMUL` as well; on a real GPU it takes seconds.
+#[cfg(feature = "wgpu")]
+#[test]
+fn split_dense_layer_matches_linear_forward_and_gradients_on_wgpu() {
+    if std::env::var_os("EMBER_TEST_WGPU").is_none()
+        || std::env::var_os("EMBER_TEST_WGPU_MATMUL").is_none()
+    {
+        eprintln!(
+            "skipped: set EMBER_TEST_WGPU=1 and EMBER_TEST_WGPU_MATMUL=1 to run on a Vulkan device"
+        );
+        return;
+    }
+    check_dense(Device::wgpu(DeviceKind::DefaultDevice).autodiff());
+}
+
+fn check_dense(device: Device) {
     device.seed(11);
     let (rows, input, output) = (1024, 12, 5); // 1024 rows: split into 4 chunks of 256
     let linear = LinearConfig::new(input, output).init(&device);

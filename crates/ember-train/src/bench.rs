@@ -3,14 +3,14 @@
 //!
 //! Synthetic pointwise data as in the PyTorch peer: `samples` (user, item) pairs drawn uniformly
 //! from a seeded generator, labelled 1 when `(user + item) % 5 == 0`, binary cross-entropy on
-//! logits, Adam at 1e-3. The whole epoch's ids and labels are uploaded once; each batch is a
-//! slice of them on the device, plus the segment plans of its embedding gradients (computed on
-//! the CPU, see `ember_models::lookup`). The loss is read back once per epoch.
+//! logits, Adam at 1e-3. Each epoch's ids and labels are uploaded once; each batch is a slice
+//! of them on the device, plus the segment plans of its embedding gradients (computed on the
+//! CPU, see `ember_models::lookup`). The loss is read back once per epoch.
 
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::activation::softplus;
-use ember_models::lookup::{IdBatch, SegmentPlan};
+use ember_models::lookup::EpochIds;
 use ember_models::{Model, ModelConfig, NeuMfConfig, Recommender};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -155,10 +155,8 @@ pub fn bench_train(
         .zip(&items)
         .map(|(u, i)| if (u + i) % 5 == 0 { 1.0 } else { 0.0 })
         .collect();
-    let int = |v: &[i32]| Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), [v.len()]), &device);
-    let users_on_device = int(&users);
-    let items_on_device = int(&items);
-    let labels_on_device = Tensor::<1>::from_data(TensorData::new(labels, [n]), &device);
+    let steps = n / bench.batch; // full batches only, as every step then has one shape
+    let bounds: Vec<usize> = (0..=steps).map(|s| s * bench.batch).collect();
 
     let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
     let mut sync = SingleDevice;
@@ -167,19 +165,14 @@ pub fn bench_train(
     for epoch in 0..bench.epochs {
         device.sync().map_err(|e| TrainError::Bench(format!("device error: {e:?}")))?;
         let started = Instant::now();
+        // Uploaded every epoch, as training resamples its negatives every epoch.
+        let epoch_users = EpochIds::new(users.clone(), bounds.clone(), num_users, plan_chunk, &device);
+        let epoch_items = EpochIds::new(items.clone(), bounds.clone(), num_items, plan_chunk, &device);
+        let epoch_labels = Tensor::<1>::from_data(TensorData::new(labels.clone(), [n]), &device);
         let mut loss_sum = Tensor::<1>::zeros([1], &device);
-        let steps = n / bench.batch; // full batches only, as every step then has one shape
         for step in 0..steps {
-            let (start, end) = (step * bench.batch, (step + 1) * bench.batch);
-            let batch_ids = |all: &Tensor<1, Int>, host: &[i32], rows: usize| IdBatch {
-                ids: all.clone().slice(start..end),
-                plan: plan_chunk.map(|c| SegmentPlan::new(&host[start..end], rows, c).to_device(&device)),
-            };
-            let scores = model.score_batch(
-                &batch_ids(&users_on_device, &users, num_users),
-                &batch_ids(&items_on_device, &items, num_items),
-            );
-            let y = labels_on_device.clone().slice(start..end);
+            let scores = model.score_batch(&epoch_users.batch(step), &epoch_items.batch(step));
+            let y = epoch_labels.clone().slice(bounds[step]..bounds[step + 1]);
             // BCE with logits: softplus(s) - s * y.
             let loss = (softplus(scores.clone(), 1.0) - scores * y).mean();
             let grads = sync.sync(GradientsParams::from_grads(loss.backward(), &model));

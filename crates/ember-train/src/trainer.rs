@@ -7,7 +7,7 @@ use burn::prelude::*;
 use ember_data::Dataset;
 use ember_data::sampling::TrainingEpoch;
 use ember_metrics::MetricsReport;
-use ember_models::{Model, PairBatch, Recommender};
+use ember_models::{EpochPairs, Model, Recommender};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -254,13 +254,23 @@ impl Trainer<'_> {
         let num_items = self.data.num_items() as u32;
         let examples =
             TrainingEpoch::sample(&self.data.train, train_sets, num_items, cfg.negatives, rng);
-        let batches = examples.len().div_ceil(cfg.batch_size);
+        // The whole epoch goes to the device at once; batches are slices there.
+        let epoch = EpochPairs::new(
+            &examples.users,
+            &examples.positives,
+            &examples.negatives,
+            cfg.batch_size,
+            (self.data.num_users(), self.data.num_items()),
+            self.plan_chunk,
+            &self.device,
+        );
+        let batches = epoch.batches();
         let bar = self.progress_bar(batches as u64, label);
         let mut loss_sum = Tensor::<1>::zeros([1], &self.device);
         for b in 0..batches {
             let start = b * cfg.batch_size;
             let end = (start + cfg.batch_size).min(examples.len());
-            let batch = self.batch(&examples, start, end);
+            let batch = epoch.batch(b);
             let loss = model.loss(&batch, cfg.loss);
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             let grads = self.sync.sync(grads);
@@ -287,19 +297,6 @@ impl Trainer<'_> {
                 train_secs,
             },
         ))
-    }
-
-    /// Tensors of examples `start..end` on the training device.
-    fn batch(&self, examples: &TrainingEpoch, start: usize, end: usize) -> PairBatch {
-        let k = examples.negatives_per_positive;
-        PairBatch::new(
-            &examples.users[start..end],
-            &examples.positives[start..end],
-            &examples.negatives[start * k..end * k],
-            (self.data.num_users(), self.data.num_items()),
-            self.plan_chunk,
-            &self.device,
-        )
     }
 
     fn progress_bar(&self, len: u64, prefix: &str) -> ProgressBar {
