@@ -97,7 +97,7 @@ pub enum EmbeddingGradient {
 impl EmbeddingGradient {
     /// Rows per chunk of the segment plan on `device_name`, or `None` for burn's gradient.
     pub fn plan_chunk(self, device_name: &str) -> Option<usize> {
-        let gpu = matches!(device_name, "wgpu" | "vulkan");
+        let gpu = crate::device::is_gpu(device_name);
         match self {
             Self::Segmented => Some(ember_models::lookup::DEFAULT_CHUNK),
             Self::Auto if gpu => Some(ember_models::lookup::DEFAULT_CHUNK),

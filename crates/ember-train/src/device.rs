@@ -53,3 +53,16 @@ pub fn available() -> Vec<&'static str> {
         .filter(|n| device(n).is_ok())
         .collect()
 }
+
+/// Whether `name` is a GPU backend.
+pub fn is_gpu(name: &str) -> bool {
+    matches!(name, "wgpu" | "vulkan")
+}
+
+/// The most chunks dense layers split a batch into on the backend `name` (see
+/// `ember_models::layers::dense`), as measured with `ember bench train`: on the CPU the chunked
+/// product runs on both cores and wins; on the GPU, with autotuned matmuls, the extra
+/// operations cost more than the split-K product saves.
+pub fn default_split_k(name: &str) -> usize {
+    if is_gpu(name) { 1 } else { 64 }
+}

@@ -81,6 +81,7 @@ pub fn train(
         message,
     })?;
     let device = device::device(device_name)?.autodiff();
+    ember_models::layers::set_split_k_groups(device::default_split_k(device_name));
     let (data, prep) = prepare(&config.data, &config.preprocess, &config.split)?;
     let plan =
         EvaluationPlan::new(&data, &config.eval.protocol, config.seed).map_err(|message| {
