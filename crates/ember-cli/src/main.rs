@@ -70,8 +70,8 @@ struct BenchTrainArgs {
     /// Embedding gradients: auto, burn or segmented.
     #[arg(long, default_value = "auto")]
     embedding_gradient: String,
-    /// Most chunks a dense layer splits its batch into (1 = plain products; default: 1 on GPU
-    /// backends, 64 on CPU ones).
+    /// Most chunks a dense layer splits its batch into (1 = plain products). Chunks keep at
+    /// least 65,536 rows on GPU backends and 256 on CPU ones.
     #[arg(long)]
     split_k: Option<usize>,
     /// Print the report as JSON on stdout.
@@ -410,7 +410,7 @@ fn bench_train(args: BenchTrainArgs) -> Result<()> {
         embedding_gradient,
         split_k: args
             .split_k
-            .unwrap_or_else(|| ember_train::device::default_split_k(&args.device)),
+            .unwrap_or_else(|| ember_train::device::default_split_k(&args.device).0),
         seed: 42,
     };
     let report = ember_train::bench::bench_train(&bench, &args.device, |epoch, e| {

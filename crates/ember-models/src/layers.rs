@@ -17,20 +17,23 @@ pub fn embedding(rows: usize, dim: usize, std: f64, device: &Device) -> Embeddin
 
 /// Most chunks a dense layer splits its batch into (see [`dense`]); 1 turns splitting off.
 static SPLIT_K_GROUPS: AtomicUsize = AtomicUsize::new(64);
+/// Rows a chunk keeps at least.
+static SPLIT_K_MIN_ROWS: AtomicUsize = AtomicUsize::new(256);
 
-/// Sets the most chunks [`dense`] splits a batch into (a power of two; 1 = never split).
-pub fn set_split_k_groups(groups: usize) {
+/// Sets how [`dense`] splits a batch: into at most `groups` chunks (rounded down to a power of
+/// two; 1 = never split) of at least `min_rows` rows each.
+pub fn set_split_k(groups: usize, min_rows: usize) {
     SPLIT_K_GROUPS.store(groups.max(1), Ordering::Relaxed);
+    SPLIT_K_MIN_ROWS.store(min_rows.max(1), Ordering::Relaxed);
 }
 
-/// Rows a chunk keeps at least, so that small batches stay one plain product.
-const SPLIT_K_MIN_ROWS: usize = 256;
-
 /// How many chunks a batch of `rows` rows is split into: the largest power of two up to the
-/// setting that divides `rows` and leaves chunks of at least [`SPLIT_K_MIN_ROWS`] rows.
+/// setting that divides `rows` and leaves chunks of at least the minimum rows.
 fn split_k_groups(rows: usize) -> usize {
-    let mut groups = SPLIT_K_GROUPS.load(Ordering::Relaxed).next_power_of_two();
-    while groups > 1 && (rows % groups != 0 || rows / groups < SPLIT_K_MIN_ROWS) {
+    let min_rows = SPLIT_K_MIN_ROWS.load(Ordering::Relaxed);
+    let most = SPLIT_K_GROUPS.load(Ordering::Relaxed).max(1);
+    let mut groups = 1usize << (usize::BITS - 1 - most.leading_zeros()); // rounded down
+    while groups > 1 && (rows % groups != 0 || rows / groups < min_rows) {
         groups /= 2;
     }
     groups
@@ -41,7 +44,7 @@ fn split_k_groups(rows: usize) -> usize {
 /// The weight gradient `xᵀ dy` has the batch as its inner dimension. As one product, GPU matmul
 /// kernels give each output tile to one unit that loops over the whole batch; over `g` chunks it
 /// is `g` products of `rows / g` (a split-K product) and a sum of `g` small matrices, which
-/// keeps the GPU busy. The forward values are those of `linear.forward(x)`.
+/// keeps the GPU busy. The values equal `linear.forward(x)`'s up to rounding.
 ///
 /// # Shapes
 /// - x: `[rows, in]`

@@ -7,13 +7,15 @@
 //! CPU also sorts each batch's ids into segments of equal ids ([`SegmentPlan`]). The gradient of
 //! the table is then a few parallel, deterministic tensor operations on the device:
 //!
-//! 1. gather the output gradient's rows segment by segment, in chunks of up to 64 rows (short
-//!    chunks padded with a zero row), and sum each chunk: `[chunks, chunk, dim] → [chunks, dim]`;
+//! 1. gather the output gradient's rows of the segments longer than one row, in chunks of up to
+//!    64 rows (short chunks padded with a zero row), and sum each chunk:
+//!    `[chunks, chunk, dim] → [chunks, dim]`;
 //! 2. repeat on the chunk sums until every segment (distinct id) has one row;
-//! 3. gather those rows into the table's shape (rows absent from the batch get the zero row).
+//! 3. gather those rows into the table's shape (rows absent from the batch get a zero row).
 //!
 //! Every step is a gather or a short reduction, so it uses the whole GPU whatever the batch
-//! size, and the order of additions is fixed, so results are reproducible. On the CPU, burn's
+//! size, and no atomics are involved: which rows are added together is fixed by the plan (the
+//! order within a reduction is the reduction kernel's, which autotuning may pick). On the CPU, burn's
 //! `select_assign` is already a tight loop, so training leaves the plan out there (see
 //! `EmbeddingGradient` in ember-train).
 
@@ -34,18 +36,20 @@ pub const DEFAULT_CHUNK: usize = 64;
 
 /// How the ids of one batch fall into segments of equal ids, computed on the CPU.
 ///
-/// The gradient's rows are summed level by level. A level's source is the previous level's
-/// output (the output gradient's rows, then a zero row, at the first level); each of its chunks
-/// lists `chunk` source rows, short chunks padded with the source's zero row, and its last chunk
-/// is all padding, so that its output again ends with a zero row.
+/// The gradient's rows are summed level by level. The first source is the output gradient's rows
+/// followed by a zero row; each level's source is the previous level's output. A level sums only
+/// the segments that still have more than one row: each of its chunks lists `chunk` source rows,
+/// short chunks padded with the source's zero row, and its last chunk is all padding, so that its
+/// output ends with a zero row too. A segment down to one row is done; the table's gradient is
+/// gathered by `row_map` from all sources one after the other (first source, level 1's output, …).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentPlan {
     /// Rows of the table.
     pub rows: usize,
     /// The levels, first to last.
     pub levels: Vec<SegmentLevel>,
-    /// `[rows]`: for each table row, the last level's output row holding its gradient, or that
-    /// output's zero row (its last) when the row is not in the batch.
+    /// `[rows]`: for each table row, the row holding its gradient among all sources one after
+    /// the other, or the first source's zero row when the row is not in the batch.
     pub row_map: Vec<i32>,
 }
 
@@ -58,13 +62,14 @@ pub struct SegmentLevel {
     pub index: Vec<i32>,
 }
 
-/// The chunk size of a level over segments of `lengths`: the largest power of two up to
-/// `max_chunk` (and no larger than the longest segment needs) that keeps the padded work within
-/// twice the rows summed; at least 2.
+/// The chunk size of a level over segments of `lengths` (each longer than one row): the largest
+/// power of two up to `max_chunk` (and no larger than the longest segment needs) that keeps the
+/// padded work within twice the rows summed; at least 2.
 fn level_chunk(lengths: &[usize], max_chunk: usize) -> usize {
     let rows: usize = lengths.iter().sum();
-    let longest = lengths.iter().copied().max().unwrap_or(1);
-    let mut chunk = longest.next_power_of_two().min(max_chunk.max(2)).max(2);
+    let longest = lengths.iter().copied().max().unwrap_or(2);
+    let largest_power = |n: usize| 1usize << (usize::BITS - 1 - n.max(1).leading_zeros());
+    let mut chunk = largest_power(max_chunk).min(longest.next_power_of_two()).max(2);
     while chunk > 2 {
         let padded: usize = lengths.iter().map(|l| l.div_ceil(chunk) * chunk).sum();
         if padded <= 2 * rows {
@@ -77,7 +82,7 @@ fn level_chunk(lengths: &[usize], max_chunk: usize) -> usize {
 
 impl SegmentPlan {
     /// Plans the gradient of looking up `ids` in a table of `rows` rows, with chunks of at
-    /// most `max_chunk` rows.
+    /// most `max_chunk` rows (rounded down to a power of two, at least 2).
     ///
     /// # Panics
     /// When an id is outside `0..rows`.
@@ -95,49 +100,56 @@ impl SegmentPlan {
             counts[r + 1] += counts[r];
         }
         let row_start = counts.clone(); // row_start[r]..row_start[r + 1]: row r's segment
-        let mut items = vec![0i32; ids.len()];
+        let mut sorted = vec![0i32; ids.len()];
         let mut next = counts;
         for (pos, &id) in ids.iter().enumerate() {
-            items[next[id as usize] as usize] = pos as i32;
+            sorted[next[id as usize] as usize] = pos as i32;
             next[id as usize] += 1;
         }
-        // Segment bounds over `items`, one segment per distinct id, in id order.
-        let mut segment_rows = Vec::new();
-        let mut bounds = vec![0usize];
+
+        let zero_row = ids.len() as i32; // the first source's zero row
+        let mut row_map = vec![zero_row; rows];
+        // Segments still to sum: (table row, its rows in the current source).
+        let mut active: Vec<(usize, Vec<i32>)> = Vec::new();
         for r in 0..rows {
-            if row_start[r + 1] > row_start[r] {
-                segment_rows.push(r);
-                bounds.push(row_start[r + 1] as usize);
+            let (a, b) = (row_start[r] as usize, row_start[r + 1] as usize);
+            match b - a {
+                0 => {}
+                1 => row_map[r] = sorted[a],
+                _ => active.push((r, sorted[a..b].to_vec())),
             }
         }
 
         let mut levels = Vec::new();
-        let mut zero = ids.len() as i32; // the source's zero row
-        while bounds.windows(2).any(|w| w[1] - w[0] > 1) {
-            let lengths: Vec<usize> = bounds.windows(2).map(|w| w[1] - w[0]).collect();
+        let mut source_zero = zero_row; // the current source's zero row
+        let mut source_offset = 0; // where the current source starts among all sources
+        let mut source_rows = ids.len() + 1;
+        while !active.is_empty() {
+            let lengths: Vec<usize> = active.iter().map(|(_, rows)| rows.len()).collect();
             let chunk = level_chunk(&lengths, max_chunk);
             let mut index = Vec::new();
-            let mut next_items = Vec::new();
-            let mut next_bounds = vec![0usize];
-            for w in bounds.windows(2) {
-                for piece in items[w[0]..w[1]].chunks(chunk) {
-                    next_items.push((index.len() / chunk) as i32);
+            let mut still_active = Vec::new();
+            for (r, segment) in active {
+                let mut outputs = Vec::new();
+                for piece in segment.chunks(chunk) {
+                    outputs.push((index.len() / chunk) as i32);
                     index.extend_from_slice(piece);
-                    index.resize(index.len() + chunk - piece.len(), zero);
+                    index.resize(index.len() + chunk - piece.len(), source_zero);
                 }
-                next_bounds.push(next_items.len());
+                if outputs.len() == 1 {
+                    row_map[r] = (source_offset + source_rows) as i32 + outputs[0];
+                } else {
+                    still_active.push((r, outputs));
+                }
             }
-            // The all-padding chunk: its sum is the next source's zero row.
-            index.resize(index.len() + chunk, zero);
-            zero = next_items.len() as i32;
-            items = next_items;
-            bounds = next_bounds;
+            let chunks = index.len() / chunk;
+            // The all-padding chunk: its sum is this output's zero row.
+            index.resize(index.len() + chunk, source_zero);
+            source_zero = chunks as i32;
+            source_offset += source_rows;
+            source_rows = chunks + 1;
+            active = still_active;
             levels.push(SegmentLevel { chunk, index });
-        }
-
-        let mut row_map = vec![zero; rows];
-        for (s, &r) in segment_rows.iter().enumerate() {
-            row_map[r] = items[bounds[s]];
         }
         Self {
             rows,
@@ -156,6 +168,7 @@ impl SegmentPlan {
         }
         flat.extend_from_slice(&self.row_map);
         SegmentPlanTensors {
+            rows: self.rows,
             levels: self.levels.iter().map(|l| [l.index.len(), l.chunk]).collect(),
             plan: Tensor::<1, Int>::from_data(TensorData::new(flat, [total]), device),
         }
@@ -165,6 +178,8 @@ impl SegmentPlan {
 /// A [`SegmentPlan`] on the device.
 #[derive(Debug, Clone)]
 pub struct SegmentPlanTensors {
+    /// Rows of the table the plan is for.
+    rows: usize,
     /// Each level's index length and chunk.
     levels: Vec<[usize; 2]>,
     /// Every level's indices, then the row map.
@@ -189,7 +204,7 @@ const PLANS_AHEAD: usize = 8;
 
 impl EpochIds {
     /// `ids` of a table of `rows` rows, cut at `bounds` (`0 = bounds[0] ≤ … ≤ bounds[last] =
-    /// ids.len()`), with segment plans of `plan_chunk` rows per chunk when it is set.
+    /// ids.len()`), with segment plans of at most `plan_chunk` rows per chunk when it is set.
     pub fn new(
         ids: Vec<i32>,
         bounds: Vec<usize>,
@@ -271,7 +286,8 @@ impl From<Tensor<1, Int>> for IdBatch {
 }
 
 impl IdBatch {
-    /// Ids for a table of `rows` rows, on `device`, with a segment plan when `plan_chunk` is set.
+    /// Ids for a table of `rows` rows, on `device`, with a segment plan (chunks of at most
+    /// `plan_chunk` rows) when `plan_chunk` is set.
     pub fn new(ids: &[i32], rows: usize, plan_chunk: Option<usize>, device: &Device) -> Self {
         let tensor = Tensor::<1, Int>::from_data(TensorData::new(ids.to_vec(), [ids.len()]), device);
         Self {
@@ -296,6 +312,13 @@ pub fn lookup(table: &Embedding, ids: &IdBatch) -> Tensor<2> {
     match &ids.plan {
         None => weight.select(0, ids.ids.clone()),
         Some(plan) => {
+            assert_eq!(
+                plan.rows,
+                weight.dims()[0],
+                "a segment plan for a table of {} rows used on one of {}",
+                plan.rows,
+                weight.dims()[0]
+            );
             let output = <burn::backend::Dispatch as SegmentedLookupOps>::segmented_lookup(
                 weight.into_dispatch(),
                 ids.ids.clone().into_dispatch(),
@@ -353,16 +376,22 @@ fn segment_sum<B: Backend>(
     let part = |start: usize, end: usize| B::int_slice(plan.clone(), &[Slice::from(start..end)]);
     // The first source: the gradient's rows, then a zero row for padding. Each level's output
     // ends with a zero row of its own (its all-padding chunk).
-    let mut values = B::float_cat(vec![grad, zero_row], 0);
+    let mut sources = vec![B::float_cat(vec![grad, zero_row], 0)];
     let mut start = 0;
     for &[len, chunk] in levels {
-        let gathered = B::float_select(values, 0, part(start, start + len));
+        let source = sources.last().expect("the first source").clone();
+        let gathered = B::float_select(source, 0, part(start, start + len));
         start += len;
         let chunks = len / chunk;
         let summed = B::float_sum_dim(B::float_reshape(gathered, [chunks, chunk, dim].into()), 1);
-        values = B::float_reshape(summed, [chunks, dim].into());
+        sources.push(B::float_reshape(summed, [chunks, dim].into()));
     }
-    B::float_select(values, 0, part(start, plan_len))
+    let all = if sources.len() == 1 {
+        sources.pop().expect("one source")
+    } else {
+        B::float_cat(sources, 0)
+    };
+    B::float_select(all, 0, part(start, plan_len))
 }
 
 impl<B: Backend, C: CheckpointStrategy> SegmentedLookupOps for Autodiff<B, C> {

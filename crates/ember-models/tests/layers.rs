@@ -3,7 +3,7 @@
 
 use burn::nn::LinearConfig;
 use burn::prelude::*;
-use ember_models::layers::dense;
+use ember_models::layers::{dense, set_split_k};
 
 #[test]
 fn split_dense_layer_matches_linear_forward_and_gradients() {
@@ -28,6 +28,8 @@ fn split_dense_layer_matches_linear_forward_and_gradients_on_wgpu() {
 }
 
 fn check_dense(device: Device) {
+    // Every test of this binary splits alike: at most 4 chunks of at least 256 rows.
+    set_split_k(4, 256);
     device.seed(11);
     let (rows, input, output) = (1024, 12, 5); // 1024 rows: split into 4 chunks of 256
     let linear = LinearConfig::new(input, output).init(&device);

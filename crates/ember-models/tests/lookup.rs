@@ -10,25 +10,27 @@ use ember_models::lookup::{IdBatch, SegmentPlan, lookup};
 /// Adds `grad`'s rows into a zero table by the plan, in plain Rust: the plan's own definition.
 fn apply_plan(plan: &SegmentPlan, grad: &[Vec<f32>]) -> Vec<Vec<f32>> {
     let dim = grad.first().map_or(0, Vec::len);
-    let mut values = grad.to_vec();
-    values.push(vec![0.0; dim]); // the first source's zero row
+    let mut source = grad.to_vec();
+    source.push(vec![0.0; dim]); // the first source's zero row
+    let mut all = source.clone();
     for level in &plan.levels {
-        values = level
+        source = level
             .index
             .chunks(level.chunk)
             .map(|chunk| {
                 let mut sum = vec![0.0; dim];
                 for &i in chunk {
-                    for (s, v) in sum.iter_mut().zip(&values[i as usize]) {
+                    for (s, v) in sum.iter_mut().zip(&source[i as usize]) {
                         *s += v;
                     }
                 }
                 sum
             })
             .collect();
-        assert!(values.last().unwrap().iter().all(|&v| v == 0.0), "a level ends with a zero row");
+        assert!(source.last().unwrap().iter().all(|&v| v == 0.0), "a level ends with a zero row");
+        all.extend(source.iter().cloned());
     }
-    plan.row_map.iter().map(|&i| values[i as usize].clone()).collect()
+    plan.row_map.iter().map(|&i| all[i as usize].clone()).collect()
 }
 
 fn scatter_add(ids: &[i32], rows: usize, grad: &[Vec<f32>]) -> Vec<Vec<f32>> {
@@ -57,7 +59,7 @@ fn plan_sums_each_segment_exactly_once() {
     let grad: Vec<Vec<f32>> = (0..ids.len())
         .map(|p| vec![p as f32, 1.0, -(p as f32) * 0.5])
         .collect();
-    for chunk in [2, 3, 4, 16, 64] {
+    for chunk in [1, 2, 3, 4, 6, 16, 64] {
         let plan = SegmentPlan::new(&ids, rows, chunk);
         assert_eq!(plan.row_map.len(), rows);
         assert_eq!(apply_plan(&plan, &grad), scatter_add(&ids, rows, &grad), "chunk {chunk}");

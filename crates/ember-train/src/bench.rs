@@ -55,7 +55,8 @@ pub struct TrainBench {
     pub epochs: usize,
     /// How embedding tables get their gradients.
     pub embedding_gradient: EmbeddingGradient,
-    /// Most chunks a dense layer splits its batch into (1 = none).
+    /// Most chunks a dense layer splits its batch into (1 = none); chunks keep the device's
+    /// fewest rows (`device::default_split_k`).
     pub split_k: usize,
     /// Seed of the synthetic data and of the model.
     pub seed: u64,
@@ -139,7 +140,8 @@ pub fn bench_train(
     }
     let device = crate::device::device(device_name)?.autodiff();
     device.seed(bench.seed);
-    ember_models::layers::set_split_k_groups(bench.split_k);
+    let (_, min_rows) = crate::device::default_split_k(device_name);
+    ember_models::layers::set_split_k(bench.split_k, min_rows);
     let plan_chunk = bench.embedding_gradient.plan_chunk(device_name);
     let (num_users, num_items) = bench.size.tables();
     let config = bench_model(&bench.model)?;
@@ -178,7 +180,7 @@ pub fn bench_train(
             let grads = sync.sync(GradientsParams::from_grads(loss.backward(), &model));
             model = optimizer.step(1e-3, model, grads);
             loss_sum = loss_sum + loss.detach();
-            if step % 16 == 15 {
+            if step % 16 == 15 || step + 1 == steps {
                 if let Some(usage) = device.memory_pool_usage() {
                     peak_reserved = Some(peak_reserved.unwrap_or(0).max(usage.bytes_reserved));
                 }

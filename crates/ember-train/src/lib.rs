@@ -81,7 +81,8 @@ pub fn train(
         message,
     })?;
     let device = device::device(device_name)?.autodiff();
-    ember_models::layers::set_split_k_groups(device::default_split_k(device_name));
+    let (groups, min_rows) = device::default_split_k(device_name);
+    ember_models::layers::set_split_k(groups, min_rows);
     let (data, prep) = prepare(&config.data, &config.preprocess, &config.split)?;
     let plan =
         EvaluationPlan::new(&data, &config.eval.protocol, config.seed).map_err(|message| {
