@@ -424,7 +424,13 @@ fn bench_train(args: BenchTrainArgs) -> Result<()> {
     } else {
         let memory = report
             .peak_memory_bytes
-            .map(|b| format!("{:.1} MiB ({})", b as f64 / 1048576.0, report.peak_memory_kind))
+            .map(|b| {
+                format!(
+                    "{:.1} MiB ({})",
+                    b as f64 / 1048576.0,
+                    report.peak_memory_kind
+                )
+            })
             .unwrap_or_else(|| "unknown".into());
         println!(
             "ember {} on {}, {} users x {} items, batch {}, embedding gradient {}, split-k {}: \

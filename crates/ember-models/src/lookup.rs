@@ -69,7 +69,9 @@ fn level_chunk(lengths: &[usize], max_chunk: usize) -> usize {
     let rows: usize = lengths.iter().sum();
     let longest = lengths.iter().copied().max().unwrap_or(2);
     let largest_power = |n: usize| 1usize << (usize::BITS - 1 - n.max(1).leading_zeros());
-    let mut chunk = largest_power(max_chunk).min(longest.next_power_of_two()).max(2);
+    let mut chunk = largest_power(max_chunk)
+        .min(longest.next_power_of_two())
+        .max(2);
     while chunk > 2 {
         let padded: usize = lengths.iter().map(|l| l.div_ceil(chunk) * chunk).sum();
         if padded <= 2 * rows {
@@ -169,7 +171,11 @@ impl SegmentPlan {
         flat.extend_from_slice(&self.row_map);
         SegmentPlanTensors {
             rows: self.rows,
-            levels: self.levels.iter().map(|l| [l.index.len(), l.chunk]).collect(),
+            levels: self
+                .levels
+                .iter()
+                .map(|l| [l.index.len(), l.chunk])
+                .collect(),
             plan: Tensor::<1, Int>::from_data(TensorData::new(flat, [total]), device),
         }
     }
@@ -289,7 +295,8 @@ impl IdBatch {
     /// Ids for a table of `rows` rows, on `device`, with a segment plan (chunks of at most
     /// `plan_chunk` rows) when `plan_chunk` is set.
     pub fn new(ids: &[i32], rows: usize, plan_chunk: Option<usize>, device: &Device) -> Self {
-        let tensor = Tensor::<1, Int>::from_data(TensorData::new(ids.to_vec(), [ids.len()]), device);
+        let tensor =
+            Tensor::<1, Int>::from_data(TensorData::new(ids.to_vec(), [ids.len()]), device);
         Self {
             ids: tensor,
             plan: plan_chunk.map(|c| SegmentPlan::new(ids, rows, c).to_device(device)),

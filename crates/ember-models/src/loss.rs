@@ -46,7 +46,10 @@ impl PairBatch {
         device: &Device,
     ) -> Self {
         let batch = users.len().max(1);
-        EpochPairs::new(users, positives, negatives, batch, tables, plan_chunk, device).batch(0)
+        EpochPairs::new(
+            users, positives, negatives, batch, tables, plan_chunk, device,
+        )
+        .batch(0)
     }
 }
 

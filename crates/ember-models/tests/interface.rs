@@ -128,7 +128,14 @@ fn mf_trains_alike_on_wgpu_and_flex() {
         let users: Vec<i32> = (0..64).map(|i| i % 40).collect();
         let positives: Vec<i32> = (0..64).map(|i| (i * 7) % 30).collect();
         let negatives: Vec<i32> = (0..64 * 3).map(|i| (i * 11 + 3) % 30).collect();
-        let batch = PairBatch::new(&users, &positives, &negatives, (40, 30), plan_chunk, &device);
+        let batch = PairBatch::new(
+            &users,
+            &positives,
+            &negatives,
+            (40, 30),
+            plan_chunk,
+            &device,
+        );
         let mut optimizer = AdamConfig::new().init();
         let mut out = Vec::new();
         for _ in 0..20 {
@@ -141,7 +148,12 @@ fn mf_trains_alike_on_wgpu_and_flex() {
     };
     let gpu = losses(Device::wgpu(DeviceKind::DefaultDevice).autodiff(), Some(64));
     let cpu = losses(Device::flex().autodiff(), None);
-    assert!(gpu[19] < gpu[0] * 0.8, "wgpu loss {} -> {}", gpu[0], gpu[19]);
+    assert!(
+        gpu[19] < gpu[0] * 0.8,
+        "wgpu loss {} -> {}",
+        gpu[0],
+        gpu[19]
+    );
     for (g, c) in gpu.iter().zip(&cpu) {
         assert!((g - c).abs() < 1e-4, "wgpu {g} vs flex {c}");
     }

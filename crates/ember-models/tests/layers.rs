@@ -33,11 +33,17 @@ fn check_dense(device: Device) {
     device.seed(11);
     let (rows, input, output) = (1024, 12, 5); // 1024 rows: split into 4 chunks of 256
     let linear = LinearConfig::new(input, output).init(&device);
-    let x_data: Vec<f32> = (0..rows * input).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
+    let x_data: Vec<f32> = (0..rows * input)
+        .map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0)
+        .collect();
     let run = |split: bool| {
         let x = Tensor::<2>::from_data(TensorData::new(x_data.clone(), [rows, input]), &device)
             .require_grad();
-        let y = if split { dense(&linear, x.clone()) } else { linear.forward(x.clone()) };
+        let y = if split {
+            dense(&linear, x.clone())
+        } else {
+            linear.forward(x.clone())
+        };
         let values = y.clone().into_data().try_to_vec::<f32>().unwrap();
         let grads = (y.clone() * y).sum().backward();
         let flat = |t: Option<Tensor<2>>| t.unwrap().into_data().try_to_vec::<f32>().unwrap();
@@ -53,7 +59,10 @@ fn check_dense(device: Device) {
     let close = |a: &[f32], b: &[f32], what: &str| {
         assert_eq!(a.len(), b.len());
         for (x, y) in a.iter().zip(b) {
-            assert!((x - y).abs() <= 1e-4 * (1.0 + x.abs()), "{what}: {x} vs {y}");
+            assert!(
+                (x - y).abs() <= 1e-4 * (1.0 + x.abs()),
+                "{what}: {x} vs {y}"
+            );
         }
     };
     close(&plain.0, &split.0, "output");

@@ -27,10 +27,16 @@ fn apply_plan(plan: &SegmentPlan, grad: &[Vec<f32>]) -> Vec<Vec<f32>> {
                 sum
             })
             .collect();
-        assert!(source.last().unwrap().iter().all(|&v| v == 0.0), "a level ends with a zero row");
+        assert!(
+            source.last().unwrap().iter().all(|&v| v == 0.0),
+            "a level ends with a zero row"
+        );
         all.extend(source.iter().cloned());
     }
-    plan.row_map.iter().map(|&i| all[i as usize].clone()).collect()
+    plan.row_map
+        .iter()
+        .map(|&i| all[i as usize].clone())
+        .collect()
 }
 
 fn scatter_add(ids: &[i32], rows: usize, grad: &[Vec<f32>]) -> Vec<Vec<f32>> {
@@ -62,7 +68,11 @@ fn plan_sums_each_segment_exactly_once() {
     for chunk in [1, 2, 3, 4, 6, 16, 64] {
         let plan = SegmentPlan::new(&ids, rows, chunk);
         assert_eq!(plan.row_map.len(), rows);
-        assert_eq!(apply_plan(&plan, &grad), scatter_add(&ids, rows, &grad), "chunk {chunk}");
+        assert_eq!(
+            apply_plan(&plan, &grad),
+            scatter_add(&ids, rows, &grad),
+            "chunk {chunk}"
+        );
     }
     // A segment of 40 rows needs ⌈log2 40⌉ = 6 levels at chunks of 2.
     assert_eq!(SegmentPlan::new(&ids, rows, 2).levels.len(), 6);
@@ -76,7 +86,11 @@ fn plan_sums_each_segment_exactly_once() {
     skewed.extend(std::iter::repeat_n(7, 1000));
     let plan = SegmentPlan::new(&skewed, 1000, 64);
     let gathered: usize = plan.levels.iter().map(|l| l.index.len()).sum();
-    assert!(gathered <= 3 * skewed.len(), "{gathered} rows gathered for {}", skewed.len());
+    assert!(
+        gathered <= 3 * skewed.len(),
+        "{gathered} rows gathered for {}",
+        skewed.len()
+    );
     let grad: Vec<Vec<f32>> = (0..skewed.len()).map(|p| vec![p as f32]).collect();
     assert_eq!(apply_plan(&plan, &grad), scatter_add(&skewed, 1000, &grad));
 }
@@ -85,8 +99,12 @@ fn plan_sums_each_segment_exactly_once() {
 fn gradients(device: &Device, chunk: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
     let (rows, dim) = (29, 6);
     let ids = awkward_ids(rows);
-    let table_data: Vec<f32> = (0..rows * dim).map(|i| ((i * 37) % 17) as f32 / 17.0 - 0.5).collect();
-    let weight_data: Vec<f32> = (0..ids.len() * dim).map(|i| ((i * 13) % 11) as f32 / 11.0).collect();
+    let table_data: Vec<f32> = (0..rows * dim)
+        .map(|i| ((i * 37) % 17) as f32 / 17.0 - 0.5)
+        .collect();
+    let weight_data: Vec<f32> = (0..ids.len() * dim)
+        .map(|i| ((i * 13) % 11) as f32 / 11.0)
+        .collect();
     let weights = Tensor::<2>::from_data(TensorData::new(weight_data, [ids.len(), dim]), device);
     let run = |plan: Option<usize>| {
         let table = Embedding {
@@ -110,7 +128,10 @@ fn gradients(device: &Device, chunk: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>, Ve
 fn assert_close(a: &[f32], b: &[f32]) {
     assert_eq!(a.len(), b.len());
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!((x - y).abs() <= 1e-5 * (1.0 + x.abs()), "element {i}: {x} vs {y}");
+        assert!(
+            (x - y).abs() <= 1e-5 * (1.0 + x.abs()),
+            "element {i}: {x} vs {y}"
+        );
     }
 }
 
@@ -158,8 +179,14 @@ fn segmented_gradient_equals_burns_on_wgpu() {
 fn lookup_without_autodiff_is_a_plain_select() {
     let device = Device::flex();
     let table = Embedding {
-        weight: Param::from_tensor(Tensor::<2>::from_data([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], &device)),
+        weight: Param::from_tensor(Tensor::<2>::from_data(
+            [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]],
+            &device,
+        )),
     };
     let out = lookup(&table, &IdBatch::new(&[2, 0, 2], 3, Some(2), &device));
-    assert_eq!(out.into_data().try_to_vec::<f32>().unwrap(), vec![5.0, 6.0, 1.0, 2.0, 5.0, 6.0]);
+    assert_eq!(
+        out.into_data().try_to_vec::<f32>().unwrap(),
+        vec![5.0, 6.0, 1.0, 2.0, 5.0, 6.0]
+    );
 }

@@ -150,8 +150,12 @@ pub fn bench_train(
     // The peer's data: uniform ids, label (u + i) % 5 == 0.
     let mut rng = SmallRng::seed_from_u64(bench.seed);
     let n = bench.samples;
-    let users: Vec<i32> = (0..n).map(|_| rng.random_range(0..num_users as i32)).collect();
-    let items: Vec<i32> = (0..n).map(|_| rng.random_range(0..num_items as i32)).collect();
+    let users: Vec<i32> = (0..n)
+        .map(|_| rng.random_range(0..num_users as i32))
+        .collect();
+    let items: Vec<i32> = (0..n)
+        .map(|_| rng.random_range(0..num_items as i32))
+        .collect();
     let labels: Vec<f32> = users
         .iter()
         .zip(&items)
@@ -165,11 +169,25 @@ pub fn bench_train(
     let mut peak_reserved: Option<u64> = None;
     let mut epochs = Vec::new();
     for epoch in 0..bench.epochs {
-        device.sync().map_err(|e| TrainError::Bench(format!("device error: {e:?}")))?;
+        device
+            .sync()
+            .map_err(|e| TrainError::Bench(format!("device error: {e:?}")))?;
         let started = Instant::now();
         // Uploaded every epoch, as training resamples its negatives every epoch.
-        let epoch_users = EpochIds::new(users.clone(), bounds.clone(), num_users, plan_chunk, &device);
-        let epoch_items = EpochIds::new(items.clone(), bounds.clone(), num_items, plan_chunk, &device);
+        let epoch_users = EpochIds::new(
+            users.clone(),
+            bounds.clone(),
+            num_users,
+            plan_chunk,
+            &device,
+        );
+        let epoch_items = EpochIds::new(
+            items.clone(),
+            bounds.clone(),
+            num_items,
+            plan_chunk,
+            &device,
+        );
         let epoch_labels = Tensor::<1>::from_data(TensorData::new(labels.clone(), [n]), &device);
         let mut loss_sum = Tensor::<1>::zeros([1], &device);
         for step in 0..steps {

@@ -65,5 +65,9 @@ pub fn is_gpu(name: &str) -> bool {
 /// 65,536 rows (14.9 M samples/s unsplit, 13.9 in 4 chunks, 12.6 in 64) and wins at 1,048,576
 /// (17.4 unsplit, 29.7 in 16 chunks, 30.0 in 64), hence chunks of at least 65,536 rows there.
 pub fn default_split_k(name: &str) -> (usize, usize) {
-    if is_gpu(name) { (64, 65_536) } else { (64, 256) }
+    if is_gpu(name) {
+        (64, 65_536)
+    } else {
+        (64, 256)
+    }
 }
