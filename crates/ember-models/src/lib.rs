@@ -15,7 +15,7 @@ pub mod ncf;
 pub use config::{ModelConfig, ModelError};
 pub use export::NamedTensor;
 pub use lookup::{IdBatch, SegmentPlan};
-pub use loss::{EpochPairs, Loss, PairBatch, bce_with_logits};
+pub use loss::{EpochPairs, Loss, PairBatch};
 pub use ncf::{Gmf, GmfConfig, Mf, MfConfig, Mlp, MlpConfig, NeuMf, NeuMfConfig};
 
 use burn::prelude::*;

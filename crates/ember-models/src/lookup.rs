@@ -219,8 +219,10 @@ impl EpochIds {
         device: &Device,
     ) -> Self {
         let n = ids.len();
-        let tensor = Tensor::<1, Int>::from_data(TensorData::new(ids.clone(), [n]), device);
-        let plans = plan_chunk.map(|chunk| {
+        // The host copy is kept only for the planning thread.
+        let host = plan_chunk.map(|_| ids.clone());
+        let tensor = Tensor::<1, Int>::from_data(TensorData::new(ids, [n]), device);
+        let plans = plan_chunk.zip(host).map(|(chunk, ids)| {
             let (sender, receiver) = sync_channel(PLANS_AHEAD);
             let bounds = bounds.clone();
             std::thread::spawn(move || {
@@ -301,11 +303,6 @@ impl IdBatch {
             ids: tensor,
             plan: plan_chunk.map(|c| SegmentPlan::new(ids, rows, c).to_device(device)),
         }
-    }
-
-    /// The ids alone.
-    pub fn ids(&self) -> Tensor<1, Int> {
-        self.ids.clone()
     }
 }
 

@@ -144,7 +144,7 @@ pub(crate) fn pair_loss<M: Recommender + ?Sized>(
 /// # Shapes
 /// - scores: `[n]`
 /// - output: `[1]`
-pub fn bce_with_logits(scores: Tensor<1>, positives: usize) -> Tensor<1> {
+fn bce_with_logits(scores: Tensor<1>, positives: usize) -> Tensor<1> {
     let n = scores.dims()[0];
     let positive = scores.clone().slice(0..positives);
     let total = softplus(scores, 1.0).sum() - positive.sum();

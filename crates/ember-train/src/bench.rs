@@ -7,7 +7,7 @@
 //! of them on the device, plus the segment plans of its embedding gradients (computed on the
 //! CPU, see `ember_models::lookup`). The loss is read back once per epoch.
 
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::AdamConfig;
 use burn::prelude::*;
 use burn::tensor::activation::softplus;
 use ember_models::lookup::EpochIds;
@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use crate::TrainError;
 use crate::config::EmbeddingGradient;
-use crate::trainer::{GradientSync, SingleDevice};
+use crate::trainer::{SingleDevice, optimizer_step};
 
 /// Catalogue sizes to benchmark on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,9 +195,8 @@ pub fn bench_train(
             let y = epoch_labels.clone().slice(bounds[step]..bounds[step + 1]);
             // BCE with logits: softplus(s) - s * y.
             let loss = (softplus(scores.clone(), 1.0) - scores * y).mean();
-            let grads = sync.sync(GradientsParams::from_grads(loss.backward(), &model));
-            model = optimizer.step(1e-3, model, grads);
-            loss_sum = loss_sum + loss.detach();
+            loss_sum = loss_sum + loss.clone().detach();
+            model = optimizer_step(model, loss, &mut optimizer, &mut sync, 1e-3);
             if step % 16 == 15 || step + 1 == steps {
                 if let Some(usage) = device.memory_pool_usage() {
                     peak_reserved = Some(peak_reserved.unwrap_or(0).max(usage.bytes_reserved));

@@ -28,6 +28,19 @@ pub trait GradientSync {
     fn sync(&mut self, grads: GradientsParams) -> GradientsParams;
 }
 
+/// One optimiser step on `loss`: backward, the gradient hook, Adam. The trainer and
+/// `ember bench train` both step through here, so a data-parallel `GradientSync` serves both.
+pub(crate) fn optimizer_step(
+    model: Model,
+    loss: Tensor<1>,
+    optimizer: &mut burn::optim::ModuleOptimizer,
+    sync: &mut dyn GradientSync,
+    learning_rate: f64,
+) -> Model {
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    optimizer.step(learning_rate, model, sync.sync(grads))
+}
+
 /// Training on a single device.
 #[derive(Debug, Default)]
 pub struct SingleDevice;
@@ -267,21 +280,19 @@ impl Trainer<'_> {
         let batches = epoch.batches();
         let bar = self.progress_bar(batches as u64, label);
         let mut loss_sum = Tensor::<1>::zeros([1], &self.device);
+        let mut done = 0; // positives trained so far
         for b in 0..batches {
-            let start = b * cfg.batch_size;
-            let end = (start + cfg.batch_size).min(examples.len());
             let batch = epoch.batch(b);
             let loss = model.loss(&batch, cfg.loss);
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            let grads = self.sync.sync(grads);
-            model = optimizer.step(learning_rate, model, grads);
             // Accumulated on the device; read back only when shown.
-            loss_sum = loss_sum + loss.detach().mul_scalar((end - start) as f64);
+            loss_sum = loss_sum + loss.clone().detach().mul_scalar(batch.positives as f64);
+            done += batch.positives;
+            model = optimizer_step(model, loss, optimizer, self.sync.as_mut(), learning_rate);
             bar.inc(1);
             if b % 50 == 49 && !bar.is_hidden() {
-                let mean = loss_sum.clone().into_scalar::<f32>() / end as f32;
+                let mean = loss_sum.clone().into_scalar::<f32>() / done as f32;
                 let rate =
-                    end as f64 * (1 + cfg.negatives) as f64 / started.elapsed().as_secs_f64();
+                    done as f64 * (1 + cfg.negatives) as f64 / started.elapsed().as_secs_f64();
                 bar.set_message(format!("loss {mean:.4}  {rate:.0} samples/s"));
             }
         }
