@@ -125,6 +125,9 @@ struct ExportArgs {
     /// Precision of the stored matrices: f32, f16 or int8.
     #[arg(long, default_value = "f32")]
     precision: String,
+    /// Skip comparing the export's metrics with the run's model on held-out data.
+    #[arg(long)]
+    no_check: bool,
 }
 
 #[derive(Args)]
@@ -233,6 +236,16 @@ fn run(cli: Cli) -> Result<()> {
                 size,
                 args.out.display()
             );
+            if !args.no_check {
+                let check = ember_train::export::check_export(&args.run, &args.out)?;
+                println!("{}: run's model → export ({:?})", check.label, precision);
+                for (name, trained, exported) in &check.metrics {
+                    println!(
+                        "  {name:<22} {trained:.4} → {exported:.4} ({:+.4})",
+                        exported - trained
+                    );
+                }
+            }
             Ok(())
         }
         Command::Bench(BenchCommand::Train(args)) => bench_train(args),
@@ -317,13 +330,21 @@ fn eval(args: EvalArgs) -> Result<()> {
 /// One row per metric, one column per report; each report's protocol is listed under the table.
 fn print_table(reports: &[(&str, &MetricsReport)]) {
     let mut out = String::new();
-    out.push_str(&format!("{:<16}", "metric"));
+    let width = reports[0]
+        .1
+        .metrics
+        .iter()
+        .map(|(m, _)| m.chars().count() + 2)
+        .max()
+        .unwrap_or(16)
+        .max(16);
+    out.push_str(&format!("{:<width$}", "metric"));
     for (name, _) in reports {
         out.push_str(&format!("{name:>20}"));
     }
     out.push('\n');
     for (metric, _) in &reports[0].1.metrics {
-        out.push_str(&format!("{metric:<16}"));
+        out.push_str(&format!("{metric:<width$}"));
         for (_, report) in reports {
             match report.get(metric) {
                 Some(v) => out.push_str(&format!("{v:>20.4}")),

@@ -19,6 +19,11 @@ pub struct Dataset {
     pub test: Vec<Vec<u32>>,
     /// Fixed negatives for each user's test items (the NCF `.test.negative` file), when given.
     pub test_negatives: Option<Vec<Vec<u32>>>,
+    /// Under the held-out-users split ([`crate::Split::HeldOutUsers`]), `true` for each
+    /// validation or test user: their `train` items are the fold-in part, which a model is
+    /// given at evaluation time, and user-based models (the autoencoders) do not train on
+    /// them. `None` for splits where every user trains.
+    pub held_out_users: Option<Vec<bool>>,
 }
 
 /// Sizes of a data set, for `ember data stats` and the run log.
@@ -98,6 +103,18 @@ impl Dataset {
             train.append(valid);
         }
         merged
+    }
+
+    /// Users whose rows train user-based models (every user, or the training users of the
+    /// held-out-users split).
+    pub fn training_users(&self) -> Vec<u32> {
+        (0..self.num_users() as u32)
+            .filter(|&u| {
+                self.held_out_users
+                    .as_ref()
+                    .is_none_or(|held| !held[u as usize])
+            })
+            .collect()
     }
 
     /// Training interactions per item.

@@ -31,7 +31,33 @@ pub enum Split {
     /// validation is each user's latest training interaction, held out from training, as in
     /// the NCF paper.
     Fixed,
+    /// Strong generalisation (Liang et al. 2018, the Mult-VAE paper): users are shuffled
+    /// (seeded); `valid_users` of them become validation users, `test_users` test users, the
+    /// rest training users. Each held-out user with at least 5 interactions keeps a random
+    /// `fold_in` share of them as the model's input (their `train` items, see
+    /// [`Dataset::held_out_users`]) and has the rest held out to score; one with fewer is only
+    /// folded in (and skipped by evaluation).
+    HeldOutUsers {
+        /// Number of validation users.
+        valid_users: usize,
+        /// Number of test users.
+        test_users: usize,
+        /// Share of a held-out user's interactions given as input (default 0.8).
+        #[serde(default = "default_fold_in")]
+        fold_in: f64,
+        /// Seed of the user shuffle and of each user's fold-in choice.
+        #[serde(default)]
+        seed: u64,
+    },
 }
+
+fn default_fold_in() -> f64 {
+    0.8
+}
+
+/// Held-out users with fewer interactions than this are folded in whole (as in Liang et al.'s
+/// preprocessing).
+pub const MIN_HELD_OUT_USER_ITEMS: usize = 5;
 
 impl Default for Split {
     fn default() -> Self {
@@ -64,6 +90,13 @@ impl Split {
                     "split ratio {train}:{valid}:{test} is invalid: shares must lie in [0, 1], train > 0, and sum to 1"
                 )));
             }
+        }
+        if let Split::HeldOutUsers { fold_in, .. } = *self
+            && !(fold_in > 0.0 && fold_in < 1.0)
+        {
+            return Err(DataError::Invalid(format!(
+                "split held_out_users: fold_in {fold_in} must lie strictly between 0 and 1"
+            )));
         }
         Ok(())
     }
@@ -102,6 +135,7 @@ impl Split {
         let mut valid = vec![Vec::new(); n_users];
         let mut test = vec![Vec::new(); n_users];
         let mut test_negatives = None;
+        let mut held_out_users = None;
         match (self, fixed) {
             (Split::LeaveOneOut, None) => {
                 for (u, mut items) in history.into_iter().enumerate() {
@@ -188,6 +222,59 @@ impl Split {
                     test_negatives = Some(per_user);
                 }
             }
+            (
+                Split::HeldOutUsers {
+                    valid_users,
+                    test_users,
+                    fold_in,
+                    seed,
+                },
+                None,
+            ) => {
+                let (n_valid, n_test) = (*valid_users, *test_users);
+                if n_valid + n_test >= n_users || n_test == 0 {
+                    return Err(DataError::Invalid(format!(
+                        "split held_out_users: {n_valid} validation + {n_test} test users must be fewer than the {n_users} users, with at least one test user"
+                    )));
+                }
+                let mut rng = SmallRng::seed_from_u64(*seed);
+                let mut users: Vec<usize> = (0..n_users).collect();
+                users.shuffle(&mut rng);
+                let mut held_out = vec![false; n_users];
+                for (rank, &u) in users.iter().enumerate() {
+                    let items = std::mem::take(&mut history[u]);
+                    let target = match rank {
+                        r if r < n_valid => &mut valid[u],
+                        r if r < n_valid + n_test => &mut test[u],
+                        _ => {
+                            train[u] = items;
+                            continue;
+                        }
+                    };
+                    held_out[u] = true;
+                    let n = items.len();
+                    let n_held = if n >= MIN_HELD_OUT_USER_ITEMS {
+                        (((1.0 - fold_in) * n as f64) as usize).max(1)
+                    } else {
+                        0
+                    };
+                    let mut order: Vec<usize> = (0..n).collect();
+                    order.shuffle(&mut rng);
+                    let mut scored = vec![false; n];
+                    for &i in &order[..n_held] {
+                        scored[i] = true;
+                    }
+                    // Both parts keep chronological order.
+                    for (i, item) in items.into_iter().enumerate() {
+                        if scored[i] {
+                            target.push(item);
+                        } else {
+                            train[u].push(item);
+                        }
+                    }
+                }
+                held_out_users = Some(held_out);
+            }
             (Split::Fixed, None) => {
                 return Err(DataError::Invalid(
                     "split `fixed` needs a source with its own test files (format `ncf`)".into(),
@@ -207,6 +294,7 @@ impl Split {
             valid,
             test,
             test_negatives,
+            held_out_users,
         })
     }
 }
@@ -276,6 +364,67 @@ mod tests {
         .apply(&big, None)
         .unwrap();
         assert_ne!(a.test, other.test);
+    }
+
+    #[test]
+    fn held_out_users_never_train_on_their_held_out_items() {
+        let mut big = Interactions::default();
+        for u in 0..30 {
+            for i in 0..(3 + u % 9) {
+                big.users.push(u);
+                big.items.push((u * 7 + i * 3) % 40);
+            }
+        }
+        let split = Split::HeldOutUsers {
+            valid_users: 5,
+            test_users: 6,
+            fold_in: 0.8,
+            seed: 11,
+        };
+        let d = split.apply(&big, None).unwrap();
+        let held = d.held_out_users.as_ref().unwrap();
+        assert_eq!(held.iter().filter(|h| **h).count(), 11);
+        let (valid_users, test_users) = (
+            (0..30).filter(|&u| !d.valid[u].is_empty()).count(),
+            (0..30).filter(|&u| !d.test[u].is_empty()).count(),
+        );
+        // Users with fewer than 5 interactions are folded in whole, so at most 5 and 6.
+        assert!(valid_users <= 5 && test_users <= 6 && valid_users + test_users > 0);
+        for u in 0..30 {
+            let n = d.train[u].len() + d.valid[u].len() + d.test[u].len();
+            if !held[u] {
+                // Training users keep everything for training.
+                assert!(d.valid[u].is_empty() && d.test[u].is_empty());
+                continue;
+            }
+            assert!(
+                d.valid[u].is_empty() || d.test[u].is_empty(),
+                "one role per user"
+            );
+            let scored = d.valid[u].len() + d.test[u].len();
+            let expected = if n >= 5 {
+                ((0.2 * n as f64) as usize).max(1)
+            } else {
+                0
+            };
+            assert_eq!(scored, expected, "user {u} with {n} items");
+            // No held-out item of a held-out user is also a fold-in (training) item.
+            for i in d.valid[u].iter().chain(&d.test[u]) {
+                assert!(!d.train[u].contains(i), "user {u} item {i} leaks");
+            }
+        }
+        // User-based models train on the training users' rows only.
+        let training: Vec<u32> = (0..30u32).filter(|&u| !held[u as usize]).collect();
+        assert_eq!(d.training_users(), training);
+        assert_eq!(split.apply(&big, None).unwrap().test, d.test, "seeded");
+        let too_many = Split::HeldOutUsers {
+            valid_users: 15,
+            test_users: 15,
+            fold_in: 0.8,
+            seed: 0,
+        };
+        let err = too_many.apply(&big, None).unwrap_err().to_string();
+        assert!(err.contains("must be fewer than the 30 users"), "{err}");
     }
 
     #[test]

@@ -1,11 +1,15 @@
-//! Top-10 latency over a 100k-item synthetic MF and GMF model (32 factors), one thread.
-//! `cargo bench -p ember-infer --bench topk`. Prints the median and the 99th percentile over
-//! 2,000 users after 200 warm-up queries.
+//! Top-10 latency over a 100k-item synthetic MF and GMF model (32 factors), one thread, with
+//! criterion: `cargo bench -p ember-infer --bench topk`.
+//!
+//! - `single/…`: one `recommend` call (one user), the latency a request sees;
+//! - `batch16/…`: `recommend_many` for 16 users, which reads the item table once for all of them
+//!   (criterion's throughput line gives users per second).
 
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ember_infer::{
     ExportedModel, FORMAT_VERSION, Manifest, ModelSpec, Precision, TensorF32, write_model,
 };
-use std::time::Instant;
+use std::hint::black_box;
 
 fn lcg(state: &mut u64) -> f32 {
     *state = state
@@ -14,7 +18,7 @@ fn lcg(state: &mut u64) -> f32 {
     ((*state >> 33) as f32 / (1u64 << 31) as f32 - 0.5) * 0.2
 }
 
-fn main() {
+fn topk(c: &mut Criterion) {
     let (users, items, factors) = (10_000usize, 100_000usize, 32usize);
     let mut state = 42u64;
     let dir = std::env::temp_dir().join(format!("ember-topk-bench-{}", std::process::id()));
@@ -64,22 +68,28 @@ fn main() {
         let out = dir.join(format!("{kind}-{precision:?}"));
         write_model(&out, &manifest, &tensors).expect("write");
         let model = ExportedModel::load(&out).expect("load");
-        for u in 0..200 {
-            std::hint::black_box(model.recommend(u, 10, &[]).unwrap());
-        }
-        let mut times: Vec<f64> = (0..2000)
-            .map(|u| {
-                let started = Instant::now();
-                std::hint::black_box(model.recommend(u as i64 % users as i64, 10, &[]).unwrap());
-                started.elapsed().as_secs_f64() * 1e3
+        let name = format!("{kind}-{precision:?}").to_lowercase();
+        let mut group = c.benchmark_group(format!("top10_of_{items}_items_{factors}_factors"));
+        group.throughput(Throughput::Elements(1));
+        let mut user = 0i64;
+        group.bench_function(BenchmarkId::new("single", &name), |b| {
+            b.iter(|| {
+                user = (user + 1) % users as i64;
+                black_box(model.recommend(user, 10, &[]).unwrap())
             })
-            .collect();
-        times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        println!(
-            "{kind} {precision:?}: top-10 of {items} items, {factors} factors: median {:.3} ms, p99 {:.3} ms per user",
-            times[times.len() / 2],
-            times[times.len() * 99 / 100]
-        );
+        });
+        group.throughput(Throughput::Elements(16));
+        group.bench_function(BenchmarkId::new("batch16", &name), |b| {
+            b.iter(|| {
+                user = (user + 16) % (users as i64 - 16);
+                let queries: Vec<(i64, &[i64])> = (user..user + 16).map(|u| (u, &[][..])).collect();
+                black_box(model.recommend_many(&queries, 10).unwrap())
+            })
+        });
+        group.finish();
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+criterion_group!(benches, topk);
+criterion_main!(benches);

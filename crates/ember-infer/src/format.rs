@@ -51,7 +51,32 @@ pub enum ModelSpec {
         /// MLP layer sizes.
         layers: Vec<usize>,
     },
+    /// Mult-DAE: `I → hidden… → I` with tanh, scoring a user from their item history.
+    MultDae {
+        /// Encoder sizes after the item layer, the last being the code.
+        hidden: Vec<usize>,
+    },
+    /// Mult-VAE: as Mult-DAE, the encoder's last layer giving the code's mean and log-variance
+    /// (`2 × code` outputs; scoring uses the mean).
+    MultVae {
+        /// Encoder sizes after the item layer, the last being the code's dimension.
+        hidden: Vec<usize>,
+    },
 }
+
+impl ModelSpec {
+    /// Whether the model reads a user as their item history (the autoencoders), which the
+    /// export then stores (see [`HISTORY_OFFSETS`]).
+    pub fn reads_histories(&self) -> bool {
+        matches!(self, ModelSpec::MultDae { .. } | ModelSpec::MultVae { .. })
+    }
+}
+
+/// For history-based models: `[users + 1]` I64 offsets into [`HISTORY_ITEMS`]; user `u`'s
+/// training items are `items[offsets[u]..offsets[u + 1]]`.
+pub const HISTORY_OFFSETS: &str = "history.offsets";
+/// For history-based models: every user's training items (internal ids), as I32.
+pub const HISTORY_ITEMS: &str = "history.items";
 
 /// `manifest.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,6 +163,25 @@ pub fn expected_tensors(
             push("output.weight", vec![factors + layers.last()?, 1]);
             push("output.bias", vec![1]);
         }
+        ModelSpec::MultDae { hidden } | ModelSpec::MultVae { hidden } => {
+            if items == 0 || hidden.is_empty() || hidden.contains(&0) {
+                return None;
+            }
+            let sizes: Vec<usize> = std::iter::once(items)
+                .chain(hidden.iter().copied())
+                .collect();
+            let mut encoder = sizes.clone();
+            if matches!(spec, ModelSpec::MultVae { .. }) {
+                *encoder.last_mut()? *= 2;
+            }
+            let decoder: Vec<usize> = sizes.iter().rev().copied().collect();
+            for (part, sizes) in [("encoder", &encoder), ("decoder", &decoder)] {
+                for (k, w) in sizes.windows(2).enumerate() {
+                    push(&format!("{part}.{k}.weight"), vec![w[0], w[1]]);
+                    push(&format!("{part}.{k}.bias"), vec![w[1]]);
+                }
+            }
+        }
     }
     Some(out)
 }
@@ -172,6 +216,18 @@ pub fn write_model(
     manifest: &Manifest,
     tensors: &[TensorF32],
 ) -> Result<(), InferError> {
+    write_model_with_histories(dir, manifest, tensors, None)
+}
+
+/// [`write_model`] for any model kind: history-based models
+/// ([`ModelSpec::reads_histories`]) need each user's training items (internal ids), stored
+/// beside the weights so that `recommend(user)` works for the users of the training data.
+pub fn write_model_with_histories(
+    dir: &Path,
+    manifest: &Manifest,
+    tensors: &[TensorF32],
+    histories: Option<&[Vec<u32>]>,
+) -> Result<(), InferError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |error| InferError::Io { path, error }
@@ -205,6 +261,57 @@ pub fn write_model(
         }
     }
     let mut stored: Vec<(String, Stored)> = Vec::new();
+    match (manifest.model.reads_histories(), histories) {
+        (false, None) => {}
+        (true, Some(histories)) => {
+            let (users, items) = (manifest.user_ids.len(), manifest.item_ids.len());
+            if histories.len() != users || histories.iter().flatten().any(|&i| i as usize >= items)
+            {
+                return Err(InferError::Tensor {
+                    name: HISTORY_ITEMS.into(),
+                    message: format!(
+                        "{} histories for {users} users, or an item outside the {items} items",
+                        histories.len()
+                    ),
+                });
+            }
+            let mut offsets = vec![0i64];
+            let mut all = Vec::new();
+            for h in histories {
+                let mut h = h.clone();
+                h.sort_unstable();
+                h.dedup();
+                all.extend(h.iter().map(|&i| i as i32));
+                offsets.push(all.len() as i64);
+            }
+            stored.push((
+                HISTORY_OFFSETS.into(),
+                Stored {
+                    dtype: Dtype::I64,
+                    shape: vec![offsets.len()],
+                    bytes: offsets.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                },
+            ));
+            stored.push((
+                HISTORY_ITEMS.into(),
+                Stored {
+                    dtype: Dtype::I32,
+                    shape: vec![all.len()],
+                    bytes: all.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                },
+            ));
+        }
+        (needed, _) => {
+            return Err(InferError::Tensor {
+                name: HISTORY_ITEMS.into(),
+                message: if needed {
+                    "this model kind needs the users' histories".into()
+                } else {
+                    "this model kind takes no histories".into()
+                },
+            });
+        }
+    }
     for (name, shape) in &expected {
         let t = tensors
             .iter()

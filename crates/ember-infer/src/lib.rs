@@ -15,11 +15,13 @@
 #![deny(missing_docs)]
 
 mod format;
+mod kernels;
 mod quant;
 mod scorer;
 
 pub use format::{
-    FORMAT_VERSION, Manifest, ModelSpec, Precision, TensorF32, expected_tensors, write_model,
+    FORMAT_VERSION, HISTORY_ITEMS, HISTORY_OFFSETS, Manifest, ModelSpec, Precision, TensorF32,
+    expected_tensors, write_model, write_model_with_histories,
 };
 pub use quant::{f16_to_f32, f32_to_f16};
 pub use scorer::{ExportedModel, Scored};
@@ -65,6 +67,9 @@ pub enum InferError {
         /// What is wrong (missing, unexpected, wrong shape or dtype).
         message: String,
     },
+    /// The query needs something this model kind does not offer.
+    #[error("{0}")]
+    Unsupported(String),
     /// A query named a user or item the model does not know.
     #[error("unknown {what} id {id}")]
     UnknownId {

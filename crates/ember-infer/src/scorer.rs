@@ -4,7 +4,10 @@ use safetensors::{Dtype, SafeTensors};
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::format::{FORMAT_VERSION, Manifest, ModelSpec, expected_tensors};
+use crate::format::{
+    FORMAT_VERSION, HISTORY_ITEMS, HISTORY_OFFSETS, Manifest, ModelSpec, expected_tensors,
+};
+use crate::kernels::{dot, dot_rows_f32, dot_rows_i8};
 use crate::quant::f16_to_f32;
 use crate::{InferError, Precision};
 
@@ -43,19 +46,16 @@ impl QuantRows {
         }
     }
 
-    /// `query · row(r)`, with eight independent accumulators.
+    /// `query · row(r)`.
     fn dot(&self, query: &[f32], r: usize) -> f32 {
-        let row = &self.q[r * self.cols..(r + 1) * self.cols];
-        let mut acc = [0.0f32; 8];
-        let (q8, q_rest) = query.split_at(query.len() / 8 * 8);
-        let (r8, r_rest) = row.split_at(q8.len());
-        for (x, y) in q8.chunks_exact(8).zip(r8.chunks_exact(8)) {
-            for j in 0..8 {
-                acc[j] += x[j] * y[j] as f32;
-            }
-        }
-        let rest: f32 = q_rest.iter().zip(r_rest).map(|(x, y)| x * *y as f32).sum();
-        (pairwise_sum(&acc) + rest) * self.scale[r]
+        let mut out = [0.0f32];
+        dot_rows_i8(
+            query,
+            &self.q[r * self.cols..(r + 1) * self.cols],
+            &self.scale[r..r + 1],
+            &mut out,
+        );
+        out[0]
     }
 }
 
@@ -162,6 +162,58 @@ enum Weights {
         h: Vec<f32>,
         b: f32,
     },
+    /// Mult-DAE and Mult-VAE, with every user's training items.
+    Autoencoder(Autoencoder),
+}
+
+/// An autoencoder over item histories (Mult-DAE / Mult-VAE), as the training side computes it
+/// at evaluation: L2-normalised input row, tanh between layers, the code's mean for Mult-VAE.
+#[derive(Debug, Clone)]
+struct Autoencoder {
+    encoder: Vec<Dense>,
+    decoder: Vec<Dense>,
+    variational: bool,
+    /// User `u`'s items are `history[offsets[u]..offsets[u + 1]]` (sorted, distinct).
+    offsets: Vec<usize>,
+    history: Vec<u32>,
+}
+
+impl Autoencoder {
+    fn user_history(&self, u: usize) -> &[u32] {
+        &self.history[self.offsets[u]..self.offsets[u + 1]]
+    }
+
+    /// Logits of every item for the history `items` (distinct internal ids), into `out`.
+    fn scores(&self, items: &[u32], out: &mut Vec<f32>) {
+        let first = &self.encoder[0];
+        // The first layer reads a row with `1/√n` at each of the n items: a sum of n weight rows.
+        let mut h = first.bias.clone();
+        let value = 1.0 / (items.len().max(1) as f32).sqrt();
+        for &i in items {
+            for (o, w) in h.iter_mut().zip(first.weight.row(i as usize)) {
+                *o += value * w;
+            }
+        }
+        let mut next = Vec::new();
+        for layer in &self.encoder[1..] {
+            h.iter_mut().for_each(|v| *v = v.tanh());
+            layer.apply(&h, &mut next);
+            std::mem::swap(&mut h, &mut next);
+        }
+        if self.variational {
+            h.truncate(h.len() / 2); // the mean; the log-variance is not used for scoring
+        } else {
+            h.iter_mut().for_each(|v| *v = v.tanh());
+        }
+        for (k, layer) in self.decoder.iter().enumerate() {
+            if k > 0 {
+                h.iter_mut().for_each(|v| *v = v.tanh());
+            }
+            layer.apply(&h, &mut next);
+            std::mem::swap(&mut h, &mut next);
+        }
+        *out = h;
+    }
 }
 
 /// A loaded model. Immutable, so it can be shared between threads (`Arc<ExportedModel>`).
@@ -180,25 +232,6 @@ pub struct Scored {
     pub id: i64,
     /// Model score (a logit: higher is better).
     pub score: f32,
-}
-
-/// Sums eight lanes as a tree (depth 3, not a chain of 8), which keeps per-row overhead low.
-#[inline]
-fn pairwise_sum(acc: &[f32; 8]) -> f32 {
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
-}
-
-/// Dot product with eight independent accumulators, so that the compiler vectorises it.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (a8, a_rest) = a.split_at(a.len() / 8 * 8);
-    let (b8, b_rest) = b.split_at(a8.len());
-    for (x, y) in a8.chunks_exact(8).zip(b8.chunks_exact(8)) {
-        for j in 0..8 {
-            acc[j] += x[j] * y[j];
-        }
-    }
-    pairwise_sum(&acc) + a_rest.iter().zip(b_rest).map(|(x, y)| x * y).sum::<f32>()
 }
 
 /// For an int8 model, keeps the item rows as int8 (freeing the f32 copy); otherwise as they are.
@@ -266,8 +299,10 @@ fn read_tensors(
             _ => stored.push((name.clone(), shape.clone(), Dtype::F32)),
         }
     }
+    let histories = manifest.model.reads_histories();
     for name in file.names() {
-        if !stored.iter().any(|(n, _, _)| n == name) {
+        let history = histories && (name == HISTORY_OFFSETS || name == HISTORY_ITEMS);
+        if !history && !stored.iter().any(|(n, _, _)| n == name) {
             return Err(tensor_error(name, "not part of this model kind"));
         }
     }
@@ -323,6 +358,67 @@ fn read_tensors(
         out.insert(name.clone(), Matrix { cols, data });
     }
     Ok(out)
+}
+
+/// Reads and checks the stored histories of a history-based model: offsets start at 0, never
+/// decrease, end at the item count, and every item is in the catalogue.
+fn read_histories(
+    bytes: &[u8],
+    path: &Path,
+    users: usize,
+    items: usize,
+) -> Result<(Vec<usize>, Vec<u32>), InferError> {
+    let file = SafeTensors::deserialize(bytes).map_err(|e| InferError::Safetensors {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    let offsets = file
+        .tensor(HISTORY_OFFSETS)
+        .map_err(|_| tensor_error(HISTORY_OFFSETS, "missing"))?;
+    let list = file
+        .tensor(HISTORY_ITEMS)
+        .map_err(|_| tensor_error(HISTORY_ITEMS, "missing"))?;
+    if offsets.dtype() != Dtype::I64 || offsets.shape() != [users + 1] {
+        return Err(tensor_error(
+            HISTORY_OFFSETS,
+            format!(
+                "stored as {:?} {:?}, expected I64 [{}]",
+                offsets.dtype(),
+                offsets.shape(),
+                users + 1
+            ),
+        ));
+    }
+    if list.dtype() != Dtype::I32 || list.shape().len() != 1 {
+        return Err(tensor_error(
+            HISTORY_ITEMS,
+            format!(
+                "stored as {:?} {:?}, expected I32 [n]",
+                list.dtype(),
+                list.shape()
+            ),
+        ));
+    }
+    let n = list.shape()[0];
+    let offsets: Vec<i64> = offsets
+        .data()
+        .chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+        .collect();
+    if offsets[0] != 0 || offsets.windows(2).any(|w| w[1] < w[0]) || offsets[users] != n as i64 {
+        return Err(tensor_error(
+            HISTORY_OFFSETS,
+            "must start at 0, never decrease, and end at the item count",
+        ));
+    }
+    let history: Vec<u32> = list
+        .data()
+        .chunks_exact(4)
+        .map(|b| i32::from_le_bytes(b.try_into().expect("4 bytes")))
+        .map(|i| u32::try_from(i).ok().filter(|&i| (i as usize) < items))
+        .collect::<Option<_>>()
+        .ok_or_else(|| tensor_error(HISTORY_ITEMS, "an item id outside the catalogue"))?;
+    Ok((offsets.into_iter().map(|o| o as usize).collect(), history))
 }
 
 fn id_index(ids: &[i64], what: &str, path: &Path) -> Result<HashMap<i64, u32>, InferError> {
@@ -388,13 +484,16 @@ impl ExportedModel {
         let items = id_index(&manifest.item_ids, "item", manifest_path)?;
         let mut t = read_tensors(weights, weights_path, &manifest)?;
         let mut take = |name: &str| t.remove(name).expect("validated by read_tensors");
-        let dense_layers = |layers: &[usize], take: &mut dyn FnMut(&str) -> Matrix| {
-            (0..layers.len() - 1)
+        let named_layers = |prefix: &str, count: usize, take: &mut dyn FnMut(&str) -> Matrix| {
+            (0..count)
                 .map(|k| Dense {
-                    weight: take(&format!("tower.layers.{k}.weight")),
-                    bias: take(&format!("tower.layers.{k}.bias")).data,
+                    weight: take(&format!("{prefix}.{k}.weight")),
+                    bias: take(&format!("{prefix}.{k}.bias")).data,
                 })
                 .collect::<Vec<_>>()
+        };
+        let dense_layers = |layers: &[usize], take: &mut dyn FnMut(&str) -> Matrix| {
+            named_layers("tower.layers", layers.len() - 1, take)
         };
         let weights = match &manifest.model {
             ModelSpec::Mf { .. } => {
@@ -434,6 +533,21 @@ impl ExportedModel {
                     h: take("output.weight").data,
                     b: take("output.bias").data[0],
                 }
+            }
+            ModelSpec::MultDae { hidden } | ModelSpec::MultVae { hidden } => {
+                let (offsets, history) = read_histories(
+                    weights,
+                    weights_path,
+                    manifest.user_ids.len(),
+                    manifest.item_ids.len(),
+                )?;
+                Weights::Autoencoder(Autoencoder {
+                    encoder: named_layers("encoder", hidden.len(), &mut take),
+                    decoder: named_layers("decoder", hidden.len(), &mut take),
+                    variational: matches!(manifest.model, ModelSpec::MultVae { .. }),
+                    offsets,
+                    history,
+                })
             }
         };
         Ok(Self {
@@ -481,7 +595,7 @@ impl ExportedModel {
             Weights::Gmf { users, h: w, .. } | Weights::NeuMf { users, h: w, .. } => {
                 users.row(u).iter().zip(w).map(|(p, w)| p * w).collect()
             }
-            Weights::Mlp { .. } => Vec::new(),
+            Weights::Mlp { .. } | Weights::Autoencoder(_) => Vec::new(),
         }
     }
 
@@ -514,6 +628,12 @@ impl ExportedModel {
                 tower.hidden(u, i, h, scratch);
                 dot(query, items.row(i)) + dot(h, &w[users.cols..]) + b
             }
+            Weights::Autoencoder(ae) => {
+                // One item costs a whole decode: callers scoring many items of one user go
+                // through `user_scores` (or `score`, which reuses a user's decode).
+                ae.scores(ae.user_history(u), h);
+                h[i]
+            }
         }
     }
 
@@ -521,17 +641,86 @@ impl ExportedModel {
         self.score_item(&self.user_query(u), u, i, h, scratch)
     }
 
-    /// Scores of every item for internal user `u`, in item order.
-    fn user_scores(&self, u: usize) -> Vec<f32> {
-        let query = self.user_query(u);
-        let (mut h, mut scratch) = (Vec::new(), Vec::new());
-        (0..self.manifest.item_ids.len())
-            .map(|i| self.score_item(&query, u, i, &mut h, &mut scratch))
-            .collect()
+    /// Scores of every item for each internal user of `users`, in item order, written into
+    /// `out` (one vector per user).
+    fn user_scores(&self, users: &[usize], out: &mut Vec<Vec<f32>>) {
+        let n = self.manifest.item_ids.len();
+        let queries: Vec<Vec<f32>> = users.iter().map(|&u| self.user_query(u)).collect();
+        out.resize_with(users.len(), Vec::new);
+        for scores in out.iter_mut() {
+            scores.clear();
+            scores.resize(n, 0.0);
+        }
+        match &self.weights {
+            // MF and GMF score a whole table against each query: the vectorised kernel, over
+            // blocks of rows small enough to stay in cache while every query of the batch
+            // reads them (the table itself is streamed from memory once per batch).
+            Weights::Mf { items, items_q, .. } | Weights::Gmf { items, items_q, .. } => {
+                const ROWS_PER_BLOCK: usize = 1024;
+                for start in (0..n).step_by(ROWS_PER_BLOCK) {
+                    let end = (start + ROWS_PER_BLOCK).min(n);
+                    for (query, scores) in queries.iter().zip(out.iter_mut()) {
+                        let cols = query.len();
+                        let block = &mut scores[start..end];
+                        match items_q {
+                            Some(rows) => dot_rows_i8(
+                                query,
+                                &rows.q[start * cols..end * cols],
+                                &rows.scale[start..end],
+                                block,
+                            ),
+                            None => {
+                                dot_rows_f32(query, &items.data[start * cols..end * cols], block)
+                            }
+                        }
+                    }
+                }
+                if let Weights::Gmf { b, .. } = &self.weights {
+                    out.iter_mut().flatten().for_each(|s| *s += b);
+                }
+            }
+            Weights::Autoencoder(ae) => {
+                for (&u, scores) in users.iter().zip(out.iter_mut()) {
+                    ae.scores(ae.user_history(u), scores);
+                }
+            }
+            _ => {
+                let (mut h, mut scratch) = (Vec::new(), Vec::new());
+                for ((&u, query), scores) in users.iter().zip(&queries).zip(out.iter_mut()) {
+                    for (i, s) in scores.iter_mut().enumerate() {
+                        *s = self.score_item(query, u, i, &mut h, &mut scratch);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Scores of every item (in internal item order) for internal user `user`, which must be in
+    /// range.
+    pub fn item_scores_internal(&self, user: u32) -> Vec<f32> {
+        let mut out = Vec::new();
+        self.user_scores(&[user as usize], &mut out);
+        out.remove(0)
     }
 
     /// Scores of (user, item) pairs given by external ids.
     pub fn score(&self, pairs: &[(i64, i64)]) -> Result<Vec<f32>, InferError> {
+        if let Weights::Autoencoder(ae) = &self.weights {
+            // One decode per run of pairs with the same user.
+            let mut last: Option<(u32, Vec<f32>)> = None;
+            return pairs
+                .iter()
+                .map(|&(u, i)| {
+                    let (u, i) = (self.user_index(u)?, self.item_index(i)?);
+                    if last.as_ref().is_none_or(|(lu, _)| *lu != u) {
+                        let mut scores = Vec::new();
+                        ae.scores(ae.user_history(u as usize), &mut scores);
+                        last = Some((u, scores));
+                    }
+                    Ok(last.as_ref().expect("set above").1[i as usize])
+                })
+                .collect();
+        }
         let (mut h, mut scratch) = (Vec::new(), Vec::new());
         pairs
             .iter()
@@ -550,20 +739,64 @@ impl ExportedModel {
         k: usize,
         exclude: &[i64],
     ) -> Result<Vec<Scored>, InferError> {
-        let u = self.user_index(user)? as usize;
-        let mut skip: Vec<u32> = exclude
+        Ok(self.recommend_many(&[(user, exclude)], k)?.remove(0))
+    }
+
+    /// [`Self::recommend`] for many `(user, exclude)` queries at once. For MF and GMF this
+    /// reads the item table once for the whole batch instead of once per user, which is what
+    /// bounds a single query's latency on a large catalogue.
+    pub fn recommend_many(
+        &self,
+        queries: &[(i64, &[i64])],
+        k: usize,
+    ) -> Result<Vec<Vec<Scored>>, InferError> {
+        let users = queries
+            .iter()
+            .map(|&(user, _)| Ok(self.user_index(user)? as usize))
+            .collect::<Result<Vec<_>, InferError>>()?;
+        let mut scores = Vec::new();
+        self.user_scores(&users, &mut scores);
+        Ok(queries
+            .iter()
+            .zip(&mut scores)
+            .map(|((_, exclude), scores)| {
+                // Excluded items become NaN, which top-k passes over.
+                for i in exclude.iter().filter_map(|i| self.items.get(i)) {
+                    scores[*i as usize] = f32::NAN;
+                }
+                top_k_of(scores, &self.manifest.item_ids, k)
+            })
+            .collect())
+    }
+
+    /// The `k` best items for a user given by their item history (external ids; unknown ones
+    /// are ignored), leaving out `exclude`: how a history-based model (Mult-DAE, Mult-VAE)
+    /// serves a user it was not trained on. Id-based models answer
+    /// [`InferError::Unsupported`].
+    pub fn recommend_history(
+        &self,
+        history: &[i64],
+        k: usize,
+        exclude: &[i64],
+    ) -> Result<Vec<Scored>, InferError> {
+        let Weights::Autoencoder(ae) = &self.weights else {
+            return Err(InferError::Unsupported(format!(
+                "{:?} models score known users by id: use recommend(user)",
+                self.manifest.model
+            )));
+        };
+        let mut items: Vec<u32> = history
             .iter()
             .filter_map(|i| self.items.get(i).copied())
             .collect();
-        skip.sort_unstable();
-        let ids = &self.manifest.item_ids;
-        let candidates = self
-            .user_scores(u)
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| skip.is_empty() || skip.binary_search(&(*i as u32)).is_err())
-            .map(|(i, score)| Scored { id: ids[i], score });
-        Ok(top_k(candidates, k))
+        items.sort_unstable();
+        items.dedup();
+        let mut scores = Vec::new();
+        ae.scores(&items, &mut scores);
+        for i in exclude.iter().filter_map(|i| self.items.get(i)) {
+            scores[*i as usize] = f32::NAN;
+        }
+        Ok(top_k_of(&scores, &self.manifest.item_ids, k))
     }
 
     /// The `k` users most likely to want `item` (campaign targeting).
@@ -578,24 +811,57 @@ impl ExportedModel {
     }
 }
 
+/// The `k` best of `scores` (NaN: left out), named by `ids`, best first, ties by id ascending.
+fn top_k_of(scores: &[f32], ids: &[i64], k: usize) -> Vec<Scored> {
+    let mut best = TopK::new(k);
+    for (i, &score) in scores.iter().enumerate() {
+        // Most items lose against the current k-th best: one comparison, nothing built.
+        if score >= best.threshold {
+            best.push(Scored { id: ids[i], score });
+        }
+    }
+    best.items
+}
+
 /// Keeps the `k` highest scores (ties by id ascending), best first, with a bounded heap-free
 /// insertion list: k is small in serving.
 fn top_k(scores: impl Iterator<Item = Scored>, k: usize) -> Vec<Scored> {
-    let better = |a: &Scored, b: &Scored| a.score > b.score || (a.score == b.score && a.id < b.id);
-    let mut best: Vec<Scored> = Vec::with_capacity(k + 1);
-    if k == 0 {
-        return best;
-    }
-    for s in scores {
-        if s.score.is_nan() {
-            continue;
+    let mut best = TopK::new(k);
+    scores.for_each(|s| best.push(s));
+    best.items
+}
+
+/// The best `k` seen so far, best first.
+struct TopK {
+    k: usize,
+    items: Vec<Scored>,
+    /// Scores below this cannot enter (the k-th best's score once there are k).
+    threshold: f32,
+}
+
+impl TopK {
+    fn new(k: usize) -> Self {
+        Self {
+            k,
+            items: Vec::with_capacity(k + 1),
+            threshold: f32::NEG_INFINITY,
         }
-        if best.len() == k && !better(&s, &best[k - 1]) {
-            continue;
-        }
-        let at = best.partition_point(|b| better(b, &s));
-        best.insert(at, s);
-        best.truncate(k);
     }
-    best
+
+    fn push(&mut self, s: Scored) {
+        let better =
+            |a: &Scored, b: &Scored| a.score > b.score || (a.score == b.score && a.id < b.id);
+        if self.k == 0 || s.score.is_nan() {
+            return;
+        }
+        if self.items.len() == self.k && !better(&s, &self.items[self.k - 1]) {
+            return;
+        }
+        let at = self.items.partition_point(|b| better(b, &s));
+        self.items.insert(at, s);
+        self.items.truncate(self.k);
+        if self.items.len() == self.k {
+            self.threshold = self.items[self.k - 1].score;
+        }
+    }
 }

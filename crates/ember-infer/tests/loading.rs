@@ -199,3 +199,67 @@ fn non_finite_weights_are_rejected() {
     let err = ExportedModel::load(&out).unwrap_err().to_string();
     assert!(err.contains("items.weight") && err.contains("NaN"), "{err}");
 }
+
+/// Batched and single top-k agree with a brute-force ranking, on a catalogue larger than one
+/// block of the kernel, with a factor count that is not a multiple of the SIMD width, at f32
+/// and int8, with exclusions.
+#[test]
+fn batched_top_k_matches_brute_force() {
+    let (users, items, factors) = (7usize, 2_501usize, 13usize);
+    let mut state = 7u64;
+    let mut random = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let user_rows: Vec<f32> = (0..users * factors).map(|_| random()).collect();
+    let item_rows: Vec<f32> = (0..items * factors).map(|_| random()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    for precision in [Precision::F32, Precision::Int8] {
+        let manifest = Manifest {
+            model: ModelSpec::Mf { factors },
+            user_ids: (0..users as i64).map(|u| 1000 + u).collect(),
+            item_ids: (0..items as i64).map(|i| 5 * i).collect(),
+            ..manifest(precision)
+        };
+        let tensors = vec![
+            TensorF32 {
+                name: "users.weight".into(),
+                shape: vec![users, factors],
+                data: user_rows.clone(),
+            },
+            TensorF32 {
+                name: "items.weight".into(),
+                shape: vec![items, factors],
+                data: item_rows.clone(),
+            },
+        ];
+        let out = dir.path().join(format!("big-{precision:?}"));
+        write_model(&out, &manifest, &tensors).unwrap();
+        let model = ExportedModel::load(&out).unwrap();
+        let exclude: Vec<i64> = (0..50).map(|i| 5 * (i * 37 % items as i64)).collect();
+        let queries: Vec<(i64, &[i64])> = (0..users as i64)
+            .map(|u| (1000 + u, if u % 2 == 0 { &exclude[..] } else { &[][..] }))
+            .collect();
+        let batched = model.recommend_many(&queries, 20).unwrap();
+        for (u, (user, skip)) in queries.iter().enumerate() {
+            let single = model.recommend(*user, 20, skip).unwrap();
+            assert_eq!(single, batched[u], "user {user}: batched and single differ");
+            // Brute force from the model's own pairwise scores.
+            let mut all: Vec<(f32, i64)> = manifest
+                .item_ids
+                .iter()
+                .filter(|i| !skip.contains(i))
+                .map(|&i| (model.score(&[(*user, i)]).unwrap()[0], i))
+                .collect();
+            all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let expected: Vec<i64> = all[..20].iter().map(|p| p.1).collect();
+            let got: Vec<i64> = single.iter().map(|s| s.id).collect();
+            assert_eq!(got, expected, "user {user} at {precision:?}");
+            for (s, p) in single.iter().zip(&all) {
+                assert!((s.score - p.0).abs() < 1e-5, "{} vs {}", s.score, p.0);
+            }
+        }
+    }
+}

@@ -5,6 +5,10 @@ use crate::ranking::{
     cutoff_values, reciprocal_rank, relevant_ranks, roc_auc, roc_auc_of_pairs, top_k_indices,
 };
 
+/// Name prefix of recall normalised by `min(k, held-out items)` (the Mult-VAE paper's
+/// Recall@k), reported beside the plain `Recall@k`: `Recall(min(k,n))@20`.
+pub const RECALL_MIN_PREFIX: &str = "Recall(min(k,n))@";
+
 /// Above this many scored pairs the global ROC-AUC is not kept (it needs every pair in memory).
 const GLOBAL_AUC_MAX_PAIRS: usize = 200_000_000;
 
@@ -22,6 +26,7 @@ pub struct RankingEvaluator {
     hit: Vec<f64>,
     precision: Vec<f64>,
     recall: Vec<f64>,
+    recall_min: Vec<f64>,
     ndcg: Vec<f64>,
     map: Vec<f64>,
     mrr: f64,
@@ -53,6 +58,7 @@ impl RankingEvaluator {
             hit: vec![0.0; n],
             precision: vec![0.0; n],
             recall: vec![0.0; n],
+            recall_min: vec![0.0; n],
             ndcg: vec![0.0; n],
             map: vec![0.0; n],
             mrr: 0.0,
@@ -87,6 +93,7 @@ impl RankingEvaluator {
             self.hit[slot] += v.hit;
             self.precision[slot] += v.precision;
             self.recall[slot] += v.recall;
+            self.recall_min[slot] += v.recall_min;
             self.ndcg[slot] += v.ndcg;
             self.map[slot] += v.average_precision;
         }
@@ -125,6 +132,7 @@ impl RankingEvaluator {
             metrics.push((format!("NDCG@{k}"), self.ndcg[slot] / n));
             metrics.push((format!("Precision@{k}"), self.precision[slot] / n));
             metrics.push((format!("Recall@{k}"), self.recall[slot] / n));
+            metrics.push((format!("{RECALL_MIN_PREFIX}{k}"), self.recall_min[slot] / n));
             metrics.push((format!("MAP@{k}"), self.map[slot] / n));
             let covered = self.covered[slot].iter().filter(|c| **c).count();
             metrics.push((

@@ -11,7 +11,7 @@ mod evaluator;
 mod protocol;
 pub mod ranking;
 
-pub use evaluator::{MetricsReport, RankingEvaluator};
+pub use evaluator::{MetricsReport, RECALL_MIN_PREFIX, RankingEvaluator};
 pub use protocol::{NegativeSampling, Protocol};
 
 /// Errors of metric configuration.

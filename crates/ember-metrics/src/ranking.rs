@@ -116,6 +116,9 @@ pub struct CutoffValues {
     pub precision: f64,
     /// Relevant items in the top k, divided by the number of relevant items.
     pub recall: f64,
+    /// Relevant items in the top k, divided by `min(k, relevant)` (Liang et al. 2018, the
+    /// Mult-VAE paper's Recall@k: 1 is reachable even when a user has more than k held out).
+    pub recall_min: f64,
     /// DCG@k over the ideal DCG@k (binary gains, `1 / log2(rank + 1)` discounts).
     pub ndcg: f64,
     /// Average precision at k, divided by `min(k, relevant)`.
@@ -130,6 +133,7 @@ pub fn cutoff_values(ranks: &[usize], k: usize) -> CutoffValues {
             hit: 0.0,
             precision: 0.0,
             recall: 0.0,
+            recall_min: 0.0,
             ndcg: 0.0,
             average_precision: 0.0,
         };
@@ -149,6 +153,7 @@ pub fn cutoff_values(ranks: &[usize], k: usize) -> CutoffValues {
         hit: if hits > 0 { 1.0 } else { 0.0 },
         precision: hits as f64 / k as f64,
         recall: hits as f64 / relevant as f64,
+        recall_min: hits as f64 / relevant.min(k) as f64,
         ndcg: dcg / ideal,
         average_precision: ap / relevant.min(k) as f64,
     }

@@ -25,6 +25,16 @@ fn hand_worked_single_user() {
     let v5 = cutoff_values(&ranks, 5);
     close(v5.average_precision, (1.0 / 2.0 + 2.0 / 4.0) / 2.0);
     close(v5.precision, 2.0 / 5.0);
+    // Recall normalised by min(k, relevant): at k = 1 nothing is found (rank 2 > 1), at k = 3
+    // one of min(3, 2) = 2, at k = 5 both.
+    close(cutoff_values(&ranks, 1).recall_min, 0.0);
+    close(v.recall_min, 0.5);
+    close(v5.recall_min, 1.0);
+    // With more relevant items than k, the plain recall cannot reach 1 but this one can:
+    // ranks 1 and 2 of 4 relevant at k = 2 → recall 2/4, recall_min 2/min(2, 4) = 1.
+    let many = cutoff_values(&[1, 2, 7, 9], 2);
+    close(many.recall, 0.5);
+    close(many.recall_min, 1.0);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::{GmfConfig, MfConfig, MlpConfig, Model, NeuMfConfig};
+use crate::{GmfConfig, MfConfig, MlpConfig, Model, MultDaeConfig, MultVaeConfig, NeuMfConfig};
 
 /// Invalid model hyper-parameters.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -20,6 +20,15 @@ pub enum ModelError {
     /// α outside [0, 1].
     #[error("model.alpha must lie in [0, 1], got {0}")]
     BadAlpha(f64),
+    /// An autoencoder's hidden sizes are unusable.
+    #[error("model.hidden must list at least one size, none of them 0, got {0:?}")]
+    BadHidden(Vec<usize>),
+    /// A dropout probability outside [0, 1).
+    #[error("model.dropout must lie in [0, 1), got {0}")]
+    BadDropout(f64),
+    /// A negative or non-finite KL weight.
+    #[error("model.beta must be a non-negative number, got {0}")]
+    BadBeta(f64),
 }
 
 /// Which model to train, with its hyper-parameters (the `[model]` table, tagged by `kind`).
@@ -35,6 +44,10 @@ pub enum ModelConfig {
     /// Neural matrix factorisation.
     #[serde(rename = "neumf")]
     NeuMf(NeuMfConfig),
+    /// Mult-DAE (Liang et al. 2018).
+    MultDae(MultDaeConfig),
+    /// Mult-VAE (Liang et al. 2018).
+    MultVae(MultVaeConfig),
 }
 
 impl Default for ModelConfig {
@@ -64,20 +77,34 @@ impl ModelConfig {
             ModelConfig::Gmf(_) => "gmf",
             ModelConfig::Mlp(_) => "mlp",
             ModelConfig::NeuMf(_) => "neumf",
+            ModelConfig::MultDae(_) => "mult_dae",
+            ModelConfig::MultVae(_) => "mult_vae",
         }
     }
 
     /// Checks the hyper-parameters.
     pub fn validate(&self) -> Result<(), ModelError> {
         let init_std = match self {
-            ModelConfig::Mf(c) => c.init_std,
-            ModelConfig::Gmf(c) => c.init_std,
-            ModelConfig::Mlp(c) => c.init_std,
-            ModelConfig::NeuMf(c) => c.init_std,
+            ModelConfig::Mf(c) => Some(c.init_std),
+            ModelConfig::Gmf(c) => Some(c.init_std),
+            ModelConfig::Mlp(c) => Some(c.init_std),
+            ModelConfig::NeuMf(c) => Some(c.init_std),
+            ModelConfig::MultDae(_) | ModelConfig::MultVae(_) => None,
         };
-        if !(init_std > 0.0 && init_std.is_finite()) {
+        if let Some(init_std) = init_std
+            && !(init_std > 0.0 && init_std.is_finite())
+        {
             return Err(ModelError::BadInitStd(init_std));
         }
+        let check_autoencoder = |hidden: &[usize], dropout: f64| {
+            if hidden.is_empty() || hidden.contains(&0) {
+                return Err(ModelError::BadHidden(hidden.to_vec()));
+            }
+            if !(0.0..1.0).contains(&dropout) {
+                return Err(ModelError::BadDropout(dropout));
+            }
+            Ok(())
+        };
         match self {
             ModelConfig::Mf(MfConfig { factors, .. })
             | ModelConfig::Gmf(GmfConfig { factors, .. }) => {
@@ -95,6 +122,13 @@ impl ModelConfig {
                     return Err(ModelError::BadAlpha(c.alpha));
                 }
             }
+            ModelConfig::MultDae(c) => check_autoencoder(&c.hidden, c.dropout)?,
+            ModelConfig::MultVae(c) => {
+                check_autoencoder(&c.hidden, c.dropout)?;
+                if !(c.beta >= 0.0 && c.beta.is_finite()) {
+                    return Err(ModelError::BadBeta(c.beta));
+                }
+            }
         }
         Ok(())
     }
@@ -106,6 +140,8 @@ impl ModelConfig {
             ModelConfig::Gmf(c) => Model::Gmf(c.init(num_users, num_items, device)),
             ModelConfig::Mlp(c) => Model::Mlp(c.init(num_users, num_items, device)),
             ModelConfig::NeuMf(c) => Model::NeuMf(c.init(num_users, num_items, device)),
+            ModelConfig::MultDae(c) => Model::MultDae(c.init(num_items, device)),
+            ModelConfig::MultVae(c) => Model::MultVae(c.init(num_items, device)),
         }
     }
 }

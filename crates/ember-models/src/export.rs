@@ -6,7 +6,7 @@ use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 
 use crate::layers::Tower;
-use crate::{Gmf, Mf, Mlp, Model, NeuMf};
+use crate::{Gmf, Mf, Mlp, Model, MultDae, MultVae, NeuMf};
 
 /// One named tensor: `(name, shape, row-major values)`.
 pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
@@ -83,6 +83,19 @@ impl Model {
                 push_embedding(&mut out, "mlp_items", mlp_items);
                 push_tower(&mut out, tower);
                 push_linear(&mut out, "output", output);
+            }
+            Model::MultDae(MultDae {
+                encoder, decoder, ..
+            })
+            | Model::MultVae(MultVae {
+                encoder, decoder, ..
+            }) => {
+                for (k, layer) in encoder.iter().enumerate() {
+                    push_linear(&mut out, &format!("encoder.{k}"), layer);
+                }
+                for (k, layer) in decoder.iter().enumerate() {
+                    push_linear(&mut out, &format!("decoder.{k}"), layer);
+                }
             }
         }
         out

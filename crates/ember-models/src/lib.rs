@@ -1,21 +1,27 @@
-//! Recommendation models as burn modules, all behind one interface ([`Recommender`]): the loss on
-//! a batch, scores for given (user, item) candidates, and scores for every item.
+//! Recommendation models as burn modules, all built into one [`Model`] enum from the serde-tagged
+//! [`ModelConfig`], so configs, the trainer and the evaluator handle every model alike.
 //!
-//! One file per model family. Models are chosen from configs through the serde-tagged
-//! [`ModelConfig`] enum, and built into the [`Model`] enum, so the trainer and the evaluator never
-//! special-case a model.
+//! Models read a user in one of two ways ([`Model::kind`]):
+//! - by user id ([`Recommender`]: the NCF family): the loss on a batch of (user, item) pairs with
+//!   sampled negatives, scores for given pairs, scores for every item;
+//! - by the user's interaction row ([`RowModel`]: the autoencoders): the loss on a batch of rows,
+//!   scores for every item from a row. These score users unseen in training (fold-in).
+//!
+//! One file per model family.
 
 mod config;
 mod export;
 pub mod layers;
 pub mod lookup;
 mod loss;
+pub mod multvae;
 pub mod ncf;
 
 pub use config::{ModelConfig, ModelError};
 pub use export::NamedTensor;
 pub use lookup::{IdBatch, SegmentPlan};
 pub use loss::{EpochPairs, Loss, PairBatch};
+pub use multvae::{MultDae, MultDaeConfig, MultVae, MultVaeConfig, UserRows};
 pub use ncf::{Gmf, GmfConfig, Mf, MfConfig, Mlp, MlpConfig, NeuMf, NeuMfConfig};
 
 use burn::prelude::*;
@@ -58,6 +64,33 @@ pub trait Recommender {
     }
 }
 
+/// Models that read a user as their interaction row instead of a user id (the autoencoders).
+pub trait RowModel {
+    /// Scores (logits) of every item for each user row.
+    ///
+    /// # Shapes
+    /// - rows: `[batch, num_items]` (1 where the user interacted)
+    /// - output: `[batch, num_items]`
+    fn score_rows(&self, rows: Tensor<2>) -> Tensor<2>;
+
+    /// The training loss of a batch of user rows (a scalar).
+    ///
+    /// # Shapes
+    /// - output: `[1]`
+    fn row_loss(&self, batch: &UserRows) -> Tensor<1>;
+
+    /// Number of items the model scores.
+    fn num_items(&self) -> usize;
+}
+
+/// How a model reads users: by id, or by interaction row.
+pub enum ModelKind<'a> {
+    /// Trained on (user, item) pairs with sampled negatives.
+    Pairs(&'a dyn Recommender),
+    /// Trained on batches of user rows.
+    Rows(&'a dyn RowModel),
+}
+
 /// Any model ember can train, as one module type.
 #[derive(Module, Debug)]
 pub enum Model {
@@ -69,29 +102,30 @@ pub enum Model {
     Mlp(Mlp),
     /// GMF and MLP fused.
     NeuMf(NeuMf),
+    /// Denoising autoencoder with a multinomial likelihood.
+    MultDae(MultDae),
+    /// Variational autoencoder with a multinomial likelihood.
+    MultVae(MultVae),
 }
 
 impl Model {
-    fn inner(&self) -> &dyn Recommender {
+    /// The model's interface for its kind of input.
+    pub fn kind(&self) -> ModelKind<'_> {
         match self {
-            Model::Mf(m) => m,
-            Model::Gmf(m) => m,
-            Model::Mlp(m) => m,
-            Model::NeuMf(m) => m,
+            Model::Mf(m) => ModelKind::Pairs(m),
+            Model::Gmf(m) => ModelKind::Pairs(m),
+            Model::Mlp(m) => ModelKind::Pairs(m),
+            Model::NeuMf(m) => ModelKind::Pairs(m),
+            Model::MultDae(m) => ModelKind::Rows(m),
+            Model::MultVae(m) => ModelKind::Rows(m),
         }
     }
-}
 
-impl Recommender for Model {
-    fn score_batch(&self, users: &IdBatch, items: &IdBatch) -> Tensor<1> {
-        self.inner().score_batch(users, items)
-    }
-
-    fn score_all(&self, users: Tensor<1, Int>) -> Tensor<2> {
-        self.inner().score_all(users)
-    }
-
-    fn num_items(&self) -> usize {
-        self.inner().num_items()
+    /// Number of items the model scores.
+    pub fn num_items(&self) -> usize {
+        match self.kind() {
+            ModelKind::Pairs(m) => m.num_items(),
+            ModelKind::Rows(m) => m.num_items(),
+        }
     }
 }

@@ -4,7 +4,8 @@
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use ember_models::{
-    GmfConfig, Loss, MfConfig, MlpConfig, ModelConfig, NeuMfConfig, PairBatch, Recommender,
+    GmfConfig, Loss, MfConfig, MlpConfig, Model, ModelConfig, ModelKind, NeuMfConfig, PairBatch,
+    Recommender,
 };
 
 fn configs() -> Vec<ModelConfig> {
@@ -42,13 +43,13 @@ fn score_all_matches_score_pairs() {
     let (users, items) = (5, 7);
     for config in configs() {
         let model = config.init(users, items, &device);
-        let all: Vec<f32> = model
+        let all: Vec<f32> = pairs(&model)
             .score_all(ints(vec![0, 3, 4], &device))
             .try_into_vec_as::<f32>()
             .unwrap();
         assert_eq!(all.len(), 3 * items);
         for (row, user) in [0, 3, 4].into_iter().enumerate() {
-            let pairs = model
+            let pairs = pairs(&model)
                 .score_pairs(
                     ints(vec![user; items], &device),
                     ints((0..items as i32).collect(), &device),
@@ -88,15 +89,15 @@ fn training_reduces_the_loss_of_a_fixed_batch() {
                 plan_chunk,
                 &device,
             );
-            let first: f32 = model.loss(&batch, loss_kind).into_scalar();
+            let first: f32 = pairs(&model).loss(&batch, loss_kind).into_scalar();
             assert!(first.is_finite());
             let mut optimizer = AdamConfig::new().init();
             for _ in 0..30 {
-                let loss = model.loss(&batch, loss_kind);
+                let loss = pairs(&model).loss(&batch, loss_kind);
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
                 model = optimizer.step(0.05, model, grads);
             }
-            let last: f32 = model.loss(&batch, loss_kind).into_scalar();
+            let last: f32 = pairs(&model).loss(&batch, loss_kind).into_scalar();
             assert!(
                 last < first * 0.8,
                 "{} {loss_kind:?} {plan_chunk:?}: loss {first} -> {last}",
@@ -139,7 +140,7 @@ fn mf_trains_alike_on_wgpu_and_flex() {
         let mut optimizer = AdamConfig::new().init();
         let mut out = Vec::new();
         for _ in 0..20 {
-            let loss = model.loss(&batch, Loss::Bce);
+            let loss = pairs(&model).loss(&batch, Loss::Bce);
             out.push(loss.clone().into_scalar::<f32>());
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(0.05, model, grads);
@@ -171,7 +172,7 @@ fn bce_loss_matches_the_formula() {
     .init(2, 3, &device);
     let batch = PairBatch::new(&[0, 1], &[0, 1], &[2, 2], (2, 3), None, &device);
     let s = |u: i32, i: i32| {
-        model
+        pairs(&model)
             .score_pairs(ints(vec![u], &device), ints(vec![i], &device))
             .into_scalar::<f32>() as f64
     };
@@ -181,14 +182,22 @@ fn bce_loss_matches_the_formula() {
         + softplus(s(0, 2))
         + softplus(s(1, 2)))
         / 4.0;
-    let bce: f32 = model.loss(&batch, Loss::Bce).into_scalar();
+    let bce: f32 = pairs(&model).loss(&batch, Loss::Bce).into_scalar();
     assert!((bce as f64 - expected).abs() < 1e-5, "{bce} vs {expected}");
     let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
     let bpr_expected =
         -((sigmoid(s(0, 0) - s(0, 2))).ln() + (sigmoid(s(1, 1) - s(1, 2))).ln()) / 2.0;
-    let bpr: f32 = model.loss(&batch, Loss::Bpr).into_scalar();
+    let bpr: f32 = pairs(&model).loss(&batch, Loss::Bpr).into_scalar();
     assert!(
         (bpr as f64 - bpr_expected).abs() < 1e-5,
         "{bpr} vs {bpr_expected}"
     );
+}
+
+/// The pair interface of an NCF-family model.
+fn pairs(model: &Model) -> &dyn Recommender {
+    match model.kind() {
+        ModelKind::Pairs(m) => m,
+        ModelKind::Rows(_) => panic!("not a pair model"),
+    }
 }

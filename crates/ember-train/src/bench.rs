@@ -11,7 +11,7 @@ use burn::optim::AdamConfig;
 use burn::prelude::*;
 use burn::tensor::activation::softplus;
 use ember_models::lookup::EpochIds;
-use ember_models::{Model, ModelConfig, NeuMfConfig, Recommender};
+use ember_models::{Model, ModelConfig, ModelKind, NeuMfConfig};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -191,7 +191,10 @@ pub fn bench_train(
         let epoch_labels = Tensor::<1>::from_data(TensorData::new(labels.clone(), [n]), &device);
         let mut loss_sum = Tensor::<1>::zeros([1], &device);
         for step in 0..steps {
-            let scores = model.score_batch(&epoch_users.batch(step), &epoch_items.batch(step));
+            let ModelKind::Pairs(pairs) = model.kind() else {
+                unreachable!("the bench builds NCF models")
+            };
+            let scores = pairs.score_batch(&epoch_users.batch(step), &epoch_items.batch(step));
             let y = epoch_labels.clone().slice(bounds[step]..bounds[step + 1]);
             // BCE with logits: softplus(s) - s * y.
             let loss = (softplus(scores.clone(), 1.0) - scores * y).mean();

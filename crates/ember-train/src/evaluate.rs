@@ -5,7 +5,7 @@ use burn::prelude::*;
 use ember_data::Dataset;
 use ember_data::sampling::evaluation_negatives;
 use ember_metrics::{MetricsReport, Protocol, RankingEvaluator};
-use ember_models::{Model, Recommender};
+use ember_models::{Model, ModelKind};
 
 /// Which held-out items are ranked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,17 +57,22 @@ impl Scorer for Popularity {
 }
 
 /// A trained model in inference mode on a device without autodiff.
-pub struct ModelScorer {
+pub struct ModelScorer<'a> {
     model: Model,
     device: Device,
+    /// Each user's input row for row models: their training items (for a held-out user, the
+    /// fold-in part).
+    rows: &'a [Vec<u32>],
 }
 
-impl ModelScorer {
-    /// Puts `model` in inference mode; inputs are made on `device` (without autodiff).
-    pub fn new(model: &Model, device: &Device) -> Self {
+impl<'a> ModelScorer<'a> {
+    /// Puts `model` in inference mode; inputs are made on `device` (without autodiff). Row
+    /// models read each user's training items in `data`.
+    pub fn new(model: &Model, data: &'a Dataset, device: &Device) -> Self {
         Self {
             model: model.valid(),
             device: device.clone().without_autodiff(),
+            rows: &data.train,
         }
     }
 
@@ -77,17 +82,51 @@ impl ModelScorer {
     }
 }
 
-impl Scorer for ModelScorer {
+/// The dense `[users, num_items]` rows of `users` (1 for each of their items), on `device`.
+pub fn user_rows(rows: &[Vec<u32>], users: &[u32], num_items: usize, device: &Device) -> Tensor<2> {
+    let mut dense = vec![0.0f32; users.len() * num_items];
+    for (r, &u) in users.iter().enumerate() {
+        for &i in &rows[u as usize] {
+            dense[r * num_items + i as usize] = 1.0;
+        }
+    }
+    Tensor::from_data(TensorData::new(dense, [users.len(), num_items]), device)
+}
+
+impl Scorer for ModelScorer<'_> {
     fn score_pairs(&self, users: &[u32], items: &[u32]) -> Vec<f32> {
-        let scores = self.model.score_pairs(self.ids(users), self.ids(items));
-        scores.try_into_vec_as::<f32>().expect("float scores")
+        match self.model.kind() {
+            ModelKind::Pairs(m) => m
+                .score_pairs(self.ids(users), self.ids(items))
+                .try_into_vec_as::<f32>()
+                .expect("float scores"),
+            ModelKind::Rows(_) => {
+                // Score each distinct user's whole row once, then pick the pairs.
+                let mut distinct = users.to_vec();
+                distinct.sort_unstable();
+                distinct.dedup();
+                let all = self.score_all(&distinct);
+                let n = self.model.num_items();
+                users
+                    .iter()
+                    .zip(items)
+                    .map(|(u, &i)| {
+                        let row = distinct.binary_search(u).expect("listed");
+                        all[row * n + i as usize]
+                    })
+                    .collect()
+            }
+        }
     }
 
     fn score_all(&self, users: &[u32]) -> Vec<f32> {
-        self.model
-            .score_all(self.ids(users))
-            .try_into_vec_as::<f32>()
-            .expect("float scores")
+        let scores = match self.model.kind() {
+            ModelKind::Pairs(m) => m.score_all(self.ids(users)),
+            ModelKind::Rows(m) => {
+                m.score_rows(user_rows(self.rows, users, m.num_items(), &self.device))
+            }
+        };
+        scores.try_into_vec_as::<f32>().expect("float scores")
     }
 }
 

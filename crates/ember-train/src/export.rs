@@ -1,9 +1,13 @@
 //! `ember export`: a finished run's model written in ember-infer's format.
 
-use ember_infer::{FORMAT_VERSION, Manifest, ModelSpec, Precision, TensorF32, write_model};
+use ember_infer::{
+    ExportedModel, FORMAT_VERSION, Manifest, ModelSpec, Precision, TensorF32,
+    write_model_with_histories,
+};
 use ember_models::ModelConfig;
 use std::path::Path;
 
+use crate::evaluate::{EvaluationPlan, HeldOut, ModelScorer, Scorer};
 use crate::{TrainError, files, load_run};
 
 /// A stable hash of a data set's splits (FNV-1a over sizes and every (user, item) pair with
@@ -45,6 +49,12 @@ pub fn export_run(
             factors: c.factors,
             layers: c.layers.clone(),
         },
+        ModelConfig::MultDae(c) => ModelSpec::MultDae {
+            hidden: c.hidden.clone(),
+        },
+        ModelConfig::MultVae(c) => ModelSpec::MultVae {
+            hidden: c.hidden.clone(),
+        },
     };
     let metrics_path = run_dir.join(files::METRICS);
     let metrics = std::fs::read_to_string(&metrics_path)
@@ -70,6 +80,98 @@ pub fn export_run(
         .into_iter()
         .map(|(name, shape, data)| TensorF32 { name, shape, data })
         .collect();
-    write_model(out, &manifest, &tensors).map_err(|e| TrainError::Export(e.to_string()))?;
+    // History-based models score a user from their training items: those travel along.
+    let histories = manifest
+        .model
+        .reads_histories()
+        .then_some(run.data.train.as_slice());
+    write_model_with_histories(out, &manifest, &tensors, histories)
+        .map_err(|e| TrainError::Export(e.to_string()))?;
     Ok(manifest)
+}
+
+/// ember-infer's model as a [`Scorer`], to evaluate an exported model with the training side's
+/// protocols.
+pub struct ExportedScorer<'a>(pub &'a ExportedModel);
+
+impl Scorer for ExportedScorer<'_> {
+    fn score_pairs(&self, users: &[u32], items: &[u32]) -> Vec<f32> {
+        users
+            .iter()
+            .zip(items)
+            .map(|(&u, &i)| self.0.score_internal(u, i))
+            .collect()
+    }
+
+    fn score_all(&self, users: &[u32]) -> Vec<f32> {
+        users
+            .iter()
+            .flat_map(|&u| self.0.item_scores_internal(u))
+            .collect()
+    }
+}
+
+/// How an export scores against the model it came from, on the same held-out data.
+#[derive(Debug, Clone)]
+pub struct ExportCheck {
+    /// The split and protocol compared on (validation, or test for a refit run, whose
+    /// validation data was trained on).
+    pub label: String,
+    /// `(metric, training side, exported)`, in the report's order.
+    pub metrics: Vec<(String, f64, f64)>,
+    /// Size of `model.safetensors` in bytes.
+    pub bytes: u64,
+}
+
+/// Evaluates the export in `out` and the run's own model in `run_dir` on the run's validation
+/// data (its test data for a refit run) under the run's protocol.
+pub fn check_export(run_dir: &Path, out: &Path) -> Result<ExportCheck, TrainError> {
+    let run = load_run(run_dir, "flex")?;
+    let exported = ExportedModel::load(out)
+        .map_err(|e| TrainError::Export(format!("{}: {e}", out.display())))?;
+    let plan = EvaluationPlan::new(&run.data, &run.config.eval.protocol, run.config.seed).map_err(
+        |message| TrainError::Config {
+            path: run_dir.join(files::CONFIG),
+            message,
+        },
+    )?;
+    let which = if run.data.valid.iter().any(|v| !v.is_empty()) {
+        HeldOut::Validation
+    } else {
+        HeldOut::Test
+    };
+    let (ks, batch_users) = (&run.config.eval.ks, run.config.eval.batch_users);
+    let device = crate::device::device("flex")?;
+    let trained = plan.evaluate(
+        &ModelScorer::new(&run.model, &run.data, &device),
+        &run.data,
+        which,
+        ks,
+        batch_users,
+    );
+    let export = plan.evaluate(
+        &ExportedScorer(&exported),
+        &run.data,
+        which,
+        ks,
+        batch_users,
+    );
+    let metrics = trained
+        .metrics
+        .iter()
+        .filter_map(|(name, value)| Some((name.clone(), *value, export.get(name)?)))
+        .collect();
+    let split = match which {
+        HeldOut::Validation => "validation",
+        HeldOut::Test => "test (refit run: validation was trained on)",
+    };
+    let weights = out.join("model.safetensors");
+    let bytes = std::fs::metadata(&weights)
+        .map_err(|e| TrainError::Export(format!("{}: {e}", weights.display())))?
+        .len();
+    Ok(ExportCheck {
+        label: format!("{split}, {}", plan.label(which)),
+        metrics,
+        bytes,
+    })
 }

@@ -188,7 +188,7 @@ pub fn train(
 
     let (ks, batch_users) = (&config.eval.ks, config.eval.batch_users);
     let test = plan.evaluate(
-        &ModelScorer::new(&fitted.model, &device),
+        &ModelScorer::new(&fitted.model, &data, &device),
         &data,
         HeldOut::Test,
         ks,
@@ -363,7 +363,7 @@ pub fn evaluate_run(
     let device = device::device(device_name)?;
     let (ks, batch_users) = (&run.config.eval.ks, run.config.eval.batch_users);
     let test = plan.evaluate(
-        &ModelScorer::new(&run.model, &device),
+        &ModelScorer::new(&run.model, &run.data, &device),
         &run.data,
         HeldOut::Test,
         ks,

@@ -7,14 +7,15 @@ use burn::prelude::*;
 use ember_data::Dataset;
 use ember_data::sampling::TrainingEpoch;
 use ember_metrics::MetricsReport;
-use ember_models::{EpochPairs, Model, Recommender};
+use ember_models::{EpochPairs, Model, ModelKind, UserRows};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
 use serde_json::json;
 use std::time::Instant;
 
-use crate::evaluate::{EvaluationPlan, HeldOut, ModelScorer};
+use crate::evaluate::{EvaluationPlan, HeldOut, ModelScorer, user_rows};
 use crate::plot::EpochPoint;
 use crate::{RunConfig, RunDir, TrainError};
 
@@ -145,19 +146,30 @@ impl Trainer<'_> {
             });
         }
         let mut since_best = 0;
+        let mut steps = 0; // optimiser steps so far (the autoencoders' KL annealing)
         let epochs = match schedule {
             Schedule::Select(n) | Schedule::Fixed(n) => n,
         };
         for epoch in 1..=epochs {
             let label = format!("{stage} epoch {epoch}/{epochs}");
-            let (next, stats) = self.train_epoch(
-                model,
-                &mut optimizer,
-                &mut rng,
-                step.learning_rate,
-                &train_sets,
-                &label,
-            )?;
+            let (next, stats) = match model.kind() {
+                ModelKind::Pairs(_) => self.train_pairs_epoch(
+                    model,
+                    &mut optimizer,
+                    &mut rng,
+                    step.learning_rate,
+                    &train_sets,
+                    &label,
+                )?,
+                ModelKind::Rows(_) => self.train_rows_epoch(
+                    model,
+                    &mut optimizer,
+                    &mut rng,
+                    step.learning_rate,
+                    &mut steps,
+                    &label,
+                ),
+            };
             model = next;
             if !stats.loss.is_finite() {
                 return Err(TrainError::Diverged {
@@ -244,7 +256,7 @@ impl Trainer<'_> {
     /// Validation metrics of `model`.
     fn validate(&self, model: &Model) -> MetricsReport {
         self.plan.evaluate(
-            &ModelScorer::new(model, &self.device),
+            &ModelScorer::new(model, self.data, &self.device),
             self.data,
             HeldOut::Validation,
             &self.config.eval.ks,
@@ -252,8 +264,8 @@ impl Trainer<'_> {
         )
     }
 
-    /// One pass over freshly sampled training examples.
-    fn train_epoch(
+    /// One pass over freshly sampled (user, item) pairs with negatives, for pair models.
+    fn train_pairs_epoch(
         &mut self,
         mut model: Model,
         optimizer: &mut burn::optim::ModuleOptimizer,
@@ -283,7 +295,10 @@ impl Trainer<'_> {
         let mut done = 0; // positives trained so far
         for b in 0..batches {
             let batch = epoch.batch(b);
-            let loss = model.loss(&batch, cfg.loss);
+            let ModelKind::Pairs(pairs) = model.kind() else {
+                unreachable!("chosen by the caller")
+            };
+            let loss = pairs.loss(&batch, cfg.loss);
             // Accumulated on the device; read back only when shown.
             loss_sum = loss_sum + loss.clone().detach().mul_scalar(batch.positives as f64);
             done += batch.positives;
@@ -308,6 +323,58 @@ impl Trainer<'_> {
                 train_secs,
             },
         ))
+    }
+
+    /// One pass over the training users in shuffled batches of `batch_size` rows, for row
+    /// models. Each batch's rows are made dense on the host and uploaded: the user × item
+    /// matrix is never built whole.
+    fn train_rows_epoch(
+        &mut self,
+        mut model: Model,
+        optimizer: &mut burn::optim::ModuleOptimizer,
+        rng: &mut SmallRng,
+        learning_rate: f64,
+        steps: &mut usize,
+        label: &str,
+    ) -> (Model, EpochStats) {
+        let cfg = &self.config.train;
+        let started = Instant::now();
+        let mut users = self.data.training_users();
+        users.shuffle(rng);
+        let num_items = self.data.num_items();
+        let batches = users.len().div_ceil(cfg.batch_size.max(1));
+        let bar = self.progress_bar(batches as u64, label);
+        let mut loss_sum = Tensor::<1>::zeros([1], &self.device);
+        for (b, chunk) in users.chunks(cfg.batch_size.max(1)).enumerate() {
+            let batch = UserRows {
+                rows: user_rows(&self.data.train, chunk, num_items, &self.device),
+                step: *steps,
+            };
+            let ModelKind::Rows(rows) = model.kind() else {
+                unreachable!("chosen by the caller")
+            };
+            let loss = rows.row_loss(&batch);
+            loss_sum = loss_sum + loss.clone().detach().mul_scalar(chunk.len() as f64);
+            model = optimizer_step(model, loss, optimizer, self.sync.as_mut(), learning_rate);
+            *steps += 1;
+            bar.inc(1);
+            if b % 10 == 9 && !bar.is_hidden() {
+                let done = (b + 1) * cfg.batch_size;
+                let mean = loss_sum.clone().into_scalar::<f32>() / done as f32;
+                bar.set_message(format!("loss {mean:.4}"));
+            }
+        }
+        bar.finish_and_clear();
+        let loss = loss_sum.into_scalar::<f32>() / users.len().max(1) as f32;
+        let train_secs = started.elapsed().as_secs_f64();
+        (
+            model,
+            EpochStats {
+                loss,
+                samples_per_sec: users.len() as f64 / train_secs,
+                train_secs,
+            },
+        )
     }
 
     fn progress_bar(&self, len: u64, prefix: &str) -> ProgressBar {

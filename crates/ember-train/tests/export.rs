@@ -4,9 +4,13 @@
 use ember_data::{DataSource, SyntheticConfig};
 use ember_infer::{ExportedModel, Precision};
 use ember_metrics::Protocol;
-use ember_models::{GmfConfig, MfConfig, MlpConfig, ModelConfig, NeuMfConfig};
+use ember_models::{
+    GmfConfig, MfConfig, MlpConfig, ModelConfig, MultDaeConfig, MultVaeConfig, NeuMfConfig,
+};
 use ember_train::{
-    ModelScorer, RunConfig, RunOptions, Scorer, export::export_run, load_run, train,
+    ModelScorer, RunConfig, RunOptions, Scorer,
+    export::{ExportedScorer, check_export, export_run},
+    load_run, train,
 };
 
 fn run_for(dir: &std::path::Path, model: ModelConfig) -> std::path::PathBuf {
@@ -52,6 +56,16 @@ fn models() -> Vec<ModelConfig> {
             pretrain: false,
             alpha: 0.5,
         }),
+        ModelConfig::MultDae(MultDaeConfig {
+            hidden: vec![12, 6],
+            dropout: 0.5,
+        }),
+        ModelConfig::MultVae(MultVaeConfig {
+            hidden: vec![12, 6],
+            dropout: 0.5,
+            beta: 0.2,
+            anneal_steps: 10,
+        }),
     ]
 }
 
@@ -63,8 +77,8 @@ fn exported_scores_match_training_side() {
         let run = load_run(&run_dir, "flex").unwrap();
         let (users, items) = (run.data.num_users() as u32, run.data.num_items() as u32);
         let all_users: Vec<u32> = (0..users).collect();
-        let expected =
-            ModelScorer::new(&run.model, &burn::prelude::Device::flex()).score_all(&all_users);
+        let expected = ModelScorer::new(&run.model, &run.data, &burn::prelude::Device::flex())
+            .score_all(&all_users);
         for (precision, tolerance) in [
             (Precision::F32, 1e-5f32),
             (Precision::F16, 0.02),
@@ -86,6 +100,20 @@ fn exported_scores_match_training_side() {
                 "{} {precision:?}: worst relative difference {worst}",
                 model.name()
             );
+            // The export check evaluates both on the validation data: at f32 the rankings are
+            // the same up to float rounding, which can flip at most a near-tie (one user).
+            let check = check_export(&run_dir, &out).unwrap();
+            assert!(check.label.starts_with("validation"), "{}", check.label);
+            assert!(check.metrics.iter().any(|(name, _, _)| name == "HR@5"));
+            if precision == Precision::F32 {
+                for (name, trained, exported) in &check.metrics {
+                    assert!(
+                        (trained - exported).abs() <= 1.0 / users as f64,
+                        "{} {name}: run {trained} vs export {exported}",
+                        model.name()
+                    );
+                }
+            }
             // External ids round-trip: recommend() names items by the data's own ids.
             let user = run.data.user_ids.external(0);
             let top = exported.recommend(user, 3, &[]).unwrap();
@@ -95,6 +123,22 @@ fn exported_scores_match_training_side() {
                 top.iter()
                     .all(|s| run.data.item_ids.internal(s.id).is_some())
             );
+            // History-based models also serve a user given as a list of items (fold-in): the
+            // user's own training items give the user's own recommendations.
+            let history: Vec<i64> = run.data.train[0]
+                .iter()
+                .map(|&i| run.data.item_ids.external(i))
+                .collect();
+            match exported.recommend_history(&history, 3, &[]) {
+                Ok(from_history) => {
+                    assert!(matches!(
+                        model,
+                        ModelConfig::MultDae(_) | ModelConfig::MultVae(_)
+                    ));
+                    assert_eq!(from_history, top);
+                }
+                Err(e) => assert!(e.to_string().contains("by id"), "{e}"),
+            }
         }
     }
 }
@@ -175,27 +219,6 @@ fn python_reads_the_format() {
     }
 }
 
-/// ember-infer's model as a [`Scorer`], to evaluate an exported model with the training side's
-/// protocols.
-struct Exported<'a>(&'a ExportedModel);
-
-impl Scorer for Exported<'_> {
-    fn score_pairs(&self, users: &[u32], items: &[u32]) -> Vec<f32> {
-        users
-            .iter()
-            .zip(items)
-            .map(|(&u, &i)| self.0.score_internal(u, i))
-            .collect()
-    }
-    fn score_all(&self, users: &[u32]) -> Vec<f32> {
-        let n = self.0.manifest().item_ids.len() as u32;
-        users
-            .iter()
-            .flat_map(|&u| (0..n).map(move |i| self.0.score_internal(u, i)))
-            .collect()
-    }
-}
-
 /// On the real NCF ML-100K split, int8 export keeps HR@10 within 0.005 of f32 at under a third
 /// of the size (16-wide rows: 16 bytes of int8 plus a 4-byte scale, against 64 bytes of f32) (skipped when ../shared/datasets is absent).
 #[test]
@@ -223,17 +246,27 @@ fn int8_export_on_ncf_ml100k_keeps_hit_rate() {
         ember_train::EvaluationPlan::new(&run.data, &config.eval.protocol, config.seed).unwrap();
     let mut hit_rate = Vec::new();
     let mut size = Vec::new();
-    for precision in [Precision::F32, Precision::Int8] {
+    for precision in [Precision::F32, Precision::F16, Precision::Int8] {
         let out = dir.path().join(format!("{precision:?}"));
         export_run(&run_dir, &out, precision).unwrap();
-        size.push(
-            std::fs::metadata(out.join("model.safetensors"))
-                .unwrap()
-                .len() as f64,
-        );
+        let check = check_export(&run_dir, &out).unwrap();
+        size.push(check.bytes as f64);
+        // Validation metric change per precision, as `ember export` prints it.
+        for (name, trained, exported) in &check.metrics {
+            eprintln!(
+                "{precision:?} {} bytes, {}: {name} {trained:.4} -> {exported:.4}",
+                check.bytes, check.label
+            );
+            if name == "HR@10" {
+                assert!(
+                    (trained - exported).abs() <= 0.005,
+                    "{precision:?} validation HR@10 {trained} vs {exported}"
+                );
+            }
+        }
         let model = ExportedModel::load(&out).unwrap();
         let report = plan.evaluate(
-            &Exported(&model),
+            &ExportedScorer(&model),
             &run.data,
             ember_train::HeldOut::Test,
             &[10],
@@ -242,19 +275,19 @@ fn int8_export_on_ncf_ml100k_keeps_hit_rate() {
         hit_rate.push(report.get("HR@10").unwrap());
     }
     eprintln!(
-        "HR@10 f32 {:.4} int8 {:.4}; bytes f32 {} int8 {}",
-        hit_rate[0], hit_rate[1], size[0], size[1]
+        "test HR@10 f32 {:.4} f16 {:.4} int8 {:.4}; bytes f32 {} f16 {} int8 {}",
+        hit_rate[0], hit_rate[1], hit_rate[2], size[0], size[1], size[2]
     );
     assert!(
-        (hit_rate[0] - hit_rate[1]).abs() <= 0.005,
+        (hit_rate[0] - hit_rate[2]).abs() <= 0.005,
         "HR@10 f32 {} vs int8 {}",
         hit_rate[0],
-        hit_rate[1]
+        hit_rate[2]
     );
     assert!(
-        size[1] < 0.33 * size[0],
+        size[2] < 0.33 * size[0],
         "int8 {} bytes vs f32 {}",
-        size[1],
+        size[2],
         size[0]
     );
 }

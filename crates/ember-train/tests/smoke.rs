@@ -1,8 +1,11 @@
 //! Every model trains a few epochs on tiny synthetic data on the CPU and must beat popularity.
 
+use ember_data::Split;
 use ember_data::{DataSource, SyntheticConfig};
 use ember_metrics::Protocol;
-use ember_models::{GmfConfig, Loss, MfConfig, MlpConfig, ModelConfig, NeuMfConfig};
+use ember_models::{
+    GmfConfig, Loss, MfConfig, MlpConfig, ModelConfig, MultDaeConfig, MultVaeConfig, NeuMfConfig,
+};
 use ember_train::{RunConfig, RunOptions, files, train};
 
 /// Small data in which personal taste, not popularity, explains most choices.
@@ -140,4 +143,56 @@ fn same_seed_same_result() {
     let b = train(&config, "flex", RunOptions { progress: false }).unwrap();
     assert_ne!(a.run_dir, b.run_dir, "a second run gets its own directory");
     assert_eq!(a.test, b.test);
+}
+
+/// The autoencoders under the held-out-users protocol: trained on the training users only,
+/// scored on users they never saw from those users' fold-in items.
+fn autoencoder_beats_popularity(model: ModelConfig) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = tiny_config(dir.path(), model);
+    config.split = Split::HeldOutUsers {
+        valid_users: 40,
+        test_users: 60,
+        fold_in: 0.8,
+        seed: 1,
+    };
+    config.train.batch_size = 25;
+    config.train.epochs = 30;
+    config.train.patience = 30;
+    config.train.learning_rate = 3e-3;
+    config.train.refit = false;
+    config.eval.ks = vec![10, 20];
+    config.eval.monitor = "NDCG@20".into();
+    let summary = train(&config, "flex", RunOptions { progress: false }).unwrap();
+    let ndcg = summary.test.get("NDCG@20").unwrap();
+    let popularity = summary.popularity.get("NDCG@20").unwrap();
+    assert!(
+        summary.test.users >= 50,
+        "{} test users scored",
+        summary.test.users
+    );
+    assert!(
+        ndcg > popularity * 1.2,
+        "{}: NDCG@20 {ndcg:.4} does not beat popularity {popularity:.4}",
+        summary.model
+    );
+    assert!(summary.test.get("Recall(min(k,n))@20").is_some());
+}
+
+#[test]
+fn mult_dae_beats_popularity_on_held_out_users() {
+    autoencoder_beats_popularity(ModelConfig::MultDae(MultDaeConfig {
+        hidden: vec![64, 16],
+        dropout: 0.5,
+    }));
+}
+
+#[test]
+fn mult_vae_beats_popularity_on_held_out_users() {
+    autoencoder_beats_popularity(ModelConfig::MultVae(MultVaeConfig {
+        hidden: vec![64, 16],
+        dropout: 0.5,
+        beta: 0.2,
+        anneal_steps: 200,
+    }));
 }

@@ -1,0 +1,275 @@
+//! Autoencoders over a user's interaction row, with a multinomial likelihood (Liang et al.,
+//! "Variational Autoencoders for Collaborative Filtering", WWW 2018): Mult-DAE and Mult-VAE.
+//!
+//! Both read a user's row `x_u` (1 for each item they interacted with), L2-normalise it, apply
+//! dropout to the input (the denoising), encode it with tanh layers, decode it back to one logit
+//! per item, and are trained on the multinomial log-likelihood `Σ_i x_ui log softmax(f(x_u))_i`.
+//! - Mult-DAE: a plain encoder `I → 600 → 200` and decoder `200 → 600 → I` (default sizes).
+//! - Mult-VAE: the encoder's last layer gives a mean and a log-variance of a Gaussian code; in
+//!   training the code is sampled (reparameterised), at evaluation the mean is used, and the loss
+//!   adds `β · KL(q(z|x) ‖ N(0, I))` with β annealed linearly from 0 to `beta` over
+//!   `anneal_steps` optimiser steps (the paper's cap 0.2 and 200,000 steps by default).
+//!
+//! They take no user ids: a user unseen in training is scored from their row ("fold-in"), which
+//! is what the held-out-users protocol measures.
+
+use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use burn::tensor::activation::log_softmax;
+use serde::{Deserialize, Serialize};
+
+use crate::RowModel;
+use crate::layers::dense;
+
+fn default_hidden() -> Vec<usize> {
+    vec![600, 200]
+}
+fn default_dropout() -> f64 {
+    0.5
+}
+fn default_beta() -> f64 {
+    0.2
+}
+fn default_anneal_steps() -> usize {
+    200_000
+}
+
+/// Mult-DAE hyper-parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultDaeConfig {
+    /// Encoder sizes after the item layer, the last being the code: `[600, 200]` builds
+    /// `I → 600 → 200 → 600 → I`.
+    #[serde(default = "default_hidden")]
+    pub hidden: Vec<usize>,
+    /// Dropout probability on the normalised input.
+    #[serde(default = "default_dropout")]
+    pub dropout: f64,
+}
+
+/// Mult-VAE hyper-parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultVaeConfig {
+    /// Encoder sizes after the item layer, the last being the code's dimension.
+    #[serde(default = "default_hidden")]
+    pub hidden: Vec<usize>,
+    /// Dropout probability on the normalised input.
+    #[serde(default = "default_dropout")]
+    pub dropout: f64,
+    /// The KL weight β reached at the end of annealing (and kept after).
+    #[serde(default = "default_beta")]
+    pub beta: f64,
+    /// Optimiser steps over which β grows linearly from 0 to `beta`.
+    #[serde(default = "default_anneal_steps")]
+    pub anneal_steps: usize,
+}
+
+/// A batch of users as rows of the user × item matrix, made dense for this batch only.
+#[derive(Debug, Clone)]
+pub struct UserRows {
+    /// `[batch, num_items]`: 1 where the user interacted with the item.
+    pub rows: Tensor<2>,
+    /// Optimiser steps taken before this batch (for annealing).
+    pub step: usize,
+}
+
+/// Linear layers with Xavier-uniform weights, as the paper's code initialises them.
+fn layers(sizes: &[usize], device: &Device) -> Vec<Linear> {
+    sizes
+        .windows(2)
+        .map(|w| {
+            LinearConfig::new(w[0], w[1])
+                .with_initializer(Initializer::XavierUniform { gain: 1.0 })
+                .init(device)
+        })
+        .collect()
+}
+
+/// Applies `layers` with tanh between them (not after the last).
+///
+/// # Shapes
+/// - x: `[batch, layers[0].in]`
+/// - output: `[batch, layers.last().out]`
+fn tanh_stack(layers: &[Linear], mut x: Tensor<2>) -> Tensor<2> {
+    for (k, layer) in layers.iter().enumerate() {
+        x = dense(layer, x);
+        if k + 1 < layers.len() {
+            x = x.tanh();
+        }
+    }
+    x
+}
+
+/// The input as the paper feeds it: each row divided by its L2 norm, then dropout.
+///
+/// # Shapes
+/// - rows: `[batch, num_items]`
+/// - output: `[batch, num_items]`
+fn normalised_input(rows: Tensor<2>, dropout: &Dropout) -> Tensor<2> {
+    let norm = rows
+        .clone()
+        .powi_scalar(2)
+        .sum_dim(1)
+        .sqrt()
+        .clamp_min(1e-12);
+    dropout.forward(rows / norm)
+}
+
+/// The multinomial negative log-likelihood per user, averaged over the batch.
+///
+/// # Shapes
+/// - logits, rows: `[batch, num_items]`
+/// - output: `[1]`
+fn multinomial_nll(logits: Tensor<2>, rows: Tensor<2>) -> Tensor<1> {
+    -(log_softmax(logits, 1) * rows)
+        .sum_dim(1)
+        .mean()
+        .reshape([1])
+}
+
+fn check_sizes(num_items: usize, hidden: &[usize]) -> Vec<usize> {
+    assert!(
+        num_items > 0 && !hidden.is_empty() && !hidden.contains(&0),
+        "validated by ModelConfig::validate"
+    );
+    std::iter::once(num_items)
+        .chain(hidden.iter().copied())
+        .collect()
+}
+
+/// Mult-DAE.
+#[derive(Module, Debug)]
+pub struct MultDae {
+    pub(crate) encoder: Vec<Linear>,
+    pub(crate) decoder: Vec<Linear>,
+    dropout: Dropout,
+}
+
+impl MultDaeConfig {
+    /// Builds the model for a catalogue of `num_items`.
+    pub fn init(&self, num_items: usize, device: &Device) -> MultDae {
+        let sizes = check_sizes(num_items, &self.hidden);
+        let reversed: Vec<usize> = sizes.iter().rev().copied().collect();
+        MultDae {
+            encoder: layers(&sizes, device),
+            decoder: layers(&reversed, device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+        }
+    }
+}
+
+impl MultDae {
+    /// One logit per item (dropout only on an autodiff device, i.e. in training).
+    ///
+    /// # Shapes
+    /// - rows: `[batch, num_items]`
+    /// - output: `[batch, num_items]`
+    pub fn forward(&self, rows: Tensor<2>) -> Tensor<2> {
+        let x = normalised_input(rows, &self.dropout);
+        // tanh between every layer, also between encoder and decoder.
+        let code = tanh_stack(&self.encoder, x).tanh();
+        tanh_stack(&self.decoder, code)
+    }
+}
+
+impl RowModel for MultDae {
+    fn score_rows(&self, rows: Tensor<2>) -> Tensor<2> {
+        self.forward(rows)
+    }
+
+    fn row_loss(&self, batch: &UserRows) -> Tensor<1> {
+        multinomial_nll(self.forward(batch.rows.clone()), batch.rows.clone())
+    }
+
+    fn num_items(&self) -> usize {
+        self.encoder[0].weight.dims()[0]
+    }
+}
+
+/// Mult-VAE.
+#[derive(Module, Debug)]
+pub struct MultVae {
+    /// The last layer outputs `2 × code`: means, then log-variances.
+    pub(crate) encoder: Vec<Linear>,
+    pub(crate) decoder: Vec<Linear>,
+    dropout: Dropout,
+    beta: f64,
+    anneal_steps: usize,
+}
+
+impl MultVaeConfig {
+    /// Builds the model for a catalogue of `num_items`.
+    pub fn init(&self, num_items: usize, device: &Device) -> MultVae {
+        let sizes = check_sizes(num_items, &self.hidden);
+        let reversed: Vec<usize> = sizes.iter().rev().copied().collect();
+        let mut encoder_sizes = sizes.clone();
+        *encoder_sizes.last_mut().expect("non-empty") *= 2;
+        MultVae {
+            encoder: layers(&encoder_sizes, device),
+            decoder: layers(&reversed, device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            beta: self.beta,
+            anneal_steps: self.anneal_steps,
+        }
+    }
+}
+
+impl MultVae {
+    /// The code's mean and log-variance.
+    ///
+    /// # Shapes
+    /// - rows: `[batch, num_items]`
+    /// - output: (`[batch, code]`, `[batch, code]`)
+    pub fn encode(&self, rows: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let h = tanh_stack(&self.encoder, normalised_input(rows, &self.dropout));
+        let code = h.dims()[1] / 2;
+        let mean = h.clone().narrow(1, 0, code);
+        let log_var = h.narrow(1, code, code);
+        (mean, log_var)
+    }
+
+    /// Logits from a code.
+    ///
+    /// # Shapes
+    /// - code: `[batch, code]`
+    /// - output: `[batch, num_items]`
+    pub fn decode(&self, code: Tensor<2>) -> Tensor<2> {
+        tanh_stack(&self.decoder, code)
+    }
+
+    /// The KL weight after `step` optimiser steps.
+    pub fn beta_at(&self, step: usize) -> f64 {
+        if self.anneal_steps == 0 {
+            return self.beta;
+        }
+        (step as f64 / self.anneal_steps as f64).min(self.beta)
+    }
+}
+
+impl RowModel for MultVae {
+    /// Scores from the code's mean (no sampling).
+    fn score_rows(&self, rows: Tensor<2>) -> Tensor<2> {
+        self.decode(self.encode(rows).0)
+    }
+
+    fn row_loss(&self, batch: &UserRows) -> Tensor<1> {
+        let (mean, log_var) = self.encode(batch.rows.clone());
+        let std = log_var.clone().mul_scalar(0.5).exp();
+        let noise = mean.random_like(Distribution::Normal(0.0, 1.0));
+        let code = mean.clone() + std * noise;
+        let nll = multinomial_nll(self.decode(code), batch.rows.clone());
+        // KL(N(μ, σ²) ‖ N(0, 1)) = ½ Σ (σ² + μ² − 1 − log σ²), per user, averaged.
+        let kl = (log_var.clone().exp() + mean.powi_scalar(2) - log_var - 1.0)
+            .sum_dim(1)
+            .mean()
+            .mul_scalar(0.5)
+            .reshape([1]);
+        nll + kl.mul_scalar(self.beta_at(batch.step))
+    }
+
+    fn num_items(&self) -> usize {
+        self.encoder[0].weight.dims()[0]
+    }
+}
