@@ -62,13 +62,22 @@ pub enum ModelSpec {
         /// Encoder sizes after the item layer, the last being the code's dimension.
         hidden: Vec<usize>,
     },
+    /// CDAE: `σ(Wᵀ y_u + V_u + b)` decoded to one logit per item; a user given only by a history
+    /// gets a zero user vector.
+    Cdae {
+        /// Code size.
+        hidden: usize,
+    },
 }
 
 impl ModelSpec {
     /// Whether the model reads a user as their item history (the autoencoders), which the
     /// export then stores (see [`HISTORY_OFFSETS`]).
     pub fn reads_histories(&self) -> bool {
-        matches!(self, ModelSpec::MultDae { .. } | ModelSpec::MultVae { .. })
+        matches!(
+            self,
+            ModelSpec::MultDae { .. } | ModelSpec::MultVae { .. } | ModelSpec::Cdae { .. }
+        )
     }
 }
 
@@ -181,6 +190,16 @@ pub fn expected_tensors(
                     push(&format!("{part}.{k}.bias"), vec![w[1]]);
                 }
             }
+        }
+        ModelSpec::Cdae { hidden } => {
+            if items == 0 || *hidden == 0 {
+                return None;
+            }
+            push("encoder.weight", vec![items, *hidden]);
+            push("encoder.bias", vec![*hidden]);
+            push("users.weight", vec![users, *hidden]);
+            push("decoder.weight", vec![*hidden, items]);
+            push("decoder.bias", vec![items]);
         }
     }
     Some(out)

@@ -166,13 +166,24 @@ enum Weights {
     Autoencoder(Autoencoder),
 }
 
-/// An autoencoder over item histories (Mult-DAE / Mult-VAE), as the training side computes it
-/// at evaluation: L2-normalised input row, tanh between layers, the code's mean for Mult-VAE.
+/// Which autoencoder, with what sets them apart.
+#[derive(Debug, Clone)]
+enum Flavour {
+    /// Mult-DAE: L2-normalised input, tanh layers, tanh on the code.
+    Dae,
+    /// Mult-VAE: as Mult-DAE, the code being the mean half of the encoder's output.
+    Vae,
+    /// CDAE: raw 0/1 input, `σ(…+ V_u)` code with the user's vector, one layer each way.
+    Cdae { users: Matrix },
+}
+
+/// An autoencoder over item histories (Mult-DAE, Mult-VAE, CDAE), computed as the training side
+/// does at evaluation (no dropout; the code's mean for Mult-VAE).
 #[derive(Debug, Clone)]
 struct Autoencoder {
     encoder: Vec<Dense>,
     decoder: Vec<Dense>,
-    variational: bool,
+    flavour: Flavour,
     /// User `u`'s items are `history[offsets[u]..offsets[u + 1]]` (sorted, distinct).
     offsets: Vec<usize>,
     history: Vec<u32>,
@@ -183,36 +194,51 @@ impl Autoencoder {
         &self.history[self.offsets[u]..self.offsets[u + 1]]
     }
 
-    /// Logits of every item for the history `items` (distinct internal ids), into `out`.
-    fn scores(&self, items: &[u32], out: &mut Vec<f32>) {
+    /// Logits of every item for the history `items` (distinct internal ids) of internal user
+    /// `user` (`None`: a user the model was not trained on), into `out`.
+    fn scores(&self, items: &[u32], user: Option<usize>, out: &mut Vec<f32>) {
         let first = &self.encoder[0];
-        // The first layer reads a row with `1/√n` at each of the n items: a sum of n weight rows.
+        // The first layer reads a row with one value at each of the n items: a sum of n rows.
+        let value = match self.flavour {
+            Flavour::Cdae { .. } => 1.0,
+            _ => 1.0 / (items.len().max(1) as f32).sqrt(), // the L2-normalised row
+        };
         let mut h = first.bias.clone();
-        let value = 1.0 / (items.len().max(1) as f32).sqrt();
         for &i in items {
             for (o, w) in h.iter_mut().zip(first.weight.row(i as usize)) {
                 *o += value * w;
             }
         }
+        let tanh = |h: &mut Vec<f32>| h.iter_mut().for_each(|v| *v = v.tanh());
         let mut next = Vec::new();
         for layer in &self.encoder[1..] {
-            h.iter_mut().for_each(|v| *v = v.tanh());
+            tanh(&mut h);
             layer.apply(&h, &mut next);
             std::mem::swap(&mut h, &mut next);
         }
-        if self.variational {
-            h.truncate(h.len() / 2); // the mean; the log-variance is not used for scoring
-        } else {
-            h.iter_mut().for_each(|v| *v = v.tanh());
+        match &self.flavour {
+            Flavour::Dae => tanh(&mut h),
+            Flavour::Vae => h.truncate(h.len() / 2), // the mean; the log-variance is unused
+            Flavour::Cdae { users } => {
+                if let Some(u) = user {
+                    h.iter_mut().zip(users.row(u)).for_each(|(v, p)| *v += p);
+                }
+                h.iter_mut().for_each(|v| *v = 1.0 / (1.0 + (-*v).exp()));
+            }
         }
         for (k, layer) in self.decoder.iter().enumerate() {
             if k > 0 {
-                h.iter_mut().for_each(|v| *v = v.tanh());
+                tanh(&mut h);
             }
             layer.apply(&h, &mut next);
             std::mem::swap(&mut h, &mut next);
         }
         *out = h;
+    }
+
+    /// [`Self::scores`] of a user of the training data, from their stored history.
+    fn user_scores(&self, u: usize, out: &mut Vec<f32>) {
+        self.scores(self.user_history(u), Some(u), out)
     }
 }
 
@@ -534,17 +560,38 @@ impl ExportedModel {
                     b: take("output.bias").data[0],
                 }
             }
-            ModelSpec::MultDae { hidden } | ModelSpec::MultVae { hidden } => {
+            ModelSpec::MultDae { .. } | ModelSpec::MultVae { .. } | ModelSpec::Cdae { .. } => {
                 let (offsets, history) = read_histories(
                     weights,
                     weights_path,
                     manifest.user_ids.len(),
                     manifest.item_ids.len(),
                 )?;
+                let (encoder, decoder, flavour) = match &manifest.model {
+                    ModelSpec::Cdae { .. } => {
+                        let mut layer = |name: &str| Dense {
+                            weight: take(&format!("{name}.weight")),
+                            bias: take(&format!("{name}.bias")).data,
+                        };
+                        let (encoder, decoder) = (layer("encoder"), layer("decoder"));
+                        let users = take("users.weight");
+                        (vec![encoder], vec![decoder], Flavour::Cdae { users })
+                    }
+                    ModelSpec::MultDae { hidden } | ModelSpec::MultVae { hidden } => (
+                        named_layers("encoder", hidden.len(), &mut take),
+                        named_layers("decoder", hidden.len(), &mut take),
+                        if matches!(manifest.model, ModelSpec::MultVae { .. }) {
+                            Flavour::Vae
+                        } else {
+                            Flavour::Dae
+                        },
+                    ),
+                    _ => unreachable!("matched above"),
+                };
                 Weights::Autoencoder(Autoencoder {
-                    encoder: named_layers("encoder", hidden.len(), &mut take),
-                    decoder: named_layers("decoder", hidden.len(), &mut take),
-                    variational: matches!(manifest.model, ModelSpec::MultVae { .. }),
+                    encoder,
+                    decoder,
+                    flavour,
                     offsets,
                     history,
                 })
@@ -631,7 +678,7 @@ impl ExportedModel {
             Weights::Autoencoder(ae) => {
                 // One item costs a whole decode: callers scoring many items of one user go
                 // through `user_scores` (or `score`, which reuses a user's decode).
-                ae.scores(ae.user_history(u), h);
+                ae.user_scores(u, h);
                 h[i]
             }
         }
@@ -681,7 +728,7 @@ impl ExportedModel {
             }
             Weights::Autoencoder(ae) => {
                 for (&u, scores) in users.iter().zip(out.iter_mut()) {
-                    ae.scores(ae.user_history(u), scores);
+                    ae.user_scores(u, scores);
                 }
             }
             _ => {
@@ -714,7 +761,7 @@ impl ExportedModel {
                     let (u, i) = (self.user_index(u)?, self.item_index(i)?);
                     if last.as_ref().is_none_or(|(lu, _)| *lu != u) {
                         let mut scores = Vec::new();
-                        ae.scores(ae.user_history(u as usize), &mut scores);
+                        ae.user_scores(u as usize, &mut scores);
                         last = Some((u, scores));
                     }
                     Ok(last.as_ref().expect("set above").1[i as usize])
@@ -770,9 +817,9 @@ impl ExportedModel {
     }
 
     /// The `k` best items for a user given by their item history (external ids; unknown ones
-    /// are ignored), leaving out `exclude`: how a history-based model (Mult-DAE, Mult-VAE)
-    /// serves a user it was not trained on. Id-based models answer
-    /// [`InferError::Unsupported`].
+    /// are ignored), leaving out `exclude`: how a history-based model (Mult-DAE, Mult-VAE,
+    /// CDAE) serves a user it was not trained on; CDAE gives such a user a zero user vector.
+    /// Id-based models answer [`InferError::Unsupported`].
     pub fn recommend_history(
         &self,
         history: &[i64],
@@ -792,7 +839,7 @@ impl ExportedModel {
         items.sort_unstable();
         items.dedup();
         let mut scores = Vec::new();
-        ae.scores(&items, &mut scores);
+        ae.scores(&items, None, &mut scores);
         for i in exclude.iter().filter_map(|i| self.items.get(i)) {
             scores[*i as usize] = f32::NAN;
         }

@@ -1,7 +1,9 @@
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::{GmfConfig, MfConfig, MlpConfig, Model, MultDaeConfig, MultVaeConfig, NeuMfConfig};
+use crate::{
+    CdaeConfig, GmfConfig, MfConfig, MlpConfig, Model, MultDaeConfig, MultVaeConfig, NeuMfConfig,
+};
 
 /// Invalid model hyper-parameters.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -48,6 +50,8 @@ pub enum ModelConfig {
     MultDae(MultDaeConfig),
     /// Mult-VAE (Liang et al. 2018).
     MultVae(MultVaeConfig),
+    /// CDAE (Wu et al. 2016).
+    Cdae(CdaeConfig),
 }
 
 impl Default for ModelConfig {
@@ -79,6 +83,7 @@ impl ModelConfig {
             ModelConfig::NeuMf(_) => "neumf",
             ModelConfig::MultDae(_) => "mult_dae",
             ModelConfig::MultVae(_) => "mult_vae",
+            ModelConfig::Cdae(_) => "cdae",
         }
     }
 
@@ -89,7 +94,7 @@ impl ModelConfig {
             ModelConfig::Gmf(c) => Some(c.init_std),
             ModelConfig::Mlp(c) => Some(c.init_std),
             ModelConfig::NeuMf(c) => Some(c.init_std),
-            ModelConfig::MultDae(_) | ModelConfig::MultVae(_) => None,
+            ModelConfig::MultDae(_) | ModelConfig::MultVae(_) | ModelConfig::Cdae(_) => None,
         };
         if let Some(init_std) = init_std
             && !(init_std > 0.0 && init_std.is_finite())
@@ -129,6 +134,7 @@ impl ModelConfig {
                     return Err(ModelError::BadBeta(c.beta));
                 }
             }
+            ModelConfig::Cdae(c) => check_autoencoder(&[c.hidden], c.dropout)?,
         }
         Ok(())
     }
@@ -142,6 +148,7 @@ impl ModelConfig {
             ModelConfig::NeuMf(c) => Model::NeuMf(c.init(num_users, num_items, device)),
             ModelConfig::MultDae(c) => Model::MultDae(c.init(num_items, device)),
             ModelConfig::MultVae(c) => Model::MultVae(c.init(num_items, device)),
+            ModelConfig::Cdae(c) => Model::Cdae(c.init(num_users, num_items, device)),
         }
     }
 }

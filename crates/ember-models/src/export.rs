@@ -6,7 +6,7 @@ use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 
 use crate::layers::Tower;
-use crate::{Gmf, Mf, Mlp, Model, MultDae, MultVae, NeuMf};
+use crate::{Cdae, Gmf, Mf, Mlp, Model, MultDae, MultVae, NeuMf};
 
 /// One named tensor: `(name, shape, row-major values)`.
 pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
@@ -96,6 +96,16 @@ impl Model {
                 for (k, layer) in decoder.iter().enumerate() {
                     push_linear(&mut out, &format!("decoder.{k}"), layer);
                 }
+            }
+            Model::Cdae(Cdae {
+                encoder,
+                users,
+                decoder,
+                ..
+            }) => {
+                push_linear(&mut out, "encoder", encoder);
+                push_embedding(&mut out, "users", users);
+                push_linear(&mut out, "decoder", decoder);
             }
         }
         out

@@ -9,6 +9,7 @@
 //!
 //! One file per model family.
 
+pub mod cdae;
 mod config;
 mod export;
 pub mod layers;
@@ -17,6 +18,7 @@ mod loss;
 pub mod multvae;
 pub mod ncf;
 
+pub use cdae::{Cdae, CdaeConfig};
 pub use config::{ModelConfig, ModelError};
 pub use export::NamedTensor;
 pub use lookup::{IdBatch, SegmentPlan};
@@ -66,12 +68,14 @@ pub trait Recommender {
 
 /// Models that read a user as their interaction row instead of a user id (the autoencoders).
 pub trait RowModel {
-    /// Scores (logits) of every item for each user row.
+    /// Scores (logits) of every item for each user row (`users` are the rows' user ids, read
+    /// only by models with [`Self::uses_user_ids`]).
     ///
     /// # Shapes
+    /// - users: `[batch]`
     /// - rows: `[batch, num_items]` (1 where the user interacted)
     /// - output: `[batch, num_items]`
-    fn score_rows(&self, rows: Tensor<2>) -> Tensor<2>;
+    fn score_rows(&self, users: Tensor<1, Int>, rows: Tensor<2>) -> Tensor<2>;
 
     /// The training loss of a batch of user rows (a scalar).
     ///
@@ -81,6 +85,13 @@ pub trait RowModel {
 
     /// Number of items the model scores.
     fn num_items(&self) -> usize;
+
+    /// Whether the model also learns a vector per user id (CDAE's user node). Such a model
+    /// trains on every user's row, the fold-in part of held-out users included, as id-based
+    /// models do; the others train on the training users only.
+    fn uses_user_ids(&self) -> bool {
+        false
+    }
 }
 
 /// How a model reads users: by id, or by interaction row.
@@ -106,6 +117,8 @@ pub enum Model {
     MultDae(MultDae),
     /// Variational autoencoder with a multinomial likelihood.
     MultVae(MultVae),
+    /// Collaborative denoising autoencoder (with a user node).
+    Cdae(Cdae),
 }
 
 impl Model {
@@ -118,6 +131,7 @@ impl Model {
             Model::NeuMf(m) => ModelKind::Pairs(m),
             Model::MultDae(m) => ModelKind::Rows(m),
             Model::MultVae(m) => ModelKind::Rows(m),
+            Model::Cdae(m) => ModelKind::Rows(m),
         }
     }
 

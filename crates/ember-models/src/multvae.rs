@@ -69,6 +69,8 @@ pub struct MultVaeConfig {
 /// A batch of users as rows of the user × item matrix, made dense for this batch only.
 #[derive(Debug, Clone)]
 pub struct UserRows {
+    /// `[batch]`: the rows' user ids.
+    pub users: Tensor<1, Int>,
     /// `[batch, num_items]`: 1 where the user interacted with the item.
     pub rows: Tensor<2>,
     /// Optimiser steps taken before this batch (for annealing).
@@ -175,7 +177,7 @@ impl MultDae {
 }
 
 impl RowModel for MultDae {
-    fn score_rows(&self, rows: Tensor<2>) -> Tensor<2> {
+    fn score_rows(&self, _users: Tensor<1, Int>, rows: Tensor<2>) -> Tensor<2> {
         self.forward(rows)
     }
 
@@ -250,7 +252,7 @@ impl MultVae {
 
 impl RowModel for MultVae {
     /// Scores from the code's mean (no sampling).
-    fn score_rows(&self, rows: Tensor<2>) -> Tensor<2> {
+    fn score_rows(&self, _users: Tensor<1, Int>, rows: Tensor<2>) -> Tensor<2> {
         self.decode(self.encode(rows).0)
     }
 

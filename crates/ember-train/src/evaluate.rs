@@ -122,9 +122,10 @@ impl Scorer for ModelScorer<'_> {
     fn score_all(&self, users: &[u32]) -> Vec<f32> {
         let scores = match self.model.kind() {
             ModelKind::Pairs(m) => m.score_all(self.ids(users)),
-            ModelKind::Rows(m) => {
-                m.score_rows(user_rows(self.rows, users, m.num_items(), &self.device))
-            }
+            ModelKind::Rows(m) => m.score_rows(
+                self.ids(users),
+                user_rows(self.rows, users, m.num_items(), &self.device),
+            ),
         };
         scores.try_into_vec_as::<f32>().expect("float scores")
     }

@@ -55,6 +55,7 @@ pub fn export_run(
         ModelConfig::MultVae(c) => ModelSpec::MultVae {
             hidden: c.hidden.clone(),
         },
+        ModelConfig::Cdae(c) => ModelSpec::Cdae { hidden: c.hidden },
     };
     let metrics_path = run_dir.join(files::METRICS);
     let metrics = std::fs::read_to_string(&metrics_path)

@@ -339,14 +339,26 @@ impl Trainer<'_> {
     ) -> (Model, EpochStats) {
         let cfg = &self.config.train;
         let started = Instant::now();
-        let mut users = self.data.training_users();
+        let ModelKind::Rows(row_model) = model.kind() else {
+            unreachable!("chosen by the caller")
+        };
+        let mut users: Vec<u32> = if row_model.uses_user_ids() {
+            // Id-based: every user with a row (held-out users' fold-in items included).
+            (0..self.data.num_users() as u32)
+                .filter(|&u| !self.data.train[u as usize].is_empty())
+                .collect()
+        } else {
+            self.data.training_users()
+        };
         users.shuffle(rng);
         let num_items = self.data.num_items();
         let batches = users.len().div_ceil(cfg.batch_size.max(1));
         let bar = self.progress_bar(batches as u64, label);
         let mut loss_sum = Tensor::<1>::zeros([1], &self.device);
         for (b, chunk) in users.chunks(cfg.batch_size.max(1)).enumerate() {
+            let ids: Vec<i32> = chunk.iter().map(|&u| u as i32).collect();
             let batch = UserRows {
+                users: Tensor::from_data(TensorData::new(ids, [chunk.len()]), &self.device),
                 rows: user_rows(&self.data.train, chunk, num_items, &self.device),
                 step: *steps,
             };

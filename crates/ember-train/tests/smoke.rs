@@ -4,7 +4,8 @@ use ember_data::Split;
 use ember_data::{DataSource, SyntheticConfig};
 use ember_metrics::Protocol;
 use ember_models::{
-    GmfConfig, Loss, MfConfig, MlpConfig, ModelConfig, MultDaeConfig, MultVaeConfig, NeuMfConfig,
+    CdaeConfig, GmfConfig, Loss, MfConfig, MlpConfig, ModelConfig, MultDaeConfig, MultVaeConfig,
+    NeuMfConfig,
 };
 use ember_train::{RunConfig, RunOptions, files, train};
 
@@ -194,5 +195,13 @@ fn mult_vae_beats_popularity_on_held_out_users() {
         dropout: 0.5,
         beta: 0.2,
         anneal_steps: 200,
+    }));
+}
+
+#[test]
+fn cdae_beats_popularity_on_held_out_users() {
+    autoencoder_beats_popularity(ModelConfig::Cdae(CdaeConfig {
+        hidden: 32,
+        dropout: 0.2,
     }));
 }
