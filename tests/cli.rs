@@ -359,6 +359,13 @@ fn serve_answers_and_shuts_down_gracefully() {
     assert_eq!(status, 400);
     assert!(body.contains("invalid JSON"), "{body}");
     assert_eq!(http(&addr, "GET", "/v1/recommend", "").0, 405);
+    // GMF scores users by id only: a history is refused, and so is a query with neither.
+    let (status, body) = http(&addr, "POST", "/v1/recommend", r#"{"history": [1, 2]}"#);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("by id"), "{body}");
+    let (status, body) = http(&addr, "POST", "/v1/recommend", r#"{"k": 3}"#);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("exactly one of"), "{body}");
     assert_eq!(http(&addr, "GET", "/nowhere", "").0, 404);
     let (status, body) = http(&addr, "GET", "/metrics", "");
     assert_eq!(status, 200);

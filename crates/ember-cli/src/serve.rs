@@ -1,6 +1,7 @@
 //! `ember serve`: an HTTP JSON API over an exported model.
 //!
-//! - `POST /v1/recommend` `{"user": 7, "k": 10, "exclude": [3, 5]}` → `{"items": [{"id", "score"}…]}`
+//! - `POST /v1/recommend` `{"user": 7, "k": 10, "exclude": [3, 5]}` → `{"items": [{"id", "score"}…]}`;
+//!   for the autoencoders also `{"history": [3, 5, 9], "k": 10}`: a user given by their items
 //! - `POST /v1/audience` `{"item": 42, "k": 100}` → `{"users": [{"id", "score"}…]}`
 //! - `GET /healthz` → model kind and sizes
 //! - `GET /metrics` → request counts by route and status, and latency, in Prometheus text format
@@ -30,7 +31,10 @@ const BUCKETS: [f64; 8] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0];
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RecommendQuery {
-    user: i64,
+    /// A known user, or …
+    user: Option<i64>,
+    /// … a user given by their items (history-based models).
+    history: Option<Vec<i64>>,
     #[serde(default = "ten")]
     k: usize,
     #[serde(default)]
@@ -141,6 +145,7 @@ fn check_k(k: usize) -> Result<(), Reply> {
 fn infer_error(e: InferError) -> Reply {
     match e {
         InferError::UnknownId { .. } => error(404, e.to_string()),
+        InferError::Unsupported(_) => error(400, e.to_string()),
         other => error(500, other.to_string()),
     }
 }
@@ -187,10 +192,24 @@ fn handle(
             let reply = (|| {
                 let q: RecommendQuery = parse(body)?;
                 check_k(q.k)?;
-                let items = model
-                    .recommend(q.user, q.k, &q.exclude)
-                    .map_err(infer_error)?;
-                Ok(ok(json!({ "user": q.user, "items": scored(items) })))
+                match (q.user, &q.history) {
+                    (Some(user), None) => {
+                        let items = model
+                            .recommend(user, q.k, &q.exclude)
+                            .map_err(infer_error)?;
+                        Ok(ok(json!({ "user": user, "items": scored(items) })))
+                    }
+                    (None, Some(history)) => {
+                        let items = model
+                            .recommend_history(history, q.k, &q.exclude)
+                            .map_err(infer_error)?;
+                        Ok(ok(json!({ "items": scored(items) })))
+                    }
+                    _ => Err(error(
+                        400,
+                        "give exactly one of `user` (a known user id) and `history` (item ids)",
+                    )),
+                }
             })();
             ("recommend", reply.unwrap_or_else(|e| e))
         }
