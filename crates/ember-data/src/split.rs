@@ -252,9 +252,14 @@ impl Split {
                         }
                     };
                     held_out[u] = true;
+                    // An item repeated in the history must not land on both sides.
+                    let mut seen = std::collections::HashSet::new();
+                    let items: Vec<u32> = items.into_iter().filter(|i| seen.insert(*i)).collect();
                     let n = items.len();
+                    // int((1 - fold_in) · n) as in the paper's code; the epsilon keeps
+                    // 0.19999… · 10 from rounding down to 1.
                     let n_held = if n >= MIN_HELD_OUT_USER_ITEMS {
-                        (((1.0 - fold_in) * n as f64) as usize).max(1)
+                        (((1.0 - fold_in) * n as f64 + 1e-9) as usize).max(1)
                     } else {
                         0
                     };
@@ -412,6 +417,29 @@ mod tests {
             for i in d.valid[u].iter().chain(&d.test[u]) {
                 assert!(!d.train[u].contains(i), "user {u} item {i} leaks");
             }
+        }
+        // 10 interactions hold out exactly 2 (not 1 by rounding 0.2 · 10 down).
+        let mut ten = Interactions::default();
+        for u in 0..4 {
+            for i in 0..10 {
+                ten.users.push(u);
+                ten.items.push(i);
+            }
+        }
+        let every_user_held_out = Split::HeldOutUsers {
+            valid_users: 1,
+            test_users: 2,
+            fold_in: 0.8,
+            seed: 0,
+        }
+        .apply(&ten, None)
+        .unwrap();
+        for u in 0..4 {
+            let scored = every_user_held_out.valid[u].len() + every_user_held_out.test[u].len();
+            assert!(
+                scored == 0 || scored == 2,
+                "user {u}: {scored} held out of 10"
+            );
         }
         // User-based models train on the training users' rows only.
         let training: Vec<u32> = (0..30u32).filter(|&u| !held[u as usize]).collect();

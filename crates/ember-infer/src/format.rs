@@ -169,7 +169,10 @@ pub fn expected_tensors(
             push("mlp_users.weight", vec![users, layers[0] / 2]);
             push("mlp_items.weight", vec![items, layers[0] / 2]);
             tower(&mut push, layers);
-            push("output.weight", vec![factors + layers.last()?, 1]);
+            push(
+                "output.weight",
+                vec![factors.checked_add(*layers.last()?)?, 1],
+            );
             push("output.bias", vec![1]);
         }
         ModelSpec::MultDae { hidden } | ModelSpec::MultVae { hidden } => {
@@ -181,7 +184,8 @@ pub fn expected_tensors(
                 .collect();
             let mut encoder = sizes.clone();
             if matches!(spec, ModelSpec::MultVae { .. }) {
-                *encoder.last_mut()? *= 2;
+                let code = encoder.last_mut()?;
+                *code = code.checked_mul(2)?;
             }
             let decoder: Vec<usize> = sizes.iter().rev().copied().collect();
             for (part, sizes) in [("encoder", &encoder), ("decoder", &decoder)] {

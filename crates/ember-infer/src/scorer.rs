@@ -444,7 +444,18 @@ fn read_histories(
         .map(|i| u32::try_from(i).ok().filter(|&i| (i as usize) < items))
         .collect::<Option<_>>()
         .ok_or_else(|| tensor_error(HISTORY_ITEMS, "an item id outside the catalogue"))?;
-    Ok((offsets.into_iter().map(|o| o as usize).collect(), history))
+    let offsets: Vec<usize> = offsets.into_iter().map(|o| o as usize).collect();
+    // The training side's input row has each item once: so must the stored history.
+    if offsets
+        .windows(2)
+        .any(|w| history[w[0]..w[1]].windows(2).any(|p| p[0] >= p[1]))
+    {
+        return Err(tensor_error(
+            HISTORY_ITEMS,
+            "each user's items must be sorted and distinct",
+        ));
+    }
+    Ok((offsets, history))
 }
 
 fn id_index(ids: &[i64], what: &str, path: &Path) -> Result<HashMap<i64, u32>, InferError> {
@@ -779,7 +790,9 @@ impl ExportedModel {
     }
 
     /// The `k` best items for `user`, leaving out `exclude` (external item ids; unknown ones
-    /// are ignored). Equal scores are ordered by external id.
+    /// are ignored). Equal scores are ordered by external id. Items the user already has are
+    /// only left out when listed in `exclude` (an autoencoder, which reconstructs its input,
+    /// ranks them high).
     pub fn recommend(
         &self,
         user: i64,
@@ -819,7 +832,8 @@ impl ExportedModel {
     /// The `k` best items for a user given by their item history (external ids; unknown ones
     /// are ignored), leaving out `exclude`: how a history-based model (Mult-DAE, Mult-VAE,
     /// CDAE) serves a user it was not trained on; CDAE gives such a user a zero user vector.
-    /// Id-based models answer [`InferError::Unsupported`].
+    /// Pass the history in `exclude` too to leave those items out. Id-based models answer
+    /// [`InferError::Unsupported`].
     pub fn recommend_history(
         &self,
         history: &[i64],
@@ -846,7 +860,8 @@ impl ExportedModel {
         Ok(top_k_of(&scores, &self.manifest.item_ids, k))
     }
 
-    /// The `k` users most likely to want `item` (campaign targeting).
+    /// The `k` users most likely to want `item` (campaign targeting). For an autoencoder this
+    /// decodes every user's row once.
     pub fn audience(&self, item: i64, k: usize) -> Result<Vec<Scored>, InferError> {
         let i = self.item_index(item)? as usize;
         let (mut h, mut scratch) = (Vec::new(), Vec::new());

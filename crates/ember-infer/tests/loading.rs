@@ -264,7 +264,7 @@ fn batched_top_k_matches_brute_force() {
     }
 }
 
-/// The fuzzer's seed models of the autoencoders (`fuzz/make_seeds.py`, written with Python's
+/// The fuzzer's seed models of the autoencoders (`scripts/fuzz_seed_autoencoders.py`, written with Python's
 /// safetensors package) load, and a user's stored history gives the same top-k as that history
 /// passed in (for CDAE, whose user vector a bare history lacks, only a top-k).
 #[test]

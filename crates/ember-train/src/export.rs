@@ -97,10 +97,24 @@ pub struct ExportedScorer<'a>(pub &'a ExportedModel);
 
 impl Scorer for ExportedScorer<'_> {
     fn score_pairs(&self, users: &[u32], items: &[u32]) -> Vec<f32> {
+        if !self.0.manifest().model.reads_histories() {
+            return users
+                .iter()
+                .zip(items)
+                .map(|(&u, &i)| self.0.score_internal(u, i))
+                .collect();
+        }
+        // An autoencoder decodes a user's whole row at once: one decode per distinct user.
+        let mut row: Option<(u32, Vec<f32>)> = None;
         users
             .iter()
             .zip(items)
-            .map(|(&u, &i)| self.0.score_internal(u, i))
+            .map(|(&u, &i)| {
+                if row.as_ref().is_none_or(|(ru, _)| *ru != u) {
+                    row = Some((u, self.0.item_scores_internal(u)));
+                }
+                row.as_ref().expect("set above").1[i as usize]
+            })
             .collect()
     }
 

@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = model.recommend(user, 3, &[item]);
         let _ = model.audience(item, 3);
         let _ = model.score(&[(user, item)]);
-        let _ = model.recommend_history(&[item, item + 1], 3, &[item]);
-        let _ = model.recommend_many(&[(user, &[item][..]), (user + 1, &[][..])], 2);
+        let _ = model.recommend_history(&[item, item.wrapping_add(1)], 3, &[item]);
+        let _ = model.recommend_many(&[(user, &[item][..]), (user.wrapping_add(1), &[][..])], 2);
     }
 });

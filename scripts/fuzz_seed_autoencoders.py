@@ -2,7 +2,7 @@
 a 4-byte little-endian manifest length, the manifest, then the safetensors bytes, as the `load`
 target reads them. Needs numpy and safetensors.
 
-    python3 make_seeds.py corpus/load
+    python3 scripts/fuzz_seed_autoencoders.py crates/ember-infer/fuzz/corpus/load
 """
 import json
 import struct
