@@ -24,6 +24,21 @@ pub struct Dataset {
     /// given at evaluation time, and user-based models (the autoencoders) do not train on
     /// them. `None` for splits where every user trains.
     pub held_out_users: Option<Vec<bool>>,
+    /// The ratings of `train`, `valid` and `test`, entry for entry, when the source has
+    /// ratings (explicit-feedback models train and are evaluated on these).
+    pub ratings: Option<SplitRatings>,
+}
+
+/// Ratings aligned with a [`Dataset`]'s item lists: `train[u][j]` is the rating of item
+/// `dataset.train[u][j]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitRatings {
+    /// Ratings of the training items.
+    pub train: Vec<Vec<f32>>,
+    /// Ratings of the validation items.
+    pub valid: Vec<Vec<f32>>,
+    /// Ratings of the test items.
+    pub test: Vec<Vec<f32>>,
 }
 
 /// Sizes of a data set, for `ember data stats` and the run log.
@@ -101,6 +116,11 @@ impl Dataset {
         let mut merged = self.clone();
         for (train, valid) in merged.train.iter_mut().zip(merged.valid.iter_mut()) {
             train.append(valid);
+        }
+        if let Some(ratings) = &mut merged.ratings {
+            for (train, valid) in ratings.train.iter_mut().zip(ratings.valid.iter_mut()) {
+                train.append(valid);
+            }
         }
         merged
     }

@@ -16,7 +16,7 @@ mod split;
 pub mod synthetic;
 mod text;
 
-pub use dataset::{Dataset, DatasetStats, sorted_sets};
+pub use dataset::{Dataset, DatasetStats, SplitRatings, sorted_sets};
 pub use error::{DataError, Result};
 pub use ids::IdMap;
 pub use interactions::Interactions;

@@ -5,7 +5,7 @@ use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use crate::{DataError, Dataset, IdMap, Interactions, Result};
+use crate::{DataError, Dataset, IdMap, Interactions, Result, SplitRatings};
 
 /// How interactions are split (the `[split]` table of a config).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -292,6 +292,33 @@ impl Split {
                 ));
             }
         }
+        // Each kept (user, item)'s rating (the latest, when repeated), looked up per split.
+        let ratings = data.ratings.as_ref().and_then(|values| {
+            let mut rating = std::collections::HashMap::new();
+            for i in data.chronological_order() {
+                let u = user_ids.internal(data.users[i]).expect("user in map");
+                let item = item_ids.internal(data.items[i]).expect("item in map");
+                rating.insert((u, item), values[i]);
+            }
+            let aligned = |split: &Vec<Vec<u32>>| -> Option<Vec<Vec<f32>>> {
+                split
+                    .iter()
+                    .enumerate()
+                    .map(|(u, items)| {
+                        items
+                            .iter()
+                            .map(|&i| rating.get(&(u as u32, i)).copied())
+                            .collect()
+                    })
+                    .collect()
+            };
+            // The fixed split's test items come from their own file, without ratings.
+            Some(SplitRatings {
+                train: aligned(&train)?,
+                valid: aligned(&valid)?,
+                test: aligned(&test)?,
+            })
+        });
         Ok(Dataset {
             user_ids,
             item_ids,
@@ -300,6 +327,7 @@ impl Split {
             test,
             test_negatives,
             held_out_users,
+            ratings,
         })
     }
 }

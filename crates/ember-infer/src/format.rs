@@ -68,9 +68,24 @@ pub enum ModelSpec {
         /// Code size.
         hidden: usize,
     },
+    /// AutoRec: `W σ(V r + μ) + b` reconstructs a row of the rating matrix (an item's ratings by
+    /// every user when `item_based`, else a user's ratings of every item); scores are
+    /// predicted ratings, clipped to the training range.
+    #[serde(rename = "autorec")]
+    AutoRec {
+        /// Hidden units.
+        hidden: usize,
+        /// Rows are items (I-AutoRec) rather than users (U-AutoRec).
+        item_based: bool,
+    },
 }
 
 impl ModelSpec {
+    /// Whether the model predicts ratings from stored training ratings (AutoRec).
+    pub fn reads_ratings(&self) -> bool {
+        matches!(self, ModelSpec::AutoRec { .. })
+    }
+
     /// Whether the model reads a user as their item history (the autoencoders), which the
     /// export then stores (see [`HISTORY_OFFSETS`]).
     pub fn reads_histories(&self) -> bool {
@@ -79,6 +94,25 @@ impl ModelSpec {
             ModelSpec::MultDae { .. } | ModelSpec::MultVae { .. } | ModelSpec::Cdae { .. }
         )
     }
+}
+
+/// For rating models (AutoRec): `[rows + 1]` I64 offsets into [`RATINGS_COLUMNS`] and
+/// [`RATINGS_VALUES`], rows being items for I-AutoRec and users for U-AutoRec.
+pub const RATINGS_OFFSETS: &str = "ratings.offsets";
+/// For rating models: each training rating's column (user for I-AutoRec), as I32.
+pub const RATINGS_COLUMNS: &str = "ratings.columns";
+/// For rating models: each training rating, as F32.
+pub const RATINGS_VALUES: &str = "ratings.values";
+
+/// What an export stores beside the weights, by model kind.
+#[derive(Debug, Clone, Copy)]
+pub enum ModelData<'a> {
+    /// Nothing (the id-based models).
+    None,
+    /// Each user's training items (internal ids): the history-based models.
+    Histories(&'a [Vec<u32>]),
+    /// The training rating matrix as rows of `(column, rating)` (AutoRec).
+    Ratings(&'a [Vec<(u32, f32)>]),
 }
 
 /// For history-based models: `[users + 1]` I64 offsets into [`HISTORY_ITEMS`]; user `u`'s
@@ -195,6 +229,16 @@ pub fn expected_tensors(
                 }
             }
         }
+        ModelSpec::AutoRec { hidden, item_based } => {
+            let width = if *item_based { users } else { items };
+            if width == 0 || *hidden == 0 {
+                return None;
+            }
+            push("encoder.weight", vec![width, *hidden]);
+            push("encoder.bias", vec![*hidden]);
+            push("decoder.weight", vec![*hidden, width]);
+            push("decoder.bias", vec![width]);
+        }
         ModelSpec::Cdae { hidden } => {
             if items == 0 || *hidden == 0 {
                 return None;
@@ -239,17 +283,18 @@ pub fn write_model(
     manifest: &Manifest,
     tensors: &[TensorF32],
 ) -> Result<(), InferError> {
-    write_model_with_histories(dir, manifest, tensors, None)
+    write_model_with(dir, manifest, tensors, ModelData::None)
 }
 
 /// [`write_model`] for any model kind: history-based models
-/// ([`ModelSpec::reads_histories`]) need each user's training items (internal ids), stored
-/// beside the weights so that `recommend(user)` works for the users of the training data.
-pub fn write_model_with_histories(
+/// ([`ModelSpec::reads_histories`]) need each user's training items (internal ids), and
+/// AutoRec its training ratings ([`ModelSpec::reads_ratings`]), stored beside the weights so
+/// that the users of the training data can be scored.
+pub fn write_model_with(
     dir: &Path,
     manifest: &Manifest,
     tensors: &[TensorF32],
-    histories: Option<&[Vec<u32>]>,
+    data: ModelData<'_>,
 ) -> Result<(), InferError> {
     let io = |path: &Path| {
         let path = path.to_owned();
@@ -284,6 +329,83 @@ pub fn write_model_with_histories(
         }
     }
     let mut stored: Vec<(String, Stored)> = Vec::new();
+    let histories = match data {
+        ModelData::Histories(h) => Some(h),
+        _ => None,
+    };
+    match (&manifest.model, data) {
+        (ModelSpec::AutoRec { item_based, .. }, ModelData::Ratings(rows)) => {
+            let (users, items) = (manifest.user_ids.len(), manifest.item_ids.len());
+            let (n_rows, width) = if *item_based {
+                (items, users)
+            } else {
+                (users, items)
+            };
+            if rows.len() != n_rows
+                || rows
+                    .iter()
+                    .flatten()
+                    .any(|&(c, v)| c as usize >= width || !v.is_finite())
+            {
+                return Err(InferError::Tensor {
+                    name: RATINGS_COLUMNS.into(),
+                    message: format!(
+                        "{} rating rows for {n_rows}, or a column outside {width}, or a non-finite rating",
+                        rows.len()
+                    ),
+                });
+            }
+            let mut offsets = vec![0i64];
+            let (mut columns, mut values) = (Vec::new(), Vec::new());
+            for row in rows {
+                let mut row = row.clone();
+                row.sort_by_key(|&(c, _)| c);
+                row.dedup_by_key(|&mut (c, _)| c);
+                columns.extend(row.iter().map(|&(c, _)| c as i32));
+                values.extend(row.iter().map(|&(_, v)| v));
+                offsets.push(columns.len() as i64);
+            }
+            for (name, dtype, shape, bytes) in [
+                (
+                    RATINGS_OFFSETS,
+                    Dtype::I64,
+                    offsets.len(),
+                    offsets
+                        .iter()
+                        .flat_map(|v| v.to_le_bytes())
+                        .collect::<Vec<u8>>(),
+                ),
+                (
+                    RATINGS_COLUMNS,
+                    Dtype::I32,
+                    columns.len(),
+                    columns.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                ),
+                (
+                    RATINGS_VALUES,
+                    Dtype::F32,
+                    values.len(),
+                    values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                ),
+            ] {
+                stored.push((
+                    name.into(),
+                    Stored {
+                        dtype,
+                        shape: vec![shape],
+                        bytes,
+                    },
+                ));
+            }
+        }
+        (ModelSpec::AutoRec { .. }, _) | (_, ModelData::Ratings(_)) => {
+            return Err(InferError::Tensor {
+                name: RATINGS_VALUES.into(),
+                message: "AutoRec, and only AutoRec, is exported with its training ratings".into(),
+            });
+        }
+        _ => {}
+    }
     match (manifest.model.reads_histories(), histories) {
         (false, None) => {}
         (true, Some(histories)) => {

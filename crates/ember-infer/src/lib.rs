@@ -20,8 +20,9 @@ mod quant;
 mod scorer;
 
 pub use format::{
-    FORMAT_VERSION, HISTORY_ITEMS, HISTORY_OFFSETS, Manifest, ModelSpec, Precision, TensorF32,
-    expected_tensors, write_model, write_model_with_histories,
+    FORMAT_VERSION, HISTORY_ITEMS, HISTORY_OFFSETS, Manifest, ModelData, ModelSpec, Precision,
+    RATINGS_COLUMNS, RATINGS_OFFSETS, RATINGS_VALUES, TensorF32, expected_tensors, write_model,
+    write_model_with,
 };
 pub use quant::{f16_to_f32, f32_to_f16};
 pub use scorer::{ExportedModel, Scored};

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::format::{
-    FORMAT_VERSION, HISTORY_ITEMS, HISTORY_OFFSETS, Manifest, ModelSpec, expected_tensors,
+    FORMAT_VERSION, HISTORY_ITEMS, HISTORY_OFFSETS, Manifest, ModelSpec, RATINGS_COLUMNS,
+    RATINGS_OFFSETS, RATINGS_VALUES, expected_tensors,
 };
 use crate::kernels::{dot, dot_rows_f32, dot_rows_i8};
 use crate::quant::f16_to_f32;
@@ -162,8 +163,57 @@ enum Weights {
         h: Vec<f32>,
         b: f32,
     },
-    /// Mult-DAE and Mult-VAE, with every user's training items.
+    /// Mult-DAE, Mult-VAE and CDAE, with every user's training items.
     Autoencoder(Autoencoder),
+    /// AutoRec, with the training ratings.
+    AutoRec(AutoRecWeights),
+}
+
+/// AutoRec: `W σ(V r + μ) + b` over rows of the training rating matrix.
+#[derive(Debug, Clone)]
+struct AutoRecWeights {
+    encoder: Dense,
+    decoder: Dense,
+    /// Rows are items (columns users) when true; users (columns items) otherwise.
+    item_based: bool,
+    /// Row `r`'s ratings: `columns[offsets[r]..offsets[r + 1]]`, `values[…]`.
+    offsets: Vec<usize>,
+    columns: Vec<u32>,
+    values: Vec<f32>,
+    /// Users and items with a training rating; the others are predicted the midpoint.
+    seen_users: Vec<bool>,
+    seen_items: Vec<bool>,
+    /// The training ratings' range, to which predictions are clipped.
+    low: f32,
+    high: f32,
+}
+
+impl AutoRecWeights {
+    /// The reconstructed row `r` (one predicted rating per column, unclipped).
+    fn decode(&self, r: usize, out: &mut Vec<f32>) {
+        let mut h = self.encoder.bias.clone();
+        for k in self.offsets[r]..self.offsets[r + 1] {
+            let (c, v) = (self.columns[k] as usize, self.values[k]);
+            for (o, w) in h.iter_mut().zip(self.encoder.weight.row(c)) {
+                *o += v * w;
+            }
+        }
+        h.iter_mut().for_each(|x| *x = 1.0 / (1.0 + (-*x).exp()));
+        self.decoder.apply(&h, out);
+    }
+
+    /// (row, column) of a (user, item) pair.
+    fn cell(&self, u: usize, i: usize) -> (usize, usize) {
+        if self.item_based { (i, u) } else { (u, i) }
+    }
+
+    /// The predicted rating of (u, i), given the decoded row of the pair's row.
+    fn rating(&self, u: usize, i: usize, decoded: &[f32]) -> f32 {
+        if !self.seen_users[u] || !self.seen_items[i] {
+            return (self.low + self.high) / 2.0;
+        }
+        decoded[self.cell(u, i).1].clamp(self.low, self.high)
+    }
 }
 
 /// Which autoencoder, with what sets them apart.
@@ -327,7 +377,9 @@ fn read_tensors(
     }
     let histories = manifest.model.reads_histories();
     for name in file.names() {
-        let history = histories && (name == HISTORY_OFFSETS || name == HISTORY_ITEMS);
+        let history = (histories && (name == HISTORY_OFFSETS || name == HISTORY_ITEMS))
+            || (manifest.model.reads_ratings()
+                && [RATINGS_OFFSETS, RATINGS_COLUMNS, RATINGS_VALUES].contains(&name));
         if !history && !stored.iter().any(|(n, _, _)| n == name) {
             return Err(tensor_error(name, "not part of this model kind"));
         }
@@ -458,6 +510,88 @@ fn read_histories(
     Ok((offsets, history))
 }
 
+/// Reads and checks AutoRec's stored training ratings: `rows + 1` offsets as for histories,
+/// columns below `width`, sorted and distinct per row, finite values.
+fn read_ratings(
+    bytes: &[u8],
+    path: &Path,
+    rows: usize,
+    width: usize,
+) -> Result<(Vec<usize>, Vec<u32>, Vec<f32>), InferError> {
+    let file = SafeTensors::deserialize(bytes).map_err(|e| InferError::Safetensors {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    let get = |name: &str, dtype: Dtype| {
+        let view = file
+            .tensor(name)
+            .map_err(|_| tensor_error(name, "missing"))?;
+        if view.dtype() != dtype || view.shape().len() != 1 {
+            return Err(tensor_error(
+                name,
+                format!(
+                    "stored as {:?} {:?}, expected {dtype:?} [n]",
+                    view.dtype(),
+                    view.shape()
+                ),
+            ));
+        }
+        Ok(view)
+    };
+    let (offsets, columns, values) = (
+        get(RATINGS_OFFSETS, Dtype::I64)?,
+        get(RATINGS_COLUMNS, Dtype::I32)?,
+        get(RATINGS_VALUES, Dtype::F32)?,
+    );
+    let n = columns.shape()[0];
+    if offsets.shape()[0] != rows + 1 || values.shape()[0] != n {
+        return Err(tensor_error(
+            RATINGS_OFFSETS,
+            format!(
+                "expected {} offsets and as many values as columns",
+                rows + 1
+            ),
+        ));
+    }
+    let offsets: Vec<i64> = offsets
+        .data()
+        .chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+        .collect();
+    if offsets[0] != 0 || offsets.windows(2).any(|w| w[1] < w[0]) || offsets[rows] != n as i64 {
+        return Err(tensor_error(
+            RATINGS_OFFSETS,
+            "must start at 0, never decrease, and end at the rating count",
+        ));
+    }
+    let offsets: Vec<usize> = offsets.into_iter().map(|o| o as usize).collect();
+    let columns: Vec<u32> = columns
+        .data()
+        .chunks_exact(4)
+        .map(|b| i32::from_le_bytes(b.try_into().expect("4 bytes")))
+        .map(|c| u32::try_from(c).ok().filter(|&c| (c as usize) < width))
+        .collect::<Option<_>>()
+        .ok_or_else(|| tensor_error(RATINGS_COLUMNS, "a column outside the matrix"))?;
+    if offsets
+        .windows(2)
+        .any(|w| columns[w[0]..w[1]].windows(2).any(|p| p[0] >= p[1]))
+    {
+        return Err(tensor_error(
+            RATINGS_COLUMNS,
+            "each row's columns must be sorted and distinct",
+        ));
+    }
+    let values: Vec<f32> = values
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+        .collect();
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err(tensor_error(RATINGS_VALUES, "holds NaN or infinite values"));
+    }
+    Ok((offsets, columns, values))
+}
+
 fn id_index(ids: &[i64], what: &str, path: &Path) -> Result<HashMap<i64, u32>, InferError> {
     let mut map = HashMap::with_capacity(ids.len());
     for (i, &id) in ids.iter().enumerate() {
@@ -571,6 +705,46 @@ impl ExportedModel {
                     b: take("output.bias").data[0],
                 }
             }
+            ModelSpec::AutoRec { item_based, .. } => {
+                let (users, items) = (manifest.user_ids.len(), manifest.item_ids.len());
+                let (rows, width) = if *item_based {
+                    (items, users)
+                } else {
+                    (users, items)
+                };
+                let (offsets, columns, values) = read_ratings(weights, weights_path, rows, width)?;
+                let (mut seen_users, mut seen_items) = (vec![false; users], vec![false; items]);
+                let (mut low, mut high) = (f32::INFINITY, f32::NEG_INFINITY);
+                for r in 0..rows {
+                    for k in offsets[r]..offsets[r + 1] {
+                        let c = columns[k] as usize;
+                        let (u, i) = if *item_based { (c, r) } else { (r, c) };
+                        seen_users[u] = true;
+                        seen_items[i] = true;
+                        low = low.min(values[k]);
+                        high = high.max(values[k]);
+                    }
+                }
+                if !low.is_finite() {
+                    (low, high) = (0.0, 0.0);
+                }
+                let mut layer = |name: &str| Dense {
+                    weight: take(&format!("{name}.weight")),
+                    bias: take(&format!("{name}.bias")).data,
+                };
+                Weights::AutoRec(AutoRecWeights {
+                    encoder: layer("encoder"),
+                    decoder: layer("decoder"),
+                    item_based: *item_based,
+                    offsets,
+                    columns,
+                    values,
+                    seen_users,
+                    seen_items,
+                    low,
+                    high,
+                })
+            }
             ModelSpec::MultDae { .. } | ModelSpec::MultVae { .. } | ModelSpec::Cdae { .. } => {
                 let (offsets, history) = read_histories(
                     weights,
@@ -653,7 +827,7 @@ impl ExportedModel {
             Weights::Gmf { users, h: w, .. } | Weights::NeuMf { users, h: w, .. } => {
                 users.row(u).iter().zip(w).map(|(p, w)| p * w).collect()
             }
-            Weights::Mlp { .. } | Weights::Autoencoder(_) => Vec::new(),
+            Weights::Mlp { .. } | Weights::Autoencoder(_) | Weights::AutoRec(_) => Vec::new(),
         }
     }
 
@@ -685,6 +859,10 @@ impl ExportedModel {
             } => {
                 tower.hidden(u, i, h, scratch);
                 dot(query, items.row(i)) + dot(h, &w[users.cols..]) + b
+            }
+            Weights::AutoRec(ar) => {
+                ar.decode(ar.cell(u, i).0, h);
+                ar.rating(u, i, h)
             }
             Weights::Autoencoder(ae) => {
                 // One item costs a whole decode: callers scoring many items of one user go
@@ -742,6 +920,25 @@ impl ExportedModel {
                     ae.user_scores(u, scores);
                 }
             }
+            Weights::AutoRec(ar) => {
+                let mut decoded = Vec::new();
+                if ar.item_based {
+                    // Each item's row once for the whole batch of users.
+                    for i in 0..n {
+                        ar.decode(i, &mut decoded);
+                        for (&u, scores) in users.iter().zip(out.iter_mut()) {
+                            scores[i] = ar.rating(u, i, &decoded);
+                        }
+                    }
+                } else {
+                    for (&u, scores) in users.iter().zip(out.iter_mut()) {
+                        ar.decode(u, &mut decoded);
+                        for (i, s) in scores.iter_mut().enumerate() {
+                            *s = ar.rating(u, i, &decoded);
+                        }
+                    }
+                }
+            }
             _ => {
                 let (mut h, mut scratch) = (Vec::new(), Vec::new());
                 for ((&u, query), scores) in users.iter().zip(&queries).zip(out.iter_mut()) {
@@ -763,6 +960,23 @@ impl ExportedModel {
 
     /// Scores of (user, item) pairs given by external ids.
     pub fn score(&self, pairs: &[(i64, i64)]) -> Result<Vec<f32>, InferError> {
+        if let Weights::AutoRec(ar) = &self.weights {
+            // One decode per run of pairs in the same row.
+            let mut last: Option<(usize, Vec<f32>)> = None;
+            return pairs
+                .iter()
+                .map(|&(u, i)| {
+                    let (u, i) = (self.user_index(u)? as usize, self.item_index(i)? as usize);
+                    let row = ar.cell(u, i).0;
+                    if last.as_ref().is_none_or(|(r, _)| *r != row) {
+                        let mut decoded = Vec::new();
+                        ar.decode(row, &mut decoded);
+                        last = Some((row, decoded));
+                    }
+                    Ok(ar.rating(u, i, &last.as_ref().expect("set above").1))
+                })
+                .collect();
+        }
         if let Weights::Autoencoder(ae) = &self.weights {
             // One decode per run of pairs with the same user.
             let mut last: Option<(u32, Vec<f32>)> = None;
@@ -864,6 +1078,18 @@ impl ExportedModel {
     /// decodes every user's row once.
     pub fn audience(&self, item: i64, k: usize) -> Result<Vec<Scored>, InferError> {
         let i = self.item_index(item)? as usize;
+        if let Weights::AutoRec(ar) = &self.weights
+            && ar.item_based
+        {
+            // The item's row holds every user's predicted rating.
+            let mut decoded = Vec::new();
+            ar.decode(i, &mut decoded);
+            let scores = (0..self.manifest.user_ids.len()).map(|u| Scored {
+                id: self.manifest.user_ids[u],
+                score: ar.rating(u, i, &decoded),
+            });
+            return Ok(top_k(scores, k));
+        }
         let (mut h, mut scratch) = (Vec::new(), Vec::new());
         let scores = (0..self.manifest.user_ids.len()).map(|u| Scored {
             id: self.manifest.user_ids[u],

@@ -2,7 +2,8 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CdaeConfig, GmfConfig, MfConfig, MlpConfig, Model, MultDaeConfig, MultVaeConfig, NeuMfConfig,
+    AutoRecConfig, CdaeConfig, GmfConfig, MfConfig, MlpConfig, Model, MultDaeConfig, MultVaeConfig,
+    NeuMfConfig,
 };
 
 /// Invalid model hyper-parameters.
@@ -28,6 +29,9 @@ pub enum ModelError {
     /// A dropout probability outside [0, 1).
     #[error("model.dropout must lie in [0, 1), got {0}")]
     BadDropout(f64),
+    /// A negative or non-finite L2 weight.
+    #[error("model.l2 must be a non-negative number, got {0}")]
+    BadL2(f64),
     /// A negative or non-finite KL weight.
     #[error("model.beta must be a non-negative number, got {0}")]
     BadBeta(f64),
@@ -52,6 +56,9 @@ pub enum ModelConfig {
     MultVae(MultVaeConfig),
     /// CDAE (Wu et al. 2016).
     Cdae(CdaeConfig),
+    /// AutoRec (Sedhain et al. 2015), rating prediction.
+    #[serde(rename = "autorec")]
+    AutoRec(AutoRecConfig),
 }
 
 impl Default for ModelConfig {
@@ -84,7 +91,14 @@ impl ModelConfig {
             ModelConfig::MultDae(_) => "mult_dae",
             ModelConfig::MultVae(_) => "mult_vae",
             ModelConfig::Cdae(_) => "cdae",
+            ModelConfig::AutoRec(_) => "autorec",
         }
+    }
+
+    /// Whether the model predicts explicit ratings (evaluated by RMSE and MAE) rather than
+    /// ranking items.
+    pub fn predicts_ratings(&self) -> bool {
+        matches!(self, ModelConfig::AutoRec(_))
     }
 
     /// Checks the hyper-parameters.
@@ -94,7 +108,10 @@ impl ModelConfig {
             ModelConfig::Gmf(c) => Some(c.init_std),
             ModelConfig::Mlp(c) => Some(c.init_std),
             ModelConfig::NeuMf(c) => Some(c.init_std),
-            ModelConfig::MultDae(_) | ModelConfig::MultVae(_) | ModelConfig::Cdae(_) => None,
+            ModelConfig::MultDae(_)
+            | ModelConfig::MultVae(_)
+            | ModelConfig::Cdae(_)
+            | ModelConfig::AutoRec(_) => None,
         };
         if let Some(init_std) = init_std
             && !(init_std > 0.0 && init_std.is_finite())
@@ -135,6 +152,12 @@ impl ModelConfig {
                 }
             }
             ModelConfig::Cdae(c) => check_autoencoder(&[c.hidden], c.dropout)?,
+            ModelConfig::AutoRec(c) => {
+                check_autoencoder(&[c.hidden], 0.0)?;
+                if !(c.l2 >= 0.0 && c.l2.is_finite()) {
+                    return Err(ModelError::BadL2(c.l2));
+                }
+            }
         }
         Ok(())
     }
@@ -149,6 +172,7 @@ impl ModelConfig {
             ModelConfig::MultDae(c) => Model::MultDae(c.init(num_items, device)),
             ModelConfig::MultVae(c) => Model::MultVae(c.init(num_items, device)),
             ModelConfig::Cdae(c) => Model::Cdae(c.init(num_users, num_items, device)),
+            ModelConfig::AutoRec(c) => Model::AutoRec(c.init(num_users, num_items, device)),
         }
     }
 }

@@ -6,7 +6,7 @@ use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 
 use crate::layers::Tower;
-use crate::{Cdae, Gmf, Mf, Mlp, Model, MultDae, MultVae, NeuMf};
+use crate::{AutoRec, Cdae, Gmf, Mf, Mlp, Model, MultDae, MultVae, NeuMf};
 
 /// One named tensor: `(name, shape, row-major values)`.
 pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
@@ -105,6 +105,12 @@ impl Model {
             }) => {
                 push_linear(&mut out, "encoder", encoder);
                 push_embedding(&mut out, "users", users);
+                push_linear(&mut out, "decoder", decoder);
+            }
+            Model::AutoRec(AutoRec {
+                encoder, decoder, ..
+            }) => {
+                push_linear(&mut out, "encoder", encoder);
                 push_linear(&mut out, "decoder", decoder);
             }
         }

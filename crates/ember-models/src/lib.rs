@@ -5,10 +5,12 @@
 //! - by user id ([`Recommender`]: the NCF family): the loss on a batch of (user, item) pairs with
 //!   sampled negatives, scores for given pairs, scores for every item;
 //! - by the user's interaction row ([`RowModel`]: the autoencoders): the loss on a batch of rows,
-//!   scores for every item from a row. These score users unseen in training (fold-in).
+//!   scores for every item from a row. These score users unseen in training (fold-in);
+//! - as rows of the explicit rating matrix ([`RatingModel`]: AutoRec), predicting ratings.
 //!
 //! One file per model family.
 
+pub mod autorec;
 pub mod cdae;
 mod config;
 mod export;
@@ -18,6 +20,7 @@ mod loss;
 pub mod multvae;
 pub mod ncf;
 
+pub use autorec::{AutoRec, AutoRecConfig, RatingModel};
 pub use cdae::{Cdae, CdaeConfig};
 pub use config::{ModelConfig, ModelError};
 pub use export::NamedTensor;
@@ -100,6 +103,8 @@ pub enum ModelKind<'a> {
     Pairs(&'a dyn Recommender),
     /// Trained on batches of user rows.
     Rows(&'a dyn RowModel),
+    /// Predicts explicit ratings (AutoRec); trained on rows of the rating matrix.
+    Ratings(&'a dyn RatingModel),
 }
 
 /// Any model ember can train, as one module type.
@@ -119,6 +124,8 @@ pub enum Model {
     MultVae(MultVae),
     /// Collaborative denoising autoencoder (with a user node).
     Cdae(Cdae),
+    /// Autoencoder rating prediction.
+    AutoRec(AutoRec),
 }
 
 impl Model {
@@ -132,14 +139,16 @@ impl Model {
             Model::MultDae(m) => ModelKind::Rows(m),
             Model::MultVae(m) => ModelKind::Rows(m),
             Model::Cdae(m) => ModelKind::Rows(m),
+            Model::AutoRec(m) => ModelKind::Ratings(m),
         }
     }
 
-    /// Number of items the model scores.
-    pub fn num_items(&self) -> usize {
+    /// Number of items the model scores (`None` for rating models, which predict ratings).
+    pub fn num_items(&self) -> Option<usize> {
         match self.kind() {
-            ModelKind::Pairs(m) => m.num_items(),
-            ModelKind::Rows(m) => m.num_items(),
+            ModelKind::Pairs(m) => Some(m.num_items()),
+            ModelKind::Rows(m) => Some(m.num_items()),
+            ModelKind::Ratings(_) => None,
         }
     }
 }

@@ -198,6 +198,6 @@ fn bce_loss_matches_the_formula() {
 fn pairs(model: &Model) -> &dyn Recommender {
     match model.kind() {
         ModelKind::Pairs(m) => m,
-        ModelKind::Rows(_) => panic!("not a pair model"),
+        _ => panic!("not a pair model"),
     }
 }

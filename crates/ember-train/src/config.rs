@@ -229,6 +229,11 @@ impl RunConfig {
             for m in ["HR", "NDCG", "Precision", "Recall", "MAP", "Coverage"] {
                 known.push(format!("{m}@{k}"));
             }
+            known.push(format!("{}{k}", ember_metrics::RECALL_MIN_PREFIX));
+        }
+        if self.model.predicts_ratings() {
+            // Rating prediction reports errors, not rankings.
+            known = vec!["RMSE".into(), "MAE".into()];
         }
         if !known.contains(&self.eval.monitor) {
             let nearest = nearest(&self.eval.monitor, known.iter().map(String::as_str))

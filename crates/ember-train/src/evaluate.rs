@@ -100,13 +100,14 @@ impl Scorer for ModelScorer<'_> {
                 .score_pairs(self.ids(users), self.ids(items))
                 .try_into_vec_as::<f32>()
                 .expect("float scores"),
+            ModelKind::Ratings(_) => panic!("rating models are scored by RatingPredictor"),
             ModelKind::Rows(_) => {
                 // Score each distinct user's whole row once, then pick the pairs.
                 let mut distinct = users.to_vec();
                 distinct.sort_unstable();
                 distinct.dedup();
                 let all = self.score_all(&distinct);
-                let n = self.model.num_items();
+                let n = self.model.num_items().expect("a ranking model");
                 users
                     .iter()
                     .zip(items)
@@ -122,6 +123,7 @@ impl Scorer for ModelScorer<'_> {
     fn score_all(&self, users: &[u32]) -> Vec<f32> {
         let scores = match self.model.kind() {
             ModelKind::Pairs(m) => m.score_all(self.ids(users)),
+            ModelKind::Ratings(_) => panic!("rating models are scored by RatingPredictor"),
             ModelKind::Rows(m) => m.score_rows(
                 self.ids(users),
                 user_rows(self.rows, users, m.num_items(), &self.device),
@@ -297,5 +299,227 @@ impl EvaluationPlan {
             }
         }
         evaluator.finish(self.label(which))
+    }
+}
+
+/// Held-out ratings of one split as `(user, item, rating)`.
+fn held_out_ratings(data: &Dataset, which: HeldOut) -> Vec<(u32, u32, f32)> {
+    let Some(ratings) = &data.ratings else {
+        return Vec::new();
+    };
+    let (items, values) = match which {
+        HeldOut::Validation => (&data.valid, &ratings.valid),
+        HeldOut::Test => (&data.test, &ratings.test),
+    };
+    items
+        .iter()
+        .zip(values)
+        .enumerate()
+        .flat_map(|(u, (items, values))| {
+            items
+                .iter()
+                .zip(values)
+                .map(move |(&i, &r)| (u as u32, i, r))
+        })
+        .collect()
+}
+
+/// RMSE and MAE of `predict` over one split's held-out ratings.
+pub fn evaluate_ratings(
+    predict: &dyn Fn(&[(u32, u32)]) -> Vec<f32>,
+    data: &Dataset,
+    which: HeldOut,
+) -> MetricsReport {
+    let held_out = held_out_ratings(data, which);
+    let pairs: Vec<(u32, u32)> = held_out.iter().map(|&(u, i, _)| (u, i)).collect();
+    let predicted = predict(&pairs);
+    let n = held_out.len().max(1) as f64;
+    let (mut squared, mut absolute) = (0.0f64, 0.0f64);
+    for (&(_, _, r), &p) in held_out.iter().zip(&predicted) {
+        let e = (p - r) as f64;
+        squared += e * e;
+        absolute += e.abs();
+    }
+    let users = held_out
+        .iter()
+        .map(|&(u, _, _)| u)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    MetricsReport {
+        protocol: format!("rating prediction over {} held-out ratings", held_out.len()),
+        users,
+        skipped_users: 0,
+        metrics: if held_out.is_empty() {
+            vec![("RMSE".into(), f64::NAN), ("MAE".into(), f64::NAN)]
+        } else {
+            vec![
+                ("RMSE".into(), (squared / n).sqrt()),
+                ("MAE".into(), absolute / n),
+            ]
+        },
+    }
+}
+
+/// Whether a larger value of metric `name` is better (all but the rating errors).
+pub fn higher_is_better(name: &str) -> bool {
+    !matches!(name, "RMSE" | "MAE")
+}
+
+/// The range of the training ratings and its midpoint, the prediction for a user or item with
+/// no training rating (AutoRec's convention: 3 on a 1–5 scale).
+fn rating_range(data: &Dataset) -> (f32, f32) {
+    let ratings = data.ratings.as_ref().expect("rating models need ratings");
+    let (lo, hi) = ratings
+        .train
+        .iter()
+        .flatten()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &r| {
+            (lo.min(r), hi.max(r))
+        });
+    if lo.is_finite() { (lo, hi) } else { (0.0, 0.0) }
+}
+
+/// The item-mean baseline of rating prediction: each item's mean training rating (the global
+/// mean for an item without one).
+pub fn item_mean_ratings(data: &Dataset) -> impl Fn(&[(u32, u32)]) -> Vec<f32> + '_ {
+    let ratings = data.ratings.as_ref().expect("rating models need ratings");
+    let mut sum = vec![0.0f64; data.num_items()];
+    let mut count = vec![0usize; data.num_items()];
+    for (items, values) in data.train.iter().zip(&ratings.train) {
+        for (&i, &r) in items.iter().zip(values) {
+            sum[i as usize] += r as f64;
+            count[i as usize] += 1;
+        }
+    }
+    let global = sum.iter().sum::<f64>() / count.iter().sum::<usize>().max(1) as f64;
+    let mean: Vec<f32> = sum
+        .iter()
+        .zip(&count)
+        .map(|(s, &c)| {
+            if c > 0 {
+                (s / c as f64) as f32
+            } else {
+                global as f32
+            }
+        })
+        .collect();
+    move |pairs: &[(u32, u32)]| pairs.iter().map(|&(_, i)| mean[i as usize]).collect()
+}
+
+/// Predicted ratings of a rating model (AutoRec), from the training ratings, in inference mode.
+pub struct RatingPredictor<'a> {
+    model: Model,
+    device: Device,
+    data: &'a Dataset,
+    /// The training rating matrix as rows (items for an item-based model): `(column, rating)`.
+    rows: Vec<Vec<(u32, f32)>>,
+    item_based: bool,
+    seen_users: Vec<bool>,
+    seen_items: Vec<bool>,
+    range: (f32, f32),
+}
+
+/// The training ratings as rows of `(column, rating)`: per item over users when `item_based`,
+/// per user over items otherwise.
+pub fn rating_rows(data: &Dataset, item_based: bool) -> Vec<Vec<(u32, f32)>> {
+    let ratings = data.ratings.as_ref().expect("rating models need ratings");
+    let n_rows = if item_based {
+        data.num_items()
+    } else {
+        data.num_users()
+    };
+    let mut rows = vec![Vec::new(); n_rows];
+    for (u, (items, values)) in data.train.iter().zip(&ratings.train).enumerate() {
+        for (&i, &r) in items.iter().zip(values) {
+            if item_based {
+                rows[i as usize].push((u as u32, r));
+            } else {
+                rows[u].push((i, r));
+            }
+        }
+    }
+    rows
+}
+
+/// Dense `[rows.len(), width]` rating rows on `device` (0 where unobserved).
+pub fn dense_rating_rows(rows: &[&[(u32, f32)]], width: usize, device: &Device) -> Tensor<2> {
+    let mut dense = vec![0.0f32; rows.len() * width];
+    for (r, row) in rows.iter().enumerate() {
+        for &(c, v) in *row {
+            dense[r * width + c as usize] = v;
+        }
+    }
+    Tensor::from_data(TensorData::new(dense, [rows.len(), width]), device)
+}
+
+impl<'a> RatingPredictor<'a> {
+    /// Puts `model` (a rating model) in inference mode over `data`'s training ratings.
+    pub fn new(model: &Model, data: &'a Dataset, device: &Device) -> Self {
+        let ModelKind::Ratings(m) = model.kind() else {
+            panic!("RatingPredictor needs a rating model");
+        };
+        let item_based = m.item_based();
+        let mut seen_users = vec![false; data.num_users()];
+        let mut seen_items = vec![false; data.num_items()];
+        for (u, items) in data.train.iter().enumerate() {
+            seen_users[u] = !items.is_empty();
+            for &i in items {
+                seen_items[i as usize] = true;
+            }
+        }
+        Self {
+            model: model.valid(),
+            device: device.clone().without_autodiff(),
+            data,
+            rows: rating_rows(data, item_based),
+            item_based,
+            seen_users,
+            seen_items,
+            range: rating_range(data),
+        }
+    }
+
+    /// Predicted ratings of `(user, item)` pairs, clipped to the training range; a user or
+    /// item without training ratings gets the range's midpoint.
+    pub fn predict(&self, pairs: &[(u32, u32)]) -> Vec<f32> {
+        let ModelKind::Ratings(m) = self.model.kind() else {
+            unreachable!("checked in new")
+        };
+        let (lo, hi) = self.range;
+        let width = if self.item_based {
+            self.data.num_users()
+        } else {
+            self.data.num_items()
+        };
+        // Each pair's row (item or user) and column; reconstruct each distinct row once.
+        let key = |&(u, i): &(u32, u32)| if self.item_based { (i, u) } else { (u, i) };
+        let mut distinct: Vec<u32> = pairs.iter().map(|p| key(p).0).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let mut reconstructed = vec![0.0f32; distinct.len() * width];
+        for (c, chunk) in distinct.chunks(256).enumerate() {
+            let rows: Vec<&[(u32, f32)]> = chunk
+                .iter()
+                .map(|&r| self.rows[r as usize].as_slice())
+                .collect();
+            let out = m
+                .reconstruct(dense_rating_rows(&rows, width, &self.device))
+                .try_into_vec_as::<f32>()
+                .expect("float predictions");
+            let start = c * 256 * width;
+            reconstructed[start..start + out.len()].copy_from_slice(&out);
+        }
+        pairs
+            .iter()
+            .map(|p| {
+                let (u, i) = *p;
+                if !self.seen_users[u as usize] || !self.seen_items[i as usize] {
+                    return (lo + hi) / 2.0;
+                }
+                let (row, column) = key(p);
+                let r = distinct.binary_search(&row).expect("listed");
+                reconstructed[r * width + column as usize].clamp(lo, hi)
+            })
+            .collect()
     }
 }

@@ -1,13 +1,15 @@
 //! `ember export`: a finished run's model written in ember-infer's format.
 
 use ember_infer::{
-    ExportedModel, FORMAT_VERSION, Manifest, ModelSpec, Precision, TensorF32,
-    write_model_with_histories,
+    ExportedModel, FORMAT_VERSION, Manifest, ModelData, ModelSpec, Precision, TensorF32,
+    write_model_with,
 };
 use ember_models::ModelConfig;
 use std::path::Path;
 
-use crate::evaluate::{EvaluationPlan, HeldOut, ModelScorer, Scorer};
+use crate::evaluate::{
+    EvaluationPlan, HeldOut, ModelScorer, RatingPredictor, Scorer, evaluate_ratings,
+};
 use crate::{TrainError, files, load_run};
 
 /// A stable hash of a data set's splits (FNV-1a over sizes and every (user, item) pair with
@@ -56,6 +58,10 @@ pub fn export_run(
             hidden: c.hidden.clone(),
         },
         ModelConfig::Cdae(c) => ModelSpec::Cdae { hidden: c.hidden },
+        ModelConfig::AutoRec(c) => ModelSpec::AutoRec {
+            hidden: c.hidden,
+            item_based: c.item_based,
+        },
     };
     let metrics_path = run_dir.join(files::METRICS);
     let metrics = std::fs::read_to_string(&metrics_path)
@@ -81,12 +87,20 @@ pub fn export_run(
         .into_iter()
         .map(|(name, shape, data)| TensorF32 { name, shape, data })
         .collect();
-    // History-based models score a user from their training items: those travel along.
-    let histories = manifest
-        .model
-        .reads_histories()
-        .then_some(run.data.train.as_slice());
-    write_model_with_histories(out, &manifest, &tensors, histories)
+    // History-based models score a user from their training items, AutoRec from the training
+    // ratings: those travel along.
+    let rating_rows = match &manifest.model {
+        ModelSpec::AutoRec { item_based, .. } => {
+            Some(crate::evaluate::rating_rows(&run.data, *item_based))
+        }
+        _ => None,
+    };
+    let data = match &rating_rows {
+        Some(rows) => ModelData::Ratings(rows),
+        None if manifest.model.reads_histories() => ModelData::Histories(&run.data.train),
+        None => ModelData::None,
+    };
+    write_model_with(out, &manifest, &tensors, data)
         .map_err(|e| TrainError::Export(e.to_string()))?;
     Ok(manifest)
 }
@@ -157,20 +171,37 @@ pub fn check_export(run_dir: &Path, out: &Path) -> Result<ExportCheck, TrainErro
     };
     let (ks, batch_users) = (&run.config.eval.ks, run.config.eval.batch_users);
     let device = crate::device::device("flex")?;
-    let trained = plan.evaluate(
-        &ModelScorer::new(&run.model, &run.data, &device),
-        &run.data,
-        which,
-        ks,
-        batch_users,
-    );
-    let export = plan.evaluate(
-        &ExportedScorer(&exported),
-        &run.data,
-        which,
-        ks,
-        batch_users,
-    );
+    let (trained, export) = if exported.manifest().model.reads_ratings() {
+        // Rating models: RMSE and MAE of the predicted ratings.
+        let predictor = RatingPredictor::new(&run.model, &run.data, &device);
+        let from_export = |pairs: &[(u32, u32)]| {
+            pairs
+                .iter()
+                .map(|&(u, i)| exported.score_internal(u, i))
+                .collect()
+        };
+        (
+            evaluate_ratings(&|p| predictor.predict(p), &run.data, which),
+            evaluate_ratings(&from_export, &run.data, which),
+        )
+    } else {
+        (
+            plan.evaluate(
+                &ModelScorer::new(&run.model, &run.data, &device),
+                &run.data,
+                which,
+                ks,
+                batch_users,
+            ),
+            plan.evaluate(
+                &ExportedScorer(&exported),
+                &run.data,
+                which,
+                ks,
+                batch_users,
+            ),
+        )
+    };
     let metrics = trained
         .metrics
         .iter()

@@ -17,7 +17,7 @@ mod trainer;
 
 pub use config::{EmbeddingGradient, EvalConfig, RunConfig, TrainConfig};
 pub use error::TrainError;
-pub use evaluate::{EvaluationPlan, HeldOut, ModelScorer, Popularity, Scorer};
+pub use evaluate::{EvaluationPlan, HeldOut, ModelScorer, Popularity, RatingPredictor, Scorer};
 pub use run_dir::RunDir;
 pub use trainer::{Fitted, GradientSync, Schedule, SingleDevice, StepSettings, Trainer};
 
@@ -136,6 +136,15 @@ pub fn train(
             message: "the split leaves no test interactions".into(),
         });
     }
+    if config.model.predicts_ratings() && data.ratings.is_none() {
+        return Err(TrainError::Config {
+            path: PathBuf::from("config"),
+            message: format!(
+                "model `{}` predicts ratings, and the data has none: use a source with a rating column, no implicit_threshold, and a split other than `fixed`",
+                config.model.name()
+            ),
+        });
+    }
     let (users, items) = (data.num_users(), data.num_items());
     let merged = config
         .train
@@ -186,21 +195,7 @@ pub fn train(
             message: e.to_string(),
         })?;
 
-    let (ks, batch_users) = (&config.eval.ks, config.eval.batch_users);
-    let test = plan.evaluate(
-        &ModelScorer::new(&fitted.model, &data, &device),
-        &data,
-        HeldOut::Test,
-        ks,
-        batch_users,
-    );
-    let popularity = plan.evaluate(
-        &Popularity::fit(&data),
-        &data,
-        HeldOut::Test,
-        ks,
-        batch_users,
-    );
+    let (test, popularity) = test_and_baseline(&fitted.model, data, &plan, config, &device);
     let metrics = json!({
         "model": config.model.name(),
         "best_epoch": fitted.best_epoch,
@@ -309,6 +304,35 @@ fn fit_stages(
     })
 }
 
+/// Test metrics of `model` and of its baseline on the same held-out data: popularity for
+/// ranking models, each item's mean rating for rating models (RMSE, MAE).
+fn test_and_baseline(
+    model: &Model,
+    data: &Dataset,
+    plan: &EvaluationPlan,
+    config: &RunConfig,
+    device: &burn::prelude::Device,
+) -> (MetricsReport, MetricsReport) {
+    if let ember_models::ModelKind::Ratings(_) = model.kind() {
+        let predictor = evaluate::RatingPredictor::new(model, data, device);
+        let test = evaluate::evaluate_ratings(&|p| predictor.predict(p), data, HeldOut::Test);
+        let mut baseline =
+            evaluate::evaluate_ratings(&evaluate::item_mean_ratings(data), data, HeldOut::Test);
+        baseline.protocol = format!("item-mean ratings, {}", baseline.protocol);
+        return (test, baseline);
+    }
+    let (ks, batch_users) = (&config.eval.ks, config.eval.batch_users);
+    let test = plan.evaluate(
+        &ModelScorer::new(model, data, device),
+        data,
+        HeldOut::Test,
+        ks,
+        batch_users,
+    );
+    let popularity = plan.evaluate(&Popularity::fit(data), data, HeldOut::Test, ks, batch_users);
+    (test, popularity)
+}
+
 /// A finished run loaded back: its config, data and selected model.
 pub struct LoadedRun {
     /// The run's resolved config.
@@ -361,20 +385,14 @@ pub fn evaluate_run(
         }
     })?;
     let device = device::device(device_name)?;
-    let (ks, batch_users) = (&run.config.eval.ks, run.config.eval.batch_users);
-    let test = plan.evaluate(
-        &ModelScorer::new(&run.model, &run.data, &device),
-        &run.data,
-        HeldOut::Test,
-        ks,
-        batch_users,
-    );
-    let popularity = plan.evaluate(
-        &Popularity::fit(&run.data),
-        &run.data,
-        HeldOut::Test,
-        ks,
-        batch_users,
-    );
-    Ok((test, popularity))
+    let config = RunConfig {
+        eval: EvalConfig {
+            protocol,
+            ..run.config.eval.clone()
+        },
+        ..run.config.clone()
+    };
+    Ok(test_and_baseline(
+        &run.model, &run.data, &plan, &config, &device,
+    ))
 }

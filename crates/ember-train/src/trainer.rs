@@ -15,7 +15,10 @@ use rand::seq::SliceRandom;
 use serde_json::json;
 use std::time::Instant;
 
-use crate::evaluate::{EvaluationPlan, HeldOut, ModelScorer, user_rows};
+use crate::evaluate::{
+    EvaluationPlan, HeldOut, ModelScorer, RatingPredictor, dense_rating_rows, evaluate_ratings,
+    higher_is_better, rating_rows, user_rows,
+};
 use crate::plot::EpochPoint;
 use crate::{RunConfig, RunDir, TrainError};
 
@@ -161,6 +164,13 @@ impl Trainer<'_> {
                     &train_sets,
                     &label,
                 )?,
+                ModelKind::Ratings(_) => self.train_ratings_epoch(
+                    model,
+                    &mut optimizer,
+                    &mut rng,
+                    step.learning_rate,
+                    &label,
+                ),
                 ModelKind::Rows(_) => self.train_rows_epoch(
                     model,
                     &mut optimizer,
@@ -203,9 +213,14 @@ impl Trainer<'_> {
             let eval_started = Instant::now();
             let valid = self.validate(&model);
             let value = valid.get(&monitor).unwrap_or(f64::NAN);
-            let improved = best
-                .as_ref()
-                .is_none_or(|b| value > b.best_valid.get(&monitor).unwrap_or(f64::NAN));
+            let improved = best.as_ref().is_none_or(|b| {
+                let best_value = b.best_valid.get(&monitor).unwrap_or(f64::NAN);
+                if higher_is_better(&monitor) {
+                    value > best_value
+                } else {
+                    value < best_value
+                }
+            });
             self.run.log(&format!(
                 "{summary}, eval {:.1}s, valid {monitor} {value:.4}{}",
                 eval_started.elapsed().as_secs_f64(),
@@ -255,6 +270,14 @@ impl Trainer<'_> {
 
     /// Validation metrics of `model`.
     fn validate(&self, model: &Model) -> MetricsReport {
+        if let ModelKind::Ratings(_) = model.kind() {
+            let predictor = RatingPredictor::new(model, self.data, &self.device);
+            return evaluate_ratings(
+                &|pairs| predictor.predict(pairs),
+                self.data,
+                HeldOut::Validation,
+            );
+        }
         self.plan.evaluate(
             &ModelScorer::new(model, self.data, &self.device),
             self.data,
@@ -384,6 +407,58 @@ impl Trainer<'_> {
             EpochStats {
                 loss,
                 samples_per_sec: users.len() as f64 / train_secs,
+                train_secs,
+            },
+        )
+    }
+
+    /// One pass over the rows of the training rating matrix (items for I-AutoRec) in shuffled
+    /// batches of `batch_size`, for rating models; rows are made dense per batch.
+    fn train_ratings_epoch(
+        &mut self,
+        mut model: Model,
+        optimizer: &mut burn::optim::ModuleOptimizer,
+        rng: &mut SmallRng,
+        learning_rate: f64,
+        label: &str,
+    ) -> (Model, EpochStats) {
+        let cfg = &self.config.train;
+        let started = Instant::now();
+        let ModelKind::Ratings(rating_model) = model.kind() else {
+            unreachable!("chosen by the caller")
+        };
+        let item_based = rating_model.item_based();
+        let rows = rating_rows(self.data, item_based);
+        let width = if item_based {
+            self.data.num_users()
+        } else {
+            self.data.num_items()
+        };
+        let mut order: Vec<usize> = (0..rows.len()).filter(|&r| !rows[r].is_empty()).collect();
+        order.shuffle(rng);
+        let batch_size = cfg.batch_size.max(1);
+        let bar = self.progress_bar(order.len().div_ceil(batch_size) as u64, label);
+        let mut loss_sum = Tensor::<1>::zeros([1], &self.device);
+        for chunk in order.chunks(batch_size) {
+            let batch_rows: Vec<&[(u32, f32)]> =
+                chunk.iter().map(|&r| rows[r].as_slice()).collect();
+            let ModelKind::Ratings(rating_model) = model.kind() else {
+                unreachable!("chosen by the caller")
+            };
+            let loss =
+                rating_model.rating_loss(dense_rating_rows(&batch_rows, width, &self.device));
+            loss_sum = loss_sum + loss.clone().detach().mul_scalar(chunk.len() as f64);
+            model = optimizer_step(model, loss, optimizer, self.sync.as_mut(), learning_rate);
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let loss = loss_sum.into_scalar::<f32>() / order.len().max(1) as f32;
+        let train_secs = started.elapsed().as_secs_f64();
+        (
+            model,
+            EpochStats {
+                loss,
+                samples_per_sec: order.len() as f64 / train_secs,
                 train_secs,
             },
         )

@@ -3,13 +3,15 @@
 
 use ember_data::{DataSource, SyntheticConfig};
 use ember_infer::{ExportedModel, Precision};
+
+mod common;
 use ember_metrics::Protocol;
 use ember_models::{
-    CdaeConfig, GmfConfig, MfConfig, MlpConfig, ModelConfig, MultDaeConfig, MultVaeConfig,
-    NeuMfConfig,
+    AutoRecConfig, CdaeConfig, GmfConfig, MfConfig, MlpConfig, ModelConfig, MultDaeConfig,
+    MultVaeConfig, NeuMfConfig,
 };
 use ember_train::{
-    ModelScorer, RunConfig, RunOptions, Scorer,
+    ModelScorer, RatingPredictor, RunConfig, RunOptions, Scorer,
     export::{ExportedScorer, check_export, export_run},
     load_run, train,
 };
@@ -296,4 +298,75 @@ fn int8_export_on_ncf_ml100k_keeps_hit_rate() {
         size[2],
         size[0]
     );
+}
+
+/// AutoRec exports carry the training ratings; ember-infer's predicted ratings equal the
+/// training side's (both variants), and the export check compares RMSE and MAE.
+#[test]
+fn autorec_export_predicts_the_same_ratings() {
+    for item_based in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = RunConfig::default();
+        config.name = "autorec".into();
+        config.output_dir = dir.path().join("runs");
+        config.data = DataSource::Movielens100k {
+            path: common::rated_data(dir.path()),
+        };
+        config.split = ember_data::Split::Ratio {
+            train: 0.8,
+            valid: 0.1,
+            test: 0.1,
+            seed: 3,
+        };
+        config.model = ModelConfig::AutoRec(AutoRecConfig {
+            hidden: 16,
+            item_based,
+            l2: 1.0,
+        });
+        config.train.epochs = 3;
+        config.eval.monitor = "RMSE".into();
+        let run_dir = train(&config, "flex", RunOptions { progress: false })
+            .unwrap()
+            .run_dir;
+        let run = load_run(&run_dir, "flex").unwrap();
+        let predictor = RatingPredictor::new(&run.model, &run.data, &burn::prelude::Device::flex());
+        let pairs: Vec<(u32, u32)> = (0..run.data.num_users() as u32)
+            .flat_map(|u| (0..run.data.num_items() as u32).map(move |i| (u, i)))
+            .collect();
+        let expected = predictor.predict(&pairs);
+        let out = dir.path().join("model");
+        export_run(&run_dir, &out, Precision::F32).unwrap();
+        let exported = ExportedModel::load(&out).unwrap();
+        let external: Vec<(i64, i64)> = pairs
+            .iter()
+            .map(|&(u, i)| (run.data.user_ids.external(u), run.data.item_ids.external(i)))
+            .collect();
+        let got = exported.score(&external).unwrap();
+        for ((p, e), g) in pairs.iter().zip(&expected).zip(&got) {
+            assert!(
+                (e - g).abs() < 1e-4,
+                "item_based {item_based} {p:?}: {e} vs {g}"
+            );
+        }
+        // recommend() ranks by predicted rating, audience() likewise.
+        let user = run.data.user_ids.external(0);
+        let top = exported.recommend(user, 5, &[]).unwrap();
+        assert!(top.windows(2).all(|w| w[0].score >= w[1].score));
+        assert_eq!(
+            exported
+                .audience(run.data.item_ids.external(0), 5)
+                .unwrap()
+                .len(),
+            5
+        );
+        let check = check_export(&run_dir, &out).unwrap();
+        let names: Vec<&str> = check.metrics.iter().map(|(n, _, _)| n.as_str()).collect();
+        assert_eq!(names, ["RMSE", "MAE"]);
+        for (name, trained, exported) in &check.metrics {
+            assert!(
+                (trained - exported).abs() < 1e-4,
+                "{name}: {trained} vs {exported}"
+            );
+        }
+    }
 }

@@ -4,10 +4,12 @@ use ember_data::Split;
 use ember_data::{DataSource, SyntheticConfig};
 use ember_metrics::Protocol;
 use ember_models::{
-    CdaeConfig, GmfConfig, Loss, MfConfig, MlpConfig, ModelConfig, MultDaeConfig, MultVaeConfig,
-    NeuMfConfig,
+    AutoRecConfig, CdaeConfig, GmfConfig, Loss, MfConfig, MlpConfig, ModelConfig, MultDaeConfig,
+    MultVaeConfig, NeuMfConfig,
 };
 use ember_train::{RunConfig, RunOptions, files, train};
+
+mod common;
 
 /// Small data in which personal taste, not popularity, explains most choices.
 fn tiny_config(dir: &std::path::Path, model: ModelConfig) -> RunConfig {
@@ -204,4 +206,42 @@ fn cdae_beats_popularity_on_held_out_users() {
         hidden: 32,
         dropout: 0.2,
     }));
+}
+
+#[test]
+fn autorec_beats_item_means() {
+    for item_based in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = tiny_config(
+            dir.path(),
+            ModelConfig::AutoRec(AutoRecConfig {
+                hidden: 32,
+                item_based,
+                l2: 1.0,
+            }),
+        );
+        config.data = DataSource::Movielens100k {
+            path: common::rated_data(dir.path()),
+        };
+        config.split = Split::Ratio {
+            train: 0.8,
+            valid: 0.1,
+            test: 0.1,
+            seed: 3,
+        };
+        config.train.epochs = 60;
+        config.train.patience = 60;
+        config.train.batch_size = 16;
+        config.train.learning_rate = 0.01;
+        config.eval.monitor = "RMSE".into();
+        let summary = train(&config, "flex", RunOptions { progress: false }).unwrap();
+        let rmse = summary.test.get("RMSE").unwrap();
+        let baseline = summary.popularity.get("RMSE").unwrap();
+        eprintln!("AutoRec item_based {item_based}: RMSE {rmse:.4}, item means {baseline:.4}");
+        assert!(
+            rmse < 0.9 * baseline,
+            "AutoRec (item_based {item_based}): RMSE {rmse:.4} vs item means {baseline:.4}"
+        );
+        assert!(summary.popularity.protocol.contains("item-mean"));
+    }
 }

@@ -1,0 +1,37 @@
+//! Data shared by the integration tests.
+
+/// Explicit ratings from a rank-3 taste model (`u.data` layout), in which a user's own taste,
+/// not an item's mean, decides most of a rating.
+pub fn rated_data(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut state = 11u64;
+    let mut random = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 40) as f64 / (1u64 << 24) as f64 - 0.5
+    };
+    let (users, items) = (200, 120);
+    let users_f: Vec<[f64; 3]> = (0..users).map(|_| [random(), random(), random()]).collect();
+    let items_f: Vec<[f64; 3]> = (0..items).map(|_| [random(), random(), random()]).collect();
+    let mut lines = String::new();
+    for u in 0..users {
+        for i in 0..items {
+            if random() < 0.1 {
+                // About 40% of the cells are rated.
+                let taste: f64 = (0..3).map(|k| users_f[u][k] * items_f[i][k]).sum();
+                let rating = (3.0 + 12.0 * taste + 0.5 * random())
+                    .round()
+                    .clamp(1.0, 5.0);
+                lines.push_str(&format!(
+                    "{}\t{}\t{rating}\t{}\n",
+                    u + 1,
+                    i + 1,
+                    u * items + i
+                ));
+            }
+        }
+    }
+    let path = dir.join("u.data");
+    std::fs::write(&path, lines).unwrap();
+    path
+}
