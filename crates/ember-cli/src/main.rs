@@ -293,7 +293,7 @@ fn train(args: TrainArgs) -> Result<()> {
     print_table(&[
         ("validation", &summary.valid),
         ("test", &summary.test),
-        ("popularity (test)", &summary.popularity),
+        (baseline_label(&summary.popularity), &summary.popularity),
     ]);
     println!("run directory: {}", summary.run_dir.display());
     Ok(())
@@ -323,8 +323,17 @@ fn parse_protocol(text: &str) -> Result<Protocol> {
 fn eval(args: EvalArgs) -> Result<()> {
     let protocol = args.protocol.as_deref().map(parse_protocol).transpose()?;
     let (test, popularity) = ember_train::evaluate_run(&args.run, &args.device, protocol)?;
-    print_table(&[("test", &test), ("popularity (test)", &popularity)]);
+    print_table(&[("test", &test), (baseline_label(&popularity), &popularity)]);
     Ok(())
+}
+
+/// The baseline column's name: popularity for ranking runs, item means for rating runs.
+fn baseline_label(baseline: &MetricsReport) -> &'static str {
+    if baseline.get("RMSE").is_some() {
+        "item means (test)"
+    } else {
+        "popularity (test)"
+    }
 }
 
 /// One row per metric, one column per report; each report's protocol is listed under the table.

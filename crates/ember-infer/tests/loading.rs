@@ -294,3 +294,24 @@ fn autoencoder_seed_models_load_and_serve_histories() {
         assert!(err.contains("history"), "{name}: {err}");
     }
 }
+
+/// The AutoRec seed (item-based, ratings 1 to 5 stored) loads; predictions stay in the
+/// training range, and a user given by items alone is refused (AutoRec reads ratings).
+#[test]
+fn autorec_seed_model_predicts_within_the_rating_range() {
+    let data =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/load/seed-autorec"))
+            .unwrap();
+    let n = u32::from_le_bytes(data[..4].try_into().unwrap()) as usize;
+    let (manifest, weights) = data[4..].split_at(n);
+    let model = load_bytes(manifest, weights).unwrap();
+    let pairs: Vec<(i64, i64)> = (10..13)
+        .flat_map(|u| (100..104).map(move |i| (u, i)))
+        .collect();
+    let scores = model.score(&pairs).unwrap();
+    assert!(scores.iter().all(|s| (1.0..=5.0).contains(s)), "{scores:?}");
+    // Item 102 has no training rating: the midpoint of the range.
+    assert_eq!(model.score(&[(10, 102)]).unwrap()[0], 3.0);
+    let err = model.recommend_history(&[100], 2, &[]).unwrap_err();
+    assert!(err.to_string().contains("by id"), "{err}");
+}
