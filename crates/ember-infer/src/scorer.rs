@@ -438,121 +438,46 @@ fn read_tensors(
     Ok(out)
 }
 
-/// Reads and checks the stored histories of a history-based model: offsets start at 0, never
-/// decrease, end at the item count, and every item is in the catalogue.
-fn read_histories(
-    bytes: &[u8],
-    path: &Path,
-    users: usize,
-    items: usize,
-) -> Result<(Vec<usize>, Vec<u32>), InferError> {
-    let file = SafeTensors::deserialize(bytes).map_err(|e| InferError::Safetensors {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })?;
-    let offsets = file
-        .tensor(HISTORY_OFFSETS)
-        .map_err(|_| tensor_error(HISTORY_OFFSETS, "missing"))?;
-    let list = file
-        .tensor(HISTORY_ITEMS)
-        .map_err(|_| tensor_error(HISTORY_ITEMS, "missing"))?;
-    if offsets.dtype() != Dtype::I64 || offsets.shape() != [users + 1] {
+/// A 1-D tensor of `dtype` named `name`, or why not.
+fn vector<'a>(
+    file: &'a SafeTensors<'a>,
+    name: &str,
+    dtype: Dtype,
+) -> Result<safetensors::tensor::TensorView<'a>, InferError> {
+    let view = file
+        .tensor(name)
+        .map_err(|_| tensor_error(name, "missing"))?;
+    if view.dtype() != dtype || view.shape().len() != 1 {
         return Err(tensor_error(
-            HISTORY_OFFSETS,
+            name,
             format!(
-                "stored as {:?} {:?}, expected I64 [{}]",
-                offsets.dtype(),
-                offsets.shape(),
-                users + 1
+                "stored as {:?} {:?}, expected {dtype:?} [n]",
+                view.dtype(),
+                view.shape()
             ),
         ));
     }
-    if list.dtype() != Dtype::I32 || list.shape().len() != 1 {
-        return Err(tensor_error(
-            HISTORY_ITEMS,
-            format!(
-                "stored as {:?} {:?}, expected I32 [n]",
-                list.dtype(),
-                list.shape()
-            ),
-        ));
-    }
-    let n = list.shape()[0];
-    let offsets: Vec<i64> = offsets
-        .data()
-        .chunks_exact(8)
-        .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
-        .collect();
-    if offsets[0] != 0 || offsets.windows(2).any(|w| w[1] < w[0]) || offsets[users] != n as i64 {
-        return Err(tensor_error(
-            HISTORY_OFFSETS,
-            "must start at 0, never decrease, and end at the item count",
-        ));
-    }
-    let history: Vec<u32> = list
-        .data()
-        .chunks_exact(4)
-        .map(|b| i32::from_le_bytes(b.try_into().expect("4 bytes")))
-        .map(|i| u32::try_from(i).ok().filter(|&i| (i as usize) < items))
-        .collect::<Option<_>>()
-        .ok_or_else(|| tensor_error(HISTORY_ITEMS, "an item id outside the catalogue"))?;
-    let offsets: Vec<usize> = offsets.into_iter().map(|o| o as usize).collect();
-    // The training side's input row has each item once: so must the stored history.
-    if offsets
-        .windows(2)
-        .any(|w| history[w[0]..w[1]].windows(2).any(|p| p[0] >= p[1]))
-    {
-        return Err(tensor_error(
-            HISTORY_ITEMS,
-            "each user's items must be sorted and distinct",
-        ));
-    }
-    Ok((offsets, history))
+    Ok(view)
 }
 
-/// Reads and checks AutoRec's stored training ratings: `rows + 1` offsets as for histories,
-/// columns below `width`, sorted and distinct per row, finite values.
-fn read_ratings(
-    bytes: &[u8],
-    path: &Path,
+/// Reads and checks a sparse matrix stored as rows: `rows + 1` I64 offsets (from 0, never
+/// decreasing, ending at the entry count) into I32 column indices below `width`, sorted and
+/// distinct within each row (the training side's rows hold each column once).
+fn read_sparse_rows(
+    file: &SafeTensors<'_>,
+    (offsets_name, columns_name): (&str, &str),
     rows: usize,
     width: usize,
-) -> Result<(Vec<usize>, Vec<u32>, Vec<f32>), InferError> {
-    let file = SafeTensors::deserialize(bytes).map_err(|e| InferError::Safetensors {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })?;
-    let get = |name: &str, dtype: Dtype| {
-        let view = file
-            .tensor(name)
-            .map_err(|_| tensor_error(name, "missing"))?;
-        if view.dtype() != dtype || view.shape().len() != 1 {
-            return Err(tensor_error(
-                name,
-                format!(
-                    "stored as {:?} {:?}, expected {dtype:?} [n]",
-                    view.dtype(),
-                    view.shape()
-                ),
-            ));
-        }
-        Ok(view)
-    };
-    let (offsets, columns, values) = (
-        get(RATINGS_OFFSETS, Dtype::I64)?,
-        get(RATINGS_COLUMNS, Dtype::I32)?,
-        get(RATINGS_VALUES, Dtype::F32)?,
-    );
-    let n = columns.shape()[0];
-    if offsets.shape()[0] != rows + 1 || values.shape()[0] != n {
+) -> Result<(Vec<usize>, Vec<u32>), InferError> {
+    let offsets = vector(file, offsets_name, Dtype::I64)?;
+    let columns = vector(file, columns_name, Dtype::I32)?;
+    if offsets.shape()[0] != rows + 1 {
         return Err(tensor_error(
-            RATINGS_OFFSETS,
-            format!(
-                "expected {} offsets and as many values as columns",
-                rows + 1
-            ),
+            offsets_name,
+            format!("{} offsets, expected {}", offsets.shape()[0], rows + 1),
         ));
     }
+    let n = columns.shape()[0];
     let offsets: Vec<i64> = offsets
         .data()
         .chunks_exact(8)
@@ -560,8 +485,8 @@ fn read_ratings(
         .collect();
     if offsets[0] != 0 || offsets.windows(2).any(|w| w[1] < w[0]) || offsets[rows] != n as i64 {
         return Err(tensor_error(
-            RATINGS_OFFSETS,
-            "must start at 0, never decrease, and end at the rating count",
+            offsets_name,
+            "must start at 0, never decrease, and end at the entry count",
         ));
     }
     let offsets: Vec<usize> = offsets.into_iter().map(|o| o as usize).collect();
@@ -571,14 +496,52 @@ fn read_ratings(
         .map(|b| i32::from_le_bytes(b.try_into().expect("4 bytes")))
         .map(|c| u32::try_from(c).ok().filter(|&c| (c as usize) < width))
         .collect::<Option<_>>()
-        .ok_or_else(|| tensor_error(RATINGS_COLUMNS, "a column outside the matrix"))?;
+        .ok_or_else(|| tensor_error(columns_name, format!("an index outside 0..{width}")))?;
     if offsets
         .windows(2)
         .any(|w| columns[w[0]..w[1]].windows(2).any(|p| p[0] >= p[1]))
     {
         return Err(tensor_error(
-            RATINGS_COLUMNS,
-            "each row's columns must be sorted and distinct",
+            columns_name,
+            "each row's entries must be sorted and distinct",
+        ));
+    }
+    Ok((offsets, columns))
+}
+
+fn parse_safetensors<'a>(bytes: &'a [u8], path: &Path) -> Result<SafeTensors<'a>, InferError> {
+    SafeTensors::deserialize(bytes).map_err(|e| InferError::Safetensors {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// The stored histories of a history-based model: each user's items.
+fn read_histories(
+    bytes: &[u8],
+    path: &Path,
+    users: usize,
+    items: usize,
+) -> Result<(Vec<usize>, Vec<u32>), InferError> {
+    let file = parse_safetensors(bytes, path)?;
+    read_sparse_rows(&file, (HISTORY_OFFSETS, HISTORY_ITEMS), users, items)
+}
+
+/// AutoRec's stored training ratings: rows of `(column, rating)` with finite ratings.
+fn read_ratings(
+    bytes: &[u8],
+    path: &Path,
+    rows: usize,
+    width: usize,
+) -> Result<(Vec<usize>, Vec<u32>, Vec<f32>), InferError> {
+    let file = parse_safetensors(bytes, path)?;
+    let (offsets, columns) =
+        read_sparse_rows(&file, (RATINGS_OFFSETS, RATINGS_COLUMNS), rows, width)?;
+    let values = vector(&file, RATINGS_VALUES, Dtype::F32)?;
+    if values.shape()[0] != columns.len() {
+        return Err(tensor_error(
+            RATINGS_VALUES,
+            format!("{} values for {} columns", values.shape()[0], columns.len()),
         ));
     }
     let values: Vec<f32> = values

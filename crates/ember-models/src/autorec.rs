@@ -10,12 +10,12 @@
 //! loss) and adds `λ/2 (‖W‖² + ‖V‖²)`; per batch it is the paper's objective scaled by
 //! `batch rows / all rows`, so an epoch sums to it.
 
-use burn::nn::{Initializer, Linear, LinearConfig};
+use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
 
-use crate::layers::dense;
+use crate::layers::{dense, xavier_linear};
 
 fn default_hidden() -> usize {
     500
@@ -81,14 +81,9 @@ impl AutoRecConfig {
         } else {
             (num_users, num_items)
         };
-        let linear = |input, output| {
-            LinearConfig::new(input, output)
-                .with_initializer(Initializer::XavierUniform { gain: 1.0 })
-                .init(device)
-        };
         AutoRec {
-            encoder: linear(width, self.hidden),
-            decoder: linear(self.hidden, width),
+            encoder: xavier_linear(width, self.hidden, device),
+            decoder: xavier_linear(self.hidden, width, device),
             item_based: self.item_based,
             l2: self.l2,
             rows,

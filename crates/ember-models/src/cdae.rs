@@ -10,12 +10,12 @@
 //! The user node makes CDAE id-based: it trains on every user's row, the fold-in part of
 //! held-out users included, as the NCF models do.
 
-use burn::nn::{Dropout, DropoutConfig, Embedding, Initializer, Linear, LinearConfig};
+use burn::nn::{Dropout, DropoutConfig, Embedding, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::{sigmoid, softplus};
 use serde::{Deserialize, Serialize};
 
-use crate::layers::{dense, embedding};
+use crate::layers::{dense, embedding, xavier_linear};
 use crate::lookup::lookup;
 use crate::{RowModel, UserRows};
 
@@ -50,15 +50,10 @@ pub struct Cdae {
 impl CdaeConfig {
     /// Builds the model for `num_users` × `num_items`.
     pub fn init(&self, num_users: usize, num_items: usize, device: &Device) -> Cdae {
-        let linear = |input, output| {
-            LinearConfig::new(input, output)
-                .with_initializer(Initializer::XavierUniform { gain: 1.0 })
-                .init(device)
-        };
         Cdae {
-            encoder: linear(num_items, self.hidden),
+            encoder: xavier_linear(num_items, self.hidden, device),
             users: embedding(num_users, self.hidden, 0.01, device),
-            decoder: linear(self.hidden, num_items),
+            decoder: xavier_linear(self.hidden, num_items, device),
             dropout: DropoutConfig::new(self.dropout).init(),
         }
     }

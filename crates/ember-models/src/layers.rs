@@ -15,6 +15,13 @@ pub fn embedding(rows: usize, dim: usize, std: f64, device: &Device) -> Embeddin
         .init(device)
 }
 
+/// A linear layer with Xavier-uniform weights (the autoencoder papers' initialisation).
+pub fn xavier_linear(input: usize, output: usize, device: &Device) -> Linear {
+    LinearConfig::new(input, output)
+        .with_initializer(Initializer::XavierUniform { gain: 1.0 })
+        .init(device)
+}
+
 /// Most chunks a dense layer splits its batch into (see [`dense`]); 1 turns splitting off.
 static SPLIT_K_GROUPS: AtomicUsize = AtomicUsize::new(64);
 /// Rows a chunk keeps at least.

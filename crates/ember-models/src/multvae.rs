@@ -13,14 +13,14 @@
 //! They take no user ids: a user unseen in training is scored from their row ("fold-in"), which
 //! is what the held-out-users protocol measures.
 
-use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
+use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::activation::log_softmax;
 use serde::{Deserialize, Serialize};
 
 use crate::RowModel;
-use crate::layers::dense;
+use crate::layers::{dense, xavier_linear};
 
 fn default_hidden() -> Vec<usize> {
     vec![600, 200]
@@ -81,11 +81,7 @@ pub struct UserRows {
 fn layers(sizes: &[usize], device: &Device) -> Vec<Linear> {
     sizes
         .windows(2)
-        .map(|w| {
-            LinearConfig::new(w[0], w[1])
-                .with_initializer(Initializer::XavierUniform { gain: 1.0 })
-                .init(device)
-        })
+        .map(|w| xavier_linear(w[0], w[1], device))
         .collect()
 }
 
