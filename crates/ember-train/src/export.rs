@@ -216,7 +216,11 @@ pub fn check_export(run_dir: &Path, out: &Path) -> Result<ExportCheck, TrainErro
         .map_err(|e| TrainError::Export(format!("{}: {e}", weights.display())))?
         .len();
     Ok(ExportCheck {
-        label: format!("{split}, {}", plan.label(which)),
+        label: if exported.manifest().model.reads_ratings() {
+            format!("{split}, {}", trained.protocol)
+        } else {
+            format!("{split}, {}", plan.label(which))
+        },
         metrics,
         bytes,
     })
