@@ -5,17 +5,11 @@
 use ember_train::{RunConfig, RunOptions, RunSummary, train};
 use std::path::Path;
 
+mod common;
+
 fn run(config: &str, dir: &Path) -> Option<RunSummary> {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let data = repo.join("../shared/datasets/ml-100k/u.data");
-    if !data.exists() {
-        eprintln!(
-            "skipped: {} not found (the shared datasets are not on this machine)",
-            data.display()
-        );
-        return None;
-    }
-    let mut config = RunConfig::from_file(&repo.join("configs").join(config)).unwrap();
+    let data = common::shared_dataset("ml-100k/u.data")?;
+    let mut config = RunConfig::from_file(&common::repo().join("configs").join(config)).unwrap();
     config.data = ember_data::DataSource::Movielens100k { path: data };
     config.output_dir = dir.to_owned();
     Some(train(&config, "flex", RunOptions { progress: false }).unwrap())

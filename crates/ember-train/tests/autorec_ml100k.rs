@@ -3,21 +3,17 @@
 //! the test quick; `configs/ml100k-autorec.toml` is the full one.
 
 use ember_train::{RunConfig, RunOptions, train};
-use std::path::Path;
+
+mod common;
 
 #[test]
 fn i_autorec_on_ml100k_beats_item_means() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let data = repo.join("../shared/datasets/ml-100k/u.data");
-    if !data.exists() {
-        eprintln!(
-            "skipped: {} not found (the shared datasets are not on this machine)",
-            data.display()
-        );
+    let Some(data) = common::shared_dataset("ml-100k/u.data") else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
-    let mut config = RunConfig::from_file(&repo.join("configs/ml100k-autorec.toml")).unwrap();
+    let mut config =
+        RunConfig::from_file(&common::repo().join("configs/ml100k-autorec.toml")).unwrap();
     config.data = ember_data::DataSource::Movielens100k { path: data };
     config.output_dir = dir.path().to_owned();
     config.train.learning_rate = 1e-3;

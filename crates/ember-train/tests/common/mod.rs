@@ -1,4 +1,26 @@
-//! Data shared by the integration tests.
+//! Data shared by the integration tests (each test file uses part of it).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `../shared/datasets/<relative>` beside the repository, or `None` after printing why the test
+/// is skipped.
+pub fn shared_dataset(relative: &str) -> Option<PathBuf> {
+    let path = repo().join("../shared/datasets").join(relative);
+    if path.exists() {
+        return Some(path);
+    }
+    eprintln!(
+        "skipped: {} not found (the shared datasets are not on this machine)",
+        path.display()
+    );
+    None
+}
 
 /// Explicit ratings from a rank-3 taste model (`u.data` layout), in which a user's own taste,
 /// not an item's mean, decides most of a rating.
