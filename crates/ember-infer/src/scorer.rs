@@ -924,21 +924,25 @@ impl ExportedModel {
     /// Scores of (user, item) pairs given by external ids.
     pub fn score(&self, pairs: &[(i64, i64)]) -> Result<Vec<f32>, InferError> {
         if let Weights::AutoRec(ar) = &self.weights {
-            // One decode per run of pairs in the same row.
-            let mut last: Option<(usize, Vec<f32>)> = None;
-            return pairs
+            // Pairs sorted by their row: one decode per distinct row, whatever the input order.
+            let cells = pairs
                 .iter()
-                .map(|&(u, i)| {
-                    let (u, i) = (self.user_index(u)? as usize, self.item_index(i)? as usize);
-                    let row = ar.cell(u, i).0;
-                    if last.as_ref().is_none_or(|(r, _)| *r != row) {
-                        let mut decoded = Vec::new();
-                        ar.decode(row, &mut decoded);
-                        last = Some((row, decoded));
-                    }
-                    Ok(ar.rating(u, i, &last.as_ref().expect("set above").1))
-                })
-                .collect();
+                .map(|&(u, i)| Ok((self.user_index(u)? as usize, self.item_index(i)? as usize)))
+                .collect::<Result<Vec<_>, InferError>>()?;
+            let mut order: Vec<usize> = (0..cells.len()).collect();
+            order.sort_by_key(|&k| ar.cell(cells[k].0, cells[k].1).0);
+            let mut scores = vec![0.0f32; cells.len()];
+            let (mut decoded, mut row) = (Vec::new(), None);
+            for k in order {
+                let (u, i) = cells[k];
+                let r = ar.cell(u, i).0;
+                if row != Some(r) {
+                    ar.decode(r, &mut decoded);
+                    row = Some(r);
+                }
+                scores[k] = ar.rating(u, i, &decoded);
+            }
+            return Ok(scores);
         }
         if let Weights::Autoencoder(ae) = &self.weights {
             // One decode per run of pairs with the same user.

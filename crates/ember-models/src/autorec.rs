@@ -7,8 +7,9 @@
 //! - U-AutoRec: each user is a row of their ratings of every item.
 //!
 //! The loss counts observed ratings only (missing entries are 0 in the input and masked in the
-//! loss) and adds `λ/2 (‖W‖² + ‖V‖²)`; per batch it is the paper's objective scaled by
-//! `batch rows / all rows`, so an epoch sums to it.
+//! loss, so ratings must be positive) and adds `λ/2 (‖W‖² + ‖V‖²)`; per batch it is the paper's
+//! objective divided by the number of rows, estimated from the batch: the mean squared error
+//! per row plus `λ/(2 · rows) (‖W‖² + ‖V‖²)`.
 
 use burn::nn::Linear;
 use burn::prelude::*;

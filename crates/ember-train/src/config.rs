@@ -247,6 +247,20 @@ impl RunConfig {
             ));
         }
         self.model.validate().map_err(|e| e.to_string())?;
+        if self.model.predicts_ratings() {
+            if self.preprocess.implicit_threshold.is_some() {
+                return Err(format!(
+                    "model `{}` predicts ratings: remove preprocess.implicit_threshold, which keeps only the high ones",
+                    self.model.name()
+                ));
+            }
+            if !self.preprocess.dedup {
+                return Err(format!(
+                    "model `{}` predicts ratings: set preprocess.dedup = true, or a repeated (user, item) pair could be trained on and tested",
+                    self.model.name()
+                ));
+            }
+        }
         self.split.validate().map_err(|e| e.to_string())?;
         if self.name.is_empty() || self.name.contains(['/', '\\']) || self.name.starts_with('.') {
             return Err(format!(
@@ -359,6 +373,26 @@ mod tests {
                 "eval.monitor `AUC(global)`",
             ),
             ("[train]\npretrain_epochs = 0\n", "train.pretrain_epochs"),
+            (
+                "[model]\nkind = \"autorec\"\n[eval]\nmonitor = \"NDCG@10\"\n",
+                "eval.monitor `NDCG@10`",
+            ),
+            (
+                "[preprocess]\nimplicit_threshold = 4.0\n[model]\nkind = \"autorec\"\n[eval]\nmonitor = \"RMSE\"\n",
+                "remove preprocess.implicit_threshold",
+            ),
+            (
+                "[preprocess]\ndedup = false\n[model]\nkind = \"autorec\"\n[eval]\nmonitor = \"RMSE\"\n",
+                "set preprocess.dedup = true",
+            ),
+            (
+                "[model]\nkind = \"mult_vae\"\nbeta = -1.0\n",
+                "model.beta must be a non-negative number",
+            ),
+            (
+                "[split]\nkind = \"held_out_users\"\nvalid_users = 1\ntest_users = 1\nfold_in = 1.5\n",
+                "fold_in 1.5 must lie strictly between 0 and 1",
+            ),
         ];
         for (text, expected) in cases {
             let err = RunConfig::from_toml(text, Path::new("c.toml"))

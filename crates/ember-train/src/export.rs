@@ -174,11 +174,14 @@ pub fn check_export(run_dir: &Path, out: &Path) -> Result<ExportCheck, TrainErro
     let (trained, export) = if exported.manifest().model.reads_ratings() {
         // Rating models: RMSE and MAE of the predicted ratings.
         let predictor = RatingPredictor::new(&run.model, &run.data, &device);
+        let (users, items) = (&exported.manifest().user_ids, &exported.manifest().item_ids);
         let from_export = |pairs: &[(u32, u32)]| {
-            pairs
+            let external: Vec<(i64, i64)> = pairs
                 .iter()
-                .map(|&(u, i)| exported.score_internal(u, i))
-                .collect()
+                .map(|&(u, i)| (users[u as usize], items[i as usize]))
+                .collect();
+            // `score` decodes each row once.
+            exported.score(&external).expect("the run's own ids")
         };
         (
             evaluate_ratings(&|p| predictor.predict(p), &run.data, which),

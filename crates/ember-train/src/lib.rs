@@ -136,6 +136,19 @@ pub fn train(
             message: "the split leaves no test interactions".into(),
         });
     }
+    // AutoRec reads 0 as "not rated".
+    if config.model.predicts_ratings()
+        && let Some(ratings) = &data.ratings
+        && ratings.train.iter().flatten().any(|&r| r <= 0.0)
+    {
+        return Err(TrainError::Config {
+            path: PathBuf::from("config"),
+            message: format!(
+                "model `{}` reads 0 as a missing rating, and the data has ratings <= 0: shift the scale to start above 0",
+                config.model.name()
+            ),
+        });
+    }
     if config.model.predicts_ratings() && data.ratings.is_none() {
         return Err(TrainError::Config {
             path: PathBuf::from("config"),
@@ -377,6 +390,15 @@ pub fn evaluate_run(
     protocol: Option<ember_metrics::Protocol>,
 ) -> Result<(MetricsReport, MetricsReport), TrainError> {
     let run = load_run(run_dir, device_name)?;
+    if protocol.is_some() && run.config.model.predicts_ratings() {
+        return Err(TrainError::Config {
+            path: run_dir.join(files::CONFIG),
+            message: format!(
+                "model `{}` predicts ratings, evaluated by RMSE and MAE: a ranking protocol does not apply",
+                run.config.model.name()
+            ),
+        });
+    }
     let protocol = protocol.unwrap_or_else(|| run.config.eval.protocol.clone());
     let plan = EvaluationPlan::new(&run.data, &protocol, run.config.seed).map_err(|message| {
         TrainError::Config {

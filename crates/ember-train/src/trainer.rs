@@ -215,7 +215,9 @@ impl Trainer<'_> {
             let value = valid.get(&monitor).unwrap_or(f64::NAN);
             let improved = best.as_ref().is_none_or(|b| {
                 let best_value = b.best_valid.get(&monitor).unwrap_or(f64::NAN);
-                if higher_is_better(&monitor) {
+                if best_value.is_nan() {
+                    !value.is_nan()
+                } else if higher_is_better(&monitor) {
                     value > best_value
                 } else {
                     value < best_value

@@ -39,7 +39,7 @@ pub fn rated_data(dir: &std::path::Path) -> std::path::PathBuf {
     for u in 0..users {
         for i in 0..items {
             if random() < 0.1 {
-                // About 40% of the cells are rated.
+                // About 60% of the cells are rated.
                 let taste: f64 = (0..3).map(|k| users_f[u][k] * items_f[i][k]).sum();
                 let rating = (3.0 + 12.0 * taste + 0.5 * random())
                     .round()
