@@ -346,6 +346,18 @@ mod tests {
         }
     }
 
+    /// Every user interacting with every item, in order.
+    fn grid(users: i64, items: i64) -> Interactions {
+        let mut data = Interactions::default();
+        for u in 0..users {
+            for i in 0..items {
+                data.users.push(u);
+                data.items.push(i);
+            }
+        }
+        data
+    }
+
     #[test]
     fn leave_one_out_is_temporal() {
         let d = Split::LeaveOneOut.apply(&data(), None).unwrap();
@@ -360,13 +372,7 @@ mod tests {
 
     #[test]
     fn ratio_split_is_seeded_and_complete() {
-        let mut big = Interactions::default();
-        for u in 0..20 {
-            for i in 0..10 {
-                big.users.push(u);
-                big.items.push(i);
-            }
-        }
+        let big = grid(20, 10);
         let split = Split::Ratio {
             train: 0.8,
             valid: 0.1,
@@ -447,13 +453,7 @@ mod tests {
             }
         }
         // 10 interactions hold out exactly 2 (not 1 by rounding 0.2 · 10 down).
-        let mut ten = Interactions::default();
-        for u in 0..4 {
-            for i in 0..10 {
-                ten.users.push(u);
-                ten.items.push(i);
-            }
-        }
+        let ten = grid(4, 10);
         let every_user_held_out = Split::HeldOutUsers {
             valid_users: 1,
             test_users: 2,

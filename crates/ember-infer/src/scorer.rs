@@ -923,51 +923,54 @@ impl ExportedModel {
 
     /// Scores of (user, item) pairs given by external ids.
     pub fn score(&self, pairs: &[(i64, i64)]) -> Result<Vec<f32>, InferError> {
-        if let Weights::AutoRec(ar) = &self.weights {
-            // Pairs sorted by their row: one decode per distinct row, whatever the input order.
-            let cells = pairs
+        let pairs = pairs
+            .iter()
+            .map(|&(u, i)| Ok((self.user_index(u)?, self.item_index(i)?)))
+            .collect::<Result<Vec<_>, InferError>>()?;
+        Ok(self.score_internal_pairs(&pairs))
+    }
+
+    /// Scores of (user, item) pairs given by internal ids, which must be in range. Models that
+    /// decode a whole row at once (the autoencoders: a user's row; AutoRec: an item's or a
+    /// user's) decode each distinct row once, whatever the order of the pairs.
+    pub fn score_internal_pairs(&self, pairs: &[(u32, u32)]) -> Vec<f32> {
+        let row_of = |u: usize, i: usize| match &self.weights {
+            Weights::AutoRec(ar) => Some(ar.cell(u, i).0),
+            Weights::Autoencoder(_) => Some(u),
+            _ => None,
+        };
+        let cells: Vec<(usize, usize)> = pairs
+            .iter()
+            .map(|&(u, i)| (u as usize, i as usize))
+            .collect();
+        if cells.is_empty() || row_of(0, 0).is_none() {
+            let (mut h, mut scratch) = (Vec::new(), Vec::new());
+            return cells
                 .iter()
-                .map(|&(u, i)| Ok((self.user_index(u)? as usize, self.item_index(i)? as usize)))
-                .collect::<Result<Vec<_>, InferError>>()?;
-            let mut order: Vec<usize> = (0..cells.len()).collect();
-            order.sort_by_key(|&k| ar.cell(cells[k].0, cells[k].1).0);
-            let mut scores = vec![0.0f32; cells.len()];
-            let (mut decoded, mut row) = (Vec::new(), None);
-            for k in order {
-                let (u, i) = cells[k];
-                let r = ar.cell(u, i).0;
-                if row != Some(r) {
-                    ar.decode(r, &mut decoded);
-                    row = Some(r);
-                }
-                scores[k] = ar.rating(u, i, &decoded);
-            }
-            return Ok(scores);
-        }
-        if let Weights::Autoencoder(ae) = &self.weights {
-            // One decode per run of pairs with the same user.
-            let mut last: Option<(u32, Vec<f32>)> = None;
-            return pairs
-                .iter()
-                .map(|&(u, i)| {
-                    let (u, i) = (self.user_index(u)?, self.item_index(i)?);
-                    if last.as_ref().is_none_or(|(lu, _)| *lu != u) {
-                        let mut scores = Vec::new();
-                        ae.user_scores(u as usize, &mut scores);
-                        last = Some((u, scores));
-                    }
-                    Ok(last.as_ref().expect("set above").1[i as usize])
-                })
+                .map(|&(u, i)| self.score_with(u, i, &mut h, &mut scratch))
                 .collect();
         }
-        let (mut h, mut scratch) = (Vec::new(), Vec::new());
-        pairs
-            .iter()
-            .map(|&(u, i)| {
-                let (u, i) = (self.user_index(u)?, self.item_index(i)?);
-                Ok(self.score_with(u as usize, i as usize, &mut h, &mut scratch))
-            })
-            .collect()
+        let row = |k: usize| row_of(cells[k].0, cells[k].1).expect("a row model");
+        let mut order: Vec<usize> = (0..cells.len()).collect();
+        order.sort_by_key(|&k| row(k));
+        let mut scores = vec![0.0f32; cells.len()];
+        let (mut decoded, mut current) = (Vec::new(), None);
+        for k in order {
+            let (u, i) = cells[k];
+            if current != Some(row(k)) {
+                match &self.weights {
+                    Weights::AutoRec(ar) => ar.decode(row(k), &mut decoded),
+                    Weights::Autoencoder(ae) => ae.user_scores(u, &mut decoded),
+                    _ => unreachable!("row models only"),
+                }
+                current = Some(row(k));
+            }
+            scores[k] = match &self.weights {
+                Weights::AutoRec(ar) => ar.rating(u, i, &decoded),
+                _ => decoded[i],
+            };
+        }
+        scores
     }
 
     /// The `k` best items for `user`, leaving out `exclude` (external item ids; unknown ones

@@ -111,25 +111,8 @@ pub struct ExportedScorer<'a>(pub &'a ExportedModel);
 
 impl Scorer for ExportedScorer<'_> {
     fn score_pairs(&self, users: &[u32], items: &[u32]) -> Vec<f32> {
-        if !self.0.manifest().model.reads_histories() {
-            return users
-                .iter()
-                .zip(items)
-                .map(|(&u, &i)| self.0.score_internal(u, i))
-                .collect();
-        }
-        // An autoencoder decodes a user's whole row at once: one decode per distinct user.
-        let mut row: Option<(u32, Vec<f32>)> = None;
-        users
-            .iter()
-            .zip(items)
-            .map(|(&u, &i)| {
-                if row.as_ref().is_none_or(|(ru, _)| *ru != u) {
-                    row = Some((u, self.0.item_scores_internal(u)));
-                }
-                row.as_ref().expect("set above").1[i as usize]
-            })
-            .collect()
+        let pairs: Vec<(u32, u32)> = users.iter().copied().zip(items.iter().copied()).collect();
+        self.0.score_internal_pairs(&pairs)
     }
 
     fn score_all(&self, users: &[u32]) -> Vec<f32> {
@@ -174,15 +157,7 @@ pub fn check_export(run_dir: &Path, out: &Path) -> Result<ExportCheck, TrainErro
     let (trained, export) = if exported.manifest().model.reads_ratings() {
         // Rating models: RMSE and MAE of the predicted ratings.
         let predictor = RatingPredictor::new(&run.model, &run.data, &device);
-        let (users, items) = (&exported.manifest().user_ids, &exported.manifest().item_ids);
-        let from_export = |pairs: &[(u32, u32)]| {
-            let external: Vec<(i64, i64)> = pairs
-                .iter()
-                .map(|&(u, i)| (users[u as usize], items[i as usize]))
-                .collect();
-            // `score` decodes each row once.
-            exported.score(&external).expect("the run's own ids")
-        };
+        let from_export = |pairs: &[(u32, u32)]| exported.score_internal_pairs(pairs);
         (
             evaluate_ratings(&|p| predictor.predict(p), &run.data, which),
             evaluate_ratings(&from_export, &run.data, which),
