@@ -295,6 +295,10 @@ fn train(args: TrainArgs) -> Result<()> {
         ("test", &summary.test),
         (baseline_label(&summary.popularity), &summary.popularity),
     ]);
+    for (test, popularity) in &summary.extra {
+        println!();
+        print_table(&[("test", test), (baseline_label(popularity), popularity)]);
+    }
     println!("run directory: {}", summary.run_dir.display());
     Ok(())
 }

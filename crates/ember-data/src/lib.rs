@@ -11,6 +11,7 @@ mod ids;
 mod interactions;
 mod preprocess;
 pub mod sampling;
+pub mod sequences;
 mod source;
 mod split;
 pub mod synthetic;

@@ -36,44 +36,62 @@ fn at_or_above(a: f32, b: f32) -> bool {
 /// it, plus the number of relevant candidates ordered before it (ties among relevant items do not
 /// matter: with binary relevance every metric depends only on the set of positions).
 pub fn relevant_ranks(scores: &[f32], relevant: &[bool]) -> Vec<usize> {
+    let (relevant_scores, splits) = negative_splits(scores, relevant);
+    // The i-th relevant item (0-based) is preceded by i relevant items and by every negative
+    // scoring at or above it: those with fewer than i + 1 relevant items strictly above them.
+    let mut first_reached = vec![0usize; relevant_scores.len() + 1];
+    for &(above, _) in &splits {
+        first_reached[above] += 1;
+    }
+    let mut negatives = 0;
+    (0..relevant_scores.len())
+        .map(|i| {
+            negatives += first_reached[i];
+            1 + i + negatives
+        })
+        .collect()
+}
+
+/// The relevant scores sorted in ranking order, and for each non-relevant candidate `x` the
+/// pair `(above, at_or_above)`: how many relevant scores rank strictly above `x`, and how many
+/// at or above it (ties included). One sort of the (few) relevant scores and a binary search
+/// per candidate, so a full-catalogue list costs O(n log r) instead of sorting all n.
+fn negative_splits(scores: &[f32], relevant: &[bool]) -> (Vec<f32>, Vec<(usize, usize)>) {
     assert_eq!(scores.len(), relevant.len(), "one relevance flag per score");
-    let mut rel_scores: Vec<f32> = scores
+    let mut relevant_scores: Vec<f32> = scores
         .iter()
         .zip(relevant)
         .filter(|(_, r)| **r)
         .map(|(s, _)| *s)
         .collect();
-    rel_scores.sort_by(|a, b| descending(*a, *b));
-    let mut neg_scores: Vec<f32> = scores
+    relevant_scores.sort_by(|a, b| descending(*a, *b));
+    let splits = scores
         .iter()
         .zip(relevant)
         .filter(|(_, r)| !**r)
-        .map(|(s, _)| *s)
+        .map(|(&x, _)| {
+            let above = relevant_scores.partition_point(|&s| descending(s, x) == Ordering::Less);
+            let level_or_above = relevant_scores.partition_point(|&s| at_or_above(s, x));
+            (above, level_or_above)
+        })
         .collect();
-    neg_scores.sort_by(|a, b| descending(*a, *b));
-    // Walk both sorted lists: the i-th relevant item (0-based) is preceded by i relevant items
-    // and by every negative scoring at or above it.
-    let mut ranks = Vec::with_capacity(rel_scores.len());
-    let mut negatives_above = 0;
-    for (i, &s) in rel_scores.iter().enumerate() {
-        while negatives_above < neg_scores.len() && at_or_above(neg_scores[negatives_above], s) {
-            negatives_above += 1;
-        }
-        ranks.push(1 + i + negatives_above);
-    }
-    ranks
+    (relevant_scores, splits)
 }
 
 /// Mann–Whitney ROC-AUC of one candidate list: the probability that a random relevant item
 /// scores above a random non-relevant one, ties counting one half. `None` when either class is
 /// empty (the AUC is undefined).
 pub fn roc_auc(scores: &[f32], relevant: &[bool]) -> Option<f64> {
-    let mut pairs: Vec<(f32, bool)> = scores
+    let (relevant_scores, splits) = negative_splits(scores, relevant);
+    if relevant_scores.is_empty() || splits.is_empty() {
+        return None;
+    }
+    // Each negative loses to the relevant items above it and ties with those level with it.
+    let wins: f64 = splits
         .iter()
-        .copied()
-        .zip(relevant.iter().copied())
-        .collect();
-    roc_auc_of_pairs(&mut pairs)
+        .map(|&(above, level_or_above)| above as f64 + 0.5 * (level_or_above - above) as f64)
+        .sum();
+    Some(wins / (relevant_scores.len() as f64 * splits.len() as f64))
 }
 
 /// ROC-AUC over (score, is_relevant) pairs, sorting them in place. Ties count one half.

@@ -2,8 +2,8 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    AutoRecConfig, CdaeConfig, GmfConfig, MfConfig, MlpConfig, Model, MultDaeConfig, MultVaeConfig,
-    NeuMfConfig,
+    AutoRecConfig, Bert4RecConfig, CdaeConfig, GmfConfig, MfConfig, MlpConfig, Model,
+    MultDaeConfig, MultVaeConfig, NeuMfConfig, SasRecConfig, SequenceLoss,
 };
 
 /// Invalid model hyper-parameters.
@@ -35,6 +35,23 @@ pub enum ModelError {
     /// A negative or non-finite KL weight.
     #[error("model.beta must be a non-negative number, got {0}")]
     BadBeta(f64),
+    /// Attention heads that do not divide the hidden size.
+    #[error("model.heads ({heads}) must divide model.hidden ({hidden})")]
+    BadHeads {
+        /// Heads.
+        heads: usize,
+        /// Hidden size.
+        hidden: usize,
+    },
+    /// A mask probability outside (0, 1).
+    #[error("model.mask_prob must lie strictly between 0 and 1, got {0}")]
+    BadMaskProb(f64),
+    /// A sampled loss without negatives.
+    #[error("model.negatives must be at least 1 for loss `{0}`")]
+    NoNegatives(&'static str),
+    /// A window too short for the model.
+    #[error("model.max_len must be at least {0}")]
+    ShortWindow(usize),
 }
 
 /// Which model to train, with its hyper-parameters (the `[model]` table, tagged by `kind`).
@@ -59,6 +76,12 @@ pub enum ModelConfig {
     /// AutoRec (Sedhain et al. 2015), rating prediction.
     #[serde(rename = "autorec")]
     AutoRec(AutoRecConfig),
+    /// SASRec (Kang & McAuley 2018), next-item prediction.
+    #[serde(rename = "sasrec")]
+    SasRec(SasRecConfig),
+    /// BERT4Rec (Sun et al. 2019), masked-item prediction.
+    #[serde(rename = "bert4rec")]
+    Bert4Rec(Bert4RecConfig),
 }
 
 impl Default for ModelConfig {
@@ -80,6 +103,31 @@ fn check_layers(layers: &[usize]) -> Result<(), ModelError> {
     Ok(())
 }
 
+fn check_transformer(
+    hidden: usize,
+    blocks: usize,
+    heads: usize,
+    max_len: usize,
+    min_len: usize,
+    dropout: f64,
+) -> Result<(), ModelError> {
+    for (key, value) in [("hidden", hidden), ("blocks", blocks), ("heads", heads)] {
+        if value == 0 {
+            return Err(ModelError::ZeroSize(key));
+        }
+    }
+    if hidden % heads != 0 {
+        return Err(ModelError::BadHeads { heads, hidden });
+    }
+    if max_len < min_len {
+        return Err(ModelError::ShortWindow(min_len));
+    }
+    if !(0.0..1.0).contains(&dropout) {
+        return Err(ModelError::BadDropout(dropout));
+    }
+    Ok(())
+}
+
 impl ModelConfig {
     /// The model's name as written in configs.
     pub fn name(&self) -> &'static str {
@@ -92,6 +140,8 @@ impl ModelConfig {
             ModelConfig::MultVae(_) => "mult_vae",
             ModelConfig::Cdae(_) => "cdae",
             ModelConfig::AutoRec(_) => "autorec",
+            ModelConfig::SasRec(_) => "sasrec",
+            ModelConfig::Bert4Rec(_) => "bert4rec",
         }
     }
 
@@ -111,7 +161,9 @@ impl ModelConfig {
             ModelConfig::MultDae(_)
             | ModelConfig::MultVae(_)
             | ModelConfig::Cdae(_)
-            | ModelConfig::AutoRec(_) => None,
+            | ModelConfig::AutoRec(_)
+            | ModelConfig::SasRec(_)
+            | ModelConfig::Bert4Rec(_) => None,
         };
         if let Some(init_std) = init_std
             && !(init_std > 0.0 && init_std.is_finite())
@@ -158,6 +210,26 @@ impl ModelConfig {
                     return Err(ModelError::BadL2(c.l2));
                 }
             }
+            ModelConfig::SasRec(c) => {
+                check_transformer(c.hidden, c.blocks, c.heads, c.max_len, 1, c.dropout)?;
+                let loss = match c.loss {
+                    SequenceLoss::Bce => Some("bce"),
+                    SequenceLoss::SampledSoftmax => Some("sampled_softmax"),
+                    SequenceLoss::Softmax => None,
+                };
+                if let Some(loss) = loss
+                    && c.negatives == 0
+                {
+                    return Err(ModelError::NoNegatives(loss));
+                }
+            }
+            ModelConfig::Bert4Rec(c) => {
+                // The scored window holds the mask token and at least one item.
+                check_transformer(c.hidden, c.blocks, c.heads, c.max_len, 2, c.dropout)?;
+                if !(c.mask_prob > 0.0 && c.mask_prob < 1.0) {
+                    return Err(ModelError::BadMaskProb(c.mask_prob));
+                }
+            }
         }
         Ok(())
     }
@@ -173,6 +245,8 @@ impl ModelConfig {
             ModelConfig::MultVae(c) => Model::MultVae(c.init(num_items, device)),
             ModelConfig::Cdae(c) => Model::Cdae(c.init(num_users, num_items, device)),
             ModelConfig::AutoRec(c) => Model::AutoRec(c.init(num_users, num_items, device)),
+            ModelConfig::SasRec(c) => Model::SasRec(c.init(num_items, device)),
+            ModelConfig::Bert4Rec(c) => Model::Bert4Rec(c.init(num_items, device)),
         }
     }
 }

@@ -113,6 +113,8 @@ impl Model {
                 push_linear(&mut out, "encoder", encoder);
                 push_linear(&mut out, "decoder", decoder);
             }
+            // ember-infer has no sequence format yet: `ember export` refuses these.
+            Model::SasRec(_) | Model::Bert4Rec(_) => {}
         }
         out
     }

@@ -6,11 +6,14 @@
 //!   sampled negatives, scores for given pairs, scores for every item;
 //! - by the user's interaction row ([`RowModel`]: the autoencoders): the loss on a batch of rows,
 //!   scores for every item from a row. These score users unseen in training (fold-in);
-//! - as rows of the explicit rating matrix ([`RatingModel`]: AutoRec), predicting ratings.
+//! - as rows of the explicit rating matrix ([`RatingModel`]: AutoRec), predicting ratings;
+//! - by the user's item sequence ([`SequenceModel`]: SASRec, BERT4Rec): the loss on a batch of
+//!   sequence windows, scores for every item as the next one.
 //!
 //! One file per model family.
 
 pub mod autorec;
+pub mod bert4rec;
 pub mod cdae;
 mod config;
 mod export;
@@ -19,8 +22,11 @@ pub mod lookup;
 mod loss;
 pub mod multvae;
 pub mod ncf;
+pub mod sasrec;
+mod sequence;
 
 pub use autorec::{AutoRec, AutoRecConfig, RatingModel};
+pub use bert4rec::{Bert4Rec, Bert4RecConfig};
 pub use cdae::{Cdae, CdaeConfig};
 pub use config::{ModelConfig, ModelError};
 pub use export::NamedTensor;
@@ -28,6 +34,8 @@ pub use lookup::{IdBatch, SegmentPlan};
 pub use loss::{EpochPairs, Loss, PairBatch};
 pub use multvae::{MultDae, MultDaeConfig, MultVae, MultVaeConfig, UserRows};
 pub use ncf::{Gmf, GmfConfig, Mf, MfConfig, Mlp, MlpConfig, NeuMf, NeuMfConfig};
+pub use sasrec::{SasRec, SasRecConfig};
+pub use sequence::{SequenceBatch, SequenceLoss, SequenceModel, SequenceTask};
 
 use burn::prelude::*;
 
@@ -105,6 +113,8 @@ pub enum ModelKind<'a> {
     Rows(&'a dyn RowModel),
     /// Predicts explicit ratings (AutoRec); trained on rows of the rating matrix.
     Ratings(&'a dyn RatingModel),
+    /// Reads the user's items in time order; trained on windows of their sequences.
+    Sequences(&'a dyn SequenceModel),
 }
 
 /// Any model ember can train, as one module type.
@@ -126,6 +136,10 @@ pub enum Model {
     Cdae(Cdae),
     /// Autoencoder rating prediction.
     AutoRec(AutoRec),
+    /// Self-attentive sequential recommendation (causal transformer).
+    SasRec(SasRec),
+    /// Bidirectional transformer trained on masked items.
+    Bert4Rec(Bert4Rec),
 }
 
 impl Model {
@@ -140,6 +154,8 @@ impl Model {
             Model::MultVae(m) => ModelKind::Rows(m),
             Model::Cdae(m) => ModelKind::Rows(m),
             Model::AutoRec(m) => ModelKind::Ratings(m),
+            Model::SasRec(m) => ModelKind::Sequences(m),
+            Model::Bert4Rec(m) => ModelKind::Sequences(m),
         }
     }
 
@@ -148,6 +164,7 @@ impl Model {
         match self.kind() {
             ModelKind::Pairs(m) => Some(m.num_items()),
             ModelKind::Rows(m) => Some(m.num_items()),
+            ModelKind::Sequences(m) => Some(m.num_items()),
             ModelKind::Ratings(_) => None,
         }
     }

@@ -79,6 +79,8 @@ pub struct TrainConfig {
     pub refit: bool,
     /// How embedding tables get their gradients (see `ember_models::lookup`).
     pub embedding_gradient: EmbeddingGradient,
+    /// Adam's β₂ (0.999; SASRec's code uses 0.98).
+    pub adam_beta2: f64,
 }
 
 /// How embedding tables get their gradients.
@@ -120,6 +122,7 @@ impl Default for TrainConfig {
             finetune_learning_rate: None,
             refit: false,
             embedding_gradient: EmbeddingGradient::Auto,
+            adam_beta2: 0.999,
         }
     }
 }
@@ -136,6 +139,12 @@ pub struct EvalConfig {
     pub monitor: String,
     /// Users scored per evaluation batch.
     pub batch_users: usize,
+    /// Validate every this many epochs (and after the last); early stopping still counts
+    /// `train.patience` in epochs.
+    pub every: usize,
+    /// More protocols the selected model (and the baseline) are tested under, reported beside
+    /// the main one; validation always uses `protocol`.
+    pub extra_protocols: Vec<Protocol>,
 }
 
 impl Default for EvalConfig {
@@ -148,6 +157,8 @@ impl Default for EvalConfig {
             ks: vec![5, 10, 20],
             monitor: "NDCG@10".into(),
             batch_users: 256,
+            every: 1,
+            extra_protocols: Vec::new(),
         }
     }
 }
@@ -182,6 +193,7 @@ impl RunConfig {
             ("train.epochs", t.epochs),
             ("train.batch_size", t.batch_size),
             ("eval.batch_users", self.eval.batch_users),
+            ("eval.every", self.eval.every),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -213,6 +225,12 @@ impl RunConfig {
                 t.weight_decay
             ));
         }
+        if !(0.0..1.0).contains(&t.adam_beta2) {
+            return Err(format!(
+                "train.adam_beta2 must lie in [0, 1), got {}",
+                t.adam_beta2
+            ));
+        }
         if self.eval.ks.is_empty() || self.eval.ks.contains(&0) {
             return Err(format!(
                 "eval.ks must list cut-offs k >= 1, got {:?}",
@@ -223,6 +241,11 @@ impl RunConfig {
             .protocol
             .validate()
             .map_err(|e| format!("eval.protocol: {e}"))?;
+        for protocol in &self.eval.extra_protocols {
+            protocol
+                .validate()
+                .map_err(|e| format!("eval.extra_protocols: {e}"))?;
+        }
         // AUC(global) is computed on test only (it keeps every scored pair), so it cannot steer.
         let mut known: Vec<String> = vec!["MRR".into(), "AUC(user)".into()];
         for k in &self.eval.ks {

@@ -4,8 +4,10 @@
 use burn::prelude::*;
 use ember_data::Dataset;
 use ember_data::sampling::evaluation_negatives;
+use ember_data::sequences;
 use ember_metrics::{MetricsReport, Protocol, RankingEvaluator};
-use ember_models::{Model, ModelKind};
+use ember_models::{Model, ModelKind, SequenceModel, SequenceTask};
+use std::borrow::Cow;
 
 /// Which held-out items are ranked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,19 +62,30 @@ impl Scorer for Popularity {
 pub struct ModelScorer<'a> {
     model: Model,
     device: Device,
-    /// Each user's input row for row models: their training items (for a held-out user, the
-    /// fold-in part).
-    rows: &'a [Vec<u32>],
+    /// What row and sequence models read of each user: their training items (for a held-out
+    /// user, the fold-in part); for sequence models scoring test items, their training then
+    /// validation items (everything before the test item, as in SASRec's protocol).
+    inputs: Cow<'a, [Vec<u32>]>,
 }
 
 impl<'a> ModelScorer<'a> {
-    /// Puts `model` in inference mode; inputs are made on `device` (without autodiff). Row
-    /// models read each user's training items in `data`.
-    pub fn new(model: &Model, data: &'a Dataset, device: &Device) -> Self {
+    /// Puts `model` in inference mode to score `which` held-out items of `data`; inputs are
+    /// made on `device` (without autodiff).
+    pub fn new(model: &Model, data: &'a Dataset, device: &Device, which: HeldOut) -> Self {
+        let inputs = match (model.kind(), which) {
+            (ModelKind::Sequences(_), HeldOut::Test) => Cow::Owned(
+                data.train
+                    .iter()
+                    .zip(&data.valid)
+                    .map(|(train, valid)| train.iter().chain(valid).copied().collect())
+                    .collect(),
+            ),
+            _ => Cow::Borrowed(data.train.as_slice()),
+        };
         Self {
             model: model.valid(),
             device: device.clone().without_autodiff(),
-            rows: &data.train,
+            inputs,
         }
     }
 
@@ -80,6 +93,28 @@ impl<'a> ModelScorer<'a> {
         let data: Vec<i32> = ids.iter().map(|&i| i as i32).collect();
         Tensor::from_data(TensorData::new(data, [ids.len()]), &self.device)
     }
+}
+
+/// The windows a sequence model reads for `users`, from their `histories`.
+///
+/// # Shapes
+/// - output: `[users.len(), model.max_len()]`
+pub fn scoring_windows(
+    model: &dyn SequenceModel,
+    histories: &[Vec<u32>],
+    users: &[u32],
+    device: &Device,
+) -> Tensor<2, Int> {
+    let len = model.max_len();
+    let mask = match model.task() {
+        SequenceTask::MaskedItem { .. } => Some(sequences::mask_token(model.num_items())),
+        SequenceTask::NextItem { .. } => None,
+    };
+    let tokens: Vec<i32> = users
+        .iter()
+        .flat_map(|&u| sequences::scoring_window(&histories[u as usize], len, mask))
+        .collect();
+    Tensor::from_data(TensorData::new(tokens, [users.len(), len]), device)
 }
 
 /// The dense `[users, num_items]` rows of `users` (1 for each of their items), on `device`.
@@ -101,7 +136,7 @@ impl Scorer for ModelScorer<'_> {
                 .try_into_vec_as::<f32>()
                 .expect("float scores"),
             ModelKind::Ratings(_) => panic!("rating models are scored by RatingPredictor"),
-            ModelKind::Rows(_) => {
+            ModelKind::Rows(_) | ModelKind::Sequences(_) => {
                 // Score each distinct user's whole row once, then pick the pairs.
                 let mut distinct = users.to_vec();
                 distinct.sort_unstable();
@@ -126,8 +161,11 @@ impl Scorer for ModelScorer<'_> {
             ModelKind::Ratings(_) => panic!("rating models are scored by RatingPredictor"),
             ModelKind::Rows(m) => m.score_rows(
                 self.ids(users),
-                user_rows(self.rows, users, m.num_items(), &self.device),
+                user_rows(&self.inputs, users, m.num_items(), &self.device),
             ),
+            ModelKind::Sequences(m) => {
+                m.score_windows(scoring_windows(m, &self.inputs, users, &self.device))
+            }
         };
         scores.try_into_vec_as::<f32>().expect("float scores")
     }
@@ -275,25 +313,36 @@ impl EvaluationPlan {
                 }
                 Candidates::Full { masked } => {
                     let scores = scorer.score_all(chunk);
+                    // Per-item flags, set and cleared for each user (lists are short).
+                    let mut relevant = vec![false; n_items];
+                    let mut excluded = vec![false; n_items];
                     for (row, &u) in chunk.iter().enumerate() {
                         let row_scores = &scores[row * n_items..(row + 1) * n_items];
+                        let held = &held_out[u as usize];
                         let mask = &masked[u as usize];
-                        let mut relevant_items = held_out[u as usize].clone();
-                        relevant_items.sort_unstable();
-                        let mut items = Vec::with_capacity(n_items);
-                        let mut kept = Vec::with_capacity(n_items);
-                        let mut relevant = Vec::with_capacity(n_items);
-                        for i in 0..n_items as u32 {
-                            // A held-out item that also occurs in training stays a candidate.
-                            let is_relevant = relevant_items.binary_search(&i).is_ok();
-                            if !is_relevant && mask.binary_search(&i).is_ok() {
-                                continue;
-                            }
-                            items.push(i);
-                            kept.push(row_scores[i as usize]);
-                            relevant.push(is_relevant);
+                        for &i in held {
+                            relevant[i as usize] = true;
                         }
-                        evaluator.add_user(&items, &kept, &relevant);
+                        // A held-out item that also occurs in training stays a candidate.
+                        for &i in mask {
+                            excluded[i as usize] = !relevant[i as usize];
+                        }
+                        let kept = n_items - mask.iter().filter(|&&i| excluded[i as usize]).count();
+                        let mut items = Vec::with_capacity(kept);
+                        let mut kept_scores = Vec::with_capacity(kept);
+                        let mut kept_relevant = Vec::with_capacity(kept);
+                        for i in 0..n_items {
+                            if !excluded[i] {
+                                items.push(i as u32);
+                                kept_scores.push(row_scores[i]);
+                                kept_relevant.push(relevant[i]);
+                            }
+                        }
+                        evaluator.add_user(&items, &kept_scores, &kept_relevant);
+                        for &i in held.iter().chain(mask) {
+                            relevant[i as usize] = false;
+                            excluded[i as usize] = false;
+                        }
                     }
                 }
             }

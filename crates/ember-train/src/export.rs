@@ -62,6 +62,12 @@ pub fn export_run(
             hidden: c.hidden,
             item_based: c.item_based,
         },
+        ModelConfig::SasRec(_) | ModelConfig::Bert4Rec(_) => {
+            return Err(TrainError::Export(format!(
+                "model `{}` is a sequence model, which ember-infer cannot load yet (it serves id-, row- and rating-based models)",
+                run.config.model.name()
+            )));
+        }
     };
     let metrics_path = run_dir.join(files::METRICS);
     let metrics = std::fs::read_to_string(&metrics_path)
@@ -165,7 +171,7 @@ pub fn check_export(run_dir: &Path, out: &Path) -> Result<ExportCheck, TrainErro
     } else {
         (
             plan.evaluate(
-                &ModelScorer::new(&run.model, &run.data, &device),
+                &ModelScorer::new(&run.model, &run.data, &device, which),
                 &run.data,
                 which,
                 ks,

@@ -61,6 +61,8 @@ pub struct RunSummary {
     pub test: MetricsReport,
     /// Test metrics of the popularity baseline, same candidates.
     pub popularity: MetricsReport,
+    /// Test metrics of the model and of the baseline under each of `eval.extra_protocols`.
+    pub extra: Vec<(MetricsReport, MetricsReport)>,
 }
 
 /// Options that do not change results.
@@ -209,6 +211,26 @@ pub fn train(
         })?;
 
     let (test, popularity) = test_and_baseline(&fitted.model, data, &plan, config, &device);
+    let mut extra = Vec::new();
+    for protocol in &config.eval.extra_protocols {
+        let plan = EvaluationPlan::new(data, protocol, config.seed).map_err(|message| {
+            TrainError::Config {
+                path: PathBuf::from("config"),
+                message: format!("eval.extra_protocols: {message}"),
+            }
+        })?;
+        extra.push(test_and_baseline(
+            &fitted.model,
+            data,
+            &plan,
+            config,
+            &device,
+        ));
+    }
+    let extra_json: Vec<_> = extra
+        .iter()
+        .map(|(test, popularity)| json!({"test": test, "popularity_test": popularity}))
+        .collect();
     let metrics = json!({
         "model": config.model.name(),
         "best_epoch": fitted.best_epoch,
@@ -217,6 +239,7 @@ pub fn train(
         "validation": fitted.best_valid,
         "test": test,
         "popularity_test": popularity,
+        "extra_protocols": extra_json,
     });
     run.write(
         files::METRICS,
@@ -239,6 +262,7 @@ pub fn train(
         valid: fitted.best_valid,
         test,
         popularity,
+        extra,
     })
 }
 
@@ -336,7 +360,7 @@ fn test_and_baseline(
     }
     let (ks, batch_users) = (&config.eval.ks, config.eval.batch_users);
     let test = plan.evaluate(
-        &ModelScorer::new(model, data, device),
+        &ModelScorer::new(model, data, device, HeldOut::Test),
         data,
         HeldOut::Test,
         ks,

@@ -6,8 +6,9 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use ember_data::Dataset;
 use ember_data::sampling::TrainingEpoch;
+use ember_data::sequences::{FlatBatch, SequenceEpoch};
 use ember_metrics::MetricsReport;
-use ember_models::{EpochPairs, Model, ModelKind, UserRows};
+use ember_models::{EpochPairs, Model, ModelKind, SequenceBatch, SequenceTask, UserRows};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -128,6 +129,7 @@ impl Trainer<'_> {
         let monitor = self.config.eval.monitor.clone();
         let mut optimizer = AdamConfig::new()
             .with_epsilon(1e-8) // PyTorch's default, which the NCF references use
+            .with_beta_2(cfg.adam_beta2 as f32)
             .with_weight_decay(
                 (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32)),
             )
@@ -148,7 +150,7 @@ impl Trainer<'_> {
                 best_valid: valid,
             });
         }
-        let mut since_best = 0;
+        let every = self.config.eval.every.max(1);
         let mut steps = 0; // optimiser steps so far (the autoencoders' KL annealing)
         let epochs = match schedule {
             Schedule::Select(n) | Schedule::Fixed(n) => n,
@@ -179,6 +181,14 @@ impl Trainer<'_> {
                     &mut steps,
                     &label,
                 ),
+                ModelKind::Sequences(_) => self.train_sequences_epoch(
+                    model,
+                    &mut optimizer,
+                    &mut rng,
+                    step.learning_rate,
+                    &train_sets,
+                    &label,
+                ),
             };
             model = next;
             if !stats.loss.is_finite() {
@@ -198,7 +208,8 @@ impl Trainer<'_> {
                 "{label}: loss {:.4}, {:.0} samples/s, train {:.1}s",
                 stats.loss, stats.samples_per_sec, stats.train_secs
             );
-            if schedule == Schedule::Fixed(epochs) {
+            // Validation runs every `eval.every` epochs and after the last.
+            if schedule == Schedule::Fixed(epochs) || (epoch % every != 0 && epoch != epochs) {
                 self.curves.push(EpochPoint {
                     stage: stage.to_string(),
                     epoch,
@@ -247,9 +258,8 @@ impl Trainer<'_> {
                     best_epoch: epoch,
                     best_valid: valid,
                 });
-                since_best = 0;
             } else {
-                since_best += 1;
+                let since_best = epoch - best.as_ref().map_or(0, |b| b.best_epoch);
                 if since_best >= cfg.patience.max(1) {
                     self.run.log(&format!(
                         "{stage}: no improvement of {monitor} for {since_best} epochs, stopping"
@@ -281,7 +291,7 @@ impl Trainer<'_> {
             );
         }
         self.plan.evaluate(
-            &ModelScorer::new(model, self.data, &self.device),
+            &ModelScorer::new(model, self.data, &self.device, HeldOut::Validation),
             self.data,
             HeldOut::Validation,
             &self.config.eval.ks,
@@ -466,6 +476,79 @@ impl Trainer<'_> {
         )
     }
 
+    /// One pass over the training users' sequences in shuffled batches of `batch_size` windows,
+    /// for sequence models: next-item targets with sampled negatives (SASRec), or masked items
+    /// (BERT4Rec), drawn afresh every epoch.
+    fn train_sequences_epoch(
+        &mut self,
+        mut model: Model,
+        optimizer: &mut burn::optim::ModuleOptimizer,
+        rng: &mut SmallRng,
+        learning_rate: f64,
+        train_sets: &[Vec<u32>],
+        label: &str,
+    ) -> (Model, EpochStats) {
+        let cfg = &self.config.train;
+        let started = Instant::now();
+        let ModelKind::Sequences(sequence_model) = model.kind() else {
+            unreachable!("chosen by the caller")
+        };
+        let users = self.data.training_users();
+        let (num_items, max_len) = (sequence_model.num_items(), sequence_model.max_len());
+        let epoch = match sequence_model.task() {
+            SequenceTask::NextItem { negatives } => SequenceEpoch::next_item(
+                &self.data.train,
+                &users,
+                train_sets,
+                num_items as u32,
+                max_len,
+                negatives,
+                rng,
+            ),
+            SequenceTask::MaskedItem { mask_prob } => SequenceEpoch::masked_item(
+                &self.data.train,
+                &users,
+                num_items,
+                max_len,
+                mask_prob,
+                rng,
+            ),
+        };
+        let batch_size = cfg.batch_size.max(1);
+        let bar = self.progress_bar(epoch.len().div_ceil(batch_size) as u64, label);
+        let mut loss_sum = Tensor::<1>::zeros([1], &self.device);
+        let mut targets = 0;
+        for start in (0..epoch.len()).step_by(batch_size) {
+            let rows = start..(start + batch_size).min(epoch.len());
+            let flat = epoch.batch(rows.clone());
+            let count = flat.targets.len();
+            let batch = sequence_batch(flat, rows.len(), max_len, &self.device);
+            let ModelKind::Sequences(sequence_model) = model.kind() else {
+                unreachable!("chosen by the caller")
+            };
+            let loss = sequence_model.sequence_loss(&batch);
+            loss_sum = loss_sum + loss.clone().detach().mul_scalar(count as f64);
+            targets += count;
+            model = optimizer_step(model, loss, optimizer, self.sync.as_mut(), learning_rate);
+            bar.inc(1);
+            if (start / batch_size) % 20 == 19 && !bar.is_hidden() {
+                let mean = loss_sum.clone().into_scalar::<f32>() / targets as f32;
+                bar.set_message(format!("loss {mean:.4}"));
+            }
+        }
+        bar.finish_and_clear();
+        let loss = loss_sum.into_scalar::<f32>() / targets.max(1) as f32;
+        let train_secs = started.elapsed().as_secs_f64();
+        (
+            model,
+            EpochStats {
+                loss,
+                samples_per_sec: targets as f64 / train_secs,
+                train_secs,
+            },
+        )
+    }
+
     fn progress_bar(&self, len: u64, prefix: &str) -> ProgressBar {
         if !self.progress {
             return ProgressBar::hidden();
@@ -480,5 +563,20 @@ impl Trainer<'_> {
         );
         bar.set_prefix(prefix.to_string());
         bar
+    }
+}
+
+/// A batch of sequence windows on `device`.
+fn sequence_batch(flat: FlatBatch, rows: usize, max_len: usize, device: &Device) -> SequenceBatch {
+    let targets = flat.targets.len();
+    let ids = |values: Vec<i32>, len: usize| {
+        Tensor::<1, Int>::from_data(TensorData::new(values, [len]), device)
+    };
+    let k = flat.negatives.len() / targets.max(1);
+    SequenceBatch {
+        inputs: ids(flat.inputs, rows * max_len).reshape([rows, max_len]),
+        positions: ids(flat.positions, targets),
+        targets: ids(flat.targets, targets),
+        negatives: (k > 0).then(|| ids(flat.negatives, targets * k).reshape([targets, k])),
     }
 }

@@ -11,7 +11,7 @@ use ember_models::{
     MultVaeConfig, NeuMfConfig,
 };
 use ember_train::{
-    ModelScorer, RatingPredictor, RunConfig, RunOptions, Scorer,
+    HeldOut, ModelScorer, RatingPredictor, RunConfig, RunOptions, Scorer,
     export::{ExportedScorer, check_export, export_run},
     load_run, train,
 };
@@ -84,8 +84,13 @@ fn exported_scores_match_training_side() {
         let run = load_run(&run_dir, "flex").unwrap();
         let (users, items) = (run.data.num_users() as u32, run.data.num_items() as u32);
         let all_users: Vec<u32> = (0..users).collect();
-        let expected = ModelScorer::new(&run.model, &run.data, &burn::prelude::Device::flex())
-            .score_all(&all_users);
+        let expected = ModelScorer::new(
+            &run.model,
+            &run.data,
+            &burn::prelude::Device::flex(),
+            HeldOut::Test,
+        )
+        .score_all(&all_users);
         for (precision, tolerance) in [
             (Precision::F32, 1e-5f32),
             (Precision::F16, 0.02),

@@ -4,8 +4,8 @@ use ember_data::Split;
 use ember_data::{DataSource, SyntheticConfig};
 use ember_metrics::Protocol;
 use ember_models::{
-    AutoRecConfig, CdaeConfig, GmfConfig, Loss, MfConfig, MlpConfig, ModelConfig, MultDaeConfig,
-    MultVaeConfig, NeuMfConfig,
+    AutoRecConfig, Bert4RecConfig, CdaeConfig, GmfConfig, Loss, MfConfig, MlpConfig, ModelConfig,
+    MultDaeConfig, MultVaeConfig, NeuMfConfig, SasRecConfig, SequenceLoss,
 };
 use ember_train::{RunConfig, RunOptions, files, train};
 
@@ -244,4 +244,85 @@ fn autorec_beats_item_means() {
         );
         assert!(summary.popularity.protocol.contains("item-mean"));
     }
+}
+
+/// Synthetic sequences in which each item is often followed by its fixed successor.
+fn sequence_config(dir: &std::path::Path, model: ModelConfig) -> RunConfig {
+    let mut config = tiny_config(dir, model);
+    if let DataSource::Synthetic { synthetic } = &mut config.data {
+        synthetic.sequential = 0.5;
+    }
+    config.split = Split::LeaveOneOut;
+    config.train.batch_size = 32;
+    config.train.epochs = 12;
+    config.train.patience = 12;
+    config.train.learning_rate = 0.005;
+    config.eval.protocol = Protocol::Sampled {
+        negatives: 100,
+        sampling: ember_metrics::NegativeSampling::Uniform,
+    };
+    config.eval.extra_protocols = vec![Protocol::FullRanking];
+    config.eval.every = 3;
+    config
+}
+
+fn sequence_model_beats_popularity(model: ModelConfig) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = sequence_config(dir.path(), model);
+    let summary = train(&config, "flex", RunOptions { progress: false }).unwrap();
+    // The paper's protocol, and full ranking reported beside it.
+    let reports = [
+        (&summary.test, &summary.popularity),
+        (&summary.extra[0].0, &summary.extra[0].1),
+    ];
+    for (test, popularity) in reports {
+        let ndcg = test.get("NDCG@10").unwrap();
+        let baseline = popularity.get("NDCG@10").unwrap();
+        assert!(
+            ndcg > baseline * 1.2,
+            "{} ({}): NDCG@10 {ndcg:.4} does not beat popularity {baseline:.4}",
+            summary.model,
+            test.protocol
+        );
+    }
+    assert!(summary.extra[0].0.protocol.contains("full ranking"));
+    assert_eq!(summary.extra.len(), 1);
+}
+
+#[test]
+fn sasrec_beats_popularity() {
+    sequence_model_beats_popularity(ModelConfig::SasRec(SasRecConfig {
+        hidden: 32,
+        blocks: 1,
+        heads: 1,
+        max_len: 20,
+        dropout: 0.2,
+        loss: SequenceLoss::Bce,
+        negatives: 1,
+    }));
+}
+
+#[test]
+fn sasrec_with_full_softmax_beats_popularity() {
+    sequence_model_beats_popularity(ModelConfig::SasRec(SasRecConfig {
+        hidden: 32,
+        blocks: 1,
+        heads: 1,
+        max_len: 20,
+        dropout: 0.2,
+        loss: SequenceLoss::Softmax,
+        negatives: 1,
+    }));
+}
+
+#[test]
+fn bert4rec_beats_popularity() {
+    sequence_model_beats_popularity(ModelConfig::Bert4Rec(Bert4RecConfig {
+        hidden: 32,
+        blocks: 1,
+        heads: 2,
+        max_len: 20,
+        dropout: 0.1,
+        mask_prob: 0.3,
+    }));
 }

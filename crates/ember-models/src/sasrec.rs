@@ -1,0 +1,247 @@
+//! SASRec (Kang & McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018).
+//!
+//! A window of the user's last `max_len` items (item embeddings scaled by √hidden, plus learned
+//! position embeddings, dropout) goes through `blocks` causal self-attention blocks; the hidden
+//! state at position `t` scores candidates for the item at `t + 1` by a dot product with their
+//! item embeddings (shared between input and output). Each block, as in the paper's code:
+//! `q = LN(x)`, `x = q + attention(q, x, x)`, `x = LN(x)`, `x = x + FFN(x)` with a point-wise
+//! ReLU feed-forward of width `hidden`, then padded positions zeroed; a final layer norm ends
+//! the stack. Attention is causal and never attends to padding.
+
+use burn::module::{Module, Param};
+use burn::nn::attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig};
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, Initializer, LayerNorm, LayerNormConfig, Linear,
+    LinearConfig,
+};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use burn::tensor::activation::relu;
+use serde::{Deserialize, Serialize};
+
+use crate::layers::embedding;
+use crate::sequence::{
+    SequenceBatch, SequenceLoss, SequenceModel, SequenceTask, at_targets, attention_mask,
+    last_position, next_item_loss, real_positions,
+};
+
+fn default_hidden() -> usize {
+    50
+}
+fn default_blocks() -> usize {
+    2
+}
+fn default_heads() -> usize {
+    1
+}
+fn default_max_len() -> usize {
+    50
+}
+fn default_dropout() -> f64 {
+    0.5
+}
+fn default_negatives() -> usize {
+    1
+}
+
+/// SASRec hyper-parameters (the paper's Games settings by default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SasRecConfig {
+    /// Embedding and hidden size.
+    #[serde(default = "default_hidden")]
+    pub hidden: usize,
+    /// Self-attention blocks.
+    #[serde(default = "default_blocks")]
+    pub blocks: usize,
+    /// Attention heads (must divide `hidden`).
+    #[serde(default = "default_heads")]
+    pub heads: usize,
+    /// Window length: the latest items the model reads.
+    #[serde(default = "default_max_len")]
+    pub max_len: usize,
+    /// Dropout on embeddings, attention weights and feed-forward layers.
+    #[serde(default = "default_dropout")]
+    pub dropout: f64,
+    /// Training loss.
+    #[serde(default)]
+    pub loss: SequenceLoss,
+    /// Sampled negatives per position for `bce` and `sampled_softmax`.
+    #[serde(default = "default_negatives")]
+    pub negatives: usize,
+}
+
+/// Xavier-normal dense layer, as the reference implementation initialises every matrix.
+fn xavier_normal_linear(size: usize, device: &Device) -> Linear {
+    LinearConfig::new(size, size)
+        .with_initializer(Initializer::XavierNormal { gain: 1.0 })
+        .init(device)
+}
+
+/// A Xavier-normal embedding table: N(0, 2 / (rows + dim)).
+fn xavier_normal_embedding(rows: usize, dim: usize, device: &Device) -> Embedding {
+    embedding(rows, dim, (2.0 / (rows + dim) as f64).sqrt(), device)
+}
+
+impl SasRecConfig {
+    /// Builds the model over `num_items` items.
+    pub fn init(&self, num_items: usize, device: &Device) -> SasRec {
+        // Row 0 pads: it starts at zero and stays unused (padded positions are zeroed).
+        let rows = num_items + 1;
+        let std = (2.0 / (rows + self.hidden) as f64).sqrt();
+        let table =
+            Tensor::<2>::random([rows, self.hidden], Distribution::Normal(0.0, std), device)
+                .slice_assign(
+                    [0..1, 0..self.hidden],
+                    Tensor::zeros([1, self.hidden], device),
+                );
+        let items = Embedding {
+            weight: Param::from_tensor(table),
+        };
+        let norm = || {
+            LayerNormConfig::new(self.hidden)
+                .with_epsilon(1e-8)
+                .init(device)
+        };
+        let blocks = (0..self.blocks)
+            .map(|_| SasRecBlock {
+                attention_norm: norm(),
+                attention: MultiHeadAttentionConfig::new(self.hidden, self.heads)
+                    .with_dropout(self.dropout)
+                    .with_initializer(Initializer::XavierNormal { gain: 1.0 })
+                    .init(device),
+                feed_forward_norm: norm(),
+                feed_forward_in: xavier_normal_linear(self.hidden, device),
+                feed_forward_out: xavier_normal_linear(self.hidden, device),
+                dropout: DropoutConfig::new(self.dropout).init(),
+            })
+            .collect();
+        SasRec {
+            items,
+            positions: xavier_normal_embedding(self.max_len, self.hidden, device),
+            blocks,
+            final_norm: norm(),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            num_items,
+            max_len: self.max_len,
+            negatives: self.negatives,
+            loss: self.loss,
+        }
+    }
+}
+
+/// One causal self-attention block.
+#[derive(Module, Debug)]
+pub struct SasRecBlock {
+    attention_norm: LayerNorm,
+    attention: MultiHeadAttention,
+    feed_forward_norm: LayerNorm,
+    feed_forward_in: Linear,
+    feed_forward_out: Linear,
+    dropout: Dropout,
+}
+
+impl SasRecBlock {
+    /// # Shapes
+    /// - x: `[batch, len, hidden]`
+    /// - mask: `[batch, len, len]` (`true`: may not attend)
+    /// - real: `[batch, len, 1]` (0 at padded positions)
+    /// - output: `[batch, len, hidden]`
+    pub fn forward(&self, x: Tensor<3>, mask: Tensor<3, Bool>, real: Tensor<3>) -> Tensor<3> {
+        let query = self.attention_norm.forward(x.clone());
+        let attended = self
+            .attention
+            .forward(MhaInput::new(query.clone(), x.clone(), x).mask_attn(mask))
+            .context;
+        let x = self.feed_forward_norm.forward(query + attended);
+        let inner = self
+            .dropout
+            .forward(relu(self.feed_forward_in.forward(x.clone())));
+        let x = x + self.dropout.forward(self.feed_forward_out.forward(inner));
+        x * real
+    }
+}
+
+/// SASRec.
+#[derive(Module, Debug)]
+pub struct SasRec {
+    /// `[num_items + 1, hidden]`: row 0 pads, row `i + 1` is item `i` (input and output).
+    pub items: Embedding,
+    /// `[max_len, hidden]`: the last position of a window is always `max_len - 1`.
+    pub positions: Embedding,
+    /// The self-attention blocks.
+    pub blocks: Vec<SasRecBlock>,
+    /// Layer norm after the last block.
+    pub final_norm: LayerNorm,
+    dropout: Dropout,
+    num_items: usize,
+    max_len: usize,
+    negatives: usize,
+    #[module(skip)]
+    loss: SequenceLoss,
+}
+
+impl SasRec {
+    /// The hidden state of every position.
+    ///
+    /// # Shapes
+    /// - tokens: `[batch, len]` with `len <= max_len`, left-padded
+    /// - output: `[batch, len, hidden]` (zero at padded positions)
+    pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
+        let [_, len] = tokens.dims();
+        let hidden = self.items.weight.dims()[1];
+        let device = tokens.device();
+        let real = real_positions(&tokens);
+        let mask = attention_mask(&tokens, true);
+        // A shorter window takes the last positions, so the latest item is always max_len - 1.
+        let position_ids =
+            Tensor::<1, Int>::arange((self.max_len - len) as i64..self.max_len as i64, &device)
+                .unsqueeze_dim::<2>(0);
+        let x = self
+            .items
+            .forward(tokens)
+            .mul_scalar((hidden as f64).sqrt())
+            + self.positions.forward(position_ids);
+        let mut x = self.dropout.forward(x) * real.clone();
+        for block in &self.blocks {
+            x = block.forward(x, mask.clone(), real.clone());
+        }
+        self.final_norm.forward(x)
+    }
+
+    /// The output vector of every item (the item embeddings without the padding row).
+    ///
+    /// # Shapes
+    /// - output: `[num_items, hidden]`
+    fn item_vectors(&self) -> Tensor<2> {
+        self.items.weight.val().narrow(0, 1, self.num_items)
+    }
+}
+
+impl SequenceModel for SasRec {
+    fn score_windows(&self, tokens: Tensor<2, Int>) -> Tensor<2> {
+        last_position(self.forward(tokens)).matmul(self.item_vectors().transpose())
+    }
+
+    fn sequence_loss(&self, batch: &SequenceBatch) -> Tensor<1> {
+        let hidden = at_targets(self.forward(batch.inputs.clone()), batch);
+        next_item_loss(hidden, self.item_vectors(), batch, self.loss)
+    }
+
+    fn num_items(&self) -> usize {
+        self.num_items
+    }
+
+    fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    fn task(&self) -> SequenceTask {
+        SequenceTask::NextItem {
+            negatives: match self.loss {
+                SequenceLoss::Softmax => 0,
+                SequenceLoss::Bce | SequenceLoss::SampledSoftmax => self.negatives,
+            },
+        }
+    }
+}

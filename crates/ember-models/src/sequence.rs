@@ -1,0 +1,201 @@
+//! What sequence models share: the interface, the batch, the masks and the losses.
+//!
+//! Inputs are windows of tokens: `0` pads (on the left), internal item `i` is token `i + 1`, and
+//! BERT4Rec's mask token is `num_items + 1` (`ember_data::sequences` builds them).
+
+use burn::prelude::*;
+use burn::tensor::activation::{log_softmax, softplus};
+use serde::{Deserialize, Serialize};
+
+/// The padding token.
+pub const PAD_TOKEN: i64 = 0;
+
+/// Models that read a user as the items they interacted with, in time order.
+pub trait SequenceModel {
+    /// Scores (logits) of every item as the one the window predicts: the item after the last
+    /// position (SASRec), or the item behind the mask token in the last position (BERT4Rec).
+    ///
+    /// # Shapes
+    /// - tokens: `[batch, max_len]`
+    /// - output: `[batch, num_items]`
+    fn score_windows(&self, tokens: Tensor<2, Int>) -> Tensor<2>;
+
+    /// The training loss of a batch of windows (a scalar).
+    ///
+    /// # Shapes
+    /// - output: `[1]`
+    fn sequence_loss(&self, batch: &SequenceBatch) -> Tensor<1>;
+
+    /// Number of items the model scores.
+    fn num_items(&self) -> usize;
+
+    /// Window length.
+    fn max_len(&self) -> usize;
+
+    /// How training examples are made.
+    fn task(&self) -> SequenceTask;
+}
+
+/// How a sequence model's training examples are made.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SequenceTask {
+    /// Predict each next item from the items before it, with `negatives` sampled negatives per
+    /// position (0: the loss uses every item).
+    NextItem {
+        /// Sampled negatives per position.
+        negatives: usize,
+    },
+    /// Predict items replaced by the mask token (each with probability `mask_prob`) from the
+    /// whole window; scoring appends the mask token to the history.
+    MaskedItem {
+        /// Probability that an item is masked.
+        mask_prob: f64,
+    },
+}
+
+/// The loss of a next-item model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SequenceLoss {
+    /// Binary cross-entropy: the next item labelled 1, each sampled negative 0 (the SASRec
+    /// paper's loss, with one negative).
+    #[default]
+    Bce,
+    /// Softmax cross-entropy over every item.
+    Softmax,
+    /// Softmax cross-entropy over the next item and the sampled negatives.
+    SampledSoftmax,
+}
+
+/// A batch of windows with their targets, on the device.
+#[derive(Debug, Clone)]
+pub struct SequenceBatch {
+    /// `[rows, max_len]` input tokens.
+    pub inputs: Tensor<2, Int>,
+    /// `[targets]` the flat positions (`row * max_len + t`) that have a target.
+    pub positions: Tensor<1, Int>,
+    /// `[targets]` the internal item id to predict at each of those positions.
+    pub targets: Tensor<1, Int>,
+    /// `[targets, k]` sampled negative items, for losses that use them.
+    pub negatives: Option<Tensor<2, Int>>,
+}
+
+/// The attention mask of a batch (`true` = may not attend): every padded key, and with
+/// `causal` every later position.
+///
+/// # Shapes
+/// - tokens: `[batch, len]`
+/// - output: `[batch, len, len]` (query, key)
+pub fn attention_mask(tokens: &Tensor<2, Int>, causal: bool) -> Tensor<3, Bool> {
+    let [batch, len] = tokens.dims();
+    let padded_keys = tokens
+        .clone()
+        .equal_elem(PAD_TOKEN)
+        .unsqueeze_dim::<3>(1)
+        .expand([batch, len, len]);
+    if !causal {
+        return padded_keys;
+    }
+    // Key k > query q is in the query's future.
+    let later: Vec<bool> = (0..len * len).map(|i| i % len > i / len).collect();
+    let later = Tensor::<2, Bool>::from_data(TensorData::new(later, [len, len]), &tokens.device())
+        .unsqueeze_dim::<3>(0)
+        .expand([batch, len, len]);
+    padded_keys.bool_or(later)
+}
+
+/// 1 at real positions, 0 at padded ones, to zero padded hidden states.
+///
+/// # Shapes
+/// - tokens: `[batch, len]`
+/// - output: `[batch, len, 1]`
+pub fn real_positions(tokens: &Tensor<2, Int>) -> Tensor<3> {
+    tokens
+        .clone()
+        .not_equal_elem(PAD_TOKEN)
+        .float()
+        .unsqueeze_dim::<3>(2)
+}
+
+/// The hidden states at the batch's target positions.
+///
+/// # Shapes
+/// - hidden: `[rows, len, dim]`
+/// - output: `[targets, dim]`
+pub fn at_targets(hidden: Tensor<3>, batch: &SequenceBatch) -> Tensor<2> {
+    let [rows, len, dim] = hidden.dims();
+    hidden
+        .reshape([rows * len, dim])
+        .select(0, batch.positions.clone())
+}
+
+/// The next-item loss of hidden states `hidden` (one per target) against the output item
+/// vectors `items` (row `i` scores item `i`), averaged over targets.
+///
+/// # Shapes
+/// - hidden: `[targets, dim]`
+/// - items: `[num_items, dim]`
+/// - output: `[1]`
+pub fn next_item_loss(
+    hidden: Tensor<2>,
+    items: Tensor<2>,
+    batch: &SequenceBatch,
+    loss: SequenceLoss,
+) -> Tensor<1> {
+    let [targets, dim] = hidden.dims();
+    let negatives = || {
+        batch
+            .negatives
+            .clone()
+            .expect("the trainer samples negatives for this loss")
+    };
+    // Scores of each target's sampled negatives: `[targets, k]`.
+    let negative_scores = |negatives: Tensor<2, Int>| {
+        let [_, k] = negatives.dims();
+        let vectors = items
+            .clone()
+            .select(0, negatives.reshape([targets * k]))
+            .reshape([targets, k, dim]);
+        (vectors * hidden.clone().unsqueeze_dim::<3>(1))
+            .sum_dim(2)
+            .reshape([targets, k])
+    };
+    let positive = (items.clone().select(0, batch.targets.clone()) * hidden.clone()).sum_dim(1); // [targets, 1]
+    match loss {
+        SequenceLoss::Bce => {
+            // -log σ(s⁺) - log(1 - σ(s⁻)), each term averaged as in SASRec's code.
+            softplus(-positive, 1.0).mean().reshape([1])
+                + softplus(negative_scores(negatives()), 1.0)
+                    .mean()
+                    .reshape([1])
+        }
+        SequenceLoss::SampledSoftmax => {
+            let logits = Tensor::cat(vec![positive, negative_scores(negatives())], 1);
+            -log_softmax(logits, 1).narrow(1, 0, 1).mean().reshape([1])
+        }
+        SequenceLoss::Softmax => full_softmax_loss(hidden.matmul(items.transpose()), batch),
+    }
+}
+
+/// Softmax cross-entropy of logits over every item against the batch's targets.
+///
+/// # Shapes
+/// - logits: `[targets, num_items]`
+/// - output: `[1]`
+pub fn full_softmax_loss(logits: Tensor<2>, batch: &SequenceBatch) -> Tensor<1> {
+    let [targets, _] = logits.dims();
+    -log_softmax(logits, 1)
+        .gather(1, batch.targets.clone().reshape([targets, 1]))
+        .mean()
+        .reshape([1])
+}
+
+/// The hidden state at the last position of each window.
+///
+/// # Shapes
+/// - hidden: `[batch, len, dim]`
+/// - output: `[batch, dim]`
+pub fn last_position(hidden: Tensor<3>) -> Tensor<2> {
+    let [batch, len, dim] = hidden.dims();
+    hidden.narrow(1, len - 1, 1).reshape([batch, dim])
+}
