@@ -78,6 +78,40 @@ pub enum ModelSpec {
         /// Rows are items (I-AutoRec) rather than users (U-AutoRec).
         item_based: bool,
     },
+    /// SASRec: causal self-attention over the user's last `max_len` items; the last position's
+    /// state scores every item by a dot product with the item embeddings. Per block:
+    /// `q = LN(x)`, `x = q + attention(q, x, x)`, `x = LN(x)`, `x = x + W₂ ReLU(W₁ x)`; a final
+    /// layer norm. Item `i` is row `i + 1` of `items.weight` (row 0 pads).
+    #[serde(rename = "sasrec")]
+    SasRec {
+        /// Hidden size.
+        hidden: usize,
+        /// Self-attention blocks.
+        blocks: usize,
+        /// Attention heads.
+        heads: usize,
+        /// Window length.
+        max_len: usize,
+        /// ε of every layer norm.
+        layer_norm_epsilon: f64,
+    },
+    /// BERT4Rec: a bidirectional post-norm encoder over the user's last `max_len - 1` items
+    /// followed by the mask token (the last row of `items.weight`); the mask position's state,
+    /// through the head `LN(GELU(W h))`, scores every item against the item embeddings plus
+    /// `output_bias`. Per block: `x = LN(x + attention(x, x, x))`, `x = LN(x + W₂ GELU(W₁ x))`.
+    #[serde(rename = "bert4rec")]
+    Bert4Rec {
+        /// Hidden size (the feed-forward layer is 4 × wider).
+        hidden: usize,
+        /// Encoder blocks.
+        blocks: usize,
+        /// Attention heads.
+        heads: usize,
+        /// Window length, the mask token included.
+        max_len: usize,
+        /// ε of every layer norm.
+        layer_norm_epsilon: f64,
+    },
 }
 
 impl ModelSpec {
@@ -86,13 +120,19 @@ impl ModelSpec {
         matches!(self, ModelSpec::AutoRec { .. })
     }
 
-    /// Whether the model reads a user as their item history (the autoencoders), which the
-    /// export then stores (see [`HISTORY_OFFSETS`]).
+    /// Whether the model reads a user as their item history (the autoencoders and the
+    /// sequence models), which the export then stores (see [`HISTORY_OFFSETS`]).
     pub fn reads_histories(&self) -> bool {
         matches!(
             self,
             ModelSpec::MultDae { .. } | ModelSpec::MultVae { .. } | ModelSpec::Cdae { .. }
-        )
+        ) || self.reads_sequences()
+    }
+
+    /// Whether the stored histories are sequences (time order, repeats kept: SASRec and
+    /// BERT4Rec) rather than sets (sorted, distinct: the autoencoders).
+    pub fn reads_sequences(&self) -> bool {
+        matches!(self, ModelSpec::SasRec { .. } | ModelSpec::Bert4Rec { .. })
     }
 }
 
@@ -116,7 +156,8 @@ pub enum ModelData<'a> {
 }
 
 /// For history-based models: `[users + 1]` I64 offsets into [`HISTORY_ITEMS`]; user `u`'s
-/// training items are `items[offsets[u]..offsets[u + 1]]`.
+/// training items are `items[offsets[u]..offsets[u + 1]]` (sorted and distinct for the
+/// autoencoders, in time order for the sequence models).
 pub const HISTORY_OFFSETS: &str = "history.offsets";
 /// For history-based models: every user's training items (internal ids), as I32.
 pub const HISTORY_ITEMS: &str = "history.items";
@@ -238,6 +279,81 @@ pub fn expected_tensors(
             push("encoder.bias", vec![*hidden]);
             push("decoder.weight", vec![*hidden, width]);
             push("decoder.bias", vec![width]);
+        }
+        ModelSpec::SasRec {
+            hidden,
+            blocks,
+            heads,
+            max_len,
+            layer_norm_epsilon,
+        }
+        | ModelSpec::Bert4Rec {
+            hidden,
+            blocks,
+            heads,
+            max_len,
+            layer_norm_epsilon,
+        } => {
+            let bert = matches!(spec, ModelSpec::Bert4Rec { .. });
+            let (hidden, max_len) = (*hidden, *max_len);
+            if items == 0
+                || hidden == 0
+                || *heads == 0
+                || hidden % heads != 0
+                || max_len < 1 + bert as usize
+                || !(*layer_norm_epsilon > 0.0 && layer_norm_epsilon.is_finite())
+            {
+                return None;
+            }
+            let ff = if bert { hidden.checked_mul(4)? } else { hidden };
+            let linear = |push: &mut dyn FnMut(&str, Vec<usize>), name: &str, i, o| {
+                push(&format!("{name}.weight"), vec![i, o]);
+                push(&format!("{name}.bias"), vec![o]);
+            };
+            let norm = |push: &mut dyn FnMut(&str, Vec<usize>), name: &str| {
+                push(&format!("{name}.gamma"), vec![hidden]);
+                push(&format!("{name}.beta"), vec![hidden]);
+            };
+            // Rows: padding, the items, and BERT4Rec's mask token.
+            push(
+                "items.weight",
+                vec![items.checked_add(1 + bert as usize)?, hidden],
+            );
+            push("positions.weight", vec![max_len, hidden]);
+            if bert {
+                norm(&mut push, "embedding_norm");
+            }
+            for k in 0..*blocks {
+                norm(&mut push, &format!("blocks.{k}.attention_norm"));
+                for part in ["query", "key", "value", "output"] {
+                    linear(
+                        &mut push,
+                        &format!("blocks.{k}.attention.{part}"),
+                        hidden,
+                        hidden,
+                    );
+                }
+                norm(&mut push, &format!("blocks.{k}.feed_forward_norm"));
+                linear(
+                    &mut push,
+                    &format!("blocks.{k}.feed_forward_in"),
+                    hidden,
+                    ff,
+                );
+                linear(
+                    &mut push,
+                    &format!("blocks.{k}.feed_forward_out"),
+                    ff,
+                    hidden,
+                );
+            }
+            if bert {
+                linear(&mut push, "head", hidden, hidden);
+                norm(&mut push, "head_norm");
+                push("output_bias", vec![items]);
+            } else {
+                norm(&mut push, "final_norm");
+            }
         }
         ModelSpec::Cdae { hidden } => {
             if items == 0 || *hidden == 0 {
@@ -424,8 +540,10 @@ pub fn write_model_with(
             let mut all = Vec::new();
             for h in histories {
                 let mut h = h.clone();
-                h.sort_unstable();
-                h.dedup();
+                if !manifest.model.reads_sequences() {
+                    h.sort_unstable();
+                    h.dedup();
+                }
                 all.extend(h.iter().map(|&i| i as i32));
                 offsets.push(all.len() as i64);
             }

@@ -18,6 +18,7 @@ mod format;
 mod kernels;
 mod quant;
 mod scorer;
+mod sequence;
 
 pub use format::{
     FORMAT_VERSION, HISTORY_ITEMS, HISTORY_OFFSETS, Manifest, ModelData, ModelSpec, Precision,

@@ -10,6 +10,7 @@ use crate::format::{
 };
 use crate::kernels::{dot, dot_rows_f32, dot_rows_i8};
 use crate::quant::f16_to_f32;
+use crate::sequence::{Architecture, Attention, Block, Norm, SequenceModel};
 use crate::{InferError, Precision};
 
 /// Manifests larger than this are refused before parsing (a model's id maps are far smaller).
@@ -17,13 +18,13 @@ const MAX_MANIFEST_BYTES: u64 = 1 << 30;
 
 /// A `[rows, cols]` f32 matrix.
 #[derive(Debug, Clone)]
-struct Matrix {
-    cols: usize,
-    data: Vec<f32>,
+pub(crate) struct Matrix {
+    pub(crate) cols: usize,
+    pub(crate) data: Vec<f32>,
 }
 
 impl Matrix {
-    fn row(&self, r: usize) -> &[f32] {
+    pub(crate) fn row(&self, r: usize) -> &[f32] {
         &self.data[r * self.cols..(r + 1) * self.cols]
     }
 }
@@ -62,13 +63,13 @@ impl QuantRows {
 
 /// A dense layer `x W + b` with `W` stored `[inputs, outputs]`.
 #[derive(Debug, Clone)]
-struct Dense {
-    weight: Matrix,
-    bias: Vec<f32>,
+pub(crate) struct Dense {
+    pub(crate) weight: Matrix,
+    pub(crate) bias: Vec<f32>,
 }
 
 impl Dense {
-    fn apply(&self, x: &[f32], out: &mut Vec<f32>) {
+    pub(crate) fn apply(&self, x: &[f32], out: &mut Vec<f32>) {
         out.clear();
         out.extend_from_slice(&self.bias);
         for (i, &xi) in x.iter().enumerate() {
@@ -167,6 +168,8 @@ enum Weights {
     Autoencoder(Autoencoder),
     /// AutoRec, with the training ratings.
     AutoRec(AutoRecWeights),
+    /// SASRec and BERT4Rec, with every user's training sequence.
+    Sequence(SequenceModel),
 }
 
 /// AutoRec: `W σ(V r + μ) + b` over rows of the training rating matrix.
@@ -461,13 +464,15 @@ fn vector<'a>(
 }
 
 /// Reads and checks a sparse matrix stored as rows: `rows + 1` I64 offsets (from 0, never
-/// decreasing, ending at the entry count) into I32 column indices below `width`, sorted and
-/// distinct within each row (the training side's rows hold each column once).
+/// decreasing, ending at the entry count) into I32 column indices below `width`; with `sets`,
+/// sorted and distinct within each row (the training side's rows hold each column once), else
+/// in any order (sequences).
 fn read_sparse_rows(
     file: &SafeTensors<'_>,
     (offsets_name, columns_name): (&str, &str),
     rows: usize,
     width: usize,
+    sets: bool,
 ) -> Result<(Vec<usize>, Vec<u32>), InferError> {
     let offsets = vector(file, offsets_name, Dtype::I64)?;
     let columns = vector(file, columns_name, Dtype::I32)?;
@@ -497,9 +502,10 @@ fn read_sparse_rows(
         .map(|c| u32::try_from(c).ok().filter(|&c| (c as usize) < width))
         .collect::<Option<_>>()
         .ok_or_else(|| tensor_error(columns_name, format!("an index outside 0..{width}")))?;
-    if offsets
-        .windows(2)
-        .any(|w| columns[w[0]..w[1]].windows(2).any(|p| p[0] >= p[1]))
+    if sets
+        && offsets
+            .windows(2)
+            .any(|w| columns[w[0]..w[1]].windows(2).any(|p| p[0] >= p[1]))
     {
         return Err(tensor_error(
             columns_name,
@@ -516,15 +522,22 @@ fn parse_safetensors<'a>(bytes: &'a [u8], path: &Path) -> Result<SafeTensors<'a>
     })
 }
 
-/// The stored histories of a history-based model: each user's items.
+/// The stored histories of a history-based model: each user's items (as sets, or with
+/// `sequences` in time order).
 fn read_histories(
     bytes: &[u8],
     path: &Path,
-    users: usize,
-    items: usize,
+    (users, items): (usize, usize),
+    sequences: bool,
 ) -> Result<(Vec<usize>, Vec<u32>), InferError> {
     let file = parse_safetensors(bytes, path)?;
-    read_sparse_rows(&file, (HISTORY_OFFSETS, HISTORY_ITEMS), users, items)
+    read_sparse_rows(
+        &file,
+        (HISTORY_OFFSETS, HISTORY_ITEMS),
+        users,
+        items,
+        !sequences,
+    )
 }
 
 /// AutoRec's stored training ratings: rows of `(column, rating)` with finite ratings.
@@ -536,7 +549,7 @@ fn read_ratings(
 ) -> Result<(Vec<usize>, Vec<u32>, Vec<f32>), InferError> {
     let file = parse_safetensors(bytes, path)?;
     let (offsets, columns) =
-        read_sparse_rows(&file, (RATINGS_OFFSETS, RATINGS_COLUMNS), rows, width)?;
+        read_sparse_rows(&file, (RATINGS_OFFSETS, RATINGS_COLUMNS), rows, width, true)?;
     let values = vector(&file, RATINGS_VALUES, Dtype::F32)?;
     if values.shape()[0] != columns.len() {
         return Err(tensor_error(
@@ -708,12 +721,84 @@ impl ExportedModel {
                     high,
                 })
             }
+            ModelSpec::SasRec {
+                blocks,
+                heads,
+                max_len,
+                layer_norm_epsilon,
+                ..
+            }
+            | ModelSpec::Bert4Rec {
+                blocks,
+                heads,
+                max_len,
+                layer_norm_epsilon,
+                ..
+            } => {
+                let num_items = manifest.item_ids.len();
+                let (offsets, history) = read_histories(
+                    weights,
+                    weights_path,
+                    (manifest.user_ids.len(), num_items),
+                    true,
+                )?;
+                let epsilon = *layer_norm_epsilon as f32;
+                let norm = |name: &str, take: &mut dyn FnMut(&str) -> Matrix| Norm {
+                    gamma: take(&format!("{name}.gamma")).data,
+                    beta: take(&format!("{name}.beta")).data,
+                    epsilon,
+                };
+                let dense = |name: &str, take: &mut dyn FnMut(&str) -> Matrix| Dense {
+                    weight: take(&format!("{name}.weight")),
+                    bias: take(&format!("{name}.bias")).data,
+                };
+                let blocks = (0..*blocks)
+                    .map(|k| {
+                        let name = |part: &str| format!("blocks.{k}.{part}");
+                        let attention = Attention {
+                            query: dense(&name("attention.query"), &mut take),
+                            key: dense(&name("attention.key"), &mut take),
+                            value: dense(&name("attention.value"), &mut take),
+                            output: dense(&name("attention.output"), &mut take),
+                            heads: *heads,
+                        };
+                        Block {
+                            attention_norm: norm(&name("attention_norm"), &mut take),
+                            attention,
+                            feed_forward_norm: norm(&name("feed_forward_norm"), &mut take),
+                            feed_forward_in: dense(&name("feed_forward_in"), &mut take),
+                            feed_forward_out: dense(&name("feed_forward_out"), &mut take),
+                        }
+                    })
+                    .collect();
+                let architecture = match &manifest.model {
+                    ModelSpec::SasRec { .. } => Architecture::SasRec {
+                        final_norm: norm("final_norm", &mut take),
+                    },
+                    _ => Architecture::Bert4Rec {
+                        embedding_norm: norm("embedding_norm", &mut take),
+                        head: dense("head", &mut take),
+                        head_norm: norm("head_norm", &mut take),
+                        output_bias: take("output_bias").data,
+                    },
+                };
+                Weights::Sequence(SequenceModel {
+                    items: take("items.weight"),
+                    positions: take("positions.weight"),
+                    blocks,
+                    architecture,
+                    num_items,
+                    max_len: *max_len,
+                    offsets,
+                    history,
+                })
+            }
             ModelSpec::MultDae { .. } | ModelSpec::MultVae { .. } | ModelSpec::Cdae { .. } => {
                 let (offsets, history) = read_histories(
                     weights,
                     weights_path,
-                    manifest.user_ids.len(),
-                    manifest.item_ids.len(),
+                    (manifest.user_ids.len(), manifest.item_ids.len()),
+                    false,
                 )?;
                 let (encoder, decoder, flavour) = match &manifest.model {
                     ModelSpec::Cdae { .. } => {
@@ -790,7 +875,10 @@ impl ExportedModel {
             Weights::Gmf { users, h: w, .. } | Weights::NeuMf { users, h: w, .. } => {
                 users.row(u).iter().zip(w).map(|(p, w)| p * w).collect()
             }
-            Weights::Mlp { .. } | Weights::Autoencoder(_) | Weights::AutoRec(_) => Vec::new(),
+            Weights::Mlp { .. }
+            | Weights::Autoencoder(_)
+            | Weights::AutoRec(_)
+            | Weights::Sequence(_) => Vec::new(),
         }
     }
 
@@ -831,6 +919,10 @@ impl ExportedModel {
                 // One item costs a whole decode: callers scoring many items of one user go
                 // through `user_scores` (or `score`, which reuses a user's decode).
                 ae.user_scores(u, h);
+                h[i]
+            }
+            Weights::Sequence(model) => {
+                model.scores(model.user_history(u), h);
                 h[i]
             }
         }
@@ -881,6 +973,11 @@ impl ExportedModel {
             Weights::Autoencoder(ae) => {
                 for (&u, scores) in users.iter().zip(out.iter_mut()) {
                     ae.user_scores(u, scores);
+                }
+            }
+            Weights::Sequence(model) => {
+                for (&u, scores) in users.iter().zip(out.iter_mut()) {
+                    model.scores(model.user_history(u), scores);
                 }
             }
             Weights::AutoRec(ar) => {
@@ -936,7 +1033,7 @@ impl ExportedModel {
     pub fn score_internal_pairs(&self, pairs: &[(u32, u32)]) -> Vec<f32> {
         let row_of = |u: usize, i: usize| match &self.weights {
             Weights::AutoRec(ar) => Some(ar.cell(u, i).0),
-            Weights::Autoencoder(_) => Some(u),
+            Weights::Autoencoder(_) | Weights::Sequence(_) => Some(u),
             _ => None,
         };
         let cells: Vec<(usize, usize)> = pairs
@@ -961,6 +1058,7 @@ impl ExportedModel {
                 match &self.weights {
                     Weights::AutoRec(ar) => ar.decode(row(k), &mut decoded),
                     Weights::Autoencoder(ae) => ae.user_scores(u, &mut decoded),
+                    Weights::Sequence(model) => model.scores(model.user_history(u), &mut decoded),
                     _ => unreachable!("row models only"),
                 }
                 current = Some(row(k));
@@ -1015,7 +1113,8 @@ impl ExportedModel {
 
     /// The `k` best items for a user given by their item history (external ids; unknown ones
     /// are ignored), leaving out `exclude`: how a history-based model (Mult-DAE, Mult-VAE,
-    /// CDAE) serves a user it was not trained on; CDAE gives such a user a zero user vector.
+    /// CDAE, SASRec, BERT4Rec) serves a user it was not trained on; CDAE gives such a user a
+    /// zero user vector; the sequence models read the history in the order given, oldest first.
     /// Pass the history in `exclude` too to leave those items out. Id-based models answer
     /// [`InferError::Unsupported`].
     pub fn recommend_history(
@@ -1024,20 +1123,26 @@ impl ExportedModel {
         k: usize,
         exclude: &[i64],
     ) -> Result<Vec<Scored>, InferError> {
-        let Weights::Autoencoder(ae) = &self.weights else {
-            return Err(InferError::Unsupported(format!(
-                "{:?} models score known users by id: use recommend(user)",
-                self.manifest.model
-            )));
-        };
         let mut items: Vec<u32> = history
             .iter()
             .filter_map(|i| self.items.get(i).copied())
             .collect();
-        items.sort_unstable();
-        items.dedup();
         let mut scores = Vec::new();
-        ae.scores(&items, None, &mut scores);
+        match &self.weights {
+            Weights::Autoencoder(ae) => {
+                items.sort_unstable();
+                items.dedup();
+                ae.scores(&items, None, &mut scores);
+            }
+            // In the order given: the latest item last.
+            Weights::Sequence(model) => model.scores(&items, &mut scores),
+            _ => {
+                return Err(InferError::Unsupported(format!(
+                    "{:?} models score known users by id: use recommend(user)",
+                    self.manifest.model
+                )));
+            }
+        }
         for i in exclude.iter().filter_map(|i| self.items.get(i)) {
             scores[*i as usize] = f32::NAN;
         }

@@ -26,6 +26,9 @@ use crate::sequence::{
     last_position, real_positions,
 };
 
+/// The layer norms' ε (the original implementation's).
+pub const LAYER_NORM_EPSILON: f64 = 1e-12;
+
 fn default_hidden() -> usize {
     64
 }
@@ -74,7 +77,7 @@ impl Bert4RecConfig {
     pub fn init(&self, num_items: usize, device: &Device) -> Bert4Rec {
         let norm = || {
             LayerNormConfig::new(self.hidden)
-                .with_epsilon(1e-12)
+                .with_epsilon(LAYER_NORM_EPSILON)
                 .init(device)
         };
         Bert4Rec {
@@ -90,6 +93,7 @@ impl Bert4RecConfig {
                 self.blocks,
             )
             .with_dropout(self.dropout)
+            .with_layer_norm_eps(LAYER_NORM_EPSILON)
             .init(device),
             head: LinearConfig::new(self.hidden, self.hidden).init(device),
             head_norm: norm(),
@@ -110,7 +114,7 @@ pub struct Bert4Rec {
     pub positions: Embedding,
     /// Layer norm of the summed embeddings.
     pub embedding_norm: LayerNorm,
-    dropout: Dropout,
+    pub(crate) dropout: Dropout,
     /// The bidirectional encoder.
     pub encoder: TransformerEncoder,
     /// The output head's dense layer.

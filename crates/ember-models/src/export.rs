@@ -2,7 +2,8 @@
 //! module paths (`gmf_users.weight`, `tower.layers.0.bias`, …); ember-infer documents them.
 
 use burn::module::Param;
-use burn::nn::{Embedding, Linear};
+use burn::nn::attention::MultiHeadAttention;
+use burn::nn::{Embedding, LayerNorm, Linear};
 use burn::prelude::*;
 
 use crate::layers::Tower;
@@ -31,6 +32,27 @@ fn push_linear(out: &mut Vec<NamedTensor>, name: &str, l: &Linear) {
     if let Some(b) = &l.bias {
         let (shape, data) = values(b);
         out.push((format!("{name}.bias"), shape, data));
+    }
+}
+
+fn push_norm(out: &mut Vec<NamedTensor>, name: &str, norm: &LayerNorm) {
+    let (shape, data) = values(&norm.gamma);
+    out.push((format!("{name}.gamma"), shape, data));
+    let (shape, data) = match &norm.beta {
+        Some(beta) => values(beta),
+        None => (vec![norm.gamma.dims()[0]], vec![0.0; norm.gamma.dims()[0]]),
+    };
+    out.push((format!("{name}.beta"), shape, data));
+}
+
+fn push_attention(out: &mut Vec<NamedTensor>, name: &str, attention: &MultiHeadAttention) {
+    for (part, linear) in [
+        ("query", &attention.query),
+        ("key", &attention.key),
+        ("value", &attention.value),
+        ("output", &attention.output),
+    ] {
+        push_linear(out, &format!("{name}.{part}"), linear);
     }
 }
 
@@ -113,8 +135,44 @@ impl Model {
                 push_linear(&mut out, "encoder", encoder);
                 push_linear(&mut out, "decoder", decoder);
             }
-            // ember-infer has no sequence format yet: `ember export` refuses these.
-            Model::SasRec(_) | Model::Bert4Rec(_) => {}
+            Model::SasRec(m) => {
+                push_embedding(&mut out, "items", &m.items);
+                push_embedding(&mut out, "positions", &m.positions);
+                for (k, block) in m.blocks.iter().enumerate() {
+                    let name = |part: &str| format!("blocks.{k}.{part}");
+                    push_norm(&mut out, &name("attention_norm"), &block.attention_norm);
+                    push_attention(&mut out, &name("attention"), &block.attention);
+                    push_norm(
+                        &mut out,
+                        &name("feed_forward_norm"),
+                        &block.feed_forward_norm,
+                    );
+                    push_linear(&mut out, &name("feed_forward_in"), &block.feed_forward_in);
+                    push_linear(&mut out, &name("feed_forward_out"), &block.feed_forward_out);
+                }
+                push_norm(&mut out, "final_norm", &m.final_norm);
+            }
+            Model::Bert4Rec(m) => {
+                push_embedding(&mut out, "items", &m.items);
+                push_embedding(&mut out, "positions", &m.positions);
+                push_norm(&mut out, "embedding_norm", &m.embedding_norm);
+                for (k, layer) in m.encoder.layers.iter().enumerate() {
+                    let name = |part: &str| format!("blocks.{k}.{part}");
+                    push_attention(&mut out, &name("attention"), &layer.mha);
+                    push_norm(&mut out, &name("attention_norm"), &layer.norm_1);
+                    push_linear(&mut out, &name("feed_forward_in"), &layer.pwff.linear_inner);
+                    push_linear(
+                        &mut out,
+                        &name("feed_forward_out"),
+                        &layer.pwff.linear_outer,
+                    );
+                    push_norm(&mut out, &name("feed_forward_norm"), &layer.norm_2);
+                }
+                push_linear(&mut out, "head", &m.head);
+                push_norm(&mut out, "head_norm", &m.head_norm);
+                let (shape, data) = values(&m.output_bias);
+                out.push(("output_bias".into(), shape, data));
+            }
         }
         out
     }

@@ -25,6 +25,9 @@ use crate::sequence::{
     last_position, next_item_loss, real_positions,
 };
 
+/// The layer norms' ε (the reference implementation's).
+pub const LAYER_NORM_EPSILON: f64 = 1e-8;
+
 fn default_hidden() -> usize {
     50
 }
@@ -100,7 +103,7 @@ impl SasRecConfig {
         };
         let norm = || {
             LayerNormConfig::new(self.hidden)
-                .with_epsilon(1e-8)
+                .with_epsilon(LAYER_NORM_EPSILON)
                 .init(device)
         };
         let blocks = (0..self.blocks)
@@ -133,11 +136,11 @@ impl SasRecConfig {
 /// One causal self-attention block.
 #[derive(Module, Debug)]
 pub struct SasRecBlock {
-    attention_norm: LayerNorm,
-    attention: MultiHeadAttention,
-    feed_forward_norm: LayerNorm,
-    feed_forward_in: Linear,
-    feed_forward_out: Linear,
+    pub(crate) attention_norm: LayerNorm,
+    pub(crate) attention: MultiHeadAttention,
+    pub(crate) feed_forward_norm: LayerNorm,
+    pub(crate) feed_forward_in: Linear,
+    pub(crate) feed_forward_out: Linear,
     dropout: Dropout,
 }
 

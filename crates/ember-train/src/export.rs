@@ -62,12 +62,20 @@ pub fn export_run(
             hidden: c.hidden,
             item_based: c.item_based,
         },
-        ModelConfig::SasRec(_) | ModelConfig::Bert4Rec(_) => {
-            return Err(TrainError::Export(format!(
-                "model `{}` is a sequence model, which ember-infer cannot load yet (it serves id-, row- and rating-based models)",
-                run.config.model.name()
-            )));
-        }
+        ModelConfig::SasRec(c) => ModelSpec::SasRec {
+            hidden: c.hidden,
+            blocks: c.blocks,
+            heads: c.heads,
+            max_len: c.max_len,
+            layer_norm_epsilon: ember_models::sasrec::LAYER_NORM_EPSILON,
+        },
+        ModelConfig::Bert4Rec(c) => ModelSpec::Bert4Rec {
+            hidden: c.hidden,
+            blocks: c.blocks,
+            heads: c.heads,
+            max_len: c.max_len,
+            layer_norm_epsilon: ember_models::bert4rec::LAYER_NORM_EPSILON,
+        },
     };
     let metrics_path = run_dir.join(files::METRICS);
     let metrics = std::fs::read_to_string(&metrics_path)
