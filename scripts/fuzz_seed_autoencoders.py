@@ -1,5 +1,5 @@
-"""Writes the fuzzer's seed inputs for the history-based exports (Mult-DAE, Mult-VAE, CDAE) and
-AutoRec (with its training ratings):
+"""Writes the fuzzer's seed inputs for the history-based exports (Mult-DAE, Mult-VAE, CDAE,
+SASRec, BERT4Rec) and AutoRec (with its training ratings):
 a 4-byte little-endian manifest length, the manifest, then the safetensors bytes, as the `load`
 target reads them. Needs numpy and safetensors.
 
@@ -13,6 +13,7 @@ import numpy as np
 from safetensors.numpy import save
 
 USERS, ITEMS = 3, 4
+MAX_LEN = 3
 
 
 def seed(kind, hidden):
@@ -30,6 +31,31 @@ def seed(kind, hidden):
         tensors["ratings.offsets"] = np.array([0, 2, 3, 3, 4], dtype=np.int64)
         tensors["ratings.columns"] = np.array([0, 2, 1, 0], dtype=np.int32)
         tensors["ratings.values"] = np.array([4.0, 1.0, 5.0, 3.0], dtype=np.float32)
+    elif kind in ("sasrec", "bert4rec"):
+        bert = kind == "bert4rec"
+        ff = 4 * hidden if bert else hidden
+        tensors["items.weight"] = rng.normal(size=(ITEMS + 1 + bert, hidden)).astype(np.float32)
+        tensors["positions.weight"] = rng.normal(size=(MAX_LEN, hidden)).astype(np.float32)
+
+        def norm(name):
+            tensors[f"{name}.gamma"] = rng.normal(size=(hidden,)).astype(np.float32)
+            tensors[f"{name}.beta"] = rng.normal(size=(hidden,)).astype(np.float32)
+
+        if bert:
+            norm("embedding_norm")
+        for k in range(2):
+            norm(f"blocks.{k}.attention_norm")
+            for part in ("query", "key", "value", "output"):
+                linear(f"blocks.{k}.attention.{part}", hidden, hidden)
+            norm(f"blocks.{k}.feed_forward_norm")
+            linear(f"blocks.{k}.feed_forward_in", hidden, ff)
+            linear(f"blocks.{k}.feed_forward_out", ff, hidden)
+        if bert:
+            linear("head", hidden, hidden)
+            norm("head_norm")
+            tensors["output_bias"] = rng.normal(size=(ITEMS,)).astype(np.float32)
+        else:
+            norm("final_norm")
     elif kind == "cdae":
         linear("encoder", ITEMS, hidden)
         linear("decoder", hidden, ITEMS)
@@ -44,11 +70,17 @@ def seed(kind, hidden):
         decoder = sizes[::-1]
         for k, (a, b) in enumerate(zip(decoder, decoder[1:])):
             linear(f"decoder.{k}", a, b)
-    if kind != "autorec":
+    if kind in ("sasrec", "bert4rec"):
+        # Sequences, in time order with a repeat: user 10 saw 103, 100, 103; 11 none; 12 101.
+        tensors["history.offsets"] = np.array([0, 3, 3, 4], dtype=np.int64)
+        tensors["history.items"] = np.array([3, 0, 3, 1], dtype=np.int32)
+    elif kind != "autorec":
         # User 10 has items 100 and 103, user 11 none, user 12 item 101.
         tensors["history.offsets"] = np.array([0, 2, 2, 3], dtype=np.int64)
         tensors["history.items"] = np.array([0, 3, 1], dtype=np.int32)
     model = {"kind": kind, "hidden": hidden}
+    if kind in ("sasrec", "bert4rec"):
+        model.update(blocks=2, heads=2, max_len=MAX_LEN, layer_norm_epsilon=1e-8)
     if kind == "autorec":
         model["item_based"] = True
     manifest = {
@@ -66,6 +98,8 @@ def seed(kind, hidden):
 
 if __name__ == "__main__":
     out = sys.argv[1]
-    for kind, hidden in [("mult_dae", [3, 2]), ("mult_vae", [3, 2]), ("cdae", 3), ("autorec", 3)]:
+    kinds = [("mult_dae", [3, 2]), ("mult_vae", [3, 2]), ("cdae", 3), ("autorec", 3)]
+    kinds += [("sasrec", 4), ("bert4rec", 4)]
+    for kind, hidden in kinds:
         with open(f"{out}/seed-{kind}", "wb") as f:
             f.write(seed(kind, hidden))

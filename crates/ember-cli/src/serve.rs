@@ -1,7 +1,8 @@
 //! `ember serve`: an HTTP JSON API over an exported model.
 //!
 //! - `POST /v1/recommend` `{"user": 7, "k": 10, "exclude": [3, 5]}` → `{"items": [{"id", "score"}…]}`;
-//!   for the autoencoders also `{"history": [3, 5, 9], "k": 10}`: a user given by their items
+//!   for history-based models (autoencoders, SASRec, BERT4Rec) also
+//!   `{"history": [3, 5, 9], "k": 10}`: a user given by their items
 //! - `POST /v1/audience` `{"item": 42, "k": 100}` → `{"users": [{"id", "score"}…]}`
 //! - `GET /healthz` → model kind and sizes
 //! - `GET /metrics` → request counts by route and status, and latency, in Prometheus text format

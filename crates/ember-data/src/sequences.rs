@@ -2,7 +2,8 @@
 //! time order, cut to a window of the last `max_len` and left-padded.
 //!
 //! Tokens: `0` pads, internal item `i` is token `i + 1`, and a masked-item model's mask token is
-//! `num_items + 1`. Targets are internal item ids, one per position that has one.
+//! `num_items + 1` (the same scheme as `ember_models::sequence` and ember-infer's sequence
+//! models). Targets are internal item ids, one per position that has one.
 
 use rand::Rng;
 use rand::rngs::SmallRng;
@@ -31,8 +32,8 @@ pub fn window(items: &[u32], max_len: usize) -> Vec<i32> {
     tokens
 }
 
-/// What a sequence model predicts from a history: the next item (SASRec: the window of the
-/// history), or the item behind a mask token appended to it (BERT4Rec).
+/// The window a sequence model reads to score a user whose items are `items`: the window of
+/// the history (SASRec), or of its last `max_len - 1` items followed by `mask` (BERT4Rec).
 pub fn scoring_window(items: &[u32], max_len: usize, mask: Option<i32>) -> Vec<i32> {
     match mask {
         None => window(items, max_len),
@@ -44,30 +45,51 @@ pub fn scoring_window(items: &[u32], max_len: usize, mask: Option<i32>) -> Vec<i
     }
 }
 
-/// One epoch of sequence examples, one row per user, in shuffled order.
+/// One epoch of sequence examples, one row (window) per user, in shuffled order, with the
+/// targets of all rows in flat arrays.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SequenceEpoch {
     /// Window length.
     pub max_len: usize,
+    /// Sampled negatives per target (`k`).
+    pub negatives_per_target: usize,
     /// The user of each row.
     pub users: Vec<u32>,
     /// `[rows * max_len]` input tokens, row-major.
     pub inputs: Vec<i32>,
-    /// Per row, the positions (`0..max_len`) that carry a target, with the target item and its
-    /// sampled negatives: `(position, target, negatives)`.
-    pub targets: Vec<Vec<(usize, u32, Vec<u32>)>>,
+    /// `[rows + 1]`: row `r`'s targets are `targets[offsets[r]..offsets[r + 1]]`.
+    pub offsets: Vec<usize>,
+    /// Each target's position in its row's window (`0..max_len`).
+    pub positions: Vec<usize>,
+    /// Each target's item.
+    pub targets: Vec<u32>,
+    /// `[targets * k]` sampled negatives, row-major.
+    pub negatives: Vec<u32>,
 }
 
 impl SequenceEpoch {
-    /// Next-item examples (SASRec): for each of `users` with at least 2 training items, the input is
-    /// the window of all items but the last, and the target at each position is the item that
-    /// follows it, with `negatives` items drawn uniformly from outside the user's training items
-    /// (`train_sets[u]`, sorted).
+    fn empty(max_len: usize, negatives_per_target: usize, users: Vec<u32>) -> Self {
+        Self {
+            max_len,
+            negatives_per_target,
+            inputs: Vec::with_capacity(users.len() * max_len),
+            offsets: vec![0],
+            users,
+            positions: Vec::new(),
+            targets: Vec::new(),
+            negatives: Vec::new(),
+        }
+    }
+
+    /// Next-item examples (SASRec): for each of `users` with at least 2 training items, the
+    /// input is the window of all items but the last, and the target at each position is the
+    /// item that follows it, with `negatives` items drawn uniformly from outside the user's
+    /// training items (`train_sets[u]`, sorted).
     pub fn next_item(
         train: &[Vec<u32>],
         users: &[u32],
         train_sets: &[Vec<u32>],
-        num_items: u32,
+        num_items: usize,
         max_len: usize,
         negatives: usize,
         rng: &mut SmallRng,
@@ -78,39 +100,30 @@ impl SequenceEpoch {
             .filter(|&u| train[u as usize].len() >= 2)
             .collect();
         users.shuffle(rng);
-        let mut inputs = Vec::with_capacity(users.len() * max_len);
-        let mut targets = Vec::with_capacity(users.len());
-        for &u in &users {
+        let mut epoch = Self::empty(max_len, negatives, users);
+        let num_items = num_items as u32;
+        for &u in &epoch.users {
             let items = &train[u as usize];
             let history = &items[..items.len() - 1];
             let next = &items[items.len() - history.len().min(max_len)..];
-            inputs.extend(window(history, max_len));
+            epoch.inputs.extend(window(history, max_len));
             let first = max_len - next.len();
-            targets.push(
-                next.iter()
-                    .enumerate()
-                    .map(|(t, &item)| {
-                        let negs = (0..negatives)
-                            .map(|_| {
-                                uniform_negative(rng, num_items, &train_sets[u as usize])
-                                    .unwrap_or_else(|| rng.random_range(0..num_items))
-                            })
-                            .collect();
-                        (first + t, item, negs)
-                    })
-                    .collect(),
-            );
+            for (t, &item) in next.iter().enumerate() {
+                epoch.positions.push(first + t);
+                epoch.targets.push(item);
+                for _ in 0..negatives {
+                    let n = uniform_negative(rng, num_items, &train_sets[u as usize])
+                        .unwrap_or_else(|| rng.random_range(0..num_items));
+                    epoch.negatives.push(n);
+                }
+            }
+            epoch.offsets.push(epoch.targets.len());
         }
-        Self {
-            max_len,
-            users,
-            inputs,
-            targets,
-        }
+        epoch
     }
 
-    /// Masked-item examples (BERT4Rec's cloze task): for each of `users` with training items, the
-    /// window of their last `max_len` items with each item replaced by the mask token with
+    /// Masked-item examples (BERT4Rec's cloze task): for each of `users` with training items,
+    /// the window of their last `max_len` items with each item replaced by the mask token with
     /// probability `mask_prob` (the last item when none was drawn); the targets are the masked
     /// items. No negatives: the loss is a softmax over every item.
     pub fn masked_item(
@@ -127,35 +140,31 @@ impl SequenceEpoch {
             .filter(|&u| !train[u as usize].is_empty())
             .collect();
         users.shuffle(rng);
+        let mut epoch = Self::empty(max_len, 0, users);
         let mask = mask_token(num_items);
-        let mut inputs = Vec::with_capacity(users.len() * max_len);
-        let mut targets = Vec::with_capacity(users.len());
-        for &u in &users {
+        for &u in &epoch.users {
             let items = &train[u as usize];
             let kept = &items[items.len().saturating_sub(max_len)..];
             let first = max_len - kept.len();
             let mut row = window(items, max_len);
-            let mut masked: Vec<(usize, u32, Vec<u32>)> = kept
-                .iter()
-                .enumerate()
-                .filter(|_| rng.random_bool(mask_prob))
-                .map(|(t, &item)| (first + t, item, Vec::new()))
-                .collect();
-            if masked.is_empty() {
-                masked.push((max_len - 1, *kept.last().expect("non-empty"), Vec::new()));
+            let row_start = epoch.targets.len();
+            for (t, &item) in kept.iter().enumerate() {
+                if rng.random_bool(mask_prob) {
+                    epoch.positions.push(first + t);
+                    epoch.targets.push(item);
+                }
             }
-            for &(position, _, _) in &masked {
+            if epoch.targets.len() == row_start {
+                epoch.positions.push(max_len - 1);
+                epoch.targets.push(*kept.last().expect("non-empty"));
+            }
+            for &position in &epoch.positions[row_start..] {
                 row[position] = mask;
             }
-            inputs.extend(row);
-            targets.push(masked);
+            epoch.inputs.extend(row);
+            epoch.offsets.push(epoch.targets.len());
         }
-        Self {
-            max_len,
-            users,
-            inputs,
-            targets,
-        }
+        epoch
     }
 
     /// Number of rows (users).
@@ -173,23 +182,31 @@ impl SequenceEpoch {
     /// target `j` and `negatives` holds `k` items per target, row-major.
     pub fn batch(&self, rows: std::ops::Range<usize>) -> FlatBatch {
         let len = self.max_len;
-        let inputs = self.inputs[rows.start * len..rows.end * len].to_vec();
-        let mut positions = Vec::new();
-        let mut targets = Vec::new();
-        let mut negatives = Vec::new();
-        for (r, row) in self.targets[rows].iter().enumerate() {
-            for (t, target, negs) in row {
-                positions.push((r * len + t) as i32);
-                targets.push(*target as i32);
-                negatives.extend(negs.iter().map(|&n| n as i32));
+        let k = self.negatives_per_target;
+        let targets = self.offsets[rows.start]..self.offsets[rows.end];
+        let mut positions = Vec::with_capacity(targets.len());
+        for (r, row) in rows.clone().enumerate() {
+            for j in self.offsets[row]..self.offsets[row + 1] {
+                positions.push((r * len + self.positions[j]) as i32);
             }
         }
         FlatBatch {
-            inputs,
+            inputs: self.inputs[rows.start * len..rows.end * len].to_vec(),
             positions,
-            targets,
-            negatives,
+            targets: self.targets[targets.clone()]
+                .iter()
+                .map(|&i| i as i32)
+                .collect(),
+            negatives: self.negatives[targets.start * k..targets.end * k]
+                .iter()
+                .map(|&i| i as i32)
+                .collect(),
         }
+    }
+
+    /// Row `r`'s targets as `(position, item)`.
+    pub fn row_targets(&self, r: usize) -> impl Iterator<Item = (usize, u32)> + '_ {
+        (self.offsets[r]..self.offsets[r + 1]).map(|j| (self.positions[j], self.targets[j]))
     }
 }
 
@@ -228,20 +245,24 @@ mod tests {
         let row = epoch.users.iter().position(|&u| u == 0).unwrap();
         // History 3 1 4 (window 3), targets 1 4 2 at positions 0 1 2.
         assert_eq!(&epoch.inputs[row * 3..row * 3 + 3], &[4, 2, 5]);
-        let targets: Vec<(usize, u32)> = epoch.targets[row].iter().map(|t| (t.0, t.1)).collect();
+        let targets: Vec<(usize, u32)> = epoch.row_targets(row).collect();
         assert_eq!(targets, vec![(0, 1), (1, 4), (2, 2)]);
-        for (_, _, negs) in &epoch.targets[row] {
-            assert_eq!(negs.len(), 2);
-            assert!(negs.iter().all(|n| !train[0].contains(n) && *n < 8));
-        }
+        let negatives = &epoch.negatives[epoch.offsets[row] * 2..epoch.offsets[row + 1] * 2];
+        assert_eq!(negatives.len(), 6);
+        assert!(negatives.iter().all(|n| !train[0].contains(n) && *n < 8));
         let row = epoch.users.iter().position(|&u| u == 2).unwrap();
         assert_eq!(&epoch.inputs[row * 3..row * 3 + 3], &[0, 0, 1]);
-        assert_eq!(epoch.targets[row][0].0, 2);
-        assert_eq!(epoch.targets[row][0].1, 6);
+        assert_eq!(epoch.row_targets(row).collect::<Vec<_>>(), vec![(2, 6)]);
         let batch = epoch.batch(row..row + 1);
         assert_eq!(batch.positions, vec![2]);
         assert_eq!(batch.targets, vec![6]);
         assert_eq!(batch.negatives.len(), 2);
+        // A two-row batch: the second row's positions are offset by one window.
+        let both = epoch.batch(0..2);
+        assert_eq!(both.inputs.len(), 6);
+        assert_eq!(both.targets.len(), 4);
+        assert!(both.positions[..].iter().all(|&p| p < 6));
+        assert_eq!(both.negatives.len(), 8);
     }
 
     #[test]
@@ -253,10 +274,11 @@ mod tests {
         for (row, &u) in epoch.users.iter().enumerate() {
             let inputs = &epoch.inputs[row * 4..row * 4 + 4];
             let plain = window(&train[u as usize], 4);
-            assert!(!epoch.targets[row].is_empty());
+            let targets: Vec<(usize, u32)> = epoch.row_targets(row).collect();
+            assert!(!targets.is_empty());
             for t in 0..4 {
-                match epoch.targets[row].iter().find(|x| x.0 == t) {
-                    Some(&(_, item, _)) => {
+                match targets.iter().find(|x| x.0 == t) {
+                    Some(&(_, item)) => {
                         assert_eq!(inputs[t], mask);
                         assert_eq!(item_token(item), plain[t]);
                     }

@@ -145,6 +145,12 @@ impl ModelConfig {
         }
     }
 
+    /// Whether the model reads each user's items as a sequence in time order (SASRec,
+    /// BERT4Rec).
+    pub fn reads_sequences(&self) -> bool {
+        matches!(self, ModelConfig::SasRec(_) | ModelConfig::Bert4Rec(_))
+    }
+
     /// Whether the model predicts explicit ratings (evaluated by RMSE and MAE) rather than
     /// ranking items.
     pub fn predicts_ratings(&self) -> bool {

@@ -69,7 +69,9 @@ pub struct SasRecConfig {
     /// Training loss.
     #[serde(default)]
     pub loss: SequenceLoss,
-    /// Sampled negatives per position for `bce` and `sampled_softmax`.
+    /// Sampled negatives per position for `bce` and `sampled_softmax`. BCE averages the
+    /// negatives' term over every (position, negative) pair, as the PyTorch reimplementation
+    /// does, so its weight does not grow with this count.
     #[serde(default = "default_negatives")]
     pub negatives: usize,
 }
@@ -145,6 +147,9 @@ pub struct SasRecBlock {
 }
 
 impl SasRecBlock {
+    /// Attention from the normalised states over the block's input, then the feed-forward
+    /// layer, each with its residual; padded positions are zeroed.
+    ///
     /// # Shapes
     /// - x: `[batch, len, hidden]`
     /// - mask: `[batch, len, len]` (`true`: may not attend)
@@ -192,6 +197,11 @@ impl SasRec {
     /// - output: `[batch, len, hidden]` (zero at padded positions)
     pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
         let [_, len] = tokens.dims();
+        assert!(
+            len <= self.max_len,
+            "a window of {len} tokens is longer than max_len {}",
+            self.max_len
+        );
         let hidden = self.items.weight.dims()[1];
         let device = tokens.device();
         let real = real_positions(&tokens);

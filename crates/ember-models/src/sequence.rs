@@ -1,7 +1,8 @@
 //! What sequence models share: the interface, the batch, the masks and the losses.
 //!
 //! Inputs are windows of tokens: `0` pads (on the left), internal item `i` is token `i + 1`, and
-//! BERT4Rec's mask token is `num_items + 1` (`ember_data::sequences` builds them).
+//! BERT4Rec's mask token is `num_items + 1` (`ember_data::sequences` builds them; ember-infer's
+//! sequence models read the same scheme).
 
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, softplus};

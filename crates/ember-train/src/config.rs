@@ -270,6 +270,28 @@ impl RunConfig {
             ));
         }
         self.model.validate().map_err(|e| e.to_string())?;
+        if self.train.patience < self.eval.every {
+            return Err(format!(
+                "train.patience ({}) must be at least eval.every ({}): patience counts epochs, and validation runs every {} epochs",
+                self.train.patience, self.eval.every, self.eval.every
+            ));
+        }
+        if self.model.reads_sequences() {
+            // Their test input is the history up to the test item: training then validation
+            // items, which is in time order only for these splits.
+            if !matches!(self.split, Split::LeaveOneOut | Split::Fixed) {
+                return Err(format!(
+                    "model `{}` reads each user's items in time order: use split `leave_one_out` (or `fixed`), whose held-out items are each user's latest",
+                    self.model.name()
+                ));
+            }
+            if self.train.loss != Loss::default() {
+                return Err(format!(
+                    "train.loss applies to pair models; model `{}` takes its loss from model.loss",
+                    self.model.name()
+                ));
+            }
+        }
         if self.model.predicts_ratings() {
             if self.preprocess.implicit_threshold.is_some() {
                 return Err(format!(

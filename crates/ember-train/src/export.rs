@@ -109,10 +109,21 @@ pub fn export_run(
         }
         _ => None,
     };
-    let data = match &rating_rows {
-        Some(rows) => ModelData::Ratings(rows),
-        None if manifest.model.reads_histories() => ModelData::Histories(&run.data.train),
-        None => ModelData::None,
+    // Sequence models continue each user's whole known sequence: training, then validation
+    // items (the latest; empty after a refit, which trained on them).
+    let sequences: Option<Vec<Vec<u32>>> = manifest.model.reads_sequences().then(|| {
+        run.data
+            .train
+            .iter()
+            .zip(&run.data.valid)
+            .map(|(train, valid)| train.iter().chain(valid).copied().collect())
+            .collect()
+    });
+    let data = match (&rating_rows, &sequences) {
+        (Some(rows), _) => ModelData::Ratings(rows),
+        (None, Some(sequences)) => ModelData::Histories(sequences),
+        (None, None) if manifest.model.reads_histories() => ModelData::Histories(&run.data.train),
+        (None, None) => ModelData::None,
     };
     write_model_with(out, &manifest, &tensors, data)
         .map_err(|e| TrainError::Export(e.to_string()))?;
@@ -140,8 +151,8 @@ impl Scorer for ExportedScorer<'_> {
 /// How an export scores against the model it came from, on the same held-out data.
 #[derive(Debug, Clone)]
 pub struct ExportCheck {
-    /// The split and protocol compared on (validation, or test for a refit run, whose
-    /// validation data was trained on).
+    /// The split and protocol compared on (validation; test for a refit run, whose validation
+    /// data was trained on, and for sequence models, whose export reads the validation items).
     pub label: String,
     /// `(metric, training side, exported)`, in the report's order.
     pub metrics: Vec<(String, f64, f64)>,
@@ -150,7 +161,7 @@ pub struct ExportCheck {
 }
 
 /// Evaluates the export in `out` and the run's own model in `run_dir` on the run's validation
-/// data (its test data for a refit run) under the run's protocol.
+/// data (its test data for a refit run or a sequence model) under the run's protocol.
 pub fn check_export(run_dir: &Path, out: &Path) -> Result<ExportCheck, TrainError> {
     let run = load_run(run_dir, "flex")?;
     let exported = ExportedModel::load(out)
@@ -161,11 +172,14 @@ pub fn check_export(run_dir: &Path, out: &Path) -> Result<ExportCheck, TrainErro
             message,
         },
     )?;
-    let which = if run.data.valid.iter().any(|v| !v.is_empty()) {
-        HeldOut::Validation
-    } else {
-        HeldOut::Test
-    };
+    // A sequence model's export holds each user's items up to the test item (the validation
+    // items included), so it is compared where it reads exactly that: on test.
+    let which =
+        if run.data.valid.iter().any(|v| !v.is_empty()) && !run.config.model.reads_sequences() {
+            HeldOut::Validation
+        } else {
+            HeldOut::Test
+        };
     let (ks, batch_users) = (&run.config.eval.ks, run.config.eval.batch_users);
     let device = crate::device::device("flex")?;
     let (trained, export) = if exported.manifest().model.reads_ratings() {

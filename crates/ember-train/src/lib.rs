@@ -93,6 +93,18 @@ pub fn train(
                 message,
             }
         })?;
+    // Drawn now, from the same data as the main plan: a protocol the data cannot serve fails
+    // before training, not after.
+    let extra_plans = config
+        .eval
+        .extra_protocols
+        .iter()
+        .map(|protocol| EvaluationPlan::new(&data, protocol, config.seed))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|message| TrainError::Config {
+            path: PathBuf::from("config"),
+            message: format!("eval.extra_protocols: {message}"),
+        })?;
 
     let mut run = RunDir::create(&config.output_dir, &config.name)?;
     run.write(files::CONFIG, &config.to_toml())?;
@@ -211,22 +223,10 @@ pub fn train(
         })?;
 
     let (test, popularity) = test_and_baseline(&fitted.model, data, &plan, config, &device);
-    let mut extra = Vec::new();
-    for protocol in &config.eval.extra_protocols {
-        let plan = EvaluationPlan::new(data, protocol, config.seed).map_err(|message| {
-            TrainError::Config {
-                path: PathBuf::from("config"),
-                message: format!("eval.extra_protocols: {message}"),
-            }
-        })?;
-        extra.push(test_and_baseline(
-            &fitted.model,
-            data,
-            &plan,
-            config,
-            &device,
-        ));
-    }
+    let extra: Vec<_> = extra_plans
+        .iter()
+        .map(|plan| test_and_baseline(&fitted.model, data, plan, config, &device))
+        .collect();
     let extra_json: Vec<_> = extra
         .iter()
         .map(|(test, popularity)| json!({"test": test, "popularity_test": popularity}))

@@ -500,7 +500,7 @@ impl Trainer<'_> {
                 &self.data.train,
                 &users,
                 train_sets,
-                num_items as u32,
+                num_items,
                 max_len,
                 negatives,
                 rng,

@@ -102,12 +102,19 @@ fn exported_scores_match_training_side() {
         let run = load_run(&run_dir, "flex").unwrap();
         let (users, items) = (run.data.num_users() as u32, run.data.num_items() as u32);
         let all_users: Vec<u32> = (0..users).collect();
-        // Inputs as the export stores them: each user's training items.
+        // Inputs as the export stores them: each user's training items, followed by the
+        // validation items for sequence models (what they read to score test items).
+        let sequence = model.reads_sequences();
+        let inputs = if sequence {
+            HeldOut::Test
+        } else {
+            HeldOut::Validation
+        };
         let expected = ModelScorer::new(
             &run.model,
             &run.data,
             &burn::prelude::Device::flex(),
-            HeldOut::Validation,
+            inputs,
         )
         .score_all(&all_users);
         for (precision, tolerance) in [
@@ -134,7 +141,8 @@ fn exported_scores_match_training_side() {
             // The export check evaluates both on the validation data: at f32 the rankings are
             // the same up to float rounding, which can flip at most a near-tie (one user).
             let check = check_export(&run_dir, &out).unwrap();
-            assert!(check.label.starts_with("validation"), "{}", check.label);
+            let split = if sequence { "test" } else { "validation" };
+            assert!(check.label.starts_with(split), "{}", check.label);
             assert!(check.metrics.iter().any(|(name, _, _)| name == "HR@5"));
             if precision == Precision::F32 {
                 for (name, trained, exported) in &check.metrics {
@@ -158,6 +166,11 @@ fn exported_scores_match_training_side() {
             // user's own training items give the user's own recommendations.
             let history: Vec<i64> = run.data.train[0]
                 .iter()
+                .chain(if sequence {
+                    &run.data.valid[0][..]
+                } else {
+                    &[]
+                })
                 .map(|&i| run.data.item_ids.external(i))
                 .collect();
             match exported.recommend_history(&history, 3, &[]) {
