@@ -438,6 +438,38 @@ mod tests {
                 "[split]\nkind = \"held_out_users\"\nvalid_users = 1\ntest_users = 1\nfold_in = 1.5\n",
                 "fold_in 1.5 must lie strictly between 0 and 1",
             ),
+            (
+                "[model]\nkind = \"sasrec\"\nhidden = 50\nheads = 3\n",
+                "model.heads (3) must divide model.hidden (50)",
+            ),
+            (
+                "[model]\nkind = \"sasrec\"\n[split]\nkind = \"ratio\"\ntrain = 0.8\nvalid = 0.1\ntest = 0.1\n",
+                "use split `leave_one_out`",
+            ),
+            (
+                "[model]\nkind = \"sasrec\"\n[train]\nloss = \"bpr\"\n",
+                "takes its loss from model.loss",
+            ),
+            (
+                "[model]\nkind = \"sasrec\"\nloss = \"sampled_softmax\"\nnegatives = 0\n",
+                "model.negatives must be at least 1 for loss `sampled_softmax`",
+            ),
+            (
+                "[model]\nkind = \"bert4rec\"\nmask_prob = 1.0\n",
+                "model.mask_prob must lie strictly between 0 and 1",
+            ),
+            (
+                "[model]\nkind = \"bert4rec\"\nmax_len = 1\n",
+                "model.max_len must be at least 2",
+            ),
+            (
+                "[train]\npatience = 2\n[eval]\nevery = 5\n",
+                "train.patience (2) must be at least eval.every (5)",
+            ),
+            (
+                "[eval]\nextra_protocols = [{ kind = \"sampled\", negatives = 0 }]\n",
+                "eval.extra_protocols",
+            ),
         ];
         for (text, expected) in cases {
             let err = RunConfig::from_toml(text, Path::new("c.toml"))
