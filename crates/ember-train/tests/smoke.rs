@@ -268,7 +268,12 @@ fn sequence_config(dir: &std::path::Path, model: ModelConfig) -> RunConfig {
 
 fn sequence_model_beats_popularity(model: ModelConfig) {
     let dir = tempfile::tempdir().unwrap();
-    let config = sequence_config(dir.path(), model);
+    let mut config = sequence_config(dir.path(), model);
+    if config.model.name() == "bert4rec" {
+        // The cloze task learns from a fraction of the positions: it needs more epochs.
+        config.train.epochs = 30;
+        config.train.patience = 30;
+    }
     let summary = train(&config, "flex", RunOptions { progress: false }).unwrap();
     // The paper's protocol, and full ranking reported beside it.
     let reports = [
@@ -278,6 +283,10 @@ fn sequence_model_beats_popularity(model: ModelConfig) {
     for (test, popularity) in reports {
         let ndcg = test.get("NDCG@10").unwrap();
         let baseline = popularity.get("NDCG@10").unwrap();
+        eprintln!(
+            "{} ({}): NDCG@10 {ndcg:.4}, popularity {baseline:.4}",
+            summary.model, test.protocol
+        );
         assert!(
             ndcg > baseline * 1.2,
             "{} ({}): NDCG@10 {ndcg:.4} does not beat popularity {baseline:.4}",
@@ -289,30 +298,35 @@ fn sequence_model_beats_popularity(model: ModelConfig) {
     assert_eq!(summary.extra.len(), 1);
 }
 
-#[test]
-fn sasrec_beats_popularity() {
-    sequence_model_beats_popularity(ModelConfig::SasRec(SasRecConfig {
+fn small_sasrec(loss: SequenceLoss) -> ModelConfig {
+    ModelConfig::SasRec(SasRecConfig {
         hidden: 32,
         blocks: 1,
         heads: 1,
         max_len: 20,
         dropout: 0.2,
-        loss: SequenceLoss::Bce,
-        negatives: 1,
-    }));
+        loss,
+        negatives: if loss == SequenceLoss::SampledSoftmax {
+            16
+        } else {
+            1
+        },
+    })
+}
+
+#[test]
+fn sasrec_beats_popularity() {
+    sequence_model_beats_popularity(small_sasrec(SequenceLoss::Bce));
 }
 
 #[test]
 fn sasrec_with_full_softmax_beats_popularity() {
-    sequence_model_beats_popularity(ModelConfig::SasRec(SasRecConfig {
-        hidden: 32,
-        blocks: 1,
-        heads: 1,
-        max_len: 20,
-        dropout: 0.2,
-        loss: SequenceLoss::Softmax,
-        negatives: 1,
-    }));
+    sequence_model_beats_popularity(small_sasrec(SequenceLoss::Softmax));
+}
+
+#[test]
+fn sasrec_with_sampled_softmax_beats_popularity() {
+    sequence_model_beats_popularity(small_sasrec(SequenceLoss::SampledSoftmax));
 }
 
 #[test]
