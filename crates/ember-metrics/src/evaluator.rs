@@ -75,6 +75,16 @@ impl RankingEvaluator {
         self
     }
 
+    /// Leaves out the global ROC-AUC at once when the caller will add more than the limit of
+    /// scored pairs (it would be dropped on reaching the limit, after holding that many).
+    pub fn expecting_pairs(self, pairs: usize) -> Self {
+        if pairs > GLOBAL_AUC_MAX_PAIRS {
+            self.without_global_auc()
+        } else {
+            self
+        }
+    }
+
     /// Adds one user: `items[i]` scored `scores[i]`, relevant (held out) when `relevant[i]`.
     ///
     /// # Panics

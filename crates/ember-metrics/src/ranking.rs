@@ -183,15 +183,23 @@ pub fn reciprocal_rank(ranks: &[usize]) -> f64 {
 }
 
 /// The `k` best candidate indices by score (descending), equal scores by item id ascending.
+///
+/// One pass that keeps the best `k` so far in order; most candidates of a long list fail a
+/// single comparison with the current k-th, so a full catalogue costs O(n), not a sort.
 pub fn top_k_indices(scores: &[f32], item_ids: &[u32], k: usize) -> Vec<usize> {
-    let order = |a: &usize, b: &usize| {
-        descending(scores[*a], scores[*b]).then(item_ids[*a].cmp(&item_ids[*b]))
-    };
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    if k < idx.len() {
-        idx.select_nth_unstable_by(k, order);
-        idx.truncate(k);
+    let order =
+        |a: usize, b: usize| descending(scores[a], scores[b]).then(item_ids[a].cmp(&item_ids[b]));
+    let mut best: Vec<usize> = Vec::with_capacity(k + 1);
+    if k == 0 {
+        return best;
     }
-    idx.sort_by(order);
-    idx
+    for i in 0..scores.len() {
+        if best.len() == k && order(i, best[k - 1]) != Ordering::Less {
+            continue;
+        }
+        let at = best.partition_point(|&b| order(b, i) == Ordering::Less);
+        best.insert(at, i);
+        best.truncate(k);
+    }
+    best
 }

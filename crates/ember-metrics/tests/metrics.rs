@@ -141,6 +141,42 @@ fn top_k_breaks_ties_by_item_id() {
 }
 
 #[test]
+fn top_k_equals_a_full_sort() {
+    // Scores with many ties and some NaN, against sorting every candidate.
+    let mut state = 7u64;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as u32
+    };
+    for n in [0usize, 1, 5, 40, 300] {
+        let scores: Vec<f32> = (0..n)
+            .map(|_| match next() % 10 {
+                0 => f32::NAN,
+                r => (r % 4) as f32 * 0.5,
+            })
+            .collect();
+        let mut ids: Vec<u32> = (0..n as u32).map(|i| i * 7 % 1009).collect();
+        ids.reverse();
+        let mut sorted: Vec<usize> = (0..n).collect();
+        sorted.sort_by(|&a, &b| {
+            let by_score = match (scores[a].is_nan(), scores[b].is_nan()) {
+                (true, true) => std::cmp::Ordering::Equal,
+                (true, false) => std::cmp::Ordering::Greater,
+                (false, true) => std::cmp::Ordering::Less,
+                (false, false) => scores[b].partial_cmp(&scores[a]).unwrap(),
+            };
+            by_score.then(ids[a].cmp(&ids[b]))
+        });
+        for k in [0usize, 1, 3, 10, 500] {
+            let want: Vec<usize> = sorted.iter().copied().take(k).collect();
+            assert_eq!(top_k_indices(&scores, &ids, k), want, "n {n}, k {k}");
+        }
+    }
+}
+
+#[test]
 fn bad_cutoffs_are_rejected() {
     assert_eq!(
         RankingEvaluator::new(&[10, 0], 5).unwrap_err(),

@@ -285,6 +285,9 @@ impl EvaluationPlan {
         let users: Vec<u32> = (0..data.num_users() as u32)
             .filter(|&u| !held_out[u as usize].is_empty())
             .collect();
+        if let Candidates::Full { .. } = candidates {
+            evaluator = evaluator.expecting_pairs(users.len() * n_items);
+        }
         for chunk in users.chunks(batch_users.max(1)) {
             match candidates {
                 Candidates::Sampled { negatives } => {
