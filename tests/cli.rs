@@ -274,9 +274,38 @@ fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     (status, body)
 }
 
+/// Starts `ember serve` on an exported model, returning the process and its address.
+fn serve(dir: &Path, model: &str) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args([
+            "serve",
+            "--model",
+            model,
+            "--addr",
+            "127.0.0.1:0",
+            "--threads",
+            "2",
+        ])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on http://")
+        .expect("address line")
+        .to_string();
+    (child, addr)
+}
+
 #[test]
 fn serve_answers_and_shuts_down_gracefully() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("c.toml"), TINY).unwrap();
     assert!(
@@ -295,30 +324,7 @@ fn serve_answers_and_shuts_down_gracefully() {
         .status
         .success()
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ember"))
-        .args([
-            "serve",
-            "--model",
-            "models/tiny",
-            "--addr",
-            "127.0.0.1:0",
-            "--threads",
-            "2",
-        ])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("listening on http://")
-        .expect("address line")
-        .to_string();
+    let (mut child, addr) = serve(dir.path(), "models/tiny");
 
     let (status, body) = http(&addr, "GET", "/healthz", "");
     assert_eq!(status, 200, "{body}");
@@ -383,4 +389,66 @@ fn serve_answers_and_shuts_down_gracefully() {
     assert!(killed.success());
     let status = child.wait().unwrap();
     assert!(status.success(), "exit after SIGINT: {status:?}");
+}
+
+#[test]
+fn sequence_model_trains_exports_and_serves_histories() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = r#"
+name = "seq"
+[data]
+format = "synthetic"
+[data.synthetic]
+users = 60
+items = 40
+interactions_per_user = 10
+sequential = 0.5
+[model]
+kind = "sasrec"
+hidden = 16
+blocks = 1
+max_len = 8
+[train]
+epochs = 2
+batch_size = 16
+[eval]
+ks = [5]
+monitor = "HR@5"
+protocol = { kind = "sampled", negatives = 20 }
+extra_protocols = [{ kind = "full_ranking" }]
+"#;
+    fs::write(dir.path().join("c.toml"), config).unwrap();
+    let out = ember(
+        &["train", "--config", "c.toml", "--no-progress"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Both protocols are reported, each named.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("20 uniform negatives"), "{stdout}");
+    assert!(stdout.contains("full ranking over all items"), "{stdout}");
+    let metrics = fs::read_to_string(dir.path().join("runs/seq/metrics.json")).unwrap();
+    assert!(metrics.contains("extra_protocols"), "{metrics}");
+
+    let out = ember(
+        &["export", "--run", "runs/seq", "--out", "models/seq"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (mut child, addr) = serve(dir.path(), "models/seq");
+    let (status, body) = http(&addr, "GET", "/healthz", "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"sasrec\""), "{body}");
+    // A user given by a history (oldest first), and a known user.
+    for query in [
+        r#"{"history": [3, 7, 1], "k": 5, "exclude": [3, 7, 1]}"#,
+        r#"{"user": 1, "k": 5}"#,
+    ] {
+        let (status, body) = http(&addr, "POST", "/v1/recommend", query);
+        assert_eq!(status, 200, "{query}: {body}");
+        let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(reply["items"].as_array().unwrap().len(), 5, "{body}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
