@@ -149,17 +149,19 @@ pub const RATINGS_VALUES: &str = "ratings.values";
 pub enum ModelData<'a> {
     /// Nothing (the id-based models).
     None,
-    /// Each user's training items (internal ids): the history-based models.
+    /// Each user's items (internal ids): the history-based models. The autoencoders store the
+    /// training items; the sequence models the training then validation items, in time order.
     Histories(&'a [Vec<u32>]),
     /// The training rating matrix as rows of `(column, rating)` (AutoRec).
     Ratings(&'a [Vec<(u32, f32)>]),
 }
 
 /// For history-based models: `[users + 1]` I64 offsets into [`HISTORY_ITEMS`]; user `u`'s
-/// training items are `items[offsets[u]..offsets[u + 1]]` (sorted and distinct for the
-/// autoencoders, in time order for the sequence models).
+/// items are `items[offsets[u]..offsets[u + 1]]`: the training items, sorted and distinct, for
+/// the autoencoders; the training then validation items, in time order, for the sequence
+/// models.
 pub const HISTORY_OFFSETS: &str = "history.offsets";
-/// For history-based models: every user's training items (internal ids), as I32.
+/// For history-based models: every user's items (internal ids), as I32.
 pub const HISTORY_ITEMS: &str = "history.items";
 
 /// `manifest.json`.

@@ -75,8 +75,9 @@ impl RankingEvaluator {
         self
     }
 
-    /// Leaves out the global ROC-AUC at once when the caller will add more than the limit of
-    /// scored pairs (it would be dropped on reaching the limit, after holding that many).
+    /// Leaves out the global ROC-AUC at once when the caller will add `pairs` scored pairs and
+    /// that exceeds the limit (it would be dropped on reaching the limit, after holding that
+    /// many).
     pub fn expecting_pairs(self, pairs: usize) -> Self {
         if pairs > GLOBAL_AUC_MAX_PAIRS {
             self.without_global_auc()
@@ -188,5 +189,23 @@ impl MetricsReport {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| *v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expecting_too_many_pairs_leaves_out_the_global_auc() {
+        let run = |evaluator: RankingEvaluator| {
+            let mut evaluator = evaluator;
+            evaluator.add_user(&[0, 1, 2], &[0.9, 0.1, 0.5], &[true, false, false]);
+            evaluator.finish("test").get("AUC(global)")
+        };
+        let new = || RankingEvaluator::new(&[2], 3).unwrap();
+        assert_eq!(run(new().expecting_pairs(3)), Some(1.0));
+        assert_eq!(run(new().expecting_pairs(GLOBAL_AUC_MAX_PAIRS)), Some(1.0));
+        assert_eq!(run(new().expecting_pairs(GLOBAL_AUC_MAX_PAIRS + 1)), None);
     }
 }

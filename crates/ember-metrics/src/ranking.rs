@@ -189,7 +189,7 @@ pub fn reciprocal_rank(ranks: &[usize]) -> f64 {
 pub fn top_k_indices(scores: &[f32], item_ids: &[u32], k: usize) -> Vec<usize> {
     let order =
         |a: usize, b: usize| descending(scores[a], scores[b]).then(item_ids[a].cmp(&item_ids[b]));
-    let mut best: Vec<usize> = Vec::with_capacity(k + 1);
+    let mut best: Vec<usize> = Vec::with_capacity(k.min(scores.len()).saturating_add(1));
     if k == 0 {
         return best;
     }
@@ -197,7 +197,9 @@ pub fn top_k_indices(scores: &[f32], item_ids: &[u32], k: usize) -> Vec<usize> {
         if best.len() == k && order(i, best[k - 1]) != Ordering::Less {
             continue;
         }
-        let at = best.partition_point(|&b| order(b, i) == Ordering::Less);
+        // After every kept candidate that is not worse: equal keys (a repeated item id at the
+        // same score) keep their list order, as a stable sort would.
+        let at = best.partition_point(|&b| order(b, i) != Ordering::Greater);
         best.insert(at, i);
         best.truncate(k);
     }

@@ -200,7 +200,7 @@ impl RunConfig {
                 return Err(format!("{key} must be at least 1, got 0"));
             }
         }
-        if t.negatives == 0 {
+        if t.negatives == 0 && !self.model.reads_sequences() {
             return Err(
                 "train.negatives must be at least 1 (training needs negatives), got 0".into(),
             );

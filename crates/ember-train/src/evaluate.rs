@@ -285,8 +285,20 @@ impl EvaluationPlan {
         let users: Vec<u32> = (0..data.num_users() as u32)
             .filter(|&u| !held_out[u as usize].is_empty())
             .collect();
-        if let Candidates::Full { .. } = candidates {
-            evaluator = evaluator.expecting_pairs(users.len() * n_items);
+        if let Candidates::Full { masked } = candidates {
+            // Every item but the masked ones that are not held out.
+            let pairs: usize = users
+                .iter()
+                .map(|&u| {
+                    let mask = &masked[u as usize];
+                    let kept_held = held_out[u as usize]
+                        .iter()
+                        .filter(|i| mask.binary_search(i).is_ok())
+                        .count();
+                    n_items - mask.len() + kept_held
+                })
+                .sum();
+            evaluator = evaluator.expecting_pairs(pairs);
         }
         for chunk in users.chunks(batch_users.max(1)) {
             match candidates {

@@ -215,6 +215,9 @@ pub fn check_export(run_dir: &Path, out: &Path) -> Result<ExportCheck, TrainErro
         .collect();
     let split = match which {
         HeldOut::Validation => "validation",
+        HeldOut::Test if run.config.model.reads_sequences() => {
+            "test (sequence model: its export reads the validation items)"
+        }
         HeldOut::Test => "test (refit run: validation was trained on)",
     };
     let weights = out.join("model.safetensors");
