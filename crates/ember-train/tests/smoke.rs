@@ -131,23 +131,6 @@ fn pretrained_neumf_beats_popularity() {
     beats_popularity(ModelConfig::NeuMf(neumf), Loss::Bce);
 }
 
-#[test]
-fn same_seed_same_result() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = tiny_config(
-        dir.path(),
-        ModelConfig::Gmf(GmfConfig {
-            factors: 8,
-            init_std: 0.1,
-        }),
-    );
-    config.train.epochs = 2;
-    let a = train(&config, "flex", RunOptions { progress: false }).unwrap();
-    let b = train(&config, "flex", RunOptions { progress: false }).unwrap();
-    assert_ne!(a.run_dir, b.run_dir, "a second run gets its own directory");
-    assert_eq!(a.test, b.test);
-}
-
 /// The autoencoders under the held-out-users protocol: trained on the training users only,
 /// scored on users they never saw from those users' fold-in items.
 fn autoencoder_beats_popularity(model: ModelConfig) {
