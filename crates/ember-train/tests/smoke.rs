@@ -7,7 +7,7 @@ use ember_models::{
     AutoRecConfig, Bert4RecConfig, CdaeConfig, GmfConfig, Loss, MfConfig, MlpConfig, ModelConfig,
     MultDaeConfig, MultVaeConfig, NeuMfConfig, SasRecConfig, SequenceLoss,
 };
-use ember_train::{RunConfig, RunOptions, files, train};
+use ember_train::{RunConfig, files};
 
 mod common;
 
@@ -42,7 +42,7 @@ fn beats_popularity(model: ModelConfig, loss: Loss) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = tiny_config(dir.path(), model);
     config.train.loss = loss;
-    let summary = train(&config, "flex", RunOptions { progress: false }).unwrap();
+    let summary = common::train_alone(&config);
     let ndcg = summary.test.get("NDCG@10").unwrap();
     let popularity = summary.popularity.get("NDCG@10").unwrap();
     assert!(
@@ -149,7 +149,7 @@ fn autoencoder_beats_popularity(model: ModelConfig) {
     config.train.refit = false;
     config.eval.ks = vec![10, 20];
     config.eval.monitor = "NDCG@20".into();
-    let summary = train(&config, "flex", RunOptions { progress: false }).unwrap();
+    let summary = common::train_alone(&config);
     let ndcg = summary.test.get("NDCG@20").unwrap();
     let popularity = summary.popularity.get("NDCG@20").unwrap();
     assert!(
@@ -217,7 +217,7 @@ fn autorec_beats_item_means() {
         config.train.batch_size = 16;
         config.train.learning_rate = 0.01;
         config.eval.monitor = "RMSE".into();
-        let summary = train(&config, "flex", RunOptions { progress: false }).unwrap();
+        let summary = common::train_alone(&config);
         let rmse = summary.test.get("RMSE").unwrap();
         let baseline = summary.popularity.get("RMSE").unwrap();
         eprintln!("AutoRec item_based {item_based}: RMSE {rmse:.4}, item means {baseline:.4}");
@@ -257,7 +257,7 @@ fn sequence_model_beats_popularity(model: ModelConfig) {
         config.train.epochs = 30;
         config.train.patience = 30;
     }
-    let summary = train(&config, "flex", RunOptions { progress: false }).unwrap();
+    let summary = common::train_alone(&config);
     // The paper's protocol, and full ranking reported beside it.
     let reports = [
         (&summary.test, &summary.popularity),

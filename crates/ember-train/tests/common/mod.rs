@@ -2,6 +2,20 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Held while a test trains: burn's random state is per process, so runs in parallel test
+/// threads would draw from one generator and lose their seeds' determinism.
+static TRAINING: Mutex<()> = Mutex::new(());
+
+/// Trains `config` on the CPU with no other training in this process at the same time, so the
+/// result depends on the config's seed alone.
+pub fn train_alone(config: &ember_train::RunConfig) -> ember_train::RunSummary {
+    let _alone = TRAINING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    ember_train::train(config, "flex", ember_train::RunOptions { progress: false }).unwrap()
+}
 
 /// The repository root.
 pub fn repo() -> PathBuf {
