@@ -113,6 +113,27 @@ struct EpochStats {
     train_secs: f64,
 }
 
+impl EpochStats {
+    /// Closes the epoch's progress bar and reads the loss back once: `loss_sum` summed the
+    /// batch losses weighted by their examples (`examples` in all); `samples` counts what was
+    /// scored, for the rate.
+    fn finish(
+        bar: ProgressBar,
+        loss_sum: Tensor<1>,
+        examples: usize,
+        samples: usize,
+        started: Instant,
+    ) -> Self {
+        bar.finish_and_clear();
+        let train_secs = started.elapsed().as_secs_f64();
+        Self {
+            loss: loss_sum.into_scalar::<f32>() / examples.max(1) as f32,
+            samples_per_sec: samples as f64 / train_secs,
+            train_secs,
+        }
+    }
+}
+
 impl Trainer<'_> {
     /// Trains `model` on the schedule. `stage` labels the per-epoch lines (`neumf`, or
     /// `gmf`/`mlp` during NeuMF pre-training).
@@ -346,18 +367,9 @@ impl Trainer<'_> {
                 bar.set_message(format!("loss {mean:.4}  {rate:.0} samples/s"));
             }
         }
-        bar.finish_and_clear();
-        let loss = loss_sum.into_scalar::<f32>() / examples.len().max(1) as f32;
-        let train_secs = started.elapsed().as_secs_f64();
-        let samples_per_sec = (examples.len() * (1 + cfg.negatives)) as f64 / train_secs;
-        Ok((
-            model,
-            EpochStats {
-                loss,
-                samples_per_sec,
-                train_secs,
-            },
-        ))
+        let samples = examples.len() * (1 + cfg.negatives);
+        let stats = EpochStats::finish(bar, loss_sum, examples.len(), samples, started);
+        Ok((model, stats))
     }
 
     /// One pass over the training users in shuffled batches of `batch_size` rows, for row
@@ -411,17 +423,8 @@ impl Trainer<'_> {
                 bar.set_message(format!("loss {mean:.4}"));
             }
         }
-        bar.finish_and_clear();
-        let loss = loss_sum.into_scalar::<f32>() / users.len().max(1) as f32;
-        let train_secs = started.elapsed().as_secs_f64();
-        (
-            model,
-            EpochStats {
-                loss,
-                samples_per_sec: users.len() as f64 / train_secs,
-                train_secs,
-            },
-        )
+        let stats = EpochStats::finish(bar, loss_sum, users.len(), users.len(), started);
+        (model, stats)
     }
 
     /// One pass over the rows of the training rating matrix (items for I-AutoRec) in shuffled
@@ -463,17 +466,8 @@ impl Trainer<'_> {
             model = optimizer_step(model, loss, optimizer, self.sync.as_mut(), learning_rate);
             bar.inc(1);
         }
-        bar.finish_and_clear();
-        let loss = loss_sum.into_scalar::<f32>() / order.len().max(1) as f32;
-        let train_secs = started.elapsed().as_secs_f64();
-        (
-            model,
-            EpochStats {
-                loss,
-                samples_per_sec: order.len() as f64 / train_secs,
-                train_secs,
-            },
-        )
+        let stats = EpochStats::finish(bar, loss_sum, order.len(), order.len(), started);
+        (model, stats)
     }
 
     /// One pass over the training users' sequences in shuffled batches of `batch_size` windows,
@@ -536,17 +530,8 @@ impl Trainer<'_> {
                 bar.set_message(format!("loss {mean:.4}"));
             }
         }
-        bar.finish_and_clear();
-        let loss = loss_sum.into_scalar::<f32>() / targets.max(1) as f32;
-        let train_secs = started.elapsed().as_secs_f64();
-        (
-            model,
-            EpochStats {
-                loss,
-                samples_per_sec: targets as f64 / train_secs,
-                train_secs,
-            },
-        )
+        let stats = EpochStats::finish(bar, loss_sum, targets, targets, started);
+        (model, stats)
     }
 
     fn progress_bar(&self, len: u64, prefix: &str) -> ProgressBar {
