@@ -97,9 +97,9 @@ pub fn attention_mask(tokens: &Tensor<2, Int>, causal: bool) -> Tensor<3, Bool> 
     if !causal {
         return padded_keys;
     }
-    // Key k > query q is in the query's future.
-    let later: Vec<bool> = (0..len * len).map(|i| i % len > i / len).collect();
-    let later = Tensor::<2, Bool>::from_data(TensorData::new(later, [len, len]), &tokens.device())
+    // `true` above the diagonal: key k > query q is in the query's future. Made on the device
+    // (burn's autoregressive mask), with no host copy per batch.
+    let later = Tensor::<2, Bool>::tril_mask([len, len], 0, &tokens.device())
         .unsqueeze_dim::<3>(0)
         .expand([batch, len, len]);
     padded_keys.bool_or(later)
