@@ -7,7 +7,6 @@
 //! of them on the device, plus the segment plans of its embedding gradients (computed on the
 //! CPU, see `ember_models::lookup`). The loss is read back once per epoch.
 
-use burn::optim::AdamConfig;
 use burn::prelude::*;
 use burn::tensor::activation::softplus;
 use ember_models::lookup::EpochIds;
@@ -18,6 +17,7 @@ use serde::Serialize;
 use std::time::Instant;
 
 use crate::TrainError;
+use crate::adam::{Adam, AdamLayout, AdamSettings};
 use crate::config::EmbeddingGradient;
 use crate::trainer::{SingleDevice, optimizer_step};
 
@@ -164,7 +164,7 @@ pub fn bench_train(
     let steps = n / bench.batch; // full batches only, as every step then has one shape
     let bounds: Vec<usize> = (0..=steps).map(|s| s * bench.batch).collect();
 
-    let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut optimizer = Adam::new(AdamSettings::default(), AdamLayout::for_backend(device_name));
     let mut sync = SingleDevice;
     let mut peak_reserved: Option<u64> = None;
     let mut epochs = Vec::new();

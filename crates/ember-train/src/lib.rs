@@ -5,6 +5,7 @@
 //! stopping on validation, evaluate the selected model once on test beside the popularity
 //! baseline, and write the run directory.
 
+pub mod adam;
 pub mod bench;
 mod config;
 pub mod device;
@@ -188,6 +189,7 @@ pub fn train(
         curves: Vec::new(),
         sync: Box::new(SingleDevice),
         plan_chunk: config.train.embedding_gradient.plan_chunk(device_name),
+        adam_layout: adam::AdamLayout::for_backend(device_name),
     };
     device.seed(config.seed);
     let selected = fit_stages(&mut trainer, users, items, &|_| None)?;

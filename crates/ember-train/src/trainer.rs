@@ -1,8 +1,7 @@
 //! The training loop: epochs of positives with resampled negatives, Adam, validation after every
 //! epoch, early stopping, and the best model kept.
 
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use ember_data::Dataset;
 use ember_data::sampling::TrainingEpoch;
@@ -16,6 +15,7 @@ use rand::seq::SliceRandom;
 use serde_json::json;
 use std::time::Instant;
 
+use crate::adam::{Adam, AdamLayout, AdamSettings};
 use crate::evaluate::{
     EvaluationPlan, HeldOut, ModelScorer, RatingPredictor, dense_rating_rows, evaluate_ratings,
     higher_is_better, rating_rows, user_rows,
@@ -38,7 +38,7 @@ pub trait GradientSync {
 pub(crate) fn optimizer_step(
     model: Model,
     loss: Tensor<1>,
-    optimizer: &mut burn::optim::ModuleOptimizer,
+    optimizer: &mut Adam,
     sync: &mut dyn GradientSync,
     learning_rate: f64,
 ) -> Model {
@@ -82,6 +82,8 @@ pub struct Trainer<'a> {
     pub(crate) sync: Box<dyn GradientSync>,
     /// Rows per chunk of the embedding gradients' segment plans; `None` for burn's gradient.
     pub(crate) plan_chunk: Option<usize>,
+    /// How Adam lays out its update for the device.
+    pub(crate) adam_layout: AdamLayout,
 }
 
 /// How many epochs to train, and how the kept model is chosen.
@@ -148,13 +150,14 @@ impl Trainer<'_> {
         let stage = stage.as_str();
         let cfg = &self.config.train;
         let monitor = self.config.eval.monitor.clone();
-        let mut optimizer = AdamConfig::new()
-            .with_epsilon(1e-8) // PyTorch's default, which the NCF references use
-            .with_beta_2(cfg.adam_beta2 as f32)
-            .with_weight_decay(
-                (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32)),
-            )
-            .init();
+        let mut optimizer = Adam::new(
+            AdamSettings {
+                beta_2: cfg.adam_beta2 as f32,
+                weight_decay: cfg.weight_decay as f32,
+                ..AdamSettings::default()
+            },
+            self.adam_layout,
+        );
         let mut rng = SmallRng::seed_from_u64(step.seed);
         let train_sets = self.data.train_sets();
         let mut best: Option<Fitted> = None;
@@ -324,7 +327,7 @@ impl Trainer<'_> {
     fn train_pairs_epoch(
         &mut self,
         mut model: Model,
-        optimizer: &mut burn::optim::ModuleOptimizer,
+        optimizer: &mut Adam,
         rng: &mut SmallRng,
         learning_rate: f64,
         train_sets: &[Vec<u32>],
@@ -378,7 +381,7 @@ impl Trainer<'_> {
     fn train_rows_epoch(
         &mut self,
         mut model: Model,
-        optimizer: &mut burn::optim::ModuleOptimizer,
+        optimizer: &mut Adam,
         rng: &mut SmallRng,
         learning_rate: f64,
         steps: &mut usize,
@@ -432,7 +435,7 @@ impl Trainer<'_> {
     fn train_ratings_epoch(
         &mut self,
         mut model: Model,
-        optimizer: &mut burn::optim::ModuleOptimizer,
+        optimizer: &mut Adam,
         rng: &mut SmallRng,
         learning_rate: f64,
         label: &str,
@@ -476,7 +479,7 @@ impl Trainer<'_> {
     fn train_sequences_epoch(
         &mut self,
         mut model: Model,
-        optimizer: &mut burn::optim::ModuleOptimizer,
+        optimizer: &mut Adam,
         rng: &mut SmallRng,
         learning_rate: f64,
         train_sets: &[Vec<u32>],
