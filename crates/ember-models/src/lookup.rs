@@ -312,7 +312,37 @@ impl IdBatch {
 /// - ids: `[batch]`
 /// - output: `[batch, dim]`
 pub fn lookup(table: &Embedding, ids: &IdBatch) -> Tensor<2> {
-    let weight = table.weight.val();
+    lookup_rows(table.weight.val(), ids)
+}
+
+/// Looks up the same ids in two tables (NeuMF's GMF and MLP tables of one side).
+///
+/// With a segment plan (GPUs) the tables are joined column-wise and looked up once, so the
+/// step has one lookup and one segmented gradient instead of two: a GPU step is bound by the
+/// host time per operation (measured on an H100, NeuMF at batch 65,536: one joined table per
+/// side trained 13% faster than two). Without a plan (CPUs) they are looked up apart, as
+/// slicing the joined rows costs the CPU batch-sized zero tensors in the backward pass (18%
+/// slower there).
+///
+/// # Shapes
+/// - ids: `[batch]`
+/// - output: `[batch, dim of first]`, `[batch, dim of second]`
+pub fn lookup_pair(first: &Embedding, second: &Embedding, ids: &IdBatch) -> (Tensor<2>, Tensor<2>) {
+    if ids.plan.is_none() {
+        return (lookup(first, ids), lookup(second, ids));
+    }
+    let split = first.weight.dims()[1];
+    let joined = Tensor::cat(vec![first.weight.val(), second.weight.val()], 1);
+    let rows = lookup_rows(joined, ids);
+    let [batch, width] = rows.dims();
+    (
+        rows.clone().slice([0..batch, 0..split]),
+        rows.slice([0..batch, split..width]),
+    )
+}
+
+/// [`lookup`] on a table given as a tensor.
+fn lookup_rows(weight: Tensor<2>, ids: &IdBatch) -> Tensor<2> {
     match &ids.plan {
         None => weight.select(0, ids.ids.clone()),
         Some(plan) => {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Recommender;
 use crate::layers::{Tower, dense, embedding, score_all_pairs};
-use crate::lookup::{IdBatch, lookup};
+use crate::lookup::{IdBatch, lookup, lookup_pair};
 
 fn default_factors() -> usize {
     32
@@ -302,14 +302,10 @@ impl NeuMfConfig {
 
 impl Recommender for NeuMf {
     fn score_batch(&self, users: &IdBatch, items: &IdBatch) -> Tensor<1> {
-        let gmf = lookup(&self.gmf_users, users) * lookup(&self.gmf_items, items);
-        let mlp_in = Tensor::cat(
-            vec![
-                lookup(&self.mlp_users, users),
-                lookup(&self.mlp_items, items),
-            ],
-            1,
-        );
+        let (gmf_users, mlp_users) = lookup_pair(&self.gmf_users, &self.mlp_users, users);
+        let (gmf_items, mlp_items) = lookup_pair(&self.gmf_items, &self.mlp_items, items);
+        let gmf = gmf_users * gmf_items;
+        let mlp_in = Tensor::cat(vec![mlp_users, mlp_items], 1);
         let fused = Tensor::cat(vec![gmf, self.tower.forward(mlp_in)], 1);
         dense(&self.output, fused).squeeze_dim::<1>(1)
     }

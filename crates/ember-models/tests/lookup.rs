@@ -5,7 +5,7 @@
 use burn::module::Param;
 use burn::nn::Embedding;
 use burn::prelude::*;
-use ember_models::lookup::{IdBatch, SegmentPlan, lookup};
+use ember_models::lookup::{IdBatch, SegmentPlan, lookup, lookup_pair};
 
 /// Adds `grad`'s rows into a zero table by the plan, in plain Rust: the plan's own definition.
 fn apply_plan(plan: &SegmentPlan, grad: &[Vec<f32>]) -> Vec<Vec<f32>> {
@@ -189,4 +189,64 @@ fn lookup_without_autodiff_is_a_plain_select() {
         out.into_data().try_to_vec::<f32>().unwrap(),
         vec![5.0, 6.0, 1.0, 2.0, 5.0, 6.0]
     );
+}
+
+/// Two tables looked up with the same ids: joined with a plan (the GPU path), apart without;
+/// both give each table's rows and each table's own gradient, as two plain lookups do.
+#[test]
+fn lookup_pair_equals_two_lookups() {
+    let device = Device::flex().autodiff();
+    let rows = 29;
+    let ids = awkward_ids(rows);
+    let table = |dim: usize, salt: usize| Embedding {
+        weight: Param::from_tensor(Tensor::<2>::from_data(
+            TensorData::new(
+                (0..rows * dim)
+                    .map(|i| ((i * 37 + salt) % 17) as f32 / 17.0 - 0.5)
+                    .collect::<Vec<f32>>(),
+                [rows, dim],
+            ),
+            &device,
+        )),
+    };
+    let weights = |dim: usize| {
+        Tensor::<2>::from_data(
+            TensorData::new(
+                (0..ids.len() * dim)
+                    .map(|i| ((i * 13) % 11) as f32 / 11.0)
+                    .collect::<Vec<f32>>(),
+                [ids.len(), dim],
+            ),
+            &device,
+        )
+    };
+    let vec = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
+    let run = |plan: Option<usize>, pair: bool| {
+        let (a, b) = (table(3, 0), table(5, 7));
+        let batch = IdBatch::new(&ids, rows, plan, &device);
+        let (out_a, out_b) = if pair {
+            lookup_pair(&a, &b, &batch)
+        } else {
+            (lookup(&a, &batch), lookup(&b, &batch))
+        };
+        let loss = (out_a.clone() * weights(3)).sum() + (out_b.clone() * weights(5) * 2.0).sum();
+        let grads = loss.backward();
+        let grad_a = a.weight.val().grad(&grads).expect("a gradient");
+        let grad_b = b.weight.val().grad(&grads).expect("a gradient");
+        [
+            vec(out_a),
+            vec(out_b),
+            grad_a.into_data().try_to_vec::<f32>().unwrap(),
+            grad_b.into_data().try_to_vec::<f32>().unwrap(),
+        ]
+    };
+    let expected = run(None, false);
+    for plan in [None, Some(4)] {
+        let got = run(plan, true);
+        assert_eq!(got[0], expected[0], "first table's rows ({plan:?})");
+        assert_eq!(got[1], expected[1], "second table's rows ({plan:?})");
+        assert_close(&got[2], &expected[2]);
+        assert_close(&got[3], &expected[3]);
+    }
+    assert!(expected[3].iter().any(|&g| g != 0.0));
 }

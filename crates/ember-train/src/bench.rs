@@ -164,7 +164,10 @@ pub fn bench_train(
     let steps = n / bench.batch; // full batches only, as every step then has one shape
     let bounds: Vec<usize> = (0..=steps).map(|s| s * bench.batch).collect();
 
-    let mut optimizer = Adam::new(AdamSettings::default(), AdamLayout::for_backend(device_name));
+    let mut optimizer = Adam::new(
+        AdamSettings::default(),
+        AdamLayout::for_backend(device_name),
+    );
     let mut sync = SingleDevice;
     let mut peak_reserved: Option<u64> = None;
     let mut epochs = Vec::new();
