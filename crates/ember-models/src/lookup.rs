@@ -317,12 +317,13 @@ pub fn lookup(table: &Embedding, ids: &IdBatch) -> Tensor<2> {
 
 /// Looks up the same ids in two tables (NeuMF's GMF and MLP tables of one side).
 ///
-/// With a segment plan (GPUs) the tables are joined column-wise and looked up once, so the
-/// step has one lookup and one segmented gradient instead of two: a GPU step is bound by the
-/// host time per operation (measured on an H100, NeuMF at batch 65,536: one joined table per
-/// side trained 13% faster than two). Without a plan (CPUs) they are looked up apart, as
-/// slicing the joined rows costs the CPU batch-sized zero tensors in the backward pass (18%
-/// slower there).
+/// With a segment plan (the segmented gradient, which training uses on GPUs) the tables are
+/// joined column-wise and looked up once: one lookup and one segmented gradient instead of two,
+/// as a GPU step at these sizes is bound by host time per operation. On an H100 (NeuMF, batch
+/// 65,536), one table per side ran 13% faster than two lookups in the same call, and this
+/// joined lookup gave 1.12 and 1.17 of PyTorch's speed. Without a plan (CPUs) the tables are
+/// looked up apart: slicing joined rows costs the CPU batch-sized zero tensors in the backward
+/// pass (one table per side was 18% slower there).
 ///
 /// # Shapes
 /// - ids: `[batch]`
