@@ -1,7 +1,7 @@
 //! Adam as ember trains with it: burn's update (and PyTorch's), in fewer operations.
 //!
 //! burn's `Adam` updates each parameter with about 13 tensor operations: NeuMF's 12 parameters
-//! make some 160 operations a step, on top of the model's own. How that costs depends on the
+//! make some 156 operations a step, on top of the model's own. How that costs depends on the
 //! device, so the same update has two layouts:
 //!
 //! - [`AdamLayout::Flat`] (GPUs): every parameter and gradient is flattened into one vector and
