@@ -578,4 +578,81 @@ mod tests {
             );
         }
     }
+
+    /// A table and a vector (lookups, products and sums: no matmul, which lavapipe's autotune
+    /// takes minutes to compile).
+    #[derive(Module, Debug)]
+    struct Lookups {
+        table: Embedding,
+        scale: Param<Tensor<1>>,
+    }
+
+    /// Five flat-layout steps on wgpu (burn's fusion and CubeCL kernels) give the host layout's
+    /// values on flex. Runs when `EMBER_TEST_WGPU` is set (CI: Mesa's lavapipe).
+    #[cfg(feature = "wgpu")]
+    #[test]
+    fn flat_layout_on_wgpu_matches_host_layout_on_flex() {
+        if std::env::var_os("EMBER_TEST_WGPU").is_none() {
+            eprintln!(
+                "skipped: set EMBER_TEST_WGPU=1 to run on a Vulkan device (CI: Mesa lavapipe)"
+            );
+            return;
+        }
+        let table: Vec<f32> = (0..9 * 4)
+            .map(|k| ((k * 37) % 17) as f32 / 17.0 - 0.5)
+            .collect();
+        let run = |device: Device, layout: AdamLayout| {
+            let mut model = Lookups {
+                table: Embedding {
+                    weight: Param::from_tensor(Tensor::from_data(
+                        TensorData::new(table.clone(), [9, 4]),
+                        &device,
+                    )),
+                },
+                scale: Param::from_tensor(Tensor::from_data([0.5f32, -1.0, 2.0, 1.5], &device)),
+            };
+            let ids = Tensor::<1, Int>::from_data(
+                TensorData::new(vec![0, 8, 8, 3, 0, 1, 5], [7]),
+                &device,
+            );
+            let mut adam = Adam::new(
+                AdamSettings {
+                    weight_decay: 0.01,
+                    ..AdamSettings::default()
+                },
+                layout,
+            );
+            for _ in 0..5 {
+                let rows = model.table.weight.val().select(0, ids.clone());
+                let y = rows * model.scale.val().unsqueeze_dim::<2>(0);
+                let loss = (y.clone() * y).sum() + model.scale.val().sum();
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = adam.step(0.05, model, grads);
+            }
+            let mut values = model
+                .table
+                .weight
+                .val()
+                .try_into_vec_as::<f32>()
+                .expect("f32");
+            values.extend(model.scale.val().try_into_vec_as::<f32>().expect("f32"));
+            values
+        };
+        let gpu = run(
+            Device::wgpu(DeviceKind::DefaultDevice).autodiff(),
+            AdamLayout::Flat,
+        );
+        let cpu = run(Device::flex().autodiff(), AdamLayout::Host);
+        assert_eq!(gpu.len(), cpu.len());
+        for (k, (a, b)) in gpu.iter().zip(&cpu).enumerate() {
+            assert!((a - b).abs() < 1e-5, "value {k}: wgpu {a} vs flex {b}");
+        }
+        assert!(
+            gpu.iter()
+                .zip(&table)
+                .filter(|(a, b)| (*a - *b).abs() > 0.01)
+                .count()
+                > 10
+        );
+    }
 }
