@@ -210,7 +210,7 @@ fn backend_not_compiled_in_names_the_feature() {
     );
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("device `metal` is not available"),
+        stderr(&out).contains("unknown backend `metal`; choose one of"),
         "{}",
         stderr(&out)
     );

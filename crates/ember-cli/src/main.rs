@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use ember_data::{Dataset, prepare};
 use ember_metrics::{MetricsReport, NegativeSampling, Protocol};
-use ember_train::{RunConfig, RunOptions};
+use ember_train::{Backend, RunConfig, RunOptions};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -54,7 +54,7 @@ struct BenchTrainArgs {
     model: String,
     /// Backend: flex, ndarray, wgpu, vulkan.
     #[arg(long, default_value = "flex")]
-    device: String,
+    device: Backend,
     /// Pairs per optimiser step.
     #[arg(long, default_value_t = 4096)]
     batch: usize,
@@ -86,7 +86,7 @@ struct TrainArgs {
     config: Option<PathBuf>,
     /// Backend: flex, ndarray, wgpu, vulkan (overrides the config's `device`).
     #[arg(long)]
-    device: Option<String>,
+    device: Option<Backend>,
     /// Run name (overrides the config's `name`).
     #[arg(long)]
     name: Option<String>,
@@ -108,7 +108,7 @@ struct EvalArgs {
     run: PathBuf,
     /// Backend.
     #[arg(long, default_value = "flex")]
-    device: String,
+    device: Backend,
     /// Protocol: `full`, `sampled:N`, `popularity:N` or `fixed` (default: the run's own).
     #[arg(long)]
     protocol: Option<String>,
@@ -282,10 +282,10 @@ fn train(args: TrainArgs) -> Result<()> {
     if let Some(epochs) = args.epochs {
         config.train.epochs = epochs;
     }
-    let device = args.device.unwrap_or_else(|| config.device.clone());
-    config.device = device.clone();
+    let device = args.device.unwrap_or(config.device);
+    config.device = device;
     let progress = !args.no_progress && std::io::stderr().is_terminal();
-    let summary = ember_train::train(&config, &device, RunOptions { progress })?;
+    let summary = ember_train::train(&config, device, RunOptions { progress })?;
     println!(
         "\nmodel {} — best epoch {} (chosen on validation {})",
         summary.model, summary.best_epoch, config.eval.monitor
@@ -326,14 +326,14 @@ fn parse_protocol(text: &str) -> Result<Protocol> {
 
 fn eval(args: EvalArgs) -> Result<()> {
     let protocol = args.protocol.as_deref().map(parse_protocol).transpose()?;
-    let (test, popularity) = ember_train::evaluate_run(&args.run, &args.device, protocol)?;
+    let (test, popularity) = ember_train::evaluate_run(&args.run, args.device, protocol)?;
     print_table(&[("test", &test), (baseline_label(&popularity), &popularity)]);
     Ok(())
 }
 
 /// The baseline column's name: popularity for ranking runs, item means for rating runs.
 fn baseline_label(baseline: &MetricsReport) -> &'static str {
-    if baseline.get("RMSE").is_some() {
+    if baseline.is_rating() {
         "item means (test)"
     } else {
         "popularity (test)"
@@ -432,7 +432,7 @@ fn bench_train(args: BenchTrainArgs) -> Result<()> {
         "segmented" => ember_train::EmbeddingGradient::Segmented,
         other => bail!("unknown embedding gradient `{other}`: use auto, burn or segmented"),
     };
-    let gpu = ember_train::device::is_gpu(&args.device);
+    let gpu = args.device.is_gpu();
     let bench = TrainBench {
         model: args.model,
         size,
@@ -444,10 +444,10 @@ fn bench_train(args: BenchTrainArgs) -> Result<()> {
         embedding_gradient,
         split_k: args
             .split_k
-            .unwrap_or_else(|| ember_train::device::default_split_k(&args.device).0),
+            .unwrap_or_else(|| args.device.dense_split().groups),
         seed: 42,
     };
-    let report = ember_train::bench::bench_train(&bench, &args.device, |epoch, e| {
+    let report = ember_train::bench::bench_train(&bench, args.device, |epoch, e| {
         eprintln!(
             "epoch {epoch}: {:.3} s, {:.0} samples/s, loss {:.4}",
             e.secs, e.samples_per_sec, e.loss

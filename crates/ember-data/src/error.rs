@@ -4,12 +4,13 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// The file could not be opened or read.
-    #[error("{path}: {error}")]
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// What the OS said.
-        error: std::io::Error,
+        #[source]
+        source: std::io::Error,
     },
     /// A line of a text file does not have the expected shape.
     #[error("{path}:{line}: {message}")]
@@ -38,12 +39,13 @@ pub enum DataError {
         path: PathBuf,
     },
     /// polars could not read the file.
-    #[error("{path}: {message}")]
+    #[error("{}", path.display())]
     Reader {
         /// The file.
         path: PathBuf,
-        /// polars' message.
-        message: String,
+        /// What polars said.
+        #[source]
+        source: polars::error::PolarsError,
     },
     /// The data is readable but unusable with the chosen settings.
     #[error("{0}")]

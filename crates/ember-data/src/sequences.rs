@@ -1,49 +1,14 @@
-//! Training examples for sequence models (SASRec, BERT4Rec): each user's training items, in
-//! time order, cut to a window of the last `max_len` and left-padded.
-//!
-//! Tokens: `0` pads, internal item `i` is token `i + 1`, and a masked-item model's mask token is
-//! `num_items + 1` (the same scheme as `ember_models::sequence` and ember-infer's sequence
-//! models). Targets are internal item ids, one per position that has one.
+//! Training examples for sequence models (SASRec, BERT4Rec, GRU4Rec): each user's training
+//! items, in time order, cut to a window of the last `max_len` and left-padded, in the token
+//! scheme of [`ember_spec::tokens`]. Targets are internal item ids, one per position that has
+//! one.
 
+use ember_spec::tokens::{mask, window};
 use rand::Rng;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 
 use crate::sampling::uniform_negative;
-
-/// The padding token.
-pub const PAD_TOKEN: i32 = 0;
-
-/// The token of internal item `item`.
-pub fn item_token(item: u32) -> i32 {
-    item as i32 + 1
-}
-
-/// The mask token of a masked-item model over `num_items` items.
-pub fn mask_token(num_items: usize) -> i32 {
-    num_items as i32 + 1
-}
-
-/// The tokens of the last `max_len` items of `items`, left-padded to `max_len`.
-pub fn window(items: &[u32], max_len: usize) -> Vec<i32> {
-    let kept = &items[items.len().saturating_sub(max_len)..];
-    let mut tokens = vec![PAD_TOKEN; max_len - kept.len()];
-    tokens.extend(kept.iter().map(|&i| item_token(i)));
-    tokens
-}
-
-/// The window a sequence model reads to score a user whose items are `items`: the window of
-/// the history (SASRec), or of its last `max_len - 1` items followed by `mask` (BERT4Rec).
-pub fn scoring_window(items: &[u32], max_len: usize, mask: Option<i32>) -> Vec<i32> {
-    match mask {
-        None => window(items, max_len),
-        Some(mask) => {
-            let mut tokens = window(items, max_len - 1);
-            tokens.push(mask);
-            tokens
-        }
-    }
-}
 
 /// One epoch of sequence examples, one row (window) per user, in shuffled order, with the
 /// targets of all rows in flat arrays.
@@ -141,7 +106,7 @@ impl SequenceEpoch {
             .collect();
         users.shuffle(rng);
         let mut epoch = Self::empty(max_len, 0, users);
-        let mask = mask_token(num_items);
+        let mask_token = mask(num_items);
         for &u in &epoch.users {
             let items = &train[u as usize];
             let kept = &items[items.len().saturating_sub(max_len)..];
@@ -159,7 +124,7 @@ impl SequenceEpoch {
                 epoch.targets.push(*kept.last().expect("non-empty"));
             }
             for &position in &epoch.positions[row_start..] {
-                row[position] = mask;
+                row[position] = mask_token;
             }
             epoch.inputs.extend(row);
             epoch.offsets.push(epoch.targets.len());
@@ -226,14 +191,8 @@ pub struct FlatBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ember_spec::tokens;
     use rand::SeedableRng;
-
-    #[test]
-    fn window_pads_on_the_left_and_keeps_the_latest() {
-        assert_eq!(window(&[4, 7], 4), vec![0, 0, 5, 8]);
-        assert_eq!(window(&[1, 2, 3, 4, 5], 3), vec![4, 5, 6]);
-        assert_eq!(scoring_window(&[1, 2, 3], 3, Some(99)), vec![3, 4, 99]);
-    }
 
     #[test]
     fn next_item_targets_are_the_following_items() {
@@ -270,7 +229,7 @@ mod tests {
         let train = vec![vec![3, 1, 4, 2, 0, 5], vec![6]];
         let mut rng = SmallRng::seed_from_u64(3);
         let epoch = SequenceEpoch::masked_item(&train, &[0, 1], 7, 4, 0.5, &mut rng);
-        let mask = mask_token(7);
+        let mask_token = mask(7);
         for (row, &u) in epoch.users.iter().enumerate() {
             let inputs = &epoch.inputs[row * 4..row * 4 + 4];
             let plain = window(&train[u as usize], 4);
@@ -279,8 +238,8 @@ mod tests {
             for t in 0..4 {
                 match targets.iter().find(|x| x.0 == t) {
                     Some(&(_, item)) => {
-                        assert_eq!(inputs[t], mask);
-                        assert_eq!(item_token(item), plain[t]);
+                        assert_eq!(inputs[t], mask_token);
+                        assert_eq!(tokens::item(item), plain[t]);
                     }
                     None => assert_eq!(inputs[t], plain[t]),
                 }

@@ -211,14 +211,14 @@ impl TableSpec<'static> {
 fn not_found(path: &Path) -> DataError {
     DataError::Io {
         path: path.to_owned(),
-        error: std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
     }
 }
 
 fn polars_error(path: &Path, e: PolarsError) -> DataError {
     DataError::Reader {
         path: path.to_owned(),
-        message: e.to_string(),
+        source: e,
     }
 }
 

@@ -8,9 +8,9 @@ use crate::{DataError, Result};
 
 /// Reads a whole text file, mapping I/O errors to [`DataError::Io`].
 pub(crate) fn read_text(path: &Path) -> Result<String> {
-    let bytes = fs::read(path).map_err(|error| DataError::Io {
+    let bytes = fs::read(path).map_err(|source| DataError::Io {
         path: path.to_owned(),
-        error,
+        source,
     })?;
     // Latin-1 files (MovieLens item titles) are not read here; ids are ASCII, so a lossy
     // decode only matters for error messages.

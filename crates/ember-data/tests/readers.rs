@@ -200,8 +200,19 @@ fn ncf_files_with_fixed_split() {
 fn load_err(src: DataSource) -> String {
     match src.load() {
         Ok(_) => panic!("expected an error"),
-        Err(e) => e.to_string(),
+        Err(e) => chain(&e),
     }
+}
+
+/// An error and its causes, as the command line prints them.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
 }
 
 #[test]

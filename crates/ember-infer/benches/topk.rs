@@ -7,7 +7,8 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ember_infer::{
-    ExportedModel, FORMAT_VERSION, Manifest, ModelSpec, Precision, TensorF32, write_model,
+    ExportedModel, FORMAT_VERSION, FactorsSpec, Manifest, ModelSpec, Precision, TensorF32,
+    write_model,
 };
 use std::hint::black_box;
 
@@ -28,9 +29,9 @@ fn topk(c: &mut Criterion) {
         ("mf", Precision::Int8),
     ] {
         let spec = if kind == "mf" {
-            ModelSpec::Mf { factors }
+            ModelSpec::Mf(FactorsSpec { factors })
         } else {
-            ModelSpec::Gmf { factors }
+            ModelSpec::Gmf(FactorsSpec { factors })
         };
         let manifest = Manifest {
             format_version: FORMAT_VERSION,

@@ -2,8 +2,8 @@
 //! shared between threads.
 
 use ember_infer::{
-    ExportedModel, FORMAT_VERSION, InferError, Manifest, ModelSpec, Precision, TensorF32,
-    write_model,
+    ExportedModel, FORMAT_VERSION, FactorsSpec, InferError, Manifest, MlpSpec, ModelSpec,
+    Precision, TensorF32, write_model,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use std::sync::Arc;
 fn manifest(precision: Precision) -> Manifest {
     Manifest {
         format_version: FORMAT_VERSION,
-        model: ModelSpec::Mf { factors: 2 },
+        model: ModelSpec::Mf(FactorsSpec { factors: 2 }),
         precision,
         user_ids: vec![10, 20],
         item_ids: vec![100, 200, 300],
@@ -102,10 +102,11 @@ fn shared_between_threads() {
         .map(|_| {
             let model = model.clone();
             std::thread::spawn(move || {
-                (0..200)
-                    .map(|_| model.recommend(20, 3, &[]).unwrap())
-                    .last()
-                    .unwrap()
+                let mut last = Vec::new();
+                for _ in 0..200 {
+                    last = model.recommend(20, 3, &[]).unwrap();
+                }
+                last
             })
         })
         .collect();
@@ -147,7 +148,7 @@ fn malformed_files_are_rejected() {
     ));
     // Another kind expects other tensors.
     let mut m = manifest(Precision::F32);
-    m.model = ModelSpec::Gmf { factors: 2 };
+    m.model = ModelSpec::Gmf(FactorsSpec { factors: 2 });
     assert!(
         load_bytes(&serde_json::to_vec(&m).unwrap(), &weights)
             .unwrap_err()
@@ -170,11 +171,14 @@ fn malformed_files_are_rejected() {
             .contains("appears twice")
     );
     let mut m = manifest(Precision::F32);
-    m.model = ModelSpec::Mlp { layers: vec![3] };
-    assert!(matches!(
-        load_bytes(&serde_json::to_vec(&m).unwrap(), &weights),
-        Err(InferError::Manifest { .. })
-    ));
+    m.model = ModelSpec::Mlp(MlpSpec { layers: vec![3] });
+    let err = load_bytes(&serde_json::to_vec(&m).unwrap(), &weights).unwrap_err();
+    assert!(matches!(err, InferError::Manifest { .. }));
+    // The spec check's own message is the error's source.
+    let source = std::error::Error::source(&err)
+        .expect("a source")
+        .to_string();
+    assert!(source.contains("model.layers must list"), "{source}");
     let text =
         String::from_utf8(manifest_bytes.clone())
             .unwrap()
@@ -192,12 +196,80 @@ fn malformed_files_are_rejected() {
 #[test]
 fn non_finite_weights_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
+    // The writer loads what it wrote before making it visible: it refuses, naming the tensor,
+    // and leaves nothing behind.
     let mut tensors = mf_tensors();
     tensors[1].data[3] = f32::NAN;
     let out = dir.path().join("nan");
-    write_model(&out, &manifest(Precision::F32), &tensors).unwrap();
-    let err = ExportedModel::load(&out).unwrap_err().to_string();
+    let err = write_model(&out, &manifest(Precision::F32), &tensors)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("items.weight") && err.contains("NaN"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    // A file written by someone else: the loader refuses it.
+    let good = written(dir.path(), Precision::F32);
+    let manifest_bytes = std::fs::read(good.join("manifest.json")).unwrap();
+    let mut weights = std::fs::read(good.join("model.safetensors")).unwrap();
+    let at = weights
+        .windows(4)
+        .position(|w| w == 0.9f32.to_le_bytes())
+        .expect("items.weight holds 0.9 once");
+    weights[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let err = load_bytes(&manifest_bytes, &weights)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("items.weight") && err.contains("NaN"), "{err}");
+}
+
+/// The writer lists no tensor names: it writes what it is given and loads the result with the
+/// real loader before renaming it into place, so a tensor missing, misshapen or left over fails
+/// the export with the loader's error, and nothing is left behind.
+#[test]
+fn the_writer_checks_its_output_by_loading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m");
+    let write = |tensors: &[TensorF32]| {
+        write_model(&out, &manifest(Precision::Int8), tensors)
+            .unwrap_err()
+            .to_string()
+    };
+    let mut extra = mf_tensors();
+    extra.push(TensorF32 {
+        name: "extra.weight".into(),
+        shape: vec![1],
+        data: vec![0.0],
+    });
+    let err = write(&extra);
+    assert_eq!(err, "tensor `extra.weight`: not part of this model kind");
+    let err = write(&mf_tensors()[..1]);
+    assert_eq!(err, "tensor `items.weight`: missing");
+    let mut wide = mf_tensors();
+    wide[0] = TensorF32 {
+        name: "users.weight".into(),
+        shape: vec![2, 3],
+        data: vec![0.5; 6],
+    };
+    let err = write(&wide);
+    assert!(
+        err.contains("users.weight") && err.contains("[2, 2]"),
+        "{err}"
+    );
+    let mut short = mf_tensors();
+    short[0].data.pop();
+    assert!(write(&short).contains("shape [2, 2] with 3 values"));
+    let err = ember_infer::write_model_with(
+        &out,
+        &manifest(Precision::F32),
+        &mf_tensors(),
+        ember_infer::ModelData::Histories(&[vec![0], vec![1]]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("takes no histories"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    write_model(&out, &manifest(Precision::Int8), &mf_tensors()).unwrap();
+    let err = write(&mf_tensors());
+    assert!(err.contains("already exists"), "{err}");
 }
 
 /// Batched and single top-k agree with a brute-force ranking, on a catalogue larger than one
@@ -218,7 +290,7 @@ fn batched_top_k_matches_brute_force() {
     let dir = tempfile::tempdir().unwrap();
     for precision in [Precision::F32, Precision::Int8] {
         let manifest = Manifest {
-            model: ModelSpec::Mf { factors },
+            model: ModelSpec::Mf(FactorsSpec { factors }),
             user_ids: (0..users as i64).map(|u| 1000 + u).collect(),
             item_ids: (0..items as i64).map(|i| 5 * i).collect(),
             ..manifest(precision)

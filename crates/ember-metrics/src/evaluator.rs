@@ -1,13 +1,13 @@
 use serde::{Deserialize, Serialize};
 
 use crate::MetricsError;
+use crate::names::{
+    AUC_GLOBAL, AUC_USER, COVERAGE, HR, MAE, MAP, MRR, NDCG, PRECISION, RECALL, RMSE, at_k,
+    recall_min,
+};
 use crate::ranking::{
     cutoff_values, reciprocal_rank, relevant_ranks, roc_auc, roc_auc_of_pairs, top_k_indices,
 };
-
-/// Name prefix of recall normalised by `min(k, held-out items)` (the Mult-VAE paper's
-/// Recall@k), reported beside the plain `Recall@k`: `Recall(min(k,n))@20`.
-pub const RECALL_MIN_PREFIX: &str = "Recall(min(k,n))@";
 
 /// Above this many scored pairs the global ROC-AUC is not kept (it needs every pair in memory).
 const GLOBAL_AUC_MAX_PAIRS: usize = 200_000_000;
@@ -139,26 +139,26 @@ impl RankingEvaluator {
         };
         let mut metrics = Vec::new();
         for (slot, &k) in self.ks.iter().enumerate() {
-            metrics.push((format!("HR@{k}"), self.hit[slot] / n));
-            metrics.push((format!("NDCG@{k}"), self.ndcg[slot] / n));
-            metrics.push((format!("Precision@{k}"), self.precision[slot] / n));
-            metrics.push((format!("Recall@{k}"), self.recall[slot] / n));
-            metrics.push((format!("{RECALL_MIN_PREFIX}{k}"), self.recall_min[slot] / n));
-            metrics.push((format!("MAP@{k}"), self.map[slot] / n));
+            metrics.push((at_k(HR, k), self.hit[slot] / n));
+            metrics.push((at_k(NDCG, k), self.ndcg[slot] / n));
+            metrics.push((at_k(PRECISION, k), self.precision[slot] / n));
+            metrics.push((at_k(RECALL, k), self.recall[slot] / n));
+            metrics.push((recall_min(k), self.recall_min[slot] / n));
+            metrics.push((at_k(MAP, k), self.map[slot] / n));
             let covered = self.covered[slot].iter().filter(|c| **c).count();
             metrics.push((
-                format!("Coverage@{k}"),
+                at_k(COVERAGE, k),
                 covered as f64 / self.num_items.max(1) as f64,
             ));
         }
-        metrics.push(("MRR".into(), self.mrr / n));
+        metrics.push((MRR.into(), self.mrr / n));
         if self.auc_users > 0 {
-            metrics.push(("AUC(user)".into(), self.auc_sum / self.auc_users as f64));
+            metrics.push((AUC_USER.into(), self.auc_sum / self.auc_users as f64));
         }
         if let Some(mut pairs) = self.pairs
             && let Some(auc) = roc_auc_of_pairs(&mut pairs)
         {
-            metrics.push(("AUC(global)".into(), auc));
+            metrics.push((AUC_GLOBAL.into(), auc));
         }
         MetricsReport {
             protocol: protocol.into(),
@@ -182,7 +182,39 @@ pub struct MetricsReport {
     pub metrics: Vec<(String, f64)>,
 }
 
+/// RMSE and MAE of `(predicted, actual)` ratings over `users` users, labelled `protocol`
+/// (NaN for none).
+pub fn rating_report(
+    pairs: impl IntoIterator<Item = (f32, f32)>,
+    users: usize,
+    protocol: impl Into<String>,
+) -> MetricsReport {
+    let (mut n, mut squared, mut absolute) = (0usize, 0.0f64, 0.0f64);
+    for (predicted, actual) in pairs {
+        let e = (predicted - actual) as f64;
+        squared += e * e;
+        absolute += e.abs();
+        n += 1;
+    }
+    let (rmse, mae) = if n == 0 {
+        (f64::NAN, f64::NAN)
+    } else {
+        ((squared / n as f64).sqrt(), absolute / n as f64)
+    };
+    MetricsReport {
+        protocol: protocol.into(),
+        users,
+        skipped_users: 0,
+        metrics: vec![(RMSE.into(), rmse), (MAE.into(), mae)],
+    }
+}
+
 impl MetricsReport {
+    /// Whether this reports rating prediction (RMSE, MAE) rather than a ranking.
+    pub fn is_rating(&self) -> bool {
+        self.get(RMSE).is_some()
+    }
+
     /// The value of the metric named `name` (e.g. `"NDCG@10"`).
     pub fn get(&self, name: &str) -> Option<f64> {
         self.metrics
@@ -201,7 +233,7 @@ mod tests {
         let run = |evaluator: RankingEvaluator| {
             let mut evaluator = evaluator;
             evaluator.add_user(&[0, 1, 2], &[0.9, 0.1, 0.5], &[true, false, false]);
-            evaluator.finish("test").get("AUC(global)")
+            evaluator.finish("test").get(AUC_GLOBAL)
         };
         let new = || RankingEvaluator::new(&[2], 3).unwrap();
         assert_eq!(run(new().expecting_pairs(3)), Some(1.0));

@@ -8,10 +8,12 @@
 #![deny(missing_docs)]
 
 mod evaluator;
+pub mod names;
 mod protocol;
 pub mod ranking;
 
-pub use evaluator::{MetricsReport, RECALL_MIN_PREFIX, RankingEvaluator};
+pub use evaluator::{MetricsReport, RankingEvaluator, rating_report};
+pub use names::{RECALL_MIN_PREFIX, higher_is_better};
 pub use protocol::{NegativeSampling, Protocol};
 
 /// Errors of metric configuration.

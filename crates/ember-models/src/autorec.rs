@@ -14,9 +14,12 @@
 use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
+use ember_spec::{AutoRecSpec, ModelSpec};
 use serde::{Deserialize, Serialize};
 
+use crate::config::{ModelError, check_weight};
 use crate::layers::{dense, xavier_linear};
+use crate::{Batch, DenseSplit, Export, Input, ModelInit, ModelSettings, Query, Recommender};
 
 fn default_hidden() -> usize {
     500
@@ -43,26 +46,6 @@ pub struct AutoRecConfig {
     pub l2: f64,
 }
 
-/// Models that predict explicit ratings by reconstructing rows of the rating matrix.
-pub trait RatingModel {
-    /// Reconstructed rows (predicted ratings).
-    ///
-    /// # Shapes
-    /// - rows: `[batch, row length]` (ratings, 0 where unobserved)
-    /// - output: `[batch, row length]`
-    fn reconstruct(&self, rows: Tensor<2>) -> Tensor<2>;
-
-    /// The training loss of a batch of rows (a scalar).
-    ///
-    /// # Shapes
-    /// - rows: `[batch, row length]`
-    /// - output: `[1]`
-    fn rating_loss(&self, rows: Tensor<2>) -> Tensor<1>;
-
-    /// Whether rows are items (their ratings by every user) rather than users.
-    fn item_based(&self) -> bool;
-}
-
 /// AutoRec.
 #[derive(Module, Debug)]
 pub struct AutoRec {
@@ -72,15 +55,17 @@ pub struct AutoRec {
     l2: f64,
     /// Rows of the whole rating matrix (items for I-AutoRec), to scale the penalty per batch.
     rows: usize,
+    #[module(skip)]
+    split: DenseSplit,
 }
 
 impl AutoRecConfig {
-    /// Builds the model for `num_users` × `num_items`.
-    pub fn init(&self, num_users: usize, num_items: usize, device: &Device) -> AutoRec {
+    /// Builds the model.
+    pub fn init(&self, init: &ModelInit, device: &Device) -> AutoRec {
         let (rows, width) = if self.item_based {
-            (num_items, num_users)
+            (init.items, init.users)
         } else {
-            (num_users, num_items)
+            (init.users, init.items)
         };
         AutoRec {
             encoder: xavier_linear(width, self.hidden, device),
@@ -88,16 +73,46 @@ impl AutoRecConfig {
             item_based: self.item_based,
             l2: self.l2,
             rows,
+            split: init.dense,
         }
     }
 }
 
-impl RatingModel for AutoRec {
-    fn reconstruct(&self, rows: Tensor<2>) -> Tensor<2> {
-        dense(&self.decoder, sigmoid(dense(&self.encoder, rows)))
+impl ModelSettings for AutoRecConfig {
+    fn input(&self) -> Input {
+        Input::RatingRows {
+            item_based: self.item_based,
+        }
     }
 
-    fn rating_loss(&self, rows: Tensor<2>) -> Tensor<1> {
+    fn validate(&self) -> Result<(), ModelError> {
+        AutoRecSpec {
+            hidden: self.hidden,
+            item_based: self.item_based,
+        }
+        .validate()?;
+        check_weight("l2", self.l2)
+    }
+}
+
+impl AutoRec {
+    /// Reconstructed rows (predicted ratings).
+    ///
+    /// # Shapes
+    /// - rows: `[batch, width]` (ratings, 0 where unobserved)
+    /// - output: `[batch, width]`
+    pub fn reconstruct(&self, rows: Tensor<2>) -> Tensor<2> {
+        dense(
+            &self.decoder,
+            sigmoid(dense(&self.encoder, rows, self.split)),
+            self.split,
+        )
+    }
+}
+
+impl Recommender for AutoRec {
+    fn loss(&self, batch: &Batch, _step: usize) -> Tensor<1> {
+        let rows = batch.rating_rows().clone();
         let batch = rows.dims()[0];
         let observed = rows.clone().greater_elem(0.0).float();
         let error = (self.reconstruct(rows.clone()) - rows) * observed;
@@ -109,7 +124,16 @@ impl RatingModel for AutoRec {
         (squared + penalty).div_scalar(batch as f64)
     }
 
-    fn item_based(&self) -> bool {
-        self.item_based
+    /// Reconstructed rows: predicted ratings, unclipped.
+    fn score_all(&self, query: &Query) -> Tensor<2> {
+        self.reconstruct(query.rating_rows().clone())
+    }
+
+    fn export(&self) -> Export {
+        let spec = AutoRecSpec {
+            hidden: self.encoder.weight.dims()[1],
+            item_based: self.item_based,
+        };
+        Export::parameters(ModelSpec::AutoRec(spec), self)
     }
 }

@@ -10,21 +10,20 @@
 //! history and the last position is scored.
 
 use burn::module::{Module, Param};
-use burn::nn::transformer::{
-    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
-};
+use burn::nn::attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig};
 use burn::nn::{
-    Dropout, DropoutConfig, Embedding, LayerNorm, LayerNormConfig, Linear, LinearConfig,
+    Dropout, DropoutConfig, Embedding, Initializer, LayerNorm, LayerNormConfig, Linear,
+    LinearConfig,
 };
 use burn::prelude::*;
 use burn::tensor::activation::gelu;
+use ember_spec::{ModelSpec, TransformerSpec, tokens};
 use serde::{Deserialize, Serialize};
 
+use crate::config::{ModelError, check_dropout};
 use crate::layers::embedding;
-use crate::sequence::{
-    PAD_TOKEN, SequenceBatch, SequenceModel, SequenceTask, at_targets, full_softmax_loss,
-    last_position, real_positions,
-};
+use crate::sequence::{SequenceTask, at_targets, full_softmax_loss, last_position, real_positions};
+use crate::{Batch, Export, Input, ModelInit, ModelSettings, Query, Recommender};
 
 /// The layer norms' ε (the original implementation's).
 pub const LAYER_NORM_EPSILON: f64 = 1e-12;
@@ -75,8 +74,19 @@ pub struct Bert4RecConfig {
 }
 
 impl Bert4RecConfig {
-    /// Builds the model over `num_items` items.
-    pub fn init(&self, num_items: usize, device: &Device) -> Bert4Rec {
+    fn spec(&self) -> TransformerSpec {
+        TransformerSpec {
+            hidden: self.hidden,
+            blocks: self.blocks,
+            heads: self.heads,
+            max_len: self.max_len,
+            layer_norm_epsilon: LAYER_NORM_EPSILON,
+        }
+    }
+
+    /// Builds the model over the catalogue's items.
+    pub fn init(&self, init: &ModelInit, device: &Device) -> Bert4Rec {
+        let num_items = init.items;
         let norm = || {
             LayerNormConfig::new(self.hidden)
                 .with_epsilon(LAYER_NORM_EPSILON)
@@ -84,26 +94,119 @@ impl Bert4RecConfig {
         };
         Bert4Rec {
             // Rows: padding, the items, the mask token.
-            items: embedding(num_items + 2, self.hidden, 0.02, device),
+            items: embedding(
+                tokens::table_rows(num_items, true),
+                self.hidden,
+                0.02,
+                device,
+            ),
             positions: embedding(self.max_len, self.hidden, 0.02, device),
             embedding_norm: norm(),
             dropout: DropoutConfig::new(self.dropout).init(),
-            encoder: TransformerEncoderConfig::new(
-                self.hidden,
-                4 * self.hidden,
-                self.heads,
-                self.blocks,
-            )
-            .with_dropout(self.dropout)
-            .with_layer_norm_eps(LAYER_NORM_EPSILON)
-            .init(device),
+            blocks: (0..self.blocks)
+                .map(|_| Bert4RecBlock::new(self, device))
+                .collect(),
             head: LinearConfig::new(self.hidden, self.hidden).init(device),
             head_norm: norm(),
             output_bias: Param::from_tensor(Tensor::zeros([num_items], device)),
             num_items,
             max_len: self.max_len,
-            mask_prob: self.mask_prob,
+            heads: self.heads,
         }
+    }
+}
+
+impl ModelSettings for Bert4RecConfig {
+    fn input(&self) -> Input {
+        Input::Sequences {
+            max_len: self.max_len,
+            task: SequenceTask::MaskedItem {
+                mask_prob: self.mask_prob,
+            },
+        }
+    }
+
+    fn validate(&self) -> Result<(), ModelError> {
+        // The scored window holds the mask token and at least one item.
+        self.spec().validate(2)?;
+        check_dropout(self.dropout)?;
+        if !(self.mask_prob > 0.0 && self.mask_prob < 1.0) {
+            return Err(ModelError::BadMaskProb(self.mask_prob));
+        }
+        Ok(())
+    }
+}
+
+/// One post-norm encoder block, as BERT's: `x = LN(x + attention(x))`,
+/// `x = LN(x + W₂ GELU(W₁ x))`, with dropout on both residual branches and inside the
+/// feed-forward layer. It computes what burn's `TransformerEncoderLayer` computes (and draws
+/// its initial weights in the same order), with its parts named as the export names them.
+#[derive(Module, Debug)]
+pub struct Bert4RecBlock {
+    pub(crate) attention: MultiHeadAttention,
+    pub(crate) attention_norm: LayerNorm,
+    pub(crate) feed_forward_norm: LayerNorm,
+    dropout: Dropout,
+    pub(crate) feed_forward_in: Linear,
+    pub(crate) feed_forward_out: Linear,
+    feed_forward_dropout: Dropout,
+}
+
+impl Bert4RecBlock {
+    fn new(config: &Bert4RecConfig, device: &Device) -> Self {
+        // burn's transformer default: Kaiming-uniform with gain 1/√3.
+        let initializer = Initializer::KaimingUniform {
+            gain: 1.0 / 3.0f64.sqrt(),
+            fan_out_only: false,
+        };
+        let norm = || {
+            LayerNormConfig::new(config.hidden)
+                .with_epsilon(LAYER_NORM_EPSILON)
+                .init(device)
+        };
+        let linear = |input, output| {
+            LinearConfig::new(input, output)
+                .with_initializer(initializer.clone())
+                .init(device)
+        };
+        let attention = MultiHeadAttentionConfig::new(config.hidden, config.heads)
+            .with_initializer(initializer.clone())
+            .with_dropout(config.dropout)
+            .init(device);
+        let attention_norm = norm();
+        let feed_forward_norm = norm();
+        let dropout = DropoutConfig::new(config.dropout).init();
+        let feed_forward_in = linear(config.hidden, 4 * config.hidden);
+        let feed_forward_out = linear(4 * config.hidden, config.hidden);
+        Self {
+            attention,
+            attention_norm,
+            feed_forward_norm,
+            dropout,
+            feed_forward_in,
+            feed_forward_out,
+            feed_forward_dropout: DropoutConfig::new(config.dropout).init(),
+        }
+    }
+
+    /// # Shapes
+    /// - x: `[batch, len, hidden]`
+    /// - padding: `[batch, len]` (`true` at padded positions, never attended to)
+    /// - output: `[batch, len, hidden]`
+    pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        let attended = self
+            .attention
+            .forward(MhaInput::self_attn(x.clone()).mask_pad(padding))
+            .context;
+        let x = self
+            .attention_norm
+            .forward(x + self.dropout.forward(attended));
+        let inner = self
+            .feed_forward_dropout
+            .forward(gelu(self.feed_forward_in.forward(x.clone())));
+        let outer = self.feed_forward_out.forward(inner);
+        self.feed_forward_norm
+            .forward(x + self.dropout.forward(outer))
     }
 }
 
@@ -117,8 +220,8 @@ pub struct Bert4Rec {
     /// Layer norm of the summed embeddings.
     pub embedding_norm: LayerNorm,
     pub(crate) dropout: Dropout,
-    /// The bidirectional encoder.
-    pub encoder: TransformerEncoder,
+    /// The bidirectional encoder blocks.
+    pub blocks: Vec<Bert4RecBlock>,
     /// The output head's dense layer.
     pub head: Linear,
     /// The output head's layer norm.
@@ -127,7 +230,7 @@ pub struct Bert4Rec {
     pub output_bias: Param<Tensor<1>>,
     num_items: usize,
     max_len: usize,
-    mask_prob: f64,
+    heads: usize,
 }
 
 impl Bert4Rec {
@@ -144,15 +247,17 @@ impl Bert4Rec {
             self.max_len
         );
         let device = tokens.device();
-        let padding = tokens.clone().equal_elem(PAD_TOKEN);
+        let padding = tokens.clone().equal_elem(tokens::PAD);
         let real = real_positions(&tokens);
         let position_ids =
             Tensor::<1, Int>::arange((self.max_len - len) as i64..self.max_len as i64, &device)
                 .unsqueeze_dim::<2>(0);
         let x = self.items.forward(tokens) + self.positions.forward(position_ids);
-        let x = self.dropout.forward(self.embedding_norm.forward(x)) * real;
-        self.encoder
-            .forward(TransformerEncoderInput::new(x).mask_pad(padding))
+        let mut x = self.dropout.forward(self.embedding_norm.forward(x)) * real;
+        for block in &self.blocks {
+            x = block.forward(x, padding.clone());
+        }
+        x
     }
 
     /// Logits of every item from hidden states, through the output head.
@@ -167,27 +272,26 @@ impl Bert4Rec {
     }
 }
 
-impl SequenceModel for Bert4Rec {
-    fn score_windows(&self, tokens: Tensor<2, Int>) -> Tensor<2> {
-        self.logits(last_position(self.forward(tokens)))
-    }
-
-    fn sequence_loss(&self, batch: &SequenceBatch) -> Tensor<1> {
+impl Recommender for Bert4Rec {
+    fn loss(&self, batch: &Batch, _step: usize) -> Tensor<1> {
+        let batch = batch.sequences();
         let hidden = at_targets(self.forward(batch.inputs.clone()), batch);
         full_softmax_loss(self.logits(hidden), batch)
     }
 
-    fn num_items(&self) -> usize {
-        self.num_items
+    /// The windows end with the mask token, whose state scores every item.
+    fn score_all(&self, query: &Query) -> Tensor<2> {
+        self.logits(last_position(self.forward(query.windows().clone())))
     }
 
-    fn max_len(&self) -> usize {
-        self.max_len
-    }
-
-    fn task(&self) -> SequenceTask {
-        SequenceTask::MaskedItem {
-            mask_prob: self.mask_prob,
-        }
+    fn export(&self) -> Export {
+        let spec = TransformerSpec {
+            hidden: self.items.weight.dims()[1],
+            blocks: self.blocks.len(),
+            heads: self.heads,
+            max_len: self.max_len,
+            layer_norm_epsilon: LAYER_NORM_EPSILON,
+        };
+        Export::parameters(ModelSpec::Bert4Rec(spec), self)
     }
 }

@@ -13,11 +13,13 @@
 use burn::nn::{Dropout, DropoutConfig, Embedding, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::{sigmoid, softplus};
+use ember_spec::{CdaeSpec, ModelSpec};
 use serde::{Deserialize, Serialize};
 
+use crate::config::{ModelError, check_dropout};
 use crate::layers::{dense, embedding, xavier_linear};
 use crate::lookup::lookup;
-use crate::{RowModel, UserRows};
+use crate::{Batch, DenseSplit, Export, Input, ModelInit, ModelSettings, Query, Recommender};
 
 fn default_hidden() -> usize {
     50
@@ -45,17 +47,35 @@ pub struct Cdae {
     pub(crate) users: Embedding,
     pub(crate) decoder: Linear,
     dropout: Dropout,
+    #[module(skip)]
+    split: DenseSplit,
 }
 
 impl CdaeConfig {
-    /// Builds the model for `num_users` × `num_items`.
-    pub fn init(&self, num_users: usize, num_items: usize, device: &Device) -> Cdae {
+    /// Builds the model.
+    pub fn init(&self, init: &ModelInit, device: &Device) -> Cdae {
         Cdae {
-            encoder: xavier_linear(num_items, self.hidden, device),
-            users: embedding(num_users, self.hidden, 0.01, device),
-            decoder: xavier_linear(self.hidden, num_items, device),
+            encoder: xavier_linear(init.items, self.hidden, device),
+            users: embedding(init.users, self.hidden, 0.01, device),
+            decoder: xavier_linear(self.hidden, init.items, device),
             dropout: DropoutConfig::new(self.dropout).init(),
+            split: init.dense,
         }
+    }
+}
+
+impl ModelSettings for CdaeConfig {
+    /// The user node makes CDAE read the user id beside the row.
+    fn input(&self) -> Input {
+        Input::UserRows { by_id: true }
+    }
+
+    fn validate(&self) -> Result<(), ModelError> {
+        CdaeSpec {
+            hidden: self.hidden,
+        }
+        .validate()?;
+        check_dropout(self.dropout)
     }
 }
 
@@ -68,17 +88,16 @@ impl Cdae {
     /// - output: `[batch, num_items]`
     pub fn forward(&self, users: Tensor<1, Int>, rows: Tensor<2>) -> Tensor<2> {
         let corrupted = self.dropout.forward(rows);
-        let code = sigmoid(dense(&self.encoder, corrupted) + lookup(&self.users, &users.into()));
-        dense(&self.decoder, code)
+        let code = sigmoid(
+            dense(&self.encoder, corrupted, self.split) + lookup(&self.users, &users.into()),
+        );
+        dense(&self.decoder, code, self.split)
     }
 }
 
-impl RowModel for Cdae {
-    fn score_rows(&self, users: Tensor<1, Int>, rows: Tensor<2>) -> Tensor<2> {
-        self.forward(users, rows)
-    }
-
-    fn row_loss(&self, batch: &UserRows) -> Tensor<1> {
+impl Recommender for Cdae {
+    fn loss(&self, batch: &Batch, _step: usize) -> Tensor<1> {
+        let batch = batch.user_rows();
         let logits = self.forward(batch.users.clone(), batch.rows.clone());
         // Logistic loss with logits: softplus(s) − s·y, summed over items.
         (softplus(logits.clone(), 1.0) - logits * batch.rows.clone())
@@ -87,11 +106,13 @@ impl RowModel for Cdae {
             .reshape([1])
     }
 
-    fn num_items(&self) -> usize {
-        self.encoder.weight.dims()[0]
+    fn score_all(&self, query: &Query) -> Tensor<2> {
+        let rows = query.user_rows();
+        self.forward(rows.users.clone(), rows.rows.clone())
     }
 
-    fn uses_user_ids(&self) -> bool {
-        true
+    fn export(&self) -> Export {
+        let hidden = self.encoder.weight.dims()[1];
+        Export::parameters(ModelSpec::Cdae(CdaeSpec { hidden }), self)
     }
 }

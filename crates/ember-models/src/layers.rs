@@ -4,9 +4,8 @@
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::Recommender;
+use crate::DenseSplit;
 
 /// An embedding table initialised with N(0, std²).
 pub fn embedding(rows: usize, dim: usize, std: f64, device: &Device) -> Embedding {
@@ -22,25 +21,12 @@ pub fn xavier_linear(input: usize, output: usize, device: &Device) -> Linear {
         .init(device)
 }
 
-/// Most chunks a dense layer splits its batch into (see [`dense`]); 1 turns splitting off.
-static SPLIT_K_GROUPS: AtomicUsize = AtomicUsize::new(64);
-/// Rows a chunk keeps at least.
-static SPLIT_K_MIN_ROWS: AtomicUsize = AtomicUsize::new(256);
-
-/// Sets how [`dense`] splits a batch: into at most `groups` chunks (rounded down to a power of
-/// two; 1 = never split) of at least `min_rows` rows each.
-pub fn set_split_k(groups: usize, min_rows: usize) {
-    SPLIT_K_GROUPS.store(groups.max(1), Ordering::Relaxed);
-    SPLIT_K_MIN_ROWS.store(min_rows.max(1), Ordering::Relaxed);
-}
-
-/// How many chunks a batch of `rows` rows is split into: the largest power of two up to the
-/// setting that divides `rows` and leaves chunks of at least the minimum rows.
-fn split_k_groups(rows: usize) -> usize {
-    let min_rows = SPLIT_K_MIN_ROWS.load(Ordering::Relaxed);
-    let most = SPLIT_K_GROUPS.load(Ordering::Relaxed).max(1);
+/// How many chunks a batch of `rows` rows is split into: the largest power of two up to
+/// `split.groups` that divides `rows` and leaves chunks of at least `split.min_rows` rows.
+fn split_k_groups(rows: usize, split: DenseSplit) -> usize {
+    let most = split.groups.max(1);
     let mut groups = 1usize << (usize::BITS - 1 - most.leading_zeros()); // rounded down
-    while groups > 1 && (rows % groups != 0 || rows / groups < min_rows) {
+    while groups > 1 && (!rows.is_multiple_of(groups) || rows / groups < split.min_rows.max(1)) {
         groups /= 2;
     }
     groups
@@ -51,14 +37,15 @@ fn split_k_groups(rows: usize) -> usize {
 /// The weight gradient `xᵀ dy` has the batch as its inner dimension. As one product, GPU matmul
 /// kernels give each output tile to one unit that loops over the whole batch; over `g` chunks it
 /// is `g` products of `rows / g` (a split-K product) and a sum of `g` small matrices, which
-/// keeps the GPU busy. The values equal `linear.forward(x)`'s up to rounding.
+/// keeps the GPU busy. The values equal `linear.forward(x)`'s up to rounding. How to split is
+/// the device's setting (`split`), given to the model when it is built.
 ///
 /// # Shapes
 /// - x: `[rows, in]`
 /// - output: `[rows, out]`
-pub fn dense(linear: &Linear, x: Tensor<2>) -> Tensor<2> {
+pub fn dense(linear: &Linear, x: Tensor<2>, split: DenseSplit) -> Tensor<2> {
     let [rows, input] = x.dims();
-    let groups = split_k_groups(rows);
+    let groups = split_k_groups(rows, split);
     if groups == 1 {
         return linear.forward(x);
     }
@@ -78,16 +65,18 @@ pub fn dense(linear: &Linear, x: Tensor<2>) -> Tensor<2> {
 #[derive(Module, Debug)]
 pub struct Tower {
     layers: Vec<Linear>,
+    #[module(skip)]
+    split: DenseSplit,
 }
 
 impl Tower {
     /// Layers between consecutive sizes.
-    pub fn new(sizes: &[usize], device: &Device) -> Self {
+    pub fn new(sizes: &[usize], split: DenseSplit, device: &Device) -> Self {
         let layers = sizes
             .windows(2)
             .map(|w| LinearConfig::new(w[0], w[1]).init(device))
             .collect();
-        Self { layers }
+        Self { layers, split }
     }
 
     /// The dense layers, first to last.
@@ -102,23 +91,10 @@ impl Tower {
     /// - output: `[batch, sizes[last]]`
     pub fn forward(&self, mut x: Tensor<2>) -> Tensor<2> {
         for layer in &self.layers {
-            x = relu(dense(layer, x));
+            x = relu(dense(layer, x, self.split));
         }
         x
     }
-}
-
-/// Scores every item for each user by scoring all (user, item) pairs: for models with no
-/// cheaper factorised form.
-///
-/// # Shapes
-/// - users: `[batch]`
-/// - output: `[batch, num_items]`
-pub fn score_all_pairs<M: Recommender + ?Sized>(model: &M, users: Tensor<1, Int>) -> Tensor<2> {
-    let batch = users.dims()[0];
-    let n = model.num_items();
-    let (u, i) = all_pairs(users, n);
-    model.score_pairs(u, i).reshape([batch, n])
 }
 
 /// Repeats each user once per item and tiles the items, so that a pair model can score every

@@ -1,171 +1,192 @@
-//! Recommendation models as burn modules, all built into one [`Model`] enum from the serde-tagged
-//! [`ModelConfig`], so configs, the trainer and the evaluator handle every model alike.
+//! Recommendation models as burn modules behind one interface.
 //!
-//! Models read a user in one of two ways ([`Model::kind`]):
-//! - by user id ([`Recommender`]: the NCF family): the loss on a batch of (user, item) pairs with
-//!   sampled negatives, scores for given pairs, scores for every item;
-//! - by the user's interaction row ([`RowModel`]: the autoencoders): the loss on a batch of rows,
-//!   scores for every item from a row. These score users unseen in training (fold-in);
-//! - as rows of the explicit rating matrix ([`RatingModel`]: AutoRec), predicting ratings;
-//! - by the user's item sequence ([`SequenceModel`]: SASRec, BERT4Rec): the loss on a batch of
-//!   sequence windows, scores for every item as the next one.
+//! Every model answers [`Recommender`]: the loss on a batch of what it reads, scores of every
+//! item, scores of given pairs, and its exported form. Its config answers [`ModelSettings`]:
+//! what the model reads of a user ([`Input`]: pairs, user rows, rating rows or sequences),
+//! whether its hyper-parameters hold, and whether it starts from pre-trained stages. The trainer,
+//! the evaluator and the benchmark build batches from the [`Input`] and never ask which model
+//! they hold; the one dispatch on model kinds is the registry below.
 //!
-//! One file per model family.
+//! One file per model family. To add a model: write its file (a serde config implementing
+//! [`ModelSettings`] with an `init(&ModelInit, &Device)`, a `#[derive(Module)]` struct
+//! implementing [`Recommender`]), and register it with one line in `models!` below.
 
 pub mod autorec;
 pub mod bert4rec;
 pub mod cdae;
 mod config;
 mod export;
+pub mod gru4rec;
 pub mod layers;
+pub mod lightgcn;
 pub mod lookup;
 mod loss;
 pub mod multvae;
 pub mod ncf;
+mod pair;
+mod recommender;
 pub mod sasrec;
 mod sequence;
 
-pub use autorec::{AutoRec, AutoRecConfig, RatingModel};
+pub use autorec::{AutoRec, AutoRecConfig};
 pub use bert4rec::{Bert4Rec, Bert4RecConfig};
 pub use cdae::{Cdae, CdaeConfig};
-pub use config::{ModelConfig, ModelError};
+pub use config::{DenseSplit, ModelError, ModelInit, ModelSettings, Pretraining};
 pub use export::NamedTensor;
+pub use gru4rec::{Gru4Rec, Gru4RecConfig, Gru4RecLoss};
+pub use lightgcn::{LightGcn, LightGcnConfig};
 pub use lookup::{IdBatch, SegmentPlan};
-pub use loss::{EpochPairs, Loss, PairBatch};
-pub use multvae::{MultDae, MultDaeConfig, MultVae, MultVaeConfig, UserRows};
+pub use loss::Loss;
+pub use multvae::{MultDae, MultDaeConfig, MultVae, MultVaeConfig};
 pub use ncf::{Gmf, GmfConfig, Mf, MfConfig, Mlp, MlpConfig, NeuMf, NeuMfConfig};
+pub use recommender::{
+    Batch, Export, Input, PairBatch, PairTargets, Query, Recommender, SequenceBatch, UserRows,
+};
 pub use sasrec::{SasRec, SasRecConfig};
-pub use sequence::{SequenceBatch, SequenceLoss, SequenceModel, SequenceTask};
+pub use sequence::{SequenceLoss, SequenceTask};
 
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 
-/// What every model answers.
-pub trait Recommender {
-    /// Scores of (user, item) pairs (logits: higher is better); ids may carry the segment plans
-    /// of their gradients (see [`lookup`]).
-    ///
-    /// # Shapes
-    /// - users: `[batch]`, items: `[batch]`
-    /// - output: `[batch]`
-    fn score_batch(&self, users: &IdBatch, items: &IdBatch) -> Tensor<1>;
+/// Builds the [`Model`] and [`ModelConfig`] enums and their dispatch from one line per model:
+/// `Variant(ModelType, ConfigType) = "kind"`. The config type has an inherent
+/// `init(&self, &ModelInit, &Device) -> ModelType` and implements [`ModelSettings`]; the model
+/// type implements [`Recommender`].
+macro_rules! models {
+    ($($(#[$doc:meta])* $variant:ident($model:ty, $config:ty) = $kind:literal,)*) => {
+        /// Any model ember can train, as one module type.
+        // One model per run, moved between steps: boxing variants would add indirection to
+        // every parameter access for nothing.
+        #[allow(clippy::large_enum_variant)]
+        #[derive(Module, Debug)]
+        pub enum Model {
+            $($(#[$doc])* $variant($model),)*
+        }
 
-    /// Scores of (user, item) pairs (logits: higher is better).
-    ///
-    /// # Shapes
-    /// - users: `[batch]`, items: `[batch]`
-    /// - output: `[batch]`
-    fn score_pairs(&self, users: Tensor<1, Int>, items: Tensor<1, Int>) -> Tensor<1> {
-        self.score_batch(&users.into(), &items.into())
-    }
+        /// Which model to train, with its hyper-parameters (the `[model]` table, tagged by
+        /// `kind`).
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "kind")]
+        pub enum ModelConfig {
+            $($(#[$doc])* #[serde(rename = $kind)] $variant($config),)*
+        }
 
-    /// Scores of every item for each user.
-    ///
-    /// # Shapes
-    /// - users: `[batch]`
-    /// - output: `[batch, num_items]`
-    fn score_all(&self, users: Tensor<1, Int>) -> Tensor<2>;
+        /// Every model kind, as configs name them.
+        pub const MODEL_KINDS: &[&str] = &[$($kind),*];
 
-    /// Number of items the model scores.
-    fn num_items(&self) -> usize;
+        impl Model {
+            /// The model behind the shared interface.
+            pub fn recommender(&self) -> &dyn Recommender {
+                match self {
+                    $(Model::$variant(m) => m,)*
+                }
+            }
+        }
 
-    /// The training loss of a batch of positives with sampled negatives (a scalar).
-    ///
-    /// # Shapes
-    /// - output: `[1]`
-    fn loss(&self, batch: &PairBatch, loss: Loss) -> Tensor<1> {
-        loss::pair_loss(self, batch, loss)
-    }
+        impl ModelConfig {
+            /// The config behind the shared interface.
+            pub fn settings(&self) -> &dyn ModelSettings {
+                match self {
+                    $(ModelConfig::$variant(c) => c,)*
+                }
+            }
+
+            /// The model's kind as written in configs.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(ModelConfig::$variant(_) => $kind,)*
+                }
+            }
+
+            /// Builds a randomly initialised model.
+            pub fn init(&self, init: &ModelInit, device: &Device) -> Model {
+                match self {
+                    $(ModelConfig::$variant(c) => Model::$variant(c.init(init, device)),)*
+                }
+            }
+        }
+    };
 }
 
-/// Models that read a user as their interaction row instead of a user id (the autoencoders).
-pub trait RowModel {
-    /// Scores (logits) of every item for each user row (`users` are the rows' user ids, read
-    /// only by models with [`Self::uses_user_ids`]).
-    ///
-    /// # Shapes
-    /// - users: `[batch]`
-    /// - rows: `[batch, num_items]` (1 where the user interacted)
-    /// - output: `[batch, num_items]`
-    fn score_rows(&self, users: Tensor<1, Int>, rows: Tensor<2>) -> Tensor<2>;
-
-    /// The training loss of a batch of user rows (a scalar).
-    ///
-    /// # Shapes
-    /// - output: `[1]`
-    fn row_loss(&self, batch: &UserRows) -> Tensor<1>;
-
-    /// Number of items the model scores.
-    fn num_items(&self) -> usize;
-
-    /// Whether the model also learns a vector per user id (CDAE's user node). Such a model
-    /// trains on every user's row, the fold-in part of held-out users included, as id-based
-    /// models do; the others train on the training users only.
-    fn uses_user_ids(&self) -> bool {
-        false
-    }
-}
-
-/// How a model reads users: by id, or by interaction row.
-pub enum ModelKind<'a> {
-    /// Trained on (user, item) pairs with sampled negatives.
-    Pairs(&'a dyn Recommender),
-    /// Trained on batches of user rows.
-    Rows(&'a dyn RowModel),
-    /// Predicts explicit ratings (AutoRec); trained on rows of the rating matrix.
-    Ratings(&'a dyn RatingModel),
-    /// Reads the user's items in time order; trained on windows of their sequences.
-    Sequences(&'a dyn SequenceModel),
-}
-
-/// Any model ember can train, as one module type.
-#[derive(Module, Debug)]
-pub enum Model {
+models! {
     /// Matrix factorisation.
-    Mf(Mf),
+    Mf(ncf::Mf, ncf::MfConfig) = "mf",
     /// Generalized matrix factorisation.
-    Gmf(Gmf),
+    Gmf(ncf::Gmf, ncf::GmfConfig) = "gmf",
     /// Multi-layer perceptron over concatenated embeddings.
-    Mlp(Mlp),
+    Mlp(ncf::Mlp, ncf::MlpConfig) = "mlp",
     /// GMF and MLP fused.
-    NeuMf(NeuMf),
+    NeuMf(ncf::NeuMf, ncf::NeuMfConfig) = "neumf",
+    /// LightGCN: embeddings propagated over the user–item graph.
+    LightGcn(lightgcn::LightGcn, lightgcn::LightGcnConfig) = "lightgcn",
     /// Denoising autoencoder with a multinomial likelihood.
-    MultDae(MultDae),
+    MultDae(multvae::MultDae, multvae::MultDaeConfig) = "mult_dae",
     /// Variational autoencoder with a multinomial likelihood.
-    MultVae(MultVae),
+    MultVae(multvae::MultVae, multvae::MultVaeConfig) = "mult_vae",
     /// Collaborative denoising autoencoder (with a user node).
-    Cdae(Cdae),
+    Cdae(cdae::Cdae, cdae::CdaeConfig) = "cdae",
     /// Autoencoder rating prediction.
-    AutoRec(AutoRec),
+    AutoRec(autorec::AutoRec, autorec::AutoRecConfig) = "autorec",
     /// Self-attentive sequential recommendation (causal transformer).
-    SasRec(SasRec),
+    SasRec(sasrec::SasRec, sasrec::SasRecConfig) = "sasrec",
     /// Bidirectional transformer trained on masked items.
-    Bert4Rec(Bert4Rec),
+    Bert4Rec(bert4rec::Bert4Rec, bert4rec::Bert4RecConfig) = "bert4rec",
+    /// A GRU over the user's latest items.
+    Gru4Rec(gru4rec::Gru4Rec, gru4rec::Gru4RecConfig) = "gru4rec",
 }
 
 impl Model {
-    /// The model's interface for its kind of input.
-    pub fn kind(&self) -> ModelKind<'_> {
-        match self {
-            Model::Mf(m) => ModelKind::Pairs(m),
-            Model::Gmf(m) => ModelKind::Pairs(m),
-            Model::Mlp(m) => ModelKind::Pairs(m),
-            Model::NeuMf(m) => ModelKind::Pairs(m),
-            Model::MultDae(m) => ModelKind::Rows(m),
-            Model::MultVae(m) => ModelKind::Rows(m),
-            Model::Cdae(m) => ModelKind::Rows(m),
-            Model::AutoRec(m) => ModelKind::Ratings(m),
-            Model::SasRec(m) => ModelKind::Sequences(m),
-            Model::Bert4Rec(m) => ModelKind::Sequences(m),
-        }
+    /// The training loss of a batch (see [`Recommender::loss`]).
+    pub fn loss(&self, batch: &Batch, step: usize) -> Tensor<1> {
+        self.recommender().loss(batch, step)
     }
 
-    /// Number of items the model scores (`None` for rating models, which predict ratings).
-    pub fn num_items(&self) -> Option<usize> {
-        match self.kind() {
-            ModelKind::Pairs(m) => Some(m.num_items()),
-            ModelKind::Rows(m) => Some(m.num_items()),
-            ModelKind::Sequences(m) => Some(m.num_items()),
-            ModelKind::Ratings(_) => None,
-        }
+    /// Scores of every item (see [`Recommender::score_all`]).
+    pub fn score_all(&self, query: &Query) -> Tensor<2> {
+        self.recommender().score_all(query)
+    }
+
+    /// Scores of pairs (see [`Recommender::score_pairs`]).
+    pub fn score_pairs(
+        &self,
+        query: &Query,
+        rows: Tensor<1, Int>,
+        items: Tensor<1, Int>,
+    ) -> Tensor<1> {
+        self.recommender().score_pairs(query, rows, items)
+    }
+
+    /// The model as ember-infer loads it (see [`Recommender::export`]).
+    pub fn export(&self) -> Export {
+        self.recommender().export()
+    }
+}
+
+impl ModelConfig {
+    /// What the model reads of a user.
+    pub fn input(&self) -> Input {
+        self.settings().input()
+    }
+
+    /// Checks the hyper-parameters.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        self.settings().validate()
+    }
+
+    /// Stages to train first (NeuMF's pre-training), if any.
+    pub fn pretraining(&self) -> Option<Pretraining> {
+        self.settings().pretraining()
+    }
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig::NeuMf(NeuMfConfig {
+            factors: 32,
+            layers: vec![64, 32, 16, 8],
+            init_std: 0.01,
+            pretrain: false,
+            alpha: 0.5,
+        })
     }
 }

@@ -1,9 +1,11 @@
+//! The objectives of pair models: pointwise BCE and pairwise BPR over sampled negatives.
+
 use burn::prelude::*;
 use burn::tensor::activation::{log_sigmoid, softplus};
 use serde::{Deserialize, Serialize};
 
-use crate::Recommender;
-use crate::lookup::{EpochIds, IdBatch};
+use crate::lookup::IdBatch;
+use crate::recommender::{PairBatch, PairTargets};
 
 /// Training objective over positives and sampled negatives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -16,118 +18,69 @@ pub enum Loss {
     Bpr,
 }
 
-/// A batch of positive (user, item) pairs, each with `k` sampled negative items, flattened for
-/// one forward pass: the positives first, then the negatives positive by positive.
-#[derive(Debug, Clone)]
-pub struct PairBatch {
-    /// `[batch * (1 + k)]`: each positive's user, then each negative's user.
-    pub users: IdBatch,
-    /// `[batch * (1 + k)]`: the positive items, then the negatives (`[batch, k]` row-major).
-    pub items: IdBatch,
-    /// Positives in the batch.
-    pub positives: usize,
-    /// Negatives per positive (`k`).
-    pub negatives_per_positive: usize,
-}
-
 impl PairBatch {
-    /// A batch from host ids: `users` and `positives` of length `batch`, `negatives` of length
-    /// `batch * k`. With `plan_chunk`, the ids carry segment plans for their gradients (see
-    /// [`crate::lookup`]); `tables` are the (users, items) row counts they index.
+    /// A batch of positives with `k` sampled negatives each, from host ids: `users` and
+    /// `positives` of length `batch`, `negatives` of length `batch * k` (row-major). With
+    /// `plan_chunk`, the ids carry segment plans for their gradients (see [`crate::lookup`]);
+    /// `tables` are the (users, items) row counts they index.
     ///
     /// # Panics
-    /// When `users` is empty or the lengths disagree.
-    pub fn new(
+    /// When the lengths disagree.
+    pub fn sampled(
         users: &[i32],
         positives: &[i32],
         negatives: &[i32],
-        tables: (usize, usize),
-        plan_chunk: Option<usize>,
-        device: &Device,
-    ) -> Self {
-        let batch = users.len().max(1);
-        EpochPairs::new(
-            users, positives, negatives, batch, tables, plan_chunk, device,
-        )
-        .batch(0)
-    }
-}
-
-/// An epoch of positives with their negatives, flattened batch by batch as in [`PairBatch`],
-/// uploaded to the device once and cut into batches there (in order).
-#[derive(Debug)]
-pub struct EpochPairs {
-    users: EpochIds,
-    items: EpochIds,
-    /// Positives in each batch.
-    positives: Vec<usize>,
-    negatives_per_positive: usize,
-}
-
-impl EpochPairs {
-    /// `users` and `positives` of equal length, `negatives` `k` per positive, in batches of
-    /// `batch_size` positives (the last may be smaller).
-    pub fn new(
-        users: &[i32],
-        positives: &[i32],
-        negatives: &[i32],
-        batch_size: usize,
         tables: (usize, usize),
         plan_chunk: Option<usize>,
         device: &Device,
     ) -> Self {
         let n = users.len();
         assert_eq!(positives.len(), n, "one positive per user");
-        let k = if n == 0 { 0 } else { negatives.len() / n };
+        let k = negatives.len().checked_div(n).unwrap_or(0);
         assert_eq!(negatives.len(), n * k, "k negatives per positive");
-        assert!(batch_size > 0, "batch size must be positive");
-        let mut all_users = Vec::with_capacity(n * (1 + k));
-        let mut all_items = Vec::with_capacity(n * (1 + k));
-        let mut bounds = vec![0];
-        let mut sizes = Vec::new();
-        for start in (0..n).step_by(batch_size) {
-            let end = (start + batch_size).min(n);
-            all_users.extend_from_slice(&users[start..end]);
-            for &u in &users[start..end] {
-                all_users.extend(std::iter::repeat_n(u, k));
-            }
-            all_items.extend_from_slice(&positives[start..end]);
-            all_items.extend_from_slice(&negatives[start * k..end * k]);
-            bounds.push(all_users.len());
-            sizes.push(end - start);
+        let mut all_users = users.to_vec();
+        for &u in users {
+            all_users.extend(std::iter::repeat_n(u, k));
         }
-        Self {
-            users: EpochIds::new(all_users, bounds.clone(), tables.0, plan_chunk, device),
-            items: EpochIds::new(all_items, bounds, tables.1, plan_chunk, device),
-            positives: sizes,
-            negatives_per_positive: k,
-        }
-    }
-
-    /// Number of batches.
-    pub fn batches(&self) -> usize {
-        self.positives.len()
-    }
-
-    /// Batch `b`, sliced on the device.
-    pub fn batch(&self, b: usize) -> PairBatch {
+        let all_items: Vec<i32> = positives.iter().chain(negatives).copied().collect();
         PairBatch {
-            users: self.users.batch(b),
-            items: self.items.batch(b),
-            positives: self.positives[b],
-            negatives_per_positive: self.negatives_per_positive,
+            users: IdBatch::new(&all_users, tables.0, plan_chunk, device),
+            items: IdBatch::new(&all_items, tables.1, plan_chunk, device),
+            targets: PairTargets::Sampled {
+                positives: n,
+                negatives_per_positive: k,
+            },
         }
     }
 }
 
-/// The loss of a batch, scoring positives and negatives in one forward pass.
-pub(crate) fn pair_loss<M: Recommender + ?Sized>(
-    model: &M,
-    batch: &PairBatch,
-    loss: Loss,
-) -> Tensor<1> {
-    let (b, k) = (batch.positives, batch.negatives_per_positive);
-    let scores = model.score_batch(&batch.users, &batch.items); // [b + b * k]
+/// The loss of a pair batch from its pairs' scores (logits).
+///
+/// # Shapes
+/// - scores: `[pairs]`
+/// - output: `[1]`
+pub(crate) fn pair_loss(scores: Tensor<1>, targets: &PairTargets, loss: Loss) -> Tensor<1> {
+    match (targets, loss) {
+        (PairTargets::Labels(labels), Loss::Bce) => {
+            (softplus(scores.clone(), 1.0) - scores * labels.clone()).mean()
+        }
+        (PairTargets::Labels(_), Loss::Bpr) => {
+            panic!(
+                "BPR compares each positive with its sampled negatives: labelled pairs have none"
+            )
+        }
+        (
+            &PairTargets::Sampled {
+                positives,
+                negatives_per_positive,
+            },
+            loss,
+        ) => sampled_loss(scores, positives, negatives_per_positive, loss),
+    }
+}
+
+/// The loss of `b` positives followed by their `k` negatives each.
+fn sampled_loss(scores: Tensor<1>, b: usize, k: usize, loss: Loss) -> Tensor<1> {
     match loss {
         Loss::Bce => bce_with_logits(scores, b),
         Loss::Bpr => {

@@ -17,10 +17,12 @@ use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::activation::log_softmax;
+use ember_spec::{AutoencoderSpec, ModelSpec};
 use serde::{Deserialize, Serialize};
 
-use crate::RowModel;
+use crate::config::{ModelError, check_dropout, check_weight};
 use crate::layers::{dense, xavier_linear};
+use crate::{Batch, DenseSplit, Export, Input, ModelInit, ModelSettings, Query, Recommender};
 
 fn default_hidden() -> Vec<usize> {
     vec![600, 200]
@@ -66,17 +68,6 @@ pub struct MultVaeConfig {
     pub anneal_steps: usize,
 }
 
-/// A batch of users as rows of the user × item matrix, made dense for this batch only.
-#[derive(Debug, Clone)]
-pub struct UserRows {
-    /// `[batch]`: the rows' user ids.
-    pub users: Tensor<1, Int>,
-    /// `[batch, num_items]`: 1 where the user interacted with the item.
-    pub rows: Tensor<2>,
-    /// Optimiser steps taken before this batch (for annealing).
-    pub step: usize,
-}
-
 /// Linear layers with Xavier-uniform weights, as the paper's code initialises them.
 fn layers(sizes: &[usize], device: &Device) -> Vec<Linear> {
     sizes
@@ -90,9 +81,9 @@ fn layers(sizes: &[usize], device: &Device) -> Vec<Linear> {
 /// # Shapes
 /// - x: `[batch, layers[0].in]`
 /// - output: `[batch, layers.last().out]`
-fn tanh_stack(layers: &[Linear], mut x: Tensor<2>) -> Tensor<2> {
+fn tanh_stack(layers: &[Linear], mut x: Tensor<2>, split: DenseSplit) -> Tensor<2> {
     for (k, layer) in layers.iter().enumerate() {
-        x = dense(layer, x);
+        x = dense(layer, x, split);
         if k + 1 < layers.len() {
             x = x.tanh();
         }
@@ -137,24 +128,50 @@ fn check_sizes(num_items: usize, hidden: &[usize]) -> Vec<usize> {
         .collect()
 }
 
+/// The encoder's sizes after the item layer (the spec's `hidden`), from its layers.
+fn hidden_sizes(encoder: &[Linear]) -> Vec<usize> {
+    encoder.iter().map(|l| l.weight.dims()[1]).collect()
+}
+
+fn check_autoencoder(hidden: &[usize], dropout: f64) -> Result<(), ModelError> {
+    AutoencoderSpec {
+        hidden: hidden.to_vec(),
+    }
+    .validate()?;
+    check_dropout(dropout)
+}
+
 /// Mult-DAE.
 #[derive(Module, Debug)]
 pub struct MultDae {
     pub(crate) encoder: Vec<Linear>,
     pub(crate) decoder: Vec<Linear>,
     dropout: Dropout,
+    #[module(skip)]
+    split: DenseSplit,
 }
 
 impl MultDaeConfig {
-    /// Builds the model for a catalogue of `num_items`.
-    pub fn init(&self, num_items: usize, device: &Device) -> MultDae {
-        let sizes = check_sizes(num_items, &self.hidden);
+    /// Builds the model for the catalogue's items.
+    pub fn init(&self, init: &ModelInit, device: &Device) -> MultDae {
+        let sizes = check_sizes(init.items, &self.hidden);
         let reversed: Vec<usize> = sizes.iter().rev().copied().collect();
         MultDae {
             encoder: layers(&sizes, device),
             decoder: layers(&reversed, device),
             dropout: DropoutConfig::new(self.dropout).init(),
+            split: init.dense,
         }
+    }
+}
+
+impl ModelSettings for MultDaeConfig {
+    fn input(&self) -> Input {
+        Input::UserRows { by_id: false }
+    }
+
+    fn validate(&self) -> Result<(), ModelError> {
+        check_autoencoder(&self.hidden, self.dropout)
     }
 }
 
@@ -167,22 +184,24 @@ impl MultDae {
     pub fn forward(&self, rows: Tensor<2>) -> Tensor<2> {
         let x = normalised_input(rows, &self.dropout);
         // tanh between every layer, also between encoder and decoder.
-        let code = tanh_stack(&self.encoder, x).tanh();
-        tanh_stack(&self.decoder, code)
+        let code = tanh_stack(&self.encoder, x, self.split).tanh();
+        tanh_stack(&self.decoder, code, self.split)
     }
 }
 
-impl RowModel for MultDae {
-    fn score_rows(&self, _users: Tensor<1, Int>, rows: Tensor<2>) -> Tensor<2> {
-        self.forward(rows)
+impl Recommender for MultDae {
+    fn loss(&self, batch: &Batch, _step: usize) -> Tensor<1> {
+        let rows = &batch.user_rows().rows;
+        multinomial_nll(self.forward(rows.clone()), rows.clone())
     }
 
-    fn row_loss(&self, batch: &UserRows) -> Tensor<1> {
-        multinomial_nll(self.forward(batch.rows.clone()), batch.rows.clone())
+    fn score_all(&self, query: &Query) -> Tensor<2> {
+        self.forward(query.user_rows().rows.clone())
     }
 
-    fn num_items(&self) -> usize {
-        self.encoder[0].weight.dims()[0]
+    fn export(&self) -> Export {
+        let hidden = hidden_sizes(&self.encoder);
+        Export::parameters(ModelSpec::MultDae(AutoencoderSpec { hidden }), self)
     }
 }
 
@@ -195,12 +214,14 @@ pub struct MultVae {
     dropout: Dropout,
     beta: f64,
     anneal_steps: usize,
+    #[module(skip)]
+    split: DenseSplit,
 }
 
 impl MultVaeConfig {
-    /// Builds the model for a catalogue of `num_items`.
-    pub fn init(&self, num_items: usize, device: &Device) -> MultVae {
-        let sizes = check_sizes(num_items, &self.hidden);
+    /// Builds the model for the catalogue's items.
+    pub fn init(&self, init: &ModelInit, device: &Device) -> MultVae {
+        let sizes = check_sizes(init.items, &self.hidden);
         let reversed: Vec<usize> = sizes.iter().rev().copied().collect();
         let mut encoder_sizes = sizes.clone();
         *encoder_sizes.last_mut().expect("non-empty") *= 2;
@@ -210,7 +231,19 @@ impl MultVaeConfig {
             dropout: DropoutConfig::new(self.dropout).init(),
             beta: self.beta,
             anneal_steps: self.anneal_steps,
+            split: init.dense,
         }
+    }
+}
+
+impl ModelSettings for MultVaeConfig {
+    fn input(&self) -> Input {
+        Input::UserRows { by_id: false }
+    }
+
+    fn validate(&self) -> Result<(), ModelError> {
+        check_autoencoder(&self.hidden, self.dropout)?;
+        check_weight("beta", self.beta)
     }
 }
 
@@ -221,7 +254,11 @@ impl MultVae {
     /// - rows: `[batch, num_items]`
     /// - output: (`[batch, code]`, `[batch, code]`)
     pub fn encode(&self, rows: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
-        let h = tanh_stack(&self.encoder, normalised_input(rows, &self.dropout));
+        let h = tanh_stack(
+            &self.encoder,
+            normalised_input(rows, &self.dropout),
+            self.split,
+        );
         let code = h.dims()[1] / 2;
         let mean = h.clone().narrow(1, 0, code);
         let log_var = h.narrow(1, code, code);
@@ -234,7 +271,7 @@ impl MultVae {
     /// - code: `[batch, code]`
     /// - output: `[batch, num_items]`
     pub fn decode(&self, code: Tensor<2>) -> Tensor<2> {
-        tanh_stack(&self.decoder, code)
+        tanh_stack(&self.decoder, code, self.split)
     }
 
     /// The KL weight after `step` optimiser steps.
@@ -246,28 +283,31 @@ impl MultVae {
     }
 }
 
-impl RowModel for MultVae {
-    /// Scores from the code's mean (no sampling).
-    fn score_rows(&self, _users: Tensor<1, Int>, rows: Tensor<2>) -> Tensor<2> {
-        self.decode(self.encode(rows).0)
-    }
-
-    fn row_loss(&self, batch: &UserRows) -> Tensor<1> {
-        let (mean, log_var) = self.encode(batch.rows.clone());
+impl Recommender for MultVae {
+    fn loss(&self, batch: &Batch, step: usize) -> Tensor<1> {
+        let rows = &batch.user_rows().rows;
+        let (mean, log_var) = self.encode(rows.clone());
         let std = log_var.clone().mul_scalar(0.5).exp();
         let noise = mean.random_like(Distribution::Normal(0.0, 1.0));
         let code = mean.clone() + std * noise;
-        let nll = multinomial_nll(self.decode(code), batch.rows.clone());
+        let nll = multinomial_nll(self.decode(code), rows.clone());
         // KL(N(μ, σ²) ‖ N(0, 1)) = ½ Σ (σ² + μ² − 1 − log σ²), per user, averaged.
         let kl = (log_var.clone().exp() + mean.powi_scalar(2) - log_var - 1.0)
             .sum_dim(1)
             .mean()
             .mul_scalar(0.5)
             .reshape([1]);
-        nll + kl.mul_scalar(self.beta_at(batch.step))
+        nll + kl.mul_scalar(self.beta_at(step))
     }
 
-    fn num_items(&self) -> usize {
-        self.encoder[0].weight.dims()[0]
+    /// Scores from the code's mean (no sampling).
+    fn score_all(&self, query: &Query) -> Tensor<2> {
+        self.decode(self.encode(query.user_rows().rows.clone()).0)
+    }
+
+    fn export(&self) -> Export {
+        let mut hidden = hidden_sizes(&self.encoder);
+        *hidden.last_mut().expect("at least one layer") /= 2; // mean and log-variance
+        Export::parameters(ModelSpec::MultVae(AutoencoderSpec { hidden }), self)
     }
 }

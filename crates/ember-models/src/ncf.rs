@@ -8,16 +8,21 @@
 //!   for the two parts; optionally initialised from trained GMF and MLP (section 3.4.1), the output
 //!   layer being `[α h_GMF ‖ (1−α) h_MLP]`.
 //!
-//! Every model returns logits; the sigmoid lives in the loss.
+//! Every model returns logits; the sigmoid lives in the loss (`train.loss`: BCE or BPR).
 
 use burn::module::Param;
 use burn::nn::{Embedding, Linear, LinearConfig};
 use burn::prelude::*;
+use ember_spec::{FactorsSpec, MlpSpec, ModelSpec, NeuMfSpec};
 use serde::{Deserialize, Serialize};
 
-use crate::Recommender;
-use crate::layers::{Tower, dense, embedding, score_all_pairs};
+use crate::config::{ModelError, check_init_std};
+use crate::layers::{Tower, dense, embedding};
 use crate::lookup::{IdBatch, lookup, lookup_pair};
+use crate::pair::PairModel;
+use crate::{
+    DenseSplit, Export, Input, Loss, Model, ModelConfig, ModelInit, ModelSettings, Pretraining,
+};
 
 fn default_factors() -> usize {
     32
@@ -46,31 +51,60 @@ pub struct MfConfig {
 pub struct Mf {
     pub(crate) users: Embedding,
     pub(crate) items: Embedding,
+    #[module(skip)]
+    loss: Loss,
 }
 
 impl MfConfig {
-    /// Builds the model for `num_users` × `num_items`.
-    pub fn init(&self, num_users: usize, num_items: usize, device: &Device) -> Mf {
+    fn spec(&self) -> FactorsSpec {
+        FactorsSpec {
+            factors: self.factors,
+        }
+    }
+
+    /// Builds the model.
+    pub fn init(&self, init: &ModelInit, device: &Device) -> Mf {
         Mf {
-            users: embedding(num_users, self.factors, self.init_std, device),
-            items: embedding(num_items, self.factors, self.init_std, device),
+            users: embedding(init.users, self.factors, self.init_std, device),
+            items: embedding(init.items, self.factors, self.init_std, device),
+            loss: init.pair_loss,
         }
     }
 }
 
-impl Recommender for Mf {
+impl ModelSettings for MfConfig {
+    fn input(&self) -> Input {
+        Input::Pairs
+    }
+
+    fn validate(&self) -> Result<(), ModelError> {
+        check_init_std(self.init_std)?;
+        Ok(self.spec().validate()?)
+    }
+}
+
+impl PairModel for Mf {
     fn score_batch(&self, users: &IdBatch, items: &IdBatch) -> Tensor<1> {
         (lookup(&self.users, users) * lookup(&self.items, items))
             .sum_dim(1)
             .squeeze_dim::<1>(1)
     }
 
-    fn score_all(&self, users: Tensor<1, Int>) -> Tensor<2> {
+    fn score_users(&self, users: Tensor<1, Int>) -> Tensor<2> {
         lookup(&self.users, &users.into()).matmul(self.items.weight.val().transpose())
     }
 
     fn num_items(&self) -> usize {
         self.items.weight.dims()[0]
+    }
+
+    fn objective(&self) -> Loss {
+        self.loss
+    }
+
+    fn export_pairs(&self) -> Export {
+        let factors = self.items.weight.dims()[1];
+        Export::parameters(ModelSpec::Mf(FactorsSpec { factors }), self)
     }
 }
 
@@ -92,16 +126,39 @@ pub struct Gmf {
     pub(crate) users: Embedding,
     pub(crate) items: Embedding,
     pub(crate) output: Linear,
+    #[module(skip)]
+    loss: Loss,
+    #[module(skip)]
+    split: DenseSplit,
 }
 
 impl GmfConfig {
-    /// Builds the model for `num_users` × `num_items`.
-    pub fn init(&self, num_users: usize, num_items: usize, device: &Device) -> Gmf {
-        Gmf {
-            users: embedding(num_users, self.factors, self.init_std, device),
-            items: embedding(num_items, self.factors, self.init_std, device),
-            output: LinearConfig::new(self.factors, 1).init(device),
+    fn spec(&self) -> FactorsSpec {
+        FactorsSpec {
+            factors: self.factors,
         }
+    }
+
+    /// Builds the model.
+    pub fn init(&self, init: &ModelInit, device: &Device) -> Gmf {
+        Gmf {
+            users: embedding(init.users, self.factors, self.init_std, device),
+            items: embedding(init.items, self.factors, self.init_std, device),
+            output: LinearConfig::new(self.factors, 1).init(device),
+            loss: init.pair_loss,
+            split: init.dense,
+        }
+    }
+}
+
+impl ModelSettings for GmfConfig {
+    fn input(&self) -> Input {
+        Input::Pairs
+    }
+
+    fn validate(&self) -> Result<(), ModelError> {
+        check_init_std(self.init_std)?;
+        Ok(self.spec().validate()?)
     }
 }
 
@@ -116,12 +173,12 @@ impl Gmf {
     }
 }
 
-impl Recommender for Gmf {
+impl PairModel for Gmf {
     fn score_batch(&self, users: &IdBatch, items: &IdBatch) -> Tensor<1> {
-        dense(&self.output, self.interaction(users, items)).squeeze_dim::<1>(1)
+        dense(&self.output, self.interaction(users, items), self.split).squeeze_dim::<1>(1)
     }
 
-    fn score_all(&self, users: Tensor<1, Int>) -> Tensor<2> {
+    fn score_users(&self, users: Tensor<1, Int>) -> Tensor<2> {
         // hᵀ(p ⊙ q) + b = (p ⊙ h) · q + b: one matmul instead of batch × items products.
         let h = self.output.weight.val().reshape([1, -1]); // [1, factors]
         let scaled = lookup(&self.users, &users.into()) * h;
@@ -134,6 +191,15 @@ impl Recommender for Gmf {
 
     fn num_items(&self) -> usize {
         self.items.weight.dims()[0]
+    }
+
+    fn objective(&self) -> Loss {
+        self.loss
+    }
+
+    fn export_pairs(&self) -> Export {
+        let factors = self.items.weight.dims()[1];
+        Export::parameters(ModelSpec::Gmf(FactorsSpec { factors }), self)
     }
 }
 
@@ -157,18 +223,41 @@ pub struct Mlp {
     pub(crate) items: Embedding,
     pub(crate) tower: Tower,
     pub(crate) output: Linear,
+    #[module(skip)]
+    loss: Loss,
+    #[module(skip)]
+    split: DenseSplit,
 }
 
 impl MlpConfig {
-    /// Builds the model for `num_users` × `num_items`.
-    pub fn init(&self, num_users: usize, num_items: usize, device: &Device) -> Mlp {
+    fn spec(&self) -> MlpSpec {
+        MlpSpec {
+            layers: self.layers.clone(),
+        }
+    }
+
+    /// Builds the model.
+    pub fn init(&self, init: &ModelInit, device: &Device) -> Mlp {
         let half = self.layers[0] / 2;
         Mlp {
-            users: embedding(num_users, half, self.init_std, device),
-            items: embedding(num_items, half, self.init_std, device),
-            tower: Tower::new(&self.layers, device),
+            users: embedding(init.users, half, self.init_std, device),
+            items: embedding(init.items, half, self.init_std, device),
+            tower: Tower::new(&self.layers, init.dense, device),
             output: LinearConfig::new(*self.layers.last().expect("validated"), 1).init(device),
+            loss: init.pair_loss,
+            split: init.dense,
         }
+    }
+}
+
+impl ModelSettings for MlpConfig {
+    fn input(&self) -> Input {
+        Input::Pairs
+    }
+
+    fn validate(&self) -> Result<(), ModelError> {
+        check_init_std(self.init_std)?;
+        Ok(self.spec().validate()?)
     }
 }
 
@@ -185,19 +274,31 @@ impl Mlp {
         );
         self.tower.forward(x)
     }
+
+    fn layer_sizes(&self) -> Vec<usize> {
+        let first = 2 * self.users.weight.dims()[1];
+        std::iter::once(first)
+            .chain(self.tower.layers().iter().map(|l| l.weight.dims()[1]))
+            .collect()
+    }
 }
 
-impl Recommender for Mlp {
+impl PairModel for Mlp {
     fn score_batch(&self, users: &IdBatch, items: &IdBatch) -> Tensor<1> {
-        dense(&self.output, self.hidden(users, items)).squeeze_dim::<1>(1)
-    }
-
-    fn score_all(&self, users: Tensor<1, Int>) -> Tensor<2> {
-        score_all_pairs(self, users)
+        dense(&self.output, self.hidden(users, items), self.split).squeeze_dim::<1>(1)
     }
 
     fn num_items(&self) -> usize {
         self.items.weight.dims()[0]
+    }
+
+    fn objective(&self) -> Loss {
+        self.loss
+    }
+
+    fn export_pairs(&self) -> Export {
+        let layers = self.layer_sizes();
+        Export::parameters(ModelSpec::Mlp(MlpSpec { layers }), self)
     }
 }
 
@@ -235,20 +336,33 @@ pub struct NeuMf {
     pub(crate) mlp_items: Embedding,
     pub(crate) tower: Tower,
     pub(crate) output: Linear,
+    #[module(skip)]
+    loss: Loss,
+    #[module(skip)]
+    split: DenseSplit,
 }
 
 impl NeuMfConfig {
-    /// Builds the model for `num_users` × `num_items`, randomly initialised.
-    pub fn init(&self, num_users: usize, num_items: usize, device: &Device) -> NeuMf {
+    fn spec(&self) -> NeuMfSpec {
+        NeuMfSpec {
+            factors: self.factors,
+            layers: self.layers.clone(),
+        }
+    }
+
+    /// Builds the model, randomly initialised.
+    pub fn init(&self, init: &ModelInit, device: &Device) -> NeuMf {
         let half = self.layers[0] / 2;
         NeuMf {
-            gmf_users: embedding(num_users, self.factors, self.init_std, device),
-            gmf_items: embedding(num_items, self.factors, self.init_std, device),
-            mlp_users: embedding(num_users, half, self.init_std, device),
-            mlp_items: embedding(num_items, half, self.init_std, device),
-            tower: Tower::new(&self.layers, device),
+            gmf_users: embedding(init.users, self.factors, self.init_std, device),
+            gmf_items: embedding(init.items, self.factors, self.init_std, device),
+            mlp_users: embedding(init.users, half, self.init_std, device),
+            mlp_items: embedding(init.items, half, self.init_std, device),
+            tower: Tower::new(&self.layers, init.dense, device),
             output: LinearConfig::new(self.factors + self.layers.last().expect("validated"), 1)
                 .init(device),
+            loss: init.pair_loss,
+            split: init.dense,
         }
     }
 
@@ -296,25 +410,70 @@ impl NeuMfConfig {
                 weight: Param::from_tensor(weight),
                 bias,
             },
+            loss: gmf.loss,
+            split: gmf.split,
         }
     }
 }
 
-impl Recommender for NeuMf {
+impl ModelSettings for NeuMfConfig {
+    fn input(&self) -> Input {
+        Input::Pairs
+    }
+
+    fn validate(&self) -> Result<(), ModelError> {
+        check_init_std(self.init_std)?;
+        if !(0.0..=1.0).contains(&self.alpha) {
+            return Err(ModelError::BadAlpha(self.alpha));
+        }
+        Ok(self.spec().validate()?)
+    }
+
+    /// With `pretrain`, GMF and MLP are trained first and NeuMF starts from them.
+    fn pretraining(&self) -> Option<Pretraining> {
+        if !self.pretrain {
+            return None;
+        }
+        let config = self.clone();
+        Some(Pretraining {
+            stages: vec![
+                ("gmf", ModelConfig::Gmf(self.gmf())),
+                ("mlp", ModelConfig::Mlp(self.mlp())),
+            ],
+            assemble: Box::new(move |stages| match <[Model; 2]>::try_from(stages) {
+                Ok([Model::Gmf(gmf), Model::Mlp(mlp)]) => {
+                    Model::NeuMf(config.from_pretrained(gmf, mlp))
+                }
+                _ => unreachable!("the stages are the GMF and MLP listed above"),
+            }),
+        })
+    }
+}
+
+impl PairModel for NeuMf {
     fn score_batch(&self, users: &IdBatch, items: &IdBatch) -> Tensor<1> {
         let (gmf_users, mlp_users) = lookup_pair(&self.gmf_users, &self.mlp_users, users);
         let (gmf_items, mlp_items) = lookup_pair(&self.gmf_items, &self.mlp_items, items);
         let gmf = gmf_users * gmf_items;
         let mlp_in = Tensor::cat(vec![mlp_users, mlp_items], 1);
         let fused = Tensor::cat(vec![gmf, self.tower.forward(mlp_in)], 1);
-        dense(&self.output, fused).squeeze_dim::<1>(1)
-    }
-
-    fn score_all(&self, users: Tensor<1, Int>) -> Tensor<2> {
-        score_all_pairs(self, users)
+        dense(&self.output, fused, self.split).squeeze_dim::<1>(1)
     }
 
     fn num_items(&self) -> usize {
         self.gmf_items.weight.dims()[0]
+    }
+
+    fn objective(&self) -> Loss {
+        self.loss
+    }
+
+    fn export_pairs(&self) -> Export {
+        let factors = self.gmf_items.weight.dims()[1];
+        let first = 2 * self.mlp_users.weight.dims()[1];
+        let layers = std::iter::once(first)
+            .chain(self.tower.layers().iter().map(|l| l.weight.dims()[1]))
+            .collect();
+        Export::parameters(ModelSpec::NeuMf(NeuMfSpec { factors, layers }), self)
     }
 }

@@ -17,13 +17,16 @@ use burn::nn::{
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::activation::relu;
+use ember_spec::{ModelSpec, TransformerSpec, tokens};
 use serde::{Deserialize, Serialize};
 
+use crate::config::{ModelError, check_dropout};
 use crate::layers::embedding;
 use crate::sequence::{
-    SequenceBatch, SequenceLoss, SequenceModel, SequenceTask, at_targets, attention_mask,
-    last_position, next_item_loss, real_positions,
+    SequenceLoss, SequenceTask, at_targets, attention_mask, last_position, next_item_loss,
+    real_positions,
 };
+use crate::{Batch, Export, Input, ModelInit, ModelSettings, Query, Recommender};
 
 /// The layer norms' ε (the reference implementation's).
 pub const LAYER_NORM_EPSILON: f64 = 1e-8;
@@ -89,10 +92,32 @@ fn xavier_normal_embedding(rows: usize, dim: usize, device: &Device) -> Embeddin
 }
 
 impl SasRecConfig {
-    /// Builds the model over `num_items` items.
-    pub fn init(&self, num_items: usize, device: &Device) -> SasRec {
+    fn spec(&self) -> TransformerSpec {
+        TransformerSpec {
+            hidden: self.hidden,
+            blocks: self.blocks,
+            heads: self.heads,
+            max_len: self.max_len,
+            layer_norm_epsilon: LAYER_NORM_EPSILON,
+        }
+    }
+
+    /// How training examples are made: each next item, with sampled negatives for the sampled
+    /// losses.
+    fn task(&self) -> SequenceTask {
+        SequenceTask::NextItem {
+            negatives: match self.loss {
+                SequenceLoss::Softmax => 0,
+                SequenceLoss::Bce | SequenceLoss::SampledSoftmax => self.negatives,
+            },
+        }
+    }
+
+    /// Builds the model over the catalogue's items.
+    pub fn init(&self, init: &ModelInit, device: &Device) -> SasRec {
+        let num_items = init.items;
         // Row 0 pads: it starts at zero and stays unused (padded positions are zeroed).
-        let rows = num_items + 1;
+        let rows = tokens::table_rows(num_items, false);
         let std = (2.0 / (rows + self.hidden) as f64).sqrt();
         let table =
             Tensor::<2>::random([rows, self.hidden], Distribution::Normal(0.0, std), device)
@@ -129,9 +154,34 @@ impl SasRecConfig {
             dropout: DropoutConfig::new(self.dropout).init(),
             num_items,
             max_len: self.max_len,
-            negatives: self.negatives,
+            heads: self.heads,
             loss: self.loss,
         }
+    }
+}
+
+impl ModelSettings for SasRecConfig {
+    fn input(&self) -> Input {
+        Input::Sequences {
+            max_len: self.max_len,
+            task: self.task(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ModelError> {
+        self.spec().validate(1)?;
+        check_dropout(self.dropout)?;
+        let sampled = match self.loss {
+            SequenceLoss::Bce => Some("bce"),
+            SequenceLoss::SampledSoftmax => Some("sampled_softmax"),
+            SequenceLoss::Softmax => None,
+        };
+        if let Some(loss) = sampled
+            && self.negatives == 0
+        {
+            return Err(ModelError::NoNegatives(loss));
+        }
+        Ok(())
     }
 }
 
@@ -184,7 +234,7 @@ pub struct SasRec {
     dropout: Dropout,
     num_items: usize,
     max_len: usize,
-    negatives: usize,
+    heads: usize,
     #[module(skip)]
     loss: SequenceLoss,
 }
@@ -231,30 +281,26 @@ impl SasRec {
     }
 }
 
-impl SequenceModel for SasRec {
-    fn score_windows(&self, tokens: Tensor<2, Int>) -> Tensor<2> {
-        last_position(self.forward(tokens)).matmul(self.item_vectors().transpose())
-    }
-
-    fn sequence_loss(&self, batch: &SequenceBatch) -> Tensor<1> {
+impl Recommender for SasRec {
+    fn loss(&self, batch: &Batch, _step: usize) -> Tensor<1> {
+        let batch = batch.sequences();
         let hidden = at_targets(self.forward(batch.inputs.clone()), batch);
         next_item_loss(hidden, self.item_vectors(), batch, self.loss)
     }
 
-    fn num_items(&self) -> usize {
-        self.num_items
+    fn score_all(&self, query: &Query) -> Tensor<2> {
+        let tokens = query.windows().clone();
+        last_position(self.forward(tokens)).matmul(self.item_vectors().transpose())
     }
 
-    fn max_len(&self) -> usize {
-        self.max_len
-    }
-
-    fn task(&self) -> SequenceTask {
-        SequenceTask::NextItem {
-            negatives: match self.loss {
-                SequenceLoss::Softmax => 0,
-                SequenceLoss::Bce | SequenceLoss::SampledSoftmax => self.negatives,
-            },
-        }
+    fn export(&self) -> Export {
+        let spec = TransformerSpec {
+            hidden: self.items.weight.dims()[1],
+            blocks: self.blocks.len(),
+            heads: self.heads,
+            max_len: self.max_len,
+            layer_norm_epsilon: LAYER_NORM_EPSILON,
+        };
+        Export::parameters(ModelSpec::SasRec(spec), self)
     }
 }

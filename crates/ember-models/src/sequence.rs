@@ -1,41 +1,14 @@
-//! What sequence models share: the interface, the batch, the masks and the losses.
+//! What sequence models share: how their examples are made, the masks and the losses.
 //!
-//! Inputs are windows of tokens: `0` pads (on the left), internal item `i` is token `i + 1`, and
-//! BERT4Rec's mask token is `num_items + 1` (`ember_data::sequences` builds them; ember-infer's
-//! sequence models read the same scheme).
+//! Inputs are windows of tokens in the scheme of [`ember_spec::tokens`] (padding on the left,
+//! item `i` as token `i + 1`, BERT4Rec's mask token after the items).
 
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, softplus};
+use ember_spec::tokens::PAD;
 use serde::{Deserialize, Serialize};
 
-/// The padding token.
-pub const PAD_TOKEN: i64 = 0;
-
-/// Models that read a user as the items they interacted with, in time order.
-pub trait SequenceModel {
-    /// Scores (logits) of every item as the one the window predicts: the item after the last
-    /// position (SASRec), or the item behind the mask token in the last position (BERT4Rec).
-    ///
-    /// # Shapes
-    /// - tokens: `[batch, max_len]`
-    /// - output: `[batch, num_items]`
-    fn score_windows(&self, tokens: Tensor<2, Int>) -> Tensor<2>;
-
-    /// The training loss of a batch of windows (a scalar).
-    ///
-    /// # Shapes
-    /// - output: `[1]`
-    fn sequence_loss(&self, batch: &SequenceBatch) -> Tensor<1>;
-
-    /// Number of items the model scores.
-    fn num_items(&self) -> usize;
-
-    /// Window length.
-    fn max_len(&self) -> usize;
-
-    /// How training examples are made.
-    fn task(&self) -> SequenceTask;
-}
+use crate::SequenceBatch;
 
 /// How a sequence model's training examples are made.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,19 +41,6 @@ pub enum SequenceLoss {
     SampledSoftmax,
 }
 
-/// A batch of windows with their targets, on the device.
-#[derive(Debug, Clone)]
-pub struct SequenceBatch {
-    /// `[rows, max_len]` input tokens.
-    pub inputs: Tensor<2, Int>,
-    /// `[targets]` the flat positions (`row * max_len + t`) that have a target.
-    pub positions: Tensor<1, Int>,
-    /// `[targets]` the internal item id to predict at each of those positions.
-    pub targets: Tensor<1, Int>,
-    /// `[targets, k]` sampled negative items, for losses that use them.
-    pub negatives: Option<Tensor<2, Int>>,
-}
-
 /// The attention mask of a batch (`true` = may not attend): every padded key, and with
 /// `causal` every later position.
 ///
@@ -91,7 +51,7 @@ pub fn attention_mask(tokens: &Tensor<2, Int>, causal: bool) -> Tensor<3, Bool> 
     let [batch, len] = tokens.dims();
     let padded_keys = tokens
         .clone()
-        .equal_elem(PAD_TOKEN)
+        .equal_elem(PAD)
         .unsqueeze_dim::<3>(1)
         .expand([batch, len, len]);
     if !causal {
@@ -113,7 +73,7 @@ pub fn attention_mask(tokens: &Tensor<2, Int>, causal: bool) -> Tensor<3, Bool> 
 pub fn real_positions(tokens: &Tensor<2, Int>) -> Tensor<3> {
     tokens
         .clone()
-        .not_equal_elem(PAD_TOKEN)
+        .not_equal_elem(PAD)
         .float()
         .unsqueeze_dim::<3>(2)
 }

@@ -3,7 +3,8 @@
 
 use burn::nn::LinearConfig;
 use burn::prelude::*;
-use ember_models::layers::{dense, set_split_k};
+use ember_models::DenseSplit;
+use ember_models::layers::dense;
 
 #[test]
 fn split_dense_layer_matches_linear_forward_and_gradients() {
@@ -28,19 +29,22 @@ fn split_dense_layer_matches_linear_forward_and_gradients_on_wgpu() {
 }
 
 fn check_dense(device: Device) {
-    // Every test of this binary splits alike: at most 4 chunks of at least 256 rows.
-    set_split_k(4, 256);
+    // At most 4 chunks of at least 256 rows.
+    let split = DenseSplit {
+        groups: 4,
+        min_rows: 256,
+    };
     device.seed(11);
     let (rows, input, output) = (1024, 12, 5); // 1024 rows: split into 4 chunks of 256
     let linear = LinearConfig::new(input, output).init(&device);
     let x_data: Vec<f32> = (0..rows * input)
         .map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0)
         .collect();
-    let run = |split: bool| {
+    let run = |chunked: bool| {
         let x = Tensor::<2>::from_data(TensorData::new(x_data.clone(), [rows, input]), &device)
             .require_grad();
-        let y = if split {
-            dense(&linear, x.clone())
+        let y = if chunked {
+            dense(&linear, x.clone(), split)
         } else {
             linear.forward(x.clone())
         };

@@ -7,11 +7,17 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use ember_models::sasrec::SasRec;
 use ember_models::{
-    Bert4Rec, Bert4RecConfig, SasRecConfig, SequenceBatch, SequenceLoss, SequenceModel,
+    Batch, Bert4Rec, Bert4RecConfig, ModelInit, Query, Recommender, SasRecConfig, SequenceBatch,
+    SequenceLoss,
 };
 
 const ITEMS: usize = 30;
 const LEN: usize = 8;
+
+/// A catalogue of `ITEMS` items (sequence models read no user table).
+fn catalogue() -> ModelInit<'static> {
+    ModelInit::new(ITEMS, &[])
+}
 
 /// Models on a device without autodiff, where dropout is off.
 fn sasrec(device: &Device) -> SasRec {
@@ -25,7 +31,7 @@ fn sasrec(device: &Device) -> SasRec {
         loss: SequenceLoss::Bce,
         negatives: 1,
     }
-    .init(ITEMS, device)
+    .init(&catalogue(), device)
 }
 
 fn bert4rec(device: &Device) -> Bert4Rec {
@@ -38,7 +44,7 @@ fn bert4rec(device: &Device) -> Bert4Rec {
         dropout: 0.1,
         mask_prob: 0.3,
     }
-    .init(ITEMS, device)
+    .init(&catalogue(), device)
 }
 
 fn tokens(rows: &[[i32; LEN]], device: &Device) -> Tensor<2, Int> {
@@ -127,7 +133,7 @@ fn sasrec_padding_changes_nothing() {
 
     // Scores and losses do not depend on the padding row either.
     let scores = |m: &SasRec| {
-        m.score_windows(tokens(&[padded], &device))
+        m.score_all(&Query::Windows(tokens(&[padded], &device)))
             .try_into_vec_as::<f32>()
             .unwrap()
     };
@@ -142,8 +148,9 @@ fn sasrec_padding_changes_nothing() {
             &device,
         )),
     };
-    let la = model.sequence_loss(&batch).into_scalar::<f32>();
-    let lb = perturbed.sequence_loss(&batch).into_scalar::<f32>();
+    let batch = Batch::Sequences(batch);
+    let la = model.loss(&batch, 0).into_scalar::<f32>();
+    let lb = perturbed.loss(&batch, 0).into_scalar::<f32>();
     assert!((la - lb).abs() < 1e-5, "loss {la} vs {lb}");
 }
 
@@ -197,7 +204,7 @@ fn next_item_losses_match_their_formulas() {
             loss,
             negatives: 2,
         }
-        .init(ITEMS, &device);
+        .init(&catalogue(), &device);
         let hidden: Vec<f32> = values(model.forward(tokens(&[inputs], &device)));
         let dim = hidden.len() / LEN;
         let table: Vec<f32> = model.items.weight.val().try_into_vec_as::<f32>().unwrap();
@@ -239,10 +246,67 @@ fn next_item_losses_match_their_formulas() {
             targets: ints(&targets),
             negatives: Some(ints(&negatives).reshape([3, 2])),
         };
-        let got = model.sequence_loss(&batch).into_scalar::<f32>();
+        let got = model.loss(&Batch::Sequences(batch), 0).into_scalar::<f32>();
         assert!(
             (got - want).abs() < 1e-4 * want.abs().max(1.0),
             "{loss:?}: {got} vs {want}"
         );
     }
+}
+
+fn gru4rec(device: &Device, layers: usize) -> ember_models::Gru4Rec {
+    device.seed(9);
+    ember_models::Gru4RecConfig {
+        embedding: 8,
+        hidden: 12,
+        layers,
+        max_len: LEN,
+        dropout: 0.3,
+        loss: ember_models::Gru4RecLoss::Softmax,
+        negatives: 4,
+        bpreg: 1.0,
+    }
+    .init(&catalogue(), device)
+}
+
+#[test]
+fn gru4rec_state_at_t_ignores_later_items() {
+    let device = Device::flex();
+    let model = gru4rec(&device, 2);
+    let base = [3, 7, 1, 9, 4, 12, 5, 8];
+    for t in 0..LEN - 1 {
+        let mut changed = base;
+        for (k, token) in changed.iter_mut().enumerate().skip(t + 1) {
+            *token = 20 + k as i32;
+        }
+        let a = values(model.forward(tokens(&[base], &device)));
+        let b = values(model.forward(tokens(&[changed], &device)));
+        assert!(max_difference(&a, &b, 0..t + 1) < 1e-6);
+        assert!(max_difference(&a, &b, t + 1..LEN) > 1e-4);
+    }
+}
+
+#[test]
+fn gru4rec_padding_changes_nothing() {
+    let device = Device::flex();
+    let model = gru4rec(&device, 2);
+    // The same three items, alone and after left padding: the last state is the same.
+    let padded = [0, 0, 0, 0, 0, 6, 2, 11];
+    let short = Tensor::<2, Int>::from_data(TensorData::new(vec![6i32, 2, 11], [1, 3]), &device);
+    let a = values(model.forward(tokens(&[padded], &device)));
+    let b = values(model.forward(short));
+    let dim = b.len() / 3;
+    for j in 0..3 * dim {
+        assert!(
+            (a[5 * dim + j] - b[j]).abs() < 1e-5,
+            "{} vs {}",
+            a[5 * dim + j],
+            b[j]
+        );
+    }
+    // Whatever the padding row holds.
+    let mut perturbed = model.clone();
+    perturbed.items = with_random_padding_row(&model.items);
+    let c = values(perturbed.forward(tokens(&[padded], &device)));
+    assert!(max_difference(&a, &c, 5..LEN) < 1e-6);
 }

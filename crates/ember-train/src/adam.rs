@@ -56,17 +56,6 @@ pub enum AdamLayout {
     Host,
 }
 
-impl AdamLayout {
-    /// The layout for a backend (`device::is_gpu`).
-    pub fn for_backend(name: &str) -> Self {
-        if crate::device::is_gpu(name) {
-            Self::Flat
-        } else {
-            Self::Host
-        }
-    }
-}
-
 /// The Adam optimiser over a whole module.
 #[derive(Debug)]
 pub struct Adam {
@@ -581,6 +570,7 @@ mod tests {
 
     /// A table and a vector (lookups, products and sums: no matmul, which lavapipe's autotune
     /// takes minutes to compile).
+    #[cfg(feature = "wgpu")]
     #[derive(Module, Debug)]
     struct Lookups {
         table: Embedding,

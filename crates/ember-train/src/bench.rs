@@ -7,19 +7,16 @@
 //! of them on the device, plus the segment plans of its embedding gradients (computed on the
 //! CPU, see `ember_models::lookup`). The loss is read back once per epoch.
 
-use burn::prelude::*;
-use burn::tensor::activation::softplus;
-use ember_models::lookup::EpochIds;
-use ember_models::{Model, ModelConfig, ModelKind, NeuMfConfig};
+use ember_models::{DenseSplit, Loss, Model, ModelConfig, ModelInit, NeuMfConfig};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use std::time::Instant;
 
-use crate::TrainError;
-use crate::adam::{Adam, AdamLayout, AdamSettings};
+use crate::adam::{Adam, AdamSettings};
+use crate::batches::LabelledPairs;
 use crate::config::EmbeddingGradient;
-use crate::trainer::{SingleDevice, optimizer_step};
+use crate::epoch::{SingleDevice, Stepper, train_epoch};
+use crate::{Backend, TrainError};
 
 /// Catalogue sizes to benchmark on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +53,7 @@ pub struct TrainBench {
     /// How embedding tables get their gradients.
     pub embedding_gradient: EmbeddingGradient,
     /// Most chunks a dense layer splits its batch into (1 = none); chunks keep the device's
-    /// fewest rows (`device::default_split_k`).
+    /// fewest rows (`Backend::dense_split`).
     pub split_k: usize,
     /// Seed of the synthetic data and of the model.
     pub seed: u64,
@@ -76,7 +73,7 @@ pub struct BenchEpoch {
 /// The benchmark's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
-    pub device: String,
+    pub device: Backend,
     pub model: String,
     pub users: usize,
     pub items: usize,
@@ -127,10 +124,10 @@ fn peak_rss() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// Runs the benchmark on the backend `device_name`.
+/// Runs the benchmark on `backend`.
 pub fn bench_train(
     bench: &TrainBench,
-    device_name: &str,
+    backend: Backend,
     mut on_epoch: impl FnMut(usize, &BenchEpoch),
 ) -> Result<BenchReport, TrainError> {
     if bench.batch == 0 || bench.samples < bench.batch || bench.epochs == 0 {
@@ -138,14 +135,22 @@ pub fn bench_train(
             "bench needs batch > 0, samples ≥ batch and at least one epoch".into(),
         ));
     }
-    let device = crate::device::device(device_name)?.autodiff();
+    let device = backend.device()?.autodiff();
     device.seed(bench.seed);
-    let (_, min_rows) = crate::device::default_split_k(device_name);
-    ember_models::layers::set_split_k(bench.split_k, min_rows);
-    let plan_chunk = bench.embedding_gradient.plan_chunk(device_name);
+    let plan_chunk = bench.embedding_gradient.plan_chunk(backend);
     let (num_users, num_items) = bench.size.tables();
     let config = bench_model(&bench.model)?;
-    let mut model: Model = config.init(num_users, num_items, &device);
+    let init = ModelInit {
+        users: num_users,
+        items: num_items,
+        train: &[],
+        dense: DenseSplit {
+            groups: bench.split_k,
+            ..backend.dense_split()
+        },
+        pair_loss: Loss::Bce,
+    };
+    let mut model: Model = config.init(&init, &device);
 
     // The peer's data: uniform ids, label (u + i) % 5 == 0.
     let mut rng = SmallRng::seed_from_u64(bench.seed);
@@ -161,60 +166,44 @@ pub fn bench_train(
         .zip(&items)
         .map(|(u, i)| if (u + i) % 5 == 0 { 1.0 } else { 0.0 })
         .collect();
-    let steps = n / bench.batch; // full batches only, as every step then has one shape
-    let bounds: Vec<usize> = (0..=steps).map(|s| s * bench.batch).collect();
 
-    let mut optimizer = Adam::new(
-        AdamSettings::default(),
-        AdamLayout::for_backend(device_name),
-    );
+    let mut optimizer = Adam::new(AdamSettings::default(), backend.adam_layout());
     let mut sync = SingleDevice;
+    let mut steps = 0;
     let mut peak_reserved: Option<u64> = None;
     let mut epochs = Vec::new();
     for epoch in 0..bench.epochs {
         device
             .sync()
-            .map_err(|e| TrainError::Bench(format!("device error: {e:?}")))?;
-        let started = Instant::now();
+            .map_err(|e| TrainError::DeviceFailed(format!("{e:?}")))?;
+        let started = std::time::Instant::now();
         // Uploaded every epoch, as training resamples its negatives every epoch.
-        let epoch_users = EpochIds::new(
+        let pairs = LabelledPairs::new(
             users.clone(),
-            bounds.clone(),
-            num_users,
-            plan_chunk,
-            &device,
-        );
-        let epoch_items = EpochIds::new(
             items.clone(),
-            bounds.clone(),
-            num_items,
+            labels.clone(),
+            bench.batch,
+            (num_users, num_items),
             plan_chunk,
             &device,
         );
-        let epoch_labels = Tensor::<1>::from_data(TensorData::new(labels.clone(), [n]), &device);
-        let mut loss_sum = Tensor::<1>::zeros([1], &device);
-        for step in 0..steps {
-            let ModelKind::Pairs(pairs) = model.kind() else {
-                unreachable!("the bench builds NCF models")
-            };
-            let scores = pairs.score_batch(&epoch_users.batch(step), &epoch_items.batch(step));
-            let y = epoch_labels.clone().slice(bounds[step]..bounds[step + 1]);
-            // BCE with logits: softplus(s) - s * y.
-            let loss = (softplus(scores.clone(), 1.0) - scores * y).mean();
-            loss_sum = loss_sum + loss.clone().detach();
-            model = optimizer_step(model, loss, &mut optimizer, &mut sync, 1e-3);
-            if step % 16 == 15 || step + 1 == steps {
-                if let Some(usage) = device.memory_pool_usage() {
-                    peak_reserved = Some(peak_reserved.unwrap_or(0).max(usage.bytes_reserved));
-                }
-            }
+        let stepper = Stepper {
+            optimizer: &mut optimizer,
+            sync: &mut sync,
+            learning_rate: 1e-3,
+            steps: &mut steps,
+        };
+        let (next, stats) = train_epoch(model, &pairs, stepper, &indicatif::ProgressBar::hidden());
+        model = next;
+        if let Some(usage) = device.memory_pool_usage() {
+            peak_reserved = Some(peak_reserved.unwrap_or(0).max(usage.bytes_reserved));
         }
-        let loss = loss_sum.into_scalar::<f32>() / steps as f32; // waits for the device
+        // The upload counts, as it did before the loop was shared: time from the epoch start.
         let secs = started.elapsed().as_secs_f64();
         let figures = BenchEpoch {
             secs,
-            samples_per_sec: (steps * bench.batch) as f64 / secs,
-            loss,
+            samples_per_sec: (n / bench.batch * bench.batch) as f64 / secs,
+            loss: stats.loss,
         };
         on_epoch(epoch, &figures);
         epochs.push(figures);
@@ -224,7 +213,7 @@ pub fn bench_train(
         None => (peak_rss(), "process peak RSS"),
     };
     Ok(BenchReport {
-        device: device_name.to_string(),
+        device: backend,
         model: bench.model.clone(),
         users: num_users,
         items: num_items,

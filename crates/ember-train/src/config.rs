@@ -1,12 +1,141 @@
 //! The run configuration: one TOML file, read into plain serde structs that reject unknown keys.
 
-use ember_data::{DataSource, Preprocess, Split};
-use ember_metrics::{NegativeSampling, Protocol};
-use ember_models::{Loss, ModelConfig};
+use ember_data::{DataError, DataSource, Preprocess, Split};
+use ember_metrics::{MetricsError, NegativeSampling, Protocol, names};
+use ember_models::{Input, Loss, ModelConfig, ModelError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 use crate::TrainError;
+use crate::device::Backend;
+use crate::evaluate::PlanError;
+
+/// What is wrong with a config, or with a config for its data.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error(transparent)]
+    Read(#[from] std::io::Error),
+    /// Not valid TOML, or a key or value serde does not know (with the nearest valid key).
+    #[error("{}{}", error.to_string().trim_end(), suggestion.as_ref().map(|s| format!("\ndid you mean `{s}`?")).unwrap_or_default())]
+    Parse {
+        /// What the TOML parser said, with the line and column.
+        error: toml::de::Error,
+        /// The nearest valid key or variant to an unknown one.
+        suggestion: Option<String>,
+    },
+    /// A count that must be positive is 0.
+    #[error("{0} must be at least 1, got 0")]
+    Zero(&'static str),
+    /// Pair models without negatives.
+    #[error("train.negatives must be at least 1 (training needs negatives), got 0")]
+    NoNegatives,
+    /// A rate that must be a positive number.
+    #[error("train.{key} must be positive, got {value}")]
+    NotPositive {
+        /// The key under `[train]`.
+        key: &'static str,
+        /// Its value.
+        value: f64,
+    },
+    /// A negative or non-finite weight decay.
+    #[error("train.weight_decay must not be negative, got {0}")]
+    NegativeWeightDecay(f64),
+    /// β₂ outside [0, 1).
+    #[error("train.adam_beta2 must lie in [0, 1), got {0}")]
+    BadBeta2(f64),
+    /// Cut-offs that are missing or 0.
+    #[error("eval.ks must list cut-offs k >= 1, got {0:?}")]
+    BadCutoffs(Vec<usize>),
+    /// An invalid protocol.
+    #[error("eval.protocol")]
+    Protocol(#[source] MetricsError),
+    /// An invalid extra protocol.
+    #[error("eval.extra_protocols")]
+    ExtraProtocol(#[source] MetricsError),
+    /// A monitor this run does not compute.
+    #[error(
+        "eval.monitor `{monitor}` is not a metric this run computes{}; with ks = {ks:?} it can be one of: {}",
+        nearest.as_ref().map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default(),
+        known.join(", ")
+    )]
+    UnknownMonitor {
+        /// The monitor asked for.
+        monitor: String,
+        /// The closest known metric.
+        nearest: Option<String>,
+        /// The run's cut-offs.
+        ks: Vec<usize>,
+        /// What it could be.
+        known: Vec<String>,
+    },
+    /// Invalid model hyper-parameters.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// Validation less often than patience allows.
+    #[error(
+        "train.patience ({patience}) must be at least eval.every ({every}): patience counts epochs, and validation runs every {every} epochs"
+    )]
+    PatienceBelowEvery {
+        /// `train.patience`.
+        patience: usize,
+        /// `eval.every`.
+        every: usize,
+    },
+    /// A sequence model on a split whose held-out items are not each user's latest.
+    #[error(
+        "model `{0}` reads each user's items in time order: use split `leave_one_out` (or `fixed`), whose held-out items are each user's latest"
+    )]
+    SequenceSplit(&'static str),
+    /// `train.loss` given to a model with its own loss.
+    #[error("train.loss applies to pair models; model `{0}` takes its loss from model.loss")]
+    OwnLoss(&'static str),
+    /// A rating model with ratings filtered by a threshold.
+    #[error(
+        "model `{0}` predicts ratings: remove preprocess.implicit_threshold, which keeps only the high ones"
+    )]
+    RatingThreshold(&'static str),
+    /// A rating model without de-duplication.
+    #[error(
+        "model `{0}` predicts ratings: set preprocess.dedup = true, or a repeated (user, item) pair could be trained on and tested"
+    )]
+    RatingDuplicates(&'static str),
+    /// An invalid split.
+    #[error(transparent)]
+    Split(DataError),
+    /// A run name that is not a plain directory name.
+    #[error("name `{0}` must be a plain directory name")]
+    BadName(String),
+    /// The protocol's candidates cannot be drawn from this data.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// An extra protocol's candidates cannot be drawn from this data.
+    #[error("eval.extra_protocols")]
+    ExtraPlan(#[source] PlanError),
+    /// No validation data to choose the epoch with.
+    #[error(
+        "the split leaves no validation interactions, which choose the epoch: use a split with validation (leave_one_out needs users with 3+ interactions)"
+    )]
+    NoValidation,
+    /// No test data.
+    #[error("the split leaves no test interactions")]
+    NoTest,
+    /// A rating model on ratings of 0 or below, which it reads as missing.
+    #[error(
+        "model `{0}` reads 0 as a missing rating, and the data has ratings <= 0: shift the scale to start above 0"
+    )]
+    RatingsNotPositive(&'static str),
+    /// A rating model on data without ratings.
+    #[error(
+        "model `{0}` predicts ratings, and the data has none: use a source with a rating column, no implicit_threshold, and a split other than `fixed`"
+    )]
+    NoRatings(&'static str),
+    /// A ranking protocol asked of a rating model.
+    #[error(
+        "model `{0}` predicts ratings, evaluated by RMSE and MAE: a ranking protocol does not apply"
+    )]
+    RankingOfRatings(&'static str),
+}
 
 /// Everything a run needs. Every table and key is optional; the defaults train NeuMF on the
 /// built-in synthetic data set.
@@ -18,7 +147,7 @@ pub struct RunConfig {
     /// Seed of everything random: initialisation, shuffling, negatives.
     pub seed: u64,
     /// Backend: `flex`, `ndarray`, `wgpu` or `vulkan` (overridden by `--device`).
-    pub device: String,
+    pub device: Backend,
     /// Where run directories go.
     pub output_dir: PathBuf,
     /// The interaction source.
@@ -40,7 +169,7 @@ impl Default for RunConfig {
         Self {
             name: "run".into(),
             seed: 42,
-            device: "flex".into(),
+            device: Backend::Flex,
             output_dir: PathBuf::from("runs"),
             data: DataSource::default(),
             preprocess: Preprocess::default(),
@@ -97,9 +226,9 @@ pub enum EmbeddingGradient {
 }
 
 impl EmbeddingGradient {
-    /// Rows per chunk of the segment plan on `device_name`, or `None` for burn's gradient.
-    pub fn plan_chunk(self, device_name: &str) -> Option<usize> {
-        let gpu = crate::device::is_gpu(device_name);
+    /// Rows per chunk of the segment plan on `backend`, or `None` for burn's gradient.
+    pub fn plan_chunk(self, backend: Backend) -> Option<usize> {
+        let gpu = backend.is_gpu();
         match self {
             Self::Segmented => Some(ember_models::lookup::DEFAULT_CHUNK),
             Self::Auto if gpu => Some(ember_models::lookup::DEFAULT_CHUNK),
@@ -166,28 +295,24 @@ impl Default for EvalConfig {
 impl RunConfig {
     /// Reads and checks a config file.
     pub fn from_file(path: &Path) -> Result<Self, TrainError> {
-        let text = std::fs::read_to_string(path).map_err(|e| TrainError::Config {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| TrainError::config(path)(ConfigError::Read(e)))?;
         Self::from_toml(&text, path)
     }
 
     /// Parses and checks config text; `path` names it in errors.
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, TrainError> {
-        let config: RunConfig = toml::from_str(text).map_err(|e| TrainError::Config {
-            path: path.to_owned(),
-            message: with_suggestion(&e.to_string()),
+        let config: RunConfig = toml::from_str(text).map_err(|error| {
+            let suggestion = suggestion(error.message());
+            TrainError::config(path)(ConfigError::Parse { error, suggestion })
         })?;
-        config.validate().map_err(|message| TrainError::Config {
-            path: path.to_owned(),
-            message,
-        })?;
+        config.validate().map_err(TrainError::config(path))?;
         Ok(config)
     }
 
-    /// Checks the values that serde cannot: sizes, cut-offs, the monitored metric.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the values that serde cannot: sizes, cut-offs, the monitored metric, and that
+    /// the model can be trained and evaluated on this split.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let t = &self.train;
         let positive = [
             ("train.epochs", t.epochs),
@@ -197,121 +322,90 @@ impl RunConfig {
         ];
         for (key, value) in positive {
             if value == 0 {
-                return Err(format!("{key} must be at least 1, got 0"));
+                return Err(ConfigError::Zero(key));
             }
         }
-        if t.negatives == 0 && !self.model.reads_sequences() {
-            return Err(
-                "train.negatives must be at least 1 (training needs negatives), got 0".into(),
-            );
+        let input = self.model.input();
+        if t.negatives == 0 && input == Input::Pairs {
+            return Err(ConfigError::NoNegatives);
         }
         let rates = [
             ("learning_rate", Some(t.learning_rate)),
             ("finetune_learning_rate", t.finetune_learning_rate),
         ];
         for (key, rate) in rates {
-            if let Some(rate) = rate
-                && !(rate > 0.0 && rate.is_finite())
+            if let Some(value) = rate
+                && !(value > 0.0 && value.is_finite())
             {
-                return Err(format!("train.{key} must be positive, got {rate}"));
+                return Err(ConfigError::NotPositive { key, value });
             }
         }
         if t.pretrain_epochs == Some(0) {
-            return Err("train.pretrain_epochs must be at least 1".into());
+            return Err(ConfigError::Zero("train.pretrain_epochs"));
         }
         if !(t.weight_decay >= 0.0 && t.weight_decay.is_finite()) {
-            return Err(format!(
-                "train.weight_decay must not be negative, got {}",
-                t.weight_decay
-            ));
+            return Err(ConfigError::NegativeWeightDecay(t.weight_decay));
         }
         if !(0.0..1.0).contains(&t.adam_beta2) {
-            return Err(format!(
-                "train.adam_beta2 must lie in [0, 1), got {}",
-                t.adam_beta2
-            ));
+            return Err(ConfigError::BadBeta2(t.adam_beta2));
         }
         if self.eval.ks.is_empty() || self.eval.ks.contains(&0) {
-            return Err(format!(
-                "eval.ks must list cut-offs k >= 1, got {:?}",
-                self.eval.ks
-            ));
+            return Err(ConfigError::BadCutoffs(self.eval.ks.clone()));
         }
         self.eval
             .protocol
             .validate()
-            .map_err(|e| format!("eval.protocol: {e}"))?;
+            .map_err(ConfigError::Protocol)?;
         for protocol in &self.eval.extra_protocols {
-            protocol
-                .validate()
-                .map_err(|e| format!("eval.extra_protocols: {e}"))?;
+            protocol.validate().map_err(ConfigError::ExtraProtocol)?;
         }
-        // AUC(global) is computed on test only (it keeps every scored pair), so it cannot steer.
-        let mut known: Vec<String> = vec!["MRR".into(), "AUC(user)".into()];
-        for k in &self.eval.ks {
-            for m in ["HR", "NDCG", "Precision", "Recall", "MAP", "Coverage"] {
-                known.push(format!("{m}@{k}"));
-            }
-            known.push(format!("{}{k}", ember_metrics::RECALL_MIN_PREFIX));
-        }
-        if self.model.predicts_ratings() {
+        let known: Vec<String> = if input.predicts_ratings() {
             // Rating prediction reports errors, not rankings.
-            known = vec!["RMSE".into(), "MAE".into()];
-        }
+            names::RATING_METRICS
+                .iter()
+                .map(|m| m.to_string())
+                .collect()
+        } else {
+            names::monitorable(&self.eval.ks)
+        };
         if !known.contains(&self.eval.monitor) {
-            let nearest = nearest(&self.eval.monitor, known.iter().map(String::as_str))
-                .map(|n| format!(" (did you mean `{n}`?)"))
-                .unwrap_or_default();
-            return Err(format!(
-                "eval.monitor `{}` is not a metric this run computes{nearest}; with ks = {:?} it can be one of: {}",
-                self.eval.monitor,
-                self.eval.ks,
-                known.join(", ")
-            ));
+            return Err(ConfigError::UnknownMonitor {
+                monitor: self.eval.monitor.clone(),
+                nearest: nearest(&self.eval.monitor, known.iter().map(String::as_str))
+                    .map(str::to_string),
+                ks: self.eval.ks.clone(),
+                known,
+            });
         }
-        self.model.validate().map_err(|e| e.to_string())?;
+        self.model.validate()?;
         if self.train.patience < self.eval.every {
-            return Err(format!(
-                "train.patience ({}) must be at least eval.every ({}): patience counts epochs, and validation runs every {} epochs",
-                self.train.patience, self.eval.every, self.eval.every
-            ));
+            return Err(ConfigError::PatienceBelowEvery {
+                patience: self.train.patience,
+                every: self.eval.every,
+            });
         }
-        if self.model.reads_sequences() {
+        let model = self.model.name();
+        if input.reads_sequences() {
             // Their test input is the history up to the test item: training then validation
             // items, which is in time order only for these splits.
             if !matches!(self.split, Split::LeaveOneOut | Split::Fixed) {
-                return Err(format!(
-                    "model `{}` reads each user's items in time order: use split `leave_one_out` (or `fixed`), whose held-out items are each user's latest",
-                    self.model.name()
-                ));
+                return Err(ConfigError::SequenceSplit(model));
             }
             if self.train.loss != Loss::default() {
-                return Err(format!(
-                    "train.loss applies to pair models; model `{}` takes its loss from model.loss",
-                    self.model.name()
-                ));
+                return Err(ConfigError::OwnLoss(model));
             }
         }
-        if self.model.predicts_ratings() {
+        if input.predicts_ratings() {
             if self.preprocess.implicit_threshold.is_some() {
-                return Err(format!(
-                    "model `{}` predicts ratings: remove preprocess.implicit_threshold, which keeps only the high ones",
-                    self.model.name()
-                ));
+                return Err(ConfigError::RatingThreshold(model));
             }
             if !self.preprocess.dedup {
-                return Err(format!(
-                    "model `{}` predicts ratings: set preprocess.dedup = true, or a repeated (user, item) pair could be trained on and tested",
-                    self.model.name()
-                ));
+                return Err(ConfigError::RatingDuplicates(model));
             }
         }
-        self.split.validate().map_err(|e| e.to_string())?;
+        self.split.validate().map_err(ConfigError::Split)?;
         if self.name.is_empty() || self.name.contains(['/', '\\']) || self.name.starts_with('.') {
-            return Err(format!(
-                "name `{}` must be a plain directory name",
-                self.name
-            ));
+            return Err(ConfigError::BadName(self.name.clone()));
         }
         Ok(())
     }
@@ -322,9 +416,9 @@ impl RunConfig {
     }
 }
 
-/// Appends "did you mean `x`?" to serde's "unknown field `y`, expected one of `a`, `b`" and
-/// "unknown variant" messages.
-fn with_suggestion(message: &str) -> String {
+/// The valid key or variant nearest to the unknown one in serde's "unknown field `y`,
+/// expected one of `a`, `b`" and "unknown variant" messages.
+fn suggestion(message: &str) -> Option<String> {
     for marker in ["unknown field `", "unknown variant `"] {
         let Some(start) = message.find(marker) else {
             continue;
@@ -337,10 +431,10 @@ fn with_suggestion(message: &str) -> String {
         };
         let candidates = rest[expected..].split('`').skip(1).step_by(2);
         if let Some(best) = nearest(unknown, candidates) {
-            return format!("{}\ndid you mean `{best}`?", message.trim_end());
+            return Some(best.to_string());
         }
     }
-    message.to_string()
+    None
 }
 
 /// The candidate closest to `word` by edit distance, if reasonably close.
@@ -371,11 +465,21 @@ fn edit_distance(a: &str, b: &str) -> usize {
 mod tests {
     use super::*;
 
+    /// The error and its causes, as the command line prints them.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut text = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            text.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        text
+    }
+
     #[test]
     fn suggestion_for_unknown_key() {
-        let err = RunConfig::from_toml("[train]\nepoch = 3\n", Path::new("c.toml"))
-            .unwrap_err()
-            .to_string();
+        let err =
+            chain(&RunConfig::from_toml("[train]\nepoch = 3\n", Path::new("c.toml")).unwrap_err());
         assert!(err.contains("c.toml"), "{err}");
         assert!(err.contains("unknown field `epoch`"), "{err}");
         assert!(err.contains("did you mean `epochs`?"), "{err}");
@@ -384,15 +488,18 @@ mod tests {
 
     #[test]
     fn suggestion_for_unknown_model_key_and_kind() {
-        let err = RunConfig::from_toml(
-            "[model]\nkind = \"neumf\"\nfactor = 8\n",
-            Path::new("c.toml"),
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("did you mean `factors`?"), "{err}");
-        let err =
-            RunConfig::from_toml("[model]\nkind = \"nuemf\"\n", Path::new("c.toml")).unwrap_err();
-        assert!(err.to_string().contains("did you mean `neumf`?"), "{err}");
+        let err = chain(
+            &RunConfig::from_toml(
+                "[model]\nkind = \"neumf\"\nfactor = 8\n",
+                Path::new("c.toml"),
+            )
+            .unwrap_err(),
+        );
+        assert!(err.contains("did you mean `factors`?"), "{err}");
+        let err = chain(
+            &RunConfig::from_toml("[model]\nkind = \"nuemf\"\n", Path::new("c.toml")).unwrap_err(),
+        );
+        assert!(err.contains("did you mean `neumf`?"), "{err}");
     }
 
     #[test]
@@ -472,9 +579,7 @@ mod tests {
             ),
         ];
         for (text, expected) in cases {
-            let err = RunConfig::from_toml(text, Path::new("c.toml"))
-                .unwrap_err()
-                .to_string();
+            let err = chain(&RunConfig::from_toml(text, Path::new("c.toml")).unwrap_err());
             assert!(err.contains(expected), "{text:?} gave {err}");
         }
     }

@@ -1,73 +1,126 @@
-//! Backend selection at run time, among those compiled in.
+//! Backends, parsed once from their names into [`Backend`], and what each implies: its device,
+//! how dense layers split their batch, how embedding gradients and Adam are laid out.
 
 use burn::prelude::*;
+use ember_models::DenseSplit;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
 
 use crate::TrainError;
+use crate::adam::AdamLayout;
 
-/// The backends this binary knows, with the cargo feature that compiles each in.
-pub const BACKENDS: [(&str, &str); 4] = [
-    ("flex", "flex"),
-    ("ndarray", "ndarray"),
-    ("wgpu", "wgpu"),
-    ("vulkan", "vulkan"),
-];
+/// A burn backend ember can train on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// burn-flex: pure-Rust CPU backend with SIMD and threads (the default).
+    #[default]
+    Flex,
+    /// burn-ndarray: CPU.
+    Ndarray,
+    /// wgpu: GPUs through Vulkan, Metal or DX12.
+    Wgpu,
+    /// wgpu on Vulkan only.
+    Vulkan,
+}
 
-/// The device for a backend name (`flex`, `ndarray`, `wgpu`, `vulkan`), without autodiff.
-#[allow(deprecated, unreachable_code)]
-pub fn device(name: &str) -> Result<Device, TrainError> {
-    match name {
-        #[cfg(feature = "flex")]
-        "flex" => return Ok(Device::flex()),
-        #[cfg(feature = "ndarray")]
-        "ndarray" => return Ok(Device::ndarray()),
-        #[cfg(feature = "wgpu")]
-        "wgpu" => return Ok(Device::wgpu(DeviceKind::DefaultDevice)),
-        #[cfg(feature = "vulkan")]
-        "vulkan" => return Ok(Device::vulkan(DeviceKind::DefaultDevice)),
-        _ => {}
+impl Backend {
+    /// Every backend, compiled in or not.
+    pub const ALL: [Backend; 4] = [
+        Backend::Flex,
+        Backend::Ndarray,
+        Backend::Wgpu,
+        Backend::Vulkan,
+    ];
+
+    /// The name configs and `--device` use (also the cargo feature that compiles it in).
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Flex => "flex",
+            Backend::Ndarray => "ndarray",
+            Backend::Wgpu => "wgpu",
+            Backend::Vulkan => "vulkan",
+        }
     }
-    let hint = match BACKENDS.iter().find(|(n, _)| *n == name) {
-        Some((_, feature)) => format!(
-            "rebuild with the cargo feature `{feature}` (e.g. `cargo run --release --features {feature} -- …`)"
-        ),
-        None => format!(
-            "unknown backend; choose one of {}",
-            BACKENDS
-                .iter()
-                .map(|(n, _)| format!("`{n}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    Err(TrainError::Device {
-        name: name.to_string(),
-        hint,
-    })
+
+    /// Whether the backend runs on a GPU.
+    pub fn is_gpu(self) -> bool {
+        matches!(self, Backend::Wgpu | Backend::Vulkan)
+    }
+
+    /// The backend's device, without autodiff; an error naming the cargo feature when the
+    /// backend is not compiled into this binary.
+    #[allow(deprecated, unreachable_code)]
+    pub fn device(self) -> Result<Device, TrainError> {
+        match self {
+            #[cfg(feature = "flex")]
+            Backend::Flex => return Ok(Device::flex()),
+            #[cfg(feature = "ndarray")]
+            Backend::Ndarray => return Ok(Device::ndarray()),
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu => return Ok(Device::wgpu(DeviceKind::DefaultDevice)),
+            #[cfg(feature = "vulkan")]
+            Backend::Vulkan => return Ok(Device::vulkan(DeviceKind::DefaultDevice)),
+            _ => {}
+        }
+        Err(TrainError::Device {
+            name: self.name().to_string(),
+            hint: format!(
+                "rebuild with the cargo feature `{0}` (e.g. `cargo run --release --features {0} -- …`)",
+                self.name()
+            ),
+        })
+    }
+
+    /// The backends compiled into this binary.
+    pub fn available() -> Vec<Backend> {
+        Self::ALL
+            .into_iter()
+            .filter(|b| b.device().is_ok())
+            .collect()
+    }
+
+    /// How dense layers split a batch on this backend. Measured with `ember bench train`
+    /// (NeuMF): on the CPU the chunked product runs on both cores and wins from small batches
+    /// on; on an H100 it loses at 65,536 rows (14.9 M samples/s unsplit, 13.9 in 4 chunks, 12.6
+    /// in 64) and wins at 1,048,576 (17.4 unsplit, 29.7 in 16 chunks, 30.0 in 64), hence chunks
+    /// of at least 65,536 rows there.
+    pub fn dense_split(self) -> DenseSplit {
+        DenseSplit {
+            groups: 64,
+            min_rows: if self.is_gpu() { 65_536 } else { 256 },
+        }
+    }
+
+    /// How Adam lays out its update on this backend.
+    pub fn adam_layout(self) -> AdamLayout {
+        if self.is_gpu() {
+            AdamLayout::Flat
+        } else {
+            AdamLayout::Host
+        }
+    }
 }
 
-/// The backends compiled into this binary.
-pub fn available() -> Vec<&'static str> {
-    BACKENDS
-        .iter()
-        .map(|(n, _)| *n)
-        .filter(|n| device(n).is_ok())
-        .collect()
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
-/// Whether `name` is a GPU backend.
-pub fn is_gpu(name: &str) -> bool {
-    matches!(name, "wgpu" | "vulkan")
-}
+/// A backend name that is none of ember's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown backend `{0}`; choose one of `flex`, `ndarray`, `wgpu`, `vulkan`")]
+pub struct UnknownBackend(pub String);
 
-/// How dense layers split a batch on the backend `name`: (most chunks, fewest rows per chunk),
-/// for `ember_models::layers::set_split_k`. Measured with `ember bench train` (NeuMF): on the CPU
-/// the chunked product runs on both cores and wins from small batches on; on an H100 it loses at
-/// 65,536 rows (14.9 M samples/s unsplit, 13.9 in 4 chunks, 12.6 in 64) and wins at 1,048,576
-/// (17.4 unsplit, 29.7 in 16 chunks, 30.0 in 64), hence chunks of at least 65,536 rows there.
-pub fn default_split_k(name: &str) -> (usize, usize) {
-    if is_gpu(name) {
-        (64, 65_536)
-    } else {
-        (64, 256)
+impl FromStr for Backend {
+    type Err = UnknownBackend;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|b| b.name() == name)
+            .ok_or_else(|| UnknownBackend(name.to_string()))
     }
 }

@@ -1,15 +1,19 @@
 use std::path::PathBuf;
 
-/// Why a run could not start or finish.
+use crate::config::ConfigError;
+
+/// Why a run could not start or finish. Each variant names what failed; the cause, where there
+/// is one, is its `source` (the command line prints the whole chain).
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     /// The config file is unreadable or invalid.
-    #[error("{path}: {message}")]
+    #[error("{}", path.display())]
     Config {
         /// The config file.
         path: PathBuf,
-        /// What is wrong, with the nearest valid key where one was misspelt.
-        message: String,
+        /// What is wrong.
+        #[source]
+        source: Box<ConfigError>,
     },
     /// The data could not be read or split.
     #[error(transparent)]
@@ -22,28 +26,33 @@ pub enum TrainError {
         /// How to get it.
         hint: String,
     },
-    /// Writing the run directory failed.
-    #[error("{path}: {error}")]
+    /// Reading or writing a file or directory failed.
+    #[error("{}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// What the OS said.
-        error: std::io::Error,
+        #[source]
+        source: std::io::Error,
     },
     /// Saving or loading model weights failed.
-    #[error("{path}: {message}")]
+    #[error("{}", path.display())]
     Weights {
         /// The weights file.
         path: PathBuf,
-        /// What went wrong.
-        message: String,
+        /// What burn said.
+        #[source]
+        source: burn::store::RecordError,
     },
-    /// Writing an exported model failed.
-    #[error("export: {0}")]
-    Export(String),
-    /// A benchmark setting is invalid, or the device failed during one.
+    /// Writing or reading an exported model failed.
+    #[error("export")]
+    Export(#[source] ember_infer::InferError),
+    /// A benchmark setting is invalid.
     #[error("bench: {0}")]
     Bench(String),
+    /// The device failed.
+    #[error("device error: {0}")]
+    DeviceFailed(String),
     /// Training diverged (the loss became NaN or infinite).
     #[error("training diverged at epoch {epoch}: the loss is {loss}; lower train.learning_rate")]
     Diverged {
@@ -57,6 +66,14 @@ pub enum TrainError {
 impl TrainError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |error| TrainError::Io { path, error }
+        move |source| TrainError::Io { path, source }
+    }
+
+    pub(crate) fn config(path: impl Into<PathBuf>) -> impl FnOnce(ConfigError) -> Self {
+        let path = path.into();
+        move |source| TrainError::Config {
+            path,
+            source: Box::new(source),
+        }
     }
 }

@@ -4,10 +4,11 @@
 use burn::prelude::*;
 use ember_data::Dataset;
 use ember_data::sampling::evaluation_negatives;
-use ember_data::sequences;
-use ember_metrics::{MetricsReport, Protocol, RankingEvaluator};
-use ember_models::{Model, ModelKind, SequenceModel, SequenceTask};
-use std::borrow::Cow;
+use ember_metrics::{MetricsReport, Protocol, RankingEvaluator, rating_report};
+use ember_models::{Input, Model, Query};
+
+use crate::EvalConfig;
+use crate::batches::{Readers, dense_rating_rows, rating_rows, rating_width, user_ids};
 
 /// Which held-out items are ranked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,113 +63,80 @@ impl Scorer for Popularity {
 pub struct ModelScorer<'a> {
     model: Model,
     device: Device,
-    /// What row and sequence models read of each user: their training items (for a held-out
-    /// user, the fold-in part); for sequence models scoring test items, their training then
-    /// validation items (everything before the test item, as in SASRec's protocol).
-    inputs: Cow<'a, [Vec<u32>]>,
+    /// What the model reads of each user.
+    readers: Readers<'a>,
 }
 
 impl<'a> ModelScorer<'a> {
-    /// Puts `model` in inference mode to score `which` held-out items of `data`; inputs are
-    /// made on `device` (without autodiff).
-    pub fn new(model: &Model, data: &'a Dataset, device: &Device, which: HeldOut) -> Self {
-        let inputs = match (model.kind(), which) {
-            (ModelKind::Sequences(_), HeldOut::Test) => Cow::Owned(
-                data.train
-                    .iter()
-                    .zip(&data.valid)
-                    .map(|(train, valid)| train.iter().chain(valid).copied().collect())
-                    .collect(),
-            ),
-            _ => Cow::Borrowed(data.train.as_slice()),
-        };
+    /// Puts `model`, which reads `input`, in inference mode to score `which` held-out items of
+    /// `data`; inputs are made on `device` (without autodiff).
+    pub fn new(
+        model: &Model,
+        input: Input,
+        data: &'a Dataset,
+        device: &Device,
+        which: HeldOut,
+    ) -> Self {
         Self {
             model: model.valid(),
             device: device.clone().without_autodiff(),
-            inputs,
+            readers: Readers::new(input, data, which),
         }
     }
-
-    fn ids(&self, ids: &[u32]) -> Tensor<1, Int> {
-        let data: Vec<i32> = ids.iter().map(|&i| i as i32).collect();
-        Tensor::from_data(TensorData::new(data, [ids.len()]), &self.device)
-    }
-}
-
-/// The windows a sequence model reads for `users`, from their `histories`.
-///
-/// # Shapes
-/// - output: `[users.len(), model.max_len()]`
-pub fn scoring_windows(
-    model: &dyn SequenceModel,
-    histories: &[Vec<u32>],
-    users: &[u32],
-    device: &Device,
-) -> Tensor<2, Int> {
-    let len = model.max_len();
-    let mask = match model.task() {
-        SequenceTask::MaskedItem { .. } => Some(sequences::mask_token(model.num_items())),
-        SequenceTask::NextItem { .. } => None,
-    };
-    let tokens: Vec<i32> = users
-        .iter()
-        .flat_map(|&u| sequences::scoring_window(&histories[u as usize], len, mask))
-        .collect();
-    Tensor::from_data(TensorData::new(tokens, [users.len(), len]), device)
-}
-
-/// The dense `[users, num_items]` rows of `users` (1 for each of their items), on `device`.
-pub fn user_rows(rows: &[Vec<u32>], users: &[u32], num_items: usize, device: &Device) -> Tensor<2> {
-    let mut dense = vec![0.0f32; users.len() * num_items];
-    for (r, &u) in users.iter().enumerate() {
-        for &i in &rows[u as usize] {
-            dense[r * num_items + i as usize] = 1.0;
-        }
-    }
-    Tensor::from_data(TensorData::new(dense, [users.len(), num_items]), device)
 }
 
 impl Scorer for ModelScorer<'_> {
     fn score_pairs(&self, users: &[u32], items: &[u32]) -> Vec<f32> {
-        match self.model.kind() {
-            ModelKind::Pairs(m) => m
-                .score_pairs(self.ids(users), self.ids(items))
-                .try_into_vec_as::<f32>()
-                .expect("float scores"),
-            ModelKind::Ratings(_) => panic!("rating models are scored by RatingPredictor"),
-            ModelKind::Rows(_) | ModelKind::Sequences(_) => {
-                // Score each distinct user's whole row once, then pick the pairs.
-                let mut distinct = users.to_vec();
-                distinct.sort_unstable();
-                distinct.dedup();
-                let all = self.score_all(&distinct);
-                let n = self.model.num_items().expect("a ranking model");
-                users
-                    .iter()
-                    .zip(items)
-                    .map(|(u, &i)| {
-                        let row = distinct.binary_search(u).expect("listed");
-                        all[row * n + i as usize]
-                    })
-                    .collect()
-            }
-        }
+        // Each distinct user is read once; the pairs name their user's row.
+        let mut distinct = users.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let rows: Vec<u32> = users
+            .iter()
+            .map(|u| distinct.binary_search(u).expect("listed") as u32)
+            .collect();
+        let query = self.readers.query(&distinct, &self.device);
+        self.model
+            .score_pairs(
+                &query,
+                user_ids(&rows, &self.device),
+                user_ids(items, &self.device),
+            )
+            .try_into_vec_as::<f32>()
+            .expect("float scores")
     }
 
     fn score_all(&self, users: &[u32]) -> Vec<f32> {
-        let scores = match self.model.kind() {
-            ModelKind::Pairs(m) => m.score_all(self.ids(users)),
-            ModelKind::Ratings(_) => panic!("rating models are scored by RatingPredictor"),
-            ModelKind::Rows(m) => m.score_rows(
-                self.ids(users),
-                user_rows(&self.inputs, users, m.num_items(), &self.device),
-            ),
-            ModelKind::Sequences(m) => {
-                m.score_windows(scoring_windows(m, &self.inputs, users, &self.device))
-            }
-        };
-        scores.try_into_vec_as::<f32>().expect("float scores")
+        let query = self.readers.query(users, &self.device);
+        self.model
+            .score_all(&query)
+            .try_into_vec_as::<f32>()
+            .expect("float scores")
     }
+}
+
+/// The metrics of `model`, which reads `input`, on the `which` held-out data: ranking metrics
+/// under `plan`'s protocol, or for a rating model RMSE and MAE of its predicted ratings.
+pub fn evaluate_model(
+    model: &Model,
+    input: Input,
+    data: &Dataset,
+    plan: &EvaluationPlan,
+    which: HeldOut,
+    eval: &EvalConfig,
+    device: &Device,
+) -> MetricsReport {
+    if let Input::RatingRows { item_based } = input {
+        let predictor = RatingPredictor::new(model, item_based, data, device);
+        return evaluate_ratings(&|pairs| predictor.predict(pairs), data, which);
+    }
+    plan.evaluate(
+        &ModelScorer::new(model, input, data, device, which),
+        data,
+        which,
+        &eval.ks,
+        eval.batch_users,
+    )
 }
 
 /// One held-out split's candidates.
@@ -178,6 +146,16 @@ enum Candidates {
     Full { masked: Vec<Vec<u32>> },
     /// The held-out items plus these negatives.
     Sampled { negatives: Vec<Vec<u32>> },
+}
+
+/// Why a protocol's candidates cannot be drawn from the data.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    /// The fixed-negatives protocol without a negatives file.
+    #[error(
+        "eval.protocol `fixed_negatives` needs a source with a negatives file (format `ncf` with <prefix>.test.negative)"
+    )]
+    NoNegativesFile,
 }
 
 /// The candidates of both held-out splits under one protocol, drawn once per run.
@@ -195,7 +173,7 @@ impl EvaluationPlan {
     /// selection knows nothing of the test items. For the fixed-negatives protocol, validation
     /// uses as many uniform negatives as the file gives each user (99 in the NCF files), since
     /// the file only covers test.
-    pub fn new(data: &Dataset, protocol: &Protocol, seed: u64) -> Result<Self, String> {
+    pub fn new(data: &Dataset, protocol: &Protocol, seed: u64) -> Result<Self, PlanError> {
         let n_items = data.num_items() as u32;
         let train_valid = data.train_valid_sets();
         let mut valid_label = protocol.to_string();
@@ -231,7 +209,7 @@ impl EvaluationPlan {
             }
             Protocol::FixedNegatives => {
                 let Some(fixed) = &data.test_negatives else {
-                    return Err("eval.protocol `fixed_negatives` needs a source with a negatives file (format `ncf` with <prefix>.test.negative)".into());
+                    return Err(PlanError::NoNegativesFile);
                 };
                 let per_user = fixed.iter().map(Vec::len).max().unwrap_or(99).max(1);
                 valid_label = format!(
@@ -397,36 +375,19 @@ pub fn evaluate_ratings(
     let held_out = held_out_ratings(data, which);
     let pairs: Vec<(u32, u32)> = held_out.iter().map(|&(u, i, _)| (u, i)).collect();
     let predicted = predict(&pairs);
-    let n = held_out.len().max(1) as f64;
-    let (mut squared, mut absolute) = (0.0f64, 0.0f64);
-    for (&(_, _, r), &p) in held_out.iter().zip(&predicted) {
-        let e = (p - r) as f64;
-        squared += e * e;
-        absolute += e.abs();
-    }
     let users = held_out
         .iter()
         .map(|&(u, _, _)| u)
         .collect::<std::collections::BTreeSet<_>>()
         .len();
-    MetricsReport {
-        protocol: format!("rating prediction over {} held-out ratings", held_out.len()),
+    rating_report(
+        predicted
+            .iter()
+            .zip(&held_out)
+            .map(|(&p, &(_, _, r))| (p, r)),
         users,
-        skipped_users: 0,
-        metrics: if held_out.is_empty() {
-            vec![("RMSE".into(), f64::NAN), ("MAE".into(), f64::NAN)]
-        } else {
-            vec![
-                ("RMSE".into(), (squared / n).sqrt()),
-                ("MAE".into(), absolute / n),
-            ]
-        },
-    }
-}
-
-/// Whether a larger value of metric `name` is better (all but the rating errors).
-pub fn higher_is_better(name: &str) -> bool {
-    !matches!(name, "RMSE" | "MAE")
+        format!("rating prediction over {} held-out ratings", held_out.len()),
+    )
 }
 
 /// The range of the training ratings and its midpoint, the prediction for a user or item with
@@ -483,46 +444,10 @@ pub struct RatingPredictor<'a> {
     range: (f32, f32),
 }
 
-/// The training ratings as rows of `(column, rating)`: per item over users when `item_based`,
-/// per user over items otherwise.
-pub fn rating_rows(data: &Dataset, item_based: bool) -> Vec<Vec<(u32, f32)>> {
-    let ratings = data.ratings.as_ref().expect("rating models need ratings");
-    let n_rows = if item_based {
-        data.num_items()
-    } else {
-        data.num_users()
-    };
-    let mut rows = vec![Vec::new(); n_rows];
-    for (u, (items, values)) in data.train.iter().zip(&ratings.train).enumerate() {
-        for (&i, &r) in items.iter().zip(values) {
-            if item_based {
-                rows[i as usize].push((u as u32, r));
-            } else {
-                rows[u].push((i, r));
-            }
-        }
-    }
-    rows
-}
-
-/// Dense `[rows.len(), width]` rating rows on `device` (0 where unobserved).
-pub fn dense_rating_rows(rows: &[&[(u32, f32)]], width: usize, device: &Device) -> Tensor<2> {
-    let mut dense = vec![0.0f32; rows.len() * width];
-    for (r, row) in rows.iter().enumerate() {
-        for &(c, v) in *row {
-            dense[r * width + c as usize] = v;
-        }
-    }
-    Tensor::from_data(TensorData::new(dense, [rows.len(), width]), device)
-}
-
 impl<'a> RatingPredictor<'a> {
-    /// Puts `model` (a rating model) in inference mode over `data`'s training ratings.
-    pub fn new(model: &Model, data: &'a Dataset, device: &Device) -> Self {
-        let ModelKind::Ratings(m) = model.kind() else {
-            panic!("RatingPredictor needs a rating model");
-        };
-        let item_based = m.item_based();
+    /// Puts `model`, a rating model reading rows of items (`item_based`) or of users, in
+    /// inference mode over `data`'s training ratings.
+    pub fn new(model: &Model, item_based: bool, data: &'a Dataset, device: &Device) -> Self {
         let mut seen_users = vec![false; data.num_users()];
         let mut seen_items = vec![false; data.num_items()];
         for (u, items) in data.train.iter().enumerate() {
@@ -546,15 +471,8 @@ impl<'a> RatingPredictor<'a> {
     /// Predicted ratings of `(user, item)` pairs, clipped to the training range; a user or
     /// item without training ratings gets the range's midpoint.
     pub fn predict(&self, pairs: &[(u32, u32)]) -> Vec<f32> {
-        let ModelKind::Ratings(m) = self.model.kind() else {
-            unreachable!("checked in new")
-        };
         let (lo, hi) = self.range;
-        let width = if self.item_based {
-            self.data.num_users()
-        } else {
-            self.data.num_items()
-        };
+        let width = rating_width(self.data, self.item_based);
         // Each pair's row (item or user) and column; reconstruct each distinct row once.
         let key = |&(u, i): &(u32, u32)| if self.item_based { (i, u) } else { (u, i) };
         let mut distinct: Vec<u32> = pairs.iter().map(|p| key(p).0).collect();
@@ -566,8 +484,10 @@ impl<'a> RatingPredictor<'a> {
                 .iter()
                 .map(|&r| self.rows[r as usize].as_slice())
                 .collect();
-            let out = m
-                .reconstruct(dense_rating_rows(&rows, width, &self.device))
+            let query = Query::RatingRows(dense_rating_rows(&rows, width, &self.device));
+            let out = self
+                .model
+                .score_all(&query)
                 .try_into_vec_as::<f32>()
                 .expect("float predictions");
             let start = c * 256 * width;

@@ -1,16 +1,14 @@
 //! `ember export`: a finished run's model written in ember-infer's format.
 
 use ember_infer::{
-    ExportedModel, FORMAT_VERSION, Manifest, ModelData, ModelSpec, Precision, TensorF32,
-    write_model_with,
+    ExportedModel, FORMAT_VERSION, Manifest, ModelData, Precision, TensorF32, write_model_with,
 };
-use ember_models::ModelConfig;
+use ember_models::Input;
 use std::path::Path;
 
-use crate::evaluate::{
-    EvaluationPlan, HeldOut, ModelScorer, RatingPredictor, Scorer, evaluate_ratings,
-};
-use crate::{TrainError, files, load_run};
+use crate::batches::{Readers, rating_rows};
+use crate::evaluate::{EvaluationPlan, HeldOut, Scorer, evaluate_model, evaluate_ratings};
+use crate::{Backend, TrainError, files, load_run};
 
 /// A stable hash of a data set's splits (FNV-1a over sizes and every (user, item) pair with
 /// external ids), so that a model can be matched to the data it was trained on.
@@ -40,43 +38,8 @@ pub fn export_run(
     out: &Path,
     precision: Precision,
 ) -> Result<Manifest, TrainError> {
-    let run = load_run(run_dir, "flex")?;
-    let model = match &run.config.model {
-        ModelConfig::Mf(c) => ModelSpec::Mf { factors: c.factors },
-        ModelConfig::Gmf(c) => ModelSpec::Gmf { factors: c.factors },
-        ModelConfig::Mlp(c) => ModelSpec::Mlp {
-            layers: c.layers.clone(),
-        },
-        ModelConfig::NeuMf(c) => ModelSpec::NeuMf {
-            factors: c.factors,
-            layers: c.layers.clone(),
-        },
-        ModelConfig::MultDae(c) => ModelSpec::MultDae {
-            hidden: c.hidden.clone(),
-        },
-        ModelConfig::MultVae(c) => ModelSpec::MultVae {
-            hidden: c.hidden.clone(),
-        },
-        ModelConfig::Cdae(c) => ModelSpec::Cdae { hidden: c.hidden },
-        ModelConfig::AutoRec(c) => ModelSpec::AutoRec {
-            hidden: c.hidden,
-            item_based: c.item_based,
-        },
-        ModelConfig::SasRec(c) => ModelSpec::SasRec {
-            hidden: c.hidden,
-            blocks: c.blocks,
-            heads: c.heads,
-            max_len: c.max_len,
-            layer_norm_epsilon: ember_models::sasrec::LAYER_NORM_EPSILON,
-        },
-        ModelConfig::Bert4Rec(c) => ModelSpec::Bert4Rec {
-            hidden: c.hidden,
-            blocks: c.blocks,
-            heads: c.heads,
-            max_len: c.max_len,
-            layer_norm_epsilon: ember_models::bert4rec::LAYER_NORM_EPSILON,
-        },
-    };
+    let run = load_run(run_dir, Backend::Flex)?;
+    let export = run.model.export();
     let metrics_path = run_dir.join(files::METRICS);
     let metrics = std::fs::read_to_string(&metrics_path)
         .ok()
@@ -84,7 +47,7 @@ pub fn export_run(
         .unwrap_or(serde_json::Value::Null);
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
-        model,
+        model: export.spec,
         precision,
         user_ids: (0..run.data.num_users() as u32)
             .map(|u| run.data.user_ids.external(u))
@@ -95,38 +58,29 @@ pub fn export_run(
         dataset_fingerprint: dataset_fingerprint(&run.data),
         metrics,
     };
-    let tensors: Vec<TensorF32> = run
-        .model
-        .named_tensors()
+    let tensors: Vec<TensorF32> = export
+        .tensors
         .into_iter()
         .map(|(name, shape, data)| TensorF32 { name, shape, data })
         .collect();
-    // History-based models score a user from their training items, AutoRec from the training
-    // ratings: those travel along.
-    let rating_rows = match &manifest.model {
-        ModelSpec::AutoRec { item_based, .. } => {
-            Some(crate::evaluate::rating_rows(&run.data, *item_based))
+    // What the model reads of each user travels along: the items a history-based model
+    // scores them from (for sequence models, training then validation items: everything
+    // known; empty validation after a refit, which trained on them), the training ratings
+    // of a rating model.
+    let input = run.config.model.input();
+    let readers = Readers::new(input, &run.data, HeldOut::Test);
+    let ratings;
+    let data = match input {
+        Input::Pairs => ModelData::None,
+        Input::RatingRows { item_based } => {
+            ratings = rating_rows(&run.data, item_based);
+            ModelData::Ratings(&ratings)
         }
-        _ => None,
+        Input::UserRows { .. } | Input::Sequences { .. } => {
+            ModelData::Histories(readers.histories())
+        }
     };
-    // Sequence models continue each user's whole known sequence: training, then validation
-    // items (the latest; empty after a refit, which trained on them).
-    let sequences: Option<Vec<Vec<u32>>> = manifest.model.reads_sequences().then(|| {
-        run.data
-            .train
-            .iter()
-            .zip(&run.data.valid)
-            .map(|(train, valid)| train.iter().chain(valid).copied().collect())
-            .collect()
-    });
-    let data = match (&rating_rows, &sequences) {
-        (Some(rows), _) => ModelData::Ratings(rows),
-        (None, Some(sequences)) => ModelData::Histories(sequences),
-        (None, None) if manifest.model.reads_histories() => ModelData::Histories(&run.data.train),
-        (None, None) => ModelData::None,
-    };
-    write_model_with(out, &manifest, &tensors, data)
-        .map_err(|e| TrainError::Export(e.to_string()))?;
+    write_model_with(out, &manifest, &tensors, data).map_err(TrainError::Export)?;
     Ok(manifest)
 }
 
@@ -163,49 +117,32 @@ pub struct ExportCheck {
 /// Evaluates the export in `out` and the run's own model in `run_dir` on the run's validation
 /// data (its test data for a refit run or a sequence model) under the run's protocol.
 pub fn check_export(run_dir: &Path, out: &Path) -> Result<ExportCheck, TrainError> {
-    let run = load_run(run_dir, "flex")?;
-    let exported = ExportedModel::load(out)
-        .map_err(|e| TrainError::Export(format!("{}: {e}", out.display())))?;
-    let plan = EvaluationPlan::new(&run.data, &run.config.eval.protocol, run.config.seed).map_err(
-        |message| TrainError::Config {
-            path: run_dir.join(files::CONFIG),
-            message,
-        },
-    )?;
+    let run = load_run(run_dir, Backend::Flex)?;
+    let exported = ExportedModel::load(out).map_err(TrainError::Export)?;
+    let plan = EvaluationPlan::new(&run.data, &run.config.eval.protocol, run.config.seed)
+        .map_err(|e| TrainError::config(run_dir.join(files::CONFIG))(e.into()))?;
+    let input = run.config.model.input();
     // A sequence model's export holds each user's items up to the test item (the validation
     // items included), so it is compared where it reads exactly that: on test.
-    let which =
-        if run.data.valid.iter().any(|v| !v.is_empty()) && !run.config.model.reads_sequences() {
-            HeldOut::Validation
-        } else {
-            HeldOut::Test
-        };
-    let (ks, batch_users) = (&run.config.eval.ks, run.config.eval.batch_users);
-    let device = crate::device::device("flex")?;
-    let (trained, export) = if exported.manifest().model.reads_ratings() {
-        // Rating models: RMSE and MAE of the predicted ratings.
-        let predictor = RatingPredictor::new(&run.model, &run.data, &device);
-        let from_export = |pairs: &[(u32, u32)]| exported.score_internal_pairs(pairs);
-        (
-            evaluate_ratings(&|p| predictor.predict(p), &run.data, which),
-            evaluate_ratings(&from_export, &run.data, which),
-        )
+    let which = if run.data.valid.iter().any(|v| !v.is_empty()) && !input.reads_sequences() {
+        HeldOut::Validation
     } else {
-        (
-            plan.evaluate(
-                &ModelScorer::new(&run.model, &run.data, &device, which),
-                &run.data,
-                which,
-                ks,
-                batch_users,
-            ),
-            plan.evaluate(
-                &ExportedScorer(&exported),
-                &run.data,
-                which,
-                ks,
-                batch_users,
-            ),
+        HeldOut::Test
+    };
+    let device = Backend::Flex.device()?;
+    let eval = &run.config.eval;
+    let trained = evaluate_model(&run.model, input, &run.data, &plan, which, eval, &device);
+    let export = if input.predicts_ratings() {
+        // Rating models: RMSE and MAE of the predicted ratings.
+        let from_export = |pairs: &[(u32, u32)]| exported.score_internal_pairs(pairs);
+        evaluate_ratings(&from_export, &run.data, which)
+    } else {
+        plan.evaluate(
+            &ExportedScorer(&exported),
+            &run.data,
+            which,
+            &eval.ks,
+            eval.batch_users,
         )
     };
     let metrics = trained
@@ -215,17 +152,17 @@ pub fn check_export(run_dir: &Path, out: &Path) -> Result<ExportCheck, TrainErro
         .collect();
     let split = match which {
         HeldOut::Validation => "validation",
-        HeldOut::Test if run.config.model.reads_sequences() => {
+        HeldOut::Test if input.reads_sequences() => {
             "test (sequence model: its export reads the validation items)"
         }
         HeldOut::Test => "test (refit run: validation was trained on)",
     };
     let weights = out.join("model.safetensors");
     let bytes = std::fs::metadata(&weights)
-        .map_err(|e| TrainError::Export(format!("{}: {e}", weights.display())))?
+        .map_err(TrainError::io(&weights))?
         .len();
     Ok(ExportCheck {
-        label: if exported.manifest().model.reads_ratings() {
+        label: if input.predicts_ratings() {
             format!("{split}, {}", trained.protocol)
         } else {
             format!("{split}, {}", plan.label(which))

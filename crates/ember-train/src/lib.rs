@@ -6,9 +6,11 @@
 //! baseline, and write the run directory.
 
 pub mod adam;
+pub mod batches;
 pub mod bench;
 mod config;
 pub mod device;
+pub mod epoch;
 mod error;
 pub mod evaluate;
 pub mod export;
@@ -16,16 +18,21 @@ pub mod plot;
 mod run_dir;
 mod trainer;
 
-pub use config::{EmbeddingGradient, EvalConfig, RunConfig, TrainConfig};
+pub use config::{ConfigError, EmbeddingGradient, EvalConfig, RunConfig, TrainConfig};
+pub use device::Backend;
+pub use epoch::{GradientSync, SingleDevice};
 pub use error::TrainError;
-pub use evaluate::{EvaluationPlan, HeldOut, ModelScorer, Popularity, RatingPredictor, Scorer};
+pub use evaluate::{
+    EvaluationPlan, HeldOut, ModelScorer, PlanError, Popularity, RatingPredictor, Scorer,
+};
 pub use run_dir::RunDir;
-pub use trainer::{Fitted, GradientSync, Schedule, SingleDevice, StepSettings, Trainer};
+pub use trainer::{Fitted, Schedule, StepSettings, Trainer};
 
 use burn::module::Module;
+use burn::prelude::Device;
 use ember_data::{Dataset, prepare};
 use ember_metrics::MetricsReport;
-use ember_models::{Model, ModelConfig};
+use ember_models::{Input, ModelInit};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -73,27 +80,53 @@ pub struct RunOptions {
     pub progress: bool,
 }
 
-/// Runs a whole training job described by `config` on the backend `device_name`.
+/// What a model is built for on `data`, on `backend`, with `config`'s objective.
+pub fn model_init<'a>(data: &'a Dataset, config: &RunConfig, backend: Backend) -> ModelInit<'a> {
+    ModelInit {
+        users: data.num_users(),
+        items: data.num_items(),
+        train: &data.train,
+        dense: backend.dense_split(),
+        pair_loss: config.train.loss,
+    }
+}
+
+/// Checks that `config`'s model can be trained and evaluated on `data`: everything that needs
+/// the data and not only the config, done before anything is written.
+fn check_data(config: &RunConfig, data: &Dataset) -> Result<(), ConfigError> {
+    let stats = data.stats();
+    if stats.valid == 0 {
+        return Err(ConfigError::NoValidation);
+    }
+    if stats.test == 0 {
+        return Err(ConfigError::NoTest);
+    }
+    if config.model.input().predicts_ratings() {
+        let model = config.model.name();
+        let Some(ratings) = &data.ratings else {
+            return Err(ConfigError::NoRatings(model));
+        };
+        // Rating models read 0 as "not rated".
+        if ratings.train.iter().flatten().any(|&r| r <= 0.0) {
+            return Err(ConfigError::RatingsNotPositive(model));
+        }
+    }
+    Ok(())
+}
+
+/// Runs a whole training job described by `config` on `backend`.
 pub fn train(
     config: &RunConfig,
-    device_name: &str,
+    backend: Backend,
     options: RunOptions,
 ) -> Result<RunSummary, TrainError> {
-    config.validate().map_err(|message| TrainError::Config {
-        path: PathBuf::from("config"),
-        message,
-    })?;
-    let device = device::device(device_name)?.autodiff();
-    let (groups, min_rows) = device::default_split_k(device_name);
-    ember_models::layers::set_split_k(groups, min_rows);
+    let config_error = TrainError::config("config");
+    config.validate().map_err(config_error)?;
+    let device = backend.device()?.autodiff();
     let (data, prep) = prepare(&config.data, &config.preprocess, &config.split)?;
-    let plan =
-        EvaluationPlan::new(&data, &config.eval.protocol, config.seed).map_err(|message| {
-            TrainError::Config {
-                path: PathBuf::from("config"),
-                message,
-            }
-        })?;
+    check_data(config, &data).map_err(TrainError::config("config"))?;
+    let plan = EvaluationPlan::new(&data, &config.eval.protocol, config.seed)
+        .map_err(|e| TrainError::config("config")(e.into()))?;
     // Drawn now, from the same data as the main plan: a protocol the data cannot serve fails
     // before training, not after.
     let extra_plans = config
@@ -102,10 +135,7 @@ pub fn train(
         .iter()
         .map(|protocol| EvaluationPlan::new(&data, protocol, config.seed))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|message| TrainError::Config {
-            path: PathBuf::from("config"),
-            message: format!("eval.extra_protocols: {message}"),
-        })?;
+        .map_err(|e| TrainError::config("config")(ConfigError::ExtraPlan(e)))?;
 
     let mut run = RunDir::create(&config.output_dir, &config.name)?;
     run.write(files::CONFIG, &config.to_toml())?;
@@ -133,47 +163,11 @@ pub fn train(
         stats.density
     ));
     run.log(&format!(
-        "device {device_name}, model {}, seed {}",
+        "device {backend}, model {}, seed {}",
         config.model.name(),
         config.seed
     ));
 
-    let stats_check = data.stats();
-    if stats_check.valid == 0 {
-        return Err(TrainError::Config {
-            path: PathBuf::from("config"),
-            message: "the split leaves no validation interactions, which choose the epoch: use a split with validation (leave_one_out needs users with 3+ interactions)".into(),
-        });
-    }
-    if stats_check.test == 0 {
-        return Err(TrainError::Config {
-            path: PathBuf::from("config"),
-            message: "the split leaves no test interactions".into(),
-        });
-    }
-    // AutoRec reads 0 as "not rated".
-    if config.model.predicts_ratings()
-        && let Some(ratings) = &data.ratings
-        && ratings.train.iter().flatten().any(|&r| r <= 0.0)
-    {
-        return Err(TrainError::Config {
-            path: PathBuf::from("config"),
-            message: format!(
-                "model `{}` reads 0 as a missing rating, and the data has ratings <= 0: shift the scale to start above 0",
-                config.model.name()
-            ),
-        });
-    }
-    if config.model.predicts_ratings() && data.ratings.is_none() {
-        return Err(TrainError::Config {
-            path: PathBuf::from("config"),
-            message: format!(
-                "model `{}` predicts ratings, and the data has none: use a source with a rating column, no implicit_threshold, and a split other than `fixed`",
-                config.model.name()
-            ),
-        });
-    }
-    let (users, items) = (data.num_users(), data.num_items());
     let merged = config
         .train
         .refit
@@ -188,11 +182,11 @@ pub fn train(
         stage_prefix: "",
         curves: Vec::new(),
         sync: Box::new(SingleDevice),
-        plan_chunk: config.train.embedding_gradient.plan_chunk(device_name),
-        adam_layout: adam::AdamLayout::for_backend(device_name),
+        plan_chunk: config.train.embedding_gradient.plan_chunk(backend),
+        adam_layout: backend.adam_layout(),
     };
     device.seed(config.seed);
-    let selected = fit_stages(&mut trainer, users, items, &|_| None)?;
+    let selected = fit_stages(&mut trainer, &model_init(&data, config, backend), &|_| None)?;
     let fitted = match &merged {
         Some(merged) => {
             // The epoch counts are chosen; train again from scratch on training + validation data.
@@ -202,7 +196,11 @@ pub fn train(
             device.seed(config.seed);
             let chosen = selected.epochs;
             let epochs_of = |stage: &str| chosen.iter().find(|(s, _)| s == stage).map(|(_, e)| *e);
-            let refit = fit_stages(&mut trainer, users, items, &epochs_of)?;
+            let refit = fit_stages(
+                &mut trainer,
+                &model_init(merged, config, backend),
+                &epochs_of,
+            )?;
             Fitted {
                 model: refit.fitted.model,
                 ..selected.fitted
@@ -219,16 +217,15 @@ pub fn train(
         .model
         .clone()
         .save_file(&weights)
-        .map_err(|e| TrainError::Weights {
+        .map_err(|source| TrainError::Weights {
             path: weights.clone(),
-            message: e.to_string(),
+            source,
         })?;
 
-    let (test, popularity) = test_and_baseline(&fitted.model, data, &plan, config, &device);
-    let extra: Vec<_> = extra_plans
-        .iter()
-        .map(|plan| test_and_baseline(&fitted.model, data, plan, config, &device))
-        .collect();
+    let input = config.model.input();
+    let test_of = |plan| test_and_baseline(&fitted.model, input, data, plan, config, &device);
+    let (test, popularity) = test_of(&plan);
+    let extra: Vec<_> = extra_plans.iter().map(test_of).collect();
     let extra_json: Vec<_> = extra
         .iter()
         .map(|(test, popularity)| json!({"test": test, "popularity_test": popularity}))
@@ -275,12 +272,12 @@ struct Staged {
     epochs: Vec<(String, usize)>,
 }
 
-/// Trains the configured model, with NeuMF's GMF and MLP pre-training stages when asked.
-/// `fixed(stage)` gives a stage's exact epoch count (refit); `None` selects it on validation.
+/// Trains the configured model, after the stages it starts from (NeuMF's GMF and MLP
+/// pre-training) when it has any. `fixed(stage)` gives a stage's exact epoch count (refit);
+/// `None` selects it on validation.
 fn fit_stages(
     trainer: &mut Trainer,
-    users: usize,
-    items: usize,
+    init: &ModelInit,
     fixed: &dyn Fn(&str) -> Option<usize>,
 ) -> Result<Staged, TrainError> {
     let config = trainer.config;
@@ -297,34 +294,27 @@ fn fit_stages(
         keep_initial,
     };
     let mut kept = Vec::new();
-    let mut pretrained = false;
-    let model = match &config.model {
-        ModelConfig::NeuMf(neumf) if neumf.pretrain => {
+    let (model, pretrained) = match config.model.pretraining() {
+        Some(pretraining) => {
             let pre = config.train.pretrain_epochs.unwrap_or(epochs);
-            let gmf = trainer.fit(
-                Model::Gmf(neumf.gmf().init(users, items, &device)),
-                "gmf",
-                schedule("gmf", pre),
-                step(config.seed + 1, lr, false),
-            )?;
-            let mlp = trainer.fit(
-                Model::Mlp(neumf.mlp().init(users, items, &device)),
-                "mlp",
-                schedule("mlp", pre),
-                step(config.seed + 2, lr, false),
-            )?;
-            kept.push(("gmf".to_string(), gmf.best_epoch));
-            kept.push(("mlp".to_string(), mlp.best_epoch));
-            let (Model::Gmf(gmf), Model::Mlp(mlp)) = (gmf.model, mlp.model) else {
-                unreachable!("fit returns its input kind")
-            };
-            pretrained = true;
-            Model::NeuMf(neumf.from_pretrained(gmf, mlp))
+            let mut models = Vec::new();
+            for (k, (stage, stage_config)) in pretraining.stages.into_iter().enumerate() {
+                let fitted = trainer.fit(
+                    stage_config.init(init, &device),
+                    stage_config.input(),
+                    stage,
+                    schedule(stage, pre),
+                    step(config.seed + 1 + k as u64, lr, false),
+                )?;
+                kept.push((stage.to_string(), fitted.best_epoch));
+                models.push(fitted.model);
+            }
+            ((pretraining.assemble)(models), true)
         }
-        other => other.init(users, items, &device),
+        None => (config.model.init(init, &device), false),
     };
     let name = config.model.name();
-    // Fine-tuning a pre-trained NeuMF may use its own (smaller) learning rate.
+    // Fine-tuning a pre-trained model may use its own (smaller) learning rate.
     let final_lr = if pretrained {
         config.train.finetune_learning_rate.unwrap_or(lr)
     } else {
@@ -332,6 +322,7 @@ fn fit_stages(
     };
     let fitted = trainer.fit(
         model,
+        config.model.input(),
         name,
         schedule(name, epochs),
         step(config.seed, final_lr, pretrained),
@@ -346,30 +337,32 @@ fn fit_stages(
 /// Test metrics of `model` and of its baseline on the same held-out data: popularity for
 /// ranking models, each item's mean rating for rating models (RMSE, MAE).
 fn test_and_baseline(
-    model: &Model,
+    model: &ember_models::Model,
+    input: Input,
     data: &Dataset,
     plan: &EvaluationPlan,
     config: &RunConfig,
-    device: &burn::prelude::Device,
+    device: &Device,
 ) -> (MetricsReport, MetricsReport) {
-    if let ember_models::ModelKind::Ratings(_) = model.kind() {
-        let predictor = evaluate::RatingPredictor::new(model, data, device);
-        let test = evaluate::evaluate_ratings(&|p| predictor.predict(p), data, HeldOut::Test);
+    let test = evaluate::evaluate_model(
+        model,
+        input,
+        data,
+        plan,
+        HeldOut::Test,
+        &config.eval,
+        device,
+    );
+    let baseline = if input.predicts_ratings() {
         let mut baseline =
             evaluate::evaluate_ratings(&evaluate::item_mean_ratings(data), data, HeldOut::Test);
         baseline.protocol = format!("item-mean ratings, {}", baseline.protocol);
-        return (test, baseline);
-    }
-    let (ks, batch_users) = (&config.eval.ks, config.eval.batch_users);
-    let test = plan.evaluate(
-        &ModelScorer::new(model, data, device, HeldOut::Test),
-        data,
-        HeldOut::Test,
-        ks,
-        batch_users,
-    );
-    let popularity = plan.evaluate(&Popularity::fit(data), data, HeldOut::Test, ks, batch_users);
-    (test, popularity)
+        baseline
+    } else {
+        let (ks, batch_users) = (&config.eval.ks, config.eval.batch_users);
+        plan.evaluate(&Popularity::fit(data), data, HeldOut::Test, ks, batch_users)
+    };
+    (test, baseline)
 }
 
 /// A finished run loaded back: its config, data and selected model.
@@ -379,13 +372,13 @@ pub struct LoadedRun {
     /// The data, prepared again from the config (deterministic).
     pub data: Dataset,
     /// The selected model.
-    pub model: Model,
+    pub model: ember_models::Model,
 }
 
-/// Loads a run directory written by [`train`].
-pub fn load_run(run_dir: &Path, device_name: &str) -> Result<LoadedRun, TrainError> {
+/// Loads a run directory written by [`train`], with its model on `backend`.
+pub fn load_run(run_dir: &Path, backend: Backend) -> Result<LoadedRun, TrainError> {
     let config = RunConfig::from_file(&run_dir.join(files::CONFIG))?;
-    let device = device::device(device_name)?;
+    let device = backend.device()?;
     let (data, _) = prepare(&config.data, &config.preprocess, &config.split)?;
     // A refit model was trained on training + validation: so is its popularity baseline.
     let data = if config.train.refit {
@@ -396,11 +389,11 @@ pub fn load_run(run_dir: &Path, device_name: &str) -> Result<LoadedRun, TrainErr
     let weights = run_dir.join(files::WEIGHTS);
     let model = config
         .model
-        .init(data.num_users(), data.num_items(), &device)
+        .init(&model_init(&data, &config, backend), &device)
         .try_load_file(&weights)
-        .map_err(|e| TrainError::Weights {
+        .map_err(|source| TrainError::Weights {
             path: weights.clone(),
-            message: e.to_string(),
+            source,
         })?;
     Ok(LoadedRun {
         config,
@@ -412,27 +405,21 @@ pub fn load_run(run_dir: &Path, device_name: &str) -> Result<LoadedRun, TrainErr
 /// Evaluates a finished run on its test split under `protocol` (default: the run's own).
 pub fn evaluate_run(
     run_dir: &Path,
-    device_name: &str,
+    backend: Backend,
     protocol: Option<ember_metrics::Protocol>,
 ) -> Result<(MetricsReport, MetricsReport), TrainError> {
-    let run = load_run(run_dir, device_name)?;
-    if protocol.is_some() && run.config.model.predicts_ratings() {
-        return Err(TrainError::Config {
-            path: run_dir.join(files::CONFIG),
-            message: format!(
-                "model `{}` predicts ratings, evaluated by RMSE and MAE: a ranking protocol does not apply",
-                run.config.model.name()
-            ),
-        });
+    let run = load_run(run_dir, backend)?;
+    let config_path = run_dir.join(files::CONFIG);
+    let input = run.config.model.input();
+    if protocol.is_some() && input.predicts_ratings() {
+        return Err(TrainError::config(config_path)(
+            ConfigError::RankingOfRatings(run.config.model.name()),
+        ));
     }
     let protocol = protocol.unwrap_or_else(|| run.config.eval.protocol.clone());
-    let plan = EvaluationPlan::new(&run.data, &protocol, run.config.seed).map_err(|message| {
-        TrainError::Config {
-            path: run_dir.join(files::CONFIG),
-            message,
-        }
-    })?;
-    let device = device::device(device_name)?;
+    let plan = EvaluationPlan::new(&run.data, &protocol, run.config.seed)
+        .map_err(|e| TrainError::config(config_path)(e.into()))?;
+    let device = backend.device()?;
     let config = RunConfig {
         eval: EvalConfig {
             protocol,
@@ -441,6 +428,6 @@ pub fn evaluate_run(
         ..run.config.clone()
     };
     Ok(test_and_baseline(
-        &run.model, &run.data, &plan, &config, &device,
+        &run.model, input, &run.data, &plan, &config, &device,
     ))
 }

@@ -2,7 +2,7 @@
 //! protocol: both must beat popularity and NeuMF on test NDCG@100, with the repository's configs
 //! (read from ../shared/datasets; skipped with a message when it is absent).
 
-use ember_train::{RunConfig, RunOptions, RunSummary, train};
+use ember_train::{Backend, RunConfig, RunOptions, RunSummary, train};
 use std::path::Path;
 
 mod common;
@@ -12,7 +12,7 @@ fn run(config: &str, dir: &Path) -> Option<RunSummary> {
     let mut config = RunConfig::from_file(&common::repo().join("configs").join(config)).unwrap();
     config.data = ember_data::DataSource::Movielens100k { path: data };
     config.output_dir = dir.to_owned();
-    Some(train(&config, "flex", RunOptions { progress: false }).unwrap())
+    Some(train(&config, Backend::Flex, RunOptions { progress: false }).unwrap())
 }
 
 #[test]

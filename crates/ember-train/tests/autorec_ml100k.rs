@@ -2,7 +2,7 @@
 //! message when it is absent): far below the item-mean baseline's RMSE. A short schedule keeps
 //! the test quick; `configs/ml100k-autorec.toml` is the full one.
 
-use ember_train::{RunConfig, RunOptions, train};
+use ember_train::{Backend, RunConfig, RunOptions, train};
 
 mod common;
 
@@ -18,7 +18,7 @@ fn i_autorec_on_ml100k_beats_item_means() {
     config.output_dir = dir.path().to_owned();
     config.train.learning_rate = 1e-3;
     config.train.epochs = 25;
-    let summary = train(&config, "flex", RunOptions { progress: false }).unwrap();
+    let summary = train(&config, Backend::Flex, RunOptions { progress: false }).unwrap();
     let rmse = summary.test.get("RMSE").unwrap();
     let item_means = summary.popularity.get("RMSE").unwrap();
     eprintln!("I-AutoRec test RMSE {rmse:.4}, item means {item_means:.4}");

@@ -7,11 +7,12 @@ use ember_infer::{ExportedModel, Precision};
 mod common;
 use ember_metrics::Protocol;
 use ember_models::{
-    AutoRecConfig, Bert4RecConfig, CdaeConfig, GmfConfig, MfConfig, MlpConfig, ModelConfig,
-    MultDaeConfig, MultVaeConfig, NeuMfConfig, SasRecConfig, SequenceLoss,
+    AutoRecConfig, Bert4RecConfig, CdaeConfig, GmfConfig, Gru4RecConfig, Gru4RecLoss,
+    LightGcnConfig, MfConfig, MlpConfig, ModelConfig, MultDaeConfig, MultVaeConfig, NeuMfConfig,
+    SasRecConfig, SequenceLoss,
 };
 use ember_train::{
-    HeldOut, ModelScorer, RatingPredictor, RunConfig, RunOptions, Scorer,
+    Backend, HeldOut, ModelScorer, RatingPredictor, RunConfig, RunOptions, Scorer,
     export::{ExportedScorer, check_export, export_run},
     load_run, train,
 };
@@ -33,7 +34,7 @@ fn run_for(dir: &std::path::Path, model: ModelConfig) -> std::path::PathBuf {
     config.eval.protocol = Protocol::FullRanking;
     config.eval.ks = vec![5];
     config.eval.monitor = "HR@5".into();
-    train(&config, "flex", RunOptions { progress: false })
+    train(&config, Backend::Flex, RunOptions { progress: false })
         .unwrap()
         .run_dir
 }
@@ -91,6 +92,23 @@ fn models() -> Vec<ModelConfig> {
             dropout: 0.1,
             mask_prob: 0.3,
         }),
+        ModelConfig::LightGcn(LightGcnConfig {
+            factors: 8,
+            layers: 2,
+            reg: 1e-4,
+            init_std: 0.3,
+        }),
+        // Two layers and windows shorter than most histories.
+        ModelConfig::Gru4Rec(Gru4RecConfig {
+            embedding: 6,
+            hidden: 8,
+            layers: 2,
+            max_len: 5,
+            dropout: 0.2,
+            loss: Gru4RecLoss::Softmax,
+            negatives: 4,
+            bpreg: 1.0,
+        }),
     ]
 }
 
@@ -99,12 +117,12 @@ fn exported_scores_match_training_side() {
     let dir = tempfile::tempdir().unwrap();
     for model in models() {
         let run_dir = run_for(dir.path(), model.clone());
-        let run = load_run(&run_dir, "flex").unwrap();
+        let run = load_run(&run_dir, Backend::Flex).unwrap();
         let (users, items) = (run.data.num_users() as u32, run.data.num_items() as u32);
         let all_users: Vec<u32> = (0..users).collect();
         // Inputs as the export stores them: each user's training items, followed by the
         // validation items for sequence models (what they read to score test items).
-        let sequence = model.reads_sequences();
+        let sequence = model.input().reads_sequences();
         let inputs = if sequence {
             HeldOut::Test
         } else {
@@ -112,6 +130,7 @@ fn exported_scores_match_training_side() {
         };
         let expected = ModelScorer::new(
             &run.model,
+            model.input(),
             &run.data,
             &burn::prelude::Device::flex(),
             inputs,
@@ -183,7 +202,8 @@ fn exported_scores_match_training_side() {
                     ModelConfig::MultDae(_)
                     | ModelConfig::MultVae(_)
                     | ModelConfig::SasRec(_)
-                    | ModelConfig::Bert4Rec(_) => assert_eq!(from_history, top),
+                    | ModelConfig::Bert4Rec(_)
+                    | ModelConfig::Gru4Rec(_) => assert_eq!(from_history, top),
                     // CDAE's user vector is missing from a bare history: other scores.
                     ModelConfig::Cdae(_) => assert_eq!(from_history.len(), 3),
                     _ => panic!("{} answered a history", model.name()),
@@ -200,9 +220,7 @@ fn export_refuses_an_existing_directory_and_leaves_nothing_half_written() {
     let run_dir = run_for(dir.path(), models().remove(0));
     let out = dir.path().join("m");
     export_run(&run_dir, &out, Precision::F32).unwrap();
-    let err = export_run(&run_dir, &out, Precision::F32)
-        .unwrap_err()
-        .to_string();
+    let err = common::chain(&export_run(&run_dir, &out, Precision::F32).unwrap_err());
     assert!(err.contains("already exists"), "{err}");
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -289,10 +307,10 @@ fn int8_export_on_ncf_ml100k_keeps_hit_rate() {
     config.output_dir = dir.path().join("runs");
     config.train.epochs = 10;
     config.train.refit = false;
-    let run_dir = train(&config, "flex", RunOptions { progress: false })
+    let run_dir = train(&config, Backend::Flex, RunOptions { progress: false })
         .unwrap()
         .run_dir;
-    let run = load_run(&run_dir, "flex").unwrap();
+    let run = load_run(&run_dir, Backend::Flex).unwrap();
     let plan =
         ember_train::EvaluationPlan::new(&run.data, &config.eval.protocol, config.seed).unwrap();
     let mut hit_rate = Vec::new();
@@ -368,11 +386,16 @@ fn autorec_export_predicts_the_same_ratings() {
         });
         config.train.epochs = 3;
         config.eval.monitor = "RMSE".into();
-        let run_dir = train(&config, "flex", RunOptions { progress: false })
+        let run_dir = train(&config, Backend::Flex, RunOptions { progress: false })
             .unwrap()
             .run_dir;
-        let run = load_run(&run_dir, "flex").unwrap();
-        let predictor = RatingPredictor::new(&run.model, &run.data, &burn::prelude::Device::flex());
+        let run = load_run(&run_dir, Backend::Flex).unwrap();
+        let predictor = RatingPredictor::new(
+            &run.model,
+            item_based,
+            &run.data,
+            &burn::prelude::Device::flex(),
+        );
         let pairs: Vec<(u32, u32)> = (0..run.data.num_users() as u32)
             .flat_map(|u| (0..run.data.num_items() as u32).map(move |i| (u, i)))
             .collect();

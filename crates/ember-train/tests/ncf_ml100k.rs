@@ -1,7 +1,7 @@
 //! NeuMF on the real NCF-format MovieLens-100K split (read from ../shared/datasets; skipped with
 //! a message when it is absent).
 
-use ember_train::{RunConfig, RunOptions, train};
+use ember_train::{Backend, RunConfig, RunOptions, train};
 use std::path::Path;
 
 #[test]
@@ -22,7 +22,7 @@ fn neumf_on_ncf_ml100k_beats_popularity_by_far() {
     config.output_dir = dir.path().to_owned();
     config.data = ember_data::DataSource::Ncf { prefix };
     config.train.epochs = 4;
-    let summary = train(&config, "flex", RunOptions { progress: false }).unwrap();
+    let summary = train(&config, Backend::Flex, RunOptions { progress: false }).unwrap();
     assert_eq!(summary.test.users, 943);
     let hr = summary.test.get("HR@10").unwrap();
     let pop = summary.popularity.get("HR@10").unwrap();

@@ -5,7 +5,7 @@
 use ember_data::{DataSource, SyntheticConfig};
 use ember_metrics::Protocol;
 use ember_models::{GmfConfig, ModelConfig, SasRecConfig, SequenceLoss};
-use ember_train::{RunConfig, RunOptions, train};
+use ember_train::{Backend, RunConfig, RunOptions, train};
 
 fn config(dir: &std::path::Path, model: ModelConfig) -> RunConfig {
     let mut config = RunConfig::default();
@@ -47,8 +47,8 @@ fn same_seed_same_result() {
     ];
     for model in models {
         let config = config(dir.path(), model);
-        let a = train(&config, "flex", RunOptions { progress: false }).unwrap();
-        let b = train(&config, "flex", RunOptions { progress: false }).unwrap();
+        let a = train(&config, Backend::Flex, RunOptions { progress: false }).unwrap();
+        let b = train(&config, Backend::Flex, RunOptions { progress: false }).unwrap();
         assert_ne!(a.run_dir, b.run_dir, "a second run gets its own directory");
         assert_eq!(a.test, b.test, "{}", a.model);
         assert_eq!(a.valid, b.valid, "{}", a.model);

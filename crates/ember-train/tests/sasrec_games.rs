@@ -3,7 +3,7 @@
 //! CPU cores): the split must match the paper's data, and the model must already be well
 //! ahead of popularity under both protocols. Skipped with a message when the data is absent.
 
-use ember_train::{RunConfig, RunOptions, train};
+use ember_train::{Backend, RunConfig, RunOptions, train};
 
 mod common;
 
@@ -19,7 +19,7 @@ fn sasrec_on_games_beats_popularity_under_both_protocols() {
     config.output_dir = dir.path().to_owned();
     config.train.epochs = 6;
     config.eval.every = 3;
-    let summary = train(&config, "flex", RunOptions { progress: false }).unwrap();
+    let summary = train(&config, Backend::Flex, RunOptions { progress: false }).unwrap();
 
     // The paper's Games data: 31,013 users, of whom 112 have fewer than 3 actions and only
     // train; every other user has one validation and one test item.

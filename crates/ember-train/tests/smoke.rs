@@ -4,8 +4,9 @@ use ember_data::Split;
 use ember_data::{DataSource, SyntheticConfig};
 use ember_metrics::Protocol;
 use ember_models::{
-    AutoRecConfig, Bert4RecConfig, CdaeConfig, GmfConfig, Loss, MfConfig, MlpConfig, ModelConfig,
-    MultDaeConfig, MultVaeConfig, NeuMfConfig, SasRecConfig, SequenceLoss,
+    AutoRecConfig, Bert4RecConfig, CdaeConfig, GmfConfig, Gru4RecConfig, Gru4RecLoss,
+    LightGcnConfig, Loss, MfConfig, MlpConfig, ModelConfig, MultDaeConfig, MultVaeConfig,
+    NeuMfConfig, SasRecConfig, SequenceLoss,
 };
 use ember_train::{RunConfig, files};
 
@@ -117,6 +118,33 @@ fn neumf_beats_popularity() {
         alpha: 0.5,
     };
     beats_popularity(ModelConfig::NeuMf(neumf), Loss::Bce);
+}
+
+#[test]
+fn lightgcn_beats_popularity() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = tiny_config(
+        dir.path(),
+        ModelConfig::LightGcn(LightGcnConfig {
+            factors: 16,
+            layers: 2,
+            reg: 1e-4,
+            init_std: 0.1,
+        }),
+    );
+    // The paper's objective: BPR with one negative per positive.
+    config.train.loss = Loss::Bpr;
+    config.train.negatives = 1;
+    config.train.epochs = 15;
+    config.train.patience = 15;
+    let summary = common::train_alone(&config);
+    let ndcg = summary.test.get("NDCG@10").unwrap();
+    let popularity = summary.popularity.get("NDCG@10").unwrap();
+    eprintln!("LightGCN: NDCG@10 {ndcg:.4}, popularity {popularity:.4}");
+    assert!(
+        ndcg > popularity * 1.2,
+        "LightGCN: NDCG@10 {ndcg:.4} does not beat popularity {popularity:.4}"
+    );
 }
 
 #[test]
@@ -322,4 +350,27 @@ fn bert4rec_beats_popularity() {
         dropout: 0.1,
         mask_prob: 0.3,
     }));
+}
+
+fn small_gru4rec(loss: Gru4RecLoss) -> ModelConfig {
+    ModelConfig::Gru4Rec(Gru4RecConfig {
+        embedding: 32,
+        hidden: 32,
+        layers: 1,
+        max_len: 20,
+        dropout: 0.1,
+        loss,
+        negatives: 32,
+        bpreg: 1.0,
+    })
+}
+
+#[test]
+fn gru4rec_beats_popularity() {
+    sequence_model_beats_popularity(small_gru4rec(Gru4RecLoss::Softmax));
+}
+
+#[test]
+fn gru4rec_with_bpr_max_beats_popularity() {
+    sequence_model_beats_popularity(small_gru4rec(Gru4RecLoss::BprMax));
 }

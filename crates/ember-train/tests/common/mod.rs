@@ -14,7 +14,23 @@ pub fn train_alone(config: &ember_train::RunConfig) -> ember_train::RunSummary {
     let _alone = TRAINING
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    ember_train::train(config, "flex", ember_train::RunOptions { progress: false }).unwrap()
+    ember_train::train(
+        config,
+        ember_train::Backend::Flex,
+        ember_train::RunOptions { progress: false },
+    )
+    .unwrap()
+}
+
+/// An error and its causes, as the command line prints them.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
 }
 
 /// The repository root.

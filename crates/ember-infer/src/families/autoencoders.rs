@@ -1,0 +1,169 @@
+//! The autoencoders over a user's item row, computed as the training side does at evaluation
+//! (no dropout; Mult-VAE's code is its mean):
+//!
+//! - Mult-DAE and Mult-VAE (Liang et al., "Variational Autoencoders for Collaborative
+//!   Filtering", WWW 2018): the L2-normalised row through tanh layers and back to one logit per
+//!   item.
+//! - CDAE (Wu et al., "Collaborative Denoising Auto-Encoders for Top-N Recommender Systems",
+//!   WSDM 2016): `z_u = σ(Wᵀ y_u + V_u + b)`, decoded to one logit per item.
+//!
+//! The export stores each user's training items as a set, so the users of the training data are
+//! scored from their row; any other user can be scored from a history (CDAE gives such a user a
+//! zero user vector `V_u`).
+
+use ember_spec::{AutoencoderSpec, CdaeSpec};
+
+use super::{ById, Family, pair_scores_by_row};
+use crate::InferError;
+use crate::nn::{Dense, Matrix, sigmoid, tanh};
+use crate::source::{SparseRows, TensorSource};
+
+/// Which autoencoder, with what sets them apart.
+#[derive(Debug, Clone)]
+pub(super) enum Flavour {
+    /// Mult-DAE: L2-normalised input, tanh layers, tanh on the code.
+    Dae,
+    /// Mult-VAE: as Mult-DAE, the code being the mean half of the encoder's output.
+    Vae,
+    /// CDAE: raw 0/1 input, `σ(…+ V_u)` code with the user's vector, one layer each way.
+    Cdae { users: Matrix },
+}
+
+/// An autoencoder over item histories, with every user's training items.
+#[derive(Debug, Clone)]
+pub(super) struct Autoencoder {
+    encoder: Vec<Dense>,
+    decoder: Vec<Dense>,
+    flavour: Flavour,
+    /// Each user's training items, sorted and distinct.
+    history: SparseRows,
+}
+
+impl Autoencoder {
+    /// Mult-DAE and Mult-VAE: `encoder.k` over `items → hidden[0] → … → code` (Mult-VAE's last
+    /// layer twice as wide: mean and log-variance), `decoder.k` back from the code to the items.
+    pub(super) fn load_mult(
+        spec: &AutoencoderSpec,
+        flavour: Flavour,
+        src: &TensorSource<'_>,
+    ) -> Result<Self, InferError> {
+        let sizes: Vec<usize> = std::iter::once(src.items())
+            .chain(spec.hidden.iter().copied())
+            .collect();
+        let mut encoder_sizes = sizes.clone();
+        if matches!(flavour, Flavour::Vae) {
+            let code = encoder_sizes.last_mut().expect("the items at least");
+            *code = code
+                .checked_mul(2)
+                .ok_or_else(|| src.invalid_spec(ember_spec::SpecError::Overflow))?;
+        }
+        let decoder_sizes: Vec<usize> = sizes.iter().rev().copied().collect();
+        let layers = |part: &str, sizes: &[usize]| {
+            let src = src.pp(part);
+            sizes
+                .windows(2)
+                .enumerate()
+                .map(|(k, w)| Dense::load(&src.pp(k), w[0], w[1]))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(Self {
+            encoder: layers("encoder", &encoder_sizes)?,
+            decoder: layers("decoder", &decoder_sizes)?,
+            flavour,
+            history: src.user_items()?,
+        })
+    }
+
+    /// CDAE: `encoder` `[items, hidden]`, `users.weight` `[users, hidden]`, `decoder`
+    /// `[hidden, items]`.
+    pub(super) fn load_cdae(spec: &CdaeSpec, src: &TensorSource<'_>) -> Result<Self, InferError> {
+        let (items, hidden) = (src.items(), spec.hidden);
+        let encoder = Dense::load(&src.pp("encoder"), items, hidden)?;
+        let users = Matrix::load(src, "users.weight", src.users(), hidden)?;
+        Ok(Self {
+            encoder: vec![encoder],
+            decoder: vec![Dense::load(&src.pp("decoder"), hidden, items)?],
+            flavour: Flavour::Cdae { users },
+            history: src.user_items()?,
+        })
+    }
+
+    /// Logits of every item for the history `items` (distinct internal ids) of user `user`
+    /// (`None`: a user the model was not trained on), into `out`.
+    fn scores(&self, items: &[u32], user: Option<usize>, out: &mut Vec<f32>) {
+        let first = &self.encoder[0];
+        // The first layer reads a row with one value at each of the n items: a sum of n rows.
+        let value = match self.flavour {
+            Flavour::Cdae { .. } => 1.0,
+            _ => 1.0 / (items.len().max(1) as f32).sqrt(), // the L2-normalised row
+        };
+        let mut h = first.bias.clone();
+        for &i in items {
+            for (o, w) in h.iter_mut().zip(first.weight.row(i as usize)) {
+                *o += value * w;
+            }
+        }
+        let mut next = Vec::new();
+        for layer in &self.encoder[1..] {
+            tanh(&mut h);
+            layer.apply(&h, &mut next);
+            std::mem::swap(&mut h, &mut next);
+        }
+        match &self.flavour {
+            Flavour::Dae => tanh(&mut h),
+            Flavour::Vae => h.truncate(h.len() / 2), // the mean; the log-variance is unused
+            Flavour::Cdae { users } => {
+                if let Some(u) = user {
+                    h.iter_mut().zip(users.row(u)).for_each(|(v, p)| *v += p);
+                }
+                h.iter_mut().for_each(|v| *v = sigmoid(*v));
+            }
+        }
+        for (k, layer) in self.decoder.iter().enumerate() {
+            if k > 0 {
+                tanh(&mut h);
+            }
+            layer.apply(&h, &mut next);
+            std::mem::swap(&mut h, &mut next);
+        }
+        *out = h;
+    }
+
+    /// [`Self::scores`] of a user of the training data, from their stored history.
+    fn user_row(&self, u: usize, out: &mut Vec<f32>) {
+        self.scores(self.history.row(u), Some(u), out)
+    }
+}
+
+impl Family for Autoencoder {
+    fn user_scores(&self, users: &[usize]) -> Vec<Vec<f32>> {
+        users
+            .iter()
+            .map(|&u| {
+                let mut scores = Vec::new();
+                self.user_row(u, &mut scores);
+                scores
+            })
+            .collect()
+    }
+
+    /// One decode per distinct user of the pairs.
+    fn pair_scores(&self, pairs: &[(usize, usize)]) -> Vec<f32> {
+        pair_scores_by_row(
+            pairs,
+            |u, _| u,
+            |u, _, out| self.user_row(u, out),
+            |_, i, decoded| decoded[i],
+        )
+    }
+
+    /// The items as a set: order and repeats do not matter.
+    fn history_scores(&self, items: &[u32]) -> Result<Vec<f32>, ById> {
+        let mut items = items.to_vec();
+        items.sort_unstable();
+        items.dedup();
+        let mut scores = Vec::new();
+        self.scores(&items, None, &mut scores);
+        Ok(scores)
+    }
+}

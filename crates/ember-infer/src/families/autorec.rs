@@ -1,0 +1,135 @@
+//! AutoRec (Sedhain et al., "AutoRec: Autoencoders Meet Collaborative Filtering", WWW 2015):
+//! `h(r) = W σ(V r + μ) + b` (eq. 2) reconstructs a row of the training rating matrix (an
+//! item's ratings by every user for I-AutoRec, a user's ratings of every item for U-AutoRec);
+//! a pair's score is its predicted rating, clipped to the training ratings' range. The export
+//! stores the training ratings, so only the users of the training data are scored.
+
+use ember_spec::AutoRecSpec;
+
+use super::{Family, pair_scores_by_row};
+use crate::InferError;
+use crate::nn::{Dense, sigmoid};
+use crate::source::{SparseRows, TensorSource};
+
+/// AutoRec with the training ratings.
+#[derive(Debug, Clone)]
+pub(super) struct AutoRec {
+    encoder: Dense,
+    decoder: Dense,
+    /// Rows are items (columns users) when true; users (columns items) otherwise.
+    item_based: bool,
+    /// Row `r`'s rated columns, and their ratings `values[offsets[r]..offsets[r + 1]]`.
+    ratings: SparseRows,
+    values: Vec<f32>,
+    /// Users and items with a training rating; the others are predicted the midpoint.
+    seen_users: Vec<bool>,
+    seen_items: Vec<bool>,
+    /// The training ratings' range, to which predictions are clipped.
+    low: f32,
+    high: f32,
+}
+
+impl AutoRec {
+    /// The training ratings, `encoder` `[width, hidden]` and `decoder` `[hidden, width]`.
+    pub(super) fn load(spec: &AutoRecSpec, src: &TensorSource<'_>) -> Result<Self, InferError> {
+        let (users, items) = (src.users(), src.items());
+        let (rows, width) = if spec.item_based {
+            (items, users)
+        } else {
+            (users, items)
+        };
+        let (ratings, values) = src.ratings(rows, width)?;
+        let (mut seen_users, mut seen_items) = (vec![false; users], vec![false; items]);
+        let (mut low, mut high) = (f32::INFINITY, f32::NEG_INFINITY);
+        for r in 0..rows {
+            let row = ratings.offsets[r]..ratings.offsets[r + 1];
+            for (&c, &v) in ratings.columns[row.clone()].iter().zip(&values[row]) {
+                let (u, i) = if spec.item_based {
+                    (c as usize, r)
+                } else {
+                    (r, c as usize)
+                };
+                seen_users[u] = true;
+                seen_items[i] = true;
+                low = low.min(v);
+                high = high.max(v);
+            }
+        }
+        if !low.is_finite() {
+            (low, high) = (0.0, 0.0);
+        }
+        Ok(Self {
+            encoder: Dense::load(&src.pp("encoder"), width, spec.hidden)?,
+            decoder: Dense::load(&src.pp("decoder"), spec.hidden, width)?,
+            item_based: spec.item_based,
+            ratings,
+            values,
+            seen_users,
+            seen_items,
+            low,
+            high,
+        })
+    }
+
+    /// The reconstructed row `r` (one predicted rating per column, unclipped).
+    fn decode(&self, r: usize, out: &mut Vec<f32>) {
+        let mut h = self.encoder.bias.clone();
+        for k in self.ratings.offsets[r]..self.ratings.offsets[r + 1] {
+            let (c, v) = (self.ratings.columns[k] as usize, self.values[k]);
+            for (o, w) in h.iter_mut().zip(self.encoder.weight.row(c)) {
+                *o += v * w;
+            }
+        }
+        h.iter_mut().for_each(|x| *x = sigmoid(*x));
+        self.decoder.apply(&h, out);
+    }
+
+    /// (row, column) of a (user, item) pair.
+    fn cell(&self, u: usize, i: usize) -> (usize, usize) {
+        if self.item_based { (i, u) } else { (u, i) }
+    }
+
+    /// The predicted rating of (u, i), given the decoded row of the pair's row.
+    fn rating(&self, u: usize, i: usize, decoded: &[f32]) -> f32 {
+        if !self.seen_users[u] || !self.seen_items[i] {
+            return (self.low + self.high) / 2.0;
+        }
+        decoded[self.cell(u, i).1].clamp(self.low, self.high)
+    }
+}
+
+impl Family for AutoRec {
+    fn user_scores(&self, users: &[usize]) -> Vec<Vec<f32>> {
+        let n = self.seen_items.len();
+        let mut out = vec![vec![0.0f32; n]; users.len()];
+        let mut decoded = Vec::new();
+        if self.item_based {
+            // Each item's row once for the whole batch of users.
+            for i in 0..n {
+                self.decode(i, &mut decoded);
+                for (&u, scores) in users.iter().zip(out.iter_mut()) {
+                    scores[i] = self.rating(u, i, &decoded);
+                }
+            }
+        } else {
+            for (&u, scores) in users.iter().zip(out.iter_mut()) {
+                self.decode(u, &mut decoded);
+                for (i, s) in scores.iter_mut().enumerate() {
+                    *s = self.rating(u, i, &decoded);
+                }
+            }
+        }
+        out
+    }
+
+    /// One decode per distinct row of the pairs (an item's for I-AutoRec, so an audience
+    /// decodes one row).
+    fn pair_scores(&self, pairs: &[(usize, usize)]) -> Vec<f32> {
+        pair_scores_by_row(
+            pairs,
+            |u, i| self.cell(u, i).0,
+            |row, _, out| self.decode(row, out),
+            |u, i, decoded| self.rating(u, i, decoded),
+        )
+    }
+}

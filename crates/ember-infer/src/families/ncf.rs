@@ -1,0 +1,328 @@
+//! The neural collaborative filtering family (He et al., "Neural Collaborative Filtering",
+//! WWW 2017): MF, GMF, MLP and NeuMF, scoring the users they were trained on by id.
+//!
+//! - MF: `ŷ = p_u · q_i`; GMF (eq. 9): `ŷ = hᵀ (p_u ⊙ q_i) + b`. Both score a user against the
+//!   whole item table with the vectorised kernel ([`Factors`], which LightGCN shares).
+//! - MLP (eq. 10): `ŷ = hᵀ φ_L(… φ_1([p_u ‖ q_i])) + b` with ReLU layers.
+//! - NeuMF (eq. 11–12): `ŷ = hᵀ [p^G_u ⊙ q^G_i ‖ φ^M(p^M_u ‖ q^M_i)] + b`.
+
+use ember_spec::{FactorsSpec, MlpSpec, NeuMfSpec};
+
+use super::Family;
+use crate::InferError;
+use crate::kernels::dot;
+use crate::nn::{Dense, Matrix, Rows, relu};
+use crate::source::TensorSource;
+
+/// Items scored per block of the item table: small enough to stay in cache while every query
+/// of a batch reads them (the table itself is streamed from memory once per batch).
+const ROWS_PER_BLOCK: usize = 1024;
+
+/// The output layer `hᵀ x + b` over one vector (`output.weight` `[inputs, 1]`, `output.bias`).
+#[derive(Debug, Clone)]
+struct Output {
+    h: Vec<f32>,
+    b: f32,
+}
+
+impl Output {
+    fn load(src: &TensorSource<'_>, inputs: usize) -> Result<Self, InferError> {
+        let layer = Dense::load(&src.pp("output"), inputs, 1)?;
+        Ok(Self {
+            h: layer.weight.data,
+            b: layer.bias[0],
+        })
+    }
+}
+
+/// A user row against an item table by dot products: MF and LightGCN (`p_u · q_i`), GMF
+/// (`(p_u ⊙ h) · q_i + b`).
+#[derive(Debug, Clone)]
+pub(crate) struct Factors {
+    users: Matrix,
+    items: Rows,
+    num_items: usize,
+    /// GMF's output layer.
+    output: Option<Output>,
+}
+
+impl Factors {
+    /// `users.weight` `[users, factors]` and `items.weight` `[items, factors]` (kept int8 in
+    /// an int8 model).
+    pub(crate) fn load_tables(src: &TensorSource<'_>, factors: usize) -> Result<Self, InferError> {
+        Ok(Self {
+            users: Matrix::load(src, "users.weight", src.users(), factors)?,
+            items: Rows::load(src, "items.weight", src.items(), factors)?,
+            num_items: src.items(),
+            output: None,
+        })
+    }
+
+    /// The user side of the score, computed once per user: `p_u`, or `p_u ⊙ h` for GMF.
+    fn query(&self, u: usize) -> Vec<f32> {
+        match &self.output {
+            None => self.users.row(u).to_vec(),
+            Some(out) => self
+                .users
+                .row(u)
+                .iter()
+                .zip(&out.h)
+                .map(|(p, w)| p * w)
+                .collect(),
+        }
+    }
+}
+
+/// MF.
+pub(super) fn load_mf(spec: &FactorsSpec, src: &TensorSource<'_>) -> Result<Factors, InferError> {
+    Factors::load_tables(src, spec.factors)
+}
+
+/// GMF: MF's tables and the output layer.
+pub(super) fn load_gmf(spec: &FactorsSpec, src: &TensorSource<'_>) -> Result<Factors, InferError> {
+    let mut factors = Factors::load_tables(src, spec.factors)?;
+    factors.output = Some(Output::load(src, spec.factors)?);
+    Ok(factors)
+}
+
+impl Family for Factors {
+    fn user_scores(&self, users: &[usize]) -> Vec<Vec<f32>> {
+        let n = self.num_items;
+        let queries: Vec<Vec<f32>> = users.iter().map(|&u| self.query(u)).collect();
+        let mut out: Vec<Vec<f32>> = users.iter().map(|_| vec![0.0; n]).collect();
+        for start in (0..n).step_by(ROWS_PER_BLOCK) {
+            let end = (start + ROWS_PER_BLOCK).min(n);
+            for (query, scores) in queries.iter().zip(out.iter_mut()) {
+                self.items
+                    .dot_block(query, start, end, &mut scores[start..end]);
+            }
+        }
+        if let Some(output) = &self.output {
+            out.iter_mut().flatten().for_each(|s| *s += output.b);
+        }
+        out
+    }
+
+    fn pair_scores(&self, pairs: &[(usize, usize)]) -> Vec<f32> {
+        pairs
+            .iter()
+            .map(|&(u, i)| {
+                let score = self.items.dot(&self.query(u), i);
+                match &self.output {
+                    Some(output) => score + output.b,
+                    None => score,
+                }
+            })
+            .collect()
+    }
+}
+
+/// The MLP part: the first layer is split into its user and item halves, whose products are
+/// computed once per user and once per item at load time.
+#[derive(Debug, Clone)]
+struct Tower {
+    user_proj: Matrix,
+    item_proj: Matrix,
+    first_bias: Vec<f32>,
+    rest: Vec<Dense>,
+}
+
+impl Tower {
+    /// `tower.layers.k` for each pair of consecutive `layers` sizes, over the embeddings
+    /// `users` and `items` (`layers[0] / 2` wide each).
+    fn load(
+        src: &TensorSource<'_>,
+        layers: &[usize],
+        users: &Matrix,
+        items: &Matrix,
+    ) -> Result<Self, InferError> {
+        let src = src.pp("tower.layers");
+        let mut dense = layers
+            .windows(2)
+            .enumerate()
+            .map(|(k, w)| Dense::load(&src.pp(k), w[0], w[1]))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter();
+        let first = dense.next().expect("the spec has at least two layer sizes");
+        let half = users.cols;
+        let width = first.weight.cols;
+        let project = |emb: &Matrix, offset: usize| {
+            let rows = emb.data.len() / emb.cols.max(1);
+            let mut data = vec![0.0f32; rows * width];
+            for r in 0..rows {
+                let out = &mut data[r * width..(r + 1) * width];
+                for (i, &x) in emb.row(r).iter().enumerate() {
+                    for (o, w) in out.iter_mut().zip(first.weight.row(offset + i)) {
+                        *o += x * w;
+                    }
+                }
+            }
+            Matrix { cols: width, data }
+        };
+        Ok(Tower {
+            user_proj: project(users, 0),
+            item_proj: project(items, half),
+            first_bias: first.bias.clone(),
+            rest: dense.collect(),
+        })
+    }
+
+    /// The last hidden layer for (user, item), written into `h`.
+    fn hidden(&self, user: usize, item: usize, h: &mut Vec<f32>, scratch: &mut Vec<f32>) {
+        h.clear();
+        h.extend(
+            self.user_proj
+                .row(user)
+                .iter()
+                .zip(self.item_proj.row(item))
+                .zip(&self.first_bias)
+                .map(|((u, i), b)| (u + i + b).max(0.0)),
+        );
+        for layer in &self.rest {
+            layer.apply(h, scratch);
+            relu(scratch);
+            std::mem::swap(h, scratch);
+        }
+    }
+}
+
+/// Scores of every item for each user, one pair at a time: the models without a factorised
+/// form (MLP, NeuMF). `score(query, u, i, h, scratch)` scores a pair given the user's `query`.
+fn pairwise_user_scores<Q>(
+    users: &[usize],
+    items: usize,
+    query: impl Fn(usize) -> Q,
+    score: impl Fn(&Q, usize, usize, &mut Vec<f32>, &mut Vec<f32>) -> f32,
+) -> Vec<Vec<f32>> {
+    let (mut h, mut scratch) = (Vec::new(), Vec::new());
+    users
+        .iter()
+        .map(|&u| {
+            let q = query(u);
+            (0..items)
+                .map(|i| score(&q, u, i, &mut h, &mut scratch))
+                .collect()
+        })
+        .collect()
+}
+
+/// MLP over `[p_u ‖ q_i]`.
+#[derive(Debug, Clone)]
+pub(super) struct Mlp {
+    tower: Tower,
+    output: Output,
+    num_items: usize,
+}
+
+impl Mlp {
+    /// `users.weight`, `items.weight` (`layers[0] / 2` wide), the tower, `output`.
+    pub(super) fn load(spec: &MlpSpec, src: &TensorSource<'_>) -> Result<Self, InferError> {
+        let layers = &spec.layers;
+        let half = layers[0] / 2;
+        let users = Matrix::load(src, "users.weight", src.users(), half)?;
+        let items = Matrix::load(src, "items.weight", src.items(), half)?;
+        Ok(Self {
+            tower: Tower::load(src, layers, &users, &items)?,
+            output: Output::load(src, *layers.last().expect("validated"))?,
+            num_items: src.items(),
+        })
+    }
+
+    fn score(&self, u: usize, i: usize, h: &mut Vec<f32>, scratch: &mut Vec<f32>) -> f32 {
+        self.tower.hidden(u, i, h, scratch);
+        dot(h, &self.output.h) + self.output.b
+    }
+}
+
+impl Family for Mlp {
+    fn user_scores(&self, users: &[usize]) -> Vec<Vec<f32>> {
+        pairwise_user_scores(
+            users,
+            self.num_items,
+            |_| (),
+            |_, u, i, h, s| self.score(u, i, h, s),
+        )
+    }
+
+    fn pair_scores(&self, pairs: &[(usize, usize)]) -> Vec<f32> {
+        let (mut h, mut scratch) = (Vec::new(), Vec::new());
+        pairs
+            .iter()
+            .map(|&(u, i)| self.score(u, i, &mut h, &mut scratch))
+            .collect()
+    }
+}
+
+/// NeuMF: a GMF part and an MLP part, fused in the output layer.
+#[derive(Debug, Clone)]
+pub(super) struct NeuMf {
+    users: Matrix,
+    items: Matrix,
+    tower: Tower,
+    /// Over `[GMF ‖ MLP]`.
+    output: Output,
+    num_items: usize,
+}
+
+impl NeuMf {
+    /// `gmf_users`, `gmf_items`, `mlp_users`, `mlp_items`, the tower, `output`.
+    pub(super) fn load(spec: &NeuMfSpec, src: &TensorSource<'_>) -> Result<Self, InferError> {
+        let (factors, layers) = (spec.factors, &spec.layers);
+        let half = layers[0] / 2;
+        let users = Matrix::load(src, "gmf_users.weight", src.users(), factors)?;
+        let items = Matrix::load(src, "gmf_items.weight", src.items(), factors)?;
+        let mlp_users = Matrix::load(src, "mlp_users.weight", src.users(), half)?;
+        let mlp_items = Matrix::load(src, "mlp_items.weight", src.items(), half)?;
+        let tower = Tower::load(src, layers, &mlp_users, &mlp_items)?;
+        // The spec's validation checked that this sum fits.
+        let fused = factors + layers.last().expect("validated");
+        Ok(Self {
+            users,
+            items,
+            tower,
+            output: Output::load(src, fused)?,
+            num_items: src.items(),
+        })
+    }
+
+    /// The GMF part's user side, `p^G_u ⊙ h_GMF`, computed once per user.
+    fn query(&self, u: usize) -> Vec<f32> {
+        self.users
+            .row(u)
+            .iter()
+            .zip(&self.output.h)
+            .map(|(p, w)| p * w)
+            .collect()
+    }
+
+    fn score(
+        &self,
+        query: &[f32],
+        u: usize,
+        i: usize,
+        h: &mut Vec<f32>,
+        scratch: &mut Vec<f32>,
+    ) -> f32 {
+        self.tower.hidden(u, i, h, scratch);
+        dot(query, self.items.row(i)) + dot(h, &self.output.h[self.users.cols..]) + self.output.b
+    }
+}
+
+impl Family for NeuMf {
+    fn user_scores(&self, users: &[usize]) -> Vec<Vec<f32>> {
+        pairwise_user_scores(
+            users,
+            self.num_items,
+            |u| self.query(u),
+            |q, u, i, h, s| self.score(q, u, i, h, s),
+        )
+    }
+
+    fn pair_scores(&self, pairs: &[(usize, usize)]) -> Vec<f32> {
+        let (mut h, mut scratch) = (Vec::new(), Vec::new());
+        pairs
+            .iter()
+            .map(|&(u, i)| self.score(&self.query(u), u, i, &mut h, &mut scratch))
+            .collect()
+    }
+}

@@ -1,0 +1,259 @@
+//! The transformer sequence models, computed as the training side does at evaluation (no
+//! dropout):
+//!
+//! - SASRec (Kang & McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018): causal
+//!   self-attention over the user's last `max_len` items (embeddings scaled by √hidden, plus
+//!   positions); the last position's state scores every item by a dot product with the item
+//!   embeddings. Per block: `q = LN(x)`, `x = q + attention(q, x, x)`, `x = LN(x)`,
+//!   `x = x + W₂ ReLU(W₁ x)`; a final layer norm.
+//! - BERT4Rec (Sun et al., "BERT4Rec: Sequential Recommendation with Bidirectional Encoder
+//!   Representations from Transformer", CIKM 2019): a bidirectional post-norm encoder over the
+//!   user's last `max_len - 1` items followed by the mask token; the mask position's state,
+//!   through the head `LN(GELU(W h))`, scores every item against the item embeddings plus
+//!   `output_bias`. Per block: `x = LN(x + attention(x, x, x))`, `x = LN(x + W₂ GELU(W₁ x))`.
+//!
+//! A user is read as a window of tokens ([`ember_spec::tokens`]). Padding never enters:
+//! attention never reads a padded position and padded positions carry nothing to the real
+//! ones, so only the real tokens of a window are computed. The export stores each user's
+//! sequence (time order, repeats kept), so the users of the training data are scored from it.
+
+use ember_spec::{TransformerSpec, tokens};
+
+use super::{ById, Family, pair_scores_by_row};
+use crate::InferError;
+use crate::kernels::dot_rows_f32;
+use crate::nn::{Attention, Dense, LayerNorm, Matrix, add, gelu, relu};
+use crate::source::{SparseRows, TensorSource};
+
+/// Which of the two models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Variant {
+    /// SASRec.
+    SasRec,
+    /// BERT4Rec.
+    Bert4Rec,
+}
+
+/// One transformer block.
+#[derive(Debug, Clone)]
+struct Block {
+    attention_norm: LayerNorm,
+    attention: Attention,
+    feed_forward_norm: LayerNorm,
+    feed_forward_in: Dense,
+    feed_forward_out: Dense,
+}
+
+impl Block {
+    /// `attention_norm`, `attention.{query,key,value,output}`, `feed_forward_norm`,
+    /// `feed_forward_in` `[hidden, ff]`, `feed_forward_out` `[ff, hidden]`.
+    fn load(src: &TensorSource<'_>, spec: &TransformerSpec, ff: usize) -> Result<Self, InferError> {
+        let (hidden, epsilon) = (spec.hidden, spec.layer_norm_epsilon);
+        Ok(Self {
+            attention_norm: LayerNorm::load(&src.pp("attention_norm"), hidden, epsilon)?,
+            attention: Attention::load(&src.pp("attention"), hidden, spec.heads)?,
+            feed_forward_norm: LayerNorm::load(&src.pp("feed_forward_norm"), hidden, epsilon)?,
+            feed_forward_in: Dense::load(&src.pp("feed_forward_in"), hidden, ff)?,
+            feed_forward_out: Dense::load(&src.pp("feed_forward_out"), ff, hidden)?,
+        })
+    }
+}
+
+/// What sets the two models apart.
+#[derive(Debug, Clone)]
+enum Architecture {
+    /// SASRec: pre-norm causal blocks, a final norm, item embeddings as the output layer.
+    SasRec { final_norm: LayerNorm },
+    /// BERT4Rec: an embedding norm, post-norm bidirectional blocks, an output head and bias.
+    Bert4Rec {
+        embedding_norm: LayerNorm,
+        head: Dense,
+        head_norm: LayerNorm,
+        output_bias: Vec<f32>,
+    },
+}
+
+/// A transformer sequence model with every user's stored sequence.
+#[derive(Debug, Clone)]
+pub(super) struct Transformer {
+    /// One row per token ([`tokens`]): padding, the items, BERT4Rec's mask.
+    items: Matrix,
+    positions: Matrix,
+    blocks: Vec<Block>,
+    architecture: Architecture,
+    num_items: usize,
+    max_len: usize,
+    /// Each user's items, in time order.
+    history: SparseRows,
+}
+
+impl Transformer {
+    /// `items.weight` (a row per token), `positions.weight` `[max_len, hidden]`, `blocks.k`,
+    /// and each model's own layers.
+    pub(super) fn load(
+        spec: &TransformerSpec,
+        variant: Variant,
+        src: &TensorSource<'_>,
+    ) -> Result<Self, InferError> {
+        let bert = variant == Variant::Bert4Rec;
+        let (hidden, epsilon, num_items) = (spec.hidden, spec.layer_norm_epsilon, src.items());
+        // The spec's validation checked that 4 × hidden fits.
+        let ff = if bert { 4 * hidden } else { hidden };
+        let items = Matrix::load(
+            src,
+            "items.weight",
+            tokens::table_rows(num_items, bert),
+            hidden,
+        )?;
+        let positions = Matrix::load(src, "positions.weight", spec.max_len, hidden)?;
+        let embedding_norm = bert
+            .then(|| LayerNorm::load(&src.pp("embedding_norm"), hidden, epsilon))
+            .transpose()?;
+        let blocks = (0..spec.blocks)
+            .map(|k| Block::load(&src.pp("blocks").pp(k), spec, ff))
+            .collect::<Result<_, _>>()?;
+        let architecture = match embedding_norm {
+            Some(embedding_norm) => Architecture::Bert4Rec {
+                embedding_norm,
+                head: Dense::load(&src.pp("head"), hidden, hidden)?,
+                head_norm: LayerNorm::load(&src.pp("head_norm"), hidden, epsilon)?,
+                output_bias: src.vector("output_bias", num_items)?,
+            },
+            None => Architecture::SasRec {
+                final_norm: LayerNorm::load(&src.pp("final_norm"), hidden, epsilon)?,
+            },
+        };
+        Ok(Self {
+            items,
+            positions,
+            blocks,
+            architecture,
+            num_items,
+            max_len: spec.max_len,
+            history: src.user_items()?,
+        })
+    }
+
+    /// Logits of every item for a user whose items, in time order, are `history`.
+    fn scores(&self, history: &[u32], out: &mut Vec<f32>) {
+        let bert = matches!(self.architecture, Architecture::Bert4Rec { .. });
+        let mask = bert.then(|| tokens::mask(self.num_items));
+        let window = tokens::scoring_window(history, self.max_len, mask);
+        let hidden = self.items.cols;
+        let scale = if bert { 1.0 } else { (hidden as f32).sqrt() };
+        // The real tokens of the window, each with its position.
+        let mut x: Vec<Vec<f32>> = window
+            .iter()
+            .enumerate()
+            .filter(|&(_, &token)| token != tokens::PAD)
+            .map(|(position, &token)| {
+                let mut v: Vec<f32> = self
+                    .items
+                    .row(token as usize)
+                    .iter()
+                    .map(|e| e * scale)
+                    .collect();
+                add(&mut v, self.positions.row(position));
+                if let Architecture::Bert4Rec { embedding_norm, .. } = &self.architecture {
+                    embedding_norm.apply(&mut v);
+                }
+                v
+            })
+            .collect();
+        let mut inner = Vec::new();
+        let mut ff = Vec::new();
+        let mut feed_forward = |block: &Block, v: &mut Vec<f32>, gelu_act: bool| {
+            block.feed_forward_in.apply(v, &mut inner);
+            if gelu_act {
+                gelu(&mut inner)
+            } else {
+                relu(&mut inner)
+            }
+            block.feed_forward_out.apply(&inner, &mut ff);
+            add(v, &ff);
+        };
+        for block in &self.blocks {
+            if bert {
+                let attended = block.attention.forward(&x, &x, false);
+                for (v, a) in x.iter_mut().zip(&attended) {
+                    add(v, a);
+                    block.attention_norm.apply(v);
+                    feed_forward(block, v, true);
+                    block.feed_forward_norm.apply(v);
+                }
+            } else {
+                let queries: Vec<Vec<f32>> = x
+                    .iter()
+                    .map(|v| {
+                        let mut q = v.clone();
+                        block.attention_norm.apply(&mut q);
+                        q
+                    })
+                    .collect();
+                let attended = block.attention.forward(&queries, &x, true);
+                for ((v, q), a) in x.iter_mut().zip(queries).zip(&attended) {
+                    *v = q;
+                    add(v, a);
+                    block.feed_forward_norm.apply(v);
+                    feed_forward(block, v, false);
+                }
+            }
+        }
+        // No items at all (SASRec only): the state of a padded position, zero.
+        let mut last = x.pop().unwrap_or_else(|| vec![0.0; hidden]);
+        out.clear();
+        out.resize(self.num_items, 0.0);
+        // The output table: the items' rows, without padding and mask.
+        let first = tokens::item(0) as usize;
+        let table = self.items.rows(first, first + self.num_items);
+        match &self.architecture {
+            Architecture::SasRec { final_norm } => {
+                final_norm.apply(&mut last);
+                dot_rows_f32(&last, table, out);
+            }
+            Architecture::Bert4Rec {
+                head,
+                head_norm,
+                output_bias,
+                ..
+            } => {
+                let mut projected = Vec::new();
+                head.apply(&last, &mut projected);
+                gelu(&mut projected);
+                head_norm.apply(&mut projected);
+                dot_rows_f32(&projected, table, out);
+                add(out, output_bias);
+            }
+        }
+    }
+}
+
+impl Family for Transformer {
+    fn user_scores(&self, users: &[usize]) -> Vec<Vec<f32>> {
+        users
+            .iter()
+            .map(|&u| {
+                let mut scores = Vec::new();
+                self.scores(self.history.row(u), &mut scores);
+                scores
+            })
+            .collect()
+    }
+
+    /// One forward pass per distinct user of the pairs.
+    fn pair_scores(&self, pairs: &[(usize, usize)]) -> Vec<f32> {
+        pair_scores_by_row(
+            pairs,
+            |u, _| u,
+            |u, _, out| self.scores(self.history.row(u), out),
+            |_, i, decoded| decoded[i],
+        )
+    }
+
+    /// The items in the order given, the latest last.
+    fn history_scores(&self, items: &[u32]) -> Result<Vec<f32>, ById> {
+        let mut scores = Vec::new();
+        self.scores(items, &mut scores);
+        Ok(scores)
+    }
+}

@@ -1,0 +1,317 @@
+//! Writing an exported model. The writer knows no family's tensors: it converts what it is
+//! given (matrices to the manifest's precision, vectors as F32, an int8 matrix with its
+//! `<name>.scale`), stores the users' data as the family's registration says, writes both files
+//! under a temporary name, loads them with the loader that will serve them, and only then
+//! renames the directory into place. A tensor missing, misnamed, misshapen or left over fails
+//! the export with the loader's own error, and nothing half-written is left behind.
+
+use safetensors::{Dtype, View};
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fs;
+use std::path::Path;
+
+use crate::format::{
+    HISTORY_ITEMS, HISTORY_OFFSETS, Manifest, ModelData, Precision, RATINGS_COLUMNS,
+    RATINGS_OFFSETS, RATINGS_VALUES, TensorF32,
+};
+use crate::model::ExportedModel;
+use crate::quant::{f32_to_f16, quantize_rows};
+use crate::source::Stored;
+use crate::{InferError, families};
+
+/// Bytes of one stored tensor, for safetensors' writer.
+struct Bytes {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl View for &Bytes {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+fn le_bytes<T, const N: usize>(values: &[T], to: impl Fn(&T) -> [u8; N]) -> Vec<u8> {
+    values.iter().flat_map(to).collect()
+}
+
+fn vector<T, const N: usize>(dtype: Dtype, values: &[T], to: impl Fn(&T) -> [u8; N]) -> Bytes {
+    Bytes {
+        dtype,
+        shape: vec![values.len()],
+        bytes: le_bytes(values, to),
+    }
+}
+
+fn tensor_error(name: &str, message: impl Into<String>) -> InferError {
+    InferError::Tensor {
+        name: name.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Rows of column indices as `[rows + 1]` I64 offsets and I32 columns.
+fn sparse_rows<'a>(rows: impl Iterator<Item = &'a [u32]>) -> (Bytes, Bytes) {
+    let mut offsets = vec![0i64];
+    let mut columns: Vec<i32> = Vec::new();
+    for row in rows {
+        columns.extend(row.iter().map(|&c| c as i32));
+        offsets.push(columns.len() as i64);
+    }
+    (
+        vector(Dtype::I64, &offsets, |v| v.to_le_bytes()),
+        vector(Dtype::I32, &columns, |v| v.to_le_bytes()),
+    )
+}
+
+/// The safetensors file (`path` names it in errors) of `tensors` at `precision`, with the
+/// users' `data` stored as `stored` says.
+pub(crate) fn encode(
+    path: &Path,
+    precision: Precision,
+    stored: Stored,
+    tensors: &[TensorF32],
+    data: ModelData<'_>,
+) -> Result<Vec<u8>, InferError> {
+    let mut out: Vec<(String, Bytes)> = Vec::new();
+    for t in tensors {
+        let values = t.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        if values != Some(t.data.len()) {
+            return Err(tensor_error(
+                &t.name,
+                format!("shape {:?} with {} values", t.shape, t.data.len()),
+            ));
+        }
+        let stored_as = |dtype, bytes| Bytes {
+            dtype,
+            shape: t.shape.clone(),
+            bytes,
+        };
+        match (precision, t.shape.as_slice()) {
+            (Precision::F16, [_, _]) => out.push((
+                t.name.clone(),
+                stored_as(
+                    Dtype::F16,
+                    le_bytes(&t.data, |v| f32_to_f16(*v).to_le_bytes()),
+                ),
+            )),
+            (Precision::Int8, &[_, cols]) => {
+                let (q, scales) = quantize_rows(&t.data, cols);
+                let bytes = q.iter().map(|v| *v as u8).collect();
+                out.push((t.name.clone(), stored_as(Dtype::I8, bytes)));
+                out.push((
+                    format!("{}.scale", t.name),
+                    vector(Dtype::F32, &scales, |v| v.to_le_bytes()),
+                ));
+            }
+            _ => out.push((
+                t.name.clone(),
+                stored_as(Dtype::F32, le_bytes(&t.data, |v| v.to_le_bytes())),
+            )),
+        }
+    }
+    match (stored, data) {
+        (Stored::ItemSets | Stored::Sequences, ModelData::Histories(histories)) => {
+            let rows: Vec<Vec<u32>> = histories
+                .iter()
+                .map(|h| {
+                    let mut h = h.clone();
+                    if stored == Stored::ItemSets {
+                        h.sort_unstable();
+                        h.dedup();
+                    }
+                    h
+                })
+                .collect();
+            let (offsets, items) = sparse_rows(rows.iter().map(Vec::as_slice));
+            out.push((HISTORY_OFFSETS.into(), offsets));
+            out.push((HISTORY_ITEMS.into(), items));
+        }
+        (Stored::Ratings, ModelData::Ratings(rows)) => {
+            let (mut columns, mut values) = (Vec::new(), Vec::new());
+            for row in rows {
+                let mut row = row.clone();
+                row.sort_by_key(|&(c, _)| c);
+                row.dedup_by_key(|&mut (c, _)| c);
+                columns.push(row.iter().map(|&(c, _)| c).collect::<Vec<u32>>());
+                values.extend(row.iter().map(|&(_, v)| v));
+            }
+            let (offsets, columns) = sparse_rows(columns.iter().map(Vec::as_slice));
+            out.push((RATINGS_OFFSETS.into(), offsets));
+            out.push((RATINGS_COLUMNS.into(), columns));
+            out.push((
+                RATINGS_VALUES.into(),
+                vector(Dtype::F32, &values, |v| v.to_le_bytes()),
+            ));
+        }
+        (Stored::Nothing, ModelData::None) => {}
+        (Stored::ItemSets | Stored::Sequences, _) => {
+            return Err(tensor_error(
+                HISTORY_ITEMS,
+                "this model kind needs the users' histories",
+            ));
+        }
+        (_, ModelData::Histories(_)) => {
+            return Err(tensor_error(
+                HISTORY_ITEMS,
+                "this model kind takes no histories",
+            ));
+        }
+        (Stored::Ratings, _) | (_, ModelData::Ratings(_)) => {
+            return Err(tensor_error(
+                RATINGS_VALUES,
+                "AutoRec, and only AutoRec, is exported with its training ratings",
+            ));
+        }
+    }
+    let mut names = HashSet::new();
+    if let Some((name, _)) = out.iter().find(|(name, _)| !names.insert(name.as_str())) {
+        return Err(tensor_error(name, "given twice"));
+    }
+    safetensors::serialize(out.iter().map(|(n, b)| (n.as_str(), b)), None).map_err(|source| {
+        InferError::Safetensors {
+            path: path.to_owned(),
+            source,
+        }
+    })
+}
+
+/// Writes `manifest.json` and `model.safetensors` into a new directory `dir`, converting the
+/// matrices to the manifest's precision. Everything is written under a temporary name, loaded
+/// back with the loader that will serve it, and renamed at the end, so an interrupted or
+/// invalid export leaves no readable half-model.
+pub fn write_model(
+    dir: &Path,
+    manifest: &Manifest,
+    tensors: &[TensorF32],
+) -> Result<(), InferError> {
+    write_model_with(dir, manifest, tensors, ModelData::None)
+}
+
+/// [`write_model`] for any model kind: history-based models (the autoencoders and the
+/// sequence models) need each user's items (internal ids), and AutoRec its training ratings,
+/// stored beside the weights so that the users of the training data can be scored. The
+/// tensors are written as given; the check that they are exactly the model's (names, shapes,
+/// finite values) is loading the written files.
+pub fn write_model_with(
+    dir: &Path,
+    manifest: &Manifest,
+    tensors: &[TensorF32],
+    data: ModelData<'_>,
+) -> Result<(), InferError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |error| InferError::Io { path, error }
+    };
+    if dir.exists() {
+        return Err(InferError::Io {
+            path: dir.to_owned(),
+            error: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "already exists; choose a new directory",
+            ),
+        });
+    }
+    let (manifest_path, weights_path) = (dir.join("manifest.json"), dir.join("model.safetensors"));
+    // Before converting anything: a spec no model can be built with has no registration.
+    manifest
+        .model
+        .validate()
+        .map_err(|e| InferError::invalid_spec(&manifest_path, e))?;
+    let stored = families::registration(&manifest.model).stored;
+    let weights = encode(&weights_path, manifest.precision, stored, tensors, data)?;
+    let json = serde_json::to_string_pretty(manifest).expect("a manifest always serialises");
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(io(parent))?;
+    let partial = parent.join(format!(
+        ".{}.partial-{}",
+        dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let result = (|| {
+        fs::create_dir_all(&partial).map_err(io(&partial))?;
+        let (partial_manifest, partial_weights) = (
+            partial.join("manifest.json"),
+            partial.join("model.safetensors"),
+        );
+        fs::write(&partial_weights, &weights).map_err(io(&partial_weights))?;
+        drop(weights);
+        fs::write(&partial_manifest, &json).map_err(io(&partial_manifest))?;
+        // The files as written, through the loader that will serve them; errors name the
+        // files by their final paths.
+        let manifest_bytes = fs::read(&partial_manifest).map_err(io(&partial_manifest))?;
+        let weights_bytes = fs::read(&partial_weights).map_err(io(&partial_weights))?;
+        ExportedModel::from_bytes(
+            &manifest_bytes,
+            &weights_bytes,
+            &manifest_path,
+            &weights_path,
+        )?;
+        fs::rename(&partial, dir).map_err(io(dir))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&partial);
+    }
+    result
+}
+
+/// A model loaded from `tensors` as [`write_model_with`] would store them, without files: for
+/// the families' tests.
+#[cfg(test)]
+pub(crate) fn load_in_memory(
+    manifest: &Manifest,
+    tensors: &[TensorF32],
+    data: ModelData<'_>,
+) -> Result<ExportedModel, InferError> {
+    let stored = families::registration(&manifest.model).stored;
+    let path = Path::new("model.safetensors");
+    let weights = encode(path, manifest.precision, stored, tensors, data)?;
+    let json = serde_json::to_vec(manifest).expect("a manifest always serialises");
+    ExportedModel::from_bytes(&json, &weights, Path::new("manifest.json"), path)
+}
+
+/// A manifest of `spec` at `precision` over users `10, 11, …` and items `100, 101, …`: for the
+/// families' tests.
+#[cfg(test)]
+pub(crate) fn test_manifest(
+    spec: crate::ModelSpec,
+    precision: Precision,
+    users: usize,
+    items: usize,
+) -> Manifest {
+    Manifest {
+        format_version: crate::FORMAT_VERSION,
+        model: spec,
+        precision,
+        user_ids: (0..users as i64).map(|u| 10 + u).collect(),
+        item_ids: (0..items as i64).map(|i| 100 + i).collect(),
+        dataset_fingerprint: "test".into(),
+        metrics: serde_json::Value::Null,
+    }
+}
+
+/// A tensor for the families' tests.
+#[cfg(test)]
+pub(crate) fn tensor(name: &str, shape: &[usize], data: &[f32]) -> TensorF32 {
+    TensorF32 {
+        name: name.into(),
+        shape: shape.to_vec(),
+        data: data.to_vec(),
+    }
+}

@@ -1,0 +1,320 @@
+//! GRU4Rec (Hidasi et al., "Session-based Recommendations with Recurrent Neural Networks",
+//! ICLR 2016), with the improvements of Hidasi & Karatzoglou ("Recurrent Neural Networks with
+//! Top-k Gains for Session-based Recommendations", CIKM 2018) as options.
+//!
+//! A GRU reads the user's latest `max_len` items (item embeddings, dropout); its state after
+//! each item, projected onto the item embeddings (shared between input and output, as RecBole's
+//! widely used GRU4Rec does), scores every item as the next one. Training predicts each next
+//! item of a user's training sequence (every prefix at once, the GRU being causal) with:
+//! - `softmax`: cross-entropy over every item (RecBole's default);
+//! - `bpr_max` (2018, eq. 9): `−log Σⱼ sⱼ σ(r_i − r_j) + λ Σⱼ sⱼ r_j²` over `negatives` sampled
+//!   items, `sⱼ` the softmax of the negatives' scores, `λ = bpreg`.
+//!
+//! Windows are left-padded; the state stays zero until the first real item, so padding changes
+//! nothing, and ember-infer runs the same GRU over the real items alone from a zero state.
+
+use burn::nn::{Dropout, DropoutConfig, Embedding, Initializer, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::{log_sigmoid, log_softmax, sigmoid, softmax};
+use ember_spec::{Gru4RecSpec, ModelSpec, tokens};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ModelError, check_dropout, check_weight};
+use crate::sequence::{SequenceTask, at_targets, full_softmax_loss, last_position};
+use crate::{Batch, Export, Input, ModelInit, ModelSettings, Query, Recommender, SequenceBatch};
+
+fn default_embedding() -> usize {
+    64
+}
+fn default_hidden() -> usize {
+    128
+}
+fn default_layers() -> usize {
+    1
+}
+fn default_max_len() -> usize {
+    50
+}
+fn default_dropout() -> f64 {
+    0.3
+}
+fn default_negatives() -> usize {
+    128
+}
+fn default_bpreg() -> f64 {
+    1.0
+}
+
+/// GRU4Rec's training loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gru4RecLoss {
+    /// Cross-entropy over every item.
+    #[default]
+    Softmax,
+    /// BPR-max over sampled negatives, with score regularisation (Hidasi & Karatzoglou 2018).
+    BprMax,
+}
+
+/// GRU4Rec hyper-parameters (RecBole's defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gru4RecConfig {
+    /// Item embedding size.
+    #[serde(default = "default_embedding")]
+    pub embedding: usize,
+    /// GRU state size.
+    #[serde(default = "default_hidden")]
+    pub hidden: usize,
+    /// Stacked GRU layers.
+    #[serde(default = "default_layers")]
+    pub layers: usize,
+    /// Window length: the latest items the model reads.
+    #[serde(default = "default_max_len")]
+    pub max_len: usize,
+    /// Dropout on the item embeddings and between GRU layers.
+    #[serde(default = "default_dropout")]
+    pub dropout: f64,
+    /// Training loss.
+    #[serde(default)]
+    pub loss: Gru4RecLoss,
+    /// Sampled negatives per target for `bpr_max`.
+    #[serde(default = "default_negatives")]
+    pub negatives: usize,
+    /// `λ` of BPR-max's score regularisation.
+    #[serde(default = "default_bpreg")]
+    pub bpreg: f64,
+}
+
+/// One GRU layer: input and recurrent projections, gates in the order reset, update, new.
+#[derive(Module, Debug)]
+pub struct GruLayer {
+    /// `[in, 3 · hidden]`.
+    pub input: Linear,
+    /// `[hidden, 3 · hidden]`.
+    pub recurrent: Linear,
+}
+
+impl GruLayer {
+    fn new(input: usize, hidden: usize, device: &Device) -> Self {
+        // Xavier-uniform weights (as RecBole initialises its GRU), PyTorch's uniform biases.
+        let linear = |fan_in: usize| {
+            let bound = 1.0 / (hidden as f64).sqrt();
+            let mut layer = LinearConfig::new(fan_in, 3 * hidden)
+                .with_initializer(Initializer::XavierUniform { gain: 1.0 })
+                .init(device);
+            layer.bias = Some(burn::module::Param::from_tensor(Tensor::random(
+                [3 * hidden],
+                burn::tensor::Distribution::Uniform(-bound, bound),
+                device,
+            )));
+            layer
+        };
+        Self {
+            input: linear(input),
+            recurrent: linear(hidden),
+        }
+    }
+
+    /// The state after every position; where `real` is 0 (padding) the state carries over.
+    ///
+    /// # Shapes
+    /// - x: `[batch, len, in]`
+    /// - real: `[batch, len, 1]`
+    /// - output: `[batch, len, hidden]`
+    fn forward(&self, x: Tensor<3>, real: &Tensor<3>) -> Tensor<3> {
+        let [batch, len, input] = x.dims();
+        let hidden = self.recurrent.weight.dims()[0];
+        // Every position's input projection in one product.
+        let gates_x = self
+            .input
+            .forward(x.reshape([batch * len, input]))
+            .reshape([batch, len, 3 * hidden]);
+        let mut state = Tensor::<2>::zeros([batch, hidden], &gates_x.device());
+        let mut states = Vec::with_capacity(len);
+        for t in 0..len {
+            let gx = gates_x.clone().narrow(1, t, 1).reshape([batch, 3 * hidden]);
+            let gh = self.recurrent.forward(state.clone());
+            let part = |g: &Tensor<2>, k: usize| g.clone().narrow(1, k * hidden, hidden);
+            let reset = sigmoid(part(&gx, 0) + part(&gh, 0));
+            let update = sigmoid(part(&gx, 1) + part(&gh, 1));
+            let new = (part(&gx, 2) + reset * part(&gh, 2)).tanh();
+            let next = new.clone() + update * (state.clone() - new); // (1 − z) n + z s
+            let keep = real.clone().narrow(1, t, 1).reshape([batch, 1]);
+            state = state.clone() + keep * (next - state);
+            states.push(state.clone());
+        }
+        Tensor::stack(states, 1)
+    }
+}
+
+/// GRU4Rec.
+#[derive(Module, Debug)]
+pub struct Gru4Rec {
+    /// `[num_items + 1, embedding]`: row 0 pads, row `i + 1` is item `i` (input and output).
+    pub items: Embedding,
+    /// The GRU layers.
+    pub gru: Vec<GruLayer>,
+    /// `[hidden, embedding]`: the state projected onto the item embeddings.
+    pub projection: Linear,
+    dropout: Dropout,
+    num_items: usize,
+    max_len: usize,
+    bpreg: f64,
+    #[module(skip)]
+    loss: Gru4RecLoss,
+}
+
+impl Gru4RecConfig {
+    fn spec(&self) -> Gru4RecSpec {
+        Gru4RecSpec {
+            embedding: self.embedding,
+            hidden: self.hidden,
+            layers: self.layers,
+            max_len: self.max_len,
+        }
+    }
+
+    fn task(&self) -> SequenceTask {
+        SequenceTask::NextItem {
+            negatives: match self.loss {
+                Gru4RecLoss::Softmax => 0,
+                Gru4RecLoss::BprMax => self.negatives,
+            },
+        }
+    }
+
+    /// Builds the model over the catalogue's items.
+    pub fn init(&self, init: &ModelInit, device: &Device) -> Gru4Rec {
+        let rows = tokens::table_rows(init.items, false);
+        let std = (2.0 / (rows + self.embedding) as f64).sqrt(); // Xavier-normal
+        Gru4Rec {
+            items: crate::layers::embedding(rows, self.embedding, std, device),
+            gru: (0..self.layers)
+                .map(|k| {
+                    let input = if k == 0 { self.embedding } else { self.hidden };
+                    GruLayer::new(input, self.hidden, device)
+                })
+                .collect(),
+            projection: LinearConfig::new(self.hidden, self.embedding).init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            num_items: init.items,
+            max_len: self.max_len,
+            bpreg: self.bpreg,
+            loss: self.loss,
+        }
+    }
+}
+
+impl ModelSettings for Gru4RecConfig {
+    fn input(&self) -> Input {
+        Input::Sequences {
+            max_len: self.max_len,
+            task: self.task(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ModelError> {
+        self.spec().validate()?;
+        check_dropout(self.dropout)?;
+        check_weight("bpreg", self.bpreg)?;
+        if self.loss == Gru4RecLoss::BprMax && self.negatives == 0 {
+            return Err(ModelError::NoNegatives("bpr_max"));
+        }
+        Ok(())
+    }
+}
+
+impl Gru4Rec {
+    /// The projected state after every position.
+    ///
+    /// # Shapes
+    /// - tokens: `[batch, len]` with `len <= max_len`, left-padded
+    /// - output: `[batch, len, embedding]`
+    pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
+        let [batch, len] = tokens.dims();
+        assert!(
+            len <= self.max_len,
+            "a window of {len} tokens is longer than max_len {}",
+            self.max_len
+        );
+        let real = crate::sequence::real_positions(&tokens);
+        let mut x = self.dropout.forward(self.items.forward(tokens));
+        for (k, layer) in self.gru.iter().enumerate() {
+            if k > 0 {
+                x = self.dropout.forward(x);
+            }
+            x = layer.forward(x, &real);
+        }
+        let hidden = x.dims()[2];
+        let embedding = self.items.weight.dims()[1];
+        self.projection
+            .forward(x.reshape([batch * len, hidden]))
+            .reshape([batch, len, embedding])
+    }
+
+    /// The output vector of every item (the item embeddings without the padding row).
+    ///
+    /// # Shapes
+    /// - output: `[num_items, embedding]`
+    fn item_vectors(&self) -> Tensor<2> {
+        self.items.weight.val().narrow(0, 1, self.num_items)
+    }
+
+    /// BPR-max of each target against its sampled negatives, averaged over targets.
+    ///
+    /// # Shapes
+    /// - states: `[targets, embedding]`
+    /// - output: `[1]`
+    fn bpr_max(&self, states: Tensor<2>, batch: &SequenceBatch) -> Tensor<1> {
+        let [targets, dim] = states.dims();
+        let items = self.item_vectors();
+        let negatives = batch
+            .negatives
+            .clone()
+            .expect("the trainer samples negatives for bpr_max");
+        let k = negatives.dims()[1];
+        let positive = (items.clone().select(0, batch.targets.clone()) * states.clone()).sum_dim(1); // [targets, 1]
+        let negative = (items
+            .select(0, negatives.reshape([targets * k]))
+            .reshape([targets, k, dim])
+            * states.unsqueeze_dim::<3>(1))
+        .sum_dim(2)
+        .reshape([targets, k]);
+        // log Σⱼ sⱼ σ(r_i − r_j) as a log-sum-exp of log sⱼ + log σ(r_i − r_j), for stability.
+        let terms = log_sigmoid(positive - negative.clone()) + log_softmax(negative.clone(), 1);
+        let largest = terms.clone().max_dim(1).detach();
+        let ranked = (terms - largest.clone()).exp().sum_dim(1).log() + largest;
+        let regularisation = (softmax(negative.clone(), 1) * negative.powi_scalar(2)).sum_dim(1);
+        (regularisation.mul_scalar(self.bpreg) - ranked)
+            .mean()
+            .reshape([1])
+    }
+}
+
+impl Recommender for Gru4Rec {
+    fn loss(&self, batch: &Batch, _step: usize) -> Tensor<1> {
+        let batch = batch.sequences();
+        let states = at_targets(self.forward(batch.inputs.clone()), batch);
+        match self.loss {
+            Gru4RecLoss::Softmax => {
+                full_softmax_loss(states.matmul(self.item_vectors().transpose()), batch)
+            }
+            Gru4RecLoss::BprMax => self.bpr_max(states, batch),
+        }
+    }
+
+    fn score_all(&self, query: &Query) -> Tensor<2> {
+        last_position(self.forward(query.windows().clone())).matmul(self.item_vectors().transpose())
+    }
+
+    fn export(&self) -> Export {
+        let spec = Gru4RecSpec {
+            embedding: self.items.weight.dims()[1],
+            hidden: self.projection.weight.dims()[0],
+            layers: self.gru.len(),
+            max_len: self.max_len,
+        };
+        Export::parameters(ModelSpec::Gru4Rec(spec), self)
+    }
+}

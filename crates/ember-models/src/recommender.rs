@@ -1,0 +1,292 @@
+//! The one interface every model answers, in the spirit of RecBole's three questions (the loss
+//! on a batch, scores for candidates, scores for all items) and burn's `TrainStep`.
+//!
+//! A model's config says what the model reads of a user ([`Input`]); ember-train's `batches`
+//! module builds that input, for training ([`Batch`]) and for scoring ([`Query`]), and asks the
+//! model through [`Recommender`]. Nothing outside this crate asks which model it holds.
+
+use burn::prelude::*;
+use ember_spec::ModelSpec;
+
+use crate::export::NamedTensor;
+use crate::lookup::IdBatch;
+use crate::sequence::SequenceTask;
+
+/// What a model reads of a user: it decides how training batches and scoring inputs are built.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Input {
+    /// (user, item) pairs with sampled negatives: models with a vector per user id (the NCF
+    /// family, LightGCN).
+    Pairs,
+    /// Each user's item row, made dense one batch at a time (the autoencoders). With `by_id` the
+    /// model also learns a vector per user id (CDAE), so it trains on every user's row, the
+    /// fold-in part of held-out users included, as id-based models do.
+    UserRows {
+        /// The model reads the user id too.
+        by_id: bool,
+    },
+    /// Rows of the explicit rating matrix: items' ratings by every user when `item_based`, else
+    /// users' ratings of every item. The model predicts ratings (RMSE, MAE), not rankings.
+    RatingRows {
+        /// Rows are items.
+        item_based: bool,
+    },
+    /// Each user's items in time order, as windows of `max_len` tokens
+    /// ([`ember_spec::tokens`]).
+    Sequences {
+        /// Window length.
+        max_len: usize,
+        /// How training examples are made.
+        task: SequenceTask,
+    },
+}
+
+impl Input {
+    /// Whether the model predicts explicit ratings (evaluated by RMSE and MAE) rather than
+    /// ranking items.
+    pub fn predicts_ratings(&self) -> bool {
+        matches!(self, Input::RatingRows { .. })
+    }
+
+    /// Whether the model reads each user's items in time order.
+    pub fn reads_sequences(&self) -> bool {
+        matches!(self, Input::Sequences { .. })
+    }
+}
+
+/// A training batch, of the kind the model's [`Input`] names.
+// A batch is built once per step and moved, never stored in bulk: boxing would only add
+// an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Batch {
+    /// Positive pairs with their negatives, or labelled pairs.
+    Pairs(PairBatch),
+    /// Users' item rows.
+    UserRows(UserRows),
+    /// `[rows, width]` rows of the rating matrix (0 where unrated).
+    RatingRows(Tensor<2>),
+    /// Sequence windows with their targets.
+    Sequences(SequenceBatch),
+}
+
+impl Batch {
+    fn kind(&self) -> &'static str {
+        match self {
+            Batch::Pairs(_) => "pairs",
+            Batch::UserRows(_) => "user rows",
+            Batch::RatingRows(_) => "rating rows",
+            Batch::Sequences(_) => "sequences",
+        }
+    }
+
+    fn wrong(&self, wanted: &str) -> ! {
+        panic!(
+            "a model that reads {wanted} was given a batch of {}: batches are built from the model's Input",
+            self.kind()
+        )
+    }
+
+    /// The pair batch of a pair model.
+    pub fn pairs(&self) -> &PairBatch {
+        match self {
+            Batch::Pairs(b) => b,
+            other => other.wrong("pairs"),
+        }
+    }
+
+    /// The user rows of a row model.
+    pub fn user_rows(&self) -> &UserRows {
+        match self {
+            Batch::UserRows(b) => b,
+            other => other.wrong("user rows"),
+        }
+    }
+
+    /// The rating rows of a rating model.
+    pub fn rating_rows(&self) -> &Tensor<2> {
+        match self {
+            Batch::RatingRows(b) => b,
+            other => other.wrong("rating rows"),
+        }
+    }
+
+    /// The windows of a sequence model.
+    pub fn sequences(&self) -> &SequenceBatch {
+        match self {
+            Batch::Sequences(b) => b,
+            other => other.wrong("sequences"),
+        }
+    }
+}
+
+/// What a model is given to score every item, of the kind its [`Input`] names.
+// A batch is built once per step and moved, never stored in bulk: boxing would only add
+// an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Query {
+    /// `[users]` user ids.
+    Ids(Tensor<1, Int>),
+    /// Users' item rows (the training items; a held-out user's fold-in items).
+    UserRows(UserRows),
+    /// `[rows, width]` rows of the rating matrix to reconstruct.
+    RatingRows(Tensor<2>),
+    /// `[users, max_len]` windows of each user's latest items.
+    Windows(Tensor<2, Int>),
+}
+
+impl Query {
+    fn kind(&self) -> &'static str {
+        match self {
+            Query::Ids(_) => "user ids",
+            Query::UserRows(_) => "user rows",
+            Query::RatingRows(_) => "rating rows",
+            Query::Windows(_) => "windows",
+        }
+    }
+
+    fn wrong(&self, wanted: &str) -> ! {
+        panic!(
+            "a model that reads {wanted} was asked with {}: queries are built from the model's Input",
+            self.kind()
+        )
+    }
+
+    /// The user ids of an id-based model's query.
+    pub fn ids(&self) -> &Tensor<1, Int> {
+        match self {
+            Query::Ids(ids) => ids,
+            other => other.wrong("user ids"),
+        }
+    }
+
+    /// The rows of a row model's query.
+    pub fn user_rows(&self) -> &UserRows {
+        match self {
+            Query::UserRows(rows) => rows,
+            other => other.wrong("user rows"),
+        }
+    }
+
+    /// The rows of a rating model's query.
+    pub fn rating_rows(&self) -> &Tensor<2> {
+        match self {
+            Query::RatingRows(rows) => rows,
+            other => other.wrong("rating rows"),
+        }
+    }
+
+    /// The windows of a sequence model's query.
+    pub fn windows(&self) -> &Tensor<2, Int> {
+        match self {
+            Query::Windows(tokens) => tokens,
+            other => other.wrong("windows"),
+        }
+    }
+}
+
+/// A batch of (user, item) pairs, flattened for one forward pass.
+#[derive(Debug, Clone)]
+pub struct PairBatch {
+    /// `[pairs]` users.
+    pub users: IdBatch,
+    /// `[pairs]` items.
+    pub items: IdBatch,
+    /// What the pairs are trained towards.
+    pub targets: PairTargets,
+}
+
+/// What a [`PairBatch`]'s pairs are trained towards.
+// A batch is built once per step and moved, never stored in bulk: boxing would only add
+// an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum PairTargets {
+    /// The first `positives` pairs are positives; then come `negatives_per_positive` sampled
+    /// negatives per positive, positive by positive (`[positives, k]` row-major).
+    Sampled {
+        /// Positives in the batch.
+        positives: usize,
+        /// Negatives per positive (`k`).
+        negatives_per_positive: usize,
+    },
+    /// `[pairs]` a label (1 or 0) for each pair: the throughput benchmark's pointwise data.
+    Labels(Tensor<1>),
+}
+
+/// A batch of users as rows of the user × item matrix, made dense for this batch only.
+#[derive(Debug, Clone)]
+pub struct UserRows {
+    /// `[batch]`: the rows' user ids.
+    pub users: Tensor<1, Int>,
+    /// `[batch, num_items]`: 1 where the user interacted with the item.
+    pub rows: Tensor<2>,
+}
+
+/// A batch of sequence windows with their targets, on the device.
+#[derive(Debug, Clone)]
+pub struct SequenceBatch {
+    /// `[rows, max_len]` input tokens.
+    pub inputs: Tensor<2, Int>,
+    /// `[targets]` the flat positions (`row * max_len + t`) that have a target.
+    pub positions: Tensor<1, Int>,
+    /// `[targets]` the internal item id to predict at each of those positions.
+    pub targets: Tensor<1, Int>,
+    /// `[targets, k]` sampled negative items, for losses that use them.
+    pub negatives: Option<Tensor<2, Int>>,
+}
+
+/// What an exported model is made of: its spec and its tensors.
+#[derive(Debug, Clone)]
+pub struct Export {
+    /// Kind and sizes.
+    pub spec: ModelSpec,
+    /// Every tensor the inference side loads, by name.
+    pub tensors: Vec<NamedTensor>,
+}
+
+impl Export {
+    /// The export of a model whose parameters are what inference reads, named by their module
+    /// paths (`gmf_users.weight`, `tower.layers.0.bias`, `blocks.1.attention.query.weight`).
+    pub fn parameters<M: Module>(spec: ModelSpec, model: &M) -> Self {
+        Self {
+            spec,
+            tensors: crate::export::named_parameters(model),
+        }
+    }
+}
+
+/// What every model answers.
+pub trait Recommender {
+    /// The training loss of a batch of the model's input kind, a scalar. `step` counts the
+    /// optimiser steps before this batch (annealed terms read it).
+    ///
+    /// # Shapes
+    /// - output: `[1]`
+    fn loss(&self, batch: &Batch, step: usize) -> Tensor<1>;
+
+    /// Scores of every item (logits, higher is better; predicted ratings for rating models) for
+    /// each user of `query` (each row, for rating models).
+    ///
+    /// # Shapes
+    /// - query: `[users, …]`
+    /// - output: `[users, num_items]` (`[rows, width]` for rating models)
+    fn score_all(&self, query: &Query) -> Tensor<2>;
+
+    /// Scores of pairs: `items[k]` for the user in row `rows[k]` of `query`. The default scores
+    /// every item and picks the pairs; id-based models score the pairs alone.
+    ///
+    /// # Shapes
+    /// - rows, items: `[pairs]`
+    /// - output: `[pairs]`
+    fn score_pairs(&self, query: &Query, rows: Tensor<1, Int>, items: Tensor<1, Int>) -> Tensor<1> {
+        let all = self.score_all(query);
+        let [users, n] = all.dims();
+        let flat = rows.mul_scalar(n as i64) + items;
+        all.reshape([users * n]).select(0, flat)
+    }
+
+    /// The model as ember-infer loads it.
+    fn export(&self) -> Export;
+}

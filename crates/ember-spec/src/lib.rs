@@ -1,0 +1,22 @@
+//! The contracts that ember's training side (ember-data, ember-models, ember-train) and its
+//! inference side (ember-infer) must agree on, in one place that both depend on:
+//!
+//! - [`ModelSpec`]: an exported model's kind and the sizes that fix its tensors, with its
+//!   validation (`manifest.json`'s `model`). Training configs build their spec; ember-infer loads
+//!   the weights the spec describes.
+//! - [`tokens`]: how a sequence model reads a user (padding, item tokens, the mask token).
+//!
+//! It sits at the bottom of the workspace: it depends on serde alone, and every ember crate that
+//! needs a contract depends on it.
+
+#![deny(missing_docs)]
+
+mod family;
+mod spec;
+pub mod tokens;
+
+pub use family::{
+    AutoRecSpec, AutoencoderSpec, CdaeSpec, FactorsSpec, Gru4RecSpec, LightGcnSpec, MlpSpec,
+    NeuMfSpec, TransformerSpec,
+};
+pub use spec::{ModelSpec, SpecError};

@@ -1,0 +1,516 @@
+//! Batches: the one place that turns data into what a model reads ([`Input`]), for training
+//! epochs and for scoring. The trainer, the evaluator and the benchmark all build their
+//! tensors here; ember-data draws the examples (negatives, windows) on the host.
+
+use burn::prelude::*;
+use ember_data::Dataset;
+use ember_data::sampling::TrainingEpoch;
+use ember_data::sequences::{FlatBatch, SequenceEpoch};
+use ember_models::lookup::EpochIds;
+use ember_models::{
+    Batch, Input, PairBatch, PairTargets, Query, SequenceBatch, SequenceTask, UserRows,
+};
+use ember_spec::tokens;
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+use std::borrow::Cow;
+
+use crate::evaluate::HeldOut;
+
+/// One training batch, with what the loop counts of it.
+pub struct StepBatch {
+    /// The batch.
+    pub batch: Batch,
+    /// Examples in it: the weight of its loss in the epoch's mean (positives, users, rows or
+    /// targets).
+    pub examples: usize,
+    /// Scored samples, for the throughput (pairs with their negatives; otherwise examples).
+    pub samples: usize,
+}
+
+/// An epoch's batches, taken in order.
+pub trait Epoch {
+    /// Number of batches.
+    fn batches(&self) -> usize;
+    /// Batch `b` on the device.
+    fn batch(&self, b: usize) -> StepBatch;
+}
+
+/// What an epoch is drawn from.
+pub struct EpochSource<'a> {
+    /// The split data (its training part is trained on).
+    pub data: &'a Dataset,
+    /// Each user's training items, sorted (what negatives avoid).
+    pub train_sets: &'a [Vec<u32>],
+    /// Examples per batch: positives, users, rating rows or windows.
+    pub batch_size: usize,
+    /// Sampled negatives per positive, for pair models.
+    pub negatives: usize,
+    /// Rows per chunk of the embedding gradients' segment plans; `None` for burn's gradient.
+    pub plan_chunk: Option<usize>,
+    /// Where batches go.
+    pub device: Device,
+}
+
+/// A fresh epoch of training batches for a model that reads `input`: every training
+/// interaction, user, rating row or sequence once, shuffled and resampled by `rng`.
+pub fn training_epoch<'a>(
+    input: Input,
+    source: &EpochSource<'a>,
+    rng: &mut SmallRng,
+) -> Box<dyn Epoch + 'a> {
+    match input {
+        Input::Pairs => Box::new(PairEpoch::sample(source, rng)),
+        Input::UserRows { by_id } => Box::new(RowEpoch::shuffled(source, by_id, rng)),
+        Input::RatingRows { item_based } => {
+            Box::new(RatingEpoch::shuffled(source, item_based, rng))
+        }
+        Input::Sequences { max_len, task } => {
+            Box::new(WindowEpoch::draw(source, max_len, task, rng))
+        }
+    }
+}
+
+/// An epoch of positives with their negatives, uploaded to the device once and cut into batches
+/// there (in order); each batch flattened as [`PairTargets::Sampled`] describes.
+pub struct PairEpoch {
+    users: EpochIds,
+    items: EpochIds,
+    /// Positives in each batch.
+    positives: Vec<usize>,
+    negatives_per_positive: usize,
+}
+
+impl PairEpoch {
+    fn sample(source: &EpochSource, rng: &mut SmallRng) -> Self {
+        let data = source.data;
+        let examples = TrainingEpoch::sample(
+            &data.train,
+            source.train_sets,
+            data.num_items() as u32,
+            source.negatives,
+            rng,
+        );
+        Self::new(
+            &examples.users,
+            &examples.positives,
+            &examples.negatives,
+            source.batch_size,
+            (data.num_users(), data.num_items()),
+            source.plan_chunk,
+            &source.device,
+        )
+    }
+
+    /// `users` and `positives` of equal length, `negatives` `k` per positive, in batches of
+    /// `batch_size` positives (the last may be smaller).
+    pub fn new(
+        users: &[i32],
+        positives: &[i32],
+        negatives: &[i32],
+        batch_size: usize,
+        tables: (usize, usize),
+        plan_chunk: Option<usize>,
+        device: &Device,
+    ) -> Self {
+        let n = users.len();
+        assert_eq!(positives.len(), n, "one positive per user");
+        let k = negatives.len().checked_div(n).unwrap_or(0);
+        assert_eq!(negatives.len(), n * k, "k negatives per positive");
+        let batch_size = batch_size.max(1);
+        let mut all_users = Vec::with_capacity(n * (1 + k));
+        let mut all_items = Vec::with_capacity(n * (1 + k));
+        let mut bounds = vec![0];
+        let mut sizes = Vec::new();
+        for start in (0..n).step_by(batch_size) {
+            let end = (start + batch_size).min(n);
+            all_users.extend_from_slice(&users[start..end]);
+            for &u in &users[start..end] {
+                all_users.extend(std::iter::repeat_n(u, k));
+            }
+            all_items.extend_from_slice(&positives[start..end]);
+            all_items.extend_from_slice(&negatives[start * k..end * k]);
+            bounds.push(all_users.len());
+            sizes.push(end - start);
+        }
+        Self {
+            users: EpochIds::new(all_users, bounds.clone(), tables.0, plan_chunk, device),
+            items: EpochIds::new(all_items, bounds, tables.1, plan_chunk, device),
+            positives: sizes,
+            negatives_per_positive: k,
+        }
+    }
+}
+
+impl Epoch for PairEpoch {
+    fn batches(&self) -> usize {
+        self.positives.len()
+    }
+
+    fn batch(&self, b: usize) -> StepBatch {
+        let (positives, k) = (self.positives[b], self.negatives_per_positive);
+        StepBatch {
+            batch: Batch::Pairs(PairBatch {
+                users: self.users.batch(b),
+                items: self.items.batch(b),
+                targets: PairTargets::Sampled {
+                    positives,
+                    negatives_per_positive: k,
+                },
+            }),
+            examples: positives,
+            samples: positives * (1 + k),
+        }
+    }
+}
+
+/// Labelled (user, item) pairs in full batches, uploaded once: the throughput benchmark's
+/// pointwise data (`ember bench train`, as `scripts/bench_torch_neumf.py` draws it).
+pub struct LabelledPairs {
+    users: EpochIds,
+    items: EpochIds,
+    labels: Tensor<1>,
+    batch: usize,
+}
+
+impl LabelledPairs {
+    /// `users`, `items` and `labels` of equal length, in batches of `batch` (a trailing partial
+    /// batch is left out, so every step has one shape).
+    pub fn new(
+        users: Vec<i32>,
+        items: Vec<i32>,
+        labels: Vec<f32>,
+        batch: usize,
+        tables: (usize, usize),
+        plan_chunk: Option<usize>,
+        device: &Device,
+    ) -> Self {
+        let n = users.len();
+        let steps = n / batch.max(1);
+        let bounds: Vec<usize> = (0..=steps).map(|s| s * batch).collect();
+        Self {
+            users: EpochIds::new(users, bounds.clone(), tables.0, plan_chunk, device),
+            items: EpochIds::new(items, bounds, tables.1, plan_chunk, device),
+            labels: Tensor::from_data(TensorData::new(labels, [n]), device),
+            batch,
+        }
+    }
+}
+
+impl Epoch for LabelledPairs {
+    fn batches(&self) -> usize {
+        self.users.batches()
+    }
+
+    fn batch(&self, b: usize) -> StepBatch {
+        let range = b * self.batch..(b + 1) * self.batch;
+        StepBatch {
+            batch: Batch::Pairs(PairBatch {
+                users: self.users.batch(b),
+                items: self.items.batch(b),
+                targets: PairTargets::Labels(self.labels.clone().slice(range)),
+            }),
+            examples: self.batch,
+            samples: self.batch,
+        }
+    }
+}
+
+/// The users whose rows train a row model, shuffled, in batches made dense on the host one at a
+/// time: the user × item matrix is never built whole.
+struct RowEpoch<'a> {
+    data: &'a Dataset,
+    users: Vec<u32>,
+    batch_size: usize,
+    device: Device,
+}
+
+impl<'a> RowEpoch<'a> {
+    fn shuffled(source: &EpochSource<'a>, by_id: bool, rng: &mut SmallRng) -> Self {
+        let data = source.data;
+        let mut users: Vec<u32> = if by_id {
+            // Id-based: every user with a row (held-out users' fold-in items included).
+            (0..data.num_users() as u32)
+                .filter(|&u| !data.train[u as usize].is_empty())
+                .collect()
+        } else {
+            data.training_users()
+        };
+        users.shuffle(rng);
+        Self {
+            data,
+            users,
+            batch_size: source.batch_size.max(1),
+            device: source.device.clone(),
+        }
+    }
+}
+
+impl Epoch for RowEpoch<'_> {
+    fn batches(&self) -> usize {
+        self.users.len().div_ceil(self.batch_size)
+    }
+
+    fn batch(&self, b: usize) -> StepBatch {
+        let end = ((b + 1) * self.batch_size).min(self.users.len());
+        let chunk = &self.users[b * self.batch_size..end];
+        StepBatch {
+            batch: Batch::UserRows(user_rows(
+                &self.data.train,
+                chunk,
+                self.data.num_items(),
+                &self.device,
+            )),
+            examples: chunk.len(),
+            samples: chunk.len(),
+        }
+    }
+}
+
+/// The non-empty rows of the training rating matrix, shuffled, made dense per batch.
+struct RatingEpoch {
+    rows: Vec<Vec<(u32, f32)>>,
+    order: Vec<usize>,
+    width: usize,
+    batch_size: usize,
+    device: Device,
+}
+
+impl RatingEpoch {
+    fn shuffled(source: &EpochSource, item_based: bool, rng: &mut SmallRng) -> Self {
+        let data = source.data;
+        let rows = rating_rows(data, item_based);
+        let mut order: Vec<usize> = (0..rows.len()).filter(|&r| !rows[r].is_empty()).collect();
+        order.shuffle(rng);
+        Self {
+            rows,
+            order,
+            width: rating_width(data, item_based),
+            batch_size: source.batch_size.max(1),
+            device: source.device.clone(),
+        }
+    }
+}
+
+impl Epoch for RatingEpoch {
+    fn batches(&self) -> usize {
+        self.order.len().div_ceil(self.batch_size)
+    }
+
+    fn batch(&self, b: usize) -> StepBatch {
+        let end = ((b + 1) * self.batch_size).min(self.order.len());
+        let rows: Vec<&[(u32, f32)]> = self.order[b * self.batch_size..end]
+            .iter()
+            .map(|&r| self.rows[r].as_slice())
+            .collect();
+        StepBatch {
+            batch: Batch::RatingRows(dense_rating_rows(&rows, self.width, &self.device)),
+            examples: rows.len(),
+            samples: rows.len(),
+        }
+    }
+}
+
+/// One window per training user with next-item targets (and negatives) or masked items, drawn
+/// afresh every epoch, in batches of `batch_size` windows.
+struct WindowEpoch {
+    epoch: SequenceEpoch,
+    batch_size: usize,
+    device: Device,
+}
+
+impl WindowEpoch {
+    fn draw(source: &EpochSource, max_len: usize, task: SequenceTask, rng: &mut SmallRng) -> Self {
+        let data = source.data;
+        let users = data.training_users();
+        let num_items = data.num_items();
+        let epoch = match task {
+            SequenceTask::NextItem { negatives } => SequenceEpoch::next_item(
+                &data.train,
+                &users,
+                source.train_sets,
+                num_items,
+                max_len,
+                negatives,
+                rng,
+            ),
+            SequenceTask::MaskedItem { mask_prob } => {
+                SequenceEpoch::masked_item(&data.train, &users, num_items, max_len, mask_prob, rng)
+            }
+        };
+        Self {
+            epoch,
+            batch_size: source.batch_size.max(1),
+            device: source.device.clone(),
+        }
+    }
+}
+
+impl Epoch for WindowEpoch {
+    fn batches(&self) -> usize {
+        self.epoch.len().div_ceil(self.batch_size)
+    }
+
+    fn batch(&self, b: usize) -> StepBatch {
+        let rows = b * self.batch_size..((b + 1) * self.batch_size).min(self.epoch.len());
+        let flat = self.epoch.batch(rows.clone());
+        let targets = flat.targets.len();
+        StepBatch {
+            batch: Batch::Sequences(sequence_batch(
+                flat,
+                rows.len(),
+                self.epoch.max_len,
+                &self.device,
+            )),
+            examples: targets,
+            samples: targets,
+        }
+    }
+}
+
+/// A batch of sequence windows on `device`.
+fn sequence_batch(flat: FlatBatch, rows: usize, max_len: usize, device: &Device) -> SequenceBatch {
+    let targets = flat.targets.len();
+    let k = flat.negatives.len() / targets.max(1);
+    SequenceBatch {
+        inputs: ids(flat.inputs, device).reshape([rows, max_len]),
+        positions: ids(flat.positions, device),
+        targets: ids(flat.targets, device),
+        negatives: (k > 0).then(|| ids(flat.negatives, device).reshape([targets, k])),
+    }
+}
+
+fn ids(values: Vec<i32>, device: &Device) -> Tensor<1, Int> {
+    let n = values.len();
+    Tensor::from_data(TensorData::new(values, [n]), device)
+}
+
+/// The users' ids on `device`.
+pub fn user_ids(users: &[u32], device: &Device) -> Tensor<1, Int> {
+    ids(users.iter().map(|&u| u as i32).collect(), device)
+}
+
+/// The dense `[users, num_items]` rows of `users` (1 for each of their items in `lists`), with
+/// their ids, on `device`.
+pub fn user_rows(lists: &[Vec<u32>], users: &[u32], num_items: usize, device: &Device) -> UserRows {
+    let mut dense = vec![0.0f32; users.len() * num_items];
+    for (r, &u) in users.iter().enumerate() {
+        for &i in &lists[u as usize] {
+            dense[r * num_items + i as usize] = 1.0;
+        }
+    }
+    UserRows {
+        users: user_ids(users, device),
+        rows: Tensor::from_data(TensorData::new(dense, [users.len(), num_items]), device),
+    }
+}
+
+/// The training ratings as rows of `(column, rating)`: per item over users when `item_based`,
+/// per user over items otherwise.
+pub fn rating_rows(data: &Dataset, item_based: bool) -> Vec<Vec<(u32, f32)>> {
+    let ratings = data.ratings.as_ref().expect("rating models need ratings");
+    let n_rows = if item_based {
+        data.num_items()
+    } else {
+        data.num_users()
+    };
+    let mut rows = vec![Vec::new(); n_rows];
+    for (u, (items, values)) in data.train.iter().zip(&ratings.train).enumerate() {
+        for (&i, &r) in items.iter().zip(values) {
+            if item_based {
+                rows[i as usize].push((u as u32, r));
+            } else {
+                rows[u].push((i, r));
+            }
+        }
+    }
+    rows
+}
+
+/// Columns of a rating row: users for item rows, items for user rows.
+pub fn rating_width(data: &Dataset, item_based: bool) -> usize {
+    if item_based {
+        data.num_users()
+    } else {
+        data.num_items()
+    }
+}
+
+/// Dense `[rows.len(), width]` rating rows on `device` (0 where unobserved).
+pub fn dense_rating_rows(rows: &[&[(u32, f32)]], width: usize, device: &Device) -> Tensor<2> {
+    let mut dense = vec![0.0f32; rows.len() * width];
+    for (r, row) in rows.iter().enumerate() {
+        for &(c, v) in *row {
+            dense[r * width + c as usize] = v;
+        }
+    }
+    Tensor::from_data(TensorData::new(dense, [rows.len(), width]), device)
+}
+
+/// What a model reads of each user when it scores them, by its [`Input`]: ids, item rows or
+/// windows of their items. Rating models are scored from rating rows (`evaluate`'s
+/// `RatingPredictor`).
+pub struct Readers<'a> {
+    input: Input,
+    /// Each user's items as the model reads them.
+    histories: Cow<'a, [Vec<u32>]>,
+    num_items: usize,
+}
+
+impl<'a> Readers<'a> {
+    /// How a model reading `input` sees the users of `data` when scoring the `which` held-out
+    /// items: their training items (for a held-out user, the fold-in part); for sequence models
+    /// scoring test items, their training then validation items (everything before the test
+    /// item, as in SASRec's protocol).
+    pub fn new(input: Input, data: &'a Dataset, which: HeldOut) -> Self {
+        let histories = match (input, which) {
+            (Input::Sequences { .. }, HeldOut::Test) => Cow::Owned(
+                data.train
+                    .iter()
+                    .zip(&data.valid)
+                    .map(|(train, valid)| train.iter().chain(valid).copied().collect())
+                    .collect(),
+            ),
+            _ => Cow::Borrowed(data.train.as_slice()),
+        };
+        Self {
+            input,
+            histories,
+            num_items: data.num_items(),
+        }
+    }
+
+    /// Each user's items as the model reads them.
+    pub fn histories(&self) -> &[Vec<u32>] {
+        &self.histories
+    }
+
+    /// The query that scores `users` on `device`.
+    ///
+    /// # Panics
+    /// For rating models, which are scored from rating rows.
+    pub fn query(&self, users: &[u32], device: &Device) -> Query {
+        match self.input {
+            Input::Pairs => Query::Ids(user_ids(users, device)),
+            Input::UserRows { .. } => {
+                Query::UserRows(user_rows(&self.histories, users, self.num_items, device))
+            }
+            Input::Sequences { max_len, task } => {
+                let mask = match task {
+                    SequenceTask::MaskedItem { .. } => Some(tokens::mask(self.num_items)),
+                    SequenceTask::NextItem { .. } => None,
+                };
+                let windows: Vec<i32> = users
+                    .iter()
+                    .flat_map(|&u| {
+                        tokens::scoring_window(&self.histories[u as usize], max_len, mask)
+                    })
+                    .collect();
+                Query::Windows(ids(windows, device).reshape([users.len(), max_len]))
+            }
+            Input::RatingRows { .. } => {
+                panic!("rating models predict ratings from rating rows (RatingPredictor)")
+            }
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! One epoch of training: the loop the trainer and `ember bench train` share. For each batch:
+//! forward and loss, backward, the gradient-sync slot (data-parallel training averages the
+//! replicas' gradients there), Adam; progress on the way, the loss read back once at the end.
+
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use ember_models::Model;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::time::{Duration, Instant};
+
+use crate::adam::Adam;
+use crate::batches::{Epoch, StepBatch};
+
+/// What happens to gradients between the backward pass and the optimiser step.
+///
+/// On one device nothing; for data-parallel training over several devices, an implementation
+/// all-reduces (averages) the gradients of the replicas here, and the rest of the loop stays as
+/// it is.
+pub trait GradientSync {
+    /// Returns the gradients to apply.
+    fn sync(&mut self, grads: GradientsParams) -> GradientsParams;
+}
+
+/// Training on a single device.
+#[derive(Debug, Default)]
+pub struct SingleDevice;
+
+impl GradientSync for SingleDevice {
+    fn sync(&mut self, grads: GradientsParams) -> GradientsParams {
+        grads
+    }
+}
+
+/// What one optimiser step needs besides the model and the batch.
+pub struct Stepper<'a> {
+    /// The optimiser, with its moments.
+    pub optimizer: &'a mut Adam,
+    /// The gradient hook.
+    pub sync: &'a mut dyn GradientSync,
+    /// Adam's learning rate.
+    pub learning_rate: f64,
+    /// Optimiser steps taken so far (annealed losses read it); advanced by every step.
+    pub steps: &'a mut usize,
+}
+
+/// One epoch's training figures.
+#[derive(Debug, Clone, Copy)]
+pub struct EpochStats {
+    /// The mean loss over the epoch's examples.
+    pub loss: f32,
+    /// Scored samples per second.
+    pub samples_per_sec: f64,
+    /// Wall seconds.
+    pub train_secs: f64,
+}
+
+/// How often a visible progress bar reads the loss back from the device.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+/// Trains `model` on every batch of `epoch`, in order.
+pub fn train_epoch(
+    mut model: Model,
+    epoch: &dyn Epoch,
+    stepper: Stepper,
+    bar: &ProgressBar,
+) -> (Model, EpochStats) {
+    let started = Instant::now();
+    let mut shown = started;
+    let device = model_device(&model);
+    // Summed on the device, weighted by each batch's examples; read back when shown.
+    let mut loss_sum = Tensor::<1>::zeros([1], &device);
+    let (mut examples, mut samples) = (0usize, 0usize);
+    for b in 0..epoch.batches() {
+        let StepBatch {
+            batch,
+            examples: batch_examples,
+            samples: batch_samples,
+        } = epoch.batch(b);
+        let loss = model.loss(&batch, *stepper.steps);
+        loss_sum = loss_sum + loss.clone().detach().mul_scalar(batch_examples as f64);
+        examples += batch_examples;
+        samples += batch_samples;
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = stepper
+            .optimizer
+            .step(stepper.learning_rate, model, stepper.sync.sync(grads));
+        *stepper.steps += 1;
+        bar.inc(1);
+        if !bar.is_hidden() && shown.elapsed() >= PROGRESS_EVERY {
+            shown = Instant::now();
+            let mean = loss_sum.clone().into_scalar::<f32>() / examples.max(1) as f32;
+            let rate = samples as f64 / started.elapsed().as_secs_f64();
+            bar.set_message(format!("loss {mean:.4}  {rate:.0} samples/s"));
+        }
+    }
+    bar.finish_and_clear();
+    let loss = loss_sum.into_scalar::<f32>() / examples.max(1) as f32; // waits for the device
+    let train_secs = started.elapsed().as_secs_f64();
+    let stats = EpochStats {
+        loss,
+        samples_per_sec: samples as f64 / train_secs,
+        train_secs,
+    };
+    (model, stats)
+}
+
+/// A progress bar of `batches` batches labelled `label`, or a hidden one.
+pub fn progress_bar(show: bool, batches: usize, label: &str) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(batches as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30.cyan/blue}] {pos}/{len} batches {elapsed} {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(label.to_string());
+    bar
+}
+
+/// The device a model's parameters live on.
+fn model_device(model: &Model) -> Device {
+    model
+        .devices()
+        .into_iter()
+        .next()
+        .expect("a model has parameters")
+}
