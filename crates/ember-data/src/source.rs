@@ -244,15 +244,13 @@ fn read_delimited(
             )));
         }
     };
-    let pl_path = PlRefPath::try_from_path(path).map_err(|e| polars_error(path, e))?;
-    let frame = LazyCsvReader::new(pl_path)
-        .with_glob(false)
-        .with_separator(byte)
+    let quote = if byte == b',' { Some(b'"') } else { None };
+    let frame = CsvReadOptions::default()
         .with_has_header(header)
         .with_infer_schema_length(Some(0)) // every column as text: we cast, and report the line
-        .with_quote_char(if byte == b',' { Some(b'"') } else { None })
-        .finish()
-        .and_then(|lf| lf.collect());
+        .map_parse_options(|options| options.with_separator(byte).with_quote_char(quote))
+        .try_into_reader_with_file_path(Some(path.to_owned()))
+        .and_then(|reader| reader.finish());
     let names: Vec<String> = match &frame {
         Ok(df) => df
             .get_column_names()
@@ -373,16 +371,12 @@ fn read_parquet(
     if !path.exists() {
         return Err(not_found(path));
     }
-    let pl_path = PlRefPath::try_from_path(path).map_err(|e| polars_error(path, e))?;
-    let mut lf = LazyFrame::scan_parquet(
-        pl_path,
-        ScanArgsParquet {
-            glob: false,
-            ..Default::default()
-        },
-    )
-    .map_err(|e| polars_error(path, e))?;
-    let schema = lf.collect_schema().map_err(|e| polars_error(path, e))?;
+    let file = std::fs::File::open(path).map_err(|source| DataError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut reader = ParquetReader::new(file);
+    let schema = reader.schema().map_err(|e| polars_error(path, e))?;
     let available = schema
         .iter_names()
         .map(|n| n.to_string())
@@ -396,7 +390,7 @@ fn read_parquet(
         wanted.push((t, DataType::Int64));
     }
     for (name, _) in &wanted {
-        if schema.get(name).is_none() {
+        if schema.get(*name).is_none() {
             return Err(DataError::MissingColumn {
                 path: path.to_owned(),
                 column: name.to_string(),
@@ -404,25 +398,28 @@ fn read_parquet(
             });
         }
     }
-    let exprs: Vec<Expr> = wanted
-        .iter()
-        .map(|(n, t)| col(*n).strict_cast(t.clone()))
-        .collect();
-    let df = lf
-        .select(exprs)
-        .collect()
+    let df = reader
+        .with_columns(Some(wanted.iter().map(|(n, _)| n.to_string()).collect()))
+        .finish()
         .map_err(|e| polars_error(path, e))?;
     if df.height() == 0 {
         return Err(DataError::Empty {
             path: path.to_owned(),
         });
     }
-    let get = |name: &str| {
-        df.column(name)
+    // Each column in the type ember reads it as; a value that does not convert is an error
+    // (never silently truncated).
+    let mut columns = std::collections::HashMap::new();
+    for (name, dtype) in &wanted {
+        let series = df
+            .column(name)
             .expect("selected")
             .as_materialized_series()
-            .clone()
-    };
+            .strict_cast(dtype)
+            .map_err(|e| polars_error(path, e))?;
+        columns.insert(*name, series);
+    }
+    let get = |name: &str| columns[name].clone();
     let no_nulls = |s: &Series, name: &str| {
         if s.null_count() > 0 {
             Err(DataError::Invalid(format!(

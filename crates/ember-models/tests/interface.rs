@@ -8,6 +8,8 @@ use ember_models::{
     ModelInit, NeuMfConfig, PairBatch, Query,
 };
 
+mod common;
+
 /// Each of 6 users' training items among 10 (LightGCN's graph).
 fn train_lists() -> Vec<Vec<u32>> {
     vec![
@@ -143,8 +145,7 @@ fn training_reduces_the_loss_of_a_fixed_batch() {
 #[cfg(feature = "wgpu")]
 #[test]
 fn mf_trains_alike_on_wgpu_and_flex() {
-    if std::env::var_os("EMBER_TEST_WGPU").is_none() {
-        eprintln!("skipped: set EMBER_TEST_WGPU=1 to run on a Vulkan device (CI: Mesa lavapipe)");
+    if !common::vulkan_available() {
         return;
     }
     // The same initial weights on both devices: initialised once on the CPU, then copied.

@@ -7,6 +7,8 @@ use burn::nn::Embedding;
 use burn::prelude::*;
 use ember_models::lookup::{IdBatch, SegmentPlan, lookup, lookup_pair};
 
+mod common;
+
 /// Adds `grad`'s rows into a zero table by the plan, in plain Rust: the plan's own definition.
 fn apply_plan(plan: &SegmentPlan, grad: &[Vec<f32>]) -> Vec<Vec<f32>> {
     let dim = grad.first().map_or(0, Vec::len);
@@ -160,11 +162,7 @@ fn segmented_gradient_equals_burns_on_ndarray() {
 /// Mesa's lavapipe), else `None` with the reason printed.
 #[cfg(feature = "wgpu")]
 pub fn wgpu_device() -> Option<Device> {
-    if std::env::var_os("EMBER_TEST_WGPU").is_none() {
-        eprintln!("skipped: set EMBER_TEST_WGPU=1 to run on a Vulkan device (CI: Mesa lavapipe)");
-        return None;
-    }
-    Some(Device::wgpu(DeviceKind::DefaultDevice).autodiff())
+    common::vulkan_available().then(|| Device::wgpu(DeviceKind::DefaultDevice).autodiff())
 }
 
 #[cfg(feature = "wgpu")]

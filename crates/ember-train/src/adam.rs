@@ -583,9 +583,13 @@ mod tests {
     #[test]
     fn flat_layout_on_wgpu_matches_host_layout_on_flex() {
         if std::env::var_os("EMBER_TEST_WGPU").is_none() {
-            eprintln!(
-                "skipped: set EMBER_TEST_WGPU=1 to run on a Vulkan device (CI: Mesa lavapipe)"
+            let reason = "set EMBER_TEST_WGPU=1 to run on a Vulkan device (CI: Mesa lavapipe)";
+            // CI sets this: a missing Vulkan device fails instead of skipping.
+            assert!(
+                std::env::var_os("EMBER_REQUIRE_TEST_INPUTS").is_none(),
+                "{reason}; EMBER_REQUIRE_TEST_INPUTS is set"
             );
+            eprintln!("skipped: {reason}");
             return;
         }
         let table: Vec<f32> = (0..9 * 4)

@@ -238,9 +238,7 @@ fn python_reads_the_format() {
         .status()
         .is_ok_and(|s| s.success());
     if !python_ok {
-        eprintln!(
-            "skipped: python3 with numpy and safetensors is not installed (.ci/run installs them)"
-        );
+        common::skip("python3 with numpy and safetensors is not installed (.ci/run installs them)");
         return;
     }
     let script =
@@ -292,15 +290,11 @@ fn python_reads_the_format() {
 /// of the size (16-wide rows: 16 bytes of int8 plus a 4-byte scale, against 64 bytes of f32) (skipped when ../shared/datasets is absent).
 #[test]
 fn int8_export_on_ncf_ml100k_keeps_hit_rate() {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let prefix = repo.join("../shared/datasets/ncf-ml-100k/ml-100k");
-    if !repo
-        .join("../shared/datasets/ncf-ml-100k/ml-100k.train.rating")
-        .exists()
-    {
-        eprintln!("skipped: ../shared/datasets/ncf-ml-100k is not on this machine");
+    let repo = common::repo();
+    let Some(directory) = common::shared_dataset("ncf-ml-100k") else {
         return;
-    }
+    };
+    let prefix = directory.join("ml-100k");
     let dir = tempfile::tempdir().unwrap();
     let mut config = RunConfig::from_file(&repo.join("configs/ncf-ml100k-gmf.toml")).unwrap();
     config.data = DataSource::Ncf { prefix };

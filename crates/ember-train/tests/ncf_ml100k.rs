@@ -2,20 +2,16 @@
 //! a message when it is absent).
 
 use ember_train::{Backend, RunConfig, RunOptions, train};
-use std::path::Path;
+
+mod common;
 
 #[test]
 fn neumf_on_ncf_ml100k_beats_popularity_by_far() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let prefix = repo.join("../shared/datasets/ncf-ml-100k/ml-100k");
-    let train_file = repo.join("../shared/datasets/ncf-ml-100k/ml-100k.train.rating");
-    if !train_file.exists() {
-        eprintln!(
-            "skipped: {} not found (the shared datasets are not on this machine)",
-            train_file.display()
-        );
+    let repo = common::repo();
+    let Some(directory) = common::shared_dataset("ncf-ml-100k") else {
         return;
-    }
+    };
+    let prefix = directory.join("ml-100k");
     let config_path = repo.join("configs/ncf-ml100k-neumf.toml");
     let mut config = RunConfig::from_file(&config_path).unwrap();
     let dir = tempfile::tempdir().unwrap();

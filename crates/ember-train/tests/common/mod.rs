@@ -38,17 +38,28 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// `../shared/datasets/<relative>` beside the repository, or `None` after printing why the test
-/// is skipped.
+/// Set in CI (`.ci/run`): a test whose input is missing fails instead of skipping.
+pub const REQUIRE_INPUTS: &str = "EMBER_REQUIRE_TEST_INPUTS";
+
+/// Skips a test whose input is missing, saying why; fails it instead when [`REQUIRE_INPUTS`]
+/// is set.
+pub fn skip(reason: &str) {
+    if std::env::var_os(REQUIRE_INPUTS).is_some() {
+        panic!("{reason}, and {REQUIRE_INPUTS} is set: a test with a missing input fails");
+    }
+    eprintln!("skipped: {reason}");
+}
+
+/// `../shared/datasets/<relative>` beside the repository, or `None` after [`skip`].
 pub fn shared_dataset(relative: &str) -> Option<PathBuf> {
     let path = repo().join("../shared/datasets").join(relative);
     if path.exists() {
         return Some(path);
     }
-    eprintln!(
-        "skipped: {} not found (the shared datasets are not on this machine)",
+    skip(&format!(
+        "{} not found (the shared datasets are not on this machine)",
         path.display()
-    );
+    ));
     None
 }
 
