@@ -1,16 +1,40 @@
-//! Top-10 latency over a 100k-item synthetic MF and GMF model (32 factors), one thread, with
-//! criterion: `cargo bench -p ember-infer --bench topk`.
+//! Top-10 latency over a 100k-item synthetic MF and GMF model (32 factors), one thread:
+//! `cargo bench -p ember-infer --bench topk`.
 //!
-//! - `single/…`: one `recommend` call (one user), the latency a request sees;
-//! - `batch16/…`: `recommend_many` for 16 users, which reads the item table once for all of them
-//!   (criterion's throughput line gives users per second).
+//! - `single`: one `recommend` call (one user), the latency a request sees;
+//! - `batch16`: `recommend_many` for 16 users, which reads the item table once for all of them,
+//!   given per user.
+//!
+//! A plain timing loop rather than criterion: criterion as a dev-dependency changes features of
+//! crates the training build shares (`either`, `ciborium`), so `cargo test` and `cargo run`
+//! would each build burn and polars (see README, "Two commands").
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ember_infer::{
     ExportedModel, FORMAT_VERSION, FactorsSpec, Manifest, ModelSpec, Precision, TensorF32,
     write_model,
 };
 use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+/// The median time of one call of `f`, over samples of `per_sample` calls taken for about two
+/// seconds after half a second of warm-up.
+fn median_per_call(per_sample: usize, mut f: impl FnMut()) -> Duration {
+    let warm_up = Instant::now();
+    while warm_up.elapsed() < Duration::from_millis(500) {
+        f();
+    }
+    let mut samples = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(2) || samples.len() < 11 {
+        let t = Instant::now();
+        for _ in 0..per_sample {
+            f();
+        }
+        samples.push(t.elapsed() / per_sample as u32);
+    }
+    samples.sort();
+    samples[samples.len() / 2]
+}
 
 fn lcg(state: &mut u64) -> f32 {
     *state = state
@@ -19,7 +43,7 @@ fn lcg(state: &mut u64) -> f32 {
     ((*state >> 33) as f32 / (1u64 << 31) as f32 - 0.5) * 0.2
 }
 
-fn topk(c: &mut Criterion) {
+fn main() {
     let (users, items, factors) = (10_000usize, 100_000usize, 32usize);
     let mut state = 42u64;
     let dir = std::env::temp_dir().join(format!("ember-topk-bench-{}", std::process::id()));
@@ -70,27 +94,22 @@ fn topk(c: &mut Criterion) {
         write_model(&out, &manifest, &tensors).expect("write");
         let model = ExportedModel::load(&out).expect("load");
         let name = format!("{kind}-{precision:?}").to_lowercase();
-        let mut group = c.benchmark_group(format!("top10_of_{items}_items_{factors}_factors"));
-        group.throughput(Throughput::Elements(1));
         let mut user = 0i64;
-        group.bench_function(BenchmarkId::new("single", &name), |b| {
-            b.iter(|| {
-                user = (user + 1) % users as i64;
-                black_box(model.recommend(user, 10, &[]).unwrap())
-            })
+        let single = median_per_call(100, || {
+            user = (user + 1) % users as i64;
+            black_box(model.recommend(user, 10, &[]).unwrap());
         });
-        group.throughput(Throughput::Elements(16));
-        group.bench_function(BenchmarkId::new("batch16", &name), |b| {
-            b.iter(|| {
-                user = (user + 16) % (users as i64 - 16);
-                let queries: Vec<(i64, &[i64])> = (user..user + 16).map(|u| (u, &[][..])).collect();
-                black_box(model.recommend_many(&queries, 10).unwrap())
-            })
+        let batch = median_per_call(10, || {
+            user = (user + 16) % (users as i64 - 16);
+            let queries: Vec<(i64, &[i64])> = (user..user + 16).map(|u| (u, &[][..])).collect();
+            black_box(model.recommend_many(&queries, 10).unwrap());
         });
-        group.finish();
+        println!(
+            "top10 of {items} items, {factors} factors, {name}: single {:.3} ms, batch16 {:.3} ms per user",
+            single.as_secs_f64() * 1e3,
+            batch.as_secs_f64() * 1e3 / 16.0
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion_group!(benches, topk);
-criterion_main!(benches);
