@@ -112,4 +112,3 @@ fn main() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
-

@@ -10,17 +10,15 @@
 //! history and the last position is scored.
 
 use burn::module::{Module, Param};
-use burn::nn::attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig};
-use burn::nn::{
-    Dropout, DropoutConfig, Embedding, Initializer, LayerNorm, LayerNormConfig, Linear,
-    LinearConfig,
-};
+use burn::nn::{Embedding, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::gelu;
 use ember_spec::{ModelSpec, TransformerSpec, tokens};
 use serde::{Deserialize, Serialize};
 
+use crate::attention::Attention;
 use crate::config::{ModelError, check_dropout};
+use crate::dropout::{Dropout, Masks};
 use crate::layers::embedding;
 use crate::sequence::{SequenceTask, at_targets, full_softmax_loss, last_position, real_positions};
 use crate::{Batch, Export, Input, ModelInit, ModelSettings, Query, Recommender};
@@ -102,9 +100,9 @@ impl Bert4RecConfig {
             ),
             positions: embedding(self.max_len, self.hidden, 0.02, device),
             embedding_norm: norm(),
-            dropout: DropoutConfig::new(self.dropout).init(),
+            dropout: Dropout::new(self.dropout, init.masks),
             blocks: (0..self.blocks)
-                .map(|_| Bert4RecBlock::new(self, device))
+                .map(|_| Bert4RecBlock::new(self, init.masks, device))
                 .collect(),
             head: LinearConfig::new(self.hidden, self.hidden).init(device),
             head_norm: norm(),
@@ -143,7 +141,7 @@ impl ModelSettings for Bert4RecConfig {
 /// its initial weights in the same order), with its parts named as the export names them.
 #[derive(Module, Debug)]
 pub struct Bert4RecBlock {
-    pub(crate) attention: MultiHeadAttention,
+    pub(crate) attention: Attention,
     pub(crate) attention_norm: LayerNorm,
     pub(crate) feed_forward_norm: LayerNorm,
     dropout: Dropout,
@@ -153,7 +151,7 @@ pub struct Bert4RecBlock {
 }
 
 impl Bert4RecBlock {
-    fn new(config: &Bert4RecConfig, device: &Device) -> Self {
+    fn new(config: &Bert4RecConfig, masks: Masks, device: &Device) -> Self {
         // burn's transformer default: Kaiming-uniform with gain 1/√3.
         let initializer = Initializer::KaimingUniform {
             gain: 1.0 / 3.0f64.sqrt(),
@@ -169,13 +167,17 @@ impl Bert4RecBlock {
                 .with_initializer(initializer.clone())
                 .init(device)
         };
-        let attention = MultiHeadAttentionConfig::new(config.hidden, config.heads)
-            .with_initializer(initializer.clone())
-            .with_dropout(config.dropout)
-            .init(device);
+        let attention = Attention::new(
+            config.hidden,
+            config.heads,
+            config.dropout,
+            masks,
+            initializer.clone(),
+            device,
+        );
         let attention_norm = norm();
         let feed_forward_norm = norm();
-        let dropout = DropoutConfig::new(config.dropout).init();
+        let dropout = Dropout::new(config.dropout, masks);
         let feed_forward_in = linear(config.hidden, 4 * config.hidden);
         let feed_forward_out = linear(4 * config.hidden, config.hidden);
         Self {
@@ -185,7 +187,7 @@ impl Bert4RecBlock {
             dropout,
             feed_forward_in,
             feed_forward_out,
-            feed_forward_dropout: DropoutConfig::new(config.dropout).init(),
+            feed_forward_dropout: Dropout::new(config.dropout, masks),
         }
     }
 
@@ -194,10 +196,11 @@ impl Bert4RecBlock {
     /// - padding: `[batch, len]` (`true` at padded positions, never attended to)
     /// - output: `[batch, len, hidden]`
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        let [batch, len] = padding.dims();
+        let padded_keys = padding.unsqueeze_dim::<3>(1).expand([batch, len, len]);
         let attended = self
             .attention
-            .forward(MhaInput::self_attn(x.clone()).mask_pad(padding))
-            .context;
+            .forward(x.clone(), x.clone(), x.clone(), padded_keys);
         let x = self
             .attention_norm
             .forward(x + self.dropout.forward(attended));

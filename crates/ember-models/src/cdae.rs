@@ -10,13 +10,14 @@
 //! The user node makes CDAE id-based: it trains on every user's row, the fold-in part of
 //! held-out users included, as the NCF models do.
 
-use burn::nn::{Dropout, DropoutConfig, Embedding, Linear};
+use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::{sigmoid, softplus};
 use ember_spec::{CdaeSpec, ModelSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ModelError, check_dropout};
+use crate::dropout::Dropout;
 use crate::layers::{dense, embedding, xavier_linear};
 use crate::lookup::lookup;
 use crate::{Batch, DenseSplit, Export, Input, ModelInit, ModelSettings, Query, Recommender};
@@ -58,7 +59,7 @@ impl CdaeConfig {
             encoder: xavier_linear(init.items, self.hidden, device),
             users: embedding(init.users, self.hidden, 0.01, device),
             decoder: xavier_linear(self.hidden, init.items, device),
-            dropout: DropoutConfig::new(self.dropout).init(),
+            dropout: Dropout::new(self.dropout, init.masks),
             split: init.dense,
         }
     }

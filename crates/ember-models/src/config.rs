@@ -2,6 +2,7 @@
 
 use ember_spec::SpecError;
 
+use crate::dropout::Masks;
 use crate::{Input, Loss, Model, ModelConfig};
 
 /// Invalid model hyper-parameters.
@@ -97,10 +98,13 @@ pub struct ModelInit<'a> {
     pub dense: DenseSplit,
     /// The objective of pair models (`train.loss`).
     pub pair_loss: Loss,
+    /// Where the device draws dropout masks.
+    pub masks: Masks,
 }
 
 impl<'a> ModelInit<'a> {
-    /// A model for `train.len()` users and `items` items, with plain dense layers and BCE.
+    /// A model for `train.len()` users and `items` items, as a CPU backend builds it: plain
+    /// dense layers, dropout masks on the host, BCE for pair models.
     pub fn new(items: usize, train: &'a [Vec<u32>]) -> Self {
         Self {
             users: train.len(),
@@ -108,6 +112,7 @@ impl<'a> ModelInit<'a> {
             train,
             dense: DenseSplit::NONE,
             pair_loss: Loss::Bce,
+            masks: Masks::Host,
         }
     }
 }

@@ -13,13 +13,14 @@
 //! Windows are left-padded; the state stays zero until the first real item, so padding changes
 //! nothing, and ember-infer runs the same GRU over the real items alone from a zero state.
 
-use burn::nn::{Dropout, DropoutConfig, Embedding, Initializer, Linear, LinearConfig};
+use burn::nn::{Embedding, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{log_sigmoid, log_softmax, sigmoid, softmax};
 use ember_spec::{Gru4RecSpec, ModelSpec, tokens};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ModelError, check_dropout, check_weight};
+use crate::dropout::Dropout;
 use crate::sequence::{SequenceTask, at_targets, full_softmax_loss, last_position};
 use crate::{Batch, Export, Input, ModelInit, ModelSettings, Query, Recommender, SequenceBatch};
 
@@ -197,7 +198,7 @@ impl Gru4RecConfig {
                 })
                 .collect(),
             projection: LinearConfig::new(self.hidden, self.embedding).init(device),
-            dropout: DropoutConfig::new(self.dropout).init(),
+            dropout: Dropout::new(self.dropout, init.masks),
             num_items: init.items,
             max_len: self.max_len,
             bpreg: self.bpreg,

@@ -11,10 +11,12 @@
 //! [`ModelSettings`] with an `init(&ModelInit, &Device)`, a `#[derive(Module)]` struct
 //! implementing [`Recommender`]), and register it with one line in `models!` below.
 
+pub mod attention;
 pub mod autorec;
 pub mod bert4rec;
 pub mod cdae;
 mod config;
+pub mod dropout;
 mod export;
 pub mod gru4rec;
 pub mod layers;
@@ -32,6 +34,7 @@ pub use autorec::{AutoRec, AutoRecConfig};
 pub use bert4rec::{Bert4Rec, Bert4RecConfig};
 pub use cdae::{Cdae, CdaeConfig};
 pub use config::{DenseSplit, ModelError, ModelInit, ModelSettings, Pretraining};
+pub use dropout::{Dropout, Masks};
 pub use export::NamedTensor;
 pub use gru4rec::{Gru4Rec, Gru4RecConfig, Gru4RecLoss};
 pub use lightgcn::{LightGcn, LightGcnConfig};

@@ -13,7 +13,7 @@
 //! They take no user ids: a user unseen in training is scored from their row ("fold-in"), which
 //! is what the held-out-users protocol measures.
 
-use burn::nn::{Dropout, DropoutConfig, Linear};
+use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::activation::log_softmax;
@@ -21,6 +21,7 @@ use ember_spec::{AutoencoderSpec, ModelSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ModelError, check_dropout, check_weight};
+use crate::dropout::Dropout;
 use crate::layers::{dense, xavier_linear};
 use crate::{Batch, DenseSplit, Export, Input, ModelInit, ModelSettings, Query, Recommender};
 
@@ -159,7 +160,7 @@ impl MultDaeConfig {
         MultDae {
             encoder: layers(&sizes, device),
             decoder: layers(&reversed, device),
-            dropout: DropoutConfig::new(self.dropout).init(),
+            dropout: Dropout::new(self.dropout, init.masks),
             split: init.dense,
         }
     }
@@ -228,7 +229,7 @@ impl MultVaeConfig {
         MultVae {
             encoder: layers(&encoder_sizes, device),
             decoder: layers(&reversed, device),
-            dropout: DropoutConfig::new(self.dropout).init(),
+            dropout: Dropout::new(self.dropout, init.masks),
             beta: self.beta,
             anneal_steps: self.anneal_steps,
             split: init.dense,

@@ -9,18 +9,16 @@
 //! the stack. Attention is causal and never attends to padding.
 
 use burn::module::{Module, Param};
-use burn::nn::attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig};
-use burn::nn::{
-    Dropout, DropoutConfig, Embedding, Initializer, LayerNorm, LayerNormConfig, Linear,
-    LinearConfig,
-};
+use burn::nn::{Embedding, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::activation::relu;
 use ember_spec::{ModelSpec, TransformerSpec, tokens};
 use serde::{Deserialize, Serialize};
 
+use crate::attention::Attention;
 use crate::config::{ModelError, check_dropout};
+use crate::dropout::Dropout;
 use crate::layers::embedding;
 use crate::sequence::{
     SequenceLoss, SequenceTask, at_targets, attention_mask, last_position, next_item_loss,
@@ -136,14 +134,18 @@ impl SasRecConfig {
         let blocks = (0..self.blocks)
             .map(|_| SasRecBlock {
                 attention_norm: norm(),
-                attention: MultiHeadAttentionConfig::new(self.hidden, self.heads)
-                    .with_dropout(self.dropout)
-                    .with_initializer(Initializer::XavierNormal { gain: 1.0 })
-                    .init(device),
+                attention: Attention::new(
+                    self.hidden,
+                    self.heads,
+                    self.dropout,
+                    init.masks,
+                    Initializer::XavierNormal { gain: 1.0 },
+                    device,
+                ),
                 feed_forward_norm: norm(),
                 feed_forward_in: xavier_normal_linear(self.hidden, device),
                 feed_forward_out: xavier_normal_linear(self.hidden, device),
-                dropout: DropoutConfig::new(self.dropout).init(),
+                dropout: Dropout::new(self.dropout, init.masks),
             })
             .collect();
         SasRec {
@@ -151,7 +153,7 @@ impl SasRecConfig {
             positions: xavier_normal_embedding(self.max_len, self.hidden, device),
             blocks,
             final_norm: norm(),
-            dropout: DropoutConfig::new(self.dropout).init(),
+            dropout: Dropout::new(self.dropout, init.masks),
             num_items,
             max_len: self.max_len,
             heads: self.heads,
@@ -189,7 +191,7 @@ impl ModelSettings for SasRecConfig {
 #[derive(Module, Debug)]
 pub struct SasRecBlock {
     pub(crate) attention_norm: LayerNorm,
-    pub(crate) attention: MultiHeadAttention,
+    pub(crate) attention: Attention,
     pub(crate) feed_forward_norm: LayerNorm,
     pub(crate) feed_forward_in: Linear,
     pub(crate) feed_forward_out: Linear,
@@ -207,10 +209,7 @@ impl SasRecBlock {
     /// - output: `[batch, len, hidden]`
     pub fn forward(&self, x: Tensor<3>, mask: Tensor<3, Bool>, real: Tensor<3>) -> Tensor<3> {
         let query = self.attention_norm.forward(x.clone());
-        let attended = self
-            .attention
-            .forward(MhaInput::new(query.clone(), x.clone(), x).mask_attn(mask))
-            .context;
+        let attended = self.attention.forward(query.clone(), x.clone(), x, mask);
         let x = self.feed_forward_norm.forward(query + attended);
         let inner = self
             .dropout

@@ -4,8 +4,8 @@
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use ember_models::{
-    Batch, DenseSplit, GmfConfig, LightGcnConfig, Loss, MfConfig, MlpConfig, ModelConfig,
-    ModelInit, NeuMfConfig, PairBatch, Query,
+    Batch, GmfConfig, LightGcnConfig, Loss, MfConfig, MlpConfig, ModelConfig, ModelInit,
+    NeuMfConfig, PairBatch, Query,
 };
 
 mod common;
@@ -26,9 +26,8 @@ fn init(users: usize, items: usize, train: &[Vec<u32>], pair_loss: Loss) -> Mode
     ModelInit {
         users,
         items,
-        train,
-        dense: DenseSplit::NONE,
         pair_loss,
+        ..ModelInit::new(items, train)
     }
 }
 

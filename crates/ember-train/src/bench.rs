@@ -302,6 +302,7 @@ pub fn bench_train(
             ..backend.dense_split()
         },
         pair_loss: if labelled { Loss::Bce } else { Loss::Bpr },
+        masks: backend.masks(),
     };
     let mut model: Model = config.init(&init, &device);
 

@@ -2,7 +2,7 @@
 //! how dense layers split their batch, how embedding gradients and Adam are laid out.
 
 use burn::prelude::*;
-use ember_models::DenseSplit;
+use ember_models::{DenseSplit, Masks};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -90,6 +90,16 @@ impl Backend {
         DenseSplit {
             groups: 64,
             min_rows: if self.is_gpu() { 65_536 } else { 256 },
+        }
+    }
+
+    /// Where dropout masks are drawn: on the host on CPU backends (a fast generator; burn's
+    /// draws element by element), on the device on GPU backends.
+    pub fn masks(self) -> Masks {
+        if self.is_gpu() {
+            Masks::Device
+        } else {
+            Masks::Host
         }
     }
 

@@ -88,6 +88,7 @@ pub fn model_init<'a>(data: &'a Dataset, config: &RunConfig, backend: Backend) -
         train: &data.train,
         dense: backend.dense_split(),
         pair_loss: config.train.loss,
+        masks: backend.masks(),
     }
 }
 
