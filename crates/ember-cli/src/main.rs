@@ -49,19 +49,23 @@ enum BenchCommand {
 
 #[derive(Args)]
 struct BenchTrainArgs {
-    /// neumf, gmf, mlp or mf (factors 32, MLP 128-64-32-16).
+    /// A model kind: neumf, gmf, mlp, mf (the NCF peer's labelled pairs), lightgcn, mult_vae,
+    /// mult_dae, cdae, sasrec, bert4rec, gru4rec (each with its paper's settings).
     #[arg(long, default_value = "neumf")]
     model: String,
     /// Backend: flex, ndarray, wgpu, vulkan.
     #[arg(long, default_value = "flex")]
     device: Backend,
-    /// Pairs per optimiser step.
+    /// Examples per optimiser step: pairs, positives, users or windows.
     #[arg(long, default_value_t = 4096)]
     batch: usize,
-    /// Catalogue: `probe` (6,040 × 3,706) or `ml20m` (138,493 × 26,744).
-    #[arg(long, default_value = "probe")]
-    size: String,
-    /// Pairs per epoch (default: 8,000,000 on GPU backends, 1,000,000 on CPU ones).
+    /// Catalogue: `probe` (6,040 × 3,706), `ml20m` (138,493 × 26,744) or `games` (31,013 ×
+    /// 23,715); default: games for the sequence models, probe for the others.
+    #[arg(long)]
+    size: Option<String>,
+    /// Labelled pairs per epoch for neumf, gmf, mlp and mf (default: 8,000,000 on GPU backends,
+    /// 1,000,000 on CPU ones); users per epoch for the others (default: every user of the
+    /// size).
     #[arg(long)]
     samples: Option<usize>,
     /// Epochs; the figure is the last one's, the others are warm-up.
@@ -421,25 +425,32 @@ fn write_split(data: &Dataset, out: &Path) -> Result<()> {
 
 fn bench_train(args: BenchTrainArgs) -> Result<()> {
     use ember_train::bench::{BenchSize, TrainBench};
-    let size = match args.size.as_str() {
-        "probe" => BenchSize::Probe,
-        "ml20m" => BenchSize::Ml20m,
-        other => bail!("unknown size `{other}`: use probe or ml20m"),
+    let size = match args.size.as_deref() {
+        None => BenchSize::default_for(&args.model),
+        Some("probe") => BenchSize::Probe,
+        Some("ml20m") => BenchSize::Ml20m,
+        Some("games") => BenchSize::Games,
+        Some(other) => bail!("unknown --size `{other}`: use probe, ml20m or games"),
     };
     let embedding_gradient = match args.embedding_gradient.as_str() {
         "auto" => ember_train::EmbeddingGradient::Auto,
         "burn" => ember_train::EmbeddingGradient::Burn,
         "segmented" => ember_train::EmbeddingGradient::Segmented,
-        other => bail!("unknown embedding gradient `{other}`: use auto, burn or segmented"),
+        other => bail!("unknown --embedding-gradient `{other}`: use auto, burn or segmented"),
     };
-    let gpu = args.device.is_gpu();
+    let labelled = matches!(args.model.as_str(), "neumf" | "gmf" | "mlp" | "mf");
+    let samples = args
+        .samples
+        .unwrap_or(match (labelled, args.device.is_gpu()) {
+            (true, true) => 8_000_000,
+            (true, false) => 1_000_000,
+            (false, _) => size.tables().0,
+        });
     let bench = TrainBench {
         model: args.model,
         size,
         batch: args.batch,
-        samples: args
-            .samples
-            .unwrap_or(if gpu { 8_000_000 } else { 1_000_000 }),
+        samples,
         epochs: args.epochs,
         embedding_gradient,
         split_k: args
@@ -449,8 +460,8 @@ fn bench_train(args: BenchTrainArgs) -> Result<()> {
     };
     let report = ember_train::bench::bench_train(&bench, args.device, |epoch, e| {
         eprintln!(
-            "epoch {epoch}: {:.3} s, {:.0} samples/s, loss {:.4}",
-            e.secs, e.samples_per_sec, e.loss
+            "epoch {epoch}: {:.3} s, {:.0} examples/s, {:.0} samples/s, loss {:.4}",
+            e.secs, e.examples_per_sec, e.samples_per_sec, e.loss
         );
     })?;
     if args.json {
@@ -467,16 +478,20 @@ fn bench_train(args: BenchTrainArgs) -> Result<()> {
             })
             .unwrap_or_else(|| "unknown".into());
         println!(
-            "ember {} on {}, {} users x {} items, batch {}, embedding gradient {}, split-k {}: \
-             {:.0} samples/s (last of {} epochs), peak memory {memory}",
+            "ember {} on {}, {} users x {} items, batch {}, {} examples an epoch, embedding \
+             gradient {}, split-k {}: {:.0} examples/s, {:.0} samples/s, {:.2} s an epoch (last of \
+             {} epochs), peak memory {memory}",
             report.model,
             report.device,
             report.users,
             report.items,
             report.batch,
+            report.samples,
             report.embedding_gradient,
             report.split_k,
+            report.examples_per_sec,
             report.samples_per_sec,
+            report.epoch_secs,
             report.epochs.len()
         );
     }

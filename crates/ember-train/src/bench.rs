@@ -1,19 +1,33 @@
-//! Training throughput benchmark (`ember bench train`): the same model, data and loop as
-//! `scripts/bench_torch_neumf.py`, so the two can be compared on one machine.
+//! Training throughput benchmark (`ember bench train`): every model family on synthetic data of
+//! a stated size, through the trainer's own batches and loop, so that each family can be set
+//! beside its PyTorch peer (`scripts/bench_torch_<family>.py`) on one machine.
 //!
-//! Synthetic pointwise data as in the PyTorch peer: `samples` (user, item) pairs drawn uniformly
-//! from a seeded generator, labelled 1 when `(user + item) % 5 == 0`, binary cross-entropy on
-//! logits, Adam at 1e-3. Each epoch's ids and labels are uploaded once; each batch is a slice
-//! of them on the device, plus the segment plans of its embedding gradients (computed on the
-//! CPU, see `ember_models::lookup`). The loss is read back once per epoch.
+//! Data, seeded and uniform, so both sides do the same work whatever the model learns:
+//! - MF, GMF, MLP and NeuMF: as in `scripts/bench_torch_neumf.py`, `samples` (user, item) pairs
+//!   labelled 1 when `(user + item) % 5 == 0`, BCE on logits. Each epoch's ids and labels are
+//!   uploaded once; each batch is a slice of them on the device.
+//! - The other families: every user gets `per_user` distinct items in a random order (their
+//!   "time" order), and an epoch is the trainer's: LightGCN's positives with one sampled negative
+//!   (BPR), the autoencoders' user rows, the sequence models' windows of each user's items with
+//!   their targets. `samples` is then the number of users.
+//!
+//! The models are each family's defaults as their papers and README give them (see
+//! [`preset`]); Adam at 1e-3 (β₂ 0.98 for SASRec, as its code). The loss is read back once per
+//! epoch.
 
-use ember_models::{DenseSplit, Loss, Model, ModelConfig, ModelInit, NeuMfConfig};
+use ember_data::{Dataset, IdMap};
+use ember_models::{
+    Bert4RecConfig, CdaeConfig, DenseSplit, GmfConfig, Gru4RecConfig, Gru4RecLoss, LightGcnConfig,
+    Loss, MfConfig, MlpConfig, Model, ModelConfig, ModelInit, MultDaeConfig, MultVaeConfig,
+    NeuMfConfig, SasRecConfig, SequenceLoss,
+};
 use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::adam::{Adam, AdamSettings};
-use crate::batches::LabelledPairs;
+use crate::batches::{Epoch, EpochSource, LabelledPairs, training_epoch};
 use crate::config::EmbeddingGradient;
 use crate::epoch::{SingleDevice, Stepper, train_epoch};
 use crate::{Backend, TrainError};
@@ -21,10 +35,14 @@ use crate::{Backend, TrainError};
 /// Catalogue sizes to benchmark on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BenchSize {
-    /// 6,040 users × 3,706 items (MovieLens-1M, the throughput probe's size).
+    /// 6,040 users × 3,706 items, 165 items per user (MovieLens-1M, the throughput probe's
+    /// size).
     Probe,
-    /// 138,493 users × 26,744 items (MovieLens-20M).
+    /// 138,493 users × 26,744 items, 144 items per user (MovieLens-20M).
     Ml20m,
+    /// 31,013 users × 23,715 items, 10 items per user (SASRec's Games data, whose users have
+    /// 9.3 items on average).
+    Games,
 }
 
 impl BenchSize {
@@ -33,6 +51,25 @@ impl BenchSize {
         match self {
             Self::Probe => (6_040, 3_706),
             Self::Ml20m => (138_493, 26_744),
+            Self::Games => (31_013, 23_715),
+        }
+    }
+
+    /// Items per user, for the families that read interactions.
+    pub fn per_user(self) -> usize {
+        match self {
+            Self::Probe => 165,
+            Self::Ml20m => 144,
+            Self::Games => 10,
+        }
+    }
+
+    /// The size a family is benchmarked on unless asked otherwise: the sequence models on
+    /// Games, the others on the probe.
+    pub fn default_for(model: &str) -> Self {
+        match model {
+            "sasrec" | "bert4rec" | "gru4rec" => Self::Games,
+            _ => Self::Probe,
         }
     }
 }
@@ -40,13 +77,13 @@ impl BenchSize {
 /// What to benchmark.
 #[derive(Debug, Clone)]
 pub struct TrainBench {
-    /// `neumf`, `gmf`, `mlp` or `mf`, with the peer's sizes (factors 32, MLP 128-64-32-16).
+    /// A model kind (see [`preset`]).
     pub model: String,
     /// Catalogue size.
     pub size: BenchSize,
-    /// Pairs per optimiser step.
+    /// Examples per optimiser step: pairs, positives, users or windows.
     pub batch: usize,
-    /// Pairs per epoch.
+    /// Labelled pairs per epoch for the NCF family; users for the others (at most the size's).
     pub samples: usize,
     /// Epochs; all but the last are warm-up.
     pub epochs: usize,
@@ -64,7 +101,9 @@ pub struct TrainBench {
 pub struct BenchEpoch {
     /// Wall seconds.
     pub secs: f64,
-    /// Pairs per second.
+    /// Examples per second (pairs, positives, users or windows).
+    pub examples_per_sec: f64,
+    /// Scored samples per second (positives with their negatives; otherwise examples).
     pub samples_per_sec: f64,
     /// Mean training loss.
     pub loss: f32,
@@ -78,13 +117,18 @@ pub struct BenchReport {
     pub users: usize,
     pub items: usize,
     pub batch: usize,
+    /// Examples per epoch.
     pub samples: usize,
     pub embedding_gradient: String,
     pub split_k: usize,
     /// Every epoch, warm-up included.
     pub epochs: Vec<BenchEpoch>,
-    /// Pairs per second of the last epoch (the first ones are warm-up).
+    /// Scored samples per second of the last epoch (the first ones are warm-up).
     pub samples_per_sec: f64,
+    /// Examples per second of the last epoch.
+    pub examples_per_sec: f64,
+    /// Seconds of the last epoch.
+    pub epoch_secs: f64,
     /// The device allocator's peak reservation (GPU backends), or the process's peak resident
     /// memory (CPU backends), in bytes.
     pub peak_memory_bytes: Option<u64>,
@@ -92,7 +136,10 @@ pub struct BenchReport {
     pub peak_memory_kind: &'static str,
 }
 
-fn bench_model(name: &str) -> Result<ModelConfig, TrainError> {
+/// The model each family is benchmarked with: its paper's (and its README row's) settings, the
+/// NCF family at the PyTorch peer's sizes (factors 32, MLP 128-64-32-16). The PyTorch peers in
+/// `scripts/bench_torch_<family>.py` build the same models.
+pub fn preset(model: &str) -> Result<ModelConfig, TrainError> {
     let neumf = NeuMfConfig {
         factors: 32,
         layers: vec![128, 64, 32, 16],
@@ -100,20 +147,107 @@ fn bench_model(name: &str) -> Result<ModelConfig, TrainError> {
         pretrain: false,
         alpha: 0.5,
     };
-    Ok(match name {
+    Ok(match model {
         "neumf" => ModelConfig::NeuMf(neumf),
-        "gmf" => ModelConfig::Gmf(neumf.gmf()),
-        "mlp" => ModelConfig::Mlp(neumf.mlp()),
-        "mf" => ModelConfig::Mf(ember_models::MfConfig {
+        "gmf" => ModelConfig::Gmf(GmfConfig {
             factors: 32,
             init_std: 0.01,
         }),
+        "mlp" => ModelConfig::Mlp(MlpConfig {
+            layers: neumf.layers,
+            init_std: 0.01,
+        }),
+        "mf" => ModelConfig::Mf(MfConfig {
+            factors: 32,
+            init_std: 0.01,
+        }),
+        "lightgcn" => ModelConfig::LightGcn(LightGcnConfig {
+            factors: 64,
+            layers: 3,
+            reg: 1e-4,
+            init_std: 0.1,
+        }),
+        "mult_vae" => ModelConfig::MultVae(MultVaeConfig {
+            hidden: vec![600, 200],
+            dropout: 0.5,
+            beta: 0.2,
+            anneal_steps: 200_000,
+        }),
+        "mult_dae" => ModelConfig::MultDae(MultDaeConfig {
+            hidden: vec![600, 200],
+            dropout: 0.5,
+        }),
+        "cdae" => ModelConfig::Cdae(CdaeConfig {
+            hidden: 50,
+            dropout: 0.2,
+        }),
+        "sasrec" => ModelConfig::SasRec(SasRecConfig {
+            hidden: 50,
+            blocks: 2,
+            heads: 1,
+            max_len: 50,
+            dropout: 0.5,
+            loss: SequenceLoss::Bce,
+            negatives: 1,
+        }),
+        "bert4rec" => ModelConfig::Bert4Rec(Bert4RecConfig {
+            hidden: 64,
+            blocks: 2,
+            heads: 2,
+            max_len: 50,
+            dropout: 0.1,
+            mask_prob: 0.2,
+        }),
+        "gru4rec" => ModelConfig::Gru4Rec(Gru4RecConfig {
+            embedding: 64,
+            hidden: 128,
+            layers: 1,
+            max_len: 50,
+            dropout: 0.3,
+            loss: Gru4RecLoss::Softmax,
+            negatives: 128,
+            bpreg: 1.0,
+        }),
         other => {
             return Err(TrainError::Bench(format!(
-                "unknown bench model `{other}`: use neumf, gmf, mlp or mf"
+                "no benchmark for model `{other}`: use neumf, gmf, mlp, mf, lightgcn, mult_vae, mult_dae, cdae, sasrec, bert4rec or gru4rec"
             )));
         }
     })
+}
+
+/// Whether a family is benchmarked on the NCF peer's labelled pairs rather than on
+/// interactions.
+fn labelled_pairs(model: &str) -> bool {
+    matches!(model, "neumf" | "gmf" | "mlp" | "mf")
+}
+
+/// `users` users, each with `per_user` distinct items of `items` drawn uniformly, in a random
+/// order (their time order), as training data.
+fn synthetic_interactions(users: usize, items: usize, per_user: usize, seed: u64) -> Dataset {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let per_user = per_user.min(items);
+    let train: Vec<Vec<u32>> = (0..users)
+        .map(|_| {
+            let mut chosen = rand::seq::index::sample(&mut rng, items, per_user)
+                .into_iter()
+                .map(|i| i as u32)
+                .collect::<Vec<_>>();
+            chosen.shuffle(&mut rng);
+            chosen
+        })
+        .collect();
+    let ids = |n: usize| IdMap::from_ids(&(0..n as i64).collect::<Vec<_>>());
+    Dataset {
+        user_ids: ids(users),
+        item_ids: ids(items),
+        valid: vec![Vec::new(); users],
+        test: vec![Vec::new(); users],
+        train,
+        test_negatives: None,
+        held_out_users: None,
+        ratings: None,
+    }
 }
 
 /// Peak resident memory of this process (Linux), in bytes.
@@ -130,79 +264,127 @@ pub fn bench_train(
     backend: Backend,
     mut on_epoch: impl FnMut(usize, &BenchEpoch),
 ) -> Result<BenchReport, TrainError> {
-    if bench.batch == 0 || bench.samples < bench.batch || bench.epochs == 0 {
+    if bench.batch == 0 || bench.samples == 0 || bench.epochs == 0 {
         return Err(TrainError::Bench(
-            "bench needs batch > 0, samples ≥ batch and at least one epoch".into(),
+            "bench needs batch > 0, samples > 0 and at least one epoch".into(),
         ));
     }
+    if labelled_pairs(&bench.model) && bench.samples < bench.batch {
+        return Err(TrainError::Bench(
+            "bench needs at least one batch of pairs: samples ≥ batch".into(),
+        ));
+    }
+    let config = preset(&bench.model)?;
+    let input = config.input();
     let device = backend.device()?.autodiff();
     device.seed(bench.seed);
     let plan_chunk = bench.embedding_gradient.plan_chunk(backend);
     let (num_users, num_items) = bench.size.tables();
-    let config = bench_model(&bench.model)?;
+    let per_user = bench.size.per_user();
+    let labelled = labelled_pairs(&bench.model);
+    let users = if labelled {
+        num_users
+    } else {
+        bench.samples.min(num_users)
+    };
+    let data = synthetic_interactions(
+        if labelled { 0 } else { users },
+        num_items,
+        per_user,
+        bench.seed,
+    );
     let init = ModelInit {
-        users: num_users,
+        users: if labelled { num_users } else { users },
         items: num_items,
-        train: &[],
+        train: &data.train,
         dense: DenseSplit {
             groups: bench.split_k,
             ..backend.dense_split()
         },
-        pair_loss: Loss::Bce,
+        pair_loss: if labelled { Loss::Bce } else { Loss::Bpr },
     };
     let mut model: Model = config.init(&init, &device);
 
-    // The peer's data: uniform ids, label (u + i) % 5 == 0.
+    // The NCF peer's data: uniform ids, label (u + i) % 5 == 0.
     let mut rng = SmallRng::seed_from_u64(bench.seed);
     let n = bench.samples;
-    let users: Vec<i32> = (0..n)
-        .map(|_| rng.random_range(0..num_users as i32))
-        .collect();
-    let items: Vec<i32> = (0..n)
-        .map(|_| rng.random_range(0..num_items as i32))
-        .collect();
-    let labels: Vec<f32> = users
-        .iter()
-        .zip(&items)
-        .map(|(u, i)| if (u + i) % 5 == 0 { 1.0 } else { 0.0 })
-        .collect();
+    let (pair_users, pair_items, labels) = if labelled {
+        let users: Vec<i32> = (0..n)
+            .map(|_| rng.random_range(0..num_users as i32))
+            .collect();
+        let items: Vec<i32> = (0..n)
+            .map(|_| rng.random_range(0..num_items as i32))
+            .collect();
+        let labels: Vec<f32> = users
+            .iter()
+            .zip(&items)
+            .map(|(u, i)| if (u + i) % 5 == 0 { 1.0 } else { 0.0 })
+            .collect();
+        (users, items, labels)
+    } else {
+        Default::default()
+    };
+    let train_sets = data.train_sets();
+    let source = EpochSource {
+        data: &data,
+        train_sets: &train_sets,
+        batch_size: bench.batch,
+        negatives: 1,
+        plan_chunk,
+        device: device.clone(),
+    };
 
-    let mut optimizer = Adam::new(AdamSettings::default(), backend.adam_layout());
+    let settings = AdamSettings {
+        beta_2: if bench.model == "sasrec" { 0.98 } else { 0.999 },
+        ..AdamSettings::default()
+    };
+    let mut optimizer = Adam::new(settings, backend.adam_layout());
     let mut sync = SingleDevice;
     let mut steps = 0;
     let mut peak_reserved: Option<u64> = None;
     let mut epochs = Vec::new();
+    let mut examples_per_epoch = 0;
     for epoch in 0..bench.epochs {
         device
             .sync()
             .map_err(|e| TrainError::DeviceFailed(format!("{e:?}")))?;
         let started = std::time::Instant::now();
-        // Uploaded every epoch, as training resamples its negatives every epoch.
-        let pairs = LabelledPairs::new(
-            users.clone(),
-            items.clone(),
-            labels.clone(),
-            bench.batch,
-            (num_users, num_items),
-            plan_chunk,
-            &device,
-        );
+        // Built every epoch, as training draws its examples every epoch; the time counts.
+        let batches: Box<dyn Epoch> = if labelled {
+            Box::new(LabelledPairs::new(
+                pair_users.clone(),
+                pair_items.clone(),
+                labels.clone(),
+                bench.batch,
+                (num_users, num_items),
+                plan_chunk,
+                &device,
+            ))
+        } else {
+            training_epoch(input, &source, &mut rng)
+        };
         let stepper = Stepper {
             optimizer: &mut optimizer,
             sync: &mut sync,
             learning_rate: 1e-3,
             steps: &mut steps,
         };
-        let (next, stats) = train_epoch(model, &pairs, stepper, &indicatif::ProgressBar::hidden());
+        let (next, stats) = train_epoch(
+            model,
+            batches.as_ref(),
+            stepper,
+            &indicatif::ProgressBar::hidden(),
+        );
         model = next;
         if let Some(usage) = device.memory_pool_usage() {
             peak_reserved = Some(peak_reserved.unwrap_or(0).max(usage.bytes_reserved));
         }
-        // The upload counts, as it did before the loop was shared: time from the epoch start.
         let secs = started.elapsed().as_secs_f64();
+        examples_per_epoch = stats.examples;
         let figures = BenchEpoch {
             secs,
-            samples_per_sec: (n / bench.batch * bench.batch) as f64 / secs,
+            examples_per_sec: stats.examples as f64 / secs,
+            samples_per_sec: stats.samples as f64 / secs,
             loss: stats.loss,
         };
         on_epoch(epoch, &figures);
@@ -212,19 +394,22 @@ pub fn bench_train(
         Some(bytes) => (Some(bytes), "device allocator reserved"),
         None => (peak_rss(), "process peak RSS"),
     };
+    let last = epochs.last().expect("at least one epoch");
     Ok(BenchReport {
         device: backend,
         model: bench.model.clone(),
-        users: num_users,
+        users: if labelled { num_users } else { users },
         items: num_items,
         batch: bench.batch,
-        samples: n,
+        samples: examples_per_epoch,
         embedding_gradient: match plan_chunk {
             Some(c) => format!("segmented (chunk {c})"),
             None => "burn".into(),
         },
         split_k: bench.split_k,
-        samples_per_sec: epochs.last().map_or(0.0, |e| e.samples_per_sec),
+        samples_per_sec: last.samples_per_sec,
+        examples_per_sec: last.examples_per_sec,
+        epoch_secs: last.secs,
         epochs,
         peak_memory_bytes,
         peak_memory_kind,

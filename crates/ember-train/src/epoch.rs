@@ -48,6 +48,10 @@ pub struct Stepper<'a> {
 pub struct EpochStats {
     /// The mean loss over the epoch's examples.
     pub loss: f32,
+    /// Examples trained on (positives, users, rating rows or targets).
+    pub examples: usize,
+    /// Scored samples (positives with their negatives; otherwise examples).
+    pub samples: usize,
     /// Scored samples per second.
     pub samples_per_sec: f64,
     /// Wall seconds.
@@ -98,6 +102,8 @@ pub fn train_epoch(
     let train_secs = started.elapsed().as_secs_f64();
     let stats = EpochStats {
         loss,
+        examples,
+        samples,
         samples_per_sec: samples as f64 / train_secs,
         train_secs,
     };
