@@ -91,7 +91,7 @@ fn main() {
             });
         }
         let out = dir.join(format!("{kind}-{precision:?}"));
-        write_model(&out, &manifest, &tensors).expect("write");
+        write_model(&out, &manifest, &tensors, &vec![Vec::new(); users]).expect("write");
         let model = ExportedModel::load(&out).expect("load");
         let name = format!("{kind}-{precision:?}").to_lowercase();
         let mut user = 0i64;

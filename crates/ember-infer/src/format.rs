@@ -7,8 +7,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::ModelSpec;
 
-/// The format version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this crate writes. Version 2 added each user's known items
+/// ([`KNOWN_OFFSETS`], [`KNOWN_ITEMS`]), which every version-2 export carries.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest format version this crate reads. A version-1 export loads and serves as before,
+/// but has no known items: its queries leave out only what they are asked to, and its id-based
+/// models (MF, GMF, MLP, NeuMF, LightGCN, I-AutoRec) cannot explain recommendations. Export the
+/// run again to get them.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 
 /// Numeric precision of the stored matrices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +36,18 @@ pub enum Precision {
 pub const HISTORY_OFFSETS: &str = "history.offsets";
 /// For history-based models: every user's items (internal ids), as I32.
 pub const HISTORY_ITEMS: &str = "history.items";
+
+/// For every model (format version 2 on): `[users + 1]` I64 byte offsets into
+/// [`KNOWN_ITEMS`]; user `u`'s known items are encoded in `items[offsets[u]..offsets[u + 1]]`:
+/// every item the user interacted with in the run's data (training, validation and test),
+/// sorted and distinct. Queries leave them out unless asked not to, and explanations name only
+/// them.
+pub const KNOWN_OFFSETS: &str = "known.offsets";
+/// For every model (format version 2 on): every user's known items as U8 bytes, compactly: per
+/// user, the first item and then each gap to the next item minus one, each as an unsigned
+/// LEB128 varint (7 bits a byte, low bits first, the high bit set on all but a number's last
+/// byte). On MovieLens-100K that is about a byte per item, a quarter of I32 ids.
+pub const KNOWN_ITEMS: &str = "known.items";
 
 /// For rating models (AutoRec): `[rows + 1]` I64 offsets into [`RATINGS_COLUMNS`] and
 /// [`RATINGS_VALUES`], rows being items for I-AutoRec and users for U-AutoRec.

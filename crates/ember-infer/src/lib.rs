@@ -6,8 +6,10 @@
 //!   ember-spec, which the training side shares), precision, the external ↔ internal id maps, a
 //!   data set fingerprint and the training metrics;
 //! - `model.safetensors`: the weights, named after the training-side module paths
-//!   (`tower.layers.0.weight`), and what a family stores beside them to score the users it was
-//!   trained on ([`HISTORY_OFFSETS`], [`RATINGS_OFFSETS`]). Matrices are row-major; a dense
+//!   (`tower.layers.0.weight`), what a family stores beside them to score the users it was
+//!   trained on ([`HISTORY_OFFSETS`], [`RATINGS_OFFSETS`]), and every user's known items
+//!   ([`KNOWN_OFFSETS`]: all of their interactions in the run's data, for every model kind;
+//!   absent from format-version-1 exports, which still load, with no known items). Matrices are row-major; a dense
 //!   layer's weight is `[inputs, outputs]`. At `f16` precision matrices are stored as F16; at
 //!   `int8` as I8 with a per-row F32 scale in `<name>.scale` (symmetric: `value = int8 × scale`).
 //!   Vectors (biases, layer norms) always stay F32.
@@ -20,6 +22,22 @@
 //! ([`write_model_with`]) lists no names either: it converts what it is given and loads the
 //! result with the same loader before making it visible. Malformed or hostile files get an
 //! [`InferError`], never a panic (`fuzz/` holds the loader's fuzz target).
+//!
+//! Queries never recommend a user what they already have, nor put a user who has an item in
+//! its audience, unless asked ([`Known::Include`]); scoring scores everything. Every answer
+//! can come with its explanation ([`Because`]: the user's own items that weigh most), which
+//! each family computes from its structure:
+//! - MF, GMF, MLP, NeuMF, LightGCN: the cosine similarity of the recommended item's embedding
+//!   with each known item's (NeuMF: the GMF item table; LightGCN: the final embeddings);
+//! - SASRec, BERT4Rec: the final position's attention over the window, averaged over heads,
+//!   then over blocks;
+//! - Mult-DAE, Mult-VAE, CDAE, U-AutoRec, GRU4Rec: occlusion, the drop in the recommended
+//!   item's score when one of the user's items is removed from the model's input, for at most
+//!   [`MAX_OCCLUDED`] items per user (each removal is one more forward pass);
+//! - I-AutoRec: the cosine similarity of item codes `σ(V r_i + μ)`.
+//!
+//! Each family also gives a user's representation ([`ExportedModel::user_vector`]), for
+//! segmenting users, and says what its scores are ([`ScoreScale`]).
 //!
 //! Modules: `format` (the manifest and the stored data's names), `source` (the tensor source),
 //! `nn` (layers), `families` (the models, behind one trait), `model` (loading and queries),
@@ -41,11 +59,13 @@ pub use ember_spec::{
     AutoRecSpec, AutoencoderSpec, CdaeSpec, FactorsSpec, Gru4RecSpec, LightGcnSpec, MlpSpec,
     ModelSpec, NeuMfSpec, SpecError, TransformerSpec,
 };
+pub use families::MAX_OCCLUDED;
 pub use format::{
-    FORMAT_VERSION, HISTORY_ITEMS, HISTORY_OFFSETS, Manifest, ModelData, Precision,
-    RATINGS_COLUMNS, RATINGS_OFFSETS, RATINGS_VALUES, TensorF32,
+    FORMAT_VERSION, HISTORY_ITEMS, HISTORY_OFFSETS, KNOWN_ITEMS, KNOWN_OFFSETS, Manifest,
+    ModelData, OLDEST_FORMAT_VERSION, Precision, RATINGS_COLUMNS, RATINGS_OFFSETS, RATINGS_VALUES,
+    TensorF32,
 };
-pub use model::ExportedModel;
+pub use model::{Because, ExportedModel, Known, Options, Recommendation, ScoreScale};
 pub use quant::{f16_to_f32, f32_to_f16};
 pub use topk::Scored;
 pub use writer::{write_model, write_model_with};
@@ -77,7 +97,9 @@ pub enum InferError {
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// The format version is not one this crate reads.
-    #[error("format version {found} is not supported (this build reads version {FORMAT_VERSION})")]
+    #[error(
+        "format version {found} is not supported (this build reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})"
+    )]
     Version {
         /// The version in the manifest.
         found: u32,

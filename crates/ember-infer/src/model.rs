@@ -1,15 +1,22 @@
 //! A loaded model and its queries. Loading reads the manifest, checks it (version, spec,
-//! ids), and hands the weights to the family's loader (`families::registration`); queries
-//! translate external ids and ask the family ([`Family`]), never its kind.
+//! ids), reads every user's known items, and hands the weights to the family's loader
+//! (`families::registration`); queries translate external ids and ask the family
+//! ([`Family`]), never its kind.
+//!
+//! The rule every query follows: items a user already has (their known items, see
+//! [`crate::KNOWN_ITEMS`]) are never recommended to them, and users who already have an item
+//! are never in its audience, unless the query says [`Known::Include`]. Only scoring
+//! ([`ExportedModel::score`], [`ExportedModel::score_internal_pairs`],
+//! [`ExportedModel::item_scores_internal`]) scores everything asked.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::InferError;
-use crate::families::{self, Family};
-use crate::format::{FORMAT_VERSION, Manifest};
-use crate::source::Tensors;
+use crate::families::{self, Family, Subject, Unexplained};
+use crate::format::{FORMAT_VERSION, Manifest, OLDEST_FORMAT_VERSION};
+use crate::source::{SparseRows, Tensors};
 use crate::topk::{Scored, top_k};
 
 /// Manifests larger than this are refused before parsing (a model's id maps are far smaller).
@@ -22,6 +29,75 @@ pub struct ExportedModel {
     family: Arc<dyn Family>,
     users: HashMap<i64, u32>,
     items: HashMap<i64, u32>,
+    /// Each user's known items; `None` for a format-version-1 export, which has none.
+    known: Option<Arc<SparseRows>>,
+}
+
+/// Whether a query leaves out what the user already has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Known {
+    /// Leave out each user's known items (an audience: the users who already have the item).
+    #[default]
+    Exclude,
+    /// Rank them with the rest (e.g. to see what the model reconstructs).
+    Include,
+}
+
+/// How a query ranks, beyond its `k`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options<'a> {
+    /// Ids never to return, whatever their score: item ids for recommendations (a
+    /// suppression list), user ids for audiences (opted-out customers). Ids the model does
+    /// not know are ignored.
+    pub exclude: &'a [i64],
+    /// Whether the user's known items (an item's owners, for an audience) are left out.
+    pub known: Known,
+    /// How many "because of" items to give with each answer (0: none); see
+    /// [`ExportedModel::explain`].
+    pub explain: usize,
+}
+
+/// One answer of a query with its explanation: an item recommended to a user, or a user in
+/// an item's audience.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recommendation {
+    /// External id (item for recommendations, user for audiences).
+    pub id: i64,
+    /// Model score (higher is better).
+    pub score: f32,
+    /// The user's own items that weigh most in the score, strongest first (empty when not
+    /// asked for, or when none weighs in positively).
+    pub because: Vec<Because>,
+}
+
+/// One of a user's own items, as a reason for a recommendation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Because {
+    /// External item id: always one of the user's known items (or of the history given).
+    pub item: i64,
+    /// Its weight, in the family's measure (cosine similarity, attention weight, or the
+    /// score's drop without it); always positive.
+    pub weight: f32,
+}
+
+/// What a model's scores are, as its family's default training objective makes them: what a
+/// decision layer needs to turn them into propensities.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ScoreScale {
+    /// Logits of a per-item probability, `σ(score)`: MF, GMF, MLP, NeuMF, LightGCN and CDAE.
+    /// (Pair models trained with `train.loss = "bpr"`, LightGCN's default, learn only an
+    /// order: their `σ(score)` is a ranking score, not a calibrated probability.)
+    Logits,
+    /// Logits of a softmax over every item: the probability that the user's next item is this
+    /// one (Mult-DAE, Mult-VAE, SASRec, BERT4Rec, GRU4Rec).
+    NextItemLogits,
+    /// Predicted ratings, within the training ratings' range (AutoRec).
+    Ratings {
+        /// Lowest training rating.
+        low: f32,
+        /// Highest training rating.
+        high: f32,
+    },
 }
 
 fn id_index(ids: &[i64], what: &str, path: &Path) -> Result<HashMap<i64, u32>, InferError> {
@@ -73,7 +149,7 @@ impl ExportedModel {
                 message: "not the JSON of a manifest".into(),
                 source: Some(Box::new(e)),
             })?;
-        if manifest.format_version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&manifest.format_version) {
             return Err(InferError::Version {
                 found: manifest.format_version,
             });
@@ -97,12 +173,17 @@ impl ExportedModel {
             (manifest.user_ids.len(), manifest.item_ids.len()),
         )?;
         let family = registration.load(&tensors.root())?;
+        let known = match manifest.format_version {
+            1 => None,
+            _ => Some(Arc::new(tensors.known_items()?)),
+        };
         tensors.finish()?;
         Ok(Self {
             manifest,
             family,
             users,
             items,
+            known,
         })
     }
 
@@ -127,18 +208,51 @@ impl ExportedModel {
         })
     }
 
+    /// Whether the export carries each user's known items (format version 2 on). A
+    /// version-1 export has none: its queries leave out only what they are asked to, and its
+    /// id-based models cannot explain.
+    pub fn has_known_items(&self) -> bool {
+        self.known.is_some()
+    }
+
+    /// The known items of internal user `user` (in range), as sorted internal item ids; empty
+    /// for an export without known items.
+    pub fn known_internal(&self, user: u32) -> &[u32] {
+        match &self.known {
+            Some(known) => known.row(user as usize),
+            None => &[],
+        }
+    }
+
+    /// The known items of `user`, as external item ids in internal order; empty for an export
+    /// without known items.
+    pub fn known_items(&self, user: i64) -> Result<Vec<i64>, InferError> {
+        let u = self.user_index(user)?;
+        Ok(self
+            .known_internal(u)
+            .iter()
+            .map(|&i| self.manifest.item_ids[i as usize])
+            .collect())
+    }
+
+    /// What the scores are (logits, next-item logits, ratings), for turning them into
+    /// propensities.
+    pub fn score_scale(&self) -> ScoreScale {
+        self.family.score_scale()
+    }
+
     /// Score of internal (user, item); both must be in range.
     pub fn score_internal(&self, user: u32, item: u32) -> f32 {
         self.family.pair_scores(&[(user as usize, item as usize)])[0]
     }
 
     /// Scores of every item (in internal item order) for internal user `user`, which must be in
-    /// range.
+    /// range. Nothing is left out: known items are scored like the rest.
     pub fn item_scores_internal(&self, user: u32) -> Vec<f32> {
         self.family.user_scores(&[user as usize]).remove(0)
     }
 
-    /// Scores of (user, item) pairs given by external ids.
+    /// Scores of (user, item) pairs given by external ids (known items included).
     pub fn score(&self, pairs: &[(i64, i64)]) -> Result<Vec<f32>, InferError> {
         let pairs = pairs
             .iter()
@@ -147,9 +261,10 @@ impl ExportedModel {
         Ok(self.score_internal_pairs(&pairs))
     }
 
-    /// Scores of (user, item) pairs given by internal ids, which must be in range. Models that
-    /// decode a whole row at once (the autoencoders and sequence models: a user's row; AutoRec:
-    /// an item's or a user's) decode each distinct row once, whatever the order of the pairs.
+    /// Scores of (user, item) pairs given by internal ids, which must be in range (known items
+    /// included). Models that decode a whole row at once (the autoencoders and sequence
+    /// models: a user's row; AutoRec: an item's or a user's) decode each distinct row once,
+    /// whatever the order of the pairs.
     pub fn score_internal_pairs(&self, pairs: &[(u32, u32)]) -> Vec<f32> {
         let pairs: Vec<(usize, usize)> = pairs
             .iter()
@@ -158,17 +273,22 @@ impl ExportedModel {
         self.family.pair_scores(&pairs)
     }
 
-    /// Marks the known items of `exclude` with NaN, which top-k passes over.
-    fn exclude(&self, scores: &mut [f32], exclude: &[i64]) {
+    /// Marks the items of `exclude` (external ids; unknown ones ignored) and, unless `known`
+    /// says to include them, the `owned` internal items with NaN, which top-k passes over.
+    fn leave_out(&self, scores: &mut [f32], exclude: &[i64], owned: &[u32], known: Known) {
         for i in exclude.iter().filter_map(|i| self.items.get(i)) {
             scores[*i as usize] = f32::NAN;
+        }
+        if known == Known::Exclude {
+            for &i in owned {
+                scores[i as usize] = f32::NAN;
+            }
         }
     }
 
     /// The `k` best items for `user`, leaving out `exclude` (external item ids; unknown ones
-    /// are ignored). Equal scores are ordered by external id. Items the user already has are
-    /// only left out when listed in `exclude` (an autoencoder, which reconstructs its input,
-    /// ranks them high).
+    /// are ignored) and the items the user already has (their known items). Equal scores are
+    /// ordered by external id. [`Self::recommend_for`] takes the opt-out and explanations.
     pub fn recommend(
         &self,
         user: i64,
@@ -193,43 +313,293 @@ impl ExportedModel {
         let mut scores = self.family.user_scores(&users);
         Ok(queries
             .iter()
+            .zip(&users)
             .zip(&mut scores)
-            .map(|((_, exclude), scores)| {
-                self.exclude(scores, exclude);
+            .map(|((&(_, exclude), &u), scores)| {
+                self.leave_out(
+                    scores,
+                    exclude,
+                    self.known_internal(u as u32),
+                    Known::Exclude,
+                );
                 top_k(scores, &self.manifest.item_ids, k)
             })
             .collect())
     }
 
+    /// The `k` best items for `user`, as `options` say: [`Self::recommend`] with the opt-out
+    /// from leaving out known items, and explanations.
+    pub fn recommend_for(
+        &self,
+        user: i64,
+        k: usize,
+        options: &Options<'_>,
+    ) -> Result<Vec<Recommendation>, InferError> {
+        Ok(self.recommend_many_for(&[user], k, options)?.remove(0))
+    }
+
+    /// [`Self::recommend_for`] for many users with the same options (a batch with one
+    /// suppression list), reading the item table once for the batch as
+    /// [`Self::recommend_many`] does. The answers are in the order of `users`.
+    pub fn recommend_many_for(
+        &self,
+        users: &[i64],
+        k: usize,
+        options: &Options<'_>,
+    ) -> Result<Vec<Vec<Recommendation>>, InferError> {
+        let internal = users
+            .iter()
+            .map(|&user| Ok(self.user_index(user)? as usize))
+            .collect::<Result<Vec<_>, InferError>>()?;
+        let mut scores = self.family.user_scores(&internal);
+        internal
+            .iter()
+            .zip(&mut scores)
+            .map(|(&u, scores)| {
+                let known = self.known_internal(u as u32);
+                self.leave_out(scores, options.exclude, known, options.known);
+                let top = top_k(scores, &self.manifest.item_ids, k);
+                let subject = Subject::User {
+                    user: u,
+                    known: self.known.as_ref().map(|_| known),
+                };
+                self.explained(top, subject, options.explain)
+            })
+            .collect()
+    }
+
+    /// Attaches to each of `top` (items) its explanation for `subject`, `n` items long.
+    fn explained(
+        &self,
+        top: Vec<Scored>,
+        subject: Subject<'_>,
+        n: usize,
+    ) -> Result<Vec<Recommendation>, InferError> {
+        let targets: Vec<u32> = top.iter().map(|s| self.items[&s.id]).collect();
+        let because = if n == 0 {
+            vec![Vec::new(); top.len()]
+        } else {
+            self.because(subject, &targets, n)?
+        };
+        Ok(top
+            .into_iter()
+            .zip(because)
+            .map(|(s, because)| Recommendation {
+                id: s.id,
+                score: s.score,
+                because,
+            })
+            .collect())
+    }
+
+    /// The `n` strongest positive reasons of `subject` for each internal item of `targets`.
+    fn because(
+        &self,
+        subject: Subject<'_>,
+        targets: &[u32],
+        n: usize,
+    ) -> Result<Vec<Vec<Because>>, InferError> {
+        let targets: Vec<usize> = targets.iter().map(|&t| t as usize).collect();
+        let weights = self
+            .family
+            .explain(subject, &targets)
+            .map_err(|e| self.unexplained(e))?;
+        Ok(weights
+            .into_iter()
+            .zip(&targets)
+            .map(|(mut weights, &t)| {
+                weights.retain(|&(i, w)| w > 0.0 && w.is_finite() && i as usize != t);
+                let ids = &self.manifest.item_ids;
+                weights.sort_by(|a, b| {
+                    b.1.total_cmp(&a.1)
+                        .then(ids[a.0 as usize].cmp(&ids[b.0 as usize]))
+                });
+                weights.truncate(n);
+                weights
+                    .into_iter()
+                    .map(|(i, weight)| Because {
+                        item: ids[i as usize],
+                        weight,
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    fn unexplained(&self, why: Unexplained) -> InferError {
+        let kind = self.manifest.model.kind();
+        match why {
+            Unexplained::ById(by_id) => by_id.error(kind),
+            Unexplained::NoKnownItems => InferError::Unsupported(format!(
+                "this export (format version {}) carries no known items, by which model kind \
+                 `{kind}` explains a recommendation: export the run again for `explain`",
+                self.manifest.format_version
+            )),
+        }
+    }
+
+    /// Why `user` would get each of `items`: for each item, the `n` known items of the user
+    /// that weigh most in its score, strongest first. How the weight is computed depends on
+    /// the model (the crate documentation lists each family's): the cosine similarity of item
+    /// embeddings (MF, GMF, MLP, NeuMF, LightGCN, I-AutoRec's item codes), the final
+    /// position's attention (SASRec, BERT4Rec), or the drop of the item's score when the known
+    /// item is removed from the model's input (Mult-DAE, Mult-VAE, CDAE, U-AutoRec,
+    /// GRU4Rec). Only positive weights are given, never the item itself, and only the user's
+    /// own items: an explanation may be shorter than `n`, or empty.
+    pub fn explain(
+        &self,
+        user: i64,
+        items: &[i64],
+        n: usize,
+    ) -> Result<Vec<Vec<Because>>, InferError> {
+        let u = self.user_index(user)?;
+        let targets = items
+            .iter()
+            .map(|&i| self.item_index(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let subject = Subject::User {
+            user: u as usize,
+            known: self.known.as_ref().map(|_| self.known_internal(u)),
+        };
+        self.because(subject, &targets, n)
+    }
+
+    /// The history items of a user given by `history` (external ids, oldest first; unknown
+    /// ones ignored), as internal ids.
+    fn history_items(&self, history: &[i64]) -> Vec<u32> {
+        history
+            .iter()
+            .filter_map(|i| self.items.get(i).copied())
+            .collect()
+    }
+
+    /// [`Self::explain`] for a user given by their item history (history-based models).
+    pub fn explain_history(
+        &self,
+        history: &[i64],
+        items: &[i64],
+        n: usize,
+    ) -> Result<Vec<Vec<Because>>, InferError> {
+        let own = self.history_items(history);
+        let targets = items
+            .iter()
+            .map(|&i| self.item_index(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.because(Subject::History(&own), &targets, n)
+    }
+
     /// The `k` best items for a user given by their item history (external ids; unknown ones
-    /// are ignored), leaving out `exclude`: how a history-based model (Mult-DAE, Mult-VAE,
-    /// CDAE, SASRec, BERT4Rec, GRU4Rec) serves a user it was not trained on; CDAE gives such a
-    /// user a zero user vector; the sequence models read the history in the order given, oldest
-    /// first. Pass the history in `exclude` too to leave those items out. Models that score
-    /// users by id answer [`InferError::Unsupported`].
+    /// are ignored), leaving out `exclude` and the history's own items: how a history-based
+    /// model (Mult-DAE, Mult-VAE, CDAE, SASRec, BERT4Rec, GRU4Rec) serves a user it was not
+    /// trained on; CDAE gives such a user a zero user vector; the sequence models read the
+    /// history in the order given, oldest first. Models that score users by id answer
+    /// [`InferError::Unsupported`].
     pub fn recommend_history(
         &self,
         history: &[i64],
         k: usize,
         exclude: &[i64],
     ) -> Result<Vec<Scored>, InferError> {
-        let items: Vec<u32> = history
-            .iter()
-            .filter_map(|i| self.items.get(i).copied())
-            .collect();
+        let options = Options {
+            exclude,
+            ..Options::default()
+        };
+        Ok(self
+            .recommend_history_for(history, k, &options)?
+            .into_iter()
+            .map(|r| Scored {
+                id: r.id,
+                score: r.score,
+            })
+            .collect())
+    }
+
+    /// [`Self::recommend_history`] as `options` say: the history's items are the user's known
+    /// items (left out unless [`Known::Include`], and what explanations name).
+    pub fn recommend_history_for(
+        &self,
+        history: &[i64],
+        k: usize,
+        options: &Options<'_>,
+    ) -> Result<Vec<Recommendation>, InferError> {
+        let items = self.history_items(history);
         let mut scores = self
             .family
             .history_scores(&items)
             .map_err(|by_id| by_id.error(self.manifest.model.kind()))?;
-        self.exclude(&mut scores, exclude);
-        Ok(top_k(&scores, &self.manifest.item_ids, k))
+        self.leave_out(&mut scores, options.exclude, &items, options.known);
+        let top = top_k(&scores, &self.manifest.item_ids, k);
+        self.explained(top, Subject::History(&items), options.explain)
     }
 
-    /// The `k` users most likely to want `item` (campaign targeting). For an autoencoder or a
-    /// sequence model this computes every user's row once.
+    /// The `k` users most likely to want `item` (campaign targeting), leaving out those who
+    /// already have it (their known items hold it). For an autoencoder or a sequence model
+    /// this computes every user's row once.
     pub fn audience(&self, item: i64, k: usize) -> Result<Vec<Scored>, InferError> {
-        let i = self.item_index(item)? as usize;
-        let scores = self.family.audience_scores(i, self.manifest.user_ids.len());
-        Ok(top_k(&scores, &self.manifest.user_ids, k))
+        Ok(self
+            .audience_for(item, k, &Options::default())?
+            .into_iter()
+            .map(|r| Scored {
+                id: r.id,
+                score: r.score,
+            })
+            .collect())
+    }
+
+    /// [`Self::audience`] as `options` say: `exclude` lists users to leave out, [`Known`]
+    /// whether the item's owners are left out, and `explain` how many of each member's own
+    /// items explain their score for `item`. With `k` at least the number of users, this
+    /// ranks every user (for gains curves).
+    pub fn audience_for(
+        &self,
+        item: i64,
+        k: usize,
+        options: &Options<'_>,
+    ) -> Result<Vec<Recommendation>, InferError> {
+        let i = self.item_index(item)?;
+        let users = self.manifest.user_ids.len();
+        let mut scores = self.family.audience_scores(i as usize, users);
+        for u in options.exclude.iter().filter_map(|u| self.users.get(u)) {
+            scores[*u as usize] = f32::NAN;
+        }
+        if options.known == Known::Exclude {
+            for (u, score) in scores.iter_mut().enumerate() {
+                if self.known_internal(u as u32).binary_search(&i).is_ok() {
+                    *score = f32::NAN;
+                }
+            }
+        }
+        let top = top_k(&scores, &self.manifest.user_ids, k);
+        top.into_iter()
+            .map(|s| {
+                let because = if options.explain == 0 {
+                    Vec::new()
+                } else {
+                    let u = self.users[&s.id];
+                    let subject = Subject::User {
+                        user: u as usize,
+                        known: self.known.as_ref().map(|_| self.known_internal(u)),
+                    };
+                    self.because(subject, &[i], options.explain)?.remove(0)
+                };
+                Ok(Recommendation {
+                    id: s.id,
+                    score: s.score,
+                    because,
+                })
+            })
+            .collect()
+    }
+
+    /// The representation of `user` for segmentation: the vector the model scores items from.
+    /// MF, GMF, MLP and LightGCN: the user embedding (LightGCN's final one); NeuMF: its GMF and
+    /// MLP user embeddings concatenated; Mult-DAE, Mult-VAE, CDAE: the encoder's code of the
+    /// user's row (Mult-VAE: the mean; CDAE: with the user's vector); U-AutoRec: the code of
+    /// the user's rating row; SASRec, BERT4Rec: the final position's state; GRU4Rec: the last
+    /// state. I-AutoRec encodes items and answers [`InferError::Unsupported`]. All users of
+    /// a model have vectors of the same length.
+    pub fn user_vector(&self, user: i64) -> Result<Vec<f32>, InferError> {
+        let u = self.user_index(user)?;
+        self.family.user_vector(u as usize)
     }
 }

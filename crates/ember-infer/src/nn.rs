@@ -68,6 +68,17 @@ impl Rows {
         })
     }
 
+    /// Row `r`, decoded to f32.
+    pub(crate) fn row_vec(&self, r: usize) -> Vec<f32> {
+        match self {
+            Rows::F32(m) => m.row(r).to_vec(),
+            Rows::Int8 { cols, q, scale } => q[r * cols..(r + 1) * cols]
+                .iter()
+                .map(|&v| v as f32 * scale[r])
+                .collect(),
+        }
+    }
+
     /// `query · row(r)`.
     pub(crate) fn dot(&self, query: &[f32], r: usize) -> f32 {
         match self {
@@ -195,15 +206,18 @@ impl Attention {
     }
 
     /// Attention of each query row over the key/value rows (`causal`: only rows up to its own).
+    /// With `last_weights`, the last query row's attention weights, averaged over the heads
+    /// (`(1/H) Σ_h α_h(last, j)`), are added to it (which the caller sizes to the keys).
     ///
     /// # Shapes
     /// - queries: `[n, hidden]`, keys: `[m, hidden]` (`m ≥ n` when causal)
-    /// - output: `[n, hidden]`
+    /// - output: `[n, hidden]`; last_weights: `[m]`
     pub(crate) fn forward(
         &self,
         queries: &[Vec<f32>],
         keys: &[Vec<f32>],
         causal: bool,
+        mut last_weights: Option<&mut Vec<f32>>,
     ) -> Vec<Vec<f32>> {
         let project = |layer: &Dense, rows: &[Vec<f32>]| -> Vec<Vec<f32>> {
             rows.iter()
@@ -235,6 +249,13 @@ impl Attention {
                 let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let weights: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
                 let total: f32 = weights.iter().sum();
+                if t + 1 == q.len()
+                    && let Some(last) = last_weights.as_deref_mut()
+                {
+                    for (l, w) in last.iter_mut().zip(&weights) {
+                        *l += w / total / self.heads as f32;
+                    }
+                }
                 for (w, vj) in weights.iter().zip(&v) {
                     for (c, x) in context[part.clone()].iter_mut().zip(&vj[part.clone()]) {
                         *c += w / total * x;

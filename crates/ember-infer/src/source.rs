@@ -14,7 +14,8 @@ use std::fmt::Display;
 use std::path::Path;
 
 use crate::format::{
-    HISTORY_ITEMS, HISTORY_OFFSETS, RATINGS_COLUMNS, RATINGS_OFFSETS, RATINGS_VALUES,
+    HISTORY_ITEMS, HISTORY_OFFSETS, KNOWN_ITEMS, KNOWN_OFFSETS, RATINGS_COLUMNS, RATINGS_OFFSETS,
+    RATINGS_VALUES,
 };
 use crate::quant::f16_to_f32;
 use crate::{InferError, Precision};
@@ -132,6 +133,76 @@ impl<'a> Tensors<'a> {
             Some(name) => Err(tensor_error(name, "not part of this model kind")),
             None => Ok(()),
         }
+    }
+
+    /// Each user's known items ([`KNOWN_OFFSETS`], [`KNOWN_ITEMS`]): a set per user, sorted and
+    /// distinct, of items of the model. Every model kind stores them (format version 2 on).
+    pub(crate) fn known_items(&self) -> Result<SparseRows, InferError> {
+        let offsets = self.vector_view(KNOWN_OFFSETS, Dtype::I64)?;
+        let bytes = self.vector_view(KNOWN_ITEMS, Dtype::U8)?;
+        let (users, width) = (self.users, self.items);
+        if offsets.shape()[0] != users + 1 {
+            return Err(tensor_error(
+                KNOWN_OFFSETS,
+                format!("{} offsets, expected {}", offsets.shape()[0], users + 1),
+            ));
+        }
+        let bytes = bytes.data();
+        let offsets: Vec<i64> = offsets
+            .data()
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .collect();
+        if offsets[0] != 0
+            || offsets.windows(2).any(|w| w[1] < w[0])
+            || offsets[users] != bytes.len() as i64
+        {
+            return Err(tensor_error(
+                KNOWN_OFFSETS,
+                "must start at 0, never decrease, and end at the byte count",
+            ));
+        }
+        let malformed = |user: usize, what: &str| {
+            tensor_error(KNOWN_ITEMS, format!("user {user}'s items: {what}"))
+        };
+        let mut rows = SparseRows {
+            offsets: vec![0],
+            columns: Vec::with_capacity(bytes.len()),
+        };
+        for user in 0..users {
+            let mut row = &bytes[offsets[user] as usize..offsets[user + 1] as usize];
+            let mut previous: Option<u64> = None;
+            while !row.is_empty() {
+                // One varint: at most 5 bytes for a 32-bit value.
+                let mut value = 0u64;
+                let mut shift = 0;
+                loop {
+                    let Some((&byte, rest)) = row.split_first() else {
+                        return Err(malformed(user, "a varint is cut off"));
+                    };
+                    row = rest;
+                    value |= u64::from(byte & 0x7f) << shift;
+                    if byte & 0x80 == 0 {
+                        break;
+                    }
+                    shift += 7;
+                    if shift > 28 {
+                        return Err(malformed(user, "a varint longer than 5 bytes"));
+                    }
+                }
+                let item = match previous {
+                    None => value,
+                    Some(p) => p + value + 1,
+                };
+                if item >= width as u64 {
+                    return Err(malformed(user, &format!("an item outside 0..{width}")));
+                }
+                rows.columns.push(item as u32);
+                previous = Some(item);
+            }
+            rows.offsets.push(rows.columns.len());
+        }
+        Ok(rows)
     }
 
     /// The tensor `name`, checked to be stored as `dtype` `shape`, and marked as taken.

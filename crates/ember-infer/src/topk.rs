@@ -10,8 +10,23 @@ pub struct Scored {
     pub score: f32,
 }
 
+/// Above this `k`, top-k sorts every score instead of keeping a bounded insertion list, whose
+/// inserts cost `O(k)` each (an audience or a gains curve ranks every user).
+const SORT_ABOVE: usize = 512;
+
 /// The `k` best of `scores` (NaN: left out), named by `ids`, best first, ties by id ascending.
 pub(crate) fn top_k(scores: &[f32], ids: &[i64], k: usize) -> Vec<Scored> {
+    if k > SORT_ABOVE {
+        let mut all: Vec<Scored> = scores
+            .iter()
+            .zip(ids)
+            .filter(|(s, _)| !s.is_nan())
+            .map(|(&score, &id)| Scored { id, score })
+            .collect();
+        all.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        all.truncate(k);
+        return all;
+    }
     let mut best = TopK::new(k);
     for (i, &score) in scores.iter().enumerate() {
         // Most items lose against the current k-th best: one comparison, nothing built.
@@ -69,5 +84,29 @@ mod tests {
         assert_eq!(top, vec![30, 20, 40]);
         assert!(top_k(&scores, &ids, 0).is_empty());
         assert_eq!(top_k(&scores, &ids, 10).len(), 4);
+    }
+
+    /// A large k sorts instead of inserting: the same answer.
+    #[test]
+    fn a_large_k_gives_the_insertion_lists_answer() {
+        let n = 5_000;
+        let scores: Vec<f32> = (0..n)
+            .map(|i| {
+                if i % 97 == 0 {
+                    f32::NAN
+                } else {
+                    ((i * 7919) % 1_000) as f32
+                }
+            })
+            .collect();
+        let ids: Vec<i64> = (0..n as i64).rev().collect();
+        let mut small = TopK::new(SORT_ABOVE + 100);
+        scores
+            .iter()
+            .zip(&ids)
+            .for_each(|(&score, &id)| small.push(Scored { id, score }));
+        assert_eq!(top_k(&scores, &ids, SORT_ABOVE + 100), small.items);
+        let all = top_k(&scores, &ids, n);
+        assert_eq!(all.len(), n - n.div_ceil(97));
     }
 }

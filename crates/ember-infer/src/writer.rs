@@ -1,6 +1,7 @@
 //! Writing an exported model. The writer knows no family's tensors: it converts what it is
 //! given (matrices to the manifest's precision, vectors as F32, an int8 matrix with its
-//! `<name>.scale`), stores the users' data as the family's registration says, writes both files
+//! `<name>.scale`), stores the users' data as the family's registration says and every user's
+//! known items (for every family), writes both files
 //! under a temporary name, loads them with the loader that will serve them, and only then
 //! renames the directory into place. A tensor missing, misnamed, misshapen or left over fails
 //! the export with the loader's own error, and nothing half-written is left behind.
@@ -12,8 +13,8 @@ use std::fs;
 use std::path::Path;
 
 use crate::format::{
-    HISTORY_ITEMS, HISTORY_OFFSETS, Manifest, ModelData, Precision, RATINGS_COLUMNS,
-    RATINGS_OFFSETS, RATINGS_VALUES, TensorF32,
+    HISTORY_ITEMS, HISTORY_OFFSETS, KNOWN_ITEMS, KNOWN_OFFSETS, Manifest, ModelData, Precision,
+    RATINGS_COLUMNS, RATINGS_OFFSETS, RATINGS_VALUES, TensorF32,
 };
 use crate::model::ExportedModel;
 use crate::quant::{f32_to_f16, quantize_rows};
@@ -75,16 +76,72 @@ fn sparse_rows<'a>(rows: impl Iterator<Item = &'a [u32]>) -> (Bytes, Bytes) {
     )
 }
 
+/// Each user's known items (sets) as [`KNOWN_ITEMS`] encodes them: per user, the first item and
+/// each following gap minus one as LEB128 varints; the offsets are byte offsets.
+fn known_bytes(rows: &[Vec<u32>]) -> (Bytes, Bytes) {
+    let mut offsets = vec![0i64];
+    let mut bytes: Vec<u8> = Vec::new();
+    for row in rows {
+        let mut previous: Option<u32> = None;
+        for &item in row {
+            let mut value = match previous {
+                None => item,
+                Some(p) => item - p - 1, // sorted and distinct: never negative
+            };
+            loop {
+                let low = (value & 0x7f) as u8;
+                value >>= 7;
+                if value == 0 {
+                    bytes.push(low);
+                    break;
+                }
+                bytes.push(low | 0x80);
+            }
+            previous = Some(item);
+        }
+        offsets.push(bytes.len() as i64);
+    }
+    (
+        vector(Dtype::I64, &offsets, |v| v.to_le_bytes()),
+        vector(Dtype::U8, &bytes, |v| [*v]),
+    )
+}
+
+/// Each user's items as a set: sorted, distinct.
+fn item_sets(rows: &[Vec<u32>]) -> Vec<Vec<u32>> {
+    rows.iter()
+        .map(|row| {
+            let mut row = row.clone();
+            row.sort_unstable();
+            row.dedup();
+            row
+        })
+        .collect()
+}
+
 /// The safetensors file (`path` names it in errors) of `tensors` at `precision`, with the
-/// users' `data` stored as `stored` says.
+/// users' `data` stored as `stored` says and each of the `users` users' `known` items.
 pub(crate) fn encode(
     path: &Path,
     precision: Precision,
     stored: Stored,
     tensors: &[TensorF32],
     data: ModelData<'_>,
+    (users, known): (usize, &[Vec<u32>]),
 ) -> Result<Vec<u8>, InferError> {
+    if known.len() != users {
+        return Err(tensor_error(
+            KNOWN_OFFSETS,
+            format!(
+                "known items given for {} users, the manifest has {users}",
+                known.len()
+            ),
+        ));
+    }
     let mut out: Vec<(String, Bytes)> = Vec::new();
+    let (offsets, items) = known_bytes(&item_sets(known));
+    out.push((KNOWN_OFFSETS.into(), offsets));
+    out.push((KNOWN_ITEMS.into(), items));
     for t in tensors {
         let values = t.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
         if values != Some(t.data.len()) {
@@ -123,17 +180,11 @@ pub(crate) fn encode(
     }
     match (stored, data) {
         (Stored::ItemSets | Stored::Sequences, ModelData::Histories(histories)) => {
-            let rows: Vec<Vec<u32>> = histories
-                .iter()
-                .map(|h| {
-                    let mut h = h.clone();
-                    if stored == Stored::ItemSets {
-                        h.sort_unstable();
-                        h.dedup();
-                    }
-                    h
-                })
-                .collect();
+            let rows: Vec<Vec<u32>> = if stored == Stored::ItemSets {
+                item_sets(histories)
+            } else {
+                histories.to_vec()
+            };
             let (offsets, items) = sparse_rows(rows.iter().map(Vec::as_slice));
             out.push((HISTORY_OFFSETS.into(), offsets));
             out.push((HISTORY_ITEMS.into(), items));
@@ -188,27 +239,34 @@ pub(crate) fn encode(
 }
 
 /// Writes `manifest.json` and `model.safetensors` into a new directory `dir`, converting the
-/// matrices to the manifest's precision. Everything is written under a temporary name, loaded
-/// back with the loader that will serve it, and renamed at the end, so an interrupted or
-/// invalid export leaves no readable half-model.
+/// matrices to the manifest's precision, for a model that stores nothing else of its users
+/// (MF, GMF, MLP, NeuMF, LightGCN). `known` holds each user's known items (internal ids, one
+/// list per user of the manifest, in any order: the writer sorts them and drops repeats),
+/// which queries leave out by default and explanations name. Everything is written under a
+/// temporary name, loaded back with the loader that will serve it, and renamed at the end, so
+/// an interrupted or invalid export leaves no readable half-model.
 pub fn write_model(
     dir: &Path,
     manifest: &Manifest,
     tensors: &[TensorF32],
+    known: &[Vec<u32>],
 ) -> Result<(), InferError> {
-    write_model_with(dir, manifest, tensors, ModelData::None)
+    write_model_with(dir, manifest, tensors, ModelData::None, known)
 }
 
 /// [`write_model`] for any model kind: history-based models (the autoencoders and the
 /// sequence models) need each user's items (internal ids), and AutoRec its training ratings,
-/// stored beside the weights so that the users of the training data can be scored. The
-/// tensors are written as given; the check that they are exactly the model's (names, shapes,
-/// finite values) is loading the written files.
+/// stored beside the weights so that the users of the training data can be scored. `known` is
+/// each user's known items, as for [`write_model`]: for every kind, all of the user's
+/// interactions in the run's data (training, validation and test), which is more than a
+/// history-based model reads. The tensors are written as given; the check that they are
+/// exactly the model's (names, shapes, finite values) is loading the written files.
 pub fn write_model_with(
     dir: &Path,
     manifest: &Manifest,
     tensors: &[TensorF32],
     data: ModelData<'_>,
+    known: &[Vec<u32>],
 ) -> Result<(), InferError> {
     let io = |path: &Path| {
         let path = path.to_owned();
@@ -230,7 +288,15 @@ pub fn write_model_with(
         .validate()
         .map_err(|e| InferError::invalid_spec(&manifest_path, e))?;
     let stored = families::registration(&manifest.model).stored;
-    let weights = encode(&weights_path, manifest.precision, stored, tensors, data)?;
+    let users = (manifest.user_ids.len(), known);
+    let weights = encode(
+        &weights_path,
+        manifest.precision,
+        stored,
+        tensors,
+        data,
+        users,
+    )?;
     let json = serde_json::to_string_pretty(manifest).expect("a manifest always serialises");
     let parent = dir
         .parent()
@@ -271,17 +337,30 @@ pub fn write_model_with(
     result
 }
 
-/// A model loaded from `tensors` as [`write_model_with`] would store them, without files: for
-/// the families' tests.
+/// A model loaded from `tensors` as [`write_model_with`] would store them, without files, with
+/// no known items: for the families' tests.
 #[cfg(test)]
 pub(crate) fn load_in_memory(
     manifest: &Manifest,
     tensors: &[TensorF32],
     data: ModelData<'_>,
 ) -> Result<ExportedModel, InferError> {
+    let known = vec![Vec::new(); manifest.user_ids.len()];
+    load_in_memory_known(manifest, tensors, data, &known)
+}
+
+/// [`load_in_memory`] with each user's `known` items.
+#[cfg(test)]
+pub(crate) fn load_in_memory_known(
+    manifest: &Manifest,
+    tensors: &[TensorF32],
+    data: ModelData<'_>,
+    known: &[Vec<u32>],
+) -> Result<ExportedModel, InferError> {
     let stored = families::registration(&manifest.model).stored;
     let path = Path::new("model.safetensors");
-    let weights = encode(path, manifest.precision, stored, tensors, data)?;
+    let users = (manifest.user_ids.len(), known);
+    let weights = encode(path, manifest.precision, stored, tensors, data, users)?;
     let json = serde_json::to_vec(manifest).expect("a manifest always serialises");
     ExportedModel::from_bytes(&json, &weights, Path::new("manifest.json"), path)
 }

@@ -20,6 +20,9 @@ fn manifest(precision: Precision) -> Manifest {
     }
 }
 
+/// Known items of the two users of [`manifest`]: none.
+const NO_KNOWN: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
+
 fn mf_tensors() -> Vec<TensorF32> {
     vec![
         TensorF32 {
@@ -37,7 +40,7 @@ fn mf_tensors() -> Vec<TensorF32> {
 
 fn written(dir: &Path, precision: Precision) -> std::path::PathBuf {
     let out = dir.join(format!("{precision:?}"));
-    write_model(&out, &manifest(precision), &mf_tensors()).unwrap();
+    write_model(&out, &manifest(precision), &mf_tensors(), &NO_KNOWN).unwrap();
     out
 }
 
@@ -201,7 +204,7 @@ fn non_finite_weights_are_rejected() {
     let mut tensors = mf_tensors();
     tensors[1].data[3] = f32::NAN;
     let out = dir.path().join("nan");
-    let err = write_model(&out, &manifest(Precision::F32), &tensors)
+    let err = write_model(&out, &manifest(Precision::F32), &tensors, &NO_KNOWN)
         .unwrap_err()
         .to_string();
     assert!(err.contains("items.weight") && err.contains("NaN"), "{err}");
@@ -229,7 +232,7 @@ fn the_writer_checks_its_output_by_loading_it() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m");
     let write = |tensors: &[TensorF32]| {
-        write_model(&out, &manifest(Precision::Int8), tensors)
+        write_model(&out, &manifest(Precision::Int8), tensors, &NO_KNOWN)
             .unwrap_err()
             .to_string()
     };
@@ -262,12 +265,13 @@ fn the_writer_checks_its_output_by_loading_it() {
         &manifest(Precision::F32),
         &mf_tensors(),
         ember_infer::ModelData::Histories(&[vec![0], vec![1]]),
+        &NO_KNOWN,
     )
     .unwrap_err()
     .to_string();
     assert!(err.contains("takes no histories"), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-    write_model(&out, &manifest(Precision::Int8), &mf_tensors()).unwrap();
+    write_model(&out, &manifest(Precision::Int8), &mf_tensors(), &NO_KNOWN).unwrap();
     let err = write(&mf_tensors());
     assert!(err.contains("already exists"), "{err}");
 }
@@ -308,7 +312,7 @@ fn batched_top_k_matches_brute_force() {
             },
         ];
         let out = dir.path().join(format!("big-{precision:?}"));
-        write_model(&out, &manifest, &tensors).unwrap();
+        write_model(&out, &manifest, &tensors, &vec![Vec::new(); users]).unwrap();
         let model = ExportedModel::load(&out).unwrap();
         let exclude: Vec<i64> = (0..50).map(|i| 5 * (i * 37 % items as i64)).collect();
         let queries: Vec<(i64, &[i64])> = (0..users as i64)
@@ -347,15 +351,19 @@ fn autoencoder_seed_models_load_and_serve_histories() {
         let n = u32::from_le_bytes(data[..4].try_into().unwrap()) as usize;
         let (manifest, weights) = data[4..].split_at(n);
         let model = load_bytes(manifest, weights).unwrap();
-        // User 10's stored history is items 100 and 103.
-        let by_user = model.recommend(10, 4, &[]).unwrap();
+        // User 10's stored history is items 100 and 103. The seed is a format-version-1
+        // export, without known items: a stored user's items are left out only when listed,
+        // a history's own items always (unless the query includes them).
+        assert!(!model.has_known_items());
+        assert_eq!(model.recommend(10, 4, &[]).unwrap().len(), 4);
+        let by_user = model.recommend(10, 4, &[100, 103]).unwrap();
         let by_history = model.recommend_history(&[103, 100, 999], 4, &[]).unwrap();
         if name == "seed-cdae" {
-            assert_eq!(by_history.len(), 4);
+            assert_eq!(by_history.len(), 2);
         } else {
             assert_eq!(by_user, by_history, "{name}");
         }
-        assert_eq!(by_user.len(), 4);
+        assert_eq!(by_user.len(), 2);
         // User 11 has no history: still answered (from the biases alone).
         assert_eq!(model.recommend(11, 2, &[100]).unwrap().len(), 2);
         // A history pointing outside the catalogue is rejected.
@@ -399,9 +407,11 @@ fn sequence_seed_models_load_and_read_order() {
         let n = u32::from_le_bytes(data[..4].try_into().unwrap()) as usize;
         let (manifest, weights) = data[4..].split_at(n);
         let model = load_bytes(manifest, weights).unwrap();
-        // User 10's stored sequence is 103, 100, 103 (a repeat, in time order).
-        let by_user = model.recommend(10, 4, &[]).unwrap();
-        assert_eq!(by_user.len(), 4);
+        // User 10's stored sequence is 103, 100, 103 (a repeat, in time order); a version-1
+        // seed has no known items, so the history's items are left out by listing them.
+        assert_eq!(model.recommend(10, 4, &[]).unwrap().len(), 4);
+        let by_user = model.recommend(10, 4, &[100, 103]).unwrap();
+        assert_eq!(by_user.len(), 2);
         assert_eq!(
             model.recommend_history(&[103, 100, 103], 4, &[]).unwrap(),
             by_user,

@@ -80,7 +80,10 @@ pub fn export_run(
             ModelData::Histories(readers.histories())
         }
     };
-    write_model_with(out, &manifest, &tensors, data).map_err(TrainError::Export)?;
+    // Every user's known items (training, validation and test), which queries on the export
+    // leave out by default and explanations name.
+    let known = run.data.known_sets();
+    write_model_with(out, &manifest, &tensors, data, &known).map_err(TrainError::Export)?;
     Ok(manifest)
 }
 

@@ -177,9 +177,15 @@ fn exported_scores_match_training_side() {
                     );
                 }
             }
-            // External ids round-trip: recommend() names items by the data's own ids.
+            // External ids round-trip: recommend() names items by the data's own ids. Known
+            // items are kept here, to compare with the history query below, which leaves out
+            // the history's own items by default.
             let user = run.data.user_ids.external(0);
-            let top = exported.recommend(user, 3, &[]).unwrap();
+            let include = ember_infer::Options {
+                known: ember_infer::Known::Include,
+                ..Default::default()
+            };
+            let top = exported.recommend_for(user, 3, &include).unwrap();
             assert_eq!(top.len(), 3);
             assert!(top.windows(2).all(|w| w[0].score >= w[1].score));
             assert!(
@@ -197,7 +203,11 @@ fn exported_scores_match_training_side() {
                 })
                 .map(|&i| run.data.item_ids.external(i))
                 .collect();
-            match exported.recommend_history(&history, 3, &[]) {
+            // By default a user's known items never come back.
+            let known: Vec<i64> = exported.known_items(user).unwrap();
+            let fresh = exported.recommend(user, 3, &[]).unwrap();
+            assert!(fresh.iter().all(|s| !known.contains(&s.id)));
+            match exported.recommend_history_for(&history, 3, &include) {
                 Ok(from_history) => match model {
                     ModelConfig::MultDae(_)
                     | ModelConfig::MultVae(_)
@@ -313,7 +323,22 @@ fn int8_export_on_ncf_ml100k_keeps_hit_rate() {
         let out = dir.path().join(format!("{precision:?}"));
         export_run(&run_dir, &out, precision).unwrap();
         let check = check_export(&run_dir, &out).unwrap();
-        size.push(check.bytes as f64);
+        // The weights alone: every export also carries the users' known items, the same bytes
+        // at every precision.
+        let file = std::fs::read(out.join("model.safetensors")).unwrap();
+        let tensors = safetensors::SafeTensors::deserialize(&file).unwrap();
+        let weights: usize = tensors
+            .tensors()
+            .iter()
+            .filter(|(name, _)| !name.starts_with("known."))
+            .map(|(_, view)| view.data().len())
+            .sum();
+        let known = file.len() - weights;
+        assert!(
+            known < 2 * run.data.known_sets().iter().map(Vec::len).sum::<usize>() + 9000,
+            "{known} bytes for the known items: about a byte an item and a header"
+        );
+        size.push(weights as f64);
         // Validation metric change per precision, as `ember export` prints it.
         for (name, trained, exported) in &check.metrics {
             eprintln!(
@@ -338,7 +363,7 @@ fn int8_export_on_ncf_ml100k_keeps_hit_rate() {
         hit_rate.push(report.get("HR@10").unwrap());
     }
     eprintln!(
-        "test HR@10 f32 {:.4} f16 {:.4} int8 {:.4}; bytes f32 {} f16 {} int8 {}",
+        "test HR@10 f32 {:.4} f16 {:.4} int8 {:.4}; weight bytes f32 {} f16 {} int8 {}",
         hit_rate[0], hit_rate[1], hit_rate[2], size[0], size[1], size[2]
     );
     assert!(

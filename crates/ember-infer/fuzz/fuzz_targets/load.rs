@@ -22,5 +22,11 @@ fuzz_target!(|data: &[u8]| {
         let _ = model.score(&[(user, item)]);
         let _ = model.recommend_history(&[item, item.wrapping_add(1)], 3, &[item]);
         let _ = model.recommend_many(&[(user, &[item][..]), (user.wrapping_add(1), &[][..])], 2);
+        let explain = ember_infer::Options { explain: 2, ..Default::default() };
+        let _ = model.recommend_for(user, 3, &explain);
+        let _ = model.audience_for(item, 3, &explain);
+        let _ = model.recommend_history_for(&[item], 3, &explain);
+        let _ = model.user_vector(user);
+        let _ = model.known_items(user);
     }
 });

@@ -10,13 +10,23 @@
 //! The export stores each user's training items as a set, so the users of the training data are
 //! scored from their row; any other user can be scored from a history (CDAE gives such a user a
 //! zero user vector `V_u`).
+//!
+//! Explanations are by occlusion: an item's weight is the drop in the recommended item's logit
+//! when that item is removed from the user's input row (Mult-DAE and Mult-VAE renormalise the
+//! smaller row, as they would for a user without it). Each removal is one encoder pass and the
+//! recommended items' columns of the last decoder layer; a user with more than
+//! [`super::MAX_OCCLUDED`] items has only that many removed: those whose encoder rows
+//! `‖W₁[j]‖` are largest, which move the first layer most. User vectors are the encoder's
+//! code: Mult-DAE `tanh` of the last encoder layer, Mult-VAE its mean, CDAE `z_u`.
 
 use ember_spec::{AutoencoderSpec, CdaeSpec};
 
-use super::{ById, Family, pair_scores_by_row};
-use crate::InferError;
+use super::{
+    ById, Family, Subject, Unexplained, occlusion_because, occlusion_candidates, pair_scores_by_row,
+};
 use crate::nn::{Dense, Matrix, sigmoid, tanh};
 use crate::source::{SparseRows, TensorSource};
+use crate::{InferError, ScoreScale};
 
 /// Which autoencoder, with what sets them apart.
 #[derive(Debug, Clone)]
@@ -88,9 +98,9 @@ impl Autoencoder {
         })
     }
 
-    /// Logits of every item for the history `items` (distinct internal ids) of user `user`
-    /// (`None`: a user the model was not trained on), into `out`.
-    fn scores(&self, items: &[u32], user: Option<usize>, out: &mut Vec<f32>) {
+    /// The code of the history `items` (distinct internal ids) of user `user` (`None`: a user
+    /// the model was not trained on).
+    fn code(&self, items: &[u32], user: Option<usize>) -> Vec<f32> {
         let first = &self.encoder[0];
         // The first layer reads a row with one value at each of the n items: a sum of n rows.
         let value = match self.flavour {
@@ -119,14 +129,43 @@ impl Autoencoder {
                 h.iter_mut().for_each(|v| *v = sigmoid(*v));
             }
         }
-        for (k, layer) in self.decoder.iter().enumerate() {
-            if k > 0 {
-                tanh(&mut h);
-            }
+        h
+    }
+
+    /// The input of the decoder's last layer for `code`.
+    fn last_hidden(&self, code: Vec<f32>) -> Vec<f32> {
+        let (mut h, mut next) = (code, Vec::new());
+        let last = self.decoder.len() - 1;
+        for layer in &self.decoder[..last] {
             layer.apply(&h, &mut next);
             std::mem::swap(&mut h, &mut next);
+            tanh(&mut h);
         }
-        *out = h;
+        h
+    }
+
+    /// Logits of every item for the history `items` (distinct internal ids) of user `user`
+    /// (`None`: a user the model was not trained on), into `out`.
+    fn scores(&self, items: &[u32], user: Option<usize>, out: &mut Vec<f32>) {
+        let h = self.last_hidden(self.code(items, user));
+        self.decoder[self.decoder.len() - 1].apply(&h, out);
+    }
+
+    /// Logits of the `targets` only, for the history `items` of user `user`.
+    fn scores_at(&self, items: &[u32], user: Option<usize>, targets: &[usize]) -> Vec<f32> {
+        let h = self.last_hidden(self.code(items, user));
+        let layer = &self.decoder[self.decoder.len() - 1];
+        targets
+            .iter()
+            .map(|&t| {
+                let w = &layer.weight;
+                layer.bias[t]
+                    + h.iter()
+                        .enumerate()
+                        .map(|(j, x)| x * w.data[j * w.cols + t])
+                        .sum::<f32>()
+            })
+            .collect()
     }
 
     /// [`Self::scores`] of a user of the training data, from their stored history.
@@ -165,5 +204,39 @@ impl Family for Autoencoder {
         let mut scores = Vec::new();
         self.scores(&items, None, &mut scores);
         Ok(scores)
+    }
+
+    fn explain(
+        &self,
+        subject: Subject<'_>,
+        targets: &[usize],
+    ) -> Result<Vec<Vec<(u32, f32)>>, Unexplained> {
+        let (input, user) = match subject {
+            Subject::User { user, .. } => (self.history.row(user).to_vec(), Some(user)),
+            Subject::History(items) => {
+                let mut items = items.to_vec();
+                items.sort_unstable();
+                items.dedup();
+                (items, None)
+            }
+        };
+        let first = &self.encoder[0].weight;
+        let strength = |i: u32| first.row(i as usize).iter().map(|w| w * w).sum::<f32>();
+        let candidates = occlusion_candidates(&input, strength);
+        Ok(occlusion_because(&input, &candidates, targets, |items| {
+            self.scores_at(items, user, targets)
+        }))
+    }
+
+    fn user_vector(&self, user: usize) -> Result<Vec<f32>, InferError> {
+        Ok(self.code(self.history.row(user), Some(user)))
+    }
+
+    fn score_scale(&self) -> ScoreScale {
+        match self.flavour {
+            // CDAE's loss is the logistic loss of every item.
+            Flavour::Cdae { .. } => ScoreScale::Logits,
+            Flavour::Dae | Flavour::Vae => ScoreScale::NextItemLogits,
+        }
     }
 }

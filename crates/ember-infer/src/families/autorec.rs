@@ -3,13 +3,24 @@
 //! item's ratings by every user for I-AutoRec, a user's ratings of every item for U-AutoRec);
 //! a pair's score is its predicted rating, clipped to the training ratings' range. The export
 //! stores the training ratings, so only the users of the training data are scored.
+//!
+//! Explanations: U-AutoRec by occlusion (an item's weight is the drop in the recommended
+//! item's predicted rating when the user's rating of it is removed from their row; beyond
+//! [`super::MAX_OCCLUDED`] rated items, those with the largest `|r_j| ‖V[j]‖` are removed);
+//! I-AutoRec, whose input for a pair is the recommended item's own column of ratings (the
+//! user's other ratings never enter), by the cosine similarity of item codes
+//! `σ(V r_i + μ)` between the recommended item and each of the user's known items. User
+//! vectors: U-AutoRec the code of the user's row, `σ(V r_u + μ)`; I-AutoRec has none.
 
 use ember_spec::AutoRecSpec;
 
-use super::{Family, pair_scores_by_row};
-use crate::InferError;
+use super::{
+    Family, Subject, Unexplained, cosine_because, occlusion_because, occlusion_candidates,
+    pair_scores_by_row,
+};
 use crate::nn::{Dense, sigmoid};
 use crate::source::{SparseRows, TensorSource};
+use crate::{InferError, ScoreScale};
 
 /// AutoRec with the training ratings.
 #[derive(Debug, Clone)]
@@ -71,17 +82,30 @@ impl AutoRec {
         })
     }
 
-    /// The reconstructed row `r` (one predicted rating per column, unclipped).
-    fn decode(&self, r: usize, out: &mut Vec<f32>) {
+    /// Row `r`'s `(column, rating)` entries.
+    fn entries(&self, r: usize) -> impl Iterator<Item = (u32, f32)> + '_ {
+        let range = self.ratings.offsets[r]..self.ratings.offsets[r + 1];
+        self.ratings.columns[range.clone()]
+            .iter()
+            .copied()
+            .zip(self.values[range].iter().copied())
+    }
+
+    /// The code `σ(V r + μ)` of a row given by its `(column, rating)` entries.
+    fn code(&self, entries: impl Iterator<Item = (u32, f32)>) -> Vec<f32> {
         let mut h = self.encoder.bias.clone();
-        for k in self.ratings.offsets[r]..self.ratings.offsets[r + 1] {
-            let (c, v) = (self.ratings.columns[k] as usize, self.values[k]);
-            for (o, w) in h.iter_mut().zip(self.encoder.weight.row(c)) {
+        for (c, v) in entries {
+            for (o, w) in h.iter_mut().zip(self.encoder.weight.row(c as usize)) {
                 *o += v * w;
             }
         }
         h.iter_mut().for_each(|x| *x = sigmoid(*x));
-        self.decoder.apply(&h, out);
+        h
+    }
+
+    /// The reconstructed row `r` (one predicted rating per column, unclipped).
+    fn decode(&self, r: usize, out: &mut Vec<f32>) {
+        self.decoder.apply(&self.code(self.entries(r)), out);
     }
 
     /// (row, column) of a (user, item) pair.
@@ -91,10 +115,15 @@ impl AutoRec {
 
     /// The predicted rating of (u, i), given the decoded row of the pair's row.
     fn rating(&self, u: usize, i: usize, decoded: &[f32]) -> f32 {
+        self.clip(u, i, decoded[self.cell(u, i).1])
+    }
+
+    /// The predicted rating of (u, i) from its unclipped reconstruction `raw`.
+    fn clip(&self, u: usize, i: usize, raw: f32) -> f32 {
         if !self.seen_users[u] || !self.seen_items[i] {
             return (self.low + self.high) / 2.0;
         }
-        decoded[self.cell(u, i).1].clamp(self.low, self.high)
+        raw.clamp(self.low, self.high)
     }
 }
 
@@ -131,5 +160,71 @@ impl Family for AutoRec {
             |row, _, out| self.decode(row, out),
             |u, i, decoded| self.rating(u, i, decoded),
         )
+    }
+
+    fn explain(
+        &self,
+        subject: Subject<'_>,
+        targets: &[usize],
+    ) -> Result<Vec<Vec<(u32, f32)>>, Unexplained> {
+        let (user, known) = match subject {
+            Subject::User { user, known } => (user, known),
+            Subject::History(_) => return Err(Unexplained::ById(super::ById)),
+        };
+        if self.item_based {
+            let known = known.ok_or(Unexplained::NoKnownItems)?;
+            return Ok(cosine_because(targets, known, |i| {
+                self.code(self.entries(i))
+            }));
+        }
+        // U-AutoRec: the user's rated items, occluded one at a time.
+        let rated: Vec<u32> = self.entries(user).map(|(c, _)| c).collect();
+        let strength = |c: u32| {
+            let rating = self
+                .entries(user)
+                .find(|&(j, _)| j == c)
+                .map_or(0.0, |(_, v)| v);
+            let row = self.encoder.weight.row(c as usize);
+            rating.abs() * row.iter().map(|w| w * w).sum::<f32>().sqrt()
+        };
+        let candidates = occlusion_candidates(&rated, strength);
+        Ok(occlusion_because(&rated, &candidates, targets, |kept| {
+            // `kept` is the sorted rated columns less one.
+            let entries = self
+                .entries(user)
+                .filter(|(c, _)| kept.binary_search(c).is_ok());
+            let h = self.code(entries);
+            let w = &self.decoder.weight;
+            targets
+                .iter()
+                .map(|&t| {
+                    let raw = self.decoder.bias[t]
+                        + h.iter()
+                            .enumerate()
+                            .map(|(j, x)| x * w.data[j * w.cols + t])
+                            .sum::<f32>();
+                    self.clip(user, t, raw)
+                })
+                .collect()
+        }))
+    }
+
+    /// U-AutoRec: the code of the user's row.
+    fn user_vector(&self, user: usize) -> Result<Vec<f32>, InferError> {
+        if self.item_based {
+            return Err(InferError::Unsupported(
+                "model kind `autorec` with `item_based: true` (I-AutoRec) encodes items, not \
+                 users: it has no user vector; segment customers with another model"
+                    .into(),
+            ));
+        }
+        Ok(self.code(self.entries(user)))
+    }
+
+    fn score_scale(&self) -> ScoreScale {
+        ScoreScale::Ratings {
+            low: self.low,
+            high: self.high,
+        }
     }
 }

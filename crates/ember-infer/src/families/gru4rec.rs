@@ -12,14 +12,21 @@
 //!
 //! The export stores each user's sequence (time order, repeats kept), so the users of the
 //! training data are scored from it.
+//!
+//! Explanations are by occlusion: an item's weight is the drop in the recommended item's logit
+//! when every occurrence of it is removed from the history (the window then reaches one item
+//! further back), for each distinct item of the window (at most [`super::MAX_OCCLUDED`], the
+//! latest). User vectors: the last layer's last state.
 
 use ember_spec::{Gru4RecSpec, tokens};
 
-use super::{ById, Family, pair_scores_by_row};
-use crate::InferError;
-use crate::kernels::dot_rows_f32;
+use super::{
+    ById, Family, Subject, Unexplained, latest_candidates, occlusion_because, pair_scores_by_row,
+};
+use crate::kernels::{dot, dot_rows_f32};
 use crate::nn::{Dense, Matrix, sigmoid};
 use crate::source::{SparseRows, TensorSource};
+use crate::{InferError, ScoreScale};
 
 /// One GRU layer: `input` `[in, 3h]` and `recurrent` `[h, 3h]`, columns in gate order
 /// reset | update | new.
@@ -108,21 +115,36 @@ impl Gru4Rec {
         })
     }
 
-    /// Logits of every item for a user whose items, in time order, are `history`.
-    fn scores(&self, history: &[u32], out: &mut Vec<f32>) {
+    /// The items of `history` the model reads: the latest `max_len`.
+    fn window<'h>(&self, history: &'h [u32]) -> &'h [u32] {
+        &history[history.len().saturating_sub(self.max_len)..]
+    }
+
+    /// The last layer's last state for a user whose items, in time order, are `history`.
+    fn state(&self, history: &[u32]) -> Vec<f32> {
         // The window's real tokens: its padding never enters, and `max_len` is not bounded by
         // any tensor's size, so the padded window is not built.
-        let kept = &history[history.len().saturating_sub(self.max_len)..];
-        let mut xs: Vec<Vec<f32>> = kept
+        let mut xs: Vec<Vec<f32>> = self
+            .window(history)
             .iter()
             .map(|&item| self.items.row(tokens::item(item) as usize).to_vec())
             .collect();
         for layer in &self.layers {
             xs = layer.forward(&xs);
         }
-        let state = xs.pop().unwrap_or_else(|| vec![0.0; self.hidden]);
+        xs.pop().unwrap_or_else(|| vec![0.0; self.hidden])
+    }
+
+    /// The last state projected onto the item embeddings.
+    fn query(&self, history: &[u32]) -> Vec<f32> {
         let mut p = Vec::new();
-        self.projection.apply(&state, &mut p);
+        self.projection.apply(&self.state(history), &mut p);
+        p
+    }
+
+    /// Logits of every item for a user whose items, in time order, are `history`.
+    fn scores(&self, history: &[u32], out: &mut Vec<f32>) {
+        let p = self.query(history);
         out.clear();
         out.resize(self.num_items, 0.0);
         let first = tokens::item(0) as usize;
@@ -158,12 +180,63 @@ impl Family for Gru4Rec {
         self.scores(items, &mut scores);
         Ok(scores)
     }
+
+    /// Occlusion of the window's distinct items (the latest [`super::MAX_OCCLUDED`]): each is
+    /// removed from the history, every occurrence, and the window taken again (an older item
+    /// may enter it), as for a user who never had it.
+    fn explain(
+        &self,
+        subject: Subject<'_>,
+        targets: &[usize],
+    ) -> Result<Vec<Vec<(u32, f32)>>, Unexplained> {
+        let history = match subject {
+            Subject::User { user, .. } => self.history.row(user),
+            Subject::History(items) => items,
+        };
+        let candidates = latest_candidates(self.window(history));
+        Ok(occlusion_because(history, &candidates, targets, |items| {
+            let p = self.query(items);
+            targets
+                .iter()
+                .map(|&t| dot(&p, self.items.row(tokens::item(t as u32) as usize)))
+                .collect()
+        }))
+    }
+
+    fn user_vector(&self, user: usize) -> Result<Vec<f32>, InferError> {
+        Ok(self.state(self.history.row(user)))
+    }
+
+    fn score_scale(&self) -> ScoreScale {
+        ScoreScale::NextItemLogits
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use crate::writer::{load_in_memory, tensor, test_manifest};
-    use crate::{ExportedModel, Gru4RecSpec, ModelData, ModelSpec, Precision, TensorF32};
+    use crate::{
+        ExportedModel, Gru4RecSpec, Known, ModelData, ModelSpec, Options, Precision, Scored,
+        TensorF32,
+    };
+
+    /// The top `k` for a history, its own items included (as a stored user's, whose export
+    /// here has no known items).
+    fn top_of_history(model: &ExportedModel, history: &[i64], k: usize) -> Vec<Scored> {
+        let options = Options {
+            known: Known::Include,
+            ..Options::default()
+        };
+        model
+            .recommend_history_for(history, k, &options)
+            .unwrap()
+            .into_iter()
+            .map(|r| Scored {
+                id: r.id,
+                score: r.score,
+            })
+            .collect()
+    }
 
     fn sigmoid(x: f64) -> f64 {
         1.0 / (1.0 + (-x).exp())
@@ -232,11 +305,11 @@ mod tests {
         let model = tiny(1, 3, &[vec![0]]);
         let s1 = first_step();
         assert_close(&model.item_scores_internal(0), scores(s1));
-        let by_history = model.recommend_history(&[100], 2, &[]).unwrap();
+        let by_history = top_of_history(&model, &[100], 2);
         let by_user = model.recommend(10, 2, &[]).unwrap();
         assert_eq!(by_history, by_user);
         // No items: a zero state, so the projection's bias alone.
-        let empty = model.recommend_history(&[], 2, &[]).unwrap();
+        let empty = top_of_history(&model, &[], 2);
         let mut want = scores(0.0);
         want.sort_by(|a, b| b.total_cmp(a));
         assert_close(&[empty[0].score, empty[1].score], want);
@@ -258,7 +331,7 @@ mod tests {
         let pairs = model.score_internal_pairs(&[(1, 1), (0, 0), (1, 0)]);
         assert_close(&[pairs[1], pairs[0]], scores(s2));
         // Order matters: item 1 then item 0 is another state.
-        let reversed = model.recommend_history(&[101, 100], 2, &[]).unwrap();
+        let reversed = top_of_history(&model, &[101, 100], 2);
         assert!(
             (reversed[0].score as f64 - scores(s2)[0]).abs() > 1e-3
                 && (reversed[0].score as f64 - scores(s2)[1]).abs() > 1e-3,

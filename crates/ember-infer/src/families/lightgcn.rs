@@ -4,7 +4,8 @@
 //! Training propagates the embeddings over the user–item graph and combines the layers
 //! (eq. 4); the export holds those final embeddings, so inference is the dot product of
 //! eq. 5, `ŷ = e_u · e_i`: MF's scoring, with its fast paths (the blocked kernel over the item
-//! table, int8 rows kept quantised).
+//! table, int8 rows kept quantised). Its explanations and user vectors are MF's too: the
+//! cosine of the final item embeddings, and the final user embedding.
 
 use ember_spec::LightGcnSpec;
 

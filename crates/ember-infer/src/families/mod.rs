@@ -14,7 +14,37 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use crate::source::{Stored, TensorSource};
-use crate::{InferError, ModelSpec};
+use crate::{InferError, ModelSpec, ScoreScale};
+
+/// The most items of a user an occlusion explanation removes one at a time (each removal is
+/// one more forward pass). Beyond it, a sequence model removes its latest items; Mult-DAE,
+/// Mult-VAE and CDAE the items whose encoder rows have the largest norm `‖W₁[j]‖`;
+/// U-AutoRec those with the largest `|r_j| ‖V[j]‖` (the items that move the first layer
+/// most).
+pub const MAX_OCCLUDED: usize = 256;
+
+/// Whose scores an explanation is about.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Subject<'a> {
+    /// A user of the training data, with their known items (`None`: the export stores none).
+    User {
+        /// Internal user id.
+        user: usize,
+        /// The user's known items, sorted and distinct.
+        known: Option<&'a [u32]>,
+    },
+    /// A user given by their items, oldest first (history-based families).
+    History(&'a [u32]),
+}
+
+/// Why a family cannot explain a subject.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Unexplained {
+    /// The family scores only users it was trained on, by id, and was asked about a history.
+    ById(ById),
+    /// The family explains by the user's known items, and the export stores none.
+    NoKnownItems,
+}
 
 /// A loaded model's scores. Users and items are internal ids, in range.
 pub(crate) trait Family: Debug + Send + Sync {
@@ -41,6 +71,99 @@ pub(crate) trait Family: Debug + Send + Sync {
         let pairs: Vec<(usize, usize)> = (0..users).map(|u| (u, item)).collect();
         self.pair_scores(&pairs)
     }
+
+    /// For each of `targets`, how much each of the subject's own items weighs in its score:
+    /// `(item, weight)` pairs, higher meaning "more because of it", naming only the subject's
+    /// items (the known items of a user, or the items of a history). Each family computes it
+    /// from its own structure (item similarity, attention, or occlusion; see its file).
+    fn explain(
+        &self,
+        subject: Subject<'_>,
+        targets: &[usize],
+    ) -> Result<Vec<Vec<(u32, f32)>>, Unexplained>;
+
+    /// The user's representation: the vector the family scores every item from (an
+    /// embedding, an encoder's code, a sequence's last state), for segmenting users.
+    fn user_vector(&self, user: usize) -> Result<Vec<f32>, InferError>;
+
+    /// What the scores are, as the family's default objective makes them.
+    fn score_scale(&self) -> ScoreScale {
+        ScoreScale::Logits
+    }
+}
+
+/// For each target, the cosine similarity of its vector with each of `own` items' (the
+/// target itself left out): the item–item explanation of the embedding models.
+pub(crate) fn cosine_because(
+    targets: &[usize],
+    own: &[u32],
+    vector: impl Fn(usize) -> Vec<f32>,
+) -> Vec<Vec<(u32, f32)>> {
+    let unit = |i: usize| {
+        let mut v = vector(i);
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            v.iter_mut().for_each(|x| *x /= norm);
+        }
+        v
+    };
+    let own_units: Vec<(u32, Vec<f32>)> = own.iter().map(|&c| (c, unit(c as usize))).collect();
+    targets
+        .iter()
+        .map(|&t| {
+            let target = unit(t);
+            own_units
+                .iter()
+                .filter(|(c, _)| *c as usize != t)
+                .map(|(c, v)| (*c, crate::kernels::dot(&target, v)))
+                .collect()
+        })
+        .collect()
+}
+
+/// The distinct items of `items` an occlusion explanation removes: all of them up to
+/// [`MAX_OCCLUDED`]; beyond it, the [`MAX_OCCLUDED`] of highest `priority` (ties by item id).
+pub(crate) fn occlusion_candidates(items: &[u32], priority: impl Fn(u32) -> f32) -> Vec<u32> {
+    let mut distinct = items.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() > MAX_OCCLUDED {
+        let mut ranked: Vec<(f32, u32)> = distinct.iter().map(|&i| (priority(i), i)).collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        distinct = ranked[..MAX_OCCLUDED].iter().map(|&(_, i)| i).collect();
+        distinct.sort_unstable();
+    }
+    distinct
+}
+
+/// The latest [`MAX_OCCLUDED`] distinct items of a sequence (oldest first), as candidates.
+pub(crate) fn latest_candidates(sequence: &[u32]) -> Vec<u32> {
+    let last_seen = |item: u32| sequence.iter().rposition(|&i| i == item).unwrap_or(0) as f32;
+    occlusion_candidates(sequence, last_seen)
+}
+
+/// Occlusion: for each target, the drop in its score when each `candidate` is removed from
+/// `input` (every occurrence), `score(input)` giving the targets' scores for an input. One
+/// call of `score` for the whole input, then one per candidate, whatever the number of
+/// targets.
+pub(crate) fn occlusion_because(
+    input: &[u32],
+    candidates: &[u32],
+    targets: &[usize],
+    mut score: impl FnMut(&[u32]) -> Vec<f32>,
+) -> Vec<Vec<(u32, f32)>> {
+    let base = score(input);
+    let mut out: Vec<Vec<(u32, f32)>> = vec![Vec::with_capacity(candidates.len()); targets.len()];
+    let mut without = Vec::with_capacity(input.len());
+    for &c in candidates {
+        without.clear();
+        without.extend(input.iter().copied().filter(|&i| i != c));
+        let scores = score(&without);
+        for ((because, b), s) in out.iter_mut().zip(&base).zip(scores) {
+            because.push((c, b - s));
+        }
+    }
+    out
 }
 
 /// The answer of a family that scores only the users it was trained on, by id.

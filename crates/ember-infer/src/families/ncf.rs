@@ -5,10 +5,15 @@
 //!   whole item table with the vectorised kernel ([`Factors`], which LightGCN shares).
 //! - MLP (eq. 10): `ŷ = hᵀ φ_L(… φ_1([p_u ‖ q_i])) + b` with ReLU layers.
 //! - NeuMF (eq. 11–12): `ŷ = hᵀ [p^G_u ⊙ q^G_i ‖ φ^M(p^M_u ‖ q^M_i)] + b`.
+//!
+//! Explanations: the cosine similarity of the recommended item's vector with each of the
+//! user's known items' (`cos(q_i, q_j)`; MLP: its item table; NeuMF: its GMF item table,
+//! `q^G`), the item–item view of an embedding model. User vectors: `p_u` (NeuMF: `p^G_u ‖
+//! p^M_u`).
 
 use ember_spec::{FactorsSpec, MlpSpec, NeuMfSpec};
 
-use super::Family;
+use super::{Family, Subject, Unexplained, cosine_because};
 use crate::InferError;
 use crate::kernels::dot;
 use crate::nn::{Dense, Matrix, Rows, relu};
@@ -115,6 +120,30 @@ impl Family for Factors {
             })
             .collect()
     }
+
+    fn explain(
+        &self,
+        subject: Subject<'_>,
+        targets: &[usize],
+    ) -> Result<Vec<Vec<(u32, f32)>>, Unexplained> {
+        let known = known_items(subject)?;
+        Ok(cosine_because(targets, known, |i| self.items.row_vec(i)))
+    }
+
+    fn user_vector(&self, user: usize) -> Result<Vec<f32>, InferError> {
+        Ok(self.users.row(user).to_vec())
+    }
+}
+
+/// The known items of a user of an id-based model, which explanations compare with.
+fn known_items(subject: Subject<'_>) -> Result<&[u32], Unexplained> {
+    match subject {
+        Subject::User {
+            known: Some(known), ..
+        } => Ok(known),
+        Subject::User { known: None, .. } => Err(Unexplained::NoKnownItems),
+        Subject::History(_) => Err(Unexplained::ById(super::ById)),
+    }
 }
 
 /// The MLP part: the first layer is split into its user and item halves, whose products are
@@ -209,6 +238,8 @@ fn pairwise_user_scores<Q>(
 /// MLP over `[p_u ‖ q_i]`.
 #[derive(Debug, Clone)]
 pub(super) struct Mlp {
+    users: Matrix,
+    items: Matrix,
     tower: Tower,
     output: Output,
     num_items: usize,
@@ -225,6 +256,8 @@ impl Mlp {
             tower: Tower::load(src, layers, &users, &items)?,
             output: Output::load(src, *layers.last().expect("validated"))?,
             num_items: src.items(),
+            users,
+            items,
         })
     }
 
@@ -251,6 +284,21 @@ impl Family for Mlp {
             .map(|&(u, i)| self.score(u, i, &mut h, &mut scratch))
             .collect()
     }
+
+    fn explain(
+        &self,
+        subject: Subject<'_>,
+        targets: &[usize],
+    ) -> Result<Vec<Vec<(u32, f32)>>, Unexplained> {
+        let known = known_items(subject)?;
+        Ok(cosine_because(targets, known, |i| {
+            self.items.row(i).to_vec()
+        }))
+    }
+
+    fn user_vector(&self, user: usize) -> Result<Vec<f32>, InferError> {
+        Ok(self.users.row(user).to_vec())
+    }
 }
 
 /// NeuMF: a GMF part and an MLP part, fused in the output layer.
@@ -258,6 +306,7 @@ impl Family for Mlp {
 pub(super) struct NeuMf {
     users: Matrix,
     items: Matrix,
+    mlp_users: Matrix,
     tower: Tower,
     /// Over `[GMF ‖ MLP]`.
     output: Output,
@@ -279,6 +328,7 @@ impl NeuMf {
         Ok(Self {
             users,
             items,
+            mlp_users,
             tower,
             output: Output::load(src, fused)?,
             num_items: src.items(),
@@ -324,5 +374,24 @@ impl Family for NeuMf {
             .iter()
             .map(|&(u, i)| self.score(&self.query(u), u, i, &mut h, &mut scratch))
             .collect()
+    }
+
+    /// By the GMF item table, whose cosine is the similarity the GMF part scores with.
+    fn explain(
+        &self,
+        subject: Subject<'_>,
+        targets: &[usize],
+    ) -> Result<Vec<Vec<(u32, f32)>>, Unexplained> {
+        let known = known_items(subject)?;
+        Ok(cosine_because(targets, known, |i| {
+            self.items.row(i).to_vec()
+        }))
+    }
+
+    /// `p^G_u ‖ p^M_u`.
+    fn user_vector(&self, user: usize) -> Result<Vec<f32>, InferError> {
+        let mut v = self.users.row(user).to_vec();
+        v.extend_from_slice(self.mlp_users.row(user));
+        Ok(v)
     }
 }

@@ -16,14 +16,24 @@
 //! attention never reads a padded position and padded positions carry nothing to the real
 //! ones, so only the real tokens of a window are computed. The export stores each user's
 //! sequence (time order, repeats kept), so the users of the training data are scored from it.
+//!
+//! Explanations are the final position's attention (SASRec: the latest item's; BERT4Rec: the
+//! mask token's) over the window's items: in each block `b`, the attention weights averaged
+//! over the `H` heads, then averaged over the `B` blocks, `w_j = (1/B) Σ_b (1/H) Σ_h
+//! α_{b,h}(last, j)`; an item at several positions gets the sum of their weights, and
+//! BERT4Rec's weight on the mask token itself is left out. In later blocks a position's state
+//! mixes the positions it attended to, so this is what the last position reads, not a causal
+//! attribution (no attention rollout); it is the same for every recommended item of a query.
+//! User vectors: the final position's state (SASRec after the final layer norm; BERT4Rec the
+//! mask position's output of the last block).
 
 use ember_spec::{TransformerSpec, tokens};
 
-use super::{ById, Family, pair_scores_by_row};
-use crate::InferError;
+use super::{ById, Family, Subject, Unexplained, pair_scores_by_row};
 use crate::kernels::dot_rows_f32;
 use crate::nn::{Attention, Dense, LayerNorm, Matrix, add, gelu, relu};
 use crate::source::{SparseRows, TensorSource};
+use crate::{InferError, ScoreScale};
 
 /// Which of the two models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,19 +144,27 @@ impl Transformer {
         })
     }
 
-    /// Logits of every item for a user whose items, in time order, are `history`.
-    fn scores(&self, history: &[u32], out: &mut Vec<f32>) {
+    /// The final position's state for a user whose items, in time order, are `history`
+    /// (SASRec: after the final layer norm, what scores the items; BERT4Rec: the mask
+    /// position's output of the last block, the head's input). With `attention`, the final
+    /// position's attention weights over the window's real tokens, averaged over heads and
+    /// blocks, and the item at each of those positions (BERT4Rec's mask left out).
+    fn encode(&self, history: &[u32], attention: Option<&mut Vec<(u32, f32)>>) -> Vec<f32> {
         let bert = matches!(self.architecture, Architecture::Bert4Rec { .. });
         let mask = bert.then(|| tokens::mask(self.num_items));
         let window = tokens::scoring_window(history, self.max_len, mask);
         let hidden = self.items.cols;
         let scale = if bert { 1.0 } else { (hidden as f32).sqrt() };
-        // The real tokens of the window, each with its position.
-        let mut x: Vec<Vec<f32>> = window
+        let real: Vec<(usize, i32)> = window
             .iter()
+            .copied()
             .enumerate()
-            .filter(|&(_, &token)| token != tokens::PAD)
-            .map(|(position, &token)| {
+            .filter(|&(_, token)| token != tokens::PAD)
+            .collect();
+        // The real tokens of the window, each with its position.
+        let mut x: Vec<Vec<f32>> = real
+            .iter()
+            .map(|&(position, token)| {
                 let mut v: Vec<f32> = self
                     .items
                     .row(token as usize)
@@ -160,6 +178,7 @@ impl Transformer {
                 v
             })
             .collect();
+        let mut weights = attention.is_some().then(|| vec![0.0f32; x.len()]);
         let mut inner = Vec::new();
         let mut ff = Vec::new();
         let mut feed_forward = |block: &Block, v: &mut Vec<f32>, gelu_act: bool| {
@@ -174,7 +193,7 @@ impl Transformer {
         };
         for block in &self.blocks {
             if bert {
-                let attended = block.attention.forward(&x, &x, false);
+                let attended = block.attention.forward(&x, &x, false, weights.as_mut());
                 for (v, a) in x.iter_mut().zip(&attended) {
                     add(v, a);
                     block.attention_norm.apply(v);
@@ -190,7 +209,9 @@ impl Transformer {
                         q
                     })
                     .collect();
-                let attended = block.attention.forward(&queries, &x, true);
+                let attended = block
+                    .attention
+                    .forward(&queries, &x, true, weights.as_mut());
                 for ((v, q), a) in x.iter_mut().zip(queries).zip(&attended) {
                     *v = q;
                     add(v, a);
@@ -199,18 +220,34 @@ impl Transformer {
                 }
             }
         }
+        if let (Some(out), Some(weights)) = (attention, weights) {
+            let blocks = self.blocks.len() as f32;
+            out.clear();
+            out.extend(
+                real.iter()
+                    .zip(weights)
+                    .filter(|&(&(_, token), _)| Some(token) != mask)
+                    .map(|(&(_, token), w)| (tokens::item_of(token), w / blocks)),
+            );
+        }
         // No items at all (SASRec only): the state of a padded position, zero.
         let mut last = x.pop().unwrap_or_else(|| vec![0.0; hidden]);
+        if let Architecture::SasRec { final_norm } = &self.architecture {
+            final_norm.apply(&mut last);
+        }
+        last
+    }
+
+    /// Logits of every item for a user whose items, in time order, are `history`.
+    fn scores(&self, history: &[u32], out: &mut Vec<f32>) {
+        let last = self.encode(history, None);
         out.clear();
         out.resize(self.num_items, 0.0);
         // The output table: the items' rows, without padding and mask.
         let first = tokens::item(0) as usize;
         let table = self.items.rows(first, first + self.num_items);
         match &self.architecture {
-            Architecture::SasRec { final_norm } => {
-                final_norm.apply(&mut last);
-                dot_rows_f32(&last, table, out);
-            }
+            Architecture::SasRec { .. } => dot_rows_f32(&last, table, out),
             Architecture::Bert4Rec {
                 head,
                 head_norm,
@@ -224,6 +261,14 @@ impl Transformer {
                 dot_rows_f32(&projected, table, out);
                 add(out, output_bias);
             }
+        }
+    }
+
+    /// The sequence of a subject: a user's stored one, or the history given.
+    fn sequence<'a>(&'a self, subject: Subject<'a>) -> &'a [u32] {
+        match subject {
+            Subject::User { user, .. } => self.history.row(user),
+            Subject::History(items) => items,
         }
     }
 }
@@ -255,5 +300,42 @@ impl Family for Transformer {
         let mut scores = Vec::new();
         self.scores(items, &mut scores);
         Ok(scores)
+    }
+
+    /// The final position's attention over the window, the same for every target: an item
+    /// at several positions gets the sum of their weights.
+    fn explain(
+        &self,
+        subject: Subject<'_>,
+        targets: &[usize],
+    ) -> Result<Vec<Vec<(u32, f32)>>, Unexplained> {
+        let mut attention = Vec::new();
+        self.encode(self.sequence(subject), Some(&mut attention));
+        attention.sort_by_key(|&(item, _)| item);
+        let mut merged: Vec<(u32, f32)> = Vec::with_capacity(attention.len());
+        for (item, w) in attention {
+            match merged.last_mut() {
+                Some((last, total)) if *last == item => *total += w,
+                _ => merged.push((item, w)),
+            }
+        }
+        Ok(targets
+            .iter()
+            .map(|&t| {
+                merged
+                    .iter()
+                    .copied()
+                    .filter(|&(i, _)| i as usize != t)
+                    .collect()
+            })
+            .collect())
+    }
+
+    fn user_vector(&self, user: usize) -> Result<Vec<f32>, InferError> {
+        Ok(self.encode(self.history.row(user), None))
+    }
+
+    fn score_scale(&self) -> ScoreScale {
+        ScoreScale::NextItemLogits
     }
 }

@@ -1,0 +1,177 @@
+//! Batch recommendations: the top `k` items of every customer (or of a list), computed a chunk
+//! of users at a time with [`ExportedModel::recommend_many_for`] (which reads an embedding
+//! model's item table once per chunk) and handed on one customer at a time, so that memory
+//! holds one chunk whatever the number of customers. Each customer's known items are left out
+//! (unless [`Known::Include`]), and so are the items of a suppression list, for everyone.
+
+use std::collections::VecDeque;
+use std::path::Path;
+
+use crate::table::AtomicFile;
+use crate::{DecideError, ExportedModel, Known, Options, Recommendation, because_field, number};
+
+/// What a batch asks for.
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    /// Items per customer.
+    pub k: usize,
+    /// Customers scored together (the memory held at a time).
+    pub chunk: usize,
+    /// Items never to recommend (external ids; ids the model does not know are ignored).
+    pub suppress: Vec<i64>,
+    /// Whether each customer's known items are left out.
+    pub known: Known,
+    /// "Because of" items per recommendation (0: none).
+    pub explain: usize,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        Self {
+            k: 10,
+            chunk: 256,
+            suppress: Vec::new(),
+            known: Known::Exclude,
+            explain: 0,
+        }
+    }
+}
+
+impl BatchOptions {
+    fn check(&self) -> Result<(), DecideError> {
+        if self.k == 0 {
+            return Err(DecideError::Invalid("`k` must be at least 1".into()));
+        }
+        if self.chunk == 0 {
+            return Err(DecideError::Invalid("`chunk` must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// One customer's recommendations, best first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRecommendations {
+    /// External customer (user) id.
+    pub user: i64,
+    /// The recommended items, best first, each with its score and explanation.
+    pub items: Vec<Recommendation>,
+}
+
+/// The recommendations of a stream of customers, one at a time (see the module docs).
+pub struct BatchRecommendations<'m, I> {
+    model: &'m ExportedModel,
+    users: I,
+    options: BatchOptions,
+    ready: VecDeque<UserRecommendations>,
+    failed: bool,
+}
+
+/// Recommendations for every customer of the model, in the manifest's order.
+pub fn recommend_all(
+    model: &ExportedModel,
+    options: BatchOptions,
+) -> Result<BatchRecommendations<'_, impl Iterator<Item = i64> + '_>, DecideError> {
+    let ids = &model.manifest().user_ids;
+    recommend_users(model, (0..ids.len()).map(move |u| ids[u]), options)
+}
+
+/// Recommendations for the customers of `users` (external ids), in their order; an id the
+/// model does not know ends the stream with [`crate::InferError::UnknownId`].
+pub fn recommend_users<I: IntoIterator<Item = i64>>(
+    model: &ExportedModel,
+    users: I,
+    options: BatchOptions,
+) -> Result<BatchRecommendations<'_, I::IntoIter>, DecideError> {
+    options.check()?;
+    Ok(BatchRecommendations {
+        model,
+        users: users.into_iter(),
+        options,
+        ready: VecDeque::new(),
+        failed: false,
+    })
+}
+
+impl<I: Iterator<Item = i64>> Iterator for BatchRecommendations<'_, I> {
+    type Item = Result<UserRecommendations, DecideError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        if self.ready.is_empty() {
+            let chunk: Vec<i64> = self.users.by_ref().take(self.options.chunk).collect();
+            if chunk.is_empty() {
+                return None;
+            }
+            let options = Options {
+                exclude: &self.options.suppress,
+                known: self.options.known,
+                explain: self.options.explain,
+            };
+            match self
+                .model
+                .recommend_many_for(&chunk, self.options.k, &options)
+            {
+                Ok(answers) => self.ready.extend(
+                    chunk
+                        .into_iter()
+                        .zip(answers)
+                        .map(|(user, items)| UserRecommendations { user, items }),
+                ),
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e.into()));
+                }
+            }
+        }
+        self.ready.pop_front().map(Ok)
+    }
+}
+
+/// What a written batch holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSummary {
+    /// Customers written.
+    pub users: usize,
+    /// Rows written (customers × items, less where a customer had fewer candidates).
+    pub rows: usize,
+}
+
+/// Writes `recommendations` to the CSV file `path` (columns `user,rank,item,score`, and
+/// `because` with `explain`: the explaining items' ids, `;`-separated, strongest first) under
+/// a temporary name, renamed into place once every customer is written; on an error nothing
+/// is left at `path`.
+pub fn write_csv(
+    recommendations: impl Iterator<Item = Result<UserRecommendations, DecideError>>,
+    path: &Path,
+    explain: bool,
+) -> Result<BatchSummary, DecideError> {
+    let mut file = AtomicFile::create(path)?;
+    let mut header = vec!["user", "rank", "item", "score"];
+    if explain {
+        header.push("because");
+    }
+    file.write_row(&header)?;
+    let mut summary = BatchSummary { users: 0, rows: 0 };
+    for answer in recommendations {
+        let answer = answer?;
+        summary.users += 1;
+        for (rank, r) in answer.items.iter().enumerate() {
+            let mut row = vec![
+                answer.user.to_string(),
+                (rank + 1).to_string(),
+                r.id.to_string(),
+                number(r.score as f64),
+            ];
+            if explain {
+                row.push(because_field(&r.because));
+            }
+            file.write_row(&row)?;
+            summary.rows += 1;
+        }
+    }
+    file.commit()?;
+    Ok(summary)
+}

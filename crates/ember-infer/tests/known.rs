@@ -1,0 +1,596 @@
+//! Known items, explanations and user vectors, for every model kind: queries never return
+//! what a user already has unless asked, explanations name only the user's own items, and
+//! every kind but I-AutoRec gives a user vector.
+
+use ember_infer::{
+    AutoRecSpec, AutoencoderSpec, CdaeSpec, ExportedModel, FORMAT_VERSION, FactorsSpec,
+    Gru4RecSpec, Known, LightGcnSpec, Manifest, MlpSpec, ModelData, ModelSpec, NeuMfSpec, Options,
+    Precision, TensorF32, TransformerSpec, write_model_with,
+};
+use std::path::Path;
+
+const USERS: usize = 6;
+const ITEMS: usize = 9;
+
+/// A deterministic stream of values in [-0.5, 0.5).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> f32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    }
+
+    fn tensor(&mut self, name: &str, shape: &[usize]) -> TensorF32 {
+        let n = shape.iter().product();
+        // Layer norm gains near 1, everything else small.
+        let data = (0..n)
+            .map(|_| {
+                let v = self.next();
+                if name.ends_with("gamma") { 1.0 + v } else { v }
+            })
+            .collect();
+        TensorF32 {
+            name: name.into(),
+            shape: shape.to_vec(),
+            data,
+        }
+    }
+}
+
+/// Each user's known items (internal ids): user `u` has `u`, `u + 2` and `2u mod 9`.
+fn known() -> Vec<Vec<u32>> {
+    (0..USERS as u32)
+        .map(|u| vec![u, u + 2, (2 * u) % ITEMS as u32])
+        .collect()
+}
+
+/// Each user's training items, in time order: the known items but the last (as a split would
+/// hold the test item back).
+fn histories() -> Vec<Vec<u32>> {
+    known()
+        .into_iter()
+        .map(|mut k| {
+            k.pop();
+            k
+        })
+        .collect()
+}
+
+/// A block of a transformer under `prefix` with a feed-forward layer `ff` wide.
+fn block(rng: &mut Lcg, prefix: &str, hidden: usize, ff: usize) -> Vec<TensorF32> {
+    let mut out = Vec::new();
+    for norm in ["attention_norm", "feed_forward_norm"] {
+        out.push(rng.tensor(&format!("{prefix}.{norm}.gamma"), &[hidden]));
+        out.push(rng.tensor(&format!("{prefix}.{norm}.beta"), &[hidden]));
+    }
+    for p in ["query", "key", "value", "output"] {
+        out.push(rng.tensor(&format!("{prefix}.attention.{p}.weight"), &[hidden, hidden]));
+        out.push(rng.tensor(&format!("{prefix}.attention.{p}.bias"), &[hidden]));
+    }
+    out.push(rng.tensor(&format!("{prefix}.feed_forward_in.weight"), &[hidden, ff]));
+    out.push(rng.tensor(&format!("{prefix}.feed_forward_in.bias"), &[ff]));
+    out.push(rng.tensor(&format!("{prefix}.feed_forward_out.weight"), &[ff, hidden]));
+    out.push(rng.tensor(&format!("{prefix}.feed_forward_out.bias"), &[hidden]));
+    out
+}
+
+/// A dense layer `name` of `[inputs, outputs]`.
+fn dense(rng: &mut Lcg, name: &str, inputs: usize, outputs: usize) -> Vec<TensorF32> {
+    vec![
+        rng.tensor(&format!("{name}.weight"), &[inputs, outputs]),
+        rng.tensor(&format!("{name}.bias"), &[outputs]),
+    ]
+}
+
+/// A small model of every kind, with random weights, and what its export stores.
+fn specs() -> Vec<(ModelSpec, Vec<TensorF32>)> {
+    let mut rng = Lcg(11);
+    let (u, i) = (USERS, ITEMS);
+    let mut out = Vec::new();
+    let factors = |rng: &mut Lcg| {
+        vec![
+            rng.tensor("users.weight", &[u, 4]),
+            rng.tensor("items.weight", &[i, 4]),
+        ]
+    };
+    out.push((ModelSpec::Mf(FactorsSpec { factors: 4 }), factors(&mut rng)));
+    let mut gmf = factors(&mut rng);
+    gmf.extend(dense(&mut rng, "output", 4, 1));
+    out.push((ModelSpec::Gmf(FactorsSpec { factors: 4 }), gmf));
+    let mut mlp = factors(&mut rng);
+    mlp.extend(dense(&mut rng, "tower.layers.0", 8, 4));
+    mlp.extend(dense(&mut rng, "output", 4, 1));
+    out.push((ModelSpec::Mlp(MlpSpec { layers: vec![8, 4] }), mlp));
+    let mut neumf = vec![
+        rng.tensor("gmf_users.weight", &[u, 4]),
+        rng.tensor("gmf_items.weight", &[i, 4]),
+        rng.tensor("mlp_users.weight", &[u, 4]),
+        rng.tensor("mlp_items.weight", &[i, 4]),
+    ];
+    neumf.extend(dense(&mut rng, "tower.layers.0", 8, 4));
+    neumf.extend(dense(&mut rng, "output", 8, 1));
+    out.push((
+        ModelSpec::NeuMf(NeuMfSpec {
+            factors: 4,
+            layers: vec![8, 4],
+        }),
+        neumf,
+    ));
+    out.push((
+        ModelSpec::LightGcn(LightGcnSpec {
+            factors: 4,
+            layers: 2,
+        }),
+        factors(&mut rng),
+    ));
+    for vae in [false, true] {
+        let mut t = dense(&mut rng, "encoder.0", i, 5);
+        t.extend(dense(&mut rng, "encoder.1", 5, if vae { 6 } else { 3 }));
+        t.extend(dense(&mut rng, "decoder.0", 3, 5));
+        t.extend(dense(&mut rng, "decoder.1", 5, i));
+        let spec = AutoencoderSpec { hidden: vec![5, 3] };
+        out.push((
+            if vae {
+                ModelSpec::MultVae(spec)
+            } else {
+                ModelSpec::MultDae(spec)
+            },
+            t,
+        ));
+    }
+    let mut cdae = dense(&mut rng, "encoder", i, 3);
+    cdae.push(rng.tensor("users.weight", &[u, 3]));
+    cdae.extend(dense(&mut rng, "decoder", 3, i));
+    out.push((ModelSpec::Cdae(CdaeSpec { hidden: 3 }), cdae));
+    for item_based in [false, true] {
+        let width = if item_based { u } else { i };
+        let mut t = dense(&mut rng, "encoder", width, 3);
+        t.extend(dense(&mut rng, "decoder", 3, width));
+        out.push((
+            ModelSpec::AutoRec(AutoRecSpec {
+                hidden: 3,
+                item_based,
+            }),
+            t,
+        ));
+    }
+    for bert in [false, true] {
+        let hidden = 4;
+        let spec = TransformerSpec {
+            hidden,
+            blocks: 2,
+            heads: 2,
+            max_len: 5,
+            layer_norm_epsilon: 1e-8,
+        };
+        let rows = i + 1 + usize::from(bert);
+        let mut t = vec![
+            rng.tensor("items.weight", &[rows, hidden]),
+            rng.tensor("positions.weight", &[5, hidden]),
+        ];
+        let ff = if bert { 4 * hidden } else { hidden };
+        for k in 0..2 {
+            t.extend(block(&mut rng, &format!("blocks.{k}"), hidden, ff));
+        }
+        if bert {
+            t.push(rng.tensor("embedding_norm.gamma", &[hidden]));
+            t.push(rng.tensor("embedding_norm.beta", &[hidden]));
+            t.extend(dense(&mut rng, "head", hidden, hidden));
+            t.push(rng.tensor("head_norm.gamma", &[hidden]));
+            t.push(rng.tensor("head_norm.beta", &[hidden]));
+            t.push(rng.tensor("output_bias", &[i]));
+            out.push((ModelSpec::Bert4Rec(spec), t));
+        } else {
+            t.push(rng.tensor("final_norm.gamma", &[hidden]));
+            t.push(rng.tensor("final_norm.beta", &[hidden]));
+            out.push((ModelSpec::SasRec(spec), t));
+        }
+    }
+    let mut gru = vec![rng.tensor("items.weight", &[i + 1, 4])];
+    gru.extend(dense(&mut rng, "gru.0.input", 4, 9));
+    gru.extend(dense(&mut rng, "gru.0.recurrent", 3, 9));
+    gru.extend(dense(&mut rng, "projection", 3, 4));
+    out.push((
+        ModelSpec::Gru4Rec(Gru4RecSpec {
+            embedding: 4,
+            hidden: 3,
+            layers: 1,
+            max_len: 4,
+        }),
+        gru,
+    ));
+    out
+}
+
+fn manifest(spec: ModelSpec) -> Manifest {
+    Manifest {
+        format_version: FORMAT_VERSION,
+        model: spec,
+        precision: Precision::F32,
+        user_ids: (0..USERS as i64).map(|u| 10 + u).collect(),
+        item_ids: (0..ITEMS as i64).map(|i| 100 + i).collect(),
+        dataset_fingerprint: "test".into(),
+        metrics: serde_json::Value::Null,
+    }
+}
+
+/// Every kind, written with its users' data and known items and loaded back.
+fn models(dir: &Path) -> Vec<ExportedModel> {
+    let histories = histories();
+    // Ratings: rows are users (U-AutoRec) or items (I-AutoRec), from the training items.
+    let user_ratings: Vec<Vec<(u32, f32)>> = histories
+        .iter()
+        .map(|h| h.iter().map(|&i| (i, 1.0 + (i % 5) as f32)).collect())
+        .collect();
+    let mut item_ratings: Vec<Vec<(u32, f32)>> = vec![Vec::new(); ITEMS];
+    for (u, row) in user_ratings.iter().enumerate() {
+        for &(i, r) in row {
+            item_ratings[i as usize].push((u as u32, r));
+        }
+    }
+    specs()
+        .into_iter()
+        .enumerate()
+        .map(|(k, (spec, tensors))| {
+            let data = match &spec {
+                ModelSpec::MultDae(_)
+                | ModelSpec::MultVae(_)
+                | ModelSpec::Cdae(_)
+                | ModelSpec::SasRec(_)
+                | ModelSpec::Bert4Rec(_)
+                | ModelSpec::Gru4Rec(_) => ModelData::Histories(&histories),
+                ModelSpec::AutoRec(s) if s.item_based => ModelData::Ratings(&item_ratings),
+                ModelSpec::AutoRec(_) => ModelData::Ratings(&user_ratings),
+                _ => ModelData::None,
+            };
+            let out = dir.join(format!("{k}-{}", spec.kind()));
+            write_model_with(&out, &manifest(spec), &tensors, data, &known()).unwrap();
+            ExportedModel::load(&out).unwrap()
+        })
+        .collect()
+}
+
+fn name(model: &ExportedModel) -> String {
+    serde_json::to_string(&model.manifest().model).unwrap()
+}
+
+fn external(items: &[u32]) -> Vec<i64> {
+    items.iter().map(|&i| 100 + i as i64).collect()
+}
+
+#[test]
+fn queries_leave_known_items_out_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    for model in models(dir.path()) {
+        let name = name(&model);
+        assert!(model.has_known_items());
+        for (u, known) in known().iter().enumerate() {
+            let user = 10 + u as i64;
+            let mut expected = known.clone();
+            expected.sort_unstable();
+            expected.dedup();
+            assert_eq!(model.known_items(user).unwrap(), external(&expected));
+            let top = model.recommend(user, ITEMS, &[]).unwrap();
+            assert_eq!(top.len(), ITEMS - expected.len(), "{name}");
+            assert!(
+                top.iter().all(|s| !external(known).contains(&s.id)),
+                "{name}"
+            );
+            // The opt-out ranks every item, with the scores scoring gives.
+            let include = Options {
+                known: Known::Include,
+                ..Options::default()
+            };
+            let all = model.recommend_for(user, ITEMS, &include).unwrap();
+            assert_eq!(all.len(), ITEMS, "{name}");
+            for r in &all {
+                let score = model.score(&[(user, r.id)]).unwrap()[0];
+                assert!(
+                    (r.score - score).abs() < 1e-5,
+                    "{name}: {} vs {score}",
+                    r.score
+                );
+            }
+            // A suppression list is left out on top of the known items.
+            let suppress = [top[0].id];
+            let options = Options {
+                exclude: &suppress,
+                ..Options::default()
+            };
+            let fewer = model.recommend_for(user, ITEMS, &options).unwrap();
+            assert_eq!(fewer.len(), top.len() - 1);
+            assert!(fewer.iter().all(|r| r.id != suppress[0]));
+        }
+        // Batched answers equal single ones.
+        let users: Vec<i64> = (10..10 + USERS as i64).collect();
+        let many = model
+            .recommend_many_for(&users, 4, &Options::default())
+            .unwrap();
+        for (user, answer) in users.iter().zip(&many) {
+            let single = model.recommend(*user, 4, &[]).unwrap();
+            let ids: Vec<i64> = answer.iter().map(|r| r.id).collect();
+            assert_eq!(ids, single.iter().map(|s| s.id).collect::<Vec<_>>());
+        }
+        // An audience leaves out the item's owners: item 102 is known to users 10 (2 = 0 + 2),
+        // 11 (2 = 2·1) and 12 (2).
+        let audience = model.audience(102, USERS).unwrap();
+        let ids: Vec<i64> = audience.iter().map(|s| s.id).collect();
+        assert_eq!(ids.len(), USERS - 3, "{name}: {ids:?}");
+        assert!(ids.iter().all(|u| ![10, 11, 12].contains(u)), "{name}");
+        let include = Options {
+            known: Known::Include,
+            ..Options::default()
+        };
+        assert_eq!(
+            model.audience_for(102, USERS, &include).unwrap().len(),
+            USERS
+        );
+    }
+}
+
+#[test]
+fn explanations_name_only_the_users_own_items() {
+    let dir = tempfile::tempdir().unwrap();
+    for model in models(dir.path()) {
+        let name = name(&model);
+        for (u, known) in known().iter().enumerate() {
+            let user = 10 + u as i64;
+            let own = external(known);
+            let options = Options {
+                explain: 5,
+                known: Known::Include,
+                ..Options::default()
+            };
+            let answers = model.recommend_for(user, ITEMS, &options).unwrap();
+            let mut explained = 0;
+            for r in &answers {
+                assert!(r.because.len() <= 5);
+                for b in &r.because {
+                    assert!(
+                        own.contains(&b.item),
+                        "{name}: {} not user {user}'s",
+                        b.item
+                    );
+                    assert!(
+                        b.item != r.id && b.weight > 0.0,
+                        "{name}: {b:?} for {}",
+                        r.id
+                    );
+                }
+                assert!(r.because.windows(2).all(|w| w[0].weight >= w[1].weight));
+                explained += usize::from(!r.because.is_empty());
+            }
+            // (AutoRec's predictions of these random weights are clipped to the rating range,
+            // where removing a rating changes nothing.)
+            if model.manifest().model.kind() != "autorec" {
+                assert!(
+                    explained > 0,
+                    "{name}: user {user} got no explanation at all"
+                );
+            }
+            // The direct query gives the same explanations.
+            let ids: Vec<i64> = answers.iter().map(|r| r.id).collect();
+            let direct = model.explain(user, &ids, 5).unwrap();
+            for (r, because) in answers.iter().zip(direct) {
+                assert_eq!(r.because, because, "{name}");
+            }
+        }
+        // Audience members are explained by their own items.
+        let options = Options {
+            explain: 3,
+            ..Options::default()
+        };
+        for member in model.audience_for(105, USERS, &options).unwrap() {
+            let own = external(&known()[(member.id - 10) as usize]);
+            assert!(
+                member.because.iter().all(|b| own.contains(&b.item)),
+                "{name}"
+            );
+        }
+    }
+}
+
+/// MF's explanation is the cosine of item embeddings, by hand: items 0 = [1, 0], 1 = [1, 1],
+/// 2 = [0, 1], 3 = [-1, 0]; a user who has 0, 2 and 3 and is recommended 1 has cos 0.7071
+/// for 0 and 2, and a negative one for 3, which is left out.
+#[test]
+fn mf_explains_by_the_cosine_of_item_embeddings() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = manifest(ModelSpec::Mf(FactorsSpec { factors: 2 }));
+    m.user_ids = vec![10];
+    m.item_ids = vec![100, 101, 102, 103];
+    let tensors = vec![
+        TensorF32 {
+            name: "users.weight".into(),
+            shape: vec![1, 2],
+            data: vec![1.0, 1.0],
+        },
+        TensorF32 {
+            name: "items.weight".into(),
+            shape: vec![4, 2],
+            data: vec![1.0, 0.0, 1.0, 1.0, 0.0, 1.0, -1.0, 0.0],
+        },
+    ];
+    let out = dir.path().join("mf");
+    write_model_with(&out, &m, &tensors, ModelData::None, &[vec![3, 0, 2, 0]]).unwrap();
+    let model = ExportedModel::load(&out).unwrap();
+    assert_eq!(model.known_items(10).unwrap(), vec![100, 102, 103]);
+    let options = Options {
+        explain: 3,
+        ..Options::default()
+    };
+    let top = model.recommend_for(10, 3, &options).unwrap();
+    assert_eq!(top.len(), 1);
+    assert_eq!(top[0].id, 101);
+    let because: Vec<(i64, f32)> = top[0].because.iter().map(|b| (b.item, b.weight)).collect();
+    assert_eq!(because.len(), 2);
+    assert_eq!((because[0].0, because[1].0), (100, 102));
+    for (_, w) in because {
+        assert!((w - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6, "{w}");
+    }
+}
+
+/// Occlusion is the drop in the item's score without each history item, computed here from
+/// the scores of the smaller histories; the sequence models' attention weights over a window
+/// of distinct items sum to 1 (SASRec: every position is an item).
+#[test]
+fn occlusion_and_attention_weights_are_what_the_docs_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let include = Options {
+        known: Known::Include,
+        ..Options::default()
+    };
+    let history = [101, 104, 107];
+    for model in models(dir.path()) {
+        let kind = model.manifest().model.kind();
+        let score_of = |history: &[i64], item: i64| {
+            model
+                .recommend_history_for(history, ITEMS, &include)
+                .unwrap()
+                .into_iter()
+                .find(|r| r.id == item)
+                .unwrap()
+                .score
+        };
+        match kind {
+            "mult_dae" | "mult_vae" | "cdae" | "gru4rec" => {
+                let because = model
+                    .explain_history(&history, &[105], 10)
+                    .unwrap()
+                    .remove(0);
+                let full = score_of(&history, 105);
+                for &c in &history {
+                    let without: Vec<i64> = history.iter().copied().filter(|&i| i != c).collect();
+                    let drop = full - score_of(&without, 105);
+                    match because.iter().find(|b| b.item == c) {
+                        Some(b) => assert!((b.weight - drop).abs() < 1e-5, "{kind}: {b:?} {drop}"),
+                        None => assert!(drop <= 0.0, "{kind}: {c} dropped {drop}"),
+                    }
+                }
+            }
+            "sasrec" => {
+                let because = model
+                    .explain_history(&history, &[105], 10)
+                    .unwrap()
+                    .remove(0);
+                let total: f32 = because.iter().map(|b| b.weight).sum();
+                assert_eq!(because.len(), 3);
+                assert!((total - 1.0).abs() < 1e-5, "{total}");
+            }
+            "bert4rec" => {
+                let because = model
+                    .explain_history(&history, &[105], 10)
+                    .unwrap()
+                    .remove(0);
+                let total: f32 = because.iter().map(|b| b.weight).sum();
+                // The rest of the weight is on the mask token.
+                assert!(total > 0.0 && total < 1.0, "{total}");
+            }
+            _ => {
+                let err = model.explain_history(&history, &[105], 3).unwrap_err();
+                assert!(err.to_string().contains("ask with `user`"), "{kind}: {err}");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_kind_but_item_based_autorec_has_user_vectors() {
+    let dir = tempfile::tempdir().unwrap();
+    for model in models(dir.path()) {
+        let spec = &model.manifest().model;
+        let expected = match spec {
+            ModelSpec::Mf(_) | ModelSpec::Gmf(_) | ModelSpec::LightGcn(_) => 4,
+            ModelSpec::Mlp(_) => 4,
+            ModelSpec::NeuMf(_) => 8,
+            ModelSpec::MultDae(_) | ModelSpec::MultVae(_) | ModelSpec::Cdae(_) => 3,
+            ModelSpec::AutoRec(s) if s.item_based => {
+                let err = model.user_vector(10).unwrap_err().to_string();
+                assert!(
+                    err.contains("item_based: true") && err.contains("no user vector"),
+                    "{err}"
+                );
+                continue;
+            }
+            ModelSpec::AutoRec(_) => 3,
+            ModelSpec::SasRec(_) | ModelSpec::Bert4Rec(_) => 4,
+            ModelSpec::Gru4Rec(_) => 3,
+        };
+        let vectors: Vec<Vec<f32>> = (10..10 + USERS as i64)
+            .map(|u| model.user_vector(u).unwrap())
+            .collect();
+        assert!(vectors.iter().all(|v| v.len() == expected), "{spec:?}");
+        assert!(vectors.iter().flatten().all(|x| x.is_finite()));
+        // Users with other items get other vectors.
+        assert_ne!(vectors[0], vectors[1], "{spec:?}");
+    }
+}
+
+/// The history query on NeuMF once answered with a Rust debug dump; it names the request's
+/// fields, and the model kind as manifests write it.
+#[test]
+fn regression_neumf_history_query_answers_in_the_apis_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = models(dir.path())
+        .into_iter()
+        .find(|m| m.manifest().model.kind() == "neumf")
+        .unwrap();
+    let err = model
+        .recommend_history(&[101], 3, &[])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "model kind `neumf` scores the users it was trained on by id: ask with `user`, not \
+         `history`"
+    );
+    for text in [err, model.user_vector(99).unwrap_err().to_string()] {
+        assert!(!text.contains("Spec") && !text.contains('{'), "{text}");
+    }
+}
+
+#[test]
+fn known_items_must_cover_every_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spec, tensors) = specs().remove(0);
+    let err = write_model_with(
+        &dir.path().join("m"),
+        &manifest(spec),
+        &tensors,
+        ModelData::None,
+        &known()[..2],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("known items given for 2 users, the manifest has 6"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// The fuzz corpus's seeds are format-version-1 exports: they load with no known items, and
+/// an id-based explanation says how to get them.
+#[test]
+fn version_1_exports_load_without_known_items() {
+    let data =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/load/seed-autorec"))
+            .unwrap();
+    let n = u32::from_le_bytes(data[..4].try_into().unwrap()) as usize;
+    let (manifest, weights) = data[4..].split_at(n);
+    let model = ExportedModel::from_bytes(
+        manifest,
+        weights,
+        Path::new("manifest.json"),
+        Path::new("model.safetensors"),
+    )
+    .unwrap();
+    assert!(!model.has_known_items());
+    assert_eq!(model.known_items(10).unwrap(), Vec::<i64>::new());
+    let err = model.explain(10, &[101], 3).unwrap_err().to_string();
+    assert!(err.contains("export the run again"), "{err}");
+}
