@@ -10,6 +10,8 @@ use ember_train::{Backend, RunConfig, RunOptions};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Parser)]
 #[command(
@@ -103,6 +105,10 @@ struct TrainArgs {
     /// Hide progress bars.
     #[arg(long)]
     no_progress: bool,
+    /// Continue a stopped or killed run from its latest checkpoint: its run directory (the
+    /// hidden `.NAME.partial-PID` one), with the config it was started with.
+    #[arg(long, conflicts_with_all = ["config", "name", "output_dir", "epochs"])]
+    resume: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -203,9 +209,29 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            // 130: stopped by a signal, as shells report Ctrl-C.
+            match e.downcast_ref::<ember_train::TrainError>() {
+                Some(ember_train::TrainError::Interrupted { .. }) => ExitCode::from(130),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
+}
+
+/// A flag set by the first Ctrl-C or SIGTERM: training stops after its current batch with a
+/// checkpoint. A second one exits at once.
+fn stop_flag() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("\nstopped at once: the last checkpoint stands");
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after this batch to write a checkpoint (again to quit at once)");
+    })
+    .context("installing the Ctrl-C handler")?;
+    Ok(stop)
 }
 
 fn load_config(path: Option<&Path>) -> Result<RunConfig> {
@@ -276,6 +302,17 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn train(args: TrainArgs) -> Result<()> {
+    let progress = !args.no_progress && std::io::stderr().is_terminal();
+    let options = RunOptions {
+        progress,
+        stop: Some(stop_flag()?),
+    };
+    if let Some(run_dir) = &args.resume {
+        let config = RunConfig::from_file(&run_dir.join(ember_train::files::CONFIG))?;
+        let device = args.device.unwrap_or(config.device);
+        let summary = ember_train::resume(run_dir, device, options)?;
+        return report(&config, &summary);
+    }
     let mut config = load_config(args.config.as_deref())?;
     if let Some(name) = args.name {
         config.name = name;
@@ -288,8 +325,12 @@ fn train(args: TrainArgs) -> Result<()> {
     }
     let device = args.device.unwrap_or(config.device);
     config.device = device;
-    let progress = !args.no_progress && std::io::stderr().is_terminal();
-    let summary = ember_train::train(&config, device, RunOptions { progress })?;
+    let summary = ember_train::train(&config, device, options)?;
+    report(&config, &summary)
+}
+
+/// The tables a finished run prints.
+fn report(config: &RunConfig, summary: &ember_train::RunSummary) -> Result<()> {
     println!(
         "\nmodel {} — best epoch {} (chosen on validation {})",
         summary.model, summary.best_epoch, config.eval.monitor

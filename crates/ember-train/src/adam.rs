@@ -200,6 +200,93 @@ impl Adam {
     }
 }
 
+/// Adam's moments by parameter path, as checkpoints keep them (parameter ids are not kept when
+/// a model is saved and loaded; paths are).
+pub type Moments = Vec<(String, Vec<f32>, Vec<f32>)>;
+
+impl Adam {
+    /// Steps taken.
+    pub fn time(&self) -> i32 {
+        self.time
+    }
+
+    /// Each of `module`'s parameters' moments (those the optimiser has), by path.
+    pub fn moments<M: Module>(&self, module: &M) -> Moments {
+        let mut by_id: HashMap<ParamId, (Vec<f32>, Vec<f32>)> = HashMap::new();
+        match self.layout {
+            AdamLayout::Host => {
+                for (id, (m, v)) in &self.host {
+                    by_id.insert(*id, (m.clone(), v.clone()));
+                }
+            }
+            AdamLayout::Flat => {
+                let host = |t: &Tensor<1>| t.clone().try_into_vec_as::<f32>().expect("f32");
+                if let Some((params, m, v)) = &self.flat {
+                    let (m, v) = (host(m), host(v));
+                    let mut offset = 0;
+                    for &(id, n) in params {
+                        let part = |x: &[f32]| x[offset..offset + n].to_vec();
+                        by_id.insert(id, (part(&m), part(&v)));
+                        offset += n;
+                    }
+                }
+                for (id, (m, v)) in &self.parked {
+                    by_id.insert(*id, (host(m), host(v)));
+                }
+            }
+        }
+        crate::checkpoint::parameters(module)
+            .into_iter()
+            .filter_map(|(id, path, _)| by_id.remove(&id).map(|(m, v)| (path, m, v)))
+            .collect()
+    }
+
+    /// An optimiser for `module` that continues from a checkpoint's step count and moments.
+    /// `device` is the module's.
+    pub fn restore<M: Module>(
+        settings: AdamSettings,
+        layout: AdamLayout,
+        module: &M,
+        time: i32,
+        moments: Moments,
+        device: &Device,
+    ) -> Self {
+        let mut adam = Self::new(settings, layout);
+        adam.time = time;
+        let mut by_path: HashMap<String, (Vec<f32>, Vec<f32>)> = moments
+            .into_iter()
+            .map(|(path, m, v)| (path, (m, v)))
+            .collect();
+        let mut flat = (Vec::new(), Vec::new(), Vec::new());
+        for (id, path, n) in crate::checkpoint::parameters(module) {
+            let Some((m, v)) = by_path.remove(&path).filter(|(m, _)| m.len() == n) else {
+                continue;
+            };
+            match layout {
+                AdamLayout::Host => {
+                    adam.host.insert(id, (m, v));
+                }
+                // In visiting order, as `step_flat` gathers them: the next step finds its own
+                // layout.
+                AdamLayout::Flat => {
+                    flat.0.push((id, n));
+                    flat.1.extend(m);
+                    flat.2.extend(v);
+                }
+            }
+        }
+        if layout == AdamLayout::Flat && !flat.0.is_empty() {
+            let inner = device.clone().without_autodiff();
+            let tensor = |values: Vec<f32>| {
+                let n = values.len();
+                Tensor::<1>::from_data(TensorData::new(values, [n]), &inner)
+            };
+            adam.flat = Some((flat.0, tensor(flat.1), tensor(flat.2)));
+        }
+        adam
+    }
+}
+
 /// Collects every float parameter that has a gradient, flattened, with its gradient.
 struct Gather<'a> {
     grads: &'a mut GradientsParams,

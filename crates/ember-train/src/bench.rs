@@ -29,7 +29,7 @@ use serde::Serialize;
 use crate::adam::{Adam, AdamSettings};
 use crate::batches::{Epoch, EpochSource, LabelledPairs, training_epoch};
 use crate::config::EmbeddingGradient;
-use crate::epoch::{SingleDevice, Stepper, train_epoch};
+use crate::epoch::{EpochEnd, EpochProgress, SingleDevice, Stepper, train_epoch};
 use crate::{Backend, TrainError};
 
 /// Catalogue sizes to benchmark on.
@@ -370,13 +370,19 @@ pub fn bench_train(
             learning_rate: 1e-3,
             steps: &mut steps,
         };
-        let (next, stats) = train_epoch(
+        let (next, end) = train_epoch(
             model,
             batches.as_ref(),
             stepper,
+            (bench.seed, epoch),
+            EpochProgress::default(),
+            &mut |_| false,
             &indicatif::ProgressBar::hidden(),
         );
         model = next;
+        let EpochEnd::Complete(stats) = end else {
+            unreachable!("the bench never asks to stop")
+        };
         if let Some(usage) = device.memory_pool_usage() {
             peak_reserved = Some(peak_reserved.unwrap_or(0).max(usage.bytes_reserved));
         }

@@ -210,6 +210,9 @@ pub struct TrainConfig {
     pub embedding_gradient: EmbeddingGradient,
     /// Adam's β₂ (0.999; SASRec's code uses 0.98).
     pub adam_beta2: f64,
+    /// Also write a checkpoint every this many batches within an epoch (0: only at the end of
+    /// every epoch).
+    pub checkpoint_every: usize,
 }
 
 /// How embedding tables get their gradients.
@@ -252,6 +255,7 @@ impl Default for TrainConfig {
             refit: false,
             embedding_gradient: EmbeddingGradient::Auto,
             adam_beta2: 0.999,
+            checkpoint_every: 0,
         }
     }
 }

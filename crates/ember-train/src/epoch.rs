@@ -58,28 +58,85 @@ pub struct EpochStats {
     pub train_secs: f64,
 }
 
+/// Where an epoch stands: the next batch, and what the batches before it summed. A checkpoint
+/// taken in the middle of an epoch keeps it, so that the resumed epoch reports the loss an
+/// uninterrupted one would.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EpochProgress {
+    /// Batches done.
+    pub batch: usize,
+    /// The batches' losses weighted by their examples, summed.
+    pub loss_sum: f32,
+    /// Examples trained on.
+    pub examples: usize,
+    /// Scored samples.
+    pub samples: usize,
+    /// Wall seconds spent.
+    pub secs: f64,
+}
+
+/// How an epoch's run ended.
+pub enum EpochEnd {
+    /// Every batch was trained on.
+    Complete(EpochStats),
+    /// `stop` asked to stop after the batch `progress.batch - 1`.
+    Stopped(EpochProgress),
+}
+
+/// The seed of burn's generator (dropout masks, sampled noise) for batch `batch` of epoch
+/// `epoch` of a stage seeded `seed`: every step's randomness is fixed by its position, so a run
+/// resumed from a checkpoint draws what an uninterrupted run draws.
+pub fn step_seed(seed: u64, epoch: usize, batch: usize) -> u64 {
+    mix(mix(seed ^ 0x5eed_5eed, epoch as u64), batch as u64)
+}
+
+/// The seed of an epoch's own generator (shuffling, negatives, masked items).
+pub fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    mix(seed, epoch as u64)
+}
+
+/// SplitMix64's finaliser over `a` and `b`.
+fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a
+        .wrapping_add(b.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        .wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// How often a visible progress bar reads the loss back from the device.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
-/// Trains `model` on every batch of `epoch`, in order.
+/// Trains `model` on the batches of `epoch` from `from.batch` on, in order (the earlier ones
+/// having been taken already), seeding burn's generator before each batch with
+/// `step_seed(seed, epoch_number, batch)`. After each batch `stop(next batch)` may end the
+/// run early; the progress so far is then returned to resume from.
+#[allow(clippy::too_many_arguments)]
 pub fn train_epoch(
     mut model: Model,
     epoch: &dyn Epoch,
     stepper: Stepper,
+    (seed, epoch_number): (u64, usize),
+    from: EpochProgress,
+    stop: &mut dyn FnMut(usize) -> bool,
     bar: &ProgressBar,
-) -> (Model, EpochStats) {
+) -> (Model, EpochEnd) {
     let started = Instant::now();
     let mut shown = started;
     let device = model_device(&model);
     // Summed on the device, weighted by each batch's examples; read back when shown.
-    let mut loss_sum = Tensor::<1>::zeros([1], &device);
-    let (mut examples, mut samples) = (0usize, 0usize);
-    for b in 0..epoch.batches() {
+    let mut loss_sum = Tensor::<1>::from_floats([from.loss_sum], &device);
+    let (mut examples, mut samples) = (from.examples, from.samples);
+    let secs = |started: Instant| from.secs + started.elapsed().as_secs_f64();
+    bar.set_position(from.batch as u64);
+    for b in from.batch..epoch.batches() {
         let StepBatch {
             batch,
             examples: batch_examples,
             samples: batch_samples,
         } = epoch.batch(b);
+        device.seed(step_seed(seed, epoch_number, b));
         let loss = model.loss(&batch, *stepper.steps);
         loss_sum = loss_sum + loss.clone().detach().mul_scalar(batch_examples as f64);
         examples += batch_examples;
@@ -93,13 +150,23 @@ pub fn train_epoch(
         if !bar.is_hidden() && shown.elapsed() >= PROGRESS_EVERY {
             shown = Instant::now();
             let mean = loss_sum.clone().into_scalar::<f32>() / examples.max(1) as f32;
-            let rate = samples as f64 / started.elapsed().as_secs_f64();
+            let rate = samples as f64 / secs(started);
             bar.set_message(format!("loss {mean:.4}  {rate:.0} samples/s"));
+        }
+        if b + 1 < epoch.batches() && stop(b + 1) {
+            let progress = EpochProgress {
+                batch: b + 1,
+                loss_sum: loss_sum.into_scalar::<f32>(),
+                examples,
+                samples,
+                secs: secs(started),
+            };
+            return (model, EpochEnd::Stopped(progress));
         }
     }
     bar.finish_and_clear();
     let loss = loss_sum.into_scalar::<f32>() / examples.max(1) as f32; // waits for the device
-    let train_secs = started.elapsed().as_secs_f64();
+    let train_secs = secs(started);
     let stats = EpochStats {
         loss,
         examples,
@@ -107,9 +174,8 @@ pub fn train_epoch(
         samples_per_sec: samples as f64 / train_secs,
         train_secs,
     };
-    (model, stats)
+    (model, EpochEnd::Complete(stats))
 }
-
 /// A progress bar of `batches` batches labelled `label`, or a hidden one.
 pub fn progress_bar(show: bool, batches: usize, label: &str) -> ProgressBar {
     if !show {

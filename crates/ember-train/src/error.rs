@@ -53,6 +53,32 @@ pub enum TrainError {
     /// The device failed.
     #[error("device error: {0}")]
     DeviceFailed(String),
+    /// A checkpoint could not be read or written.
+    #[error("{}: {message}", path.display())]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Training was stopped from outside (Ctrl-C, SIGTERM) after writing a checkpoint.
+    #[error(
+        "training stopped; its checkpoint is in {}: continue with `ember train --resume {}`",
+        run_dir.display(),
+        run_dir.display()
+    )]
+    Interrupted {
+        /// The (partial) run directory holding the checkpoint.
+        run_dir: PathBuf,
+    },
+    /// A run directory that cannot be resumed.
+    #[error("cannot resume {}: {message}", run_dir.display())]
+    Resume {
+        /// The directory given.
+        run_dir: PathBuf,
+        /// Why not.
+        message: String,
+    },
     /// Training diverged (the loss became NaN or infinite).
     #[error("training diverged at epoch {epoch}: the loss is {loss}; lower train.learning_rate")]
     Diverged {

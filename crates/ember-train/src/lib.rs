@@ -8,6 +8,7 @@
 pub mod adam;
 pub mod batches;
 pub mod bench;
+pub mod checkpoint;
 mod config;
 pub mod device;
 pub mod epoch;
@@ -26,13 +27,13 @@ pub use evaluate::{
     EvaluationPlan, HeldOut, ModelScorer, PlanError, Popularity, RatingPredictor, Scorer,
 };
 pub use run_dir::RunDir;
-pub use trainer::{Fitted, Schedule, StepSettings, Trainer};
+pub use trainer::{Fitted, Resume, Schedule, StepSettings, Trainer};
 
 use burn::module::Module;
 use burn::prelude::Device;
 use ember_data::{Dataset, prepare};
 use ember_metrics::MetricsReport;
-use ember_models::{Input, ModelInit};
+use ember_models::{Input, ModelConfig, ModelInit};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -74,10 +75,13 @@ pub struct RunSummary {
 }
 
 /// Options that do not change results.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Show progress bars.
     pub progress: bool,
+    /// When set (by a Ctrl-C or SIGTERM handler), training stops after the current batch with a
+    /// checkpoint, and [`train`] returns [`TrainError::Interrupted`].
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// What a model is built for on `data`, on `backend`, with `config`'s objective.
@@ -115,31 +119,78 @@ fn check_data(config: &RunConfig, data: &Dataset) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// One stage of a run: a model trained on its own schedule. A run has one stage, or NeuMF's
+/// GMF and MLP pre-training stages and then NeuMF; with `refit` each of them once more on
+/// training and validation data, for the epoch count validation chose.
+#[derive(Debug, Clone)]
+struct StageSpec {
+    /// Label in logs and curves.
+    name: String,
+    /// The stage's model.
+    config: ModelConfig,
+    /// Built from the phase's pre-trained stages rather than initialised.
+    assembled: bool,
+    /// Trained for a fixed number of epochs on training and validation data.
+    refit: bool,
+    /// Seed of its epochs' generators.
+    seed: u64,
+    /// Adam's learning rate.
+    learning_rate: f64,
+}
+
+/// The stages of `config`'s run, in order.
+fn stages(config: &RunConfig) -> Vec<StageSpec> {
+    let lr = config.train.learning_rate;
+    let mut out = Vec::new();
+    let pretraining = config.model.pretraining();
+    if let Some(pretraining) = &pretraining {
+        for (k, (name, stage_config)) in pretraining.stages.iter().enumerate() {
+            out.push(StageSpec {
+                name: name.to_string(),
+                config: stage_config.clone(),
+                assembled: false,
+                refit: false,
+                seed: config.seed + 1 + k as u64,
+                learning_rate: lr,
+            });
+        }
+    }
+    let pretrained = pretraining.is_some();
+    out.push(StageSpec {
+        name: config.model.name().to_string(),
+        config: config.model.clone(),
+        assembled: pretrained,
+        refit: false,
+        seed: config.seed,
+        // Fine-tuning a pre-trained model may use its own (smaller) learning rate.
+        learning_rate: if pretrained {
+            config.train.finetune_learning_rate.unwrap_or(lr)
+        } else {
+            lr
+        },
+    });
+    if config.train.refit {
+        let selection = out.clone();
+        out.extend(selection.into_iter().map(|s| StageSpec {
+            name: format!("refit {}", s.name),
+            refit: true,
+            ..s
+        }));
+    }
+    out
+}
+
 /// Runs a whole training job described by `config` on `backend`.
 pub fn train(
     config: &RunConfig,
     backend: Backend,
     options: RunOptions,
 ) -> Result<RunSummary, TrainError> {
-    let config_error = TrainError::config("config");
-    config.validate().map_err(config_error)?;
-    let device = backend.device()?.autodiff();
-    let (data, prep) = prepare(&config.data, &config.preprocess, &config.split)?;
-    check_data(config, &data).map_err(TrainError::config("config"))?;
-    let plan = EvaluationPlan::new(&data, &config.eval.protocol, config.seed)
-        .map_err(|e| TrainError::config("config")(e.into()))?;
-    // Drawn now, from the same data as the main plan: a protocol the data cannot serve fails
-    // before training, not after.
-    let extra_plans = config
-        .eval
-        .extra_protocols
-        .iter()
-        .map(|protocol| EvaluationPlan::new(&data, protocol, config.seed))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TrainError::config("config")(ConfigError::ExtraPlan(e)))?;
-
+    config.validate().map_err(TrainError::config("config"))?;
+    let prepared = Prepared::new(config, backend)?;
     let mut run = RunDir::create(&config.output_dir, &config.name)?;
     run.write(files::CONFIG, &config.to_toml())?;
+    let data = &prepared.data;
     let ids = json!({
         "users": (0..data.num_users() as u32).map(|u| data.user_ids.external(u)).collect::<Vec<_>>(),
         "items": (0..data.num_items() as u32).map(|i| data.item_ids.external(i)).collect::<Vec<_>>(),
@@ -149,7 +200,7 @@ pub fn train(
     run.write(
         files::DATA,
         &serde_json::to_string_pretty(
-            &json!({"source": config.data.describe(), "preprocess": prep, "dataset": stats}),
+            &json!({"source": config.data.describe(), "preprocess": prepared.preprocess, "dataset": stats}),
         )
         .expect("json"),
     )?;
@@ -168,54 +219,238 @@ pub fn train(
         config.model.name(),
         config.seed
     ));
+    let target = run.target().to_owned();
+    run_stages(config, backend, &prepared, run, target, None, options)
+}
 
+/// Continues the run in `run_dir` (a `.partial` directory left by a run that was killed or
+/// stopped) from its latest checkpoint, with the config it was started with.
+pub fn resume(
+    run_dir: &Path,
+    backend: Backend,
+    options: RunOptions,
+) -> Result<RunSummary, TrainError> {
+    if run_dir.join(files::METRICS).exists() {
+        return Err(TrainError::Resume {
+            run_dir: run_dir.to_owned(),
+            message: "the run is complete; there is nothing to resume".into(),
+        });
+    }
+    let Some(latest) = checkpoint::latest(run_dir)? else {
+        return Err(TrainError::Resume {
+            run_dir: run_dir.to_owned(),
+            message: "it holds no checkpoint (the run stopped before its first epoch ended)".into(),
+        });
+    };
+    let config = RunConfig::from_file(&run_dir.join(files::CONFIG))?;
+    let prepared = Prepared::new(&config, backend)?;
+    let mut run = RunDir::reopen(run_dir, latest.state.target.clone())?;
+    run.truncate_lines(files::EPOCHS, latest.state.epoch_lines)?;
+    run.log(&format!(
+        "resumed from {} (stage {}, {} epochs and {} batches done) on device {backend}",
+        latest.dir.display(),
+        latest.state.stage,
+        latest.state.epoch,
+        latest.state.progress.batch
+    ));
+    let target = latest.state.target.clone();
+    run_stages(
+        &config,
+        backend,
+        &prepared,
+        run,
+        target,
+        Some(latest),
+        options,
+    )
+}
+
+/// What a run needs before training, checked before anything is written.
+struct Prepared {
+    data: Dataset,
+    preprocess: ember_data::PreprocessStats,
+    plan: EvaluationPlan,
+    extra_plans: Vec<EvaluationPlan>,
+}
+
+impl Prepared {
+    fn new(config: &RunConfig, backend: Backend) -> Result<Self, TrainError> {
+        backend.device()?;
+        let (data, preprocess) = prepare(&config.data, &config.preprocess, &config.split)?;
+        check_data(config, &data).map_err(TrainError::config("config"))?;
+        let plan = EvaluationPlan::new(&data, &config.eval.protocol, config.seed)
+            .map_err(|e| TrainError::config("config")(e.into()))?;
+        // Drawn now, from the same data as the main plan: a protocol the data cannot serve
+        // fails before training, not after.
+        let extra_plans = config
+            .eval
+            .extra_protocols
+            .iter()
+            .map(|protocol| EvaluationPlan::new(&data, protocol, config.seed))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| TrainError::config("config")(ConfigError::ExtraPlan(e)))?;
+        Ok(Self {
+            data,
+            preprocess,
+            plan,
+            extra_plans,
+        })
+    }
+}
+
+/// The seed of burn's generator before stage `index`'s model is built: fixed by the stage, so
+/// a resumed run builds what an uninterrupted one builds (the first stage's is the run's seed).
+fn stage_init_seed(seed: u64, index: usize) -> u64 {
+    if index == 0 {
+        seed
+    } else {
+        epoch::epoch_seed(seed ^ 0x1417, index)
+    }
+}
+
+/// Trains the stages not finished yet (all of them, or those after `resume`'s), then tests
+/// the selected model and writes the rest of the run directory.
+fn run_stages(
+    config: &RunConfig,
+    backend: Backend,
+    prepared: &Prepared,
+    mut run: RunDir,
+    target: PathBuf,
+    resume: Option<checkpoint::Loaded>,
+    options: RunOptions,
+) -> Result<RunSummary, TrainError> {
+    let device = backend.device()?.autodiff();
+    let data = &prepared.data;
     let merged = config
         .train
         .refit
         .then(|| data.with_validation_in_training());
+    let specs = stages(config);
+    let selection = specs.iter().filter(|s| !s.refit).count();
+    let (done, curves, epoch_lines) = match &resume {
+        Some(loaded) => (
+            loaded.state.done.clone(),
+            loaded.state.curves.clone(),
+            loaded.state.epoch_lines,
+        ),
+        None => (Vec::new(), Vec::new(), 0),
+    };
     let mut trainer = Trainer {
         config,
-        data: &data,
-        plan: &plan,
+        data,
+        plan: &prepared.plan,
         device: device.clone(),
         run: &mut run,
         progress: options.progress,
-        stage_prefix: "",
-        curves: Vec::new(),
+        curves,
         sync: Box::new(SingleDevice),
         plan_chunk: config.train.embedding_gradient.plan_chunk(backend),
         adam_layout: backend.adam_layout(),
+        stop: options.stop.clone(),
+        target,
+        done,
+        epoch_lines,
     };
-    device.seed(config.seed);
-    let selected = fit_stages(&mut trainer, &model_init(&data, config, backend), &|_| None)?;
-    let fitted = match &merged {
-        Some(merged) => {
-            // The epoch counts are chosen; train again from scratch on training + validation data.
-            trainer.data = merged;
-            trainer.stage_prefix = "refit ";
-            trainer.run.log("refit: training again on training + validation interactions with the chosen epoch counts");
-            device.seed(config.seed);
-            let chosen = selected.epochs;
-            let epochs_of = |stage: &str| chosen.iter().find(|(s, _)| s == stage).map(|(_, e)| *e);
-            let refit = fit_stages(
-                &mut trainer,
-                &model_init(merged, config, backend),
-                &epochs_of,
-            )?;
-            Fitted {
-                model: refit.fitted.model,
-                ..selected.fitted
-            }
+    for (index, spec) in specs.iter().enumerate() {
+        if index < trainer.done.len() {
+            continue; // finished before the resumed checkpoint
         }
-        None => selected.fitted,
-    };
+        let stage_data = match (&merged, spec.refit) {
+            (Some(merged), true) => merged,
+            _ => data,
+        };
+        trainer.data = stage_data;
+        if spec.refit && index == selection {
+            trainer.run.log("refit: training again on training + validation interactions with the chosen epoch counts");
+        }
+        let init = model_init(stage_data, config, backend);
+        device.seed(stage_init_seed(config.seed, index));
+        let model = if spec.assembled {
+            // Built from this phase's pre-trained stages, which precede it.
+            let pretraining = config
+                .model
+                .pretraining()
+                .expect("an assembled stage follows pre-training");
+            let first = index - pretraining.stages.len();
+            let models = pretraining
+                .stages
+                .iter()
+                .enumerate()
+                .map(|(k, (_, stage_config))| {
+                    checkpoint::load_stage(
+                        trainer.run.dir(),
+                        first + k,
+                        stage_config.init(&init, &device),
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            (pretraining.assemble)(models)
+        } else {
+            spec.config.init(&init, &device)
+        };
+        let schedule = if spec.refit {
+            Schedule::Fixed(trainer.done[index - selection].best_epoch)
+        } else if index + 1 < selection {
+            Schedule::Select(config.train.pretrain_epochs.unwrap_or(config.train.epochs))
+        } else {
+            Schedule::Select(config.train.epochs)
+        };
+        let mut resumed = None;
+        let mut model = model;
+        if let Some(loaded) = &resume
+            && loaded.state.stage == index
+            && (loaded.state.epoch > 0 || loaded.state.progress.batch > 0)
+        {
+            let best = match &loaded.state.best {
+                Some(b) => Some(Fitted {
+                    model: loaded.best(model.clone())?,
+                    best_epoch: b.epoch,
+                    best_valid: b.valid.clone(),
+                }),
+                None => None,
+            };
+            model = loaded.model(model)?;
+            resumed = Some(Resume {
+                epoch: loaded.state.epoch,
+                progress: loaded.state.progress,
+                steps: loaded.state.steps,
+                adam_time: loaded.state.adam_time,
+                moments: loaded.adam()?,
+                best,
+            });
+        }
+        let fitted = trainer.fit(
+            model,
+            spec.config.input(),
+            (index, &spec.name),
+            schedule,
+            StepSettings {
+                seed: spec.seed,
+                learning_rate: spec.learning_rate,
+                keep_initial: spec.assembled,
+            },
+            resumed,
+        )?;
+        trainer.finish_stage(index, &spec.name, &fitted)?;
+    }
+    // The selected model is the main stage's; after a refit, trained again on more data.
+    let main = selection - 1;
+    let last = specs.len() - 1;
+    let chosen = trainer.done[main].clone();
     let curves = plot::learning_curves(&trainer.curves, &config.eval.monitor);
+    let final_data = merged.as_ref().unwrap_or(data);
+    let model = checkpoint::load_stage(
+        run.dir(),
+        last,
+        config
+            .model
+            .init(&model_init(final_data, config, backend), &device),
+    )?;
     run.write(files::CURVES, &curves)?;
     // The data the final model was trained on (its popularity is the matching baseline).
-    let data = merged.as_ref().unwrap_or(&data);
+    let data = final_data;
     let weights = run.path(files::WEIGHTS);
-    fitted
-        .model
+    model
         .clone()
         .save_file(&weights)
         .map_err(|source| TrainError::Weights {
@@ -224,19 +459,19 @@ pub fn train(
         })?;
 
     let input = config.model.input();
-    let test_of = |plan| test_and_baseline(&fitted.model, input, data, plan, config, &device);
-    let (test, popularity) = test_of(&plan);
-    let extra: Vec<_> = extra_plans.iter().map(test_of).collect();
+    let test_of = |plan| test_and_baseline(&model, input, data, plan, config, &device);
+    let (test, popularity) = test_of(&prepared.plan);
+    let extra: Vec<_> = prepared.extra_plans.iter().map(test_of).collect();
     let extra_json: Vec<_> = extra
         .iter()
         .map(|(test, popularity)| json!({"test": test, "popularity_test": popularity}))
         .collect();
     let metrics = json!({
         "model": config.model.name(),
-        "best_epoch": fitted.best_epoch,
+        "best_epoch": chosen.best_epoch,
         "monitor": config.eval.monitor,
         "refit": config.train.refit,
-        "validation": fitted.best_valid,
+        "validation": chosen.best_valid,
         "test": test,
         "popularity_test": popularity,
         "extra_protocols": extra_json,
@@ -247,9 +482,9 @@ pub fn train(
     )?;
     run.log(&format!(
         "best epoch {} (valid {} {:.4})",
-        fitted.best_epoch,
+        chosen.best_epoch,
         config.eval.monitor,
-        fitted
+        chosen
             .best_valid
             .get(&config.eval.monitor)
             .unwrap_or(f64::NAN)
@@ -258,80 +493,11 @@ pub fn train(
     Ok(RunSummary {
         run_dir,
         model: config.model.name().into(),
-        best_epoch: fitted.best_epoch,
-        valid: fitted.best_valid,
+        best_epoch: chosen.best_epoch,
+        valid: chosen.best_valid,
         test,
         popularity,
         extra,
-    })
-}
-
-/// The outcome of all stages of a model's training (NeuMF with pre-training has three).
-struct Staged {
-    fitted: Fitted,
-    /// The epochs each stage kept, by stage name.
-    epochs: Vec<(String, usize)>,
-}
-
-/// Trains the configured model, after the stages it starts from (NeuMF's GMF and MLP
-/// pre-training) when it has any. `fixed(stage)` gives a stage's exact epoch count (refit);
-/// `None` selects it on validation.
-fn fit_stages(
-    trainer: &mut Trainer,
-    init: &ModelInit,
-    fixed: &dyn Fn(&str) -> Option<usize>,
-) -> Result<Staged, TrainError> {
-    let config = trainer.config;
-    let device = trainer.device.clone();
-    let schedule = |stage: &str, max: usize| match fixed(stage) {
-        Some(n) => Schedule::Fixed(n),
-        None => Schedule::Select(max),
-    };
-    let epochs = config.train.epochs;
-    let lr = config.train.learning_rate;
-    let step = |seed, learning_rate, keep_initial| StepSettings {
-        seed,
-        learning_rate,
-        keep_initial,
-    };
-    let mut kept = Vec::new();
-    let (model, pretrained) = match config.model.pretraining() {
-        Some(pretraining) => {
-            let pre = config.train.pretrain_epochs.unwrap_or(epochs);
-            let mut models = Vec::new();
-            for (k, (stage, stage_config)) in pretraining.stages.into_iter().enumerate() {
-                let fitted = trainer.fit(
-                    stage_config.init(init, &device),
-                    stage_config.input(),
-                    stage,
-                    schedule(stage, pre),
-                    step(config.seed + 1 + k as u64, lr, false),
-                )?;
-                kept.push((stage.to_string(), fitted.best_epoch));
-                models.push(fitted.model);
-            }
-            ((pretraining.assemble)(models), true)
-        }
-        None => (config.model.init(init, &device), false),
-    };
-    let name = config.model.name();
-    // Fine-tuning a pre-trained model may use its own (smaller) learning rate.
-    let final_lr = if pretrained {
-        config.train.finetune_learning_rate.unwrap_or(lr)
-    } else {
-        lr
-    };
-    let fitted = trainer.fit(
-        model,
-        config.model.input(),
-        name,
-        schedule(name, epochs),
-        step(config.seed, final_lr, pretrained),
-    )?;
-    kept.push((name.to_string(), fitted.best_epoch));
-    Ok(Staged {
-        fitted,
-        epochs: kept,
     })
 }
 

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 /// One epoch of one stage.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochPoint {
     /// Stage label (`neumf`, `gmf`, …).
     pub stage: String,

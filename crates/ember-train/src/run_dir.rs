@@ -13,6 +13,8 @@ pub struct RunDir {
     partial: PathBuf,
     target: PathBuf,
     log: fs::File,
+    /// Keep the partial directory if the run fails: it holds a checkpoint to resume from.
+    keep: bool,
 }
 
 impl RunDir {
@@ -41,7 +43,50 @@ impl RunDir {
             partial,
             target,
             log,
+            keep: false,
         })
+    }
+
+    /// Continues writing the partial directory `partial` of a stopped run, whose finished
+    /// directory was to be `target` (or `target-1`, … when that exists now).
+    pub fn reopen(partial: &Path, target: PathBuf) -> Result<Self, TrainError> {
+        let log_path = partial.join("log.txt");
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(TrainError::io(&log_path))?;
+        Ok(Self {
+            partial: partial.to_owned(),
+            target,
+            log,
+            keep: true,
+        })
+    }
+
+    /// The (partial) directory being written.
+    pub fn dir(&self) -> &Path {
+        &self.partial
+    }
+
+    /// Keeps the directory when the run fails from now on: it holds a checkpoint.
+    pub fn keep(&mut self) {
+        self.keep = true;
+    }
+
+    /// Keeps the first `lines` lines of a file (a resumed run drops what came after its
+    /// checkpoint).
+    pub fn truncate_lines(&self, file: &str, lines: usize) -> Result<(), TrainError> {
+        let path = self.path(file);
+        if !path.exists() {
+            return Ok(());
+        }
+        let text = fs::read_to_string(&path).map_err(TrainError::io(&path))?;
+        let kept: String = text.lines().take(lines).map(|l| format!("{l}\n")).collect();
+        if kept.len() != text.len() {
+            fs::write(&path, kept).map_err(TrainError::io(path))?;
+        }
+        Ok(())
     }
 
     /// Where the run will be once finished.
@@ -78,17 +123,42 @@ impl RunDir {
         let _ = writeln!(self.log, "{line}");
     }
 
-    /// Renames the directory to its final name.
-    pub fn finish(self) -> Result<PathBuf, TrainError> {
+    /// Renames the directory to its final name (with a number added when a directory of that
+    /// name appeared meanwhile), without its checkpoints.
+    pub fn finish(mut self) -> Result<PathBuf, TrainError> {
+        for dir in [crate::checkpoint::DIR, crate::checkpoint::STAGES] {
+            let path = self.partial.join(dir);
+            if path.exists() {
+                fs::remove_dir_all(&path).map_err(TrainError::io(&path))?;
+            }
+        }
+        let (parent, name) = (
+            self.target
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+            self.target
+                .file_name()
+                .expect("has a name")
+                .to_string_lossy()
+                .into_owned(),
+        );
+        let mut n = 0;
+        while self.target.exists() {
+            n += 1;
+            self.target = parent.join(format!("{name}-{n}"));
+        }
         fs::rename(&self.partial, &self.target).map_err(TrainError::io(&self.target))?;
+        self.keep = true; // nothing left at the partial name
         Ok(self.target.clone())
     }
 }
 
 impl Drop for RunDir {
     fn drop(&mut self) {
-        // Reached with the partial directory still present only when the run failed.
-        if self.partial.exists() {
+        // Reached with the partial directory still present only when the run failed: without a
+        // checkpoint there is nothing to keep.
+        if !self.keep && self.partial.exists() {
             let _ = fs::remove_dir_all(&self.partial);
         }
     }

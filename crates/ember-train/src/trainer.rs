@@ -8,11 +8,17 @@ use ember_models::{Input, Model};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use crate::adam::{Adam, AdamLayout, AdamSettings};
+use crate::adam::{Adam, AdamLayout, AdamSettings, Moments};
 use crate::batches::{EpochSource, training_epoch};
-use crate::epoch::{GradientSync, Stepper, progress_bar, train_epoch};
+use crate::checkpoint::{self, BestSoFar, Saved, StageDone, State};
+use crate::epoch::{
+    EpochEnd, EpochProgress, GradientSync, Stepper, epoch_seed, progress_bar, train_epoch,
+};
 use crate::evaluate::{EvaluationPlan, HeldOut, evaluate_model};
 use crate::plot::EpochPoint;
 use crate::{RunConfig, RunDir, TrainError};
@@ -35,8 +41,6 @@ pub struct Trainer<'a> {
     pub(crate) device: Device,
     pub(crate) run: &'a mut RunDir,
     pub(crate) progress: bool,
-    /// Put before stage names in logs and curves (`"refit "` during the refit).
-    pub(crate) stage_prefix: &'static str,
     /// Every epoch trained so far, for the learning-curve plot.
     pub(crate) curves: Vec<EpochPoint>,
     /// Applied to the gradients before every optimiser step.
@@ -45,6 +49,30 @@ pub struct Trainer<'a> {
     pub(crate) plan_chunk: Option<usize>,
     /// How Adam lays out its update for the device.
     pub(crate) adam_layout: AdamLayout,
+    /// Set from outside (Ctrl-C, SIGTERM) to stop after the current batch with a checkpoint.
+    pub(crate) stop: Option<Arc<AtomicBool>>,
+    /// Where the finished run goes (kept in checkpoints).
+    pub(crate) target: PathBuf,
+    /// The run's stages finished so far.
+    pub(crate) done: Vec<StageDone>,
+    /// Lines written to `metrics.jsonl`.
+    pub(crate) epoch_lines: usize,
+}
+
+/// Where a stage continues from a checkpoint.
+pub struct Resume {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// How far the next epoch got.
+    pub progress: EpochProgress,
+    /// Optimiser steps taken.
+    pub steps: usize,
+    /// Adam's step count.
+    pub adam_time: i32,
+    /// Adam's moments by parameter path.
+    pub moments: Moments,
+    /// The best epoch so far, with its model.
+    pub best: Option<Fitted>,
 }
 
 /// How many epochs to train, and how the kept model is chosen.
@@ -70,32 +98,125 @@ pub struct StepSettings {
 }
 
 impl Trainer<'_> {
-    /// Trains `model`, which reads `input`, on the schedule. `stage` labels the per-epoch lines
-    /// (`neumf`, or `gmf`/`mlp` during NeuMF pre-training).
+    /// Whether a stop was asked for from outside.
+    fn stop_requested(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+    }
+
+    /// Writes a checkpoint of stage `stage` after `epoch` epochs and `progress` into the next.
+    #[allow(clippy::too_many_arguments)]
+    fn checkpoint(
+        &mut self,
+        stage: usize,
+        epoch: usize,
+        progress: EpochProgress,
+        steps: usize,
+        model: &Model,
+        optimizer: &Adam,
+        best: Option<&Fitted>,
+    ) -> Result<(), TrainError> {
+        let state = State {
+            version: checkpoint::VERSION,
+            target: self.target.clone(),
+            done: self.done.clone(),
+            stage,
+            epoch,
+            progress,
+            steps,
+            adam_time: optimizer.time(),
+            best: best.map(|b| BestSoFar {
+                epoch: b.best_epoch,
+                valid: b.best_valid.clone(),
+            }),
+            curves: self.curves.clone(),
+            epoch_lines: self.epoch_lines,
+        };
+        let moments = optimizer.moments(model);
+        checkpoint::write(
+            self.run.dir(),
+            &state,
+            Saved {
+                model,
+                best: best.map(|b| &b.model),
+                adam: &moments,
+            },
+        )?;
+        // From now on a failed or stopped run keeps its directory: it can be resumed.
+        self.run.keep();
+        Ok(())
+    }
+
+    /// Marks stage `stage` finished with `fitted` (its model kept in `stages/`), with a
+    /// checkpoint at the start of the next stage.
+    pub(crate) fn finish_stage(
+        &mut self,
+        stage: usize,
+        name: &str,
+        fitted: &Fitted,
+    ) -> Result<(), TrainError> {
+        checkpoint::save_stage(self.run.dir(), stage, &fitted.model)?;
+        self.done.push(StageDone {
+            name: name.to_string(),
+            best_epoch: fitted.best_epoch,
+            best_valid: fitted.best_valid.clone(),
+        });
+        let optimizer = Adam::new(AdamSettings::default(), self.adam_layout);
+        self.checkpoint(
+            stage + 1,
+            0,
+            EpochProgress::default(),
+            0,
+            &fitted.model,
+            &optimizer,
+            None,
+        )
+    }
+
+    /// Trains `model`, which reads `input`, on the schedule: stage `index` of the run, labelled
+    /// `stage` in the per-epoch lines (`neumf`, or `gmf`/`mlp` during NeuMF pre-training).
+    /// With `resume`, `model` is the checkpoint's and training continues where it stopped.
+    #[allow(clippy::too_many_arguments)]
     pub fn fit(
         &mut self,
         mut model: Model,
         input: Input,
-        stage: &str,
+        (index, stage): (usize, &str),
         schedule: Schedule,
         step: StepSettings,
+        resume: Option<Resume>,
     ) -> Result<Fitted, TrainError> {
-        let stage = format!("{}{stage}", self.stage_prefix);
-        let stage = stage.as_str();
         let cfg = &self.config.train;
         let monitor = self.config.eval.monitor.clone();
-        let mut optimizer = Adam::new(
-            AdamSettings {
-                beta_2: cfg.adam_beta2 as f32,
-                weight_decay: cfg.weight_decay as f32,
-                ..AdamSettings::default()
-            },
-            self.adam_layout,
-        );
-        let mut rng = SmallRng::seed_from_u64(step.seed);
+        let settings = AdamSettings {
+            beta_2: cfg.adam_beta2 as f32,
+            weight_decay: cfg.weight_decay as f32,
+            ..AdamSettings::default()
+        };
         let train_sets = self.data.train_sets();
-        let mut best: Option<Fitted> = None;
-        if step.keep_initial && matches!(schedule, Schedule::Select(_)) {
+        let (mut optimizer, mut best, first_epoch, mut progress, mut steps) = match resume {
+            Some(r) => (
+                Adam::restore(
+                    settings,
+                    self.adam_layout,
+                    &model,
+                    r.adam_time,
+                    r.moments,
+                    &self.device,
+                ),
+                r.best,
+                r.epoch + 1,
+                r.progress,
+                r.steps,
+            ),
+            None => (
+                Adam::new(settings, self.adam_layout),
+                None,
+                1,
+                EpochProgress::default(),
+                0, // optimiser steps so far (the autoencoders' KL annealing)
+            ),
+        };
+        if step.keep_initial && matches!(schedule, Schedule::Select(_)) && first_epoch == 1 {
             // A model that starts trained (NeuMF from GMF and MLP) competes as "epoch 0".
             let valid = self.validate(&model, input);
             let value = valid.get(&monitor).unwrap_or(f64::NAN);
@@ -109,7 +230,6 @@ impl Trainer<'_> {
             });
         }
         let every = self.config.eval.every.max(1);
-        let mut steps = 0; // optimiser steps so far (the autoencoders' KL annealing)
         let epochs = match schedule {
             Schedule::Select(n) | Schedule::Fixed(n) => n,
         };
@@ -121,18 +241,61 @@ impl Trainer<'_> {
             plan_chunk: self.plan_chunk,
             device: self.device.clone(),
         };
-        for epoch in 1..=epochs {
+        let checkpoint_every = cfg.checkpoint_every;
+        for epoch in first_epoch..=epochs {
             let label = format!("{stage} epoch {epoch}/{epochs}");
+            // Each epoch's examples come from a generator of its own, so that a resumed run
+            // draws what an uninterrupted one draws.
+            let mut rng = SmallRng::seed_from_u64(epoch_seed(step.seed, epoch));
             let batches = training_epoch(input, &source, &mut rng);
+            // Batches done before a checkpoint in the middle of this epoch: taken, not trained.
+            for b in 0..progress.batch {
+                let _ = batches.batch(b);
+            }
             let bar = progress_bar(self.progress, batches.batches(), &label);
-            let stepper = Stepper {
-                optimizer: &mut optimizer,
-                sync: self.sync.as_mut(),
-                learning_rate: step.learning_rate,
-                steps: &mut steps,
+            let stats = loop {
+                let stop = self.stop.clone();
+                let mut pause = |next: usize| {
+                    stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+                        || (checkpoint_every > 0 && next % checkpoint_every == 0)
+                };
+                let stepper = Stepper {
+                    optimizer: &mut optimizer,
+                    sync: self.sync.as_mut(),
+                    learning_rate: step.learning_rate,
+                    steps: &mut steps,
+                };
+                let (next, end) = train_epoch(
+                    model,
+                    batches.as_ref(),
+                    stepper,
+                    (step.seed, epoch),
+                    progress,
+                    &mut pause,
+                    &bar,
+                );
+                model = next;
+                match end {
+                    EpochEnd::Complete(stats) => break stats,
+                    EpochEnd::Stopped(done) => {
+                        progress = done;
+                        self.checkpoint(
+                            index,
+                            epoch - 1,
+                            progress,
+                            steps,
+                            &model,
+                            &optimizer,
+                            best.as_ref(),
+                        )?;
+                        if self.stop_requested() {
+                            bar.abandon();
+                            return Err(self.interrupted());
+                        }
+                    }
+                }
             };
-            let (next, stats) = train_epoch(model, batches.as_ref(), stepper, &bar);
-            model = next;
+            progress = EpochProgress::default();
             if !stats.loss.is_finite() {
                 return Err(TrainError::Diverged {
                     epoch,
@@ -161,6 +324,8 @@ impl Trainer<'_> {
                 self.run.log(&summary);
                 self.run
                     .append_line(crate::files::EPOCHS, &line.to_string())?;
+                self.epoch_lines += 1;
+                self.end_of_epoch(index, epoch, steps, &model, &optimizer, best.as_ref())?;
                 continue;
             }
             let eval_started = Instant::now();
@@ -194,20 +359,21 @@ impl Trainer<'_> {
                 .collect();
             self.run
                 .append_line(crate::files::EPOCHS, &line.to_string())?;
+            self.epoch_lines += 1;
             if improved {
                 best = Some(Fitted {
                     model: model.clone(),
                     best_epoch: epoch,
                     best_valid: valid,
                 });
-            } else {
-                let since_best = epoch - best.as_ref().map_or(0, |b| b.best_epoch);
-                if since_best >= cfg.patience.max(1) {
-                    self.run.log(&format!(
-                        "{stage}: no improvement of {monitor} for {since_best} epochs, stopping"
-                    ));
-                    break;
-                }
+            }
+            self.end_of_epoch(index, epoch, steps, &model, &optimizer, best.as_ref())?;
+            let since_best = epoch - best.as_ref().map_or(0, |b| b.best_epoch);
+            if !improved && since_best >= cfg.patience.max(1) {
+                self.run.log(&format!(
+                    "{stage}: no improvement of {monitor} for {since_best} epochs, stopping"
+                ));
+                break;
             }
         }
         Ok(best.unwrap_or_else(|| Fitted {
@@ -220,6 +386,38 @@ impl Trainer<'_> {
                 metrics: vec![],
             },
         }))
+    }
+
+    /// The checkpoint at the end of an epoch, and a stop there when one was asked for.
+    fn end_of_epoch(
+        &mut self,
+        index: usize,
+        epoch: usize,
+        steps: usize,
+        model: &Model,
+        optimizer: &Adam,
+        best: Option<&Fitted>,
+    ) -> Result<(), TrainError> {
+        self.checkpoint(
+            index,
+            epoch,
+            EpochProgress::default(),
+            steps,
+            model,
+            optimizer,
+            best,
+        )?;
+        if self.stop_requested() {
+            return Err(self.interrupted());
+        }
+        Ok(())
+    }
+
+    /// The error of a run stopped from outside, naming its directory.
+    fn interrupted(&self) -> TrainError {
+        TrainError::Interrupted {
+            run_dir: self.run.dir().to_owned(),
+        }
     }
 
     /// Validation metrics of `model`.

@@ -12,7 +12,7 @@ fn run(config: &str, dir: &Path) -> Option<RunSummary> {
     let mut config = RunConfig::from_file(&common::repo().join("configs").join(config)).unwrap();
     config.data = ember_data::DataSource::Movielens100k { path: data };
     config.output_dir = dir.to_owned();
-    Some(train(&config, Backend::Flex, RunOptions { progress: false }).unwrap())
+    Some(train(&config, Backend::Flex, RunOptions::default()).unwrap())
 }
 
 #[test]

@@ -18,7 +18,7 @@ fn i_autorec_on_ml100k_beats_item_means() {
     config.output_dir = dir.path().to_owned();
     config.train.learning_rate = 1e-3;
     config.train.epochs = 25;
-    let summary = train(&config, Backend::Flex, RunOptions { progress: false }).unwrap();
+    let summary = train(&config, Backend::Flex, RunOptions::default()).unwrap();
     let rmse = summary.test.get("RMSE").unwrap();
     let item_means = summary.popularity.get("RMSE").unwrap();
     eprintln!("I-AutoRec test RMSE {rmse:.4}, item means {item_means:.4}");

@@ -34,7 +34,7 @@ fn run_for(dir: &std::path::Path, model: ModelConfig) -> std::path::PathBuf {
     config.eval.protocol = Protocol::FullRanking;
     config.eval.ks = vec![5];
     config.eval.monitor = "HR@5".into();
-    train(&config, Backend::Flex, RunOptions { progress: false })
+    train(&config, Backend::Flex, RunOptions::default())
         .unwrap()
         .run_dir
 }
@@ -311,7 +311,7 @@ fn int8_export_on_ncf_ml100k_keeps_hit_rate() {
     config.output_dir = dir.path().join("runs");
     config.train.epochs = 10;
     config.train.refit = false;
-    let run_dir = train(&config, Backend::Flex, RunOptions { progress: false })
+    let run_dir = train(&config, Backend::Flex, RunOptions::default())
         .unwrap()
         .run_dir;
     let run = load_run(&run_dir, Backend::Flex).unwrap();
@@ -405,7 +405,7 @@ fn autorec_export_predicts_the_same_ratings() {
         });
         config.train.epochs = 3;
         config.eval.monitor = "RMSE".into();
-        let run_dir = train(&config, Backend::Flex, RunOptions { progress: false })
+        let run_dir = train(&config, Backend::Flex, RunOptions::default())
             .unwrap()
             .run_dir;
         let run = load_run(&run_dir, Backend::Flex).unwrap();

@@ -18,7 +18,7 @@ fn neumf_on_ncf_ml100k_beats_popularity_by_far() {
     config.output_dir = dir.path().to_owned();
     config.data = ember_data::DataSource::Ncf { prefix };
     config.train.epochs = 4;
-    let summary = train(&config, Backend::Flex, RunOptions { progress: false }).unwrap();
+    let summary = train(&config, Backend::Flex, RunOptions::default()).unwrap();
     assert_eq!(summary.test.users, 943);
     let hr = summary.test.get("HR@10").unwrap();
     let pop = summary.popularity.get("HR@10").unwrap();

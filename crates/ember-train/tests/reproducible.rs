@@ -47,8 +47,8 @@ fn same_seed_same_result() {
     ];
     for model in models {
         let config = config(dir.path(), model);
-        let a = train(&config, Backend::Flex, RunOptions { progress: false }).unwrap();
-        let b = train(&config, Backend::Flex, RunOptions { progress: false }).unwrap();
+        let a = train(&config, Backend::Flex, RunOptions::default()).unwrap();
+        let b = train(&config, Backend::Flex, RunOptions::default()).unwrap();
         assert_ne!(a.run_dir, b.run_dir, "a second run gets its own directory");
         assert_eq!(a.test, b.test, "{}", a.model);
         assert_eq!(a.valid, b.valid, "{}", a.model);

@@ -19,7 +19,7 @@ fn sasrec_on_games_beats_popularity_under_both_protocols() {
     config.output_dir = dir.path().to_owned();
     config.train.epochs = 6;
     config.eval.every = 3;
-    let summary = train(&config, Backend::Flex, RunOptions { progress: false }).unwrap();
+    let summary = train(&config, Backend::Flex, RunOptions::default()).unwrap();
 
     // The paper's Games data: 31,013 users, of whom 112 have fewer than 3 actions and only
     // train; every other user has one validation and one test item.

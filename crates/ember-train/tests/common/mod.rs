@@ -17,7 +17,7 @@ pub fn train_alone(config: &ember_train::RunConfig) -> ember_train::RunSummary {
     ember_train::train(
         config,
         ember_train::Backend::Flex,
-        ember_train::RunOptions { progress: false },
+        ember_train::RunOptions::default(),
     )
     .unwrap()
 }
