@@ -1,5 +1,11 @@
-//! `ember`: train, evaluate and inspect recommendation models.
+//! `ember`: train, evaluate and inspect recommendation models, and make decisions with them.
 
+mod campaign;
+mod nba;
+mod output;
+mod recommend;
+mod report;
+mod segments;
 mod serve;
 
 use anyhow::{Context, Result, bail};
@@ -34,6 +40,17 @@ enum Command {
     Export(ExportArgs),
     /// Serve an exported model over HTTP (JSON API).
     Serve(ServeArgs),
+    /// Every (or every listed) customer's top-k items, to CSV or Parquet.
+    Recommend(recommend::RecommendArgs),
+    /// Choose an item's campaign audience with a control group, and show what targeting is
+    /// worth on held-out interactions; `campaign measure` proves what it did.
+    Campaign(campaign::CampaignArgs),
+    /// Group customers into segments by the model's view of their tastes, with a map.
+    Segments(segments::SegmentsArgs),
+    /// Each customer's next best action from an actions table, with eligibility rules.
+    Nba(nba::NbaArgs),
+    /// One self-contained HTML report on a run, its campaigns and segments.
+    Report(report::ReportArgs),
     /// Inspect or split a data set described by a config.
     #[command(subcommand)]
     Data(DataCommand),
@@ -151,6 +168,16 @@ struct ServeArgs {
     /// Worker threads.
     #[arg(long, default_value_t = 4)]
     threads: usize,
+    /// An actions table (`id,items,value[,categories,cap,cooldown_days]`): enables
+    /// POST /v1/next-best-action.
+    #[arg(long)]
+    actions: Option<PathBuf>,
+    /// Item categories (`item,category`), for actions with an allow-list.
+    #[arg(long, requires = "actions")]
+    items: Option<PathBuf>,
+    /// Past contacts (`customer,action,day`), for caps and cool-downs.
+    #[arg(long, requires = "actions")]
+    contacts: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -245,7 +272,22 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(args) => train(args),
         Command::Eval(args) => eval(args),
-        Command::Serve(args) => serve::serve(&args.model, &args.addr, args.threads),
+        Command::Serve(args) => {
+            let actions = match &args.actions {
+                Some(path) => Some(serve::ActionTables::read(
+                    path,
+                    args.items.as_deref(),
+                    args.contacts.as_deref(),
+                )?),
+                None => None,
+            };
+            serve::serve(&args.model, &args.addr, args.threads, actions)
+        }
+        Command::Recommend(args) => recommend::run(args),
+        Command::Campaign(args) => campaign::run(args),
+        Command::Segments(args) => segments::run(args),
+        Command::Nba(args) => nba::run(args),
+        Command::Report(args) => report::run(args),
         Command::Export(args) => {
             let precision = match args.precision.as_str() {
                 "f32" => ember_infer::Precision::F32,

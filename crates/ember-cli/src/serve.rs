@@ -2,8 +2,14 @@
 //!
 //! - `POST /v1/recommend` `{"user": 7, "k": 10, "exclude": [3, 5]}` → `{"items": [{"id", "score"}…]}`;
 //!   for history-based models (autoencoders, SASRec, BERT4Rec) also
-//!   `{"history": [3, 5, 9], "k": 10}`: a user given by their items
-//! - `POST /v1/audience` `{"item": 42, "k": 100}` → `{"users": [{"id", "score"}…]}`
+//!   `{"history": [3, 5, 9], "k": 10}`: a user given by their items. The user's known items
+//!   are left out unless `"include_known": true`; `"explain": N` (or `true`, meaning 3) adds
+//!   to each item `"because": [{"item", "weight"}…]`, the user's own items that weigh most.
+//! - `POST /v1/audience` `{"item": 42, "k": 100}` → `{"users": [{"id", "score"}…]}`, the item's
+//!   owners left out unless `"include_known": true`; `"explain"` as above.
+//! - `POST /v1/next-best-action` `{"user": 7}` → the best action and the runner-up with the
+//!   parts of their scores (value, propensity, eligibility) and the explanation, and the
+//!   actions not offered with the rule that ruled each out; when started with `--actions`.
 //! - `GET /healthz` → model kind and sizes
 //! - `GET /metrics` → request counts by route and status, and latency, in Prometheus text format
 //!
@@ -11,9 +17,9 @@
 //! lets the ones in flight finish, and exits 0.
 
 use anyhow::{Context, Result};
-use ember_infer::{ExportedModel, InferError, Scored};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use ember_decide::nba::{self, ActionScore, NbaInputs};
+use ember_decide::{DecideError, ExportedModel, InferError, Known, Options, Recommendation};
+use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -29,29 +35,155 @@ const MAX_BODY: u64 = 1 << 20;
 /// Latency histogram bucket bounds, in seconds.
 const BUCKETS: [f64; 8] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0];
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RecommendQuery {
-    /// A known user, or …
-    user: Option<i64>,
-    /// … a user given by their items (history-based models).
-    history: Option<Vec<i64>>,
-    #[serde(default = "ten")]
-    k: usize,
-    #[serde(default)]
-    exclude: Vec<i64>,
+/// "Because of" items given for `"explain": true`.
+const DEFAULT_EXPLAIN: usize = 3;
+/// Most "because of" items a request may ask for.
+const MAX_EXPLAIN: usize = 50;
+
+/// The action tables of `/v1/next-best-action`, read once at start.
+pub struct ActionTables {
+    actions: Vec<nba::Action>,
+    categories: nba::ItemCategories,
+    contacts: nba::ContactHistory,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AudienceQuery {
-    item: i64,
-    #[serde(default = "ten")]
-    k: usize,
+impl ActionTables {
+    /// Reads the actions table and, when given, item categories and contact history.
+    pub fn read(actions: &Path, items: Option<&Path>, contacts: Option<&Path>) -> Result<Self> {
+        let actions = nba::read_actions(actions)?;
+        let categories = match items {
+            Some(path) => nba::read_categories(path)?,
+            None => nba::ItemCategories::default(),
+        };
+        let contacts = match contacts {
+            Some(path) => nba::read_contacts(path, &actions)?,
+            None => nba::ContactHistory::default(),
+        };
+        Ok(Self {
+            actions,
+            categories,
+            contacts,
+        })
+    }
+
+    fn inputs(&self, today: i64, explain: usize) -> NbaInputs<'_> {
+        NbaInputs {
+            actions: &self.actions,
+            categories: &self.categories,
+            contacts: &self.contacts,
+            today,
+            explain,
+        }
+    }
 }
 
-fn ten() -> usize {
-    10
+/// A request body: a JSON object whose fields are read by name, each error naming the field
+/// and what it must be (never a Rust type).
+struct Body(Map<String, Value>);
+
+impl Body {
+    /// Parses `text` as a JSON object with no fields beyond `allowed`.
+    fn parse(text: &str, allowed: &[&str]) -> Result<Self, Reply> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| error(400, format!("invalid JSON body: {e}")))?;
+        let Value::Object(map) = value else {
+            return Err(error(400, "the body must be a JSON object"));
+        };
+        if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+            let list: Vec<String> = allowed.iter().map(|a| format!("`{a}`")).collect();
+            return Err(error(
+                400,
+                format!("unknown field `{unknown}`: expected {}", list.join(", ")),
+            ));
+        }
+        Ok(Self(map))
+    }
+
+    fn field(&self, name: &str) -> Option<&Value> {
+        self.0.get(name).filter(|v| !v.is_null())
+    }
+
+    /// An integer id.
+    fn id(&self, name: &str) -> Result<Option<i64>, Reply> {
+        self.field(name)
+            .map(|v| {
+                v.as_i64()
+                    .ok_or_else(|| error(400, format!("`{name}` must be an integer id, got {v}")))
+            })
+            .transpose()
+    }
+
+    /// A list of integer ids.
+    fn ids(&self, name: &str) -> Result<Option<Vec<i64>>, Reply> {
+        let Some(v) = self.field(name) else {
+            return Ok(None);
+        };
+        let bad = || error(400, format!("`{name}` must be a list of integer ids, got {v}"));
+        let list = v.as_array().ok_or_else(bad)?;
+        list.iter()
+            .map(|x| x.as_i64().ok_or_else(bad))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    /// `k`: a whole number in 1..=MAX_K (default 10).
+    fn k(&self) -> Result<usize, Reply> {
+        let Some(v) = self.field("k") else {
+            return Ok(10);
+        };
+        match v.as_u64() {
+            Some(k) if (1..=MAX_K as u64).contains(&k) => Ok(k as usize),
+            _ => Err(error(
+                400,
+                format!("`k` must be a whole number from 1 to {MAX_K}, got {v}"),
+            )),
+        }
+    }
+
+    /// A true/false field (default false).
+    fn flag(&self, name: &str) -> Result<bool, Reply> {
+        match self.field(name) {
+            None => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(v) => Err(error(400, format!("`{name}` must be true or false, got {v}"))),
+        }
+    }
+
+    /// `explain`: `true` (3 items), `false`, or a number of items from 0 to 50.
+    fn explain(&self, default: usize) -> Result<usize, Reply> {
+        match self.field("explain") {
+            None => Ok(default),
+            Some(Value::Bool(true)) => Ok(DEFAULT_EXPLAIN),
+            Some(Value::Bool(false)) => Ok(0),
+            Some(v) => match v.as_u64() {
+                Some(n) if n as usize <= MAX_EXPLAIN => Ok(n as usize),
+                _ => Err(error(
+                    400,
+                    format!(
+                        "`explain` must be true, false or a number of items from 0 to                          {MAX_EXPLAIN}, got {v}"
+                    ),
+                )),
+            },
+        }
+    }
+
+    /// A day, `"YYYY-MM-DD"` or a day number.
+    fn day(&self, name: &str) -> Result<Option<i64>, Reply> {
+        let Some(v) = self.field(name) else {
+            return Ok(None);
+        };
+        let parsed = match v {
+            Value::String(s) => ember_decide::parse_day(s),
+            Value::Number(n) => n.as_i64(),
+            _ => None,
+        };
+        parsed.map(Some).ok_or_else(|| {
+            error(
+                400,
+                format!("`{name}` must be a date \"YYYY-MM-DD\" or a day number, got {v}"),
+            )
+        })
+    }
 }
 
 /// Request counts and latencies.
@@ -129,18 +261,23 @@ fn error(status: u16, message: impl Into<String>) -> Reply {
     }
 }
 
-fn scored(list: Vec<Scored>) -> Value {
-    list.into_iter()
-        .map(|s| json!({ "id": s.id, "score": s.score }))
+fn because(list: &[ember_decide::Because]) -> Value {
+    list.iter()
+        .map(|b| json!({ "item": b.item, "weight": b.weight }))
         .collect()
 }
 
-fn check_k(k: usize) -> Result<(), Reply> {
-    if k == 0 || k > MAX_K {
-        Err(error(400, format!("k must lie in 1..={MAX_K}, got {k}")))
-    } else {
-        Ok(())
-    }
+/// Answers as JSON: `{"id", "score"}`, with `"because"` when explanations were asked for.
+fn scored(list: Vec<Recommendation>, explain: bool) -> Value {
+    list.into_iter()
+        .map(|r| {
+            if explain {
+                json!({ "id": r.id, "score": r.score, "because": because(&r.because) })
+            } else {
+                json!({ "id": r.id, "score": r.score })
+            }
+        })
+        .collect()
 }
 
 fn infer_error(e: InferError) -> Reply {
@@ -151,13 +288,32 @@ fn infer_error(e: InferError) -> Reply {
     }
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(body: &str) -> Result<T, Reply> {
-    serde_json::from_str(body).map_err(|e| error(400, format!("invalid JSON body: {e}")))
+fn decide_error(e: DecideError) -> Reply {
+    match e {
+        DecideError::Model(e) => infer_error(e),
+        DecideError::Invalid(message) => error(400, message),
+        other => error(500, other.to_string()),
+    }
+}
+
+fn known(include: bool) -> Known {
+    if include { Known::Include } else { Known::Exclude }
+}
+
+fn action_score(s: &ActionScore) -> Value {
+    json!({
+        "action": s.action,
+        "item": s.item,
+        "score": s.score,
+        "parts": { "value": s.value, "propensity": s.propensity, "eligibility": s.eligibility },
+        "because": because(&s.because),
+    })
 }
 
 /// Routes one request; returns the route label for metrics and the reply.
 fn handle(
     model: &ExportedModel,
+    actions: Option<&ActionTables>,
     metrics: &Mutex<Metrics>,
     method: &Method,
     url: &str,
@@ -191,20 +347,30 @@ fn handle(
         }
         (Method::Post, "/v1/recommend") => {
             let reply = (|| {
-                let q: RecommendQuery = parse(body)?;
-                check_k(q.k)?;
-                match (q.user, &q.history) {
+                let q = Body::parse(
+                    body,
+                    &["user", "history", "k", "exclude", "include_known", "explain"],
+                )?;
+                let k = q.k()?;
+                let exclude = q.ids("exclude")?.unwrap_or_default();
+                let explain = q.explain(0)?;
+                let options = Options {
+                    exclude: &exclude,
+                    known: known(q.flag("include_known")?),
+                    explain,
+                };
+                match (q.id("user")?, q.ids("history")?) {
                     (Some(user), None) => {
                         let items = model
-                            .recommend(user, q.k, &q.exclude)
+                            .recommend_for(user, k, &options)
                             .map_err(infer_error)?;
-                        Ok(ok(json!({ "user": user, "items": scored(items) })))
+                        Ok(ok(json!({ "user": user, "items": scored(items, explain > 0) })))
                     }
                     (None, Some(history)) => {
                         let items = model
-                            .recommend_history(history, q.k, &q.exclude)
+                            .recommend_history_for(&history, k, &options)
                             .map_err(infer_error)?;
-                        Ok(ok(json!({ "items": scored(items) })))
+                        Ok(ok(json!({ "items": scored(items, explain > 0) })))
                     }
                     _ => Err(error(
                         400,
@@ -216,14 +382,56 @@ fn handle(
         }
         (Method::Post, "/v1/audience") => {
             let reply = (|| {
-                let q: AudienceQuery = parse(body)?;
-                check_k(q.k)?;
-                let users = model.audience(q.item, q.k).map_err(infer_error)?;
-                Ok(ok(json!({ "item": q.item, "users": scored(users) })))
+                let q = Body::parse(body, &["item", "k", "include_known", "explain"])?;
+                let item = q
+                    .id("item")?
+                    .ok_or_else(|| error(400, "`item` (an item id) is required"))?;
+                let explain = q.explain(0)?;
+                let options = Options {
+                    exclude: &[],
+                    known: known(q.flag("include_known")?),
+                    explain,
+                };
+                let users = model
+                    .audience_for(item, q.k()?, &options)
+                    .map_err(infer_error)?;
+                Ok(ok(json!({ "item": item, "users": scored(users, explain > 0) })))
             })();
             ("audience", reply.unwrap_or_else(|e| e))
         }
-        (_, "/healthz" | "/metrics" | "/v1/recommend" | "/v1/audience") => (
+        (Method::Post, "/v1/next-best-action") => {
+            let reply = (|| {
+                let Some(tables) = actions else {
+                    return Err(error(
+                        404,
+                        "next-best-action is not served: start `ember serve` with --actions FILE",
+                    ));
+                };
+                let q = Body::parse(body, &["user", "explain", "today"])?;
+                let user = q
+                    .id("user")?
+                    .ok_or_else(|| error(400, "`user` (a known user id) is required"))?;
+                let today = q.day("today")?.unwrap_or_else(crate::output::today);
+                let inputs = tables.inputs(today, q.explain(DEFAULT_EXPLAIN)?);
+                let d = nba::next_best_action(model, user, &inputs).map_err(decide_error)?;
+                let ineligible: Vec<Value> = d
+                    .ineligible
+                    .iter()
+                    .map(|(action, why)| json!({ "action": action, "reason": why.to_string() }))
+                    .collect();
+                Ok(ok(json!({
+                    "user": user,
+                    "best": d.best.as_ref().map(action_score),
+                    "runner_up": d.runner_up.as_ref().map(action_score),
+                    "not_offered": ineligible,
+                })))
+            })();
+            ("next-best-action", reply.unwrap_or_else(|e| e))
+        }
+        (
+            _,
+            "/healthz" | "/metrics" | "/v1/recommend" | "/v1/audience" | "/v1/next-best-action",
+        ) => (
             "other",
             error(405, format!("method {method} is not allowed on {path}")),
         ),
@@ -231,20 +439,28 @@ fn handle(
             "other",
             error(
                 404,
-                format!("no route {path}: use /v1/recommend, /v1/audience, /healthz or /metrics"),
+                format!(
+                    "no route {path}: use /v1/recommend, /v1/audience, /v1/next-best-action, \
+                     /healthz or /metrics"
+                ),
             ),
         ),
     }
 }
 
-fn serve_one(model: &ExportedModel, metrics: &Mutex<Metrics>, mut request: Request) {
+fn serve_one(
+    model: &ExportedModel,
+    actions: Option<&ActionTables>,
+    metrics: &Mutex<Metrics>,
+    mut request: Request,
+) {
     let started = Instant::now();
     let mut body = String::new();
     let read = request.as_reader().take(MAX_BODY).read_to_string(&mut body);
     let method = request.method().clone();
     let url = request.url().to_string();
     let (route, reply) = match read {
-        Ok(_) => handle(model, metrics, &method, &url, &body),
+        Ok(_) => handle(model, actions, metrics, &method, &url, &body),
         Err(e) => ("other", error(400, format!("unreadable body: {e}"))),
     };
     let content_type = if reply.json {
@@ -264,9 +480,19 @@ fn serve_one(model: &ExportedModel, metrics: &Mutex<Metrics>, mut request: Reque
     }
 }
 
-/// Serves `model_dir` on `addr` with `threads` workers until SIGINT/SIGTERM.
-pub fn serve(model_dir: &Path, addr: &str, threads: usize) -> Result<()> {
+/// Serves `model_dir` on `addr` with `threads` workers until SIGINT/SIGTERM; with `actions`,
+/// also next best actions.
+pub fn serve(
+    model_dir: &Path,
+    addr: &str,
+    threads: usize,
+    actions: Option<ActionTables>,
+) -> Result<()> {
     let model = Arc::new(ExportedModel::load(model_dir)?);
+    if let Some(tables) = &actions {
+        tables.inputs(0, 0).check(&model)?;
+    }
+    let actions = Arc::new(actions);
     let server = Arc::new(Server::http(addr).map_err(|e| anyhow::anyhow!("{addr}: {e}"))?);
     let metrics = Arc::new(Mutex::new(Metrics::default()));
     let stopping = Arc::new(AtomicBool::new(false));
@@ -290,16 +516,19 @@ pub fn serve(model_dir: &Path, addr: &str, threads: usize) -> Result<()> {
     );
     let workers: Vec<_> = (0..threads.max(1))
         .map(|_| {
-            let (server, model, metrics, stopping) = (
+            let (server, model, actions, metrics, stopping) = (
                 server.clone(),
                 model.clone(),
+                actions.clone(),
                 metrics.clone(),
                 stopping.clone(),
             );
             std::thread::spawn(move || {
                 while !stopping.load(Ordering::SeqCst) {
                     match server.recv() {
-                        Ok(request) => serve_one(&model, &metrics, request),
+                        Ok(request) => {
+                            serve_one(&model, actions.as_ref().as_ref(), &metrics, request)
+                        }
                         Err(_) => break,
                     }
                 }

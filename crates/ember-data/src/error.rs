@@ -1,7 +1,13 @@
 use std::path::PathBuf;
 
 /// Everything that can go wrong while reading, cleaning or splitting interaction data.
+///
+/// Text taken from a data file (a field, a header name, a column name, the Parquet reader's
+/// own message) reaches these messages only through `text::shown`: control and escape
+/// characters escaped, long values cut. `docs/bad-inputs.md` lists every bad input and its
+/// message.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DataError {
     /// The file could not be opened or read.
     #[error("{}", path.display())]
@@ -23,7 +29,7 @@ pub enum DataError {
         message: String,
     },
     /// A configured column is not in the file.
-    #[error("{path}: no column `{column}` (the file has: {available})")]
+    #[error("{path}: no column `{column}` (the file has: {available}){hint}")]
     MissingColumn {
         /// The file.
         path: PathBuf,
@@ -31,6 +37,32 @@ pub enum DataError {
         column: String,
         /// The columns the file has, comma-separated.
         available: String,
+        /// Empty, or a suggestion starting with `; ` (e.g. a different separator).
+        hint: String,
+    },
+    /// A column of a Parquet file has a type that cannot hold what it was asked for.
+    #[error("{path}: column `{column}` holds {found}: expected {expected}")]
+    ColumnType {
+        /// The file.
+        path: PathBuf,
+        /// The column.
+        column: String,
+        /// Its type, in words.
+        found: String,
+        /// What ember reads from it.
+        expected: String,
+    },
+    /// A value of a Parquet column is not what ember reads from it.
+    #[error("{path}: column `{column}`, row {row}: {message}")]
+    Value {
+        /// The file.
+        path: PathBuf,
+        /// The column.
+        column: String,
+        /// 1-based row number.
+        row: usize,
+        /// What was expected and what was found.
+        message: String,
     },
     /// The file holds no interactions.
     #[error("{path}: no interactions (the file is empty or every line was filtered out)")]
@@ -38,14 +70,13 @@ pub enum DataError {
         /// The file.
         path: PathBuf,
     },
-    /// polars could not read the file.
-    #[error("{}", path.display())]
+    /// polars could not read the (Parquet) file.
+    #[error("{path}: not a readable Parquet file: {message}")]
     Reader {
         /// The file.
         path: PathBuf,
-        /// What polars said.
-        #[source]
-        source: polars::error::PolarsError,
+        /// What polars said, escaped and cut.
+        message: String,
     },
     /// The data is readable but unusable with the chosen settings.
     #[error("{0}")]

@@ -53,7 +53,25 @@ impl Preprocess {
             read: data.len(),
             ..Default::default()
         };
+        if let Some(ratings) = &data.ratings
+            && let Some(i) = ratings.iter().position(|r| !r.is_finite())
+        {
+            // The readers refuse these with the file and line; data built in code can still
+            // hold them, and a NaN compares false with every threshold.
+            return Err(DataError::Invalid(format!(
+                "interaction {} (user {}, item {}) has rating {}: ratings must be finite numbers",
+                i + 1,
+                data.users[i],
+                data.items[i],
+                ratings[i]
+            )));
+        }
         if let Some(threshold) = self.implicit_threshold {
+            if !threshold.is_finite() {
+                return Err(DataError::Invalid(format!(
+                    "preprocess.implicit_threshold is {threshold}: it must be a finite number"
+                )));
+            }
             let Some(ratings) = &data.ratings else {
                 return Err(DataError::Invalid(
                     "preprocess.implicit_threshold needs a rating column, and the data has none"
@@ -146,6 +164,29 @@ mod tests {
         // 10 and 12 then have one interaction each, so everything goes.
         assert_eq!(s.below_threshold, 3);
         assert_eq!(d.len(), 0);
+    }
+
+    #[test]
+    fn nan_rating_under_a_threshold_is_an_error_not_a_drop() {
+        let mut d = sample();
+        d.ratings.as_mut().unwrap()[4] = f32::NAN;
+        let p = Preprocess {
+            implicit_threshold: Some(4.0),
+            ..Default::default()
+        };
+        let err = p.apply(&mut d).unwrap_err().to_string();
+        assert!(
+            err.contains("interaction 5 (user 2, item 11) has rating NaN"),
+            "{err}"
+        );
+        assert_eq!(d.len(), 7, "nothing dropped");
+        let mut d = sample();
+        let nan_threshold = Preprocess {
+            implicit_threshold: Some(f32::NAN),
+            ..Default::default()
+        };
+        let err = nan_threshold.apply(&mut d).unwrap_err().to_string();
+        assert!(err.contains("implicit_threshold is NaN"), "{err}");
     }
 
     #[test]

@@ -3,11 +3,15 @@
 
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::split::FixedTest;
 use crate::synthetic::SyntheticConfig;
-use crate::text::{diagnose_delimited, fields, numbered_lines, parse_id, read_text};
+use crate::text::{
+    Bad, Expect, Records, bad_value, fields, numbered_lines, parse_id, parse_integer, parse_rating,
+    rating_from_f64, read_text, separator_hint, shown, shown_cut,
+};
 use crate::{DataError, Interactions, Result};
 
 /// A column of a table: by header name, or by 0-based position.
@@ -208,159 +212,178 @@ impl TableSpec<'static> {
     };
 }
 
-fn not_found(path: &Path) -> DataError {
-    DataError::Io {
-        path: path.to_owned(),
-        source: std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
-    }
-}
-
-fn polars_error(path: &Path, e: PolarsError) -> DataError {
+fn reader_error(path: &Path, e: PolarsError) -> DataError {
     DataError::Reader {
         path: path.to_owned(),
-        source: e,
+        message: shown_cut(&e.to_string(), 300),
     }
 }
 
-/// Reads a delimited file with polars (all columns as text, then cast), falling back to a
-/// line-by-line diagnosis for the exact line of any failure.
+/// The separators [`read_delimited`] takes: one character (not a line break or a quote), or
+/// `::`.
+fn checked_separator<'a>(path: &Path, separator: &'a str) -> Result<&'a str> {
+    let mut chars = separator.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) if !matches!(c, '\n' | '\r' | '"') => Ok(separator),
+        _ if separator == "::" => Ok(separator),
+        _ => Err(DataError::Invalid(format!(
+            "{}: separator {separator:?} is not supported: use one character, \"\\t\", or \"::\"",
+            path.display()
+        ))),
+    }
+}
+
+/// The names of a header as a message lists them (each one [`shown`], at most 20).
+fn listed(names: &[String]) -> String {
+    const LISTED: usize = 20;
+    let mut list: Vec<String> = names.iter().take(LISTED).map(|n| shown(n)).collect();
+    if names.len() > LISTED {
+        list.push(format!("… ({} more)", names.len() - LISTED));
+    }
+    list.join(", ")
+}
+
+/// Reads a delimited text file line by line. Every value is read where its line is known, so
+/// each error names the file, the line and what was expected. Comma-separated files may quote
+/// fields (`"…"`); lines must all have as many fields as the header (or the first line);
+/// columns not asked for are ignored.
 fn read_delimited(
     path: &Path,
     separator: &str,
     header: bool,
     spec: &TableSpec,
 ) -> Result<Interactions> {
-    if !path.exists() {
-        return Err(not_found(path));
-    }
-    // polars takes one-byte separators; `::` is read as `:` with an empty field between values.
-    let (byte, stride) = match separator {
-        "::" => (b':', 2),
-        s if s.len() == 1 => (s.as_bytes()[0], 1),
-        other => {
-            return Err(DataError::Invalid(format!(
-                "{}: separator {other:?} is not supported: use one character, \"\\t\", or \"::\"",
-                path.display()
-            )));
-        }
+    let separator = checked_separator(path, separator)?;
+    let text = read_text(path)?;
+    let mut records = Records::new(&text, separator, separator == ",");
+    let mut fields = Vec::new();
+    let empty = || DataError::Empty {
+        path: path.to_owned(),
     };
-    let quote = if byte == b',' { Some(b'"') } else { None };
-    let frame = CsvReadOptions::default()
-        .with_has_header(header)
-        .with_infer_schema_length(Some(0)) // every column as text: we cast, and report the line
-        .map_parse_options(|options| options.with_separator(byte).with_quote_char(quote))
-        .try_into_reader_with_file_path(Some(path.to_owned()))
-        .and_then(|reader| reader.finish());
-    let names: Vec<String> = match &frame {
-        Ok(df) => df
-            .get_column_names()
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        Err(_) => Vec::new(),
+    // The header: its line, its names, and the line itself for hints.
+    let names = if header {
+        let (line, raw) = records.next_into(path, &mut fields).ok_or_else(empty)??;
+        let names: Vec<String> = fields.iter().map(|f| f.trim().to_string()).collect();
+        Some((line, names, raw))
+    } else {
+        None
     };
-    // Resolve each wanted column to its position in the file.
-    let resolve = |c: &Column| -> Result<usize> {
-        match c {
-            Column::Index(i) => Ok(i * stride),
-            Column::Name(n) if header => {
-                names
-                    .iter()
-                    .position(|x| x == n)
-                    .ok_or_else(|| DataError::MissingColumn {
-                        path: path.to_owned(),
-                        column: n.clone(),
-                        available: names.join(", "),
-                    })
+    let resolve = |column: &Column, role: &str| -> Result<usize> {
+        match (column, &names) {
+            (Column::Index(i), Some((line, names, raw))) if *i >= names.len() => {
+                Err(DataError::Parse {
+                    path: path.to_owned(),
+                    line: *line,
+                    message: format!(
+                        "the header has {} fields, so no {role} column at 0-based position {i}{}",
+                        names.len(),
+                        separator_hint(raw, separator)
+                    ),
+                })
             }
-            Column::Name(n) => Err(DataError::Invalid(format!(
-                "{}: column `{n}` is named, but the file has no header (header = false): give its 0-based index",
+            (Column::Index(i), _) => Ok(*i),
+            (Column::Name(name), Some((line, names, raw))) => {
+                let at: Vec<usize> = (0..names.len()).filter(|&i| names[i] == *name).collect();
+                match at[..] {
+                    [i] => Ok(i),
+                    [] => Err(DataError::MissingColumn {
+                        path: path.to_owned(),
+                        column: shown(name),
+                        available: listed(names),
+                        hint: if names.len() == 1 {
+                            separator_hint(raw, separator)
+                        } else {
+                            String::new()
+                        },
+                    }),
+                    _ => Err(DataError::Parse {
+                        path: path.to_owned(),
+                        line: *line,
+                        message: format!(
+                            "the header names `{}` {} times (0-based positions {:?}): which column holds the {role} is ambiguous",
+                            shown(name),
+                            at.len(),
+                            at
+                        ),
+                    }),
+                }
+            }
+            (Column::Name(name), None) => Err(DataError::Invalid(format!(
+                "{}: column `{name}` is named, but the file has no header (header = false): give its 0-based index",
                 path.display()
             ))),
         }
     };
-    let diagnose = |positions: &[(usize, &str, bool)]| {
-        let display_sep = if stride == 2 { ":" } else { separator };
-        diagnose_delimited(path, display_sep, header, positions)
+    let user = resolve(spec.user, "user")?;
+    let item = resolve(spec.item, "item")?;
+    let rating = spec.rating.map(|c| resolve(c, "rating")).transpose()?;
+    let timestamp = spec
+        .timestamp
+        .map(|c| resolve(c, "timestamp"))
+        .transpose()?;
+    let needed = 1 + [Some(user), Some(item), rating, timestamp]
+        .into_iter()
+        .flatten()
+        .max()
+        .expect("user and item");
+    let mut width = names.as_ref().map(|(_, names, _)| names.len());
+    let mut out = Interactions {
+        ratings: rating.map(|_| Vec::new()),
+        timestamps: timestamp.map(|_| Vec::new()),
+        ..Default::default()
     };
-    let df = match frame {
-        Ok(df) => df,
-        Err(e) => {
-            // Find the line that broke polars; fall back to its message.
-            let user = resolve(spec.user).unwrap_or(0);
-            let item = resolve(spec.item).unwrap_or(stride);
-            return Err(diagnose(&[(user, "user", true), (item, "item", true)])
-                .unwrap_or_else(|| polars_error(path, e)));
+    while let Some(record) = records.next_into(path, &mut fields) {
+        let (line, raw) = record?;
+        let expected = *width.get_or_insert(fields.len());
+        if fields.len() != expected || fields.len() < needed {
+            let hint = if fields.len() < needed {
+                separator_hint(raw, separator)
+            } else {
+                String::new()
+            };
+            return Err(DataError::Parse {
+                path: path.to_owned(),
+                line,
+                message: format!(
+                    "expected {} fields separated by {separator:?}, found {}{hint}",
+                    expected.max(needed),
+                    fields.len()
+                ),
+            });
         }
-    };
-    if df.height() == 0 {
-        return Err(DataError::Empty {
-            path: path.to_owned(),
-        });
-    }
-    let mut wanted = vec![
-        (resolve(spec.user)?, "user", true),
-        (resolve(spec.item)?, "item", true),
-    ];
-    if let Some(r) = spec.rating {
-        wanted.push((resolve(r)?, "rating", false));
-    }
-    if let Some(t) = spec.timestamp {
-        wanted.push((resolve(t)?, "timestamp", true));
-    }
-    for &(position, name, _) in &wanted {
-        if position >= df.width() {
-            return Err(
-                diagnose(&wanted).unwrap_or_else(|| DataError::MissingColumn {
-                    path: path.to_owned(),
-                    column: format!("{name} (position {})", position / stride),
-                    available: format!("{} columns", df.width().div_ceil(stride)),
-                }),
-            );
+        let integer = |position: usize, role: &str, expect: Expect| {
+            let field = &fields[position];
+            parse_integer(field).map_err(|bad| DataError::Parse {
+                path: path.to_owned(),
+                line,
+                message: bad_value(role, expect, field, bad),
+            })
+        };
+        out.users.push(integer(user, "user", Expect::Id)?);
+        out.items.push(integer(item, "item", Expect::Id)?);
+        if let (Some(position), Some(ratings)) = (rating, out.ratings.as_mut()) {
+            let field = &fields[position];
+            let value = parse_rating(field).map_err(|bad| DataError::Parse {
+                path: path.to_owned(),
+                line,
+                message: bad_value("rating", Expect::Rating, field, bad),
+            })?;
+            ratings.push(value);
+        }
+        if let (Some(position), Some(timestamps)) = (timestamp, out.timestamps.as_mut()) {
+            timestamps.push(integer(position, "timestamp", Expect::Timestamp)?);
         }
     }
-    let column = |position: usize, dtype: DataType| -> Option<Series> {
-        let series = df.columns()[position]
-            .as_materialized_series()
-            .str()
-            .ok()?
-            .clone()
-            .into_series();
-        // Trim so that "1 " parses; a value that still does not parse becomes null.
-        let trimmed = series
-            .str()
-            .ok()?
-            .apply_values(|s| std::borrow::Cow::Owned(s.trim().to_string()))
-            .into_series();
-        let cast = trimmed.cast(&dtype).ok()?;
-        (cast.null_count() == 0).then_some(cast)
-    };
-    let mut out = Interactions::default();
-    let ids = |position| {
-        column(position, DataType::Int64).map(|s| {
-            s.i64()
-                .expect("i64")
-                .into_no_null_iter()
-                .collect::<Vec<i64>>()
-        })
-    };
-    let fail = || {
-        diagnose(&wanted)
-            .unwrap_or_else(|| DataError::Invalid(format!("{}: unreadable values", path.display())))
-    };
-    out.users = ids(wanted[0].0).ok_or_else(fail)?;
-    out.items = ids(wanted[1].0).ok_or_else(fail)?;
-    for &(position, name, _) in &wanted[2..] {
-        if name == "rating" {
-            let s = column(position, DataType::Float32).ok_or_else(fail)?;
-            out.ratings = Some(s.f32().expect("f32").into_no_null_iter().collect());
-        } else {
-            out.timestamps = Some(ids(position).ok_or_else(fail)?);
-        }
+    if out.is_empty() {
+        return Err(empty());
     }
     Ok(out)
 }
 
+/// Reads a Parquet file's columns. Each column is read in the type ember needs only when
+/// every value converts exactly; anything else (a fraction in an id column, a boolean column,
+/// a string that is not a number, a null, NaN) is an error naming the column, the row and the
+/// value. Never truncated, never wrapped.
 fn read_parquet(
     path: &Path,
     user: &str,
@@ -368,78 +391,239 @@ fn read_parquet(
     rating: Option<&str>,
     timestamp: Option<&str>,
 ) -> Result<Interactions> {
-    if !path.exists() {
-        return Err(not_found(path));
-    }
     let file = std::fs::File::open(path).map_err(|source| DataError::Io {
         path: path.to_owned(),
         source,
     })?;
     let mut reader = ParquetReader::new(file);
-    let schema = reader.schema().map_err(|e| polars_error(path, e))?;
-    let available = schema
-        .iter_names()
-        .map(|n| n.to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut wanted = vec![(user, DataType::Int64), (item, DataType::Int64)];
+    let schema = reader.schema().map_err(|e| reader_error(path, e))?;
+    let mut wanted = vec![(user, "user", Expect::Id), (item, "item", Expect::Id)];
     if let Some(r) = rating {
-        wanted.push((r, DataType::Float32));
+        wanted.push((r, "rating", Expect::Rating));
     }
     if let Some(t) = timestamp {
-        wanted.push((t, DataType::Int64));
+        wanted.push((t, "timestamp", Expect::Timestamp));
     }
-    for (name, _) in &wanted {
+    for (name, _, _) in &wanted {
         if schema.get(*name).is_none() {
+            let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
             return Err(DataError::MissingColumn {
                 path: path.to_owned(),
-                column: name.to_string(),
-                available,
+                column: shown(name),
+                available: listed(&names),
+                hint: String::new(),
             });
         }
     }
+    let mut selected: Vec<String> = Vec::new();
+    for (name, _, _) in &wanted {
+        if !selected.iter().any(|s| s == name) {
+            selected.push(name.to_string());
+        }
+    }
     let df = reader
-        .with_columns(Some(wanted.iter().map(|(n, _)| n.to_string()).collect()))
+        .with_columns(Some(selected))
         .finish()
-        .map_err(|e| polars_error(path, e))?;
+        .map_err(|e| reader_error(path, e))?;
     if df.height() == 0 {
         return Err(DataError::Empty {
             path: path.to_owned(),
         });
     }
-    // Each column in the type ember reads it as; a value that does not convert is an error
-    // (never silently truncated).
-    let mut columns = std::collections::HashMap::new();
-    for (name, dtype) in &wanted {
-        let series = df
-            .column(name)
-            .expect("selected")
-            .as_materialized_series()
-            .strict_cast(dtype)
-            .map_err(|e| polars_error(path, e))?;
-        columns.insert(*name, series);
-    }
-    let get = |name: &str| columns[name].clone();
-    let no_nulls = |s: &Series, name: &str| {
-        if s.null_count() > 0 {
-            Err(DataError::Invalid(format!(
-                "{}: column `{name}` has {} missing values",
-                path.display(),
-                s.null_count()
-            )))
-        } else {
-            Ok(())
-        }
+    let column = |name: &str| {
+        df.column(name)
+            .map(|c| c.as_materialized_series())
+            .map_err(|e| reader_error(path, e))
     };
-    let mut out = Interactions::default();
-    for (name, _) in &wanted {
-        no_nulls(&get(name), name)?;
+    let read = |(name, role, expect): (&str, &str, Expect)| -> Result<Vec<i64>> {
+        ParquetColumn {
+            path,
+            name,
+            role,
+            expect,
+            series: column(name)?,
+        }
+        .integers()
+    };
+    let mut out = Interactions {
+        users: read(wanted[0])?,
+        items: read(wanted[1])?,
+        ..Default::default()
+    };
+    if let Some(r) = rating {
+        let series = column(r)?;
+        out.ratings = Some(
+            ParquetColumn {
+                path,
+                name: r,
+                role: "rating",
+                expect: Expect::Rating,
+                series,
+            }
+            .ratings()?,
+        );
     }
-    out.users = get(user).i64().expect("i64").into_no_null_iter().collect();
-    out.items = get(item).i64().expect("i64").into_no_null_iter().collect();
-    out.ratings = rating.map(|r| get(r).f32().expect("f32").into_no_null_iter().collect());
-    out.timestamps = timestamp.map(|t| get(t).i64().expect("i64").into_no_null_iter().collect());
+    if let Some(t) = timestamp {
+        out.timestamps = Some(read((t, "timestamp", Expect::Timestamp))?);
+    }
     Ok(out)
+}
+
+/// A column of a Parquet file, read as what its role needs.
+struct ParquetColumn<'a> {
+    path: &'a Path,
+    name: &'a str,
+    /// `user`, `item`, `rating` or `timestamp`.
+    role: &'a str,
+    expect: Expect,
+    series: &'a Series,
+}
+
+impl ParquetColumn<'_> {
+    /// An error about the value at 0-based `index`, which the file holds as `value`.
+    fn bad(&self, index: usize, value: &str, bad: Bad) -> DataError {
+        DataError::Value {
+            path: self.path.to_owned(),
+            column: shown(self.name),
+            row: index + 1,
+            message: bad_value(self.role, self.expect, value, bad),
+        }
+    }
+
+    /// Refuses nulls, naming the first.
+    fn no_nulls(&self) -> Result<()> {
+        let missing = self.series.null_count();
+        if missing == 0 {
+            return Ok(());
+        }
+        let first = self
+            .series
+            .is_null()
+            .iter()
+            .position(|null| null == Some(true))
+            .unwrap_or(0);
+        Err(DataError::Value {
+            path: self.path.to_owned(),
+            column: shown(self.name),
+            row: first + 1,
+            message: format!(
+                "{} is missing (null; {missing} in the column): expected {}",
+                self.role,
+                match self.expect {
+                    Expect::Id => "an integer id",
+                    Expect::Timestamp => "an integer",
+                    Expect::Rating => "a finite number",
+                }
+            ),
+        })
+    }
+
+    fn wrong_type(&self) -> DataError {
+        let dtype = self.series.dtype();
+        let found = match dtype {
+            DataType::Boolean => "booleans (true/false)".to_string(),
+            DataType::String => "strings".to_string(),
+            other => format!("values of type {}", shown(&other.to_string())),
+        };
+        DataError::ColumnType {
+            path: self.path.to_owned(),
+            column: shown(self.name),
+            found,
+            expected: match self.expect {
+                Expect::Id => "integer ids (integers, whole-number floats, or strings of integers)",
+                Expect::Timestamp => "integer timestamps, dates or datetimes",
+                Expect::Rating => "numbers (integers or floats)",
+            }
+            .into(),
+        }
+    }
+
+    /// The column as `i64`s: integers that fit, whole floats within ±2^53, strings of
+    /// integers, and (for timestamps) dates and datetimes as their integer values.
+    fn integers(&self) -> Result<Vec<i64>> {
+        self.no_nulls()?;
+        let s = self.series;
+        let dtype = s.dtype();
+        let temporal = matches!(dtype, DataType::Date | DataType::Datetime(..));
+        if dtype.is_integer() || (temporal && self.expect == Expect::Timestamp) {
+            let cast = s
+                .to_physical_repr()
+                .cast(&DataType::Int64)
+                .map_err(|e| reader_error(self.path, e))?;
+            let values = cast.i64().map_err(|e| reader_error(self.path, e))?;
+            if values.null_count() > 0 {
+                // A value that does not fit in an i64 (a u64 above 2^63 - 1).
+                let index = values.iter().position(|v| v.is_none()).expect("a null");
+                let value = s.get(index).map(|v| v.to_string()).unwrap_or_default();
+                return Err(self.bad(index, &value, Bad::OutOfRange));
+            }
+            return Ok(values.into_no_null_iter().collect());
+        }
+        if dtype.is_float() {
+            let cast = s
+                .cast(&DataType::Float64)
+                .map_err(|e| reader_error(self.path, e))?;
+            let values = cast.f64().map_err(|e| reader_error(self.path, e))?;
+            /// Beyond this a float does not hold every integer.
+            const EXACT: f64 = 9_007_199_254_740_992.0;
+            return values
+                .into_no_null_iter()
+                .enumerate()
+                .map(|(index, v)| {
+                    let bad = if !v.is_finite() {
+                        Bad::NotFinite
+                    } else if v.fract() != 0.0 {
+                        Bad::Fraction
+                    } else if v.abs() > EXACT {
+                        Bad::Inexact
+                    } else {
+                        return Ok(v as i64);
+                    };
+                    Err(self.bad(index, &v.to_string(), bad))
+                })
+                .collect();
+        }
+        if let DataType::String = dtype {
+            let values = s.str().map_err(|e| reader_error(self.path, e))?;
+            return values
+                .iter()
+                .map(|v| v.unwrap_or("")) // nulls were refused above
+                .enumerate()
+                .map(|(index, v)| parse_integer(v).map_err(|bad| self.bad(index, v, bad)))
+                .collect();
+        }
+        Err(self.wrong_type())
+    }
+
+    /// The column as finite `f32` ratings: integers, floats, or strings of numbers.
+    fn ratings(&self) -> Result<Vec<f32>> {
+        self.no_nulls()?;
+        let s = self.series;
+        let dtype = s.dtype();
+        if dtype.is_integer() || dtype.is_float() {
+            let cast = s
+                .cast(&DataType::Float64)
+                .map_err(|e| reader_error(self.path, e))?;
+            let values = cast.f64().map_err(|e| reader_error(self.path, e))?;
+            return values
+                .into_no_null_iter()
+                .enumerate()
+                .map(|(index, v)| {
+                    rating_from_f64(v).map_err(|bad| self.bad(index, &v.to_string(), bad))
+                })
+                .collect();
+        }
+        if let DataType::String = dtype {
+            let values = s.str().map_err(|e| reader_error(self.path, e))?;
+            return values
+                .iter()
+                .map(|v| v.unwrap_or("")) // nulls were refused above
+                .enumerate()
+                .map(|(index, v)| parse_rating(v).map_err(|bad| self.bad(index, v, bad)))
+                .collect();
+        }
+        Err(self.wrong_type())
+    }
 }
 
 /// `user item1 item2 …` lines.
@@ -462,10 +646,12 @@ fn read_sequences(path: &Path) -> Result<Interactions> {
             });
         }
         let user = parse_id(path, line, "user", f[0])?;
-        for (position, field) in f[1..].iter().enumerate() {
+        for field in &f[1..] {
+            // File order is time order, also for a user on several lines.
+            let position = out.items.len() as i64;
             out.users.push(user);
             out.items.push(parse_id(path, line, "item", field)?);
-            out.timestamps.as_mut().expect("set").push(position as i64);
+            out.timestamps.as_mut().expect("set").push(position);
         }
     }
     if out.is_empty() {
@@ -503,7 +689,9 @@ fn read_ncf(prefix: &Path) -> Result<Loaded> {
         .collect();
     let negatives_path = with_suffix(".test.negative");
     let negatives = if negatives_path.exists() {
-        Some(read_ncf_negatives(&negatives_path)?)
+        let mut known: HashSet<i64> = interactions.users.iter().copied().collect();
+        known.extend(test_rows.users.iter().copied());
+        Some(read_ncf_negatives(&negatives_path, &known)?)
     } else {
         None
     };
@@ -513,11 +701,14 @@ fn read_ncf(prefix: &Path) -> Result<Loaded> {
     })
 }
 
-/// `(user,item)\tneg1\tneg2…` lines. A negative equal to the held-out item (an upstream quirk of
-/// the ML-1M file) is dropped: the same item cannot be both.
-fn read_ncf_negatives(path: &Path) -> Result<Vec<(i64, Vec<i64>)>> {
+/// `(user,item)\tneg1\tneg2…` lines, one per user of `known` (the users of the training and
+/// test files). A negative equal to the held-out item (an upstream quirk of the ML-1M file) is
+/// dropped: the same item cannot be both. Negatives may name items no file has an interaction
+/// with: they are items of the catalogue nobody rated, and join the item ids.
+fn read_ncf_negatives(path: &Path, known: &HashSet<i64>) -> Result<Vec<(i64, Vec<i64>)>> {
     let text = read_text(path)?;
     let mut out = Vec::new();
+    let mut lines: HashMap<i64, usize> = HashMap::new();
     for (line, content) in numbered_lines(&text) {
         let f: Vec<&str> = content.split('\t').collect();
         let pair = f[0].trim();
@@ -526,11 +717,30 @@ fn read_ncf_negatives(path: &Path) -> Result<Vec<(i64, Vec<i64>)>> {
             return Err(DataError::Parse {
                 path: path.to_owned(),
                 line,
-                message: format!("expected `(user,item)` as the first field, found `{pair}`"),
+                message: format!(
+                    "expected `(user,item)` as the first field, found `{}`",
+                    shown(pair)
+                ),
             });
         };
         let user = parse_id(path, line, "user", user)?;
         let item = parse_id(path, line, "item", item)?;
+        let problem = if !known.contains(&user) {
+            Some(format!(
+                "the negatives file names user {user}, who has no training or test interaction"
+            ))
+        } else {
+            lines.insert(user, line).map(|first| {
+                format!("the negatives file lists user {user} twice (first at line {first})")
+            })
+        };
+        if let Some(message) = problem {
+            return Err(DataError::Parse {
+                path: path.to_owned(),
+                line,
+                message,
+            });
+        }
         let mut negatives = Vec::with_capacity(f.len() - 1);
         for field in f[1..].iter().filter(|s| !s.trim().is_empty()) {
             let n = parse_id(path, line, "negative item", field)?;

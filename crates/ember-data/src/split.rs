@@ -131,6 +131,7 @@ impl Split {
             let u = user_ids.internal(data.users[i]).expect("user in map");
             history[u as usize].push(item_ids.internal(data.items[i]).expect("item in map"));
         }
+        let largest = history.iter().map(Vec::len).max().unwrap_or(0);
         let mut train = vec![Vec::new(); n_users];
         let mut valid = vec![Vec::new(); n_users];
         let mut test = vec![Vec::new(); n_users];
@@ -292,6 +293,7 @@ impl Split {
                 ));
             }
         }
+        self.check_held_out(&valid, &test, largest)?;
         // Each kept (user, item)'s rating (the latest, when repeated), looked up per split.
         let ratings = data.ratings.as_ref().and_then(|values| {
             let mut rating = std::collections::HashMap::new();
@@ -329,6 +331,61 @@ impl Split {
             held_out_users,
             ratings,
         })
+    }
+}
+
+impl Split {
+    /// Refuses a split that holds out nothing where it should hold out something (users too
+    /// small for it): training would pick epochs on no validation data, and report no test
+    /// metrics, without saying why. `largest` is the most interactions any user has.
+    fn check_held_out(&self, valid: &[Vec<u32>], test: &[Vec<u32>], largest: usize) -> Result<()> {
+        let none = |part: &[Vec<u32>]| part.iter().all(Vec::is_empty);
+        let problem = match *self {
+            Split::LeaveOneOut if none(test) => format!(
+                "split leave_one_out holds nothing out: a user needs at least 3 interactions (to \
+                 train on, validate and test), and the most any user has here is {largest}; users \
+                 with fewer only train"
+            ),
+            Split::Ratio {
+                train: tr,
+                valid: va,
+                test: te,
+                ..
+            } if (te > 0.0 && none(test)) || (va > 0.0 && none(valid)) => {
+                let which = if te > 0.0 && none(test) {
+                    "test"
+                } else {
+                    "validation"
+                };
+                format!(
+                    "split ratio {tr}:{va}:{te} holds out no {which} interaction: its share rounds \
+                     to 0 for every user (the most any user has here is {largest} interactions); \
+                     use leave_one_out, or larger shares"
+                )
+            }
+            Split::HeldOutUsers {
+                valid_users,
+                test_users,
+                ..
+            } if none(test) || (valid_users > 0 && none(valid)) => {
+                let (which, users) = if none(test) {
+                    ("test", test_users)
+                } else {
+                    ("validation", valid_users)
+                };
+                format!(
+                    "split held_out_users holds out no {which} interaction: none of the {users} \
+                     {which} users has the {MIN_HELD_OUT_USER_ITEMS} interactions it takes to hold \
+                     some out (the most any user has here is {largest})"
+                )
+            }
+            Split::Fixed if none(valid) => format!(
+                "split fixed has no validation item: a user needs at least 2 training \
+                 interactions to hold the latest out, and the most any user has here is {largest}"
+            ),
+            _ => return Ok(()),
+        };
+        Err(DataError::Invalid(problem))
     }
 }
 

@@ -179,7 +179,21 @@ fn ncf_files_with_fixed_split() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("user 7, who has no training or test interaction"),
+        err.contains(
+            "y.test.negative:3: the negatives file names user 7, who has no training or test interaction"
+        ),
+        "{err}"
+    );
+    write(
+        dir.path(),
+        "y.test.negative",
+        "(0,3)\t4\t5\n(1,1)\t4\n(0,3)\t5\n",
+    );
+    let err = prepare(&missing, &Preprocess::default(), &Split::Fixed)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("y.test.negative:3: the negatives file lists user 0 twice (first at line 1)"),
         "{err}"
     );
     let k_core = Preprocess {
@@ -295,4 +309,688 @@ fn empty_and_absent_files() {
         .load(),
         Err(DataError::Io { .. })
     ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bad-input catalogue (docs/bad-inputs.md): one test per case, named in the catalogue.
+
+fn write_bytes(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, content).unwrap();
+    path
+}
+
+/// A delimited source with named user, item, rating and timestamp columns.
+fn rated_csv(path: PathBuf, separator: &str) -> DataSource {
+    DataSource::Delimited {
+        path,
+        separator: separator.into(),
+        header: true,
+        user: Column::Name("user".into()),
+        item: Column::Name("item".into()),
+        rating: Some(Column::Name("rating".into())),
+        timestamp: Some(Column::Name("ts".into())),
+    }
+}
+
+fn named(path: PathBuf) -> DataSource {
+    delimited(
+        path,
+        ",",
+        true,
+        Column::Name("user".into()),
+        Column::Name("item".into()),
+    )
+}
+
+fn parquet(path: &Path, df: &mut polars::prelude::DataFrame) -> DataSource {
+    use polars::prelude::*;
+    ParquetWriter::new(fs::File::create(path).unwrap())
+        .finish(df)
+        .unwrap();
+    parquet_source(path, true)
+}
+
+fn parquet_source(path: &Path, rated: bool) -> DataSource {
+    DataSource::Parquet {
+        path: path.to_owned(),
+        user: "user".into(),
+        item: "item".into(),
+        rating: rated.then(|| "rating".into()),
+        timestamp: None,
+    }
+}
+
+/// What a message may never hold: a character that drives the terminal.
+fn assert_printable(message: &str) {
+    assert!(
+        !message.chars().any(|c| c.is_control()),
+        "a raw control character in {message:?}"
+    );
+}
+
+#[test]
+fn wrong_separator_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let tsv = write(dir.path(), "a.tsv", "user\titem\n1\t2\n");
+    let err = load_err(named(tsv));
+    assert!(
+        err.contains(
+            "no column `user` (the file has: user\\titem); the line holds tabs: is the separator \"\\t\""
+        ),
+        "{err}"
+    );
+    // Without a header: a `::` file read as tab-separated.
+    let dat = write(dir.path(), "ratings.dat", "1::1193::5::978300760\n");
+    let err = load_err(DataSource::Movielens100k { path: dat });
+    assert!(
+        err.contains(
+            "ratings.dat:1: expected 4 fields separated by \"\\t\", found 1; the line holds `::`"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn unsupported_separator_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "a.csv", "user,item\n1,2\n");
+    for bad in ["", "ab", "\n"] {
+        let err = load_err(delimited(
+            path.clone(),
+            bad,
+            false,
+            Column::Index(0),
+            Column::Index(1),
+        ));
+        assert!(err.contains("is not supported: use one character"), "{err}");
+    }
+}
+
+#[test]
+fn extra_columns_are_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "a.csv",
+        "title,user,genre,item,year\nA film,1,drama,10,1999\nAnother,2,comedy,11,2001\n",
+    );
+    let d = load(named(path)).interactions;
+    assert_eq!((d.users, d.items), (vec![1, 2], vec![10, 11]));
+}
+
+#[test]
+fn ragged_line_names_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "a.csv", "user,item\n1,2\n3,4,5\n");
+    let err = load_err(named(path));
+    assert!(
+        err.contains("a.csv:3: expected 2 fields separated by \",\", found 3"),
+        "{err}"
+    );
+}
+
+#[test]
+fn duplicate_header_name_is_ambiguous() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "a.csv", "user,item,user\n1,2,3\n");
+    let err = load_err(named(path));
+    assert!(
+        err.contains("a.csv:1: the header names `user` 2 times (0-based positions [0, 2])"),
+        "{err}"
+    );
+}
+
+#[test]
+fn negative_and_64_bit_ids_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "a.csv",
+        "user,item\n-5,2147483648\n9223372036854775807,-9223372036854775808\n",
+    );
+    let d = load(named(path)).interactions;
+    assert_eq!(d.users, vec![-5, i64::MAX]);
+    assert_eq!(d.items, vec![2_147_483_648, i64::MIN]);
+}
+
+#[test]
+fn id_beyond_64_bits_is_an_error_not_a_wrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "a.csv",
+        "user,item\n1,2\n9223372036854775808,3\n",
+    );
+    let err = load_err(named(path));
+    assert!(
+        err.contains("a.csv:3: user `9223372036854775808` is not an integer id ember can hold: it lies outside the 64-bit range"),
+        "{err}"
+    );
+    // In Parquet: a u64 above i64::MAX.
+    use polars::prelude::*;
+    let file = dir.path().join("u64.parquet");
+    let mut df = df!("user" => [1u64, u64::MAX], "item" => [1i64, 2]).unwrap();
+    let err =
+        load_err(parquet_source_written(&file, &mut df)).replace(&*file.to_string_lossy(), "F");
+    assert!(
+        err.contains("F: column `user`, row 2: user `18446744073709551615` is not an integer id ember can hold"),
+        "{err}"
+    );
+}
+
+#[test]
+fn whole_number_decimals_are_ids_fractions_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "a.csv", "user,item\n1.0,2.\n");
+    let d = load(named(path)).interactions;
+    assert_eq!((d.users, d.items), (vec![1], vec![2]));
+    let path = write(dir.path(), "b.csv", "user,item\n1,2\n1,2.5\n");
+    let err = load_err(named(path));
+    assert!(
+        err.contains("b.csv:3: item `2.5` is not an integer id: it has a fractional part"),
+        "{err}"
+    );
+    let path = write(dir.path(), "c.csv", "user,item,rating,ts\n1,2,5,100.5\n");
+    let err = load_err(rated_csv(path, ","));
+    assert!(
+        err.contains("c.csv:2: timestamp `100.5` is not an integer: it has a fractional part"),
+        "{err}"
+    );
+}
+
+#[test]
+fn nan_inf_and_empty_ratings_are_refused_with_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (value, message) in [
+        ("NaN", "rating `NaN` is not a finite number"),
+        ("inf", "rating `inf` is not a finite number"),
+        ("-infinity", "rating `-infinity` is not a finite number"),
+        ("1e39", "rating `1e39` is not a finite number"),
+        ("", "rating is empty: expected a finite number"),
+        ("five", "rating `five` is not a number"),
+    ] {
+        let path = write(
+            dir.path(),
+            "r.csv",
+            &format!("user,item,rating,ts\n1,2,4,10\n1,3,{value},11\n"),
+        );
+        let err = load_err(rated_csv(path, ","));
+        assert!(
+            err.contains(&format!("r.csv:3: {message}")),
+            "{value}: {err}"
+        );
+    }
+    // Under implicit_threshold the read stops at the same line: a NaN is never silently dropped.
+    let path = write(
+        dir.path(),
+        "r.csv",
+        "user,item,rating,ts\n1,2,4,10\n1,3,NaN,11\n",
+    );
+    let threshold = Preprocess {
+        implicit_threshold: Some(3.5),
+        ..Default::default()
+    };
+    let err = prepare(&rated_csv(path, ","), &threshold, &Split::LeaveOneOut)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("r.csv:3: rating `NaN` is not a finite number"),
+        "{err}"
+    );
+}
+
+#[test]
+fn parquet_nan_rating_names_its_row() {
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("r.parquet");
+    let mut df = df!(
+        "user" => [1i64, 1, 2],
+        "item" => [1i64, 2, 3],
+        "rating" => [4.0f64, f64::NAN, f64::INFINITY]
+    )
+    .unwrap();
+    let err = load_err(parquet(&file, &mut df)).replace(&*file.to_string_lossy(), "F");
+    assert!(
+        err.contains("F: column `rating`, row 2: rating `NaN` is not a finite number"),
+        "{err}"
+    );
+    let mut df = df!("user" => [1i64], "item" => [1i64], "rating" => [Some(4.0f64)]).unwrap();
+    df = df
+        .vstack(&df!("user" => [2i64], "item" => [2i64], "rating" => [None::<f64>]).unwrap())
+        .unwrap();
+    let err = load_err(parquet(&file, &mut df)).replace(&*file.to_string_lossy(), "F");
+    assert!(
+        err.contains("F: column `rating`, row 2: rating is missing (null; 1 in the column)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn duplicate_rows_keep_the_latest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "a.csv",
+        "user,item,rating,ts\n1,10,2,5\n1,10,4,9\n1,11,3,1\n1,12,3,2\n1,13,3,3\n",
+    );
+    let (data, stats) = prepare(
+        &rated_csv(path.clone(), ","),
+        &Preprocess::default(),
+        &Split::LeaveOneOut,
+    )
+    .unwrap();
+    assert_eq!((stats.read, stats.duplicates, stats.kept), (5, 1, 4));
+    // The copy at t=9 (rating 4) is the one kept: it is the latest, so it is the test item.
+    assert_eq!(data.item_ids.external(data.test[0][0]), 10);
+    assert_eq!(data.ratings.unwrap().test[0], vec![4.0]);
+    let keep_all = Preprocess {
+        dedup: false,
+        ..Default::default()
+    };
+    let (_, stats) = prepare(&rated_csv(path, ","), &keep_all, &Split::LeaveOneOut).unwrap();
+    assert_eq!((stats.duplicates, stats.kept), (0, 5));
+}
+
+#[test]
+fn unsorted_timestamps_split_by_time() {
+    let dir = tempfile::tempdir().unwrap();
+    // File order 40, 10, 30, 20: the latest (item 1) is tested, the second latest validates.
+    let path = write(
+        dir.path(),
+        "a.csv",
+        "user,item,rating,ts\n7,1,5,40\n7,2,5,10\n7,3,5,30\n7,4,5,20\n",
+    );
+    let (data, _) = prepare(
+        &rated_csv(path, ","),
+        &Preprocess::default(),
+        &Split::LeaveOneOut,
+    )
+    .unwrap();
+    let external =
+        |items: &[u32]| -> Vec<i64> { items.iter().map(|&i| data.item_ids.external(i)).collect() };
+    assert_eq!(external(&data.test[0]), vec![1]);
+    assert_eq!(external(&data.valid[0]), vec![3]);
+    assert_eq!(
+        external(&data.train[0]),
+        vec![2, 4],
+        "training items in time order"
+    );
+}
+
+#[test]
+fn empty_whitespace_and_header_only_files() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, content) in [
+        ("e.csv", ""),
+        ("w.csv", " \n\n\t\r\n"),
+        ("h.csv", "user,item\n\n"),
+    ] {
+        let err = load_err(named(write(dir.path(), name, content)));
+        assert!(
+            err.contains(&format!("{name}: no interactions (the file is empty")),
+            "{err}"
+        );
+    }
+    for preset in [
+        DataSource::Sasrec {
+            path: write(dir.path(), "s.txt", "\n"),
+        },
+        DataSource::Sequences {
+            path: write(dir.path(), "q.txt", ""),
+        },
+    ] {
+        assert!(load_err(preset).contains("no interactions"));
+    }
+}
+
+#[test]
+fn binary_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = write_bytes(
+        dir.path(),
+        "a.csv",
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00",
+    );
+    let err = load_err(named(png));
+    assert!(
+        err.contains("a.csv:3: a NUL byte: this is not a text file (expected lines of text)"),
+        "{err}"
+    );
+    // A Parquet file read as text, and text read as Parquet.
+    use polars::prelude::*;
+    let file = dir.path().join("x.parquet");
+    let mut df = df!("user" => [1i64], "item" => [2i64], "rating" => [3.0f64]).unwrap();
+    parquet(&file, &mut df);
+    let err = load_err(DataSource::Sequences { path: file });
+    assert!(err.contains("a NUL byte: this is not a text file"), "{err}");
+    let text = write(dir.path(), "t.parquet", "user,item\n1,2\n");
+    let err = load_err(parquet_source(&text, false));
+    assert!(
+        err.contains("t.parquet: not a readable Parquet file: "),
+        "{err}"
+    );
+    assert_printable(&err);
+}
+
+#[test]
+fn crlf_line_endings_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "a.csv",
+        "user,item,rating,ts\r\n1,10,4.5,100\r\n2,11,3,200\r\n\r\n",
+    );
+    let d = load(rated_csv(path, ",")).interactions;
+    assert_eq!((d.users, d.items), (vec![1, 2], vec![10, 11]));
+    assert_eq!(d.ratings.unwrap(), vec![4.5, 3.0]);
+    assert_eq!(d.timestamps.unwrap(), vec![100, 200]);
+    let ml = write(dir.path(), "u.data", "1\t2\t3\t4\r\n5\t6\t7\t8\r\n");
+    let d = load(DataSource::Movielens100k { path: ml }).interactions;
+    assert_eq!(d.timestamps.unwrap(), vec![4, 8]);
+    let seq = write(dir.path(), "q.txt", "1 5 7\r\n2 3\r\n");
+    let d = load(DataSource::Sequences { path: seq }).interactions;
+    assert_eq!(d.items, vec![5, 7, 3]);
+}
+
+#[test]
+fn utf8_bom_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "a.csv", "\u{feff}user,item\n1,2\n");
+    let d = load(named(path)).interactions;
+    assert_eq!((d.users, d.items), (vec![1], vec![2]));
+    let path = write(dir.path(), "u.data", "\u{feff}196\t242\t3\t881250949\n");
+    let d = load(DataSource::Movielens100k { path }).interactions;
+    assert_eq!(d.users, vec![196]);
+    // A BOM anywhere else is data, and shown escaped.
+    let path = write(dir.path(), "b.csv", "user,item\n\u{feff}1,2\n");
+    let err = load_err(named(path));
+    assert!(
+        err.contains("b.csv:2: user `\\u{feff}1` is not an integer id"),
+        "{err}"
+    );
+}
+
+#[test]
+fn quoted_csv_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "a.csv",
+        "\"user\",\"title\",\"item\"\n\"1\",\"Heat, the \"\"film\"\"\",\"10\"\n2,\"two\nlines\",11\n3,x,\"bad\n",
+    );
+    let err = load_err(named(path));
+    assert!(
+        err.contains("a.csv:5: a quoted field is never closed"),
+        "{err}"
+    );
+    let path = write(
+        dir.path(),
+        "b.csv",
+        "\"user\",\"title\",\"item\"\n\"1\",\"Heat, the \"\"film\"\"\",\"10\"\n2,\"two\nlines\",11\n3,x,ab\n",
+    );
+    let err = load_err(named(path));
+    assert!(
+        err.contains("b.csv:5: item `ab` is not an integer id"),
+        "{err}"
+    );
+}
+
+#[test]
+fn ansi_escape_in_a_file_is_escaped_in_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let red = "\u{1b}[31mred\u{1b}[0m\u{7}";
+    // A field value.
+    let path = write(dir.path(), "a.csv", &format!("user,item\n1,{red}\n"));
+    let err = load_err(named(path));
+    assert_printable(&err);
+    assert!(
+        err.contains("item `\\u{1b}[31mred\\u{1b}[0m\\u{7}` is not an integer id"),
+        "{err}"
+    );
+    // A header name.
+    let path = write(dir.path(), "b.csv", &format!("{red},item\n1,2\n"));
+    let err = load_err(named(path));
+    assert_printable(&err);
+    assert!(err.contains("(the file has: \\u{1b}[31mred"), "{err}");
+    // A long value is cut.
+    let long = format!("{}{red}", "9".repeat(200));
+    let path = write(dir.path(), "c.csv", &format!("user,item\n1,{long}\n"));
+    let err = load_err(named(path));
+    assert!(
+        err.contains(&format!("item `{}…` is not", "9".repeat(40))),
+        "{err}"
+    );
+    // Sequences and the NCF negatives file.
+    let path = write(dir.path(), "q.txt", &format!("1 {red}\n"));
+    assert_printable(&load_err(DataSource::Sequences { path }));
+    // A Parquet column name and string value.
+    use polars::prelude::*;
+    let file = dir.path().join("x.parquet");
+    let mut df = df!(red => [1i64], "item" => [2i64], "rating" => [3.0f64]).unwrap();
+    let err = load_err(parquet(&file, &mut df));
+    assert_printable(&err);
+    let mut df = df!("user" => [red], "item" => [2i64], "rating" => [3.0f64]).unwrap();
+    let err = load_err(parquet(&file, &mut df));
+    assert_printable(&err);
+    assert!(err.contains("user `\\u{1b}[31mred"), "{err}");
+}
+
+#[test]
+fn parquet_float_ids_are_not_truncated_and_merged() {
+    // The hostile tester's file: item ids 0.1, 0.2, …, 3.0 once read as 4 items.
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f.parquet");
+    let items: Vec<f64> = (1..=30).map(|i| i as f64 / 10.0).collect();
+    let users: Vec<i64> = (0..30).collect();
+    let mut df = df!("user" => users, "item" => items).unwrap();
+    let err =
+        load_err(parquet_source_written(&file, &mut df)).replace(&*file.to_string_lossy(), "F");
+    assert_eq!(
+        err,
+        "F: column `item`, row 1: item `0.1` is not an integer id: it has a fractional part"
+    );
+    // Whole-number floats (pandas writes integer columns with gaps as float64) are read.
+    let mut df =
+        df!("user" => [1.0f64, 2.0], "item" => [3.0f32, 4.0], "rating" => [1i32, 5]).unwrap();
+    let d = load(parquet(&file, &mut df)).interactions;
+    assert_eq!((d.users, d.items), (vec![1, 2], vec![3, 4]));
+    assert_eq!(d.ratings.unwrap(), vec![1.0, 5.0]);
+    // Beyond 2^53 a float does not hold every integer.
+    let mut df = df!("user" => [1e17f64], "item" => [1i64], "rating" => [1.0f64]).unwrap();
+    let err = load_err(parquet(&file, &mut df));
+    assert!(
+        err.contains("not an integer id ember can hold exactly"),
+        "{err}"
+    );
+}
+
+#[test]
+fn parquet_boolean_user_column_is_not_read_as_ids() {
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("b.parquet");
+    let users: Vec<bool> = (0..20).map(|u| u % 2 == 0).collect();
+    let items: Vec<i64> = (0..20).collect();
+    let mut df = df!("user" => users, "item" => items).unwrap();
+    let err =
+        load_err(parquet_source_written(&file, &mut df)).replace(&*file.to_string_lossy(), "F");
+    assert_eq!(
+        err,
+        "F: column `user` holds booleans (true/false): expected integer ids (integers, whole-number floats, or strings of integers)"
+    );
+}
+
+fn parquet_source_written(path: &Path, df: &mut polars::prelude::DataFrame) -> DataSource {
+    parquet(path, df);
+    parquet_source(path, false)
+}
+
+#[test]
+fn parquet_string_ids_must_all_be_integers() {
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.parquet");
+    let mut df = df!("user" => [" 1", "2", "-3"], "item" => ["10", "11", "12.0"]).unwrap();
+    let d = load(parquet_source_written(&file, &mut df)).interactions;
+    assert_eq!((d.users, d.items), (vec![1, 2, -3], vec![10, 11, 12]));
+    let mut df = df!("user" => ["1", "u2"], "item" => [1i64, 2]).unwrap();
+    let err =
+        load_err(parquet_source_written(&file, &mut df)).replace(&*file.to_string_lossy(), "F");
+    assert_eq!(
+        err,
+        "F: column `user`, row 2: user `u2` is not an integer id"
+    );
+    // Other types are refused by name.
+    let mut df = df!("user" => [1i64], "item" => [1i64], "rating" => ["x"]).unwrap();
+    let err = load_err(parquet(&file, &mut df));
+    assert!(
+        err.contains("column `rating`, row 1: rating `x` is not a number"),
+        "{err}"
+    );
+    let mut df = df!("user" => [1i64], "item" => [1i64], "rating" => [true]).unwrap();
+    let err = load_err(parquet(&file, &mut df));
+    assert!(
+        err.contains("column `rating` holds booleans (true/false): expected numbers"),
+        "{err}"
+    );
+}
+
+#[test]
+fn parquet_null_ids_are_refused() {
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("n.parquet");
+    let mut df = df!("user" => [Some(1i64), None, None], "item" => [1i64, 2, 3]).unwrap();
+    let err =
+        load_err(parquet_source_written(&file, &mut df)).replace(&*file.to_string_lossy(), "F");
+    assert_eq!(
+        err,
+        "F: column `user`, row 2: user is missing (null; 2 in the column): expected an integer id"
+    );
+}
+
+#[test]
+fn parquet_dates_are_timestamps() {
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("d.parquet");
+    let mut df = df!("user" => [1i64, 1], "item" => [1i64, 2], "ts" => [3i32, 1]).unwrap();
+    df.apply("ts", |c| c.cast(&DataType::Date).unwrap())
+        .unwrap();
+    ParquetWriter::new(fs::File::create(&file).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    let src = DataSource::Parquet {
+        path: file.clone(),
+        user: "user".into(),
+        item: "item".into(),
+        rating: None,
+        timestamp: Some("ts".into()),
+    };
+    assert_eq!(
+        load(src.clone()).interactions.timestamps.unwrap(),
+        vec![3, 1]
+    );
+    // A date is no id.
+    let as_item = DataSource::Parquet {
+        path: file,
+        user: "user".into(),
+        item: "ts".into(),
+        rating: None,
+        timestamp: None,
+    };
+    let err = load_err(as_item);
+    assert!(
+        err.contains("column `ts` holds values of type date: expected integer ids"),
+        "{err}"
+    );
+}
+
+#[test]
+fn truncated_parquet_is_an_error() {
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.parquet");
+    let users: Vec<i64> = (0..500).collect();
+    let items: Vec<i64> = (0..500).map(|i| i % 37).collect();
+    let ratings: Vec<f64> = (0..500).map(|i| (i % 5) as f64).collect();
+    let mut df = df!("user" => users, "item" => items, "rating" => ratings).unwrap();
+    parquet(&file, &mut df);
+    let whole = fs::read(&file).unwrap();
+    // Every cut, and every cut of the footer's last 64 bytes.
+    let cuts = (0..whole.len())
+        .step_by(7)
+        .chain(whole.len() - 64..whole.len());
+    for cut in cuts {
+        let path = write_bytes(dir.path(), "cut.parquet", &whole[..cut]);
+        match parquet_source(&path, true).load() {
+            Ok(_) => panic!("a file cut at {cut} of {} bytes was read", whole.len()),
+            Err(e) => assert_printable(&chain(&e)),
+        }
+    }
+    let path = write_bytes(dir.path(), "cut.parquet", &whole[..whole.len() - 1]);
+    let err = load_err(parquet_source(&path, true));
+    assert!(
+        err.contains("cut.parquet: not a readable Parquet file: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn users_too_small_for_the_split() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two interactions per user: leave-one-out holds nothing out.
+    let path = write(dir.path(), "a.csv", "user,item\n1,1\n1,2\n2,1\n2,3\n");
+    let err = prepare(
+        &named(path.clone()),
+        &Preprocess::default(),
+        &Split::LeaveOneOut,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("split leave_one_out holds nothing out: a user needs at least 3 interactions (to train on, validate and test), and the most any user has here is 2"),
+        "{err}"
+    );
+    let ratio = Split::Ratio {
+        train: 0.8,
+        valid: 0.1,
+        test: 0.1,
+        seed: 0,
+    };
+    let err = prepare(&named(path.clone()), &Preprocess::default(), &ratio)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("split ratio 0.8:0.1:0.1 holds out no test interaction"),
+        "{err}"
+    );
+    let held_out = Split::HeldOutUsers {
+        valid_users: 0,
+        test_users: 1,
+        fold_in: 0.8,
+        seed: 0,
+    };
+    let err = prepare(&named(path), &Preprocess::default(), &held_out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("split held_out_users holds out no test interaction: none of the 1 test users has the 5 interactions"),
+        "{err}"
+    );
+    // One user with 3 is enough; the small ones only train.
+    let path = write(dir.path(), "b.csv", "user,item\n1,1\n1,2\n1,3\n2,1\n");
+    let (data, _) = prepare(&named(path), &Preprocess::default(), &Split::LeaveOneOut).unwrap();
+    assert_eq!(data.stats().test, 1);
+    assert!(data.test[1].is_empty() && data.train[1].len() == 1);
+}
+
+fn load(src: DataSource) -> ember_data::Loaded {
+    match src.load() {
+        Ok(loaded) => loaded,
+        Err(e) => panic!("{}", chain(&e)),
+    }
 }

@@ -325,6 +325,24 @@ pub fn read_held_out(path: &Path) -> Result<Vec<HeldOutRow>, DecideError> {
     Ok(rows)
 }
 
+/// Reads a value per customer, `customer,value` (e.g. each customer's expected revenue), for
+/// [`ConversionValue::PerCustomer`]. A customer listed twice is an error naming the line.
+pub fn read_customer_values(path: &Path) -> Result<HashMap<i64, f64>, DecideError> {
+    let mut reader = CsvReader::open(path, &["customer", "value"], &[])?;
+    let mut values = HashMap::new();
+    while let Some(record) = reader.next_record() {
+        let record = record?;
+        let customer = record.id("customer")?;
+        let value = record
+            .number_opt("value")?
+            .ok_or_else(|| record.error("value", "empty, expected a number"))?;
+        if values.insert(customer, value).is_some() {
+            return Err(record.error("customer", format!("customer {customer} is listed twice")));
+        }
+    }
+    Ok(values)
+}
+
 /// What a conversion is worth.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConversionValue {

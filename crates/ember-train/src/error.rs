@@ -47,6 +47,9 @@ pub enum TrainError {
     /// Writing or reading an exported model failed.
     #[error("export")]
     Export(#[source] ember_infer::InferError),
+    /// A chart (the learning curves) could not be drawn.
+    #[error(transparent)]
+    Chart(#[from] ember_charts::ChartError),
     /// A benchmark setting is invalid.
     #[error("bench: {0}")]
     Bench(String),

@@ -49,8 +49,8 @@ pub mod files {
     pub const EPOCHS: &str = "metrics.jsonl";
     /// Final metrics.
     pub const METRICS: &str = "metrics.json";
-    /// Learning curves (training loss, validation metric) as SVG.
-    pub const CURVES: &str = "curves.svg";
+    /// Learning curves (training loss, validation metric) as PNG.
+    pub const CURVES: &str = "curves.png";
     /// The selected model's weights (burn's burnpack format).
     pub const WEIGHTS: &str = "model.bpk";
 }
@@ -437,7 +437,7 @@ fn run_stages(
     let main = selection - 1;
     let last = specs.len() - 1;
     let chosen = trainer.done[main].clone();
-    let curves = plot::learning_curves(&trainer.curves, &config.eval.monitor);
+    let curves = plot::learning_curves(&trainer.curves, &config.eval.monitor)?;
     let final_data = merged.as_ref().unwrap_or(data);
     let model = checkpoint::load_stage(
         run.dir(),
@@ -446,7 +446,7 @@ fn run_stages(
             .model
             .init(&model_init(final_data, config, backend), &device),
     )?;
-    run.write(files::CURVES, &curves)?;
+    run.write_bytes(files::CURVES, &curves)?;
     // The data the final model was trained on (its popularity is the matching baseline).
     let data = final_data;
     let weights = run.path(files::WEIGHTS);

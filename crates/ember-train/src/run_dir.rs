@@ -105,6 +105,12 @@ impl RunDir {
         fs::write(&path, content).map_err(TrainError::io(path))
     }
 
+    /// Writes a whole binary file (a chart).
+    pub fn write_bytes(&self, file: &str, content: &[u8]) -> Result<(), TrainError> {
+        let path = self.path(file);
+        fs::write(&path, content).map_err(TrainError::io(path))
+    }
+
     /// Appends a line to a file (e.g. JSON lines).
     pub fn append_line(&self, file: &str, line: &str) -> Result<(), TrainError> {
         let path = self.path(file);
