@@ -76,6 +76,12 @@ fn train_then_eval() {
         dir.path(),
     );
     assert!(out.status.success(), "{}", stderr(&out));
+    // The log goes to a pipe here: no colour codes in it.
+    assert!(
+        stderr(&out).contains("INFO") && !stderr(&out).contains('\x1b'),
+        "{}",
+        stderr(&out)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("HR@5") && stdout.contains("popularity"),
@@ -146,6 +152,37 @@ fn unknown_key_suggests_the_nearest() {
     let err = fails(dir.path(), &TINY.replace("epochs = 2", "epoch = 2"));
     assert!(
         err.contains("config.toml") && err.contains("did you mean `epochs`?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn output_dir_that_is_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("runs_file"), "").unwrap();
+    let config = TINY.replace(
+        "name = \"tiny\"",
+        "name = \"tiny\"\noutput_dir = \"runs_file\"",
+    );
+    let err = fails(dir.path(), &config);
+    assert!(
+        err.contains(
+            "runs_file: this is a file: output_dir (or --output-dir) must name a directory"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn more_sampled_negatives_than_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = fails(
+        dir.path(),
+        &TINY.replace("negatives = 20", "negatives = 5000"),
+    );
+    assert!(
+        err.contains("asks for 5000 negatives per user, but the catalogue has")
+            && err.contains("use fewer than"),
         "{err}"
     );
 }
@@ -324,10 +361,35 @@ fn serve_answers_and_shuts_down_gracefully() {
         .status
         .success()
     );
+    // A training run is not an export: say what to do.
+    let out = ember(&["serve", "--model", "runs/tiny"], dir.path());
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("runs/tiny: this is a training run directory, not an exported model: export it first (`ember export --run runs/tiny --out models/NAME`)"),
+        "{}",
+        stderr(&out)
+    );
     let (mut child, addr) = serve(dir.path(), "models/tiny");
 
     let (status, body) = http(&addr, "GET", "/healthz", "");
     assert_eq!(status, 200, "{body}");
+    // A body over the limit is refused as too large (413), not cut and parsed.
+    {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "POST /v1/recommend HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\nConnection: close\r\n\r\n{{\"user\": 1"
+        )
+        .unwrap();
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+        assert!(response.contains("over 1048576 bytes"), "{response}");
+    }
     assert!(
         body.contains("\"gmf\"") && body.contains("\"users\":60"),
         "{body}"

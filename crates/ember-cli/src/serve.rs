@@ -118,7 +118,12 @@ impl Body {
         let Some(v) = self.field(name) else {
             return Ok(None);
         };
-        let bad = || error(400, format!("`{name}` must be a list of integer ids, got {v}"));
+        let bad = || {
+            error(
+                400,
+                format!("`{name}` must be a list of integer ids, got {v}"),
+            )
+        };
         let list = v.as_array().ok_or_else(bad)?;
         list.iter()
             .map(|x| x.as_i64().ok_or_else(bad))
@@ -145,7 +150,10 @@ impl Body {
         match self.field(name) {
             None => Ok(false),
             Some(Value::Bool(b)) => Ok(*b),
-            Some(v) => Err(error(400, format!("`{name}` must be true or false, got {v}"))),
+            Some(v) => Err(error(
+                400,
+                format!("`{name}` must be true or false, got {v}"),
+            )),
         }
     }
 
@@ -297,7 +305,11 @@ fn decide_error(e: DecideError) -> Reply {
 }
 
 fn known(include: bool) -> Known {
-    if include { Known::Include } else { Known::Exclude }
+    if include {
+        Known::Include
+    } else {
+        Known::Exclude
+    }
 }
 
 fn action_score(s: &ActionScore) -> Value {
@@ -349,7 +361,14 @@ fn handle(
             let reply = (|| {
                 let q = Body::parse(
                     body,
-                    &["user", "history", "k", "exclude", "include_known", "explain"],
+                    &[
+                        "user",
+                        "history",
+                        "k",
+                        "exclude",
+                        "include_known",
+                        "explain",
+                    ],
                 )?;
                 let k = q.k()?;
                 let exclude = q.ids("exclude")?.unwrap_or_default();
@@ -364,7 +383,9 @@ fn handle(
                         let items = model
                             .recommend_for(user, k, &options)
                             .map_err(infer_error)?;
-                        Ok(ok(json!({ "user": user, "items": scored(items, explain > 0) })))
+                        Ok(ok(
+                            json!({ "user": user, "items": scored(items, explain > 0) }),
+                        ))
                     }
                     (None, Some(history)) => {
                         let items = model
@@ -395,7 +416,9 @@ fn handle(
                 let users = model
                     .audience_for(item, q.k()?, &options)
                     .map_err(infer_error)?;
-                Ok(ok(json!({ "item": item, "users": scored(users, explain > 0) })))
+                Ok(ok(
+                    json!({ "item": item, "users": scored(users, explain > 0) }),
+                ))
             })();
             ("audience", reply.unwrap_or_else(|e| e))
         }
@@ -456,12 +479,25 @@ fn serve_one(
 ) {
     let started = Instant::now();
     let mut body = String::new();
-    let read = request.as_reader().take(MAX_BODY).read_to_string(&mut body);
+    let too_large = || {
+        let message = format!("the request body is over {MAX_BODY} bytes (1 MiB), the limit");
+        ("other", error(413, message))
+    };
     let method = request.method().clone();
     let url = request.url().to_string();
-    let (route, reply) = match read {
-        Ok(_) => handle(model, actions, metrics, &method, &url, &body),
-        Err(e) => ("other", error(400, format!("unreadable body: {e}"))),
+    let (route, reply) = if request.body_length().is_some_and(|n| n as u64 > MAX_BODY) {
+        too_large()
+    } else {
+        // One byte past the limit tells a body without a length that is too long.
+        match request
+            .as_reader()
+            .take(MAX_BODY + 1)
+            .read_to_string(&mut body)
+        {
+            Ok(n) if n as u64 > MAX_BODY => too_large(),
+            Ok(_) => handle(model, actions, metrics, &method, &url, &body),
+            Err(e) => ("other", error(400, format!("unreadable body: {e}"))),
+        }
     };
     let content_type = if reply.json {
         "application/json"
@@ -488,7 +524,7 @@ pub fn serve(
     threads: usize,
     actions: Option<ActionTables>,
 ) -> Result<()> {
-    let model = Arc::new(ExportedModel::load(model_dir)?);
+    let model = Arc::new(crate::output::load_model(model_dir)?);
     if let Some(tables) = &actions {
         tables.inputs(0, 0).check(&model)?;
     }

@@ -156,6 +156,16 @@ pub enum PlanError {
         "eval.protocol `fixed_negatives` needs a source with a negatives file (format `ncf` with <prefix>.test.negative)"
     )]
     NoNegativesFile,
+    /// More sampled negatives than the catalogue can give.
+    #[error(
+        "eval.protocol `sampled` asks for {negatives} negatives per user, but the catalogue has {items} items: use fewer than {items} negatives, or `full_ranking` (which ranks every item)"
+    )]
+    TooManyNegatives {
+        /// Negatives asked for.
+        negatives: usize,
+        /// Items in the catalogue.
+        items: usize,
+    },
 }
 
 /// The candidates of both held-out splits under one protocol, drawn once per run.
@@ -193,6 +203,12 @@ impl EvaluationPlan {
                 negatives,
                 sampling,
             } => {
+                if *negatives >= n_items as usize {
+                    return Err(PlanError::TooManyNegatives {
+                        negatives: *negatives,
+                        items: n_items as usize,
+                    });
+                }
                 let popularity = data.item_popularity();
                 let weights = match sampling {
                     ember_metrics::NegativeSampling::Uniform => None,

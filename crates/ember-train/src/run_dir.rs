@@ -20,6 +20,14 @@ pub struct RunDir {
 impl RunDir {
     /// Starts `<output_dir>/<name>`; when that exists, `<name>-1`, `<name>-2`, … is used.
     pub fn create(output_dir: &Path, name: &str) -> Result<Self, TrainError> {
+        if output_dir.exists() && !output_dir.is_dir() {
+            // Otherwise the OS says only "File exists".
+            return Err(TrainError::io(output_dir)(std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                "this is a file: output_dir (or --output-dir) must name a directory, where run \
+                 directories are written",
+            )));
+        }
         fs::create_dir_all(output_dir).map_err(TrainError::io(output_dir))?;
         let mut target = output_dir.join(name);
         let mut n = 0;

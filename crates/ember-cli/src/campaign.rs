@@ -1,0 +1,674 @@
+//! `ember campaign`: who gets an item's campaign (the customers who do not have it, ranked by
+//! the model, within a budget, with a seeded random control group), how large the groups must
+//! be, and what targeting is worth on interactions the model never saw (gains and lift against
+//! random targeting and against sending to everyone). `ember campaign measure`: what the
+//! campaign did, target against control.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use ember_charts::{Corner, LineChart, Marker, Series, Stroke};
+use ember_decide::Known;
+use ember_decide::campaign::{
+    self, AudienceOptions, ConversionValue, Evaluation, EvaluationOptions, HeldOutRow, Measurement,
+    Outcome,
+};
+use serde::{Deserialize, Serialize};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use crate::output::{PartialDir, spinner};
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct CampaignArgs {
+    #[command(subcommand)]
+    command: Option<CampaignCommand>,
+    #[command(flatten)]
+    plan: PlanArgs,
+}
+
+#[derive(Subcommand)]
+enum CampaignCommand {
+    /// After the campaign: observed conversion of target against control, the lift with its
+    /// 95% interval and p-value, and a plain-language verdict.
+    Measure(MeasureArgs),
+}
+
+#[derive(Args)]
+struct PlanArgs {
+    /// An exported model directory (`ember export`).
+    #[arg(long, required = true)]
+    model: Option<PathBuf>,
+    /// The item the campaign promotes (external id).
+    #[arg(long, required = true)]
+    item: Option<i64>,
+    /// Customers in the audience (target and control together): the campaign's cap.
+    #[arg(long, required = true)]
+    budget: Option<usize>,
+    /// What one conversion is worth (default: 1, so values count conversions).
+    #[arg(long, conflicts_with = "values")]
+    value: Option<f64>,
+    /// What each customer's conversion is worth: a CSV file `customer,value`.
+    #[arg(long)]
+    values: Option<PathBuf>,
+    /// What one contact costs, subtracted in the net values.
+    #[arg(long, default_value_t = 0.0)]
+    cost: f64,
+    /// The share of the audience held out as a random control group, in [0, 1).
+    #[arg(long, default_value_t = campaign::DEFAULT_CONTROL_SHARE)]
+    control: f64,
+    /// Seed of the control group's draw.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Interactions the model never saw, e.g. later purchases: a CSV file
+    /// `customer,item[,value]`. Gives the gains and lift charts.
+    #[arg(long, conflicts_with = "run")]
+    holdout: Option<PathBuf>,
+    /// Use the test split of this run (the model's training run) as the held-out interactions.
+    #[arg(long)]
+    run: Option<PathBuf>,
+    /// The control group's expected conversion rate, for the group sizes (default: the
+    /// held-out conversion rate of the audience when held-out interactions are given, else 2%).
+    #[arg(long)]
+    baseline_rate: Option<f64>,
+    /// The target group's expected conversion rate with the contact (default: the baseline
+    /// rate plus 25% of it).
+    #[arg(long)]
+    expected_rate: Option<f64>,
+    /// Output directory (must not exist): audience.csv, campaign.json and, with held-out
+    /// interactions, curve.csv, gains.png and lift.png.
+    #[arg(long, required = true)]
+    out: Option<PathBuf>,
+    /// Hide the progress spinner.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Args)]
+struct MeasureArgs {
+    /// The campaign's audience file (`customer,…,group`), as `ember campaign` wrote it.
+    #[arg(long)]
+    audience: PathBuf,
+    /// What customers did: a CSV file `customer,converted[,value]` (converted: 1/0,
+    /// true/false or yes/no); audience members without a row count as not converted.
+    #[arg(long)]
+    outcomes: PathBuf,
+}
+
+/// The relative lift assumed for the group sizes when none is given.
+const DEFAULT_RELATIVE_LIFT: f64 = 0.25;
+/// The control's conversion rate assumed without held-out interactions.
+const DEFAULT_BASELINE: f64 = 0.02;
+
+/// What `campaign.json` holds: the headline numbers, for people and for `ember report`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CampaignSummary {
+    pub item: i64,
+    pub budget: usize,
+    /// Customers who could be chosen (do not have the item).
+    pub eligible: usize,
+    pub target: usize,
+    pub control: usize,
+    pub control_share: f64,
+    pub seed: u64,
+    pub power: PowerSummary,
+    /// On held-out interactions, when given.
+    pub evaluation: Option<EvaluationSummary>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PowerSummary {
+    pub baseline: f64,
+    pub baseline_source: String,
+    pub expected: f64,
+    pub expected_source: String,
+    pub per_group: usize,
+    pub warning: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EvaluationSummary {
+    /// Where the held-out interactions came from.
+    pub held_out: String,
+    /// How conversions were valued.
+    pub value_basis: String,
+    pub eligible: usize,
+    pub converters: usize,
+    pub at_budget: OutcomeSummary,
+    pub random: OutcomeSummary,
+    pub everyone: OutcomeSummary,
+    /// Conversions at the budget over random targeting's.
+    pub lift: f64,
+    /// The share of all conversions the budget reaches.
+    pub captured: f64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OutcomeSummary {
+    pub contacted: usize,
+    pub conversions: f64,
+    pub rate: f64,
+    pub value: f64,
+    pub net_value: f64,
+}
+
+impl From<Outcome> for OutcomeSummary {
+    fn from(o: Outcome) -> Self {
+        Self {
+            contacted: o.contacted,
+            conversions: o.conversions,
+            rate: o.rate,
+            value: o.value,
+            net_value: o.net_value,
+        }
+    }
+}
+
+pub fn run(args: CampaignArgs) -> Result<()> {
+    match args.command {
+        Some(CampaignCommand::Measure(m)) => measure(&m),
+        None => plan(args.plan),
+    }
+}
+
+/// Held-out interactions and how the evaluation's eligible customers are found.
+struct HeldOut {
+    rows: Vec<HeldOutRow>,
+    description: String,
+    /// Whether the rows carry values for every interaction with the item.
+    recorded_values: bool,
+    /// Customers who had the item before the held-out period (for a run's test split, whose
+    /// items the export counts as known): the evaluation ranks everyone else.
+    owners: Option<Vec<i64>>,
+}
+
+fn held_out(args: &PlanArgs, item: i64) -> Result<Option<HeldOut>> {
+    if let Some(path) = &args.holdout {
+        let rows = campaign::read_held_out(path)?;
+        let recorded_values = rows
+            .iter()
+            .filter(|r| r.item == item)
+            .all(|r| r.value.is_some())
+            && rows.iter().any(|r| r.item == item);
+        return Ok(Some(HeldOut {
+            description: format!("{} ({} interactions)", path.display(), rows.len()),
+            rows,
+            recorded_values,
+            owners: None,
+        }));
+    }
+    let Some(run_dir) = &args.run else {
+        return Ok(None);
+    };
+    let run = ember_train::load_run(run_dir, ember_train::Backend::Flex)
+        .with_context(|| format!("reading the run {}", run_dir.display()))?;
+    let data = &run.data;
+    let external_user = |u: usize| data.user_ids.external(u as u32);
+    let mut rows = Vec::new();
+    for (u, items) in data.test.iter().enumerate() {
+        for &i in items {
+            rows.push(HeldOutRow {
+                customer: external_user(u),
+                item: data.item_ids.external(i),
+                value: None,
+            });
+        }
+    }
+    // The export knows every split's items; before the test period a customer had the
+    // training and validation ones.
+    let owners = match data.item_ids.internal(item) {
+        Some(i) => (0..data.train.len())
+            .filter(|&u| data.train[u].contains(&i) || data.valid[u].contains(&i))
+            .map(external_user)
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(Some(HeldOut {
+        description: format!(
+            "the test split of {} ({} interactions)",
+            run_dir.display(),
+            rows.len()
+        ),
+        rows,
+        recorded_values: false,
+        owners: Some(owners),
+    }))
+}
+
+fn plan(args: PlanArgs) -> Result<()> {
+    let (Some(model_dir), Some(item), Some(budget), Some(out)) =
+        (&args.model, args.item, args.budget, &args.out)
+    else {
+        bail!("--model, --item, --budget and --out are required");
+    };
+    if budget == 0 {
+        bail!("--budget must be at least 1");
+    }
+    if !(0.0..1.0).contains(&args.control) {
+        bail!("--control must lie in [0, 1), got {}", args.control);
+    }
+    for (flag, rate) in [
+        ("--baseline-rate", args.baseline_rate),
+        ("--expected-rate", args.expected_rate),
+    ] {
+        if let Some(r) = rate
+            && !(r > 0.0 && r < 1.0)
+        {
+            bail!("{flag} must lie strictly between 0 and 1, got {r}");
+        }
+    }
+    let model = crate::output::load_model(model_dir)?;
+    model.item_index(item).with_context(|| {
+        format!("--item {item}: the model has no such item (ids are the data's own)")
+    })?;
+    let values = args
+        .values
+        .as_deref()
+        .map(campaign::read_customer_values)
+        .transpose()?;
+    let show = !args.no_progress && std::io::stderr().is_terminal();
+    let dir = PartialDir::create(out)?;
+
+    let bar = spinner(format!("ranking customers for item {item}"), show);
+    let mut options = AudienceOptions::new(budget);
+    options.control_share = args.control;
+    options.seed = args.seed;
+    let audience = campaign::select_audience(&model, item, &options)?;
+    audience.write_csv(&dir.path("audience.csv"))?;
+    bar.finish_and_clear();
+    let (target, control) = (
+        audience.count(campaign::Group::Target),
+        audience.count(campaign::Group::Control),
+    );
+    println!(
+        "campaign for item {item}: {} customers of the {} who do not have it ({} target, {} \
+         control, seed {})",
+        audience.members.len(),
+        audience.eligible,
+        target,
+        control,
+        args.seed
+    );
+
+    let held = held_out(&args, item)?;
+    let mut evaluation_summary = None;
+    let mut evaluation: Option<Evaluation> = None;
+    if let Some(held) = &held {
+        let bar = spinner("evaluating on held-out interactions".into(), show);
+        let (value, value_basis) = match (&values, args.value) {
+            (Some(v), _) => (
+                ConversionValue::PerCustomer(v.clone()),
+                format!(
+                    "per customer, from {}",
+                    args.values.as_ref().unwrap().display()
+                ),
+            ),
+            (None, Some(v)) => (
+                ConversionValue::PerConversion(v),
+                format!("{v} per conversion (--value)"),
+            ),
+            (None, None) if held.recorded_values => (
+                ConversionValue::Recorded,
+                "the held-out interactions' own `value`".to_string(),
+            ),
+            (None, None) => (
+                ConversionValue::PerConversion(1.0),
+                "1 per conversion (no --value given): values count conversions".to_string(),
+            ),
+        };
+        let mut options = EvaluationOptions::new(budget, 1.0);
+        options.value = value;
+        options.cost_per_contact = args.cost;
+        if let Some(owners) = &held.owners {
+            options.known = Known::Include;
+            options.exclude = owners.clone();
+        }
+        let e = campaign::evaluate_audience(&model, item, &held.rows, &options)?;
+        bar.finish_and_clear();
+        write_curve(&dir, &e)?;
+        dir.write("gains.png", &gains_chart(item, &e)?)?;
+        dir.write("lift.png", &lift_chart(item, &e)?)?;
+        print_evaluation(&e, &held.description, &value_basis);
+        evaluation_summary = Some(EvaluationSummary {
+            held_out: held.description.clone(),
+            value_basis,
+            eligible: e.eligible,
+            converters: e.converters,
+            at_budget: e.at_budget.into(),
+            random: e.random.into(),
+            everyone: e.everyone.into(),
+            lift: e.lift,
+            captured: e.captured,
+        });
+        evaluation = Some(e);
+    }
+
+    // Group sizes: the control's rate without contact against the target's with it.
+    let held_rate = evaluation
+        .as_ref()
+        .map(|e| e.at_budget.rate)
+        .filter(|r| *r > 0.0 && *r < 1.0);
+    let (baseline, baseline_source) = match (args.baseline_rate, held_rate, &held) {
+        (Some(b), _, _) => (b, "given with --baseline-rate".to_string()),
+        (None, Some(r), Some(h)) => (
+            r,
+            format!(
+                "the held-out conversion rate of the model's top {} customers in {}",
+                evaluation.as_ref().map_or(0, |e| e.at_budget.contacted),
+                h.description
+            ),
+        ),
+        (None, _, Some(_)) => (
+            DEFAULT_BASELINE,
+            format!(
+                "default {:.0}%: no customer of the budget converted in the held-out data",
+                DEFAULT_BASELINE * 100.0
+            ),
+        ),
+        (None, _, None) => (
+            DEFAULT_BASELINE,
+            format!(
+                "default {:.0}% (no held-out interactions: give --holdout, --run or --baseline-rate)",
+                DEFAULT_BASELINE * 100.0
+            ),
+        ),
+    };
+    let (expected, expected_source) = match args.expected_rate {
+        Some(r) => (r, "given with --expected-rate".to_string()),
+        None => (
+            baseline * (1.0 + DEFAULT_RELATIVE_LIFT),
+            format!(
+                "default: the baseline plus {:.0}% of it (set --expected-rate)",
+                DEFAULT_RELATIVE_LIFT * 100.0
+            ),
+        ),
+    };
+    let power = campaign::power_check(target, control, baseline, expected)
+        .context("the group-size calculation")?;
+    println!(
+        "group sizes (95% confidence, two-sided; 80% power): telling {:.2}% from {:.2}% needs {} \
+         customers per group",
+        baseline * 100.0,
+        expected * 100.0,
+        power.per_group
+    );
+    println!("  baseline {:.2}%: {baseline_source}", baseline * 100.0);
+    println!("  expected {:.2}%: {expected_source}", expected * 100.0);
+    if let Some(warning) = &power.warning {
+        eprintln!("warning: {warning}");
+    }
+    let summary = CampaignSummary {
+        item,
+        budget,
+        eligible: audience.eligible,
+        target,
+        control,
+        control_share: args.control,
+        seed: args.seed,
+        power: PowerSummary {
+            baseline,
+            baseline_source,
+            expected,
+            expected_source,
+            per_group: power.per_group,
+            warning: power.warning.clone(),
+        },
+        evaluation: evaluation_summary,
+    };
+    dir.write(
+        "campaign.json",
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    let written = dir.commit()?;
+    println!(
+        "wrote {}/ (audience.csv, campaign.json{})",
+        written.display(),
+        if evaluation.is_some() {
+            ", curve.csv, gains.png, lift.png"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+fn print_evaluation(e: &Evaluation, held_out: &str, value_basis: &str) {
+    println!(
+        "on held-out interactions ({held_out}): {} of the {} eligible customers converted",
+        e.converters, e.eligible
+    );
+    println!("  values: {value_basis}");
+    println!(
+        "  {:<28} {:>10} {:>12} {:>8} {:>12} {:>12}",
+        "", "contacted", "conversions", "rate", "value", "net value"
+    );
+    let top = format!("model's top {}", e.at_budget.contacted);
+    let random = format!("{} at random", e.random.contacted);
+    for (name, o) in [
+        (top.as_str(), &e.at_budget),
+        (random.as_str(), &e.random),
+        ("everyone (mass send)", &e.everyone),
+    ] {
+        println!(
+            "  {name:<28} {:>10} {:>12.1} {:>7.2}% {:>12.2} {:>12.2}",
+            o.contacted,
+            o.conversions,
+            o.rate * 100.0,
+            o.value,
+            o.net_value
+        );
+    }
+    let share = e.at_budget.contacted as f64 / e.eligible.max(1) as f64;
+    println!(
+        "  lift against random targeting: {:.2}×; the top {:.1}% of customers hold {:.1}% of the \
+         conversions (sending to everyone takes {:.1}× the contacts for {:.1}× the conversions)",
+        e.lift,
+        share * 100.0,
+        e.captured * 100.0,
+        e.everyone.contacted as f64 / e.at_budget.contacted.max(1) as f64,
+        if e.at_budget.conversions > 0.0 {
+            e.everyone.conversions / e.at_budget.conversions
+        } else {
+            f64::INFINITY
+        }
+    );
+}
+
+fn write_curve(dir: &PartialDir, e: &Evaluation) -> Result<()> {
+    let mut text =
+        String::from("contacted,share_contacted,conversions,gain,lift,value,net_value\n");
+    for p in &e.curve {
+        text.push_str(&format!(
+            "{},{},{},{},{},{},{}\n",
+            p.contacted, p.share_contacted, p.conversions, p.gain, p.lift, p.value, p.net_value
+        ));
+    }
+    dir.write("curve.csv", text.as_bytes())
+}
+
+fn budget_marker(e: &Evaluation) -> Marker {
+    let share = e.at_budget.contacted as f64 / e.eligible.max(1) as f64;
+    Marker {
+        x: share * 100.0,
+        label: format!("budget: {} customers", e.at_budget.contacted),
+    }
+}
+
+/// Cumulative gains: the share of the held-out conversions reached by contacting the best x%.
+pub fn gains_chart(item: i64, e: &Evaluation) -> Result<Vec<u8>> {
+    let chart = LineChart {
+        title: format!(
+            "Cumulative gains, item {item} ({} conversions held out)",
+            e.converters
+        ),
+        x_label: "% of eligible customers contacted, best first".into(),
+        y_label: "% of conversions reached".into(),
+        series: vec![
+            Series {
+                label: "targeted by the model".into(),
+                points: e
+                    .curve
+                    .iter()
+                    .map(|p| (p.share_contacted * 100.0, p.gain * 100.0))
+                    .collect(),
+                stroke: Stroke::Data,
+            },
+            Series {
+                label: "random targeting".into(),
+                points: vec![(0.0, 0.0), (100.0, 100.0)],
+                stroke: Stroke::Reference,
+            },
+        ],
+        marker: Some(budget_marker(e)),
+        legend: Corner::LowerRight,
+        y_from_zero: true,
+        whole_x: false,
+    };
+    Ok(ember_charts::line_charts(&[chart], 900, 540)?)
+}
+
+/// Lift: the conversion rate of the best x% over the eligible customers' rate.
+pub fn lift_chart(item: i64, e: &Evaluation) -> Result<Vec<u8>> {
+    let chart = LineChart {
+        title: format!("Lift over random targeting, item {item}"),
+        x_label: "% of eligible customers contacted, best first".into(),
+        y_label: "lift (× the random rate)".into(),
+        series: vec![
+            Series {
+                label: "targeted by the model".into(),
+                points: e
+                    .curve
+                    .iter()
+                    .filter(|p| p.contacted > 0)
+                    .map(|p| (p.share_contacted * 100.0, p.lift))
+                    .collect(),
+                stroke: Stroke::Data,
+            },
+            Series {
+                label: "random targeting (1×)".into(),
+                points: vec![(0.0, 1.0), (100.0, 1.0)],
+                stroke: Stroke::Reference,
+            },
+        ],
+        marker: Some(budget_marker(e)),
+        legend: Corner::UpperRight,
+        y_from_zero: true,
+        whole_x: false,
+    };
+    Ok(ember_charts::line_charts(&[chart], 900, 540)?)
+}
+
+fn measure(args: &MeasureArgs) -> Result<()> {
+    let audience = campaign::read_audience(&args.audience)?;
+    let outcomes = campaign::read_outcomes(&args.outcomes)?;
+    let m = campaign::measure(&audience, &outcomes)?;
+    print_measurement(&m);
+    println!();
+    println!("{}", verdict(&m));
+    Ok(())
+}
+
+fn percent(x: f64) -> String {
+    format!("{:.2}%", x * 100.0)
+}
+
+fn print_measurement(m: &Measurement) {
+    println!(
+        "{:<10} {:>10} {:>12} {:>8}   {:<22} {:>12}",
+        "group", "customers", "conversions", "rate", "95% interval", "value"
+    );
+    for (name, g) in [("target", &m.target), ("control", &m.control)] {
+        println!(
+            "{name:<10} {:>10} {:>12} {:>8}   {:<22} {:>12.2}",
+            g.customers,
+            g.conversions,
+            percent(g.rate),
+            format!(
+                "{} to {}",
+                percent(g.interval.low),
+                percent(g.interval.high)
+            ),
+            g.value
+        );
+    }
+    println!(
+        "absolute lift: {:+.2} points (95% interval {:+.2} to {:+.2}, Newcombe)",
+        m.difference * 100.0,
+        m.difference_interval.low * 100.0,
+        m.difference_interval.high * 100.0
+    );
+    match (m.relative_lift, m.relative_interval) {
+        (Some(r), Some(i)) => println!(
+            "relative lift: {:+.1}% (95% interval {:+.1}% to {:+.1}%, log ratio)",
+            r * 100.0,
+            i.low * 100.0,
+            i.high * 100.0
+        ),
+        (Some(r), None) => println!(
+            "relative lift: {:+.1}% (no interval: a group without conversions)",
+            r * 100.0
+        ),
+        _ => println!("relative lift: undefined (the control group had no conversions)"),
+    }
+    println!(
+        "two-proportion z-test: z = {:.3}, p = {:.4}",
+        m.z, m.p_value
+    );
+    println!(
+        "added by the contact: {:.1} conversions, {:.2} in value, over the {} target customers",
+        m.incremental_conversions, m.incremental_value, m.target.customers
+    );
+    if m.without_outcome > 0 || m.outside_audience > 0 {
+        println!(
+            "({} audience members had no outcome row and count as not converted; {} outcome rows \
+             were of customers outside the audience and were ignored)",
+            m.without_outcome, m.outside_audience
+        );
+    }
+}
+
+/// A short verdict a stakeholder can read.
+pub fn verdict(m: &Measurement) -> String {
+    let (t, c) = (percent(m.target.rate), percent(m.control.rate));
+    let (low, high) = (
+        m.difference_interval.low * 100.0,
+        m.difference_interval.high * 100.0,
+    );
+    if low > 0.0 {
+        format!(
+            "Verdict: the campaign worked. Contacted customers converted at {t}, against {c} in \
+             the control group that was not contacted: {:.1} more conversions than without the \
+             campaign. The true lift lies between {low:.2} and {high:.2} percentage points (95% \
+             confidence); a difference this large would arise by chance alone with probability \
+             {:.4}.",
+            m.incremental_conversions, m.p_value
+        )
+    } else if high < 0.0 {
+        format!(
+            "Verdict: the campaign hurt. Contacted customers converted at {t}, below the {c} of \
+             the control group; the lift lies between {low:.2} and {high:.2} percentage points \
+             (95% confidence), p = {:.4}.",
+            m.p_value
+        )
+    } else {
+        format!(
+            "Verdict: not proven. Contacted customers converted at {t} and the control group at \
+             {c}, but the difference could be chance: the true lift lies anywhere between \
+             {low:.2} and {high:.2} percentage points (95% confidence), p = {:.4}. Larger groups \
+             (see the group sizes `ember campaign` printed) would settle it.",
+            m.p_value
+        )
+    }
+}
+
+/// Reads a campaign directory's `campaign.json`.
+pub fn read_summary(dir: &Path) -> Result<CampaignSummary> {
+    let path = dir.join("campaign.json");
+    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: not a campaign summary written by `ember campaign`",
+            path.display()
+        )
+    })
+}

@@ -1,0 +1,134 @@
+//! `ember nba`: each customer's next best action from an actions table (value × propensity ×
+//! eligibility), with the runner-up and the parts of each score.
+
+use anyhow::Result;
+use clap::Args;
+use ember_decide::DecideError;
+use ember_decide::nba::{self, Decision, NbaInputs};
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use crate::output::{parse_day, progress, today};
+
+#[derive(Args)]
+pub struct NbaArgs {
+    /// An exported model directory (`ember export`).
+    #[arg(long)]
+    model: PathBuf,
+    /// The actions: a CSV file `id,items,value[,categories,cap,cooldown_days]` (`items` and
+    /// `categories` are `;`-separated lists).
+    #[arg(long)]
+    actions: PathBuf,
+    /// Item categories, for actions with an allow-list: a CSV file `item,category`.
+    #[arg(long)]
+    items: Option<PathBuf>,
+    /// Past contacts, for caps and cool-downs: a CSV file `customer,action,day` (day:
+    /// YYYY-MM-DD or a day number).
+    #[arg(long)]
+    contacts: Option<PathBuf>,
+    /// The day decisions are made on, YYYY-MM-DD or a day number (default: today, UTC).
+    #[arg(long)]
+    today: Option<String>,
+    /// Add a `because` column: N of the customer's own items that weigh most in each
+    /// propensity.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    explain: usize,
+    /// Only these customers: a CSV file with a `user` column (default: every customer).
+    #[arg(long)]
+    users: Option<PathBuf>,
+    /// Output CSV: customer,rank,action,item,value,propensity,eligibility,score[,because];
+    /// rank 1 is the best action, 2 the runner-up.
+    #[arg(long)]
+    out: PathBuf,
+    /// Hide the progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+pub fn run(args: NbaArgs) -> Result<()> {
+    let model = crate::output::load_model(&args.model)?;
+    let actions = nba::read_actions(&args.actions)?;
+    let categories = match &args.items {
+        Some(path) => nba::read_categories(path)?,
+        None => nba::ItemCategories::default(),
+    };
+    let contacts = match &args.contacts {
+        Some(path) => nba::read_contacts(path, &actions)?,
+        None => nba::ContactHistory::default(),
+    };
+    let today = match &args.today {
+        Some(text) => parse_day(text, "--today")?,
+        None => today(),
+    };
+    let inputs = NbaInputs {
+        actions: &actions,
+        categories: &categories,
+        contacts: &contacts,
+        today,
+        explain: args.explain,
+    };
+    let customers: Vec<i64> = match &args.users {
+        Some(path) => {
+            let users = ember_decide::read_ids(path, "user")?;
+            for (row, &user) in users.iter().enumerate() {
+                model.user_index(user).map_err(|_| {
+                    anyhow::anyhow!(
+                        "{}: user {user} (data row {}) is not a customer of the model",
+                        path.display(),
+                        row + 1
+                    )
+                })?;
+            }
+            users
+        }
+        None => model.manifest().user_ids.clone(),
+    };
+    let show = !args.no_progress && std::io::stderr().is_terminal();
+    let bar = progress(customers.len() as u64, "deciding", show);
+    let mut best: BTreeMap<String, usize> = BTreeMap::new();
+    let mut ineligible: BTreeMap<String, usize> = BTreeMap::new();
+    let decisions = nba::next_best_actions(&model, customers, &inputs)?.inspect(
+        |d: &Result<Decision, DecideError>| {
+            if let Ok(d) = d {
+                bar.inc(1);
+                if let Some(b) = &d.best {
+                    *best.entry(b.action.clone()).or_default() += 1;
+                }
+                for (_, why) in &d.ineligible {
+                    let reason = match why {
+                        nba::Ineligible::OwnsItems => "has every promoted item",
+                        nba::Ineligible::Category => "outside the action's categories",
+                        nba::Ineligible::Cap { .. } => "contact cap reached",
+                        nba::Ineligible::CoolDown { .. } => "within the cool-down",
+                    };
+                    *ineligible.entry(reason.to_string()).or_default() += 1;
+                }
+            }
+        },
+    );
+    let summary = nba::write_csv(decisions, &args.out, args.explain > 0)?;
+    bar.finish_and_clear();
+    println!(
+        "decided {} customers ({} with no eligible action), wrote {}",
+        summary.customers,
+        summary.without_action,
+        args.out.display()
+    );
+    println!("best action:");
+    for action in &actions {
+        let n = best.get(&action.id).copied().unwrap_or(0);
+        println!(
+            "  {:<24} {n:>8} customers ({:.1}%)",
+            action.id,
+            100.0 * n as f64 / summary.customers.max(1) as f64
+        );
+    }
+    if !ineligible.is_empty() {
+        println!("actions not offered (customer × action), by the first rule failed:");
+        for (reason, n) in &ineligible {
+            println!("  {reason:<32} {n:>8}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! `ember recommend`: every (or every listed) customer's top-k items from an exported model,
+//! streamed to CSV or Parquet a chunk of customers at a time, so memory holds one chunk (and
+//! one Parquet row group) whatever the number of customers.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use ember_decide::batch::{BatchOptions, UserRecommendations, recommend_all, recommend_users};
+use ember_decide::{DecideError, ExportedModel, Known};
+use polars::prelude::{Column, DataFrame, ParquetWriter};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use crate::output::{partial_name, progress};
+
+#[derive(Args)]
+pub struct RecommendArgs {
+    /// An exported model directory (`ember export`).
+    #[arg(long)]
+    model: PathBuf,
+    /// Items per customer.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Only these customers: a CSV file with a `user` column (default: every customer of the
+    /// model).
+    #[arg(long)]
+    users: Option<PathBuf>,
+    /// Items never to recommend to anyone (e.g. sensitive categories): a CSV file with an
+    /// `item` column.
+    #[arg(long)]
+    suppress: Option<PathBuf>,
+    /// Rank the items each customer already has with the rest (by default they are left out).
+    #[arg(long)]
+    include_known: bool,
+    /// Add a `because` column: the N items of the customer's own that weigh most in each
+    /// recommendation (`;`-separated, strongest first).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    explain: usize,
+    /// Customers scored together (the memory held at a time).
+    #[arg(long, default_value_t = 256)]
+    chunk: usize,
+    /// Output file: `.csv` (columns user,rank,item,score[,because]) or `.parquet` (the same
+    /// columns, in row groups of about 100,000 rows).
+    #[arg(long)]
+    out: PathBuf,
+    /// Hide the progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+/// Rows buffered before a Parquet row group is written.
+const ROW_GROUP: usize = 100_000;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Format {
+    Csv,
+    Parquet,
+}
+
+pub fn run(args: RecommendArgs) -> Result<()> {
+    let format = match args.out.extension().and_then(|e| e.to_str()) {
+        Some("csv") => Format::Csv,
+        Some("parquet") => Format::Parquet,
+        _ => bail!(
+            "--out {}: name a .csv or a .parquet file (the extension picks the format)",
+            args.out.display()
+        ),
+    };
+    if args.k == 0 {
+        bail!("--k must be at least 1");
+    }
+    let model = crate::output::load_model(&args.model)?;
+    let suppress = match &args.suppress {
+        Some(path) => ember_decide::read_ids(path, "item")?,
+        None => Vec::new(),
+    };
+    let options = BatchOptions {
+        k: args.k,
+        chunk: args.chunk.max(1),
+        suppress,
+        known: if args.include_known {
+            Known::Include
+        } else {
+            Known::Exclude
+        },
+        explain: args.explain,
+    };
+    let listed = match &args.users {
+        Some(path) => Some(read_customers(&model, path)?),
+        None => None,
+    };
+    let total = listed
+        .as_ref()
+        .map_or(model.manifest().user_ids.len(), Vec::len);
+    let show = !args.no_progress && std::io::stderr().is_terminal();
+    let bar = progress(total as u64, "recommending", show);
+    let explain = args.explain > 0;
+    let summary = {
+        let tick = |answer: &Result<UserRecommendations, DecideError>| {
+            if answer.is_ok() {
+                bar.inc(1);
+            }
+        };
+        match listed {
+            Some(users) => {
+                let stream = recommend_users(&model, users, options)?.inspect(tick);
+                write(stream, &args.out, format, explain)?
+            }
+            None => {
+                let stream = recommend_all(&model, options)?.inspect(tick);
+                write(stream, &args.out, format, explain)?
+            }
+        }
+    };
+    bar.finish_and_clear();
+    println!(
+        "wrote {} recommendations for {} customers to {}",
+        summary.1,
+        summary.0,
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// Reads the `user` column of `path` and checks every id against the model, so that an
+/// unknown customer is named with its row before anything is written.
+fn read_customers(model: &ExportedModel, path: &Path) -> Result<Vec<i64>> {
+    let users = ember_decide::read_ids(path, "user")?;
+    for (row, &user) in users.iter().enumerate() {
+        if model.user_index(user).is_err() {
+            bail!(
+                "{}: user {user} (data row {}) is not a customer of the model",
+                path.display(),
+                row + 1
+            );
+        }
+    }
+    Ok(users)
+}
+
+fn write(
+    stream: impl Iterator<Item = Result<UserRecommendations, DecideError>>,
+    out: &Path,
+    format: Format,
+    explain: bool,
+) -> Result<(usize, usize)> {
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
+    }
+    match format {
+        Format::Csv => {
+            let s = ember_decide::batch::write_csv(stream, out, explain)?;
+            Ok((s.users, s.rows))
+        }
+        Format::Parquet => {
+            let partial = partial_name(out);
+            let result = write_parquet(stream, &partial, explain).and_then(|counts| {
+                std::fs::rename(&partial, out).with_context(|| out.display().to_string())?;
+                Ok(counts)
+            });
+            if result.is_err() {
+                let _ = std::fs::remove_file(&partial);
+            }
+            result
+        }
+    }
+}
+
+/// The columns of a batch of rows.
+#[derive(Default)]
+struct Rows {
+    user: Vec<i64>,
+    rank: Vec<u32>,
+    item: Vec<i64>,
+    score: Vec<f32>,
+    because: Vec<String>,
+}
+
+impl Rows {
+    fn frame(&mut self, explain: bool) -> Result<DataFrame> {
+        let mut columns = vec![
+            Column::new("user".into(), std::mem::take(&mut self.user)),
+            Column::new("rank".into(), std::mem::take(&mut self.rank)),
+            Column::new("item".into(), std::mem::take(&mut self.item)),
+            Column::new("score".into(), std::mem::take(&mut self.score)),
+        ];
+        if explain {
+            columns.push(Column::new(
+                "because".into(),
+                std::mem::take(&mut self.because),
+            ));
+        }
+        let height = columns[0].len();
+        Ok(DataFrame::new(height, columns)?)
+    }
+}
+
+fn write_parquet(
+    stream: impl Iterator<Item = Result<UserRecommendations, DecideError>>,
+    path: &Path,
+    explain: bool,
+) -> Result<(usize, usize)> {
+    let file = std::fs::File::create(path).with_context(|| path.display().to_string())?;
+    let schema = Rows::default().frame(explain)?.schema().clone();
+    let mut writer = ParquetWriter::new(std::io::BufWriter::new(file)).batched(&schema)?;
+    let (mut users, mut written) = (0, 0);
+    let mut rows = Rows::default();
+    for answer in stream {
+        let answer = answer?;
+        users += 1;
+        for (rank, r) in answer.items.iter().enumerate() {
+            rows.user.push(answer.user);
+            rows.rank.push(rank as u32 + 1);
+            rows.item.push(r.id);
+            rows.score.push(r.score);
+            if explain {
+                let ids: Vec<String> = r.because.iter().map(|b| b.item.to_string()).collect();
+                rows.because.push(ids.join(";"));
+            }
+        }
+        if rows.user.len() >= ROW_GROUP {
+            written += rows.user.len();
+            writer.write_batch(&rows.frame(explain)?)?;
+        }
+    }
+    if !rows.user.is_empty() {
+        written += rows.user.len();
+        writer.write_batch(&rows.frame(explain)?)?;
+    }
+    writer.finish()?;
+    Ok((users, written))
+}

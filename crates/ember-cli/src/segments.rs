@@ -1,0 +1,217 @@
+//! `ember segments`: customer segments from the model's user vectors (k-means++, k chosen by
+//! silhouette over a range), a 2-D map, profiles and outliers.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use ember_charts::ScatterChart;
+use ember_decide::segments::{SegmentOptions, Segmentation, segment};
+use serde::{Deserialize, Serialize};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use crate::output::{PartialDir, spinner};
+
+#[derive(Args)]
+pub struct SegmentsArgs {
+    /// An exported model directory (`ember export`).
+    #[arg(long)]
+    model: PathBuf,
+    /// Exactly this many segments.
+    #[arg(long, conflicts_with = "k_range")]
+    k: Option<usize>,
+    /// Try every k of this range, e.g. 2..12 (inclusive), and keep the one with the best mean
+    /// silhouette (default 2..8).
+    #[arg(long, value_name = "FROM..TO")]
+    k_range: Option<String>,
+    /// Seed of the k-means restarts and the silhouette's sample.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Top items listed per segment.
+    #[arg(long, default_value_t = 10)]
+    top_items: usize,
+    /// Output directory (must not exist): map.png, segments.csv, assignments.csv,
+    /// segments.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// Hide the progress spinner.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+/// What `segments.json` holds, for people and for `ember report`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SegmentsSummary {
+    pub k: usize,
+    pub customers: usize,
+    /// `(k, mean silhouette)` for each k tried.
+    pub silhouettes: Vec<(usize, f64)>,
+    /// The map's two components' shares of the variance.
+    pub explained: [f64; 2],
+    pub segments: Vec<SegmentSummary>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SegmentSummary {
+    pub id: usize,
+    pub size: usize,
+    pub share: f64,
+    /// `(item, share of the segment's customers who have it)`, most held first.
+    pub top_items: Vec<(i64, f64)>,
+}
+
+fn parse_range(text: &str) -> Result<(usize, usize)> {
+    let parsed = text.split_once("..").and_then(|(a, b)| {
+        Some((
+            a.trim().parse().ok()?,
+            b.trim_start_matches('=').trim().parse().ok()?,
+        ))
+    });
+    match parsed {
+        Some((a, b)) if a >= 2 && b >= a => Ok((a, b)),
+        _ => bail!("--k-range `{text}`: expected FROM..TO with 2 ≤ FROM ≤ TO, e.g. 2..12"),
+    }
+}
+
+pub fn run(args: SegmentsArgs) -> Result<()> {
+    let (k_min, k_max) = match (args.k, &args.k_range) {
+        (Some(k), _) if k < 2 => bail!("--k must be at least 2"),
+        (Some(k), _) => (k, k),
+        (None, Some(range)) => parse_range(range)?,
+        (None, None) => (2, 8),
+    };
+    let model = crate::output::load_model(&args.model)?;
+    let options = SegmentOptions {
+        k_min,
+        k_max,
+        seed: args.seed,
+        top_items: args.top_items,
+        ..SegmentOptions::default()
+    };
+    let dir = PartialDir::create(&args.out)?;
+    let show = !args.no_progress && std::io::stderr().is_terminal();
+    let bar = spinner(
+        format!(
+            "segmenting {} customers, k = {k_min}..={k_max}",
+            model.manifest().user_ids.len()
+        ),
+        show,
+    );
+    let segmentation = segment(&model, None, &options)?;
+    bar.finish_and_clear();
+    if k_max > k_min {
+        println!("mean silhouette per k (higher is better):");
+        for (k, s) in &segmentation.silhouettes {
+            let mark = if *k == segmentation.k {
+                "  ← chosen"
+            } else {
+                ""
+            };
+            println!("  k = {k:>2}: {s:.4}{mark}");
+        }
+    }
+    segmentation.write_profiles_csv(&dir.path("segments.csv"))?;
+    segmentation.write_assignments_csv(&dir.path("assignments.csv"))?;
+    dir.write("map.png", &map_chart(&segmentation)?)?;
+    let summary = summarise(&segmentation);
+    dir.write(
+        "segments.json",
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    println!(
+        "{} segments of {} customers:",
+        segmentation.k, summary.customers
+    );
+    for s in &summary.segments {
+        let items: Vec<String> = s
+            .top_items
+            .iter()
+            .take(5)
+            .map(|(item, share)| format!("{item} ({:.0}%)", share * 100.0))
+            .collect();
+        println!(
+            "  segment {}: {} customers ({:.1}%), most held: {}",
+            s.id,
+            s.size,
+            s.share * 100.0,
+            items.join(", ")
+        );
+    }
+    let written = dir.commit()?;
+    println!(
+        "wrote {}/ (map.png, segments.csv, assignments.csv, segments.json)",
+        written.display()
+    );
+    Ok(())
+}
+
+fn summarise(s: &Segmentation) -> SegmentsSummary {
+    SegmentsSummary {
+        k: s.k,
+        customers: s.assignments.len(),
+        silhouettes: s.silhouettes.clone(),
+        explained: s.explained,
+        segments: s
+            .segments
+            .iter()
+            .map(|seg| SegmentSummary {
+                id: seg.id,
+                size: seg.size,
+                share: seg.share,
+                top_items: seg
+                    .top_items
+                    .iter()
+                    .map(|i| (i.item, i.penetration))
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// The map: each customer at their two principal components, coloured by segment.
+fn map_chart(s: &Segmentation) -> Result<Vec<u8>> {
+    let groups = s
+        .segments
+        .iter()
+        .map(|seg| {
+            let points = s
+                .assignments
+                .iter()
+                .filter(|a| a.segment == seg.id)
+                .map(|a| (a.x, a.y))
+                .collect();
+            (
+                format!("segment {} ({} customers)", seg.id, seg.size),
+                points,
+            )
+        })
+        .collect();
+    let chart = ScatterChart {
+        title: if s.silhouettes.len() > 1 {
+            format!("{} customer segments (k chosen by silhouette)", s.k)
+        } else {
+            format!("{} customer segments", s.k)
+        },
+        x_label: format!(
+            "component 1 ({:.0}% of the variance)",
+            s.explained[0] * 100.0
+        ),
+        y_label: format!(
+            "component 2 ({:.0}% of the variance)",
+            s.explained[1] * 100.0
+        ),
+        groups,
+    };
+    Ok(ember_charts::scatter(&chart, 1000, 720)?)
+}
+
+/// Reads a segments directory's `segments.json`.
+pub fn read_summary(dir: &Path) -> Result<SegmentsSummary> {
+    let path = dir.join("segments.json");
+    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: not a segments summary written by `ember segments`",
+            path.display()
+        )
+    })
+}

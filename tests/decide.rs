@@ -1,0 +1,309 @@
+//! End-to-end tests of the decision commands (`recommend`, `campaign`, `campaign measure`,
+//! `segments`, `nba`, `report`) on a model trained and exported by the `ember` binary.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn ember(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("ember runs")
+}
+
+fn ok(out: Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "ember failed: {err}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fails(out: Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "expected failure: {err}");
+    assert!(
+        !err.contains("panicked"),
+        "panic instead of an error: {err}"
+    );
+    err
+}
+
+fn is_png(path: &Path) -> bool {
+    fs::read(path)
+        .map(|bytes| bytes.starts_with(b"\x89PNG\r\n\x1a\n"))
+        .unwrap_or(false)
+}
+
+/// Rows of a CSV file as maps from header to field (no quoting in these files).
+fn csv(path: &Path) -> Vec<HashMap<String, String>> {
+    let text = fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
+    lines
+        .map(|line| {
+            header
+                .iter()
+                .cloned()
+                .zip(line.split(',').map(String::from))
+                .collect()
+        })
+        .collect()
+}
+
+const USERS: u64 = 150;
+const ITEMS: u64 = 60;
+const PER_USER: u64 = 12;
+
+/// Interactions with taste groups (users of group g prefer items of group g) and popular items,
+/// so that a model has something to learn; returns each user's items in time order.
+fn write_data(path: &Path) -> HashMap<u64, Vec<u64>> {
+    let mut state = 12345u64;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        state >> 33
+    };
+    let mut histories = HashMap::new();
+    let mut text = String::from("user,item,timestamp\n");
+    for user in 0..USERS {
+        let group = user % 3;
+        let mut items = Vec::new();
+        while (items.len() as u64) < PER_USER {
+            let item = if next() % 4 == 0 {
+                next() % ITEMS
+            } else {
+                group * 20 + (next() % 20) * (next() % 20) / 19
+            };
+            if !items.contains(&item) {
+                items.push(item);
+            }
+        }
+        for (t, item) in items.iter().enumerate() {
+            text.push_str(&format!("{user},{item},{}\n", 1000 + t));
+        }
+        histories.insert(user, items);
+    }
+    fs::write(path, text).unwrap();
+    histories
+}
+
+const CONFIG: &str = r#"
+name = "shop"
+seed = 3
+[data]
+format = "delimited"
+path = "interactions.csv"
+separator = ","
+header = true
+user = "user"
+item = "item"
+timestamp = "timestamp"
+[split]
+kind = "leave_one_out"
+[model]
+kind = "gmf"
+factors = 8
+[train]
+epochs = 4
+batch_size = 128
+learning_rate = 0.01
+[eval]
+ks = [10]
+monitor = "HR@10"
+protocol = { kind = "sampled", negatives = 30 }
+"#;
+
+#[test]
+fn decisions_from_an_exported_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let histories = write_data(&cwd.join("interactions.csv"));
+    fs::write(cwd.join("shop.toml"), CONFIG).unwrap();
+    ok(ember(
+        &["train", "--config", "shop.toml", "--no-progress"],
+        cwd,
+    ));
+    ok(ember(
+        &["export", "--run", "runs/shop", "--out", "models/shop"],
+        cwd,
+    ));
+    // Leave-one-out holds out each user's last two items; everything before is known.
+    let known = |user: u64| -> HashSet<u64> {
+        let items = &histories[&user];
+        items[..items.len() - 2].iter().copied().collect()
+    };
+
+    // Batch recommendations leave out what each customer has, and the suppressed item.
+    fs::write(cwd.join("suppress.csv"), "item\n0\n20\n").unwrap();
+    ok(ember(
+        &[
+            "recommend",
+            "--model",
+            "models/shop",
+            "--k",
+            "5",
+            "--suppress",
+            "suppress.csv",
+            "--out",
+            "recs.csv",
+            "--no-progress",
+        ],
+        cwd,
+    ));
+    let recs = csv(&cwd.join("recs.csv"));
+    assert_eq!(recs.len() as u64, USERS * 5, "5 rows for every customer");
+    for row in &recs {
+        let user: u64 = row["user"].parse().unwrap();
+        let item: u64 = row["item"].parse().unwrap();
+        assert!(
+            !known(user).contains(&item),
+            "user {user} already has {item}"
+        );
+        assert!(
+            item != 0 && item != 20,
+            "suppressed item {item} recommended"
+        );
+    }
+    let err = fails(ember(
+        &["recommend", "--model", "models/shop", "--out", "recs.txt"],
+        cwd,
+    ));
+    assert!(err.contains("name a .csv or a .parquet file"), "{err}");
+
+    // A campaign for item 5: an audience of 60 who do not have it, a fifth of it held out.
+    let item = 5u64;
+    let out = ok(ember(
+        &[
+            "campaign",
+            "--model",
+            "models/shop",
+            "--item",
+            "5",
+            "--budget",
+            "60",
+            "--control",
+            "0.2",
+            "--run",
+            "runs/shop",
+            "--out",
+            "campaign",
+            "--no-progress",
+        ],
+        cwd,
+    ));
+    assert!(out.contains("lift"), "{out}");
+    let audience = csv(&cwd.join("campaign/audience.csv"));
+    assert_eq!(audience.len(), 60);
+    let control: Vec<_> = audience
+        .iter()
+        .filter(|r| r["group"] == "control")
+        .collect();
+    assert_eq!(control.len(), 12, "a fifth of 60 held out");
+    for row in &audience {
+        let user: u64 = row["customer"].parse().unwrap();
+        assert!(
+            !known(user).contains(&item),
+            "user {user} already has item {item}"
+        );
+    }
+    let scores: Vec<f64> = audience
+        .iter()
+        .map(|r| r["score"].parse().unwrap())
+        .collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "ranked by score");
+    assert!(is_png(&cwd.join("campaign/gains.png")));
+    assert!(is_png(&cwd.join("campaign/lift.png")));
+
+    // The field test: every target converted, no control did.
+    let mut outcomes = String::from("customer,converted\n");
+    for row in &audience {
+        let converted = u8::from(row["group"] == "target");
+        outcomes.push_str(&format!("{},{converted}\n", row["customer"]));
+    }
+    fs::write(cwd.join("outcomes.csv"), outcomes).unwrap();
+    let out = ok(ember(
+        &[
+            "campaign",
+            "measure",
+            "--audience",
+            "campaign/audience.csv",
+            "--outcomes",
+            "outcomes.csv",
+        ],
+        cwd,
+    ));
+    assert!(
+        out.contains("100.00%") && out.contains("0.00%") && out.contains("p = 0.0000"),
+        "{out}"
+    );
+
+    // Segments: k chosen from a range, every customer assigned once.
+    ok(ember(
+        &[
+            "segments",
+            "--model",
+            "models/shop",
+            "--k-range",
+            "2..4",
+            "--out",
+            "segments",
+            "--no-progress",
+        ],
+        cwd,
+    ));
+    assert!(is_png(&cwd.join("segments/map.png")));
+    let assigned = csv(&cwd.join("segments/assignments.csv"));
+    let customers: HashSet<&String> = assigned.iter().map(|r| &r["customer"]).collect();
+    assert_eq!(customers.len() as u64, USERS);
+    assert_eq!(assigned.len() as u64, USERS);
+
+    // Next best action: one action per taste group, each customer gets a best action.
+    fs::write(
+        cwd.join("actions.csv"),
+        "id,items,value\nfirst,1;2;3,10\nsecond,21;22;23,10\nthird,41;42;43,10\n",
+    )
+    .unwrap();
+    ok(ember(
+        &[
+            "nba",
+            "--model",
+            "models/shop",
+            "--actions",
+            "actions.csv",
+            "--today",
+            "2026-12-01",
+            "--out",
+            "nba.csv",
+            "--no-progress",
+        ],
+        cwd,
+    ));
+    let best: Vec<_> = csv(&cwd.join("nba.csv"))
+        .into_iter()
+        .filter(|r| r["rank"] == "1")
+        .collect();
+    assert_eq!(best.len() as u64, USERS);
+
+    // The report holds the charts inline: one file to send.
+    ok(ember(
+        &[
+            "report",
+            "runs/shop",
+            "--campaign",
+            "campaign",
+            "--segments",
+            "segments",
+            "--out",
+            "report.html",
+        ],
+        cwd,
+    ));
+    let html = fs::read_to_string(cwd.join("report.html")).unwrap();
+    assert!(
+        html.matches("data:image/png;base64,").count() >= 4,
+        "charts inline"
+    );
+}
