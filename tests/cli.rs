@@ -187,6 +187,74 @@ fn more_sampled_negatives_than_items() {
     );
 }
 
+/// `user,item,timestamp` lines: 60 users with 10 items each.
+fn small_csv() -> String {
+    let mut text = String::from("user,item,timestamp\n");
+    for user in 0..60 {
+        for k in 0..10 {
+            let item = (user * 7 + k * k * 3 + k) % 40;
+            text.push_str(&format!("{user},{item},{}\n", 100 + k));
+        }
+    }
+    text
+}
+
+#[test]
+fn runs_read_their_data_from_anywhere_and_refuse_changed_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let trained_in = dir.path().join("project");
+    let elsewhere = dir.path().join("elsewhere");
+    fs::create_dir_all(trained_in.join("data")).unwrap();
+    fs::create_dir_all(elsewhere.join("data")).unwrap();
+    fs::write(trained_in.join("data/events.csv"), small_csv()).unwrap();
+    let config = TINY.replace(
+        "format = \"synthetic\"\n[data.synthetic]\nusers = 60\nitems = 40\ninteractions_per_user = 10",
+        "format = \"delimited\"\npath = \"data/events.csv\"\nuser = \"user\"\nitem = \"item\"\ntimestamp = \"timestamp\"",
+    );
+    assert!(config.contains("data/events.csv"));
+    fs::write(trained_in.join("c.toml"), config).unwrap();
+    let out = ember(
+        &["train", "--config", "c.toml", "--no-progress"],
+        &trained_in,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = trained_in.join("runs/tiny");
+    let inputs = fs::read_to_string(run.join("inputs.json")).unwrap();
+    assert!(
+        inputs.contains("events.csv") && inputs.contains("fnv1a64:"),
+        "{inputs}"
+    );
+    // From another directory, where a different file sits at the same relative path.
+    let mut other = small_csv();
+    other.push_str("0,39,200\n1,38,200\n");
+    fs::write(elsewhere.join("data/events.csv"), &other).unwrap();
+    let run_arg = run.to_str().unwrap();
+    let here = ember(&["eval", "--run", run_arg], &trained_in);
+    let there = ember(&["eval", "--run", run_arg], &elsewhere);
+    assert!(
+        here.status.success() && there.status.success(),
+        "{}",
+        stderr(&there)
+    );
+    assert_eq!(here.stdout, there.stdout, "the same data, the same metrics");
+    // The training file itself changed: eval, export and resume refuse.
+    fs::write(trained_in.join("data/events.csv"), &other).unwrap();
+    let out = ember(&["eval", "--run", run_arg], &elsewhere);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("events.csv: the data changed since the run was trained (then ")
+            && err.contains("restore the file, or train a new run on the new data"),
+        "{err}"
+    );
+    let out = ember(
+        &["export", "--run", run_arg, "--out", "models/x"],
+        &elsewhere,
+    );
+    assert!(stderr(&out).contains("the data changed since the run was trained"));
+    assert!(!elsewhere.join("models/x").exists(), "nothing exported");
+}
+
 #[test]
 fn invalid_values_are_rejected() {
     let dir = tempfile::tempdir().unwrap();

@@ -18,6 +18,19 @@ pub enum DataError {
         #[source]
         source: std::io::Error,
     },
+    /// An input file is not what it was when the run was trained.
+    #[error(
+        "{}: the data changed since the run was trained (then {was}; now {now}): restore the file, or train a new run on the new data",
+        path.display()
+    )]
+    Changed {
+        /// The file.
+        path: PathBuf,
+        /// Its size and hash then.
+        was: String,
+        /// Its size and hash now, or that it is missing.
+        now: String,
+    },
     /// A line of a text file does not have the expected shape.
     #[error("{path}:{line}: {message}")]
     Parse {

@@ -8,6 +8,7 @@
 mod dataset;
 mod error;
 mod ids;
+mod inputs;
 mod interactions;
 mod preprocess;
 pub mod sampling;
@@ -20,6 +21,7 @@ mod text;
 pub use dataset::{Dataset, DatasetStats, SplitRatings, sorted_sets};
 pub use error::{DataError, Result};
 pub use ids::IdMap;
+pub use inputs::{InputFile, fingerprint, verify};
 pub use interactions::Interactions;
 pub use preprocess::{Preprocess, PreprocessStats};
 pub use source::{Column, DataSource, Loaded};

@@ -45,6 +45,8 @@ pub mod files {
     pub const ID_MAPS: &str = "id_maps.json";
     /// Data set sizes and what preprocessing removed.
     pub const DATA: &str = "data.json";
+    /// The input files, by absolute path, with their sizes and hashes at training time.
+    pub const INPUTS: &str = "inputs.json";
     /// One JSON line per epoch.
     pub const EPOCHS: &str = "metrics.jsonl";
     /// Final metrics.
@@ -187,9 +189,20 @@ pub fn train(
     options: RunOptions,
 ) -> Result<RunSummary, TrainError> {
     config.validate().map_err(TrainError::config("config"))?;
+    // The run reads its data by absolute path, and records what the files held, so that
+    // eval, export and resume read the same data from any directory, or say it changed.
+    let mut config = config.clone();
+    let cwd = std::env::current_dir().map_err(TrainError::io("."))?;
+    config.data.make_absolute(&cwd);
+    let config = &config;
+    let inputs = config.data.fingerprint()?;
     let prepared = Prepared::new(config, backend)?;
     let mut run = RunDir::create(&config.output_dir, &config.name)?;
     run.write(files::CONFIG, &config.to_toml())?;
+    run.write(
+        files::INPUTS,
+        &serde_json::to_string_pretty(&inputs).expect("json"),
+    )?;
     let data = &prepared.data;
     let ids = json!({
         "users": (0..data.num_users() as u32).map(|u| data.user_ids.external(u)).collect::<Vec<_>>(),
@@ -219,7 +232,8 @@ pub fn train(
         config.model.name(),
         config.seed
     ));
-    let target = run.target().to_owned();
+    // Absolute, so that a resumed run finishes in the same place from any directory.
+    let target = std::path::absolute(run.target()).unwrap_or_else(|_| run.target().to_owned());
     run_stages(config, backend, &prepared, run, target, None, options)
 }
 
@@ -243,6 +257,7 @@ pub fn resume(
         });
     };
     let config = RunConfig::from_file(&run_dir.join(files::CONFIG))?;
+    check_inputs(run_dir)?;
     let prepared = Prepared::new(&config, backend)?;
     let mut run = RunDir::reopen(run_dir, latest.state.target.clone())?;
     run.truncate_lines(files::EPOCHS, latest.state.epoch_lines)?;
@@ -263,6 +278,21 @@ pub fn resume(
         Some(latest),
         options,
     )
+}
+
+/// Checks that the files a run was trained on are unchanged (`inputs.json`; runs written
+/// before it existed are not checked).
+fn check_inputs(run_dir: &Path) -> Result<(), TrainError> {
+    let path = run_dir.join(files::INPUTS);
+    if !path.exists() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(&path).map_err(TrainError::io(&path))?;
+    let recorded: Vec<ember_data::InputFile> = serde_json::from_str(&text).map_err(|e| {
+        TrainError::io(&path)(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    })?;
+    ember_data::verify(&recorded)?;
+    Ok(())
 }
 
 /// What a run needs before training, checked before anything is written.
@@ -545,6 +575,7 @@ pub struct LoadedRun {
 /// Loads a run directory written by [`train`], with its model on `backend`.
 pub fn load_run(run_dir: &Path, backend: Backend) -> Result<LoadedRun, TrainError> {
     let config = RunConfig::from_file(&run_dir.join(files::CONFIG))?;
+    check_inputs(run_dir)?;
     let device = backend.device()?;
     let (data, _) = prepare(&config.data, &config.preprocess, &config.split)?;
     // A refit model was trained on training + validation: so is its popularity baseline.

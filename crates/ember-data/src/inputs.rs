@@ -1,0 +1,169 @@
+//! The files a data source reads, with absolute paths and fingerprints (size and a hash of the
+//! contents), so that a run can check later, from any working directory, that it reads the
+//! data it was trained on.
+
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::{DataError, DataSource, Result};
+
+/// One input file as it was when fingerprinted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputFile {
+    /// Absolute path.
+    pub path: PathBuf,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// FNV-1a (64-bit) of the contents, as `fnv1a64:<16 hex digits>`.
+    pub hash: String,
+}
+
+impl DataSource {
+    /// Makes every path of the source absolute, relative to `base` (the working directory the
+    /// config was given in), so that the source reads the same files from anywhere.
+    pub fn make_absolute(&mut self, base: &Path) {
+        let path = match self {
+            DataSource::Synthetic { .. } => return,
+            DataSource::Ncf { prefix } => prefix,
+            DataSource::Delimited { path, .. }
+            | DataSource::Parquet { path, .. }
+            | DataSource::Movielens100k { path }
+            | DataSource::Movielens1m { path }
+            | DataSource::Sasrec { path }
+            | DataSource::Sequences { path } => path,
+        };
+        if path.is_relative() {
+            // `absolute` does not resolve links: the path stays the one the user wrote.
+            *path = std::path::absolute(base.join(&*path)).unwrap_or_else(|_| base.join(&*path));
+        }
+    }
+
+    /// The files the source reads (those that exist, for the NCF format's optional negatives).
+    pub fn files(&self) -> Vec<PathBuf> {
+        match self {
+            DataSource::Synthetic { .. } => vec![],
+            DataSource::Ncf { prefix } => [".train.rating", ".test.rating", ".test.negative"]
+                .iter()
+                .map(|suffix| {
+                    let mut p = prefix.as_os_str().to_owned();
+                    p.push(suffix);
+                    PathBuf::from(p)
+                })
+                .filter(|p| p.exists() || !p.to_string_lossy().ends_with(".negative"))
+                .collect(),
+            DataSource::Delimited { path, .. }
+            | DataSource::Parquet { path, .. }
+            | DataSource::Movielens100k { path }
+            | DataSource::Movielens1m { path }
+            | DataSource::Sasrec { path }
+            | DataSource::Sequences { path } => vec![path.clone()],
+        }
+    }
+
+    /// Fingerprints every file the source reads.
+    pub fn fingerprint(&self) -> Result<Vec<InputFile>> {
+        self.files().iter().map(|p| fingerprint(p)).collect()
+    }
+}
+
+/// The size and hash of the file at `path`.
+pub fn fingerprint(path: &Path) -> Result<InputFile> {
+    let io = |source| DataError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = File::open(path).map_err(io)?;
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut bytes = 0u64;
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        bytes += n as u64;
+        for &byte in &buffer[..n] {
+            hash ^= byte as u64;
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    Ok(InputFile {
+        path: path.to_owned(),
+        bytes,
+        hash: format!("fnv1a64:{hash:016x}"),
+    })
+}
+
+/// Checks that every recorded file is still what it was.
+pub fn verify(recorded: &[InputFile]) -> Result<()> {
+    for was in recorded {
+        let changed = |now: String| DataError::Changed {
+            path: was.path.clone(),
+            was: format!("{} bytes, {}", was.bytes, was.hash),
+            now,
+        };
+        if !was.path.exists() {
+            return Err(changed("the file is missing".into()));
+        }
+        let now = fingerprint(&was.path)?;
+        if now.bytes != was.bytes || now.hash != was.hash {
+            return Err(changed(format!("{} bytes, {}", now.bytes, now.hash)));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_of_known_strings() {
+        // Reference values of 64-bit FNV-1a (http://www.isthe.com/chongo/tech/comp/fnv/).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a");
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(fingerprint(&path).unwrap().hash, "fnv1a64:cbf29ce484222325");
+        std::fs::write(&path, "a").unwrap();
+        assert_eq!(fingerprint(&path).unwrap().hash, "fnv1a64:af63dc4c8601ec8c");
+        std::fs::write(&path, "foobar").unwrap();
+        let f = fingerprint(&path).unwrap();
+        assert_eq!((f.bytes, f.hash.as_str()), (6, "fnv1a64:85944171f73967e8"));
+    }
+
+    #[test]
+    fn a_changed_or_missing_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("u.data");
+        std::fs::write(&path, "1\t2\t3\t4\n").unwrap();
+        let recorded = vec![fingerprint(&path).unwrap()];
+        verify(&recorded).unwrap();
+        std::fs::write(&path, "1\t2\t5\t4\n").unwrap();
+        let err = verify(&recorded).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "u.data: the data changed since the run was trained (then 8 bytes, fnv1a64:"
+            ) && err.contains("; now 8 bytes, fnv1a64:"),
+            "{err}"
+        );
+        std::fs::remove_file(&path).unwrap();
+        let err = verify(&recorded).unwrap_err().to_string();
+        assert!(err.contains("now the file is missing"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_become_absolute() {
+        let mut source = DataSource::Ncf {
+            prefix: "data/ml-100k".into(),
+        };
+        source.make_absolute(Path::new("/home/me/work"));
+        assert_eq!(
+            source,
+            DataSource::Ncf {
+                prefix: "/home/me/work/data/ml-100k".into()
+            }
+        );
+    }
+}
