@@ -270,14 +270,27 @@ pub struct EvalConfig {
     pub ks: Vec<usize>,
     /// The validation metric for early stopping and model selection, e.g. `NDCG@10`.
     pub monitor: String,
-    /// Users scored per evaluation batch.
+    /// Users scored per evaluation batch (at most).
     pub batch_users: usize,
+    /// Scores computed at once in full-ranking evaluation: the bound on its memory. Users are
+    /// scored in chunks of at most `max_scores / items`, and models that score (user, item)
+    /// pairs (GMF, MLP, NeuMF) take the items in chunks too, so that a forward pass never holds
+    /// more than `max_scores` pairs (for NeuMF about 0.5 KB of activations each).
+    pub max_scores: usize,
     /// Validate every this many epochs (and after the last); early stopping still counts
     /// `train.patience` in epochs.
     pub every: usize,
     /// More protocols the selected model (and the baseline) are tested under, reported beside
     /// the main one; validation always uses `protocol`.
     pub extra_protocols: Vec<Protocol>,
+}
+
+impl EvalConfig {
+    /// Users scored together over a catalogue of `items`: at most `batch_users`, and at most
+    /// `max_scores / items` (at least one), so that a batch's scores fit in `max_scores`.
+    pub fn users_per_batch(&self, items: usize) -> usize {
+        self.batch_users.min(self.max_scores / items.max(1)).max(1)
+    }
 }
 
 impl Default for EvalConfig {
@@ -290,6 +303,7 @@ impl Default for EvalConfig {
             ks: vec![5, 10, 20],
             monitor: "NDCG@10".into(),
             batch_users: 256,
+            max_scores: 1 << 20,
             every: 1,
             extra_protocols: Vec::new(),
         }
@@ -322,6 +336,7 @@ impl RunConfig {
             ("train.epochs", t.epochs),
             ("train.batch_size", t.batch_size),
             ("eval.batch_users", self.eval.batch_users),
+            ("eval.max_scores", self.eval.max_scores),
             ("eval.every", self.eval.every),
         ];
         for (key, value) in positive {

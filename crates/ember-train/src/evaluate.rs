@@ -65,6 +65,10 @@ pub struct ModelScorer<'a> {
     device: Device,
     /// What the model reads of each user.
     readers: Readers<'a>,
+    input: Input,
+    num_items: usize,
+    /// Most (user, item) pairs a pair model scores in one forward pass.
+    max_scores: usize,
 }
 
 impl<'a> ModelScorer<'a> {
@@ -81,7 +85,16 @@ impl<'a> ModelScorer<'a> {
             model: model.valid(),
             device: device.clone().without_autodiff(),
             readers: Readers::new(input, data, which),
+            input,
+            num_items: data.num_items(),
+            max_scores: usize::MAX,
         }
+    }
+
+    /// Scores at most `max_scores` (user, item) pairs per forward pass of a pair model.
+    pub fn with_max_scores(mut self, max_scores: usize) -> Self {
+        self.max_scores = max_scores.max(1);
+        self
     }
 }
 
@@ -107,6 +120,28 @@ impl Scorer for ModelScorer<'_> {
     }
 
     fn score_all(&self, users: &[u32]) -> Vec<f32> {
+        let n = self.num_items;
+        if self.input == Input::Pairs && users.len() * n > self.max_scores {
+            // Every (user, item) pair costs a forward pass of its own: take the items in
+            // chunks, so that memory follows `eval.max_scores`, not the catalogue.
+            let chunk = (self.max_scores / users.len()).max(1);
+            let mut scores = vec![0.0f32; users.len() * n];
+            for start in (0..n).step_by(chunk) {
+                let end = (start + chunk).min(n);
+                let pair_users: Vec<u32> = users
+                    .iter()
+                    .flat_map(|&u| std::iter::repeat_n(u, end - start))
+                    .collect();
+                let pair_items: Vec<u32> = (0..users.len())
+                    .flat_map(|_| start as u32..end as u32)
+                    .collect();
+                let part = self.score_pairs(&pair_users, &pair_items);
+                for (row, part_row) in part.chunks(end - start).enumerate() {
+                    scores[row * n + start..row * n + end].copy_from_slice(part_row);
+                }
+            }
+            return scores;
+        }
         let query = self.readers.query(users, &self.device);
         self.model
             .score_all(&query)
@@ -131,11 +166,11 @@ pub fn evaluate_model(
         return evaluate_ratings(&|pairs| predictor.predict(pairs), data, which);
     }
     plan.evaluate(
-        &ModelScorer::new(model, input, data, device, which),
+        &ModelScorer::new(model, input, data, device, which).with_max_scores(eval.max_scores),
         data,
         which,
         &eval.ks,
-        eval.batch_users,
+        eval.users_per_batch(data.num_items()),
     )
 }
 

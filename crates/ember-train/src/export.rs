@@ -145,7 +145,7 @@ pub fn check_export(run_dir: &Path, out: &Path) -> Result<ExportCheck, TrainErro
             &run.data,
             which,
             &eval.ks,
-            eval.batch_users,
+            eval.users_per_batch(run.data.num_items()),
         )
     };
     let metrics = trained

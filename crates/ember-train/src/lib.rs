@@ -556,7 +556,10 @@ fn test_and_baseline(
         baseline.protocol = format!("item-mean ratings, {}", baseline.protocol);
         baseline
     } else {
-        let (ks, batch_users) = (&config.eval.ks, config.eval.batch_users);
+        let (ks, batch_users) = (
+            &config.eval.ks,
+            config.eval.users_per_batch(data.num_items()),
+        );
         plan.evaluate(&Popularity::fit(data), data, HeldOut::Test, ks, batch_users)
     };
     (test, baseline)
