@@ -306,4 +306,90 @@ fn decisions_from_an_exported_model() {
         html.matches("data:image/png;base64,").count() >= 4,
         "charts inline"
     );
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no network fetches"
+    );
+    open_in_chromium(&cwd.join("report.html"), &html);
+}
+
+/// Opens the report in headless Chromium: no console error, every image decoded, and a
+/// screenshot taken. Without Chromium it says so and passes, unless CI requires it.
+fn open_in_chromium(path: &Path, html: &str) {
+    let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| Command::new(c).arg("--version").output().is_ok())
+    else {
+        let reason = "headless Chromium not found: the report was not opened in a browser";
+        assert!(
+            std::env::var_os("EMBER_REQUIRE_TEST_INPUTS").is_none(),
+            "{reason}; EMBER_REQUIRE_TEST_INPUTS is set"
+        );
+        eprintln!("skipped: {reason}");
+        return;
+    };
+    // A copy that writes, once loaded, how many images decoded into its title.
+    let checked = path.with_file_name("report-checked.html");
+    let probe = "<script>window.addEventListener('load', () => { const images = \
+                 [...document.images]; const bad = images.filter(i => !(i.complete && \
+                 i.naturalWidth > 0)).length; document.title = 'images ' + images.length + \
+                 ' broken ' + bad; });</script>";
+    assert!(html.contains("</body>"));
+    fs::write(
+        &checked,
+        html.replacen("</body>", &format!("{probe}</body>"), 1),
+    )
+    .unwrap();
+    let common = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=5000",
+    ];
+    let dom = Command::new(chromium)
+        .args(common)
+        .arg("--dump-dom")
+        .arg(format!("file://{}", checked.display()))
+        .output()
+        .unwrap();
+    let dom_text = String::from_utf8_lossy(&dom.stdout);
+    let log = String::from_utf8_lossy(&dom.stderr);
+    assert!(dom.status.success(), "chromium failed: {log}");
+    let title = dom_text
+        .split("<title>")
+        .nth(1)
+        .and_then(|t| t.split("</title>").next())
+        .unwrap_or("");
+    assert!(
+        title.ends_with(" broken 0"),
+        "images not all decoded: {title:?}"
+    );
+    let images: usize = title
+        .strip_prefix("images ")
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(images >= 4, "{title:?}");
+    for line in log.lines() {
+        assert!(
+            !(line.contains(":CONSOLE") || line.contains("Uncaught")),
+            "console message: {line}"
+        );
+    }
+    let shot = path.with_file_name("report.png");
+    let out = Command::new(chromium)
+        .args(common)
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg("--window-size=1200,2400")
+        .arg(format!("file://{}", path.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(is_png(&shot), "a screenshot of the report");
 }
