@@ -264,3 +264,124 @@ fn a_finished_run_or_one_without_checkpoint_is_refused() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Unmounts a test's tmpfs when the test ends.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A disk that fills up mid-run: the run stops with one clear error and keeps its last
+/// complete checkpoint, from which it resumes once there is space again.
+#[test]
+fn a_full_disk_stops_the_run_and_keeps_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(dir.path())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        let reason = "cannot mount a tmpfs (it takes root): the full-disk case was not run";
+        assert!(
+            std::env::var_os("EMBER_REQUIRE_TEST_INPUTS").is_none(),
+            "{reason}; EMBER_REQUIRE_TEST_INPUTS is set"
+        );
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let _mounted = Mounted(dir.path().to_owned());
+    let path = config(
+        dir.path(),
+        "full",
+        "kind = \"gmf\"\nfactors = 8",
+        "epochs = 60\npatience = 60\nbatch_size = 64\ncheckpoint_every = 30",
+    );
+    let mut child = ember()
+        .args(["train", "--config", path.to_str().unwrap(), "--no-progress"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&mut child, dir.path(), &|s| s["epoch"].as_u64() >= Some(1));
+    // Fill the disk to the last byte.
+    let filler = dir.path().join("filler");
+    {
+        use std::io::Write;
+        let mut file = fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        while file.write_all(&[0]).is_ok() {}
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the run went on: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("error: ") && err.contains("No space left on device"),
+        "{err}"
+    );
+    eprintln!("the full disk's message: {err}");
+    let partial = partial_dir(dir.path()).expect("the stopped run keeps its directory");
+    let state = latest_state(dir.path()).expect("its last complete checkpoint");
+    assert!(state["epoch"].as_u64() >= Some(1));
+    fs::remove_file(&filler).unwrap();
+    run(&[
+        "train",
+        "--resume",
+        partial.to_str().unwrap(),
+        "--no-progress",
+    ]);
+    finished(dir.path(), "full");
+}
+
+/// An output directory that cannot be written (a read-only file system here: root may write
+/// anywhere else) is one clear error before any training.
+#[test]
+fn an_unwritable_output_directory_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let read_only = dir.path().join("ro");
+    fs::create_dir(&read_only).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m,ro", "tmpfs"])
+        .arg(&read_only)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        let reason = "cannot mount a read-only tmpfs (it takes root): case not run";
+        assert!(
+            std::env::var_os("EMBER_REQUIRE_TEST_INPUTS").is_none(),
+            "{reason}; EMBER_REQUIRE_TEST_INPUTS is set"
+        );
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let _mounted = Mounted(read_only.clone());
+    let path = config(
+        dir.path(),
+        "ro",
+        "kind = \"gmf\"\nfactors = 8",
+        "epochs = 1",
+    );
+    let text = fs::read_to_string(&path).unwrap();
+    let runs = dir.path().join("runs").display().to_string();
+    let redirected = text.replace(&runs, &read_only.join("runs").display().to_string());
+    assert_ne!(text, redirected);
+    fs::write(&path, redirected).unwrap();
+    let out = ember()
+        .args(["train", "--config", path.to_str().unwrap(), "--no-progress"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains(&format!("error: {}", read_only.join("runs").display()))
+            && err.contains("Read-only file system"),
+        "{err}"
+    );
+}
