@@ -174,6 +174,20 @@ fn output_dir_that_is_a_file() {
 }
 
 #[test]
+fn missing_data_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = TINY.replace(
+        "format = \"synthetic\"\n[data.synthetic]\nusers = 60\nitems = 40\ninteractions_per_user = 10",
+        "format = \"movielens100k\"\npath = \"nope.data\"",
+    );
+    let err = fails(dir.path(), &config);
+    assert!(
+        err.contains("nope.data: No such file or directory"),
+        "{err}"
+    );
+}
+
+#[test]
 fn more_sampled_negatives_than_items() {
     let dir = tempfile::tempdir().unwrap();
     let err = fails(
