@@ -525,6 +525,55 @@ fn serve_answers_and_shuts_down_gracefully() {
     );
     assert!(body.contains("ember_request_seconds_count"), "{body}");
 
+    // Known items: left out by default, ranked with the rest when asked; explanations name
+    // only the user's own items.
+    let ids = |body: &str| -> Vec<i64> {
+        let reply: serde_json::Value = serde_json::from_str(body).unwrap();
+        reply["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_i64().unwrap())
+            .collect()
+    };
+    let (_, body) = http(&addr, "POST", "/v1/recommend", r#"{"user": 1, "k": 40}"#);
+    let unknown = ids(&body);
+    let everything = r#"{"user": 1, "k": 40, "include_known": true}"#;
+    let (_, body) = http(&addr, "POST", "/v1/recommend", everything);
+    let all = ids(&body);
+    let known: Vec<i64> = all
+        .iter()
+        .filter(|i| !unknown.contains(i))
+        .copied()
+        .collect();
+    assert!(!known.is_empty() && all.len() == unknown.len() + known.len());
+    let (status, body) = http(
+        &addr,
+        "POST",
+        "/v1/recommend",
+        r#"{"user": 1, "k": 3, "explain": true}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+    for item in reply["items"].as_array().unwrap() {
+        let because = item["because"].as_array().unwrap();
+        assert!(!because.is_empty(), "{body}");
+        for b in because {
+            assert!(known.contains(&b["item"].as_i64().unwrap()), "{body}");
+        }
+    }
+    let (status, body) = http(
+        &addr,
+        "POST",
+        "/v1/recommend",
+        r#"{"user": 1, "explain": 99}"#,
+    );
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("`explain` must be true, false or a number of items from 0 to 50, got 99"),
+        "{body}"
+    );
+
     // SIGINT: the server stops and exits 0.
     let killed = Command::new("kill")
         .args(["-INT", &child.id().to_string()])

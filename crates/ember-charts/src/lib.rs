@@ -465,7 +465,9 @@ pub fn learning_curves(points: &[EpochPoint], monitor: &str) -> Result<Vec<u8>, 
             whole_x: true,
         };
     let loss = panel("Training loss".into(), "mean loss", &|p| Some(p.loss));
-    let valid = panel(format!("Validation {monitor}"), monitor, &|p| p.valid);
+    // The validation metric rises to its best epoch: its legend goes below the curves.
+    let mut valid = panel(format!("Validation {monitor}"), monitor, &|p| p.valid);
+    valid.legend = Corner::LowerRight;
     line_charts(&[loss, valid], 1200, 460)
 }
 

@@ -17,21 +17,25 @@
 //! lets the ones in flight finish, and exits 0.
 
 use anyhow::{Context, Result};
+use axum::extract::State;
 use ember_decide::nba::{self, ActionScore, NbaInputs};
 use ember_decide::{DecideError, ExportedModel, InferError, Known, Options, Recommendation};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tiny_http::{Header, Method, Request, Response, Server};
 
 /// Largest k a query may ask for.
 const MAX_K: usize = 10_000;
 /// Largest request body read.
 const MAX_BODY: u64 = 1 << 20;
+/// Time a client has to send its request line and headers.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Time a request has from its head to its answer (its body included).
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Time the requests in flight have to finish after SIGINT/SIGTERM.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Latency histogram bucket bounds, in seconds.
 const BUCKETS: [f64; 8] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0];
 
@@ -168,7 +172,7 @@ impl Body {
                 _ => Err(error(
                     400,
                     format!(
-                        "`explain` must be true, false or a number of items from 0 to                          {MAX_EXPLAIN}, got {v}"
+                        "`explain` must be true, false or a number of items from 0 to {MAX_EXPLAIN}, got {v}"
                     ),
                 )),
             },
@@ -327,13 +331,13 @@ fn handle(
     model: &ExportedModel,
     actions: Option<&ActionTables>,
     metrics: &Mutex<Metrics>,
-    method: &Method,
+    method: &str,
     url: &str,
     body: &str,
 ) -> (&'static str, Reply) {
     let path = url.split('?').next().unwrap_or("");
     match (method, path) {
-        (Method::Get, "/healthz") => {
+        ("GET", "/healthz") => {
             let m = model.manifest();
             let kind = serde_json::to_value(&m.model)
                 .ok()
@@ -346,7 +350,7 @@ fn handle(
                 ),
             )
         }
-        (Method::Get, "/metrics") => {
+        ("GET", "/metrics") => {
             let text = metrics.lock().map(|m| m.render()).unwrap_or_default();
             (
                 "metrics",
@@ -357,7 +361,7 @@ fn handle(
                 },
             )
         }
-        (Method::Post, "/v1/recommend") => {
+        ("POST", "/v1/recommend") => {
             let reply = (|| {
                 let q = Body::parse(
                     body,
@@ -401,7 +405,7 @@ fn handle(
             })();
             ("recommend", reply.unwrap_or_else(|e| e))
         }
-        (Method::Post, "/v1/audience") => {
+        ("POST", "/v1/audience") => {
             let reply = (|| {
                 let q = Body::parse(body, &["item", "k", "include_known", "explain"])?;
                 let item = q
@@ -422,7 +426,7 @@ fn handle(
             })();
             ("audience", reply.unwrap_or_else(|e| e))
         }
-        (Method::Post, "/v1/next-best-action") => {
+        ("POST", "/v1/next-best-action") => {
             let reply = (|| {
                 let Some(tables) = actions else {
                     return Err(error(
@@ -471,32 +475,56 @@ fn handle(
     }
 }
 
-fn serve_one(
-    model: &ExportedModel,
-    actions: Option<&ActionTables>,
-    metrics: &Mutex<Metrics>,
-    mut request: Request,
-) {
+/// What every request handler shares.
+struct Shared {
+    model: ExportedModel,
+    actions: Option<ActionTables>,
+    metrics: Mutex<Metrics>,
+}
+
+/// Answers one request: reads the body (up to the limit), runs `handle` on a blocking thread
+/// (scoring is CPU work) and records the route, status and latency.
+async fn answer(
+    State(shared): State<Arc<Shared>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> axum::response::Response {
     let started = Instant::now();
-    let mut body = String::new();
     let too_large = || {
         let message = format!("the request body is over {MAX_BODY} bytes (1 MiB), the limit");
         ("other", error(413, message))
     };
-    let method = request.method().clone();
-    let url = request.url().to_string();
-    let (route, reply) = if request.body_length().is_some_and(|n| n as u64 > MAX_BODY) {
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let (route, reply) = if declared.is_some_and(|n| n > MAX_BODY) {
         too_large()
     } else {
-        // One byte past the limit tells a body without a length that is too long.
-        match request
-            .as_reader()
-            .take(MAX_BODY + 1)
-            .read_to_string(&mut body)
-        {
-            Ok(n) if n as u64 > MAX_BODY => too_large(),
-            Ok(_) => handle(model, actions, metrics, &method, &url, &body),
+        match axum::body::to_bytes(body, MAX_BODY as usize).await {
+            Err(e) if is_length_limit(&e) => too_large(),
             Err(e) => ("other", error(400, format!("unreadable body: {e}"))),
+            Ok(bytes) => match String::from_utf8(bytes.to_vec()) {
+                Err(_) => ("other", error(400, "the body is not UTF-8 text")),
+                Ok(text) => {
+                    let shared = shared.clone();
+                    let url = uri.to_string();
+                    tokio::task::spawn_blocking(move || {
+                        handle(
+                            &shared.model,
+                            shared.actions.as_ref(),
+                            &shared.metrics,
+                            method.as_str(),
+                            &url,
+                            &text,
+                        )
+                    })
+                    .await
+                    .unwrap_or_else(|_| ("other", error(500, "the request handler failed")))
+                }
+            },
         }
     };
     let content_type = if reply.json {
@@ -504,76 +532,128 @@ fn serve_one(
     } else {
         "text/plain; version=0.0.4"
     };
-    let header = Header::from_bytes("Content-Type", content_type).expect("valid header");
     let status = reply.status;
-    let _ = request.respond(
-        Response::from_string(reply.body)
-            .with_status_code(status)
-            .with_header(header),
-    );
-    if let Ok(mut m) = metrics.lock() {
+    if let Ok(mut m) = shared.metrics.lock() {
         m.record(route, status, started.elapsed().as_secs_f64());
     }
+    axum::response::Response::builder()
+        .status(status)
+        .header(axum::http::header::CONTENT_TYPE, content_type)
+        .body(axum::body::Body::from(reply.body))
+        .expect("a valid response")
 }
 
-/// Serves `model_dir` on `addr` with `threads` workers until SIGINT/SIGTERM; with `actions`,
-/// also next best actions.
+/// Whether reading a body failed on the size limit.
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// Serves `model_dir` on `addr` with `threads` worker threads until SIGINT/SIGTERM; with
+/// `actions`, also next best actions.
+///
+/// The server is axum on tokio, driven through hyper so that a client gets
+/// `HEADER_TIMEOUT` to send its request head and `REQUEST_TIMEOUT` for its body and answer
+/// (408); on a signal it stops accepting, lets the requests in flight finish (for up to
+/// `DRAIN_TIMEOUT`) and exits 0.
 pub fn serve(
     model_dir: &Path,
     addr: &str,
     threads: usize,
     actions: Option<ActionTables>,
 ) -> Result<()> {
-    let model = Arc::new(crate::output::load_model(model_dir)?);
+    let model = crate::output::load_model(model_dir)?;
     if let Some(tables) = &actions {
         tables.inputs(0, 0).check(&model)?;
     }
-    let actions = Arc::new(actions);
-    let server = Arc::new(Server::http(addr).map_err(|e| anyhow::anyhow!("{addr}: {e}"))?);
-    let metrics = Arc::new(Mutex::new(Metrics::default()));
-    let stopping = Arc::new(AtomicBool::new(false));
-    {
-        let (server, stopping, threads) = (server.clone(), stopping.clone(), threads.max(1));
-        ctrlc::set_handler(move || {
-            stopping.store(true, Ordering::SeqCst);
-            for _ in 0..threads {
-                server.unblock();
-            }
-        })
-        .context("installing the signal handler")?;
-    }
+    let shared = Arc::new(Shared {
+        model,
+        actions,
+        metrics: Mutex::new(Metrics::default()),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()
+        .context("starting the server's threads")?;
+    runtime.block_on(run(shared, addr, model_dir, threads.max(1)))
+}
+
+async fn run(shared: Arc<Shared>, addr: &str, model_dir: &Path, threads: usize) -> Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("--addr {addr}"))?;
+    let local = listener.local_addr().context("the bound address")?;
     // The first line on stdout is the bound address, so that tools (and tests) can use port 0.
-    println!("listening on http://{}", server.server_addr());
+    println!("listening on http://{local}");
+    let _ = std::io::Write::flush(&mut std::io::stdout());
     tracing::info!(
-        "serving {} on {} with {} threads",
-        model_dir.display(),
-        server.server_addr(),
-        threads.max(1)
+        "serving {} on {local} with {threads} threads",
+        model_dir.display()
     );
-    let workers: Vec<_> = (0..threads.max(1))
-        .map(|_| {
-            let (server, model, actions, metrics, stopping) = (
-                server.clone(),
-                model.clone(),
-                actions.clone(),
-                metrics.clone(),
-                stopping.clone(),
-            );
-            std::thread::spawn(move || {
-                while !stopping.load(Ordering::SeqCst) {
-                    match server.recv() {
-                        Ok(request) => {
-                            serve_one(&model, actions.as_ref().as_ref(), &metrics, request)
-                        }
-                        Err(_) => break,
-                    }
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        let _ = w.join();
+    let app = axum::Router::new()
+        .fallback(answer)
+        .with_state(shared)
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop_signal());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                let mut http = hyper::server::conn::http1::Builder::new();
+                http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+                let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+            () = &mut stop => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("stopping: finishing the requests in flight");
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => {
+            tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}: stopping anyway");
+        }
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn stop_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
 }
