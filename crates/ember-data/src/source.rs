@@ -169,7 +169,9 @@ impl DataSource {
                 item,
                 rating,
                 timestamp,
-            } => read_parquet(path, user, item, rating.as_deref(), timestamp.as_deref())?,
+            } => guarded(path, || {
+                read_parquet(path, user, item, rating.as_deref(), timestamp.as_deref())
+            })?,
             DataSource::Movielens100k { path } => {
                 read_delimited(path, "\t", false, &TableSpec::FOUR_COLUMNS)?
             }
@@ -210,6 +212,27 @@ impl TableSpec<'static> {
         rating: None,
         timestamp: None,
     };
+}
+
+/// Runs a polars Parquet read, turning a panic of the reader into an error. polars 0.55's
+/// Parquet decoder panics on some malformed files (found by fuzzing: a thrift bool field, a
+/// bit width over 32, an unwrap of missing metadata, a slice past the end); ember must answer
+/// them with an error, not a crash.
+fn guarded<T>(path: &Path, read: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("no message");
+        Err(DataError::Reader {
+            path: path.to_owned(),
+            message: format!(
+                "the file is malformed (the Parquet decoder failed: {})",
+                shown_cut(what, 200)
+            ),
+        })
+    })
 }
 
 fn reader_error(path: &Path, e: PolarsError) -> DataError {

@@ -994,3 +994,31 @@ fn load(src: DataSource) -> ember_data::Loaded {
         Err(e) => panic!("{}", chain(&e)),
     }
 }
+
+#[test]
+fn malformed_parquet_that_panics_polars_is_an_error() {
+    // Inputs found by fuzzing (crates/ember-data/fuzz) on which polars' decoder panics.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/parquet-panics");
+    let mut files: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 5);
+    for path in files {
+        for rated in [true, false] {
+            let mut source = parquet_source(&path, rated);
+            if let DataSource::Parquet { timestamp, .. } = &mut source {
+                *timestamp = rated.then(|| "timestamp".into());
+            }
+            match source.load() {
+                Ok(_) => {}
+                Err(e) => {
+                    let err = e.to_string();
+                    assert!(err.contains(&*path.to_string_lossy()), "{err}");
+                    assert_printable(&err);
+                }
+            }
+        }
+    }
+}
