@@ -325,6 +325,11 @@ fn a_full_disk_stops_the_run_and_keeps_its_checkpoint() {
         err.contains("error: ") && err.contains("No space left on device"),
         "{err}"
     );
+    assert!(
+        err.contains("training failed; its last checkpoint is in ")
+            && err.contains("once the cause below is fixed, continue with `ember train --resume "),
+        "{err}"
+    );
     eprintln!("the full disk's message: {err}");
     let partial = partial_dir(dir.path()).expect("the stopped run keeps its directory");
     let state = latest_state(dir.path()).expect("its last complete checkpoint");

@@ -74,6 +74,20 @@ pub enum TrainError {
         /// The (partial) run directory holding the checkpoint.
         run_dir: PathBuf,
     },
+    /// Training failed after a checkpoint was written: the run can go on once the cause (a
+    /// full disk, a lost device) is fixed.
+    #[error(
+        "training failed; its last checkpoint is in {}: once the cause below is fixed, continue with `ember train --resume {}`",
+        run_dir.display(),
+        run_dir.display()
+    )]
+    Resumable {
+        /// The (partial) run directory holding the checkpoint.
+        run_dir: PathBuf,
+        /// What failed.
+        #[source]
+        source: Box<TrainError>,
+    },
     /// A run directory that cannot be resumed.
     #[error("cannot resume {}: {message}", run_dir.display())]
     Resume {

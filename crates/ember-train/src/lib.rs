@@ -234,7 +234,9 @@ pub fn train(
     ));
     // Absolute, so that a resumed run finishes in the same place from any directory.
     let target = std::path::absolute(run.target()).unwrap_or_else(|_| run.target().to_owned());
+    let partial = run.dir().to_owned();
     run_stages(config, backend, &prepared, run, target, None, options)
+        .map_err(|e| resumable(e, &partial))
 }
 
 /// Continues the run in `run_dir` (a `.partial` directory left by a run that was killed or
@@ -278,6 +280,20 @@ pub fn resume(
         Some(latest),
         options,
     )
+    .map_err(|e| resumable(e, run_dir))
+}
+
+/// An error of a run that has a checkpoint says how to go on (Ctrl-C's already does).
+fn resumable(e: TrainError, partial: &Path) -> TrainError {
+    let has_checkpoint = matches!(checkpoint::latest(partial), Ok(Some(_)));
+    if has_checkpoint && !matches!(e, TrainError::Interrupted { .. }) {
+        TrainError::Resumable {
+            run_dir: partial.to_owned(),
+            source: Box::new(e),
+        }
+    } else {
+        e
+    }
 }
 
 /// Checks that the files a run was trained on are unchanged (`inputs.json`; runs written
