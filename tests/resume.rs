@@ -286,12 +286,10 @@ fn a_full_disk_stops_the_run_and_keeps_its_checkpoint() {
         .status()
         .is_ok_and(|s| s.success());
     if !mounted {
-        let reason = "cannot mount a tmpfs (it takes root): the full-disk case was not run";
-        assert!(
-            std::env::var_os("EMBER_REQUIRE_TEST_INPUTS").is_none(),
-            "{reason}; EMBER_REQUIRE_TEST_INPUTS is set"
+        // Not an input CI can install: a container may deny mounts even to root.
+        eprintln!(
+            "skipped: cannot mount a tmpfs (it takes root and CAP_SYS_ADMIN): the full-disk case was not run"
         );
-        eprintln!("skipped: {reason}");
         return;
     }
     let _mounted = Mounted(dir.path().to_owned());
@@ -358,12 +356,10 @@ fn an_unwritable_output_directory_is_named() {
         .status()
         .is_ok_and(|s| s.success());
     if !mounted {
-        let reason = "cannot mount a read-only tmpfs (it takes root): case not run";
-        assert!(
-            std::env::var_os("EMBER_REQUIRE_TEST_INPUTS").is_none(),
-            "{reason}; EMBER_REQUIRE_TEST_INPUTS is set"
+        // Not an input CI can install: a container may deny mounts even to root.
+        eprintln!(
+            "skipped: cannot mount a read-only tmpfs (it takes root and CAP_SYS_ADMIN): case not run"
         );
-        eprintln!("skipped: {reason}");
         return;
     }
     let _mounted = Mounted(read_only.clone());
