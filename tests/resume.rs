@@ -49,6 +49,16 @@ ks = [10]
     path
 }
 
+/// Starts training with the config at `path` in the background (stdout discarded).
+fn spawn_training(path: &Path, stderr: Stdio) -> Child {
+    ember()
+        .args(["train", "--config", path.to_str().unwrap(), "--no-progress"])
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
 /// The hidden directory of a run in progress under `dir`, once it exists.
 fn partial_dir(dir: &Path) -> Option<PathBuf> {
     fs::read_dir(dir.join("runs")).ok()?.find_map(|e| {
@@ -140,12 +150,7 @@ fn killed_and_resumed_ends_alike(
 
     let cut = tempfile::tempdir().unwrap();
     let path = config(cut.path(), "whole", model, train);
-    let mut child = ember()
-        .args(["train", "--config", path.to_str().unwrap(), "--no-progress"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_training(&path, Stdio::null());
     wait_for(&mut child, cut.path(), kill_at);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
@@ -204,12 +209,7 @@ fn ctrl_c_checkpoints_says_how_to_resume_and_exits_130() {
 
     let cut = tempfile::tempdir().unwrap();
     let path = config(cut.path(), "run", model, train);
-    let mut child = ember()
-        .args(["train", "--config", path.to_str().unwrap(), "--no-progress"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_training(&path, Stdio::piped());
     wait_for(&mut child, cut.path(), &|s| s["epoch"] == 1);
     let interrupt = |child: &Child| {
         Command::new("kill")
@@ -234,12 +234,7 @@ fn ctrl_c_checkpoints_says_how_to_resume_and_exits_130() {
     // A second Ctrl-C exits at once, without waiting for the batch.
     let again = tempfile::tempdir().unwrap();
     let path = config(again.path(), "run", model, "epochs = 50\nbatch_size = 32");
-    let mut child = ember()
-        .args(["train", "--config", path.to_str().unwrap(), "--no-progress"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_training(&path, Stdio::piped());
     wait_for(&mut child, again.path(), &|s| s["epoch"] == 1);
     interrupt(&child);
     interrupt(&child);
@@ -268,6 +263,22 @@ fn a_finished_run_or_one_without_checkpoint_is_refused() {
 /// Unmounts a test's tmpfs when the test ends.
 struct Mounted(PathBuf);
 
+/// Mounts a tmpfs with `options` on `dir`, or says why the case is skipped: it takes root with
+/// mount rights, which a container may deny even to root (not an input CI can install).
+fn mount_tmpfs(dir: &Path, options: &str) -> Option<Mounted> {
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+        .arg(dir)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (it takes root and CAP_SYS_ADMIN)");
+        return None;
+    }
+    Some(Mounted(dir.to_owned()))
+}
+
 impl Drop for Mounted {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
@@ -279,32 +290,16 @@ impl Drop for Mounted {
 #[test]
 fn a_full_disk_stops_the_run_and_keeps_its_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
-        .arg(dir.path())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        // Not an input CI can install: a container may deny mounts even to root.
-        eprintln!(
-            "skipped: cannot mount a tmpfs (it takes root and CAP_SYS_ADMIN): the full-disk case was not run"
-        );
+    let Some(_mounted) = mount_tmpfs(dir.path(), "size=8m") else {
         return;
-    }
-    let _mounted = Mounted(dir.path().to_owned());
+    };
     let path = config(
         dir.path(),
         "full",
         "kind = \"gmf\"\nfactors = 8",
         "epochs = 60\npatience = 60\nbatch_size = 64\ncheckpoint_every = 30",
     );
-    let mut child = ember()
-        .args(["train", "--config", path.to_str().unwrap(), "--no-progress"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_training(&path, Stdio::piped());
     wait_for(&mut child, dir.path(), &|s| s["epoch"].as_u64() >= Some(1));
     // Fill the disk to the last byte.
     let filler = dir.path().join("filler");
@@ -349,20 +344,9 @@ fn an_unwritable_output_directory_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let read_only = dir.path().join("ro");
     fs::create_dir(&read_only).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m,ro", "tmpfs"])
-        .arg(&read_only)
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        // Not an input CI can install: a container may deny mounts even to root.
-        eprintln!(
-            "skipped: cannot mount a read-only tmpfs (it takes root and CAP_SYS_ADMIN): case not run"
-        );
+    let Some(_mounted) = mount_tmpfs(&read_only, "size=1m,ro") else {
         return;
-    }
-    let _mounted = Mounted(read_only.clone());
+    };
     let path = config(
         dir.path(),
         "ro",
