@@ -3,6 +3,7 @@
 mod campaign;
 mod nba;
 mod output;
+mod ranks;
 mod recommend;
 mod report;
 mod segments;
@@ -100,6 +101,10 @@ struct BenchTrainArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Under `mpirun -np N` (with the `mpi` feature): how the ranks exchange gradients,
+    /// `auto` (embedding tables as the rows a step touched, when smaller) or `dense`.
+    #[arg(long, default_value = "auto")]
+    gradient_exchange: String,
 }
 
 #[derive(Args)]
@@ -139,6 +144,9 @@ struct EvalArgs {
     /// Protocol: `full`, `sampled:N`, `popularity:N` or `fixed` (default: the run's own).
     #[arg(long)]
     protocol: Option<String>,
+    /// Print the reports as JSON (`{"test": …, "baseline": …}`) instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -346,16 +354,44 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn train(args: TrainArgs) -> Result<()> {
-    let progress = !args.no_progress && std::io::stderr().is_terminal();
+    let ranks = ranks::Ranks::join()?;
+    let progress = !args.no_progress && std::io::stderr().is_terminal() && ranks.is_root();
     let options = RunOptions {
         progress,
         stop: Some(stop_flag()?),
+        group: ranks.group.clone(),
     };
+    match train_or_resume(args, options) {
+        Ok((config, summary)) if ranks.is_root() => report(&config, &summary),
+        Ok(_) => Ok(()),
+        // Every rank stops at the same batch; rank 0 says where its checkpoint is.
+        Err(e) if !ranks.is_root() && is_interrupted(&e) => Ok(()),
+        Err(e) if ranks.group.size() > 1 && !is_interrupted(&e) => {
+            // The other ranks may be waiting for this one: end them all.
+            eprintln!("error (rank {}): {e:#}", ranks.group.rank());
+            ranks.end_job(1);
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn is_interrupted(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<ember_train::TrainError>(),
+        Some(ember_train::TrainError::Interrupted { .. })
+    )
+}
+
+fn train_or_resume(
+    args: TrainArgs,
+    options: RunOptions,
+) -> Result<(RunConfig, ember_train::RunSummary)> {
     if let Some(run_dir) = &args.resume {
         let config = RunConfig::from_file(&run_dir.join(ember_train::files::CONFIG))?;
         let device = args.device.unwrap_or(config.device);
         let summary = ember_train::resume(run_dir, device, options)?;
-        return report(&config, &summary);
+        return Ok((config, summary));
     }
     let mut config = load_config(args.config.as_deref())?;
     if let Some(name) = args.name {
@@ -370,7 +406,7 @@ fn train(args: TrainArgs) -> Result<()> {
     let device = args.device.unwrap_or(config.device);
     config.device = device;
     let summary = ember_train::train(&config, device, options)?;
-    report(&config, &summary)
+    Ok((config, summary))
 }
 
 /// The tables a finished run prints.
@@ -415,8 +451,25 @@ fn parse_protocol(text: &str) -> Result<Protocol> {
 
 fn eval(args: EvalArgs) -> Result<()> {
     let protocol = args.protocol.as_deref().map(parse_protocol).transpose()?;
-    let (test, popularity) = ember_train::evaluate_run(&args.run, args.device, protocol)?;
-    print_table(&[("test", &test), (baseline_label(&popularity), &popularity)]);
+    // Under mpirun the ranks share the users to score (with the `mpi` feature).
+    let ranks = ranks::Ranks::join()?;
+    let (test, popularity) =
+        match ember_train::evaluate_run(&args.run, args.device, protocol, &ranks.group) {
+            Ok(reports) => reports,
+            Err(e) => {
+                ranks.end_job(1);
+                return Err(e.into());
+            }
+        };
+    if !ranks.is_root() {
+        return Ok(());
+    }
+    if args.json {
+        let json = serde_json::json!({"test": test, "baseline": popularity});
+        println!("{json}");
+    } else {
+        print_table(&[("test", &test), (baseline_label(&popularity), &popularity)]);
+    }
     Ok(())
 }
 
@@ -531,6 +584,12 @@ fn bench_train(args: BenchTrainArgs) -> Result<()> {
             (true, false) => 1_000_000,
             (false, _) => size.tables().0,
         });
+    let gradient_exchange = match args.gradient_exchange.as_str() {
+        "auto" => ember_train::distributed::GradientExchange::Auto,
+        "dense" => ember_train::distributed::GradientExchange::Dense,
+        other => bail!("unknown --gradient-exchange `{other}`: use auto or dense"),
+    };
+    let ranks = ranks::Ranks::join()?;
     let bench = TrainBench {
         model: args.model,
         size,
@@ -542,13 +601,27 @@ fn bench_train(args: BenchTrainArgs) -> Result<()> {
             .split_k
             .unwrap_or_else(|| args.device.dense_split().groups),
         seed: 42,
+        gradient_exchange,
     };
-    let report = ember_train::bench::bench_train(&bench, args.device, |epoch, e| {
-        eprintln!(
-            "epoch {epoch}: {:.3} s, {:.0} examples/s, {:.0} samples/s, loss {:.4}",
-            e.secs, e.examples_per_sec, e.samples_per_sec, e.loss
-        );
-    })?;
+    let root = ranks.is_root();
+    let result = ember_train::bench::bench_train(&bench, args.device, &ranks.group, |epoch, e| {
+        if root {
+            eprintln!(
+                "epoch {epoch}: {:.3} s, {:.0} examples/s, {:.0} samples/s, loss {:.4}",
+                e.secs, e.examples_per_sec, e.samples_per_sec, e.loss
+            );
+        }
+    });
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            ranks.end_job(1);
+            return Err(e.into());
+        }
+    };
+    if !root {
+        return Ok(());
+    }
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -579,6 +652,18 @@ fn bench_train(args: BenchTrainArgs) -> Result<()> {
             report.epoch_secs,
             report.epochs.len()
         );
+        if let Some(sync) = &report.sync {
+            println!(
+                "{} ranks, gradient exchange {:?}: {:.3} MB sent a step ({:.3} MB with every parameter dense), {:.3} MB gathered, {:.2} ms of a {:.2} ms step",
+                report.ranks,
+                sync.exchange,
+                sync.sent_bytes_per_step / 1e6,
+                sync.dense_bytes_per_step / 1e6,
+                sync.gathered_bytes_per_step / 1e6,
+                sync.ms_per_step,
+                sync.step_ms
+            );
+        }
     }
     Ok(())
 }

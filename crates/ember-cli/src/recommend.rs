@@ -45,10 +45,89 @@ pub struct RecommendArgs {
     /// Hide the progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// Score only part K of N of the customers (consecutive shares, K from 1) and write them
+    /// to `--out` with `.part-K-of-N` before its extension. Under `mpirun`/`srun` each rank
+    /// takes its own part without this option.
+    #[arg(long, value_name = "K/N")]
+    part: Option<String>,
+}
+
+/// Which share of the customers this process scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Part {
+    /// From 1.
+    k: usize,
+    n: usize,
+}
+
+impl Part {
+    fn parse(text: &str) -> Result<Self> {
+        let parsed = text
+            .split_once('/')
+            .and_then(|(k, n)| Some((k.trim().parse().ok()?, n.trim().parse().ok()?)));
+        match parsed {
+            Some((k, n)) if k >= 1 && k <= n => Ok(Self { k, n }),
+            _ => bail!(
+                "--part {text}: write K/N with 1 ≤ K ≤ N, e.g. 2/4 for the second of four parts"
+            ),
+        }
+    }
+
+    /// The rank of the MPI job (Open MPI, PMI, Slurm) this process belongs to, when it has
+    /// more than one.
+    fn of_job() -> Option<Self> {
+        let var = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|v| std::env::var(v).ok()?.parse::<usize>().ok())
+        };
+        let n = var(&["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"])?;
+        let rank = var(&["OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"])?;
+        (n > 1 && rank < n).then_some(Self { k: rank + 1, n })
+    }
+
+    /// This part's consecutive share of `users`.
+    fn of<T: Clone>(self, users: &[T]) -> Vec<T> {
+        let len = users.len();
+        users[len * (self.k - 1) / self.n..len * self.k / self.n].to_vec()
+    }
+
+    /// `out` with `.part-K-of-N` before its extension.
+    fn file(self, out: &Path) -> PathBuf {
+        let stem = out.file_stem().unwrap_or_default().to_string_lossy();
+        let ext = out.extension().unwrap_or_default().to_string_lossy();
+        out.with_file_name(format!("{stem}.part-{}-of-{}.{ext}", self.k, self.n))
+    }
 }
 
 /// Rows buffered before a Parquet row group is written.
 const ROW_GROUP: usize = 100_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_split_the_customers_in_order_and_name_their_files() {
+        let users: Vec<i64> = (0..10).collect();
+        let parts: Vec<Vec<i64>> = (1..=3).map(|k| Part { k, n: 3 }.of(&users)).collect();
+        assert_eq!(parts.concat(), users);
+        assert_eq!(parts[0], vec![0, 1, 2]);
+        assert_eq!(
+            Part { k: 2, n: 3 }.file(Path::new("out/recs.parquet")),
+            Path::new("out/recs.part-2-of-3.parquet")
+        );
+        assert_eq!(Part::parse("2/4").unwrap(), Part { k: 2, n: 4 });
+        for bad in ["0/4", "5/4", "2", "a/b"] {
+            assert_eq!(
+                Part::parse(bad).unwrap_err().to_string(),
+                format!(
+                    "--part {bad}: write K/N with 1 ≤ K ≤ N, e.g. 2/4 for the second of four parts"
+                )
+            );
+        }
+    }
+}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Format {
@@ -84,10 +163,20 @@ pub fn run(args: RecommendArgs) -> Result<()> {
         },
         explain: args.explain,
     };
-    let listed = match &args.users {
+    let part = match &args.part {
+        Some(text) => Some(Part::parse(text)?),
+        None => Part::of_job(),
+    };
+    let mut listed = match &args.users {
         Some(path) => Some(read_customers(&model, path)?),
         None => None,
     };
+    let mut out = args.out.clone();
+    if let Some(part) = part {
+        let users = listed.unwrap_or_else(|| model.manifest().user_ids.clone());
+        listed = Some(part.of(&users));
+        out = part.file(&args.out);
+    }
     let total = listed
         .as_ref()
         .map_or(model.manifest().user_ids.len(), Vec::len);
@@ -103,11 +192,11 @@ pub fn run(args: RecommendArgs) -> Result<()> {
         match listed {
             Some(users) => {
                 let stream = recommend_users(&model, users, options)?.inspect(tick);
-                write(stream, &args.out, format, explain)?
+                write(stream, &out, format, explain)?
             }
             None => {
                 let stream = recommend_all(&model, options)?.inspect(tick);
-                write(stream, &args.out, format, explain)?
+                write(stream, &out, format, explain)?
             }
         }
     };
@@ -116,7 +205,7 @@ pub fn run(args: RecommendArgs) -> Result<()> {
         "wrote {} recommendations for {} customers to {}",
         summary.1,
         summary.0,
-        args.out.display()
+        out.display()
     );
     Ok(())
 }

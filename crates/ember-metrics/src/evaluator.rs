@@ -34,6 +34,91 @@ pub struct RankingEvaluator {
     auc_users: usize,
     covered: Vec<Vec<bool>>,
     pairs: Option<Vec<(f32, bool)>>,
+    /// Every user's values, in order, when recording (see [`RankingEvaluator::recording`]).
+    recorded: Option<Vec<f64>>,
+}
+
+/// The users one [`RankingEvaluator`] saw, to be merged into another
+/// ([`RankingEvaluator::absorb`]): each rank of a distributed evaluation scores its shard of the
+/// users and the parts are put together in user order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvaluatorPart {
+    skipped: usize,
+    rows: Vec<f64>,
+    covered: Vec<Vec<bool>>,
+    pairs: Option<Vec<(f32, bool)>>,
+}
+
+impl EvaluatorPart {
+    /// The part as bytes, to send to other processes (little-endian; read back with
+    /// [`EvaluatorPart::from_bytes`]).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let items = self.covered.first().map_or(0, Vec::len);
+        let pairs = self.pairs.as_ref().map(Vec::len);
+        for n in [
+            self.skipped,
+            self.rows.len(),
+            self.covered.len(),
+            items,
+            pairs.map_or(usize::MAX, |n| n),
+        ] {
+            out.extend_from_slice(&(n as u64).to_le_bytes());
+        }
+        for v in &self.rows {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for slot in &self.covered {
+            out.extend(slot.iter().map(|&c| c as u8));
+        }
+        for &(score, relevant) in self.pairs.iter().flatten() {
+            out.extend_from_slice(&score.to_le_bytes());
+            out.push(relevant as u8);
+        }
+        out
+    }
+
+    /// Reads what [`EvaluatorPart::to_bytes`] wrote; `None` when `bytes` is not such a part.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let mut at = 0usize;
+        let mut take = |n: usize| {
+            let slice = bytes.get(at..at.checked_add(n)?)?;
+            at += n;
+            Some(slice)
+        };
+        let mut header = [0usize; 5];
+        for h in &mut header {
+            *h = u64::from_le_bytes(take(8)?.try_into().ok()?) as usize;
+        }
+        let [skipped, rows, slots, items, pairs] = header;
+        let rows = take(rows.checked_mul(8)?)?
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .collect();
+        let mut covered = Vec::with_capacity(slots);
+        for _ in 0..slots {
+            covered.push(take(items)?.iter().map(|&b| b != 0).collect());
+        }
+        let pairs = if pairs == usize::MAX {
+            None
+        } else {
+            Some(
+                take(pairs.checked_mul(5)?)?
+                    .chunks_exact(5)
+                    .map(|b| {
+                        let score = f32::from_le_bytes(b[..4].try_into().expect("4 bytes"));
+                        (score, b[4] != 0)
+                    })
+                    .collect(),
+            )
+        };
+        (at == bytes.len()).then_some(Self {
+            skipped,
+            rows,
+            covered,
+            pairs,
+        })
+    }
 }
 
 impl RankingEvaluator {
@@ -65,6 +150,7 @@ impl RankingEvaluator {
             auc_sum: 0.0,
             auc_users: 0,
             pairs: Some(Vec::new()),
+            recorded: None,
         })
     }
 
@@ -98,20 +184,23 @@ impl RankingEvaluator {
             self.skipped += 1;
             return;
         }
-        self.users += 1;
-        for (slot, &k) in self.ks.iter().enumerate() {
+        let mut row = Vec::with_capacity(self.row_width());
+        for &k in &self.ks {
             let v = cutoff_values(&ranks, k);
-            self.hit[slot] += v.hit;
-            self.precision[slot] += v.precision;
-            self.recall[slot] += v.recall;
-            self.recall_min[slot] += v.recall_min;
-            self.ndcg[slot] += v.ndcg;
-            self.map[slot] += v.average_precision;
+            row.extend([
+                v.hit,
+                v.precision,
+                v.recall,
+                v.recall_min,
+                v.ndcg,
+                v.average_precision,
+            ]);
         }
-        self.mrr += reciprocal_rank(&ranks);
-        if let Some(auc) = roc_auc(scores, relevant) {
-            self.auc_sum += auc;
-            self.auc_users += 1;
+        row.push(reciprocal_rank(&ranks));
+        row.push(roc_auc(scores, relevant).unwrap_or(f64::NAN));
+        self.add_row(&row);
+        if let Some(rows) = &mut self.recorded {
+            rows.extend_from_slice(&row);
         }
         let k_max = *self.ks.last().expect("at least one cut-off");
         let top = top_k_indices(scores, items, k_max);
@@ -127,6 +216,83 @@ impl RankingEvaluator {
                 pairs.extend(scores.iter().copied().zip(relevant.iter().copied()));
             }
         }
+    }
+
+    /// Values per user in a row: six per cut-off, the reciprocal rank, the ROC-AUC (NaN when
+    /// undefined).
+    fn row_width(&self) -> usize {
+        6 * self.ks.len() + 2
+    }
+
+    /// Adds one user's values to the sums, in the order they were added: a merged evaluation
+    /// adds the same numbers in the same order as one that saw every user.
+    fn add_row(&mut self, row: &[f64]) {
+        self.users += 1;
+        for slot in 0..self.ks.len() {
+            let v = &row[6 * slot..6 * slot + 6];
+            self.hit[slot] += v[0];
+            self.precision[slot] += v[1];
+            self.recall[slot] += v[2];
+            self.recall_min[slot] += v[3];
+            self.ndcg[slot] += v[4];
+            self.map[slot] += v[5];
+        }
+        let tail = 6 * self.ks.len();
+        self.mrr += row[tail];
+        let auc = row[tail + 1];
+        if !auc.is_nan() {
+            self.auc_sum += auc;
+            self.auc_users += 1;
+        }
+    }
+
+    /// Keeps every user's values, so that [`RankingEvaluator::into_part`] can hand them to
+    /// another evaluator (one shard of a distributed evaluation).
+    pub fn recording(mut self) -> Self {
+        self.recorded = Some(Vec::new());
+        self
+    }
+
+    /// What this evaluator saw, for [`RankingEvaluator::absorb`].
+    ///
+    /// # Panics
+    /// When the evaluator was not made [`RankingEvaluator::recording`].
+    pub fn into_part(self) -> EvaluatorPart {
+        EvaluatorPart {
+            skipped: self.skipped,
+            rows: self.recorded.expect("a recording evaluator"),
+            covered: self.covered,
+            pairs: self.pairs,
+        }
+    }
+
+    /// Adds the users of `part` after those added so far. Parts taken from consecutive shards
+    /// of the users, absorbed in order, give exactly the report of one evaluator that added
+    /// every user (the same sums in the same order).
+    ///
+    /// # Panics
+    /// When `part` came from an evaluator with other cut-offs or another catalogue.
+    pub fn absorb(&mut self, part: EvaluatorPart) {
+        let width = self.row_width();
+        assert_eq!(part.rows.len() % width, 0, "a part of the same cut-offs");
+        assert_eq!(part.covered.len(), self.covered.len(), "the same cut-offs");
+        self.skipped += part.skipped;
+        for row in part.rows.chunks(width) {
+            self.add_row(row);
+        }
+        for (mine, theirs) in self.covered.iter_mut().zip(&part.covered) {
+            assert_eq!(mine.len(), theirs.len(), "the same catalogue");
+            for (m, t) in mine.iter_mut().zip(theirs) {
+                *m |= *t;
+            }
+        }
+        self.pairs = match (self.pairs.take(), part.pairs) {
+            (Some(mut mine), Some(theirs)) if mine.len() + theirs.len() <= GLOBAL_AUC_MAX_PAIRS => {
+                mine.extend(theirs);
+                Some(mine)
+            }
+            _ => None,
+        };
     }
 
     /// Averages what was added into a report labelled with `protocol`.
@@ -239,5 +405,57 @@ mod tests {
         assert_eq!(run(new().expecting_pairs(3)), Some(1.0));
         assert_eq!(run(new().expecting_pairs(GLOBAL_AUC_MAX_PAIRS)), Some(1.0));
         assert_eq!(run(new().expecting_pairs(GLOBAL_AUC_MAX_PAIRS + 1)), None);
+    }
+
+    /// Users of varied lists (one with no relevant item), scored so that ties, misses and
+    /// hits at every cut-off occur.
+    fn users() -> Vec<(Vec<u32>, Vec<f32>, Vec<bool>)> {
+        (0..7u32)
+            .map(|u| {
+                let items: Vec<u32> = (0..6).map(|j| (u * 3 + j) % 9).collect();
+                let scores = (0..6)
+                    .map(|j| ((u * 7 + j * 5) % 11) as f32 / 10.0 + 0.1 / (u + 1) as f32)
+                    .collect();
+                let relevant = (0..6).map(|j| u != 4 && (j + u) % 4 == 0).collect();
+                (items, scores, relevant)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parts_absorbed_in_order_give_the_whole_evaluation_bit_for_bit() {
+        let users = users();
+        let mut whole = RankingEvaluator::new(&[1, 3, 5], 9).unwrap();
+        for (items, scores, relevant) in &users {
+            whole.add_user(items, scores, relevant);
+        }
+        let whole = whole.finish("p");
+        for cut in [0, 2, 5, 7] {
+            let mut merged = RankingEvaluator::new(&[1, 3, 5], 9).unwrap();
+            for shard in [&users[..cut], &users[cut..]] {
+                let mut part = RankingEvaluator::new(&[1, 3, 5], 9).unwrap().recording();
+                for (items, scores, relevant) in shard {
+                    part.add_user(items, scores, relevant);
+                }
+                let bytes = part.into_part().to_bytes();
+                merged.absorb(EvaluatorPart::from_bytes(&bytes).expect("a part"));
+            }
+            let merged = merged.finish("p");
+            assert_eq!(merged.users, whole.users);
+            assert_eq!(merged.skipped_users, 1);
+            for ((name, a), (_, b)) in merged.metrics.iter().zip(&whole.metrics) {
+                assert_eq!(a.to_bits(), b.to_bits(), "{name} split at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_truncated_part_is_refused() {
+        let mut part = RankingEvaluator::new(&[2], 3).unwrap().recording();
+        part.add_user(&[0, 1, 2], &[0.9, 0.1, 0.5], &[true, false, false]);
+        let bytes = part.into_part().to_bytes();
+        assert!(EvaluatorPart::from_bytes(&bytes).is_some());
+        assert!(EvaluatorPart::from_bytes(&bytes[..bytes.len() - 1]).is_none());
+        assert!(EvaluatorPart::from_bytes(&[bytes.clone(), vec![0]].concat()).is_none());
     }
 }

@@ -12,7 +12,7 @@ pub mod names;
 mod protocol;
 pub mod ranking;
 
-pub use evaluator::{MetricsReport, RankingEvaluator, rating_report};
+pub use evaluator::{EvaluatorPart, MetricsReport, RankingEvaluator, rating_report};
 pub use names::{RECALL_MIN_PREFIX, higher_is_better};
 pub use protocol::{NegativeSampling, Protocol};
 

@@ -248,6 +248,18 @@ impl EpochIds {
         self.bounds.len() - 1
     }
 
+    /// Passes over batch `b` (an empty one: a rank's share of a batch can be empty).
+    ///
+    /// # Panics
+    /// When batches are taken out of order.
+    pub fn skip(&self, b: usize) {
+        assert_eq!(b, self.next.get(), "batches are taken in order");
+        self.next.set(b + 1);
+        if let Some(plans) = &self.plans {
+            let _ = plans.recv();
+        }
+    }
+
     /// Batch `b`'s ids, a slice of the epoch's tensor, with its plan.
     ///
     /// # Panics

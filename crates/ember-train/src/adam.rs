@@ -332,14 +332,14 @@ impl ModuleMapper for Scatter {
 
 /// A parameter's autodiff state, taken before its update and put back on the updated value
 /// (as burn's optimisers do): gradient required, checkpointing strategy, distributed flag.
-struct AutodiffState {
+pub(crate) struct AutodiffState {
     require_grad: bool,
     checkpointing: Option<burn::tensor::GradientCheckpointingStrategy>,
     distributed: bool,
 }
 
 impl AutodiffState {
-    fn of<const D: usize>(param: &Tensor<D>) -> Self {
+    pub(crate) fn of<const D: usize>(param: &Tensor<D>) -> Self {
         Self {
             require_grad: param.is_require_grad(),
             checkpointing: param.gradient_checkpointing_strategy(),
@@ -348,7 +348,7 @@ impl AutodiffState {
     }
 
     /// Lifts an updated value (on the inner backend) back onto the autodiff device.
-    fn restore<const D: usize>(self, updated: Tensor<D>, id: ParamId) -> Tensor<D> {
+    pub(crate) fn restore<const D: usize>(self, updated: Tensor<D>, id: ParamId) -> Tensor<D> {
         let mut param = Tensor::from_inner(updated);
         if let Some(strategy) = self.checkpointing {
             param = param.with_gradient_checkpointing_strategy(strategy);

@@ -15,12 +15,13 @@ use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use std::borrow::Cow;
 
+use crate::distributed::Shard;
 use crate::evaluate::HeldOut;
 
 /// One training batch, with what the loop counts of it.
 pub struct StepBatch {
-    /// The batch.
-    pub batch: Batch,
+    /// The batch; `None` when this rank's share of it is empty.
+    pub batch: Option<Batch>,
     /// Examples in it: the weight of its loss in the epoch's mean (positives, users, rows or
     /// targets).
     pub examples: usize,
@@ -50,6 +51,8 @@ pub struct EpochSource<'a> {
     pub plan_chunk: Option<usize>,
     /// Where batches go.
     pub device: Device,
+    /// This rank's share of every batch (data-parallel training); [`Shard::WHOLE`] otherwise.
+    pub shard: Shard,
 }
 
 /// A fresh epoch of training batches for a model that reads `input`: every training
@@ -98,12 +101,12 @@ impl PairEpoch {
             source.batch_size,
             (data.num_users(), data.num_items()),
             source.plan_chunk,
-            &source.device,
+            (source.shard, &source.device),
         )
     }
 
     /// `users` and `positives` of equal length, `negatives` `k` per positive, in batches of
-    /// `batch_size` positives (the last may be smaller).
+    /// `batch_size` positives (the last may be smaller), of which `shard`'s part is kept.
     pub fn new(
         users: &[i32],
         positives: &[i32],
@@ -111,7 +114,7 @@ impl PairEpoch {
         batch_size: usize,
         tables: (usize, usize),
         plan_chunk: Option<usize>,
-        device: &Device,
+        (shard, device): (Shard, &Device),
     ) -> Self {
         let n = users.len();
         assert_eq!(positives.len(), n, "one positive per user");
@@ -123,7 +126,8 @@ impl PairEpoch {
         let mut bounds = vec![0];
         let mut sizes = Vec::new();
         for start in (0..n).step_by(batch_size) {
-            let end = (start + batch_size).min(n);
+            let range = shard.part(start..(start + batch_size).min(n));
+            let (start, end) = (range.start, range.end);
             all_users.extend_from_slice(&users[start..end]);
             for &u in &users[start..end] {
                 all_users.extend(std::iter::repeat_n(u, k));
@@ -149,15 +153,24 @@ impl Epoch for PairEpoch {
 
     fn batch(&self, b: usize) -> StepBatch {
         let (positives, k) = (self.positives[b], self.negatives_per_positive);
+        if positives == 0 {
+            self.users.skip(b);
+            self.items.skip(b);
+            return StepBatch {
+                batch: None,
+                examples: 0,
+                samples: 0,
+            };
+        }
         StepBatch {
-            batch: Batch::Pairs(PairBatch {
+            batch: Some(Batch::Pairs(PairBatch {
                 users: self.users.batch(b),
                 items: self.items.batch(b),
                 targets: PairTargets::Sampled {
                     positives,
                     negatives_per_positive: k,
                 },
-            }),
+            })),
             examples: positives,
             samples: positives * (1 + k),
         }
@@ -170,12 +183,14 @@ pub struct LabelledPairs {
     users: EpochIds,
     items: EpochIds,
     labels: Tensor<1>,
-    batch: usize,
+    /// Where each batch starts in this rank's pairs, and where the last ends.
+    bounds: Vec<usize>,
 }
 
 impl LabelledPairs {
     /// `users`, `items` and `labels` of equal length, in batches of `batch` (a trailing partial
-    /// batch is left out, so every step has one shape).
+    /// batch is left out, so every step has one shape), of which `shard`'s part is kept.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         users: Vec<i32>,
         items: Vec<i32>,
@@ -183,16 +198,35 @@ impl LabelledPairs {
         batch: usize,
         tables: (usize, usize),
         plan_chunk: Option<usize>,
-        device: &Device,
+        (shard, device): (Shard, &Device),
     ) -> Self {
-        let n = users.len();
-        let steps = n / batch.max(1);
-        let bounds: Vec<usize> = (0..=steps).map(|s| s * batch).collect();
+        let steps = users.len() / batch.max(1);
+        let (users, items, labels, bounds) = if shard.ranks == 1 {
+            let bounds: Vec<usize> = (0..=steps).map(|s| s * batch).collect();
+            let n = steps * batch;
+            (
+                users[..n].to_vec(),
+                items[..n].to_vec(),
+                labels[..n].to_vec(),
+                bounds,
+            )
+        } else {
+            let (mut u, mut i, mut l, mut bounds) = (Vec::new(), Vec::new(), Vec::new(), vec![0]);
+            for s in 0..steps {
+                let part = shard.part(s * batch..(s + 1) * batch);
+                u.extend_from_slice(&users[part.clone()]);
+                i.extend_from_slice(&items[part.clone()]);
+                l.extend_from_slice(&labels[part]);
+                bounds.push(u.len());
+            }
+            (u, i, l, bounds)
+        };
+        let n = labels.len();
         Self {
             users: EpochIds::new(users, bounds.clone(), tables.0, plan_chunk, device),
-            items: EpochIds::new(items, bounds, tables.1, plan_chunk, device),
+            items: EpochIds::new(items, bounds.clone(), tables.1, plan_chunk, device),
             labels: Tensor::from_data(TensorData::new(labels, [n]), device),
-            batch,
+            bounds,
         }
     }
 }
@@ -203,15 +237,25 @@ impl Epoch for LabelledPairs {
     }
 
     fn batch(&self, b: usize) -> StepBatch {
-        let range = b * self.batch..(b + 1) * self.batch;
+        let range = self.bounds[b]..self.bounds[b + 1];
+        let examples = range.len();
+        if examples == 0 {
+            self.users.skip(b);
+            self.items.skip(b);
+            return StepBatch {
+                batch: None,
+                examples: 0,
+                samples: 0,
+            };
+        }
         StepBatch {
-            batch: Batch::Pairs(PairBatch {
+            batch: Some(Batch::Pairs(PairBatch {
                 users: self.users.batch(b),
                 items: self.items.batch(b),
                 targets: PairTargets::Labels(self.labels.clone().slice(range)),
-            }),
-            examples: self.batch,
-            samples: self.batch,
+            })),
+            examples,
+            samples: examples,
         }
     }
 }
@@ -222,6 +266,7 @@ struct RowEpoch<'a> {
     data: &'a Dataset,
     users: Vec<u32>,
     batch_size: usize,
+    shard: Shard,
     device: Device,
 }
 
@@ -241,6 +286,7 @@ impl<'a> RowEpoch<'a> {
             data,
             users,
             batch_size: source.batch_size.max(1),
+            shard: source.shard,
             device: source.device.clone(),
         }
     }
@@ -253,14 +299,16 @@ impl Epoch for RowEpoch<'_> {
 
     fn batch(&self, b: usize) -> StepBatch {
         let end = ((b + 1) * self.batch_size).min(self.users.len());
-        let chunk = &self.users[b * self.batch_size..end];
+        let chunk = &self.users[self.shard.part(b * self.batch_size..end)];
         StepBatch {
-            batch: Batch::UserRows(user_rows(
-                &self.data.train,
-                chunk,
-                self.data.num_items(),
-                &self.device,
-            )),
+            batch: (!chunk.is_empty()).then(|| {
+                Batch::UserRows(user_rows(
+                    &self.data.train,
+                    chunk,
+                    self.data.num_items(),
+                    &self.device,
+                ))
+            }),
             examples: chunk.len(),
             samples: chunk.len(),
         }
@@ -273,6 +321,7 @@ struct RatingEpoch {
     order: Vec<usize>,
     width: usize,
     batch_size: usize,
+    shard: Shard,
     device: Device,
 }
 
@@ -287,6 +336,7 @@ impl RatingEpoch {
             order,
             width: rating_width(data, item_based),
             batch_size: source.batch_size.max(1),
+            shard: source.shard,
             device: source.device.clone(),
         }
     }
@@ -299,12 +349,13 @@ impl Epoch for RatingEpoch {
 
     fn batch(&self, b: usize) -> StepBatch {
         let end = ((b + 1) * self.batch_size).min(self.order.len());
-        let rows: Vec<&[(u32, f32)]> = self.order[b * self.batch_size..end]
+        let rows: Vec<&[(u32, f32)]> = self.order[self.shard.part(b * self.batch_size..end)]
             .iter()
             .map(|&r| self.rows[r].as_slice())
             .collect();
         StepBatch {
-            batch: Batch::RatingRows(dense_rating_rows(&rows, self.width, &self.device)),
+            batch: (!rows.is_empty())
+                .then(|| Batch::RatingRows(dense_rating_rows(&rows, self.width, &self.device))),
             examples: rows.len(),
             samples: rows.len(),
         }
@@ -316,6 +367,7 @@ impl Epoch for RatingEpoch {
 struct WindowEpoch {
     epoch: SequenceEpoch,
     batch_size: usize,
+    shard: Shard,
     device: Device,
 }
 
@@ -341,6 +393,7 @@ impl WindowEpoch {
         Self {
             epoch,
             batch_size: source.batch_size.max(1),
+            shard: source.shard,
             device: source.device.clone(),
         }
     }
@@ -352,16 +405,25 @@ impl Epoch for WindowEpoch {
     }
 
     fn batch(&self, b: usize) -> StepBatch {
-        let rows = b * self.batch_size..((b + 1) * self.batch_size).min(self.epoch.len());
+        let rows = self
+            .shard
+            .part(b * self.batch_size..((b + 1) * self.batch_size).min(self.epoch.len()));
+        if rows.is_empty() {
+            return StepBatch {
+                batch: None,
+                examples: 0,
+                samples: 0,
+            };
+        }
         let flat = self.epoch.batch(rows.clone());
         let targets = flat.targets.len();
         StepBatch {
-            batch: Batch::Sequences(sequence_batch(
+            batch: Some(Batch::Sequences(sequence_batch(
                 flat,
                 rows.len(),
                 self.epoch.max_len,
                 &self.device,
-            )),
+            ))),
             examples: targets,
             samples: targets,
         }

@@ -29,7 +29,8 @@ use serde::Serialize;
 use crate::adam::{Adam, AdamSettings};
 use crate::batches::{Epoch, EpochSource, LabelledPairs, training_epoch};
 use crate::config::EmbeddingGradient;
-use crate::epoch::{EpochEnd, EpochProgress, SingleDevice, Stepper, train_epoch};
+use crate::distributed::{GradientExchange, Group, ReplicaSync, Shard};
+use crate::epoch::{EpochEnd, EpochProgress, GradientSync, SingleDevice, Stepper, train_epoch};
 use crate::{Backend, TrainError};
 
 /// Catalogue sizes to benchmark on.
@@ -94,6 +95,9 @@ pub struct TrainBench {
     pub split_k: usize,
     /// Seed of the synthetic data and of the model.
     pub seed: u64,
+    /// How the ranks of a distributed benchmark (`mpirun -np N ember bench train`) exchange
+    /// gradients.
+    pub gradient_exchange: GradientExchange,
 }
 
 /// One epoch's figures.
@@ -134,6 +138,27 @@ pub struct BenchReport {
     pub peak_memory_bytes: Option<u64>,
     /// Which of the two `peak_memory_bytes` is.
     pub peak_memory_kind: &'static str,
+    /// Processes training data-parallel (MPI ranks); the figures above are their sums.
+    pub ranks: usize,
+    /// The gradient exchange of the last epoch, per step (data-parallel runs).
+    pub sync: Option<BenchSync>,
+}
+
+/// What the ranks' gradient exchange cost per step, as rank 0 saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchSync {
+    /// `auto` or `dense`.
+    pub exchange: GradientExchange,
+    /// Bytes a rank put into collectives per step.
+    pub sent_bytes_per_step: f64,
+    /// Bytes it would have put in with every parameter dense.
+    pub dense_bytes_per_step: f64,
+    /// Bytes it received from gathers of touched rows per step.
+    pub gathered_bytes_per_step: f64,
+    /// Milliseconds per step in the exchange (host copies included).
+    pub ms_per_step: f64,
+    /// Milliseconds per step in all.
+    pub step_ms: f64,
 }
 
 /// The model each family is benchmarked with: its paper's (and its README row's) settings, the
@@ -259,9 +284,12 @@ fn peak_rss() -> Option<u64> {
 }
 
 /// Runs the benchmark on `backend`.
+///
+/// Every rank of `group` calls it alike; each trains on its share of every batch.
 pub fn bench_train(
     bench: &TrainBench,
     backend: Backend,
+    group: &Group,
     mut on_epoch: impl FnMut(usize, &BenchEpoch),
 ) -> Result<BenchReport, TrainError> {
     if bench.batch == 0 || bench.samples == 0 || bench.epochs == 0 {
@@ -333,6 +361,7 @@ pub fn bench_train(
         negatives: 1,
         plan_chunk,
         device: device.clone(),
+        shard: Shard::of(group.0.as_ref()),
     };
 
     let settings = AdamSettings {
@@ -340,7 +369,10 @@ pub fn bench_train(
         ..AdamSettings::default()
     };
     let mut optimizer = Adam::new(settings, backend.adam_layout());
-    let mut sync = SingleDevice;
+    let mut replicas =
+        (group.size() > 1).then(|| ReplicaSync::new(group.0.clone(), bench.gradient_exchange));
+    let mut single = SingleDevice;
+    let mut sync_stats = None;
     let mut steps = 0;
     let mut peak_reserved: Option<u64> = None;
     let mut epochs = Vec::new();
@@ -359,14 +391,18 @@ pub fn bench_train(
                 bench.batch,
                 (num_users, num_items),
                 plan_chunk,
-                &device,
+                (Shard::of(group.0.as_ref()), &device),
             ))
         } else {
             training_epoch(input, &source, &mut rng)
         };
+        let sync: &mut dyn GradientSync = match &mut replicas {
+            Some(r) => r,
+            None => &mut single,
+        };
         let stepper = Stepper {
             optimizer: &mut optimizer,
-            sync: &mut sync,
+            sync,
             learning_rate: 1e-3,
             steps: &mut steps,
         };
@@ -388,6 +424,18 @@ pub fn bench_train(
         }
         let secs = started.elapsed().as_secs_f64();
         examples_per_epoch = stats.examples;
+        if let Some(r) = &mut replicas {
+            let s = r.take_stats();
+            let steps = s.steps.max(1) as f64;
+            sync_stats = Some(BenchSync {
+                exchange: bench.gradient_exchange,
+                sent_bytes_per_step: s.sent as f64 / steps,
+                dense_bytes_per_step: s.dense as f64 / steps,
+                gathered_bytes_per_step: s.gathered as f64 / steps,
+                ms_per_step: s.secs / steps * 1e3,
+                step_ms: secs / steps * 1e3,
+            });
+        }
         let figures = BenchEpoch {
             secs,
             examples_per_sec: stats.examples as f64 / secs,
@@ -420,5 +468,7 @@ pub fn bench_train(
         epochs,
         peak_memory_bytes,
         peak_memory_kind,
+        ranks: group.size(),
+        sync: sync_stats,
     })
 }

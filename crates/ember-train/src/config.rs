@@ -213,6 +213,10 @@ pub struct TrainConfig {
     /// Also write a checkpoint every this many batches within an epoch (0: only at the end of
     /// every epoch).
     pub checkpoint_every: usize,
+    /// How ranks of a distributed run (`mpirun -np N ember train`) exchange gradients:
+    /// `auto` sends embedding tables as the rows a step touched when that is fewer bytes,
+    /// `dense` all-reduces every parameter whole.
+    pub gradient_exchange: crate::distributed::GradientExchange,
 }
 
 /// How embedding tables get their gradients.
@@ -256,6 +260,7 @@ impl Default for TrainConfig {
             embedding_gradient: EmbeddingGradient::Auto,
             adam_beta2: 0.999,
             checkpoint_every: 0,
+            gradient_exchange: crate::distributed::GradientExchange::Auto,
         }
     }
 }

@@ -10,6 +10,25 @@ use std::str::FromStr;
 use crate::TrainError;
 use crate::adam::AdamLayout;
 
+/// The GPU this process uses when set (a distributed run's local rank, see
+/// [`use_gpu_index`]); burn's default device otherwise.
+static GPU_INDEX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// Makes GPU backends use the discrete GPU `index` (one rank per GPU: the rank's index among
+/// the ranks on its machine). Only the first call counts.
+pub fn use_gpu_index(index: usize) {
+    let _ = GPU_INDEX.set(index);
+}
+
+/// The GPU kind to open.
+#[allow(dead_code)]
+fn gpu_kind() -> DeviceKind {
+    match GPU_INDEX.get() {
+        Some(&index) => DeviceKind::DiscreteGpu(index),
+        None => DeviceKind::DefaultDevice,
+    }
+}
+
 /// A burn backend ember can train on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -59,9 +78,9 @@ impl Backend {
             #[cfg(feature = "ndarray")]
             Backend::Ndarray => return Ok(Device::ndarray()),
             #[cfg(feature = "wgpu")]
-            Backend::Wgpu => return Ok(Device::wgpu(DeviceKind::DefaultDevice)),
+            Backend::Wgpu => return Ok(Device::wgpu(gpu_kind())),
             #[cfg(feature = "vulkan")]
-            Backend::Vulkan => return Ok(Device::vulkan(DeviceKind::DefaultDevice)),
+            Backend::Vulkan => return Ok(Device::vulkan(gpu_kind())),
             _ => {}
         }
         Err(TrainError::Device {

@@ -10,15 +10,35 @@ use std::time::{Duration, Instant};
 
 use crate::adam::Adam;
 use crate::batches::{Epoch, StepBatch};
+use crate::distributed::Shard;
 
 /// What happens to gradients between the backward pass and the optimiser step.
 ///
-/// On one device nothing; for data-parallel training over several devices, an implementation
-/// all-reduces (averages) the gradients of the replicas here, and the rest of the loop stays as
-/// it is.
+/// On one device nothing; for data-parallel training over several processes
+/// ([`crate::distributed::ReplicaSync`]) the replicas' gradients are averaged here, and the
+/// rest of the loop stays as it is.
 pub trait GradientSync {
-    /// Returns the gradients to apply.
-    fn sync(&mut self, grads: GradientsParams) -> GradientsParams;
+    /// Returns the gradients to apply, given this replica's `grads` of `examples` examples of
+    /// `model` (`None` when its share of the batch was empty).
+    fn sync(
+        &mut self,
+        model: &Model,
+        grads: Option<GradientsParams>,
+        examples: usize,
+    ) -> GradientsParams;
+
+    /// Sums `values` over the replicas (an epoch's loss and counts).
+    fn sum(&mut self, _values: &mut [f64]) {}
+
+    /// Which replica this is, of how many.
+    fn replica(&self) -> Shard {
+        Shard::WHOLE
+    }
+
+    /// What the sync cost since the last report, for the log.
+    fn report(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// Training on a single device.
@@ -26,8 +46,13 @@ pub trait GradientSync {
 pub struct SingleDevice;
 
 impl GradientSync for SingleDevice {
-    fn sync(&mut self, grads: GradientsParams) -> GradientsParams {
-        grads
+    fn sync(
+        &mut self,
+        _model: &Model,
+        grads: Option<GradientsParams>,
+        _examples: usize,
+    ) -> GradientsParams {
+        grads.unwrap_or_else(GradientsParams::new)
     }
 }
 
@@ -90,6 +115,16 @@ pub fn step_seed(seed: u64, epoch: usize, batch: usize) -> u64 {
     mix(mix(seed ^ 0x5eed_5eed, epoch as u64), batch as u64)
 }
 
+/// The seed of burn's generator for replica `replica` of a data-parallel run: each rank
+/// draws its own dropout masks; a single process draws [`step_seed`]'s.
+pub fn replica_seed(step_seed: u64, replica: Shard) -> u64 {
+    if replica.ranks == 1 {
+        step_seed
+    } else {
+        mix(step_seed, replica.rank as u64)
+    }
+}
+
 /// The seed of an epoch's own generator (shuffling, negatives, masked items).
 pub fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     mix(seed, epoch as u64)
@@ -125,9 +160,21 @@ pub fn train_epoch(
     let started = Instant::now();
     let mut shown = started;
     let device = model_device(&model);
+    let replica = stepper.sync.replica();
+    // Totals carried from before a checkpoint are counted once, by the first replica.
+    let carried = if replica.rank == 0 {
+        from
+    } else {
+        EpochProgress {
+            loss_sum: 0.0,
+            examples: 0,
+            samples: 0,
+            ..from
+        }
+    };
     // Summed on the device, weighted by each batch's examples; read back when shown.
-    let mut loss_sum = Tensor::<1>::from_floats([from.loss_sum], &device);
-    let (mut examples, mut samples) = (from.examples, from.samples);
+    let mut loss_sum = Tensor::<1>::from_floats([carried.loss_sum], &device);
+    let (mut examples, mut samples) = (carried.examples, carried.samples);
     let secs = |started: Instant| from.secs + started.elapsed().as_secs_f64();
     bar.set_position(from.batch as u64);
     for b in from.batch..epoch.batches() {
@@ -136,15 +183,17 @@ pub fn train_epoch(
             examples: batch_examples,
             samples: batch_samples,
         } = epoch.batch(b);
-        device.seed(step_seed(seed, epoch_number, b));
-        let loss = model.loss(&batch, *stepper.steps);
-        loss_sum = loss_sum + loss.clone().detach().mul_scalar(batch_examples as f64);
+        device.seed(replica_seed(step_seed(seed, epoch_number, b), replica));
+        // A replica whose share of the batch is empty still takes part in the sync.
+        let grads = batch.map(|batch| {
+            let loss = model.loss(&batch, *stepper.steps);
+            loss_sum = loss_sum.clone() + loss.clone().detach().mul_scalar(batch_examples as f64);
+            GradientsParams::from_grads(loss.backward(), &model)
+        });
         examples += batch_examples;
         samples += batch_samples;
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = stepper
-            .optimizer
-            .step(stepper.learning_rate, model, stepper.sync.sync(grads));
+        let grads = stepper.sync.sync(&model, grads, batch_examples);
+        model = stepper.optimizer.step(stepper.learning_rate, model, grads);
         *stepper.steps += 1;
         bar.inc(1);
         if !bar.is_hidden() && shown.elapsed() >= PROGRESS_EVERY {
@@ -154,18 +203,33 @@ pub fn train_epoch(
             bar.set_message(format!("loss {mean:.4}  {rate:.0} samples/s"));
         }
         if b + 1 < epoch.batches() && stop(b + 1) {
+            // A checkpoint keeps the epoch's totals over every replica.
+            let mut totals = [
+                loss_sum.into_scalar::<f32>() as f64,
+                examples as f64,
+                samples as f64,
+            ];
+            stepper.sync.sum(&mut totals);
             let progress = EpochProgress {
                 batch: b + 1,
-                loss_sum: loss_sum.into_scalar::<f32>(),
-                examples,
-                samples,
+                loss_sum: totals[0] as f32,
+                examples: totals[1] as usize,
+                samples: totals[2] as usize,
                 secs: secs(started),
             };
             return (model, EpochEnd::Stopped(progress));
         }
     }
     bar.finish_and_clear();
-    let loss = loss_sum.into_scalar::<f32>() / examples.max(1) as f32; // waits for the device
+    // Summed over replicas (a single process's sum stays as it is).
+    let mut totals = [
+        loss_sum.into_scalar::<f32>() as f64, // waits for the device
+        examples as f64,
+        samples as f64,
+    ];
+    stepper.sync.sum(&mut totals);
+    let (examples, samples) = (totals[1] as usize, totals[2] as usize);
+    let loss = totals[0] as f32 / examples.max(1) as f32;
     let train_secs = secs(started);
     let stats = EpochStats {
         loss,
@@ -176,6 +240,7 @@ pub fn train_epoch(
     };
     (model, EpochEnd::Complete(stats))
 }
+
 /// A progress bar of `batches` batches labelled `label`, or a hidden one.
 pub fn progress_bar(show: bool, batches: usize, label: &str) -> ProgressBar {
     if !show {

@@ -104,6 +104,19 @@ pub enum TrainError {
         /// The loss value.
         loss: f32,
     },
+    /// The ranks of a distributed run hold different weights after an epoch (a bug, or ranks
+    /// of different builds or data).
+    #[error(
+        "the ranks hold different weights after {stage} epoch {epoch} (fingerprints by rank: {prints}); every rank must run the same ember on the same data"
+    )]
+    ReplicasDiverged {
+        /// The stage.
+        stage: String,
+        /// 1-based epoch.
+        epoch: usize,
+        /// Each rank's weights fingerprint, in hex.
+        prints: String,
+    },
 }
 
 impl TrainError {

@@ -4,11 +4,12 @@
 use burn::prelude::*;
 use ember_data::Dataset;
 use ember_data::sampling::evaluation_negatives;
-use ember_metrics::{MetricsReport, Protocol, RankingEvaluator, rating_report};
+use ember_metrics::{EvaluatorPart, MetricsReport, Protocol, RankingEvaluator, rating_report};
 use ember_models::{Input, Model, Query};
 
 use crate::EvalConfig;
 use crate::batches::{Readers, dense_rating_rows, rating_rows, rating_width, user_ids};
+use crate::distributed::{Collective, Shard, Solo};
 
 /// Which held-out items are ranked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +153,9 @@ impl Scorer for ModelScorer<'_> {
 
 /// The metrics of `model`, which reads `input`, on the `which` held-out data: ranking metrics
 /// under `plan`'s protocol, or for a rating model RMSE and MAE of its predicted ratings.
+/// Ranking is shared among `group`'s ranks (each gets the whole report); every rank predicts
+/// all the ratings of a rating model, which are few.
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate_model(
     model: &Model,
     input: Input,
@@ -160,17 +164,18 @@ pub fn evaluate_model(
     which: HeldOut,
     eval: &EvalConfig,
     device: &Device,
+    group: &dyn Collective,
 ) -> MetricsReport {
     if let Input::RatingRows { item_based } = input {
         let predictor = RatingPredictor::new(model, item_based, data, device);
         return evaluate_ratings(&|pairs| predictor.predict(pairs), data, which);
     }
-    plan.evaluate(
+    plan.evaluate_sharded(
         &ModelScorer::new(model, input, data, device, which).with_max_scores(eval.max_scores),
         data,
         which,
-        &eval.ks,
-        eval.users_per_batch(data.num_items()),
+        (&eval.ks, eval.users_per_batch(data.num_items())),
+        group,
     )
 }
 
@@ -300,6 +305,21 @@ impl EvaluationPlan {
         ks: &[usize],
         batch_users: usize,
     ) -> MetricsReport {
+        self.evaluate_sharded(scorer, data, which, (ks, batch_users), &Solo)
+    }
+
+    /// [`EvaluationPlan::evaluate`] with the batches of users shared among `group`'s ranks:
+    /// each scores its consecutive share of the batches, and the ranks' per-user values are
+    /// put together in user order, so that every rank gets exactly the single-process report
+    /// (the batches are the single process's, so are the scores).
+    pub fn evaluate_sharded(
+        &self,
+        scorer: &dyn Scorer,
+        data: &Dataset,
+        which: HeldOut,
+        (ks, batch_users): (&[usize], usize),
+        group: &dyn Collective,
+    ) -> MetricsReport {
         let (held_out, candidates) = match which {
             HeldOut::Validation => (&data.valid, &self.valid),
             HeldOut::Test => (&data.test, &self.test),
@@ -329,7 +349,12 @@ impl EvaluationPlan {
                 .sum();
             evaluator = evaluator.expecting_pairs(pairs);
         }
-        for chunk in users.chunks(batch_users.max(1)) {
+        let merged = (group.size() > 1).then(|| evaluator.clone());
+        if merged.is_some() {
+            evaluator = evaluator.recording();
+        }
+        let chunks: Vec<&[u32]> = users.chunks(batch_users.max(1)).collect();
+        for &chunk in &chunks[Shard::of(group).part(0..chunks.len())] {
             match candidates {
                 Candidates::Sampled { negatives } => {
                     let mut pair_users = Vec::new();
@@ -390,6 +415,17 @@ impl EvaluationPlan {
                     }
                 }
             }
+        }
+        if let Some(mut merged) = merged {
+            let (bytes, counts) = group.gather_bytes(&evaluator.into_part().to_bytes());
+            let mut at = 0;
+            for count in counts {
+                let part = EvaluatorPart::from_bytes(&bytes[at..at + count])
+                    .expect("every rank sends a part");
+                merged.absorb(part);
+                at += count;
+            }
+            evaluator = merged;
         }
         evaluator.finish(self.label(which))
     }

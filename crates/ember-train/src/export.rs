@@ -134,7 +134,16 @@ pub fn check_export(run_dir: &Path, out: &Path) -> Result<ExportCheck, TrainErro
     };
     let device = Backend::Flex.device()?;
     let eval = &run.config.eval;
-    let trained = evaluate_model(&run.model, input, &run.data, &plan, which, eval, &device);
+    let trained = evaluate_model(
+        &run.model,
+        input,
+        &run.data,
+        &plan,
+        which,
+        eval,
+        &device,
+        &crate::distributed::Solo,
+    );
     let export = if input.predicts_ratings() {
         // Rating models: RMSE and MAE of the predicted ratings.
         let from_export = |pairs: &[(u32, u32)]| exported.score_internal_pairs(pairs);

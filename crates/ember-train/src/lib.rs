@@ -11,10 +11,13 @@ pub mod bench;
 pub mod checkpoint;
 mod config;
 pub mod device;
+pub mod distributed;
 pub mod epoch;
 mod error;
 pub mod evaluate;
 pub mod export;
+#[cfg(feature = "mpi")]
+pub mod mpi_group;
 pub mod plot;
 mod run_dir;
 mod trainer;
@@ -84,6 +87,9 @@ pub struct RunOptions {
     /// When set (by a Ctrl-C or SIGTERM handler), training stops after the current batch with a
     /// checkpoint, and [`train`] returns [`TrainError::Interrupted`].
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// The ranks of a data-parallel run (one process by default). Every rank calls [`train`]
+    /// or [`resume`] with the same arguments; rank 0 alone writes the run directory.
+    pub group: distributed::Group,
 }
 
 /// What a model is built for on `data`, on `backend`, with `config`'s objective.
@@ -197,7 +203,12 @@ pub fn train(
     let config = &config;
     let inputs = config.data.fingerprint()?;
     let prepared = Prepared::new(config, backend)?;
-    let mut run = RunDir::create(&config.output_dir, &config.name)?;
+    let group = &options.group;
+    let mut run = if group.is_root() {
+        RunDir::create(&config.output_dir, &config.name)?
+    } else {
+        RunDir::scratch(group.rank(), None)?
+    };
     run.write(files::CONFIG, &config.to_toml())?;
     run.write(
         files::INPUTS,
@@ -228,9 +239,18 @@ pub fn train(
         stats.density
     ));
     run.log(&format!(
-        "device {backend}, model {}, seed {}",
+        "device {backend}, model {}, seed {}{}",
         config.model.name(),
-        config.seed
+        config.seed,
+        if group.size() > 1 {
+            format!(
+                ", {} ranks data-parallel ({} examples a batch in all)",
+                group.size(),
+                config.train.batch_size
+            )
+        } else {
+            String::new()
+        }
     ));
     // Absolute, so that a resumed run finishes in the same place from any directory.
     let target = std::path::absolute(run.target()).unwrap_or_else(|_| run.target().to_owned());
@@ -261,7 +281,16 @@ pub fn resume(
     let config = RunConfig::from_file(&run_dir.join(files::CONFIG))?;
     check_inputs(run_dir)?;
     let prepared = Prepared::new(&config, backend)?;
-    let mut run = RunDir::reopen(run_dir, latest.state.target.clone())?;
+    let group = &options.group;
+    let mut run = if group.is_root() {
+        RunDir::reopen(run_dir, latest.state.target.clone())?
+    } else {
+        // The other ranks read the checkpoint from the same directory (a shared file system,
+        // as for the data) and keep a private copy of its stage models.
+        RunDir::scratch(group.rank(), Some(run_dir))?
+    };
+    // Rank 0 writes to the directory only once every rank has its copy.
+    distributed::any(group.0.as_ref(), false);
     run.truncate_lines(files::EPOCHS, latest.state.epoch_lines)?;
     run.log(&format!(
         "resumed from {} (stage {}, {} epochs and {} batches done) on device {backend}",
@@ -367,6 +396,15 @@ fn run_stages(
 ) -> Result<RunSummary, TrainError> {
     let device = backend.device()?.autodiff();
     let data = &prepared.data;
+    let group = options.group.0.clone();
+    let sync: Box<dyn GradientSync> = if group.size() > 1 {
+        Box::new(distributed::ReplicaSync::new(
+            group.clone(),
+            config.train.gradient_exchange,
+        ))
+    } else {
+        Box::new(SingleDevice)
+    };
     let merged = config
         .train
         .refit
@@ -389,7 +427,8 @@ fn run_stages(
         run: &mut run,
         progress: options.progress,
         curves,
-        sync: Box::new(SingleDevice),
+        sync,
+        group: group.clone(),
         plan_chunk: config.train.embedding_gradient.plan_chunk(backend),
         adam_layout: backend.adam_layout(),
         stop: options.stop.clone(),
@@ -434,6 +473,13 @@ fn run_stages(
         } else {
             spec.config.init(&init, &device)
         };
+        // burn initialises parameters lazily, at their first use, which would make the initial
+        // weights depend on the order a forward pass reads them and on how much of the
+        // generator it drew before. They are initialised here, in the model's own order; the
+        // ranks of a distributed run then take rank 0's (the same ones, made certain).
+        device.seed(epoch::step_seed(spec.seed, 1, 0));
+        let model = distributed::materialize(model);
+        let model = distributed::broadcast_model(model, group.as_ref());
         let schedule = if spec.refit {
             Schedule::Fixed(trainer.done[index - selection].best_epoch)
         } else if index + 1 < selection {
@@ -505,7 +551,8 @@ fn run_stages(
         })?;
 
     let input = config.model.input();
-    let test_of = |plan| test_and_baseline(&model, input, data, plan, config, &device);
+    let test_of =
+        |plan| test_and_baseline(&model, input, data, plan, config, &device, group.as_ref());
     let (test, popularity) = test_of(&prepared.plan);
     let extra: Vec<_> = prepared.extra_plans.iter().map(test_of).collect();
     let extra_json: Vec<_> = extra
@@ -556,6 +603,7 @@ fn test_and_baseline(
     plan: &EvaluationPlan,
     config: &RunConfig,
     device: &Device,
+    group: &dyn distributed::Collective,
 ) -> (MetricsReport, MetricsReport) {
     let test = evaluate::evaluate_model(
         model,
@@ -565,6 +613,7 @@ fn test_and_baseline(
         HeldOut::Test,
         &config.eval,
         device,
+        group,
     );
     let baseline = if input.predicts_ratings() {
         let mut baseline =
@@ -619,11 +668,13 @@ pub fn load_run(run_dir: &Path, backend: Backend) -> Result<LoadedRun, TrainErro
     })
 }
 
-/// Evaluates a finished run on its test split under `protocol` (default: the run's own).
+/// Evaluates a finished run on its test split under `protocol` (default: the run's own),
+/// with the users shared among `group`'s ranks (each gets the whole report).
 pub fn evaluate_run(
     run_dir: &Path,
     backend: Backend,
     protocol: Option<ember_metrics::Protocol>,
+    group: &distributed::Group,
 ) -> Result<(MetricsReport, MetricsReport), TrainError> {
     let run = load_run(run_dir, backend)?;
     let config_path = run_dir.join(files::CONFIG);
@@ -645,6 +696,12 @@ pub fn evaluate_run(
         ..run.config.clone()
     };
     Ok(test_and_baseline(
-        &run.model, input, &run.data, &plan, &config, &device,
+        &run.model,
+        input,
+        &run.data,
+        &plan,
+        &config,
+        &device,
+        group.0.as_ref(),
     ))
 }

@@ -15,6 +15,9 @@ pub struct RunDir {
     log: fs::File,
     /// Keep the partial directory if the run fails: it holds a checkpoint to resume from.
     keep: bool,
+    /// A rank other than 0 of a distributed run: its directory is private and removed at the
+    /// end, and it logs to its file only.
+    scratch: bool,
 }
 
 impl RunDir {
@@ -52,6 +55,35 @@ impl RunDir {
             target,
             log,
             keep: false,
+            scratch: false,
+        })
+    }
+
+    /// A private directory for rank `rank` of a distributed run, which writes what rank 0
+    /// writes (its checkpoints and stage models are read back like rank 0's) but keeps none of
+    /// it: removed when the run ends, however it ends. With `from`, it starts as a copy of that
+    /// directory (a resumed run).
+    pub fn scratch(rank: usize, from: Option<&Path>) -> Result<Self, TrainError> {
+        let partial = std::env::temp_dir().join(format!("ember-rank{rank}-{}", std::process::id()));
+        if partial.exists() {
+            fs::remove_dir_all(&partial).map_err(TrainError::io(&partial))?;
+        }
+        match from {
+            Some(from) => copy_dir(from, &partial)?,
+            None => fs::create_dir_all(&partial).map_err(TrainError::io(&partial))?,
+        }
+        let log_path = partial.join("log.txt");
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(TrainError::io(&log_path))?;
+        Ok(Self {
+            target: partial.clone(),
+            partial,
+            log,
+            keep: false,
+            scratch: true,
         })
     }
 
@@ -69,6 +101,7 @@ impl RunDir {
             target,
             log,
             keep: true,
+            scratch: false,
         })
     }
 
@@ -132,7 +165,9 @@ impl RunDir {
 
     /// Logs a line to the run's `log.txt` and to the tracing subscriber.
     pub fn log(&mut self, line: &str) {
-        tracing::info!("{line}");
+        if !self.scratch {
+            tracing::info!("{line}");
+        }
         // The log is best effort: a failed write must not stop training.
         let _ = writeln!(self.log, "{line}");
     }
@@ -140,6 +175,9 @@ impl RunDir {
     /// Renames the directory to its final name (with a number added when a directory of that
     /// name appeared meanwhile), without its checkpoints.
     pub fn finish(mut self) -> Result<PathBuf, TrainError> {
+        if self.scratch {
+            return Ok(self.target.clone()); // removed on drop
+        }
         for dir in [crate::checkpoint::DIR, crate::checkpoint::STAGES] {
             let path = self.partial.join(dir);
             if path.exists() {
@@ -168,11 +206,26 @@ impl RunDir {
     }
 }
 
+/// Copies the directory tree `from` to `to`.
+fn copy_dir(from: &Path, to: &Path) -> Result<(), TrainError> {
+    fs::create_dir_all(to).map_err(TrainError::io(to))?;
+    for entry in fs::read_dir(from).map_err(TrainError::io(from))? {
+        let entry = entry.map_err(TrainError::io(from))?;
+        let (source, dest) = (entry.path(), to.join(entry.file_name()));
+        if source.is_dir() {
+            copy_dir(&source, &dest)?;
+        } else {
+            fs::copy(&source, &dest).map_err(TrainError::io(&source))?;
+        }
+    }
+    Ok(())
+}
+
 impl Drop for RunDir {
     fn drop(&mut self) {
         // Reached with the partial directory still present only when the run failed: without a
         // checkpoint there is nothing to keep.
-        if !self.keep && self.partial.exists() {
+        if (self.scratch || !self.keep) && self.partial.exists() {
             let _ = fs::remove_dir_all(&self.partial);
         }
     }

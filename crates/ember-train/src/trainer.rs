@@ -16,6 +16,7 @@ use std::time::Instant;
 use crate::adam::{Adam, AdamLayout, AdamSettings, Moments};
 use crate::batches::{EpochSource, training_epoch};
 use crate::checkpoint::{self, BestSoFar, Saved, StageDone, State};
+use crate::distributed::{Collective, Shard, any};
 use crate::epoch::{
     EpochEnd, EpochProgress, GradientSync, Stepper, epoch_seed, progress_bar, train_epoch,
 };
@@ -45,6 +46,9 @@ pub struct Trainer<'a> {
     pub(crate) curves: Vec<EpochPoint>,
     /// Applied to the gradients before every optimiser step.
     pub(crate) sync: Box<dyn GradientSync>,
+    /// The ranks of a distributed run (one process otherwise): they share each batch and each
+    /// evaluation, and stop together.
+    pub(crate) group: Arc<dyn Collective>,
     /// Rows per chunk of the embedding gradients' segment plans; `None` for burn's gradient.
     pub(crate) plan_chunk: Option<usize>,
     /// How Adam lays out its update for the device.
@@ -98,9 +102,11 @@ pub struct StepSettings {
 }
 
 impl Trainer<'_> {
-    /// Whether a stop was asked for from outside.
+    /// Whether a stop was asked for from outside, on any rank (each rank is signalled on its
+    /// own; all must stop at the same batch).
     fn stop_requested(&self) -> bool {
-        self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+        let local = self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
+        any(self.group.as_ref(), local)
     }
 
     /// Writes a checkpoint of stage `stage` after `epoch` epochs and `progress` into the next.
@@ -240,6 +246,7 @@ impl Trainer<'_> {
             negatives: cfg.negatives,
             plan_chunk: self.plan_chunk,
             device: self.device.clone(),
+            shard: Shard::of(self.group.as_ref()),
         };
         let checkpoint_every = cfg.checkpoint_every;
         for epoch in first_epoch..=epochs {
@@ -254,9 +261,11 @@ impl Trainer<'_> {
             }
             let bar = progress_bar(self.progress, batches.batches(), &label);
             let stats = loop {
-                let stop = self.stop.clone();
+                let (stop, group) = (self.stop.clone(), self.group.clone());
                 let mut pause = |next: usize| {
-                    stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+                    let local = stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
+                    // Every rank asks, so that all pause at the same batch.
+                    any(group.as_ref(), local)
                         || (checkpoint_every > 0 && next % checkpoint_every == 0)
                 };
                 let stepper = Stepper {
@@ -296,6 +305,28 @@ impl Trainer<'_> {
                 }
             };
             progress = EpochProgress::default();
+            if let Some(report) = self.sync.report() {
+                self.run.log(&format!("{label}: {report}"));
+            }
+            if self.group.size() > 1 {
+                match crate::distributed::check_replicas(&model, self.group.as_ref()) {
+                    Ok(print) => self.run.log(&format!(
+                        "{label}: weights identical on all {} ranks (fingerprint {print:016x})",
+                        self.group.size()
+                    )),
+                    Err(prints) => {
+                        return Err(TrainError::ReplicasDiverged {
+                            stage: stage.to_string(),
+                            epoch,
+                            prints: prints
+                                .iter()
+                                .map(|p| format!("{p:016x}"))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        });
+                    }
+                }
+            }
             if !stats.loss.is_finite() {
                 return Err(TrainError::Diverged {
                     epoch,
@@ -430,6 +461,7 @@ impl Trainer<'_> {
             HeldOut::Validation,
             &self.config.eval,
             &self.device,
+            self.group.as_ref(),
         )
     }
 }

@@ -43,19 +43,33 @@ fn chunked_full_ranking_equals_unchunked() {
         config.eval.protocol = Protocol::FullRanking;
         config.eval.ks = vec![5, 10];
         let run = train(&config, Backend::Flex, RunOptions::default()).unwrap();
-        let (whole, _) = evaluate_run(&run.run_dir, Backend::Flex, None).unwrap();
+        let (whole, _) =
+            evaluate_run(&run.run_dir, Backend::Flex, None, &Default::default()).unwrap();
         // 37 scores at once: one user per batch, items in ragged chunks of 37.
         let path = run.run_dir.join("config.toml");
         let text = std::fs::read_to_string(&path).unwrap();
         let chunked_text = text.replace("max_scores = 1048576", "max_scores = 37");
         assert_ne!(text, chunked_text, "config.toml names eval.max_scores");
         std::fs::write(&path, chunked_text).unwrap();
-        let (chunked, _) = evaluate_run(&run.run_dir, Backend::Flex, None).unwrap();
+        let (chunked, _) =
+            evaluate_run(&run.run_dir, Backend::Flex, None, &Default::default()).unwrap();
         assert_eq!(whole.users, chunked.users);
         assert_eq!(whole.metrics.len(), chunked.metrics.len());
         for ((name, a), (other, b)) in whole.metrics.iter().zip(&chunked.metrics) {
             assert_eq!(name, other);
-            assert!((a - b).abs() <= 1e-9, "{}: {name} {a} vs {b}", run.model);
+            // Chunks change the shapes of the products, so scores may differ in their last
+            // bits: the global AUC, which orders every user's pairs together, can then swap
+            // near-ties between users.
+            let tolerance = if name.as_str() == ember_metrics::names::AUC_GLOBAL {
+                1e-5
+            } else {
+                1e-9
+            };
+            assert!(
+                (a - b).abs() <= tolerance,
+                "{}: {name} {a} vs {b}",
+                run.model
+            );
         }
     }
 }
