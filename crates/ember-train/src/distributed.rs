@@ -140,6 +140,10 @@ impl Shard {
     }
 }
 
+/// Parameters of at least this many values are all-reduced on their own (no copy into the
+/// flat buffer of the small ones).
+const OWN_ALL_REDUCE: usize = 1 << 16;
+
 /// How [`ReplicaSync`] exchanges a matrix's gradient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -336,7 +340,8 @@ impl GradientSync for ReplicaSync {
         let mut sent = 0u64;
         let mut gathered = 0u64;
         let mut dense_all = 0u64;
-        // Dense parameters travel in one flat all-reduce.
+        // Small dense parameters travel in one flat all-reduce; large ones each in their own,
+        // in place.
         let mut flat = Vec::new();
         let mut flat_slots = Vec::new();
         for (p, slot) in slots.iter().enumerate() {
@@ -345,9 +350,6 @@ impl GradientSync for ReplicaSync {
             }
             dense_all += slot.len() as u64 * 4;
             let mut values = local[p].take().unwrap_or_else(|| vec![0.0; slot.len()]);
-            for v in &mut values {
-                *v *= weight;
-            }
             let use_rows = match (&touched[p], slot.shape.as_slice()) {
                 (Some(_), &[rows, width]) => {
                     let gathered_rows = meta[1 + n + p] as usize;
@@ -361,29 +363,45 @@ impl GradientSync for ReplicaSync {
                 let mut rows = Vec::with_capacity(ids.len() * width);
                 for &r in ids {
                     let r = r as usize;
-                    rows.extend_from_slice(&values[r * width..(r + 1) * width]);
+                    rows.extend(
+                        values[r * width..(r + 1) * width]
+                            .iter()
+                            .map(|v| v * weight),
+                    );
                 }
                 sent += (ids.len() * (width + 1) * 4) as u64;
                 let (all_ids, _) = group.gather_u32(ids);
                 let (all_rows, _) = group.gather_f32(&rows);
                 gathered += ((all_ids.len() + all_rows.len()) * 4) as u64;
-                // Summed in rank order on every rank: the same result everywhere.
-                let mut sum = vec![0.0f32; slot.len()];
+                // Summed in rank order on every rank: the same result everywhere. The table
+                // is zeroed only where this rank's own rows were (the rest already is).
+                for &r in ids {
+                    let r = r as usize;
+                    values[r * width..(r + 1) * width].fill(0.0);
+                }
                 for (k, &r) in all_ids.iter().enumerate() {
                     let r = r as usize;
-                    for (s, v) in sum[r * width..(r + 1) * width]
+                    for (s, v) in values[r * width..(r + 1) * width]
                         .iter_mut()
                         .zip(&all_rows[k * width..(k + 1) * width])
                     {
                         *s += v;
                     }
                 }
-                put_gradient(&mut grads, slot, sum, &device);
+                put_gradient(&mut grads, slot, values, &device);
                 self.stats.row_exchanges += 1;
             } else {
                 sent += slot.len() as u64 * 4;
-                flat.extend_from_slice(&values);
-                flat_slots.push(slot);
+                for v in &mut values {
+                    *v *= weight;
+                }
+                if values.len() >= OWN_ALL_REDUCE {
+                    group.sum_f32(&mut values);
+                    put_gradient(&mut grads, slot, values, &device);
+                } else {
+                    flat.extend_from_slice(&values);
+                    flat_slots.push(slot);
+                }
             }
         }
         group.sum_f32(&mut flat);
