@@ -493,6 +493,54 @@ monitor = "NDCG@10"
         assert!(resumed.1 == expected.1, "weights after the resume differ");
     }
 
+    /// SIGTERM to the ranks (what Slurm's `scancel` sends every task): they stop at the same batch,
+    /// write one checkpoint, rank 0 prints the `--resume` command, and the job exits 130.
+    #[test]
+    fn mpi_sigterm_to_the_ranks_stops_them_together_with_a_checkpoint() {
+        let Some(mut job) = mpirun() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let path = config(
+            dir.path(),
+            "term",
+            "kind = \"neumf\"\nfactors = 8\nlayers = [16, 8]",
+            "epochs = 50\nbatch_size = 32",
+        );
+        let mut child = job
+            .args(train_args(&path))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let partial = wait_until(&mut child, "a checkpoint", || checkpointed(dir.path()));
+        let pid = child.id();
+        let ranks = wait_until(&mut child, "both ranks", || {
+            let r = ranks_of(pid);
+            (r.len() == 2).then_some(r)
+        });
+        for rank in ranks.values() {
+            Command::new("kill")
+                .args(["-TERM", &rank.to_string()])
+                .status()
+                .unwrap();
+        }
+        let status = child.wait().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.code(), Some(130), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "continue with `ember train --resume {}`",
+                partial.display()
+            )),
+            "{stderr}"
+        );
+        assert_eq!(
+            stderr.matches("error:").count(),
+            1,
+            "rank 0 alone: {stderr}"
+        );
+    }
+
     /// Without the `mpi` feature a run started by mpirun is refused (each rank would train alone);
     /// with it, a run outside mpirun is one process, as before. This checks the latter.
     #[test]
