@@ -25,8 +25,9 @@ is synchronised at both ends. The figure is the last epoch's, the others being w
     python3 scripts/bench_torch_bert4rec.py --torch-device cpu --ember-device flex --batch 256
     python3 scripts/bench_torch_bert4rec.py --torch-device cuda --ember-device wgpu --batch 256
 
-It runs PyTorch first, then `ember bench train --model bert4rec ... --json` (the binary given by
---ember), and prints both figures and ratio=ember/pytorch (examples per second; > 1: ember is
+It runs `ember bench train --model bert4rec ... --json` (the binary given by --ember)
+first, then PyTorch (whose worker threads would otherwise still spin during ember's run),
+and prints both figures and ratio=ember/pytorch (examples per second; > 1: ember is
 faster). --skip-ember or --skip-torch runs one side only.
 """
 import sys

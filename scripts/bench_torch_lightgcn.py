@@ -22,8 +22,9 @@ the others being warm-up.
     python3 scripts/bench_torch_lightgcn.py --torch-device cpu --ember-device flex --batch 2048
     python3 scripts/bench_torch_lightgcn.py --torch-device cuda --ember-device wgpu --batch 2048
 
-It runs PyTorch first, then `ember bench train --model lightgcn ... --json` (the binary given by
---ember), and prints both figures and ratio=ember/pytorch (examples per second; > 1: ember is
+It runs `ember bench train --model lightgcn ... --json` (the binary given by --ember)
+first, then PyTorch (whose worker threads would otherwise still spin during ember's run),
+and prints both figures and ratio=ember/pytorch (examples per second; > 1: ember is
 faster). --skip-ember or --skip-torch runs one side only.
 """
 import sys

@@ -21,8 +21,9 @@ epoch's, the others being warm-up.
     python3 scripts/bench_torch_mult_vae.py --torch-device cpu --ember-device flex --batch 500
     python3 scripts/bench_torch_mult_vae.py --torch-device cuda --ember-device wgpu --batch 500 --size ml20m
 
-It runs PyTorch first, then `ember bench train --model mult_vae ... --json` (the binary given by
---ember), and prints both figures and ratio=ember/pytorch (examples per second; > 1: ember is
+It runs `ember bench train --model mult_vae ... --json` (the binary given by --ember)
+first, then PyTorch (whose worker threads would otherwise still spin during ember's run),
+and prints both figures and ratio=ember/pytorch (examples per second; > 1: ember is
 faster). --skip-ember or --skip-torch runs one side only.
 """
 import sys

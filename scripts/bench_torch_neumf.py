@@ -11,8 +11,9 @@ others being warm-up. By default PyTorch copies each batch's ids host -> device,
     python3 scripts/bench_torch_neumf.py --torch-device cuda --ember-device wgpu --batch 65536
     python3 scripts/bench_torch_neumf.py --torch-device cpu --ember-device flex --batch 4096
 
-It runs PyTorch first, then `ember bench train ... --json` (the binary given by --ember), and
-prints both figures and their ratio. --skip-ember or --skip-torch runs one side only.
+It runs `ember bench train ... --json` (the binary given by --ember) first, then PyTorch (whose
+worker threads would otherwise still spin during ember's run), and prints both figures and
+ratio=ember/pytorch. --skip-ember or --skip-torch runs one side only.
 """
 import argparse
 import json
@@ -38,6 +39,9 @@ def torch_bench(args):
             s.mu, s.mi = nn.Embedding(users, 2 * d), nn.Embedding(items, 2 * d)
             s.l1, s.l2, s.l3 = nn.Linear(4 * d, 2 * d), nn.Linear(2 * d, d), nn.Linear(d, d // 2)
             s.out = nn.Linear(d + d // 2, 1)
+            # ember's (and the NCF paper's) embedding init; nn.Embedding's own is N(0, 1).
+            for e in (s.gu, s.gi, s.mu, s.mi):
+                nn.init.normal_(e.weight, std=0.01)
 
         def forward(s, u, i):
             g = s.gu(u) * s.gi(i)
@@ -46,6 +50,8 @@ def torch_bench(args):
             return s.out(torch.cat([g, h], 1)).squeeze(1)
 
     dev = args.torch_device
+    if dev == "cpu":
+        torch.set_num_threads(args.threads)
     torch.manual_seed(42)
     gen = torch.Generator().manual_seed(42)
     n = args.samples
@@ -63,6 +69,7 @@ def torch_bench(args):
     for epoch in range(args.epochs):
         sync()
         t = time.perf_counter()
+        total = torch.zeros((), device=dev)
         for s in range(steps):
             lo, hi = s * args.batch, (s + 1) * args.batch
             u, i, y = us[lo:hi].to(dev), its[lo:hi].to(dev), ys[lo:hi].to(dev)
@@ -70,7 +77,8 @@ def torch_bench(args):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        last = loss.item()
+            total += loss.detach()
+        last = total.item() / steps  # the epoch's mean loss, as ember reports
         sync()
         secs = time.perf_counter() - t
         rates.append(steps * args.batch / secs)
@@ -99,6 +107,7 @@ def main():
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--size", choices=sorted(SIZES), default="probe")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--threads", type=int, default=2, help="torch threads on the CPU (default 2)")
     p.add_argument("--preload", action="store_true", help="keep PyTorch's epoch on the device")
     p.add_argument("--skip-torch", action="store_true")
     p.add_argument("--skip-ember", action="store_true")
@@ -107,18 +116,20 @@ def main():
 
     setting = f"NeuMF {args.size} batch {args.batch} samples {args.samples} epochs {args.epochs}"
     torch_rate = ember_rate = None
-    if not args.skip_torch:
-        torch_rate, peak = torch_bench(args)
-        mode = "compile" if args.compile else "eager"
-        mem = f", peak allocated {peak / 2**20:.0f} MiB" if peak else ""
-        print(f"pytorch {mode} {args.torch_device}: {torch_rate:,.0f} samples/s{mem}  ({setting})", flush=True)
+    # ember first, before torch is imported here: torch's worker threads keep spinning for a
+    # while after their last parallel region, and would take cores from a run started after it.
     if not args.skip_ember:
         ember_rate, peak, report = ember_bench(args)
         mem = f", peak {peak / 2**20:.0f} MiB ({report['peak_memory_kind']})" if peak else ""
         print(f"ember {args.ember_device} ({report['embedding_gradient']}, split-k {report['split_k']}): "
               f"{ember_rate:,.0f} samples/s{mem}  ({setting})", flush=True)
+    if not args.skip_torch:
+        torch_rate, peak = torch_bench(args)
+        mode = "compile" if args.compile else "eager"
+        mem = f", peak allocated {peak / 2**20:.0f} MiB" if peak else ""
+        print(f"pytorch {mode} {args.torch_device}: {torch_rate:,.0f} samples/s{mem}  ({setting})", flush=True)
     if torch_rate and ember_rate:
-        print(f"ratio ember/pytorch: {ember_rate / torch_rate:.2f}")
+        print(f"ratio={ember_rate / torch_rate:.2f} (ember/pytorch samples per second)")
 
 
 if __name__ == "__main__":

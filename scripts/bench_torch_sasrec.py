@@ -23,8 +23,9 @@ being warm-up.
     python3 scripts/bench_torch_sasrec.py --torch-device cpu --ember-device flex --batch 128
     python3 scripts/bench_torch_sasrec.py --torch-device cuda --ember-device wgpu --batch 128 --size ml20m
 
-It runs PyTorch first, then `ember bench train --model sasrec ... --json` (the binary given by
---ember), and prints both figures and ratio=ember/pytorch (examples per second; > 1: ember is
+It runs `ember bench train --model sasrec ... --json` (the binary given by --ember)
+first, then PyTorch (whose worker threads would otherwise still spin during ember's run),
+and prints both figures and ratio=ember/pytorch (examples per second; > 1: ember is
 faster). --skip-ember or --skip-torch runs one side only.
 """
 import sys

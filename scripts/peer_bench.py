@@ -48,6 +48,12 @@ def run(doc, model, label, unit, batch, batch_help, size, torch_bench):
     users = min(args.samples or SIZES[args.size][0], SIZES[args.size][0])
     setting = f"{label} {args.size} batch {args.batch} users {users} epochs {args.epochs}"
     torch_res = ember_res = None
+    # ember first, before torch is imported here: torch's worker threads keep spinning for a
+    # while after their last parallel region, and would take cores from a run started after it.
+    if not args.skip_ember:
+        ember_res = ember_bench(args, model)
+        print(f"ember {args.ember_device}: {ember_res[0]:,.0f} {unit}/s, {ember_res[1]:.3f} s/epoch, "
+              f"{ember_res[2]:,} {unit}/epoch  ({setting})", flush=True)
     if not args.skip_torch:
         import torch
         threads = args.threads or (2 if args.torch_device == "cpu" else None)
@@ -56,10 +62,6 @@ def run(doc, model, label, unit, batch, batch_help, size, torch_bench):
         torch_res = torch_bench(args)
         print(f"pytorch {args.torch_device} ({torch.get_num_threads()} threads): {torch_res[0]:,.0f} {unit}/s, "
               f"{torch_res[1]:.3f} s/epoch, {torch_res[2]:,} {unit}/epoch  ({setting})", flush=True)
-    if not args.skip_ember:
-        ember_res = ember_bench(args, model)
-        print(f"ember {args.ember_device}: {ember_res[0]:,.0f} {unit}/s, {ember_res[1]:.3f} s/epoch, "
-              f"{ember_res[2]:,} {unit}/epoch  ({setting})", flush=True)
     if torch_res and ember_res:
         print(f"ratio={ember_res[0] / torch_res[0]:.2f} (ember/pytorch {unit} per second; "
               f"ember {ember_res[1]:.3f} s/epoch, pytorch {torch_res[1]:.3f} s/epoch)")

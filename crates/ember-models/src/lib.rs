@@ -26,6 +26,7 @@ mod loss;
 pub mod multvae;
 pub mod ncf;
 mod pair;
+pub mod propagate;
 mod recommender;
 pub mod sasrec;
 mod sequence;

@@ -10,13 +10,12 @@
 //! `train.loss = "bpr"`, one negative: `train.negatives = 1`) plus `λ` times the squared norm of
 //! the batch's layer-0 embeddings, halved and averaged over the batch as in the authors' code.
 //!
-//! The propagation is a sparse product, computed with burn's gather (`select`) and scatter-add
-//! (`select_assign`) over the graph's edges, so it runs on every backend. The export holds the
+//! The propagation is a sparse product ([`crate::propagate`]): over the graph's rows on the CPU,
+//! a gather and a scatter-add over its edges on the GPU. The export holds the
 //! final embeddings: inference scores by their dot product, as for MF.
 
 use burn::nn::Embedding;
 use burn::prelude::*;
-use burn::tensor::IndexingUpdateOp;
 use ember_spec::{LightGcnSpec, ModelSpec};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -26,6 +25,7 @@ use crate::export::named;
 use crate::layers::embedding;
 use crate::lookup::{IdBatch, lookup};
 use crate::loss::pair_loss;
+use crate::propagate::{Adjacency, propagate};
 use crate::{
     Batch, Export, Input, Loss, ModelInit, ModelSettings, PairTargets, Query, Recommender,
 };
@@ -61,20 +61,14 @@ pub struct LightGcnConfig {
     pub init_std: f64,
 }
 
-/// The normalised bipartite graph as an edge list over nodes `users ++ items`, both directions
-/// of every training interaction, on the host (moved to the device at each propagation).
+/// The normalised bipartite graph over nodes `users ++ items`, both directions of every
+/// training interaction (see [`crate::propagate`] for the product).
 #[derive(Debug)]
 pub struct Graph {
     /// Users; item `i` is node `users + i`.
     users: usize,
-    /// Nodes (users and items).
-    nodes: usize,
-    /// Each edge's source node.
-    sources: Vec<i32>,
-    /// Each edge's target node.
-    targets: Vec<i32>,
-    /// Each edge's weight `1 / √(deg(source) · deg(target))`.
-    weights: Vec<f32>,
+    /// The edges by target node, each weighted `1 / √(deg(source) · deg(target))`.
+    adjacency: Arc<Adjacency>,
 }
 
 impl Graph {
@@ -82,36 +76,40 @@ impl Graph {
     pub fn new(train: &[Vec<u32>], items: usize) -> Self {
         let users = train.len();
         let nodes = users + items;
-        let mut degree = vec![0u32; nodes];
+        let mut neighbours: Vec<Vec<u32>> = vec![Vec::new(); nodes];
         for (u, list) in train.iter().enumerate() {
             for &i in list {
-                degree[u] += 1;
-                degree[users + i as usize] += 1;
+                let item = users + i as usize;
+                neighbours[u].push(item as u32);
+                neighbours[item].push(u as u32);
             }
         }
-        let edges = 2 * train.iter().map(Vec::len).sum::<usize>();
+        let degree: Vec<f64> = neighbours.iter().map(|n| n.len() as f64).collect();
+        let edges = neighbours.iter().map(Vec::len).sum();
+        let mut offsets = Vec::with_capacity(nodes + 1);
         let (mut sources, mut targets, mut weights) = (
             Vec::with_capacity(edges),
             Vec::with_capacity(edges),
             Vec::with_capacity(edges),
         );
-        for (u, list) in train.iter().enumerate() {
-            for &i in list {
-                let item = users + i as usize;
-                let w = 1.0 / ((degree[u] as f64) * (degree[item] as f64)).sqrt();
-                for (s, t) in [(u, item), (item, u)] {
-                    sources.push(s as i32);
-                    targets.push(t as i32);
-                    weights.push(w as f32);
-                }
+        offsets.push(0);
+        for (t, list) in neighbours.iter().enumerate() {
+            for &s in list {
+                sources.push(s as i32);
+                targets.push(t as i32);
+                weights.push((1.0 / (degree[s as usize] * degree[t]).sqrt()) as f32);
             }
+            offsets.push(sources.len());
         }
         Self {
             users,
-            nodes,
-            sources,
-            targets,
-            weights,
+            adjacency: Arc::new(Adjacency {
+                nodes,
+                offsets,
+                sources,
+                targets,
+                weights,
+            }),
         }
     }
 
@@ -121,20 +119,7 @@ impl Graph {
     /// - x: `[nodes, dim]`
     /// - output: `[nodes, dim]`
     fn propagate(&self, x: Tensor<2>) -> Tensor<2> {
-        let device = x.device();
-        let dim = x.dims()[1];
-        let edges = self.sources.len();
-        let ids =
-            |v: &[i32]| Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), [edges]), &device);
-        let weights =
-            Tensor::<1>::from_data(TensorData::new(self.weights.clone(), [edges]), &device);
-        let messages = x.select(0, ids(&self.sources)) * weights.unsqueeze_dim::<2>(1);
-        Tensor::zeros([self.nodes, dim], &device).select_assign(
-            0,
-            ids(&self.targets),
-            messages,
-            IndexingUpdateOp::Add,
-        )
+        propagate(x, &self.adjacency)
     }
 }
 
@@ -198,7 +183,7 @@ impl LightGcn {
         }
         let all = sum.div_scalar((self.layers + 1) as f64);
         let users = self.graph.users;
-        let items = self.graph.nodes - users;
+        let items = self.graph.adjacency.nodes - users;
         (all.clone().narrow(0, 0, users), all.narrow(0, users, items))
     }
 
