@@ -29,6 +29,16 @@ impl Ranks {
         };
         // One rank per GPU: its index among the ranks on its machine.
         ember_train::device::use_gpu_index(mpi_group::local_rank());
+        if mpi.size_of_job() > 1 {
+            // A panic would unwind into MPI_Finalize, which waits for the other ranks while
+            // they wait for this one in a collective: the job would hang. The process ends at
+            // once instead, and mpirun (or srun) ends the job.
+            let report = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                report(info);
+                std::process::abort();
+            }));
+        }
         let mpi = std::sync::Arc::new(mpi);
         Ok(Self {
             group: Group(mpi.clone()),
@@ -40,7 +50,8 @@ impl Ranks {
     /// train the whole model alone and write its own run directory.
     #[cfg(not(feature = "mpi"))]
     pub fn join() -> Result<Self> {
-        let ranks = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"]
+        // SLURM_STEP_NUM_TASKS, set by srun (an sbatch script alone has SLURM_NTASKS too).
+        let ranks = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"]
             .iter()
             .find_map(|v| std::env::var(v).ok()?.parse::<usize>().ok())
             .unwrap_or(1);

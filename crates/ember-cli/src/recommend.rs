@@ -81,8 +81,12 @@ impl Part {
                 .iter()
                 .find_map(|v| std::env::var(v).ok()?.parse::<usize>().ok())
         };
-        let n = var(&["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"])?;
-        let rank = var(&["OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"])?;
+        // Slurm: srun's step variables (an sbatch script alone has SLURM_NTASKS too).
+        let n = var(&["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"])?;
+        let rank = match var(&["OMPI_COMM_WORLD_RANK", "PMI_RANK"]) {
+            Some(rank) => rank,
+            None => var(&["SLURM_STEP_NUM_TASKS"]).and(var(&["SLURM_PROCID"]))?,
+        };
         (n > 1 && rank < n).then_some(Self { k: rank + 1, n })
     }
 

@@ -188,15 +188,15 @@ mod tests {
     fn propagation_and_its_gradient_match_the_dense_product() {
         let device = Device::flex().autodiff();
         let graph = Arc::new(path());
-        let dense = Tensor::<2>::from_floats(
-            [[0.0, 0.5, 0.0], [0.5, 0.0, 2.0], [0.0, 2.0, 0.0]],
-            &device,
-        );
+        let dense =
+            Tensor::<2>::from_floats([[0.0, 0.5, 0.0], [0.5, 0.0, 2.0], [0.0, 2.0, 0.0]], &device);
         let values = [[1.0, -1.0], [2.0, 0.5], [-3.0, 4.0]];
         let x = Tensor::<2>::from_floats(values, &device).require_grad();
         let y = propagate(x.clone(), &graph);
         let expected = dense.clone().matmul(x.clone().detach());
-        y.clone().into_data().assert_approx_eq::<f32>(&expected.into_data(), Default::default());
+        y.clone()
+            .into_data()
+            .assert_approx_eq::<f32>(&expected.into_data(), Default::default());
         // L = Σ y ⊙ c: ∂L/∂x = Âᵀ c.
         let c = Tensor::<2>::from_floats([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], &device);
         let grads = (y * c.clone()).sum().backward();

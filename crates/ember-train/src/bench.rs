@@ -332,7 +332,13 @@ pub fn bench_train(
         pair_loss: if labelled { Loss::Bce } else { Loss::Bpr },
         masks: backend.masks(),
     };
-    let mut model: Model = config.init(&init, &device);
+    let model: Model = config.init(&init, &device);
+    // Initialised now rather than at first use (see `distributed::materialize`), and rank 0's
+    // weights on every rank of a distributed bench.
+    let mut model = crate::distributed::broadcast_model(
+        crate::distributed::materialize(model),
+        group.0.as_ref(),
+    );
 
     // The NCF peer's data: uniform ids, label (u + i) % 5 == 0.
     let mut rng = SmallRng::seed_from_u64(bench.seed);

@@ -225,7 +225,6 @@ fn param_slots(model: &Model) -> Vec<ParamSlot> {
 pub struct ReplicaSync {
     group: Arc<dyn Collective>,
     exchange: GradientExchange,
-    slots: Option<Vec<ParamSlot>>,
     stats: SyncStats,
 }
 
@@ -235,7 +234,6 @@ impl ReplicaSync {
         Self {
             group,
             exchange,
-            slots: None,
             stats: SyncStats::default(),
         }
     }
@@ -297,7 +295,9 @@ impl GradientSync for ReplicaSync {
     ) -> GradientsParams {
         let started = Instant::now();
         let group = self.group.clone();
-        let slots = self.slots.get_or_insert_with(|| param_slots(model)).clone();
+        // Read every step: each stage of a run (NeuMF's pre-training, a refit) is a new model
+        // with new parameter ids.
+        let slots = param_slots(model);
         let device = model
             .devices()
             .into_iter()
@@ -307,6 +307,10 @@ impl GradientSync for ReplicaSync {
         let mut grads = grads.unwrap_or_else(GradientsParams::new);
         let mut local: Vec<Option<Vec<f32>>> =
             slots.iter().map(|s| take_gradient(&mut grads, s)).collect();
+        assert!(
+            grads.is_empty(),
+            "every gradient belongs to a parameter of the model"
+        );
         // Embedding-like matrices: which rows this rank's step touched.
         let touched: Vec<Option<Vec<u32>>> = slots
             .iter()

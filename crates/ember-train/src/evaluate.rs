@@ -168,7 +168,21 @@ pub fn evaluate_model(
 ) -> MetricsReport {
     if let Input::RatingRows { item_based } = input {
         let predictor = RatingPredictor::new(model, item_based, data, device);
-        return evaluate_ratings(&|pairs| predictor.predict(pairs), data, which);
+        let mut report = evaluate_ratings(&|pairs| predictor.predict(pairs), data, which);
+        if group.size() > 1 {
+            // Rank 0's figures on every rank (processes could differ in the last bits), so that
+            // all ranks choose the same best epoch and stop together.
+            let mut values: Vec<f64> = report
+                .metrics
+                .iter()
+                .map(|(_, v)| if group.rank() == 0 { *v } else { 0.0 })
+                .collect();
+            group.sum_f64(&mut values);
+            for ((_, v), rank0) in report.metrics.iter_mut().zip(values) {
+                *v = rank0;
+            }
+        }
+        return report;
     }
     plan.evaluate_sharded(
         &ModelScorer::new(model, input, data, device, which).with_max_scores(eval.max_scores),

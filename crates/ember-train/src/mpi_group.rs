@@ -23,13 +23,14 @@ pub struct MpiGroup {
 }
 
 /// Whether this process was started by an MPI launcher (`mpirun`, `mpiexec`, `srun`), from the
-/// variables Open MPI, PMIx, MPICH's PMI and Slurm set.
+/// variables Open MPI, PMIx, MPICH's PMI and Slurm's srun set (an sbatch script itself is not a
+/// launched rank: it has no SLURM_STEP_NUM_TASKS).
 pub fn launched() -> bool {
     [
         "OMPI_COMM_WORLD_SIZE",
         "PMIX_RANK",
         "PMI_SIZE",
-        "SLURM_PROCID",
+        "SLURM_STEP_NUM_TASKS",
     ]
     .iter()
     .any(|v| std::env::var_os(v).is_some())

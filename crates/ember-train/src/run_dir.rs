@@ -60,17 +60,20 @@ impl RunDir {
     }
 
     /// A private directory for rank `rank` of a distributed run, which writes what rank 0
-    /// writes (its checkpoints and stage models are read back like rank 0's) but keeps none of
-    /// it: removed when the run ends, however it ends. With `from`, it starts as a copy of that
-    /// directory (a resumed run).
+    /// writes but its checkpoints (its stage models are read back like rank 0's) and keeps none
+    /// of it: removed when the run ends. With `from`, it starts with that directory's stage
+    /// models (a resumed run).
     pub fn scratch(rank: usize, from: Option<&Path>) -> Result<Self, TrainError> {
         let partial = std::env::temp_dir().join(format!("ember-rank{rank}-{}", std::process::id()));
         if partial.exists() {
             fs::remove_dir_all(&partial).map_err(TrainError::io(&partial))?;
         }
-        match from {
-            Some(from) => copy_dir(from, &partial)?,
-            None => fs::create_dir_all(&partial).map_err(TrainError::io(&partial))?,
+        fs::create_dir_all(&partial).map_err(TrainError::io(&partial))?;
+        if let Some(stages) = from
+            .map(|from| from.join(crate::checkpoint::STAGES))
+            .filter(|stages| stages.is_dir())
+        {
+            copy_dir(&stages, &partial.join(crate::checkpoint::STAGES))?;
         }
         let log_path = partial.join("log.txt");
         let log = fs::OpenOptions::new()

@@ -137,16 +137,20 @@ impl Trainer<'_> {
             curves: self.curves.clone(),
             epoch_lines: self.epoch_lines,
         };
-        let moments = optimizer.moments(model);
-        checkpoint::write(
-            self.run.dir(),
-            &state,
-            Saved {
-                model,
-                best: best.map(|b| &b.model),
-                adam: &moments,
-            },
-        )?;
+        // Rank 0's checkpoint is the run's; the other ranks hold the same state and resume
+        // from it.
+        if self.group.rank() == 0 {
+            let moments = optimizer.moments(model);
+            checkpoint::write(
+                self.run.dir(),
+                &state,
+                Saved {
+                    model,
+                    best: best.map(|b| &b.model),
+                    adam: &moments,
+                },
+            )?;
+        }
         // From now on a failed or stopped run keeps its directory: it can be resumed.
         self.run.keep();
         Ok(())
