@@ -397,6 +397,37 @@ monitor = "NDCG@10"
         })
     }
 
+    /// Starts `job` (mpirun) training with the config at `path` (its stderr piped), and waits
+    /// until the run under `dir` has a checkpoint and both ranks are found: the job, the run's
+    /// directory and the ranks' process ids.
+    fn start_until_checkpoint(
+        mut job: Command,
+        path: &Path,
+        dir: &Path,
+    ) -> (Child, PathBuf, BTreeMap<usize, u32>) {
+        let mut child = job
+            .args(train_args(path))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let partial = wait_until(&mut child, "a checkpoint", || checkpointed(dir));
+        let pid = child.id();
+        let ranks = wait_until(&mut child, "both ranks", || {
+            let r = ranks_of(pid);
+            (r.len() == 2).then_some(r)
+        });
+        (child, partial, ranks)
+    }
+
+    /// Sends `signal` (`-KILL`, `-TERM`) to process `pid`.
+    fn signal(signal: &str, pid: u32) {
+        Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .unwrap();
+    }
+
     fn wait_until<T>(child: &mut Child, what: &str, mut ready: impl FnMut() -> Option<T>) -> T {
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(120) {
@@ -435,24 +466,10 @@ monitor = "NDCG@10"
 
         let cut = tempfile::tempdir().unwrap();
         let path = config(cut.path(), "run", model, train);
-        let mut job = self::mpirun().unwrap();
-        let mut child = job
-            .args(train_args(&path))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let partial = wait_until(&mut child, "a checkpoint", || checkpointed(cut.path()));
-        let pid = child.id();
-        let ranks = wait_until(&mut child, "both ranks", || {
-            let r = ranks_of(pid);
-            (r.len() == 2).then_some(r)
-        });
+        let (mut child, partial, ranks) =
+            start_until_checkpoint(self::mpirun().unwrap(), &path, cut.path());
         let killed = Instant::now();
-        Command::new("kill")
-            .args(["-9", &ranks[&1].to_string()])
-            .status()
-            .unwrap();
+        signal("-KILL", ranks[&1]);
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {
                 break status;
@@ -507,23 +524,9 @@ monitor = "NDCG@10"
             "kind = \"neumf\"\nfactors = 8\nlayers = [16, 8]",
             "epochs = 50\nbatch_size = 32",
         );
-        let mut child = job
-            .args(train_args(&path))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let partial = wait_until(&mut child, "a checkpoint", || checkpointed(dir.path()));
-        let pid = child.id();
-        let ranks = wait_until(&mut child, "both ranks", || {
-            let r = ranks_of(pid);
-            (r.len() == 2).then_some(r)
-        });
-        for rank in ranks.values() {
-            Command::new("kill")
-                .args(["-TERM", &rank.to_string()])
-                .status()
-                .unwrap();
+        let (mut child, partial, ranks) = start_until_checkpoint(job, &path, dir.path());
+        for &rank in ranks.values() {
+            signal("-TERM", rank);
         }
         let status = child.wait().unwrap();
         let mut stderr = String::new();

@@ -29,6 +29,15 @@ pub struct StepBatch {
     pub samples: usize,
 }
 
+impl StepBatch {
+    /// A rank's empty share of a batch.
+    pub const EMPTY: StepBatch = StepBatch {
+        batch: None,
+        examples: 0,
+        samples: 0,
+    };
+}
+
 /// An epoch's batches, taken in order.
 pub trait Epoch {
     /// Number of batches.
@@ -156,11 +165,7 @@ impl Epoch for PairEpoch {
         if positives == 0 {
             self.users.skip(b);
             self.items.skip(b);
-            return StepBatch {
-                batch: None,
-                examples: 0,
-                samples: 0,
-            };
+            return StepBatch::EMPTY;
         }
         StepBatch {
             batch: Some(Batch::Pairs(PairBatch {
@@ -242,11 +247,7 @@ impl Epoch for LabelledPairs {
         if examples == 0 {
             self.users.skip(b);
             self.items.skip(b);
-            return StepBatch {
-                batch: None,
-                examples: 0,
-                samples: 0,
-            };
+            return StepBatch::EMPTY;
         }
         StepBatch {
             batch: Some(Batch::Pairs(PairBatch {
@@ -409,11 +410,7 @@ impl Epoch for WindowEpoch {
             .shard
             .part(b * self.batch_size..((b + 1) * self.batch_size).min(self.epoch.len()));
         if rows.is_empty() {
-            return StepBatch {
-                batch: None,
-                examples: 0,
-                samples: 0,
-            };
+            return StepBatch::EMPTY;
         }
         let flat = self.epoch.batch(rows.clone());
         let targets = flat.targets.len();

@@ -75,12 +75,7 @@ impl RunDir {
         {
             copy_dir(&stages, &partial.join(crate::checkpoint::STAGES))?;
         }
-        let log_path = partial.join("log.txt");
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(TrainError::io(&log_path))?;
+        let log = open_log(&partial)?;
         Ok(Self {
             target: partial.clone(),
             partial,
@@ -93,12 +88,7 @@ impl RunDir {
     /// Continues writing the partial directory `partial` of a stopped run, whose finished
     /// directory was to be `target` (or `target-1`, … when that exists now).
     pub fn reopen(partial: &Path, target: PathBuf) -> Result<Self, TrainError> {
-        let log_path = partial.join("log.txt");
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(TrainError::io(&log_path))?;
+        let log = open_log(&partial)?;
         Ok(Self {
             partial: partial.to_owned(),
             target,
@@ -207,6 +197,16 @@ impl RunDir {
         self.keep = true; // nothing left at the partial name
         Ok(self.target.clone())
     }
+}
+
+/// The log of the run directory `dir`, opened to append.
+fn open_log(dir: &Path) -> Result<fs::File, TrainError> {
+    let path = dir.join("log.txt");
+    fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(TrainError::io(&path))
 }
 
 /// Copies the directory tree `from` to `to`.
