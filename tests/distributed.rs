@@ -516,7 +516,7 @@ monitor = "NDCG@10"
     /// write one checkpoint, rank 0 prints the `--resume` command, and the job exits 130.
     #[test]
     fn mpi_sigterm_to_the_ranks_stops_them_together_with_a_checkpoint() {
-        let Some(mut job) = mpirun() else { return };
+        let Some(job) = mpirun() else { return };
         let dir = tempfile::tempdir().unwrap();
         let path = config(
             dir.path(),

@@ -167,8 +167,6 @@ pub struct SyncStats {
     pub dense: u64,
     /// Bytes it received from the gathers of touched rows.
     pub gathered: u64,
-    /// Parameter-steps exchanged as rows.
-    pub row_exchanges: usize,
     /// Wall seconds in the exchange (host copies included).
     pub secs: f64,
 }
@@ -393,7 +391,6 @@ impl GradientSync for ReplicaSync {
                     }
                 }
                 put_gradient(&mut grads, slot, values, &device);
-                self.stats.row_exchanges += 1;
             } else {
                 sent += slot.len() as u64 * 4;
                 for v in &mut values {
