@@ -12,13 +12,13 @@
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
 use ember_spec::{ModelSpec, TransformerSpec, tokens};
 use serde::{Deserialize, Serialize};
 
 use crate::attention::Attention;
 use crate::config::{ModelError, check_dropout};
 use crate::dropout::{Dropout, Masks};
+use crate::gelu::gelu;
 use crate::layers::embedding;
 use crate::sequence::{SequenceTask, at_targets, full_softmax_loss, last_position, real_positions};
 use crate::{Batch, Export, Input, ModelInit, ModelSettings, Query, Recommender};

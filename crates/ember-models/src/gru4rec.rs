@@ -124,22 +124,47 @@ impl GruLayer {
     /// - real: `[batch, len, 1]`
     /// - output: `[batch, len, hidden]`
     fn forward(&self, x: Tensor<3>, real: &Tensor<3>) -> Tensor<3> {
-        let [batch, len, input] = x.dims();
+        let [batch, len, _] = x.dims();
         let hidden = self.recurrent.weight.dims()[0];
-        // Every position's input projection in one product.
-        let gates_x = self
-            .input
-            .forward(x.reshape([batch * len, input]))
-            .reshape([batch, len, 3 * hidden]);
-        let mut state = Tensor::<2>::zeros([batch, hidden], &gates_x.device());
+        // Each gate's weights and biases, cut once. Slicing a tracked tensor costs a zero
+        // gradient of its whole shape in the backward pass: cutting the `[batch, len, 3 ·
+        // hidden]` input projections at every position made that a `len²` cost, which the
+        // per-position products below avoid (only the smaller `x` is sliced per position).
+        let gates = |linear: &Linear| {
+            let weight = linear.weight.val();
+            let bias = linear.bias.as_ref().map(|b| b.val());
+            (0..3)
+                .map(|k| {
+                    let w = weight.clone().narrow(1, k * hidden, hidden);
+                    let b = bias
+                        .clone()
+                        .map(|b| b.narrow(0, k * hidden, hidden).unsqueeze_dim(0));
+                    (w, b)
+                })
+                .collect::<Vec<_>>()
+        };
+        let (input_gates, recurrent_gates) = (gates(&self.input), gates(&self.recurrent));
+        let project = |x: &Tensor<2>, (w, b): &(Tensor<2>, Option<Tensor<2>>)| {
+            let y = x.clone().matmul(w.clone());
+            match b {
+                Some(b) => y + b.clone(),
+                None => y,
+            }
+        };
+        let mut state = Tensor::<2>::zeros([batch, hidden], &x.device());
         let mut states = Vec::with_capacity(len);
         for t in 0..len {
-            let gx = gates_x.clone().narrow(1, t, 1).reshape([batch, 3 * hidden]);
-            let gh = self.recurrent.forward(state.clone());
-            let part = |g: &Tensor<2>, k: usize| g.clone().narrow(1, k * hidden, hidden);
-            let reset = sigmoid(part(&gx, 0) + part(&gh, 0));
-            let update = sigmoid(part(&gx, 1) + part(&gh, 1));
-            let new = (part(&gx, 2) + reset * part(&gh, 2)).tanh();
+            let input = x.clone().narrow(1, t, 1).reshape([batch, x.dims()[2]]);
+            let gate = |k: usize| {
+                (
+                    project(&input, &input_gates[k]),
+                    project(&state, &recurrent_gates[k]),
+                )
+            };
+            let ((rx, rh), (zx, zh), (nx, nh)) = (gate(0), gate(1), gate(2));
+            let reset = sigmoid(rx + rh);
+            let update = sigmoid(zx + zh);
+            let new = (nx + reset * nh).tanh();
             let next = new.clone() + update * (state.clone() - new); // (1 − z) n + z s
             let keep = real.clone().narrow(1, t, 1).reshape([batch, 1]);
             state = state.clone() + keep * (next - state);

@@ -9,6 +9,7 @@ use ember_spec::tokens::PAD;
 use serde::{Deserialize, Serialize};
 
 use crate::SequenceBatch;
+use crate::cross_entropy::softmax_cross_entropy;
 
 /// How a sequence model's training examples are made.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -144,9 +145,7 @@ pub fn next_item_loss(
 /// - logits: `[targets, num_items]`
 /// - output: `[1]`
 pub fn full_softmax_loss(logits: Tensor<2>, batch: &SequenceBatch) -> Tensor<1> {
-    let [targets, _] = logits.dims();
-    -log_softmax(logits, 1)
-        .gather(1, batch.targets.clone().reshape([targets, 1]))
+    softmax_cross_entropy(logits, batch.targets.clone())
         .mean()
         .reshape([1])
 }
