@@ -99,9 +99,10 @@ impl Cdae {
 impl Recommender for Cdae {
     fn loss(&self, batch: &Batch, _step: usize) -> Tensor<1> {
         let batch = batch.user_rows();
-        let logits = self.forward(batch.users.clone(), batch.rows.clone());
+        let rows = batch.dense();
+        let logits = self.forward(batch.users.clone(), rows.clone());
         // Logistic loss with logits: softplus(s) − s·y, summed over items.
-        (softplus(logits.clone(), 1.0) - logits * batch.rows.clone())
+        (softplus(logits.clone(), 1.0) - logits * rows)
             .sum_dim(1)
             .mean()
             .reshape([1])
@@ -109,7 +110,7 @@ impl Recommender for Cdae {
 
     fn score_all(&self, query: &Query) -> Tensor<2> {
         let rows = query.user_rows();
-        self.forward(rows.users.clone(), rows.rows.clone())
+        self.forward(rows.users.clone(), rows.dense())
     }
 
     fn export(&self) -> Export {

@@ -33,6 +33,7 @@ pub mod propagate;
 mod recommender;
 pub mod sasrec;
 mod sequence;
+pub mod sparse_input;
 
 pub use autorec::{AutoRec, AutoRecConfig};
 pub use bert4rec::{Bert4Rec, Bert4RecConfig};

@@ -16,14 +16,17 @@
 use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use burn::tensor::activation::log_softmax;
 use ember_spec::{AutoencoderSpec, ModelSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ModelError, check_dropout, check_weight};
+use crate::cross_entropy::softmax_cross_entropy_of_rows;
 use crate::dropout::Dropout;
 use crate::layers::{dense, xavier_linear};
-use crate::{Batch, DenseSplit, Export, Input, ModelInit, ModelSettings, Query, Recommender};
+use crate::sparse_input::sparse_times;
+use crate::{
+    Batch, DenseSplit, Export, Input, ModelInit, ModelSettings, Query, Recommender, UserRows,
+};
 
 fn default_hidden() -> Vec<usize> {
     vec![600, 200]
@@ -92,29 +95,45 @@ fn tanh_stack(layers: &[Linear], mut x: Tensor<2>, split: DenseSplit) -> Tensor<
     x
 }
 
-/// The input as the paper feeds it: each row divided by its L2 norm, then dropout.
+/// The encoder over the input as the paper feeds it: each row divided by its L2 norm, then
+/// dropout; tanh between layers. The first layer is a sparse product: it sums the weight rows
+/// of each user's items instead of multiplying a dense `[batch, num_items]` row.
 ///
 /// # Shapes
-/// - rows: `[batch, num_items]`
-/// - output: `[batch, num_items]`
-fn normalised_input(rows: Tensor<2>, dropout: &Dropout) -> Tensor<2> {
-    let norm = rows
-        .clone()
-        .powi_scalar(2)
-        .sum_dim(1)
-        .sqrt()
-        .clamp_min(1e-12);
-    dropout.forward(rows / norm)
+/// - output: `[batch, last encoder size]`
+fn encode_rows(
+    encoder: &[Linear],
+    rows: &UserRows,
+    dropout: &Dropout,
+    split: DenseSplit,
+) -> Tensor<2> {
+    let first = &encoder[0];
+    let values = dropout.forward(rows.normalised_values());
+    let x = sparse_times(
+        values,
+        rows.item_rows.clone(),
+        rows.items.clone(),
+        rows.batch(),
+        first.weight.val(),
+    );
+    let x = match &first.bias {
+        Some(bias) => x + bias.val().unsqueeze_dim(0),
+        None => x,
+    };
+    if encoder.len() == 1 {
+        return x;
+    }
+    tanh_stack(&encoder[1..], x.tanh(), split)
 }
 
-/// The multinomial negative log-likelihood per user, averaged over the batch.
+/// The multinomial negative log-likelihood per user, `Σ_{i ∈ items(u)} −log softmax(logits_u)_i`,
+/// averaged over the batch.
 ///
 /// # Shapes
-/// - logits, rows: `[batch, num_items]`
+/// - logits: `[batch, num_items]`
 /// - output: `[1]`
-fn multinomial_nll(logits: Tensor<2>, rows: Tensor<2>) -> Tensor<1> {
-    -(log_softmax(logits, 1) * rows)
-        .sum_dim(1)
+fn multinomial_nll(logits: Tensor<2>, rows: &UserRows) -> Tensor<1> {
+    softmax_cross_entropy_of_rows(logits, rows.items.clone(), rows.item_rows.clone())
         .mean()
         .reshape([1])
 }
@@ -177,27 +196,25 @@ impl ModelSettings for MultDaeConfig {
 }
 
 impl MultDae {
-    /// One logit per item (dropout only on an autodiff device, i.e. in training).
+    /// One logit per item for each row (dropout only on an autodiff device, i.e. in training).
     ///
     /// # Shapes
-    /// - rows: `[batch, num_items]`
     /// - output: `[batch, num_items]`
-    pub fn forward(&self, rows: Tensor<2>) -> Tensor<2> {
-        let x = normalised_input(rows, &self.dropout);
+    pub fn forward(&self, rows: &UserRows) -> Tensor<2> {
         // tanh between every layer, also between encoder and decoder.
-        let code = tanh_stack(&self.encoder, x, self.split).tanh();
+        let code = encode_rows(&self.encoder, rows, &self.dropout, self.split).tanh();
         tanh_stack(&self.decoder, code, self.split)
     }
 }
 
 impl Recommender for MultDae {
     fn loss(&self, batch: &Batch, _step: usize) -> Tensor<1> {
-        let rows = &batch.user_rows().rows;
-        multinomial_nll(self.forward(rows.clone()), rows.clone())
+        let rows = batch.user_rows();
+        multinomial_nll(self.forward(rows), rows)
     }
 
     fn score_all(&self, query: &Query) -> Tensor<2> {
-        self.forward(query.user_rows().rows.clone())
+        self.forward(query.user_rows())
     }
 
     fn export(&self) -> Export {
@@ -249,17 +266,12 @@ impl ModelSettings for MultVaeConfig {
 }
 
 impl MultVae {
-    /// The code's mean and log-variance.
+    /// The code's mean and log-variance for each row.
     ///
     /// # Shapes
-    /// - rows: `[batch, num_items]`
     /// - output: (`[batch, code]`, `[batch, code]`)
-    pub fn encode(&self, rows: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
-        let h = tanh_stack(
-            &self.encoder,
-            normalised_input(rows, &self.dropout),
-            self.split,
-        );
+    pub fn encode(&self, rows: &UserRows) -> (Tensor<2>, Tensor<2>) {
+        let h = encode_rows(&self.encoder, rows, &self.dropout, self.split);
         let code = h.dims()[1] / 2;
         let mean = h.clone().narrow(1, 0, code);
         let log_var = h.narrow(1, code, code);
@@ -286,12 +298,12 @@ impl MultVae {
 
 impl Recommender for MultVae {
     fn loss(&self, batch: &Batch, step: usize) -> Tensor<1> {
-        let rows = &batch.user_rows().rows;
-        let (mean, log_var) = self.encode(rows.clone());
+        let rows = batch.user_rows();
+        let (mean, log_var) = self.encode(rows);
         let std = log_var.clone().mul_scalar(0.5).exp();
         let noise = mean.random_like(Distribution::Normal(0.0, 1.0));
         let code = mean.clone() + std * noise;
-        let nll = multinomial_nll(self.decode(code), rows.clone());
+        let nll = multinomial_nll(self.decode(code), rows);
         // KL(N(μ, σ²) ‖ N(0, 1)) = ½ Σ (σ² + μ² − 1 − log σ²), per user, averaged.
         let kl = (log_var.clone().exp() + mean.powi_scalar(2) - log_var - 1.0)
             .sum_dim(1)
@@ -303,7 +315,7 @@ impl Recommender for MultVae {
 
     /// Scores from the code's mean (no sampling).
     fn score_all(&self, query: &Query) -> Tensor<2> {
-        self.decode(self.encode(query.user_rows().rows.clone()).0)
+        self.decode(self.encode(query.user_rows()).0)
     }
 
     fn export(&self) -> Export {

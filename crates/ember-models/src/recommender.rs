@@ -215,13 +215,48 @@ pub enum PairTargets {
     Labels(Tensor<1>),
 }
 
-/// A batch of users as rows of the user × item matrix, made dense for this batch only.
+/// A batch of users as rows of the user × item matrix, given by their items (sparse): the
+/// models that read the rows densely make them dense on the device ([`UserRows::dense`]).
 #[derive(Debug, Clone)]
 pub struct UserRows {
     /// `[batch]`: the rows' user ids.
     pub users: Tensor<1, Int>,
-    /// `[batch, num_items]`: 1 where the user interacted with the item.
-    pub rows: Tensor<2>,
+    /// `[interactions]`: every row's items (distinct within a row), row after row.
+    pub items: Tensor<1, Int>,
+    /// `[interactions]`: the row (`0..batch`) of each of `items`, ascending.
+    pub item_rows: Tensor<1, Int>,
+    /// Items in the catalogue: the width of a row.
+    pub num_items: usize,
+}
+
+impl UserRows {
+    /// Rows in the batch.
+    pub fn batch(&self) -> usize {
+        self.users.dims()[0]
+    }
+
+    /// `[batch, num_items]`: 1 where the user interacted with the item, 0 elsewhere.
+    pub fn dense(&self) -> Tensor<2> {
+        let (batch, device) = (self.batch(), self.users.device());
+        let positions = self.item_rows.clone() * self.num_items as i64 + self.items.clone();
+        let ones = Tensor::<1>::ones([positions.dims()[0]], &device);
+        Tensor::<1>::zeros([batch * self.num_items], &device)
+            .select_assign(0, positions, ones, burn::tensor::IndexingUpdateOp::Add)
+            .reshape([batch, self.num_items])
+    }
+
+    /// `[interactions]`: each row's entries of the L2-normalised row, `1 / √(its items)`.
+    pub fn normalised_values(&self) -> Tensor<1> {
+        let device = self.users.device();
+        let count = self.items.dims()[0];
+        let sizes = Tensor::<1>::zeros([self.batch()], &device).select_assign(
+            0,
+            self.item_rows.clone(),
+            Tensor::<1>::ones([count], &device),
+            burn::tensor::IndexingUpdateOp::Add,
+        );
+        sizes.select(0, self.item_rows.clone()).sqrt().recip()
+    }
 }
 
 /// A batch of sequence windows with their targets, on the device.

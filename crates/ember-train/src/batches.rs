@@ -449,18 +449,21 @@ pub fn user_ids(users: &[u32], device: &Device) -> Tensor<1, Int> {
     ids(users.iter().map(|&u| u as i32).collect(), device)
 }
 
-/// The dense `[users, num_items]` rows of `users` (1 for each of their items in `lists`), with
-/// their ids, on `device`.
+/// The rows of `users` (their items in `lists`), with their ids, on `device`.
 pub fn user_rows(lists: &[Vec<u32>], users: &[u32], num_items: usize, device: &Device) -> UserRows {
-    let mut dense = vec![0.0f32; users.len() * num_items];
+    let count: usize = users.iter().map(|&u| lists[u as usize].len()).sum();
+    let (mut items, mut item_rows) = (Vec::with_capacity(count), Vec::with_capacity(count));
     for (r, &u) in users.iter().enumerate() {
         for &i in &lists[u as usize] {
-            dense[r * num_items + i as usize] = 1.0;
+            items.push(i as i32);
+            item_rows.push(r as i32);
         }
     }
     UserRows {
         users: user_ids(users, device),
-        rows: Tensor::from_data(TensorData::new(dense, [users.len(), num_items]), device),
+        items: ids(items, device),
+        item_rows: ids(item_rows, device),
+        num_items,
     }
 }
 
