@@ -15,10 +15,10 @@ use burn::prelude::*;
 use ember_spec::{ModelSpec, TransformerSpec, tokens};
 use serde::{Deserialize, Serialize};
 
+use crate::activation::gelu;
 use crate::attention::Attention;
 use crate::config::{ModelError, check_dropout};
 use crate::dropout::{Dropout, Masks};
-use crate::gelu::gelu;
 use crate::layers::embedding;
 use crate::sequence::{SequenceTask, at_targets, full_softmax_loss, last_position, real_positions};
 use crate::{Batch, Export, Input, ModelInit, ModelSettings, Query, Recommender};

@@ -19,6 +19,7 @@ use burn::tensor::activation::{log_sigmoid, log_softmax, sigmoid, softmax};
 use ember_spec::{Gru4RecSpec, ModelSpec, tokens};
 use serde::{Deserialize, Serialize};
 
+use crate::activation::tanh;
 use crate::config::{ModelError, check_dropout, check_weight};
 use crate::dropout::Dropout;
 use crate::sequence::{SequenceTask, at_targets, full_softmax_loss, last_position};
@@ -164,7 +165,7 @@ impl GruLayer {
             let ((rx, rh), (zx, zh), (nx, nh)) = (gate(0), gate(1), gate(2));
             let reset = sigmoid(rx + rh);
             let update = sigmoid(zx + zh);
-            let new = (nx + reset * nh).tanh();
+            let new = tanh(nx + reset * nh);
             let next = new.clone() + update * (state.clone() - new); // (1 − z) n + z s
             let keep = real.clone().narrow(1, t, 1).reshape([batch, 1]);
             state = state.clone() + keep * (next - state);

@@ -11,6 +11,7 @@
 //! [`ModelSettings`] with an `init(&ModelInit, &Device)`, a `#[derive(Module)]` struct
 //! implementing [`Recommender`]), and register it with one line in `models!` below.
 
+pub mod activation;
 pub mod attention;
 pub mod autorec;
 pub mod bert4rec;
@@ -19,7 +20,6 @@ mod config;
 pub mod cross_entropy;
 pub mod dropout;
 mod export;
-pub mod gelu;
 pub mod gru4rec;
 mod host;
 pub mod layers;

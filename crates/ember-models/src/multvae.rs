@@ -19,6 +19,7 @@ use burn::tensor::Distribution;
 use ember_spec::{AutoencoderSpec, ModelSpec};
 use serde::{Deserialize, Serialize};
 
+use crate::activation::tanh;
 use crate::config::{ModelError, check_dropout, check_weight};
 use crate::cross_entropy::softmax_cross_entropy_of_rows;
 use crate::dropout::Dropout;
@@ -89,7 +90,7 @@ fn tanh_stack(layers: &[Linear], mut x: Tensor<2>, split: DenseSplit) -> Tensor<
     for (k, layer) in layers.iter().enumerate() {
         x = dense(layer, x, split);
         if k + 1 < layers.len() {
-            x = x.tanh();
+            x = tanh(x);
         }
     }
     x
@@ -123,7 +124,7 @@ fn encode_rows(
     if encoder.len() == 1 {
         return x;
     }
-    tanh_stack(&encoder[1..], x.tanh(), split)
+    tanh_stack(&encoder[1..], tanh(x), split)
 }
 
 /// The multinomial negative log-likelihood per user, `Σ_{i ∈ items(u)} −log softmax(logits_u)_i`,
@@ -202,7 +203,7 @@ impl MultDae {
     /// - output: `[batch, num_items]`
     pub fn forward(&self, rows: &UserRows) -> Tensor<2> {
         // tanh between every layer, also between encoder and decoder.
-        let code = encode_rows(&self.encoder, rows, &self.dropout, self.split).tanh();
+        let code = tanh(encode_rows(&self.encoder, rows, &self.dropout, self.split));
         tanh_stack(&self.decoder, code, self.split)
     }
 }

@@ -22,7 +22,7 @@ use burn::prelude::*;
 use burn::tensor::IndexingUpdateOp;
 use rayon::prelude::*;
 
-use crate::host::HostTensors;
+use crate::host::{HostTensors, vectorised};
 
 /// The entries of a sparse `[rows, columns]` matrix, in row order.
 struct Entries {
@@ -83,16 +83,13 @@ impl Entries {
     /// `S W` for `weight` row-major `[columns, dim]`: `[rows, dim]`.
     fn times(&self, weight: &[f32], dim: usize, rows: usize) -> Vec<f32> {
         let offsets = Self::offsets(self.rows.iter().map(|&r| r as usize), rows);
+        let order: Vec<usize> = (0..self.values.len()).collect();
         let mut out = vec![0.0f32; rows * dim];
         out.par_chunks_mut(dim.max(1))
             .enumerate()
             .for_each(|(r, row)| {
-                for k in offsets[r]..offsets[r + 1] {
-                    let (c, v) = (self.columns[k] as usize, self.values[k]);
-                    for (o, w) in row.iter_mut().zip(&weight[c * dim..(c + 1) * dim]) {
-                        *o += v * w;
-                    }
-                }
+                let mine = &order[offsets[r]..offsets[r + 1]];
+                weighted_sum(row, mine, &self.columns, &self.values, weight)
             });
         out
     }
@@ -112,16 +109,30 @@ impl Entries {
         out.par_chunks_mut(dim.max(1))
             .enumerate()
             .for_each(|(c, row)| {
-                for &k in &by_column[offsets[c]..offsets[c + 1]] {
-                    let (r, v) = (self.rows[k] as usize, self.values[k]);
-                    for (o, g) in row.iter_mut().zip(&grad[r * dim..(r + 1) * dim]) {
-                        *o += v * g;
-                    }
-                }
+                let mine = &by_column[offsets[c]..offsets[c + 1]];
+                weighted_sum(row, mine, &self.rows, &self.values, grad)
             });
         out
     }
 }
+
+/// `out += Σ_{k ∈ entries} values[k] · source[keys[k]]`, `source` row-major with rows as wide
+/// as `out`.
+#[inline(always)]
+fn weighted_rows(out: &mut [f32], entries: &[usize], keys: &[i64], values: &[f32], source: &[f32]) {
+    let dim = out.len();
+    for &k in entries {
+        let (key, value) = (keys[k] as usize, values[k]);
+        for (o, s) in out.iter_mut().zip(&source[key * dim..(key + 1) * dim]) {
+            *o += value * s;
+        }
+    }
+}
+
+vectorised!(
+    /// [`weighted_rows`] for the CPU at hand.
+    fn weighted_sum(out: &mut [f32], entries: &[usize], keys: &[i64], values: &[f32], source: &[f32]) => weighted_rows;
+);
 
 fn host_forward<B: HostTensors>(
     values: FloatTensor<B>,
