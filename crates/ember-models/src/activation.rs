@@ -10,6 +10,9 @@
 //!
 //! - GELU: `x Φ(x) = x/2 (1 + erf(x/√2))`, gradient `Φ(x) + x φ(x)` (from the input).
 //! - tanh: gradient `1 − tanh(x)²` (from the output).
+//! - softmax over the last dimension: gradient `y ⊙ (g − Σ g ⊙ y)` (from the output); the
+//!   attention weights' softmax, where masked scores (−10⁴) sent burn's scalar `exp` down its
+//!   slow underflow path.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -21,7 +24,7 @@ use burn::prelude::*;
 use rayon::prelude::*;
 use std::f32::consts::{FRAC_1_SQRT_2, PI};
 
-use crate::host::{HostTensors, erf_f32, exp_f32, vectorised};
+use crate::host::{HostTensors, erf_f32, exp_f32, max_of, sum_of, vectorised};
 
 /// Elements handed to one parallel task.
 const CHUNK: usize = 1 << 14;
@@ -77,6 +80,44 @@ fn tanh_gradients(y: &[f32], grad: &[f32], out: &mut [f32]) {
     }
 }
 
+/// The softmax of each `len`-long row of `x` into `out`.
+#[inline(always)]
+fn softmax_rows(x: &[f32], len: usize, out: &mut [f32]) {
+    for (row, out) in x.chunks_exact(len).zip(out.chunks_exact_mut(len)) {
+        let max = max_of(row);
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o = exp_f32(v - max);
+        }
+        let scale = 1.0 / sum_of(out, |e| e);
+        for o in out.iter_mut() {
+            *o *= scale;
+        }
+    }
+}
+
+/// `y ⊙ (g − Σ g ⊙ y)` of each `len`-long row of the outputs `y` and their gradients `g`.
+#[inline(always)]
+fn softmax_gradient_rows(y: &[f32], grad: &[f32], len: usize, out: &mut [f32]) {
+    let rows = y.chunks_exact(len).zip(grad.chunks_exact(len));
+    for ((y, g), out) in rows.zip(out.chunks_exact_mut(len)) {
+        for (o, (&y, &g)) in out.iter_mut().zip(y.iter().zip(g)) {
+            *o = y * g;
+        }
+        let dot = sum_of(out, |p| p);
+        for (o, (&y, &g)) in out.iter_mut().zip(y.iter().zip(g)) {
+            *o = y * (g - dot);
+        }
+    }
+}
+
+vectorised!(
+    /// [`softmax_rows`] for the CPU at hand.
+    fn softmax_chunk(x: &[f32], len: usize, out: &mut [f32]) => softmax_rows;
+);
+vectorised!(
+    /// [`softmax_gradient_rows`] for the CPU at hand.
+    fn softmax_gradient_chunk(y: &[f32], grad: &[f32], len: usize, out: &mut [f32]) => softmax_gradient_rows;
+);
 vectorised!(
     /// [`gelu_values`] for the CPU at hand.
     fn gelu_chunk(x: &[f32], out: &mut [f32]) => gelu_values;
@@ -125,6 +166,42 @@ fn host_zip<B: HostTensors>(
     B::write(values, x.shape(), &x)
 }
 
+/// The softmax over the last dimension on the host, whole rows to each parallel task.
+fn host_softmax<B: HostTensors>(x: FloatTensor<B>) -> FloatTensor<B> {
+    let shape = x.shape();
+    let len = shape[shape.num_dims() - 1].max(1);
+    let chunk = (CHUNK / len).max(1) * len;
+    let values = B::read(&x, |x| {
+        let mut out = vec![0.0f32; x.len()];
+        out.par_chunks_mut(chunk)
+            .zip(x.par_chunks(chunk))
+            .for_each(|(out, x)| softmax_chunk(x, len, out));
+        out
+    });
+    B::write(values, shape, &x)
+}
+
+/// The softmax's gradient on the host, from its output `y`.
+fn host_softmax_backward<B: HostTensors>(
+    y: FloatTensor<B>,
+    grad: FloatTensor<B>,
+) -> FloatTensor<B> {
+    let shape = y.shape();
+    let len = shape[shape.num_dims() - 1].max(1);
+    let chunk = (CHUNK / len).max(1) * len;
+    let values = B::read(&y, |y| {
+        B::read(&grad, |grad| {
+            let mut out = vec![0.0f32; y.len()];
+            out.par_chunks_mut(chunk)
+                .zip(y.par_chunks(chunk))
+                .zip(grad.par_chunks(chunk))
+                .for_each(|((out, y), grad)| softmax_gradient_chunk(y, grad, len, out));
+            out
+        })
+    });
+    B::write(values, shape, &y)
+}
+
 /// The activations as backend operations, so that autodiff can be given their own backward.
 #[backend_extension(
     Autodiff,
@@ -154,6 +231,21 @@ pub trait ActivationHostOps: Backend {
         let derivative = Self::float_sub(ones, Self::float_mul(y.clone(), y));
         Self::float_mul(grad, derivative)
     }
+
+    /// The softmax over the last dimension.
+    fn last_softmax(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let last = x.shape().num_dims() - 1;
+        Self::softmax(x, last)
+    }
+
+    /// The gradient with respect to `x` of `Σ grad ⊙ softmax(x)`, from the output `y`.
+    fn last_softmax_backward(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let shape = y.shape();
+        let last = shape.num_dims() - 1;
+        let dot = Self::float_sum_dim(Self::float_mul(y.clone(), grad.clone()), last);
+        let centred = Self::float_sub(grad, Self::float_expand(dot, shape));
+        Self::float_mul(y, centred)
+    }
 }
 
 /// The host kernels for a CPU backend.
@@ -180,6 +272,17 @@ macro_rules! host_activations {
                 grad: FloatTensor<Self>,
             ) -> FloatTensor<Self> {
                 host_zip::<Self>(y, grad, tanh_gradient_chunk)
+            }
+
+            fn last_softmax(x: FloatTensor<Self>) -> FloatTensor<Self> {
+                host_softmax::<Self>(x)
+            }
+
+            fn last_softmax_backward(
+                y: FloatTensor<Self>,
+                grad: FloatTensor<Self>,
+            ) -> FloatTensor<Self> {
+                host_softmax_backward::<Self>(y, grad)
             }
         }
     };
@@ -259,6 +362,40 @@ impl<B: ActivationHostOps, C: CheckpointStrategy> ActivationHostOps for Autodiff
     fn host_tanh_backward(_y: FloatTensor<Self>, _grad: FloatTensor<Self>) -> FloatTensor<Self> {
         unimplemented!("the backward pass runs on the inner backend")
     }
+
+    fn last_softmax(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct Softmax;
+
+        impl<B: ActivationHostOps> Backward<B, 1> for Softmax {
+            type State = FloatTensor<B>;
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _checkpointer: &mut Checkpointer,
+            ) {
+                let y = ops.state;
+                unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+                    B::last_softmax_backward(y, grad)
+                });
+            }
+        }
+
+        let (x, node) = x.into_parts();
+        match Softmax.prepare::<C>([node]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let output = B::last_softmax(x);
+                prep.finish(output.clone(), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::last_softmax(x)),
+        }
+    }
+
+    fn last_softmax_backward(_y: FloatTensor<Self>, _grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        unimplemented!("the backward pass runs on the inner backend")
+    }
 }
 
 /// `x Φ(x) = x/2 (1 + erf(x/√2))`, element-wise, with the exact derivative.
@@ -278,6 +415,16 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// - output: as `x`
 pub fn tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let output = <burn::backend::Dispatch as ActivationHostOps>::host_tanh(x.into_dispatch());
+    Tensor::from_dispatch(output)
+}
+
+/// The softmax over the last dimension.
+///
+/// # Shapes
+/// - x: any
+/// - output: as `x`
+pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let output = <burn::backend::Dispatch as ActivationHostOps>::last_softmax(x.into_dispatch());
     Tensor::from_dispatch(output)
 }
 
@@ -368,5 +515,37 @@ mod tests {
         assert_eq!(tanh_f32(100.0), 1.0);
         assert_eq!(tanh_f32(-100.0), -1.0);
         assert!(tanh_f32(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn softmax_and_its_gradient_match_burns() {
+        let device = Device::flex().autodiff();
+        // Rows of 50 (attention's), with masked scores as the attention fills them.
+        let data = TensorData::new(
+            (0..4 * 3 * 50)
+                .map(|i| {
+                    if i % 7 == 0 {
+                        -1.0e4
+                    } else {
+                        ((i * 37 % 101) as f32 - 50.0) / 9.0
+                    }
+                })
+                .collect::<Vec<f32>>(),
+            [4, 3, 50],
+        );
+        let run = |f: fn(Tensor<3>) -> Tensor<3>| {
+            let x = Tensor::<3>::from_data(data.clone(), &device).require_grad();
+            let y = f(x.clone());
+            let weights = x.clone().detach().cos();
+            let grad = x
+                .grad(&(y.clone() * weights).sum().backward())
+                .expect("x has a gradient");
+            (y.into_data(), grad.into_data())
+        };
+        let (y, grad) = run(softmax_last);
+        let (expected, expected_grad) = run(|x| burn::tensor::activation::softmax(x, 2));
+        let tolerance = burn::tensor::Tolerance::<f32>::absolute(1e-6);
+        y.assert_approx_eq::<f32>(&expected, tolerance);
+        grad.assert_approx_eq::<f32>(&expected_grad, tolerance);
     }
 }

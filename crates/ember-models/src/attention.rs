@@ -4,8 +4,8 @@
 
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
 
+use crate::activation::softmax_last;
 use crate::dropout::{Dropout, Masks};
 
 /// What burn's attention fills masked scores with before the softmax.
@@ -90,7 +90,7 @@ impl Attention {
             .matmul(k.transpose())
             .div_scalar((d as f32).sqrt())
             .mask_fill(mask.reshape([batch, 1, len_q, len_k]), MASKED_SCORE);
-        let weights = self.dropout.forward(softmax(scores, 3));
+        let weights = self.dropout.forward(softmax_last(scores));
         let context = weights
             .matmul(v)
             .swap_dims(1, 2)

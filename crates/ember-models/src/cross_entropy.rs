@@ -23,7 +23,7 @@ use burn::prelude::*;
 use burn::tensor::IndexingUpdateOp;
 use rayon::prelude::*;
 
-use crate::host::{HostTensors, exp_f32, vectorised};
+use crate::host::{HostTensors, exp_f32, max_of, sum_of, vectorised};
 
 vectorised!(
     /// [`forward_rows`] for the CPU at hand.
@@ -34,32 +34,11 @@ vectorised!(
     fn backward_chunk(logits: &[f32], classes: usize, offsets: &[usize], targets: &[i64], grads: &[f32], out: &mut [f32]) => backward_rows;
 );
 
-/// Lanes of the row loops' independent accumulators (enough for two AVX-512 registers).
-const LANES: usize = 16;
-
 /// `log Σ_j e^{row_j}`, shifted by the row's max.
 #[inline(always)]
 fn log_sum_exp(row: &[f32]) -> f32 {
-    let chunks = row.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    let mut maxes = [f32::NEG_INFINITY; LANES];
-    for chunk in chunks.clone() {
-        for (m, &x) in maxes.iter_mut().zip(chunk) {
-            *m = if x > *m { x } else { *m };
-        }
-    }
-    let max = maxes
-        .iter()
-        .chain(tail)
-        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
-    let mut sums = [0.0f32; LANES];
-    for chunk in chunks {
-        for (s, &x) in sums.iter_mut().zip(chunk) {
-            *s += exp_f32(x - max);
-        }
-    }
-    let sum = sums.iter().sum::<f32>() + tail.iter().map(|&x| exp_f32(x - max)).sum::<f32>();
-    max + sum.ln()
+    let max = max_of(row);
+    max + sum_of(row, |x| exp_f32(x - max)).ln()
 }
 
 /// Rows handed to one parallel task.

@@ -102,6 +102,41 @@ macro_rules! vectorised {
 }
 pub(crate) use vectorised;
 
+/// Lanes of the row reductions' independent accumulators (two AVX-512 registers' worth), so
+/// that the compiler vectorises them (one accumulator would be a chain of dependent adds).
+const LANES: usize = 16;
+
+/// The largest value of `row` (NaNs are skipped; `−∞` for an empty row).
+#[inline(always)]
+pub fn max_of(row: &[f32]) -> f32 {
+    let chunks = row.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    let mut maxes = [f32::NEG_INFINITY; LANES];
+    for chunk in chunks {
+        for (m, &x) in maxes.iter_mut().zip(chunk) {
+            *m = if x > *m { x } else { *m };
+        }
+    }
+    maxes
+        .iter()
+        .chain(tail)
+        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m })
+}
+
+/// `Σ f(x)` over `row`, in `LANES` interleaved partial sums.
+#[inline(always)]
+pub fn sum_of(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let chunks = row.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    let mut sums = [0.0f32; LANES];
+    for chunk in chunks {
+        for (s, &x) in sums.iter_mut().zip(chunk) {
+            *s += f(x);
+        }
+    }
+    sums.iter().sum::<f32>() + tail.iter().map(|&x| f(x)).sum::<f32>()
+}
+
 /// `e^x`, within 2 ulp of the exact value for `x ≤ 88.7`; 0 below `−87.3` (where `e^x` would
 /// not be a normal `f32`). Cephes' `expf`: `x = n ln 2 + r`, `|r| ≤ ln 2 / 2`, a degree-7
 /// polynomial for `e^r`, `2^n` put into the exponent bits. No branches and no calls, so loops
