@@ -8,7 +8,8 @@
 //! `tanh` ([`tanh_f32`]) that the compiler vectorises. On the GPU (the default) they are
 //! burn's own.
 //!
-//! - GELU: `x Φ(x) = x/2 (1 + erf(x/√2))`, gradient `Φ(x) + x φ(x)` (from the input).
+//! - GELU: `x Φ(x) = x/2 (1 + erf(x/√2))`, gradient `Φ(x) + x φ(x)` (from the input), on
+//!   every backend (burn's GPU and NdArray backends differentiate the tanh approximation).
 //! - tanh: gradient `1 − tanh(x)²` (from the output).
 //! - softmax over the last dimension: gradient `y ⊙ (g − Σ g ⊙ y)` (from the output); the
 //!   attention weights' softmax, where masked scores (−10⁴) sent burn's scalar `exp` down its
@@ -215,9 +216,21 @@ pub trait ActivationHostOps: Backend {
         Self::gelu(x)
     }
 
-    /// The gradient with respect to `x` of `Σ grad ⊙ gelu(x)`.
+    /// The gradient with respect to `x` of `Σ grad ⊙ gelu(x)`, `grad · (Φ(x) + x φ(x))`
+    /// (burn's default `gelu_backward`, which the GPU backends use, is the derivative of the
+    /// tanh approximation instead).
     fn exact_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        Self::gelu_backward(x, grad)
+        let scaled = Self::float_mul_scalar(x.clone(), FRAC_1_SQRT_2.into());
+        let cdf = Self::float_mul_scalar(
+            Self::float_add_scalar(Self::float_erf(scaled), 1f32.into()),
+            0.5f32.into(),
+        );
+        let square = Self::float_mul(x.clone(), x.clone());
+        let pdf = Self::float_mul_scalar(
+            Self::float_exp(Self::float_mul_scalar(square, (-0.5f32).into())),
+            (1.0 / (2.0 * PI).sqrt()).into(),
+        );
+        Self::float_mul(grad, Self::float_add(cdf, Self::float_mul(x, pdf)))
     }
 
     /// `tanh(x)`, element-wise.
