@@ -307,35 +307,52 @@ host_activations!(burn::backend::NdArray);
 #[cfg(any(feature = "wgpu", feature = "vulkan"))]
 impl ActivationHostOps for burn::backend::Cube {}
 
+/// A tracked element-wise (or row-wise) operation whose backward pass is
+/// `backward(kept, grad)`, `kept` being its input or its output.
+#[derive(Debug)]
+struct HostUnary<B: Backend> {
+    backward: fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>,
+}
+
+impl<B: Backend> Backward<B, 1> for HostUnary<B> {
+    type State = FloatTensor<B>;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let kept = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+            (self.backward)(kept, grad)
+        });
+    }
+}
+
+/// Runs `forward` on the inner backend and records `backward`, keeping the input
+/// (`keep_output` false) or the output for it.
+fn tracked_unary<B: Backend, C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<B, C>>,
+    forward: fn(FloatTensor<B>) -> FloatTensor<B>,
+    backward: fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>,
+    keep_output: bool,
+) -> FloatTensor<Autodiff<B, C>> {
+    let (x, node) = x.into_parts();
+    let step = HostUnary { backward };
+    match step.prepare::<C>([node]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let output = forward(x.clone());
+            let kept = if keep_output { output.clone() } else { x };
+            prep.finish(kept, output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(x)),
+    }
+}
+
 impl<B: ActivationHostOps, C: CheckpointStrategy> ActivationHostOps for Autodiff<B, C> {
     fn exact_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct Gelu;
-
-        impl<B: ActivationHostOps> Backward<B, 1> for Gelu {
-            type State = FloatTensor<B>;
-
-            fn backward(
-                self,
-                ops: Ops<Self::State, 1>,
-                grads: &mut Gradients,
-                _checkpointer: &mut Checkpointer,
-            ) {
-                let x = ops.state;
-                unary::<B, _>(ops.parents, ops.node, grads, |grad| {
-                    B::exact_gelu_backward(x, grad)
-                });
-            }
-        }
-
-        let (x, node) = x.into_parts();
-        match Gelu.prepare::<C>([node]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let output = B::exact_gelu(x.clone());
-                prep.finish(x, output)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::exact_gelu(x)),
-        }
+        tracked_unary::<B, C>(x, B::exact_gelu, B::exact_gelu_backward, false)
     }
 
     fn exact_gelu_backward(_x: FloatTensor<Self>, _grad: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -343,33 +360,7 @@ impl<B: ActivationHostOps, C: CheckpointStrategy> ActivationHostOps for Autodiff
     }
 
     fn host_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct Tanh;
-
-        impl<B: ActivationHostOps> Backward<B, 1> for Tanh {
-            type State = FloatTensor<B>;
-
-            fn backward(
-                self,
-                ops: Ops<Self::State, 1>,
-                grads: &mut Gradients,
-                _checkpointer: &mut Checkpointer,
-            ) {
-                let y = ops.state;
-                unary::<B, _>(ops.parents, ops.node, grads, |grad| {
-                    B::host_tanh_backward(y, grad)
-                });
-            }
-        }
-
-        let (x, node) = x.into_parts();
-        match Tanh.prepare::<C>([node]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let output = B::host_tanh(x);
-                prep.finish(output.clone(), output)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::host_tanh(x)),
-        }
+        tracked_unary::<B, C>(x, B::host_tanh, B::host_tanh_backward, true)
     }
 
     fn host_tanh_backward(_y: FloatTensor<Self>, _grad: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -377,33 +368,7 @@ impl<B: ActivationHostOps, C: CheckpointStrategy> ActivationHostOps for Autodiff
     }
 
     fn last_softmax(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct Softmax;
-
-        impl<B: ActivationHostOps> Backward<B, 1> for Softmax {
-            type State = FloatTensor<B>;
-
-            fn backward(
-                self,
-                ops: Ops<Self::State, 1>,
-                grads: &mut Gradients,
-                _checkpointer: &mut Checkpointer,
-            ) {
-                let y = ops.state;
-                unary::<B, _>(ops.parents, ops.node, grads, |grad| {
-                    B::last_softmax_backward(y, grad)
-                });
-            }
-        }
-
-        let (x, node) = x.into_parts();
-        match Softmax.prepare::<C>([node]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let output = B::last_softmax(x);
-                prep.finish(output.clone(), output)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::last_softmax(x)),
-        }
+        tracked_unary::<B, C>(x, B::last_softmax, B::last_softmax_backward, true)
     }
 
     fn last_softmax_backward(_y: FloatTensor<Self>, _grad: FloatTensor<Self>) -> FloatTensor<Self> {

@@ -303,44 +303,33 @@ pub trait CrossEntropyOps: Backend {
     }
 }
 
+/// The host kernels for a CPU backend.
+macro_rules! host_cross_entropy {
+    ($backend:ty) => {
+        impl CrossEntropyOps for $backend {
+            fn softmax_cross_entropy(
+                logits: FloatTensor<Self>,
+                targets: IntTensor<Self>,
+                target_rows: IntTensor<Self>,
+            ) -> FloatTensor<Self> {
+                host_forward::<Self>(logits, targets, target_rows)
+            }
+
+            fn softmax_cross_entropy_backward(
+                logits: FloatTensor<Self>,
+                targets: IntTensor<Self>,
+                target_rows: IntTensor<Self>,
+                grad: FloatTensor<Self>,
+            ) -> FloatTensor<Self> {
+                host_backward::<Self>(logits, targets, target_rows, grad)
+            }
+        }
+    };
+}
 #[cfg(feature = "flex")]
-impl CrossEntropyOps for burn::backend::Flex {
-    fn softmax_cross_entropy(
-        logits: FloatTensor<Self>,
-        targets: IntTensor<Self>,
-        target_rows: IntTensor<Self>,
-    ) -> FloatTensor<Self> {
-        host_forward::<Self>(logits, targets, target_rows)
-    }
-
-    fn softmax_cross_entropy_backward(
-        logits: FloatTensor<Self>,
-        targets: IntTensor<Self>,
-        target_rows: IntTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        host_backward::<Self>(logits, targets, target_rows, grad)
-    }
-}
+host_cross_entropy!(burn::backend::Flex);
 #[cfg(feature = "ndarray")]
-impl CrossEntropyOps for burn::backend::NdArray {
-    fn softmax_cross_entropy(
-        logits: FloatTensor<Self>,
-        targets: IntTensor<Self>,
-        target_rows: IntTensor<Self>,
-    ) -> FloatTensor<Self> {
-        host_forward::<Self>(logits, targets, target_rows)
-    }
-
-    fn softmax_cross_entropy_backward(
-        logits: FloatTensor<Self>,
-        targets: IntTensor<Self>,
-        target_rows: IntTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        host_backward::<Self>(logits, targets, target_rows, grad)
-    }
-}
+host_cross_entropy!(burn::backend::NdArray);
 #[cfg(any(feature = "wgpu", feature = "vulkan"))]
 impl CrossEntropyOps for burn::backend::Cube {}
 

@@ -233,50 +233,36 @@ pub trait SparseInputOps: Backend {
     }
 }
 
+/// The host kernels for a CPU backend.
+macro_rules! host_sparse_input {
+    ($backend:ty) => {
+        impl SparseInputOps for $backend {
+            fn sparse_times(
+                values: FloatTensor<Self>,
+                rows: IntTensor<Self>,
+                columns: IntTensor<Self>,
+                batch: usize,
+                weight: FloatTensor<Self>,
+            ) -> FloatTensor<Self> {
+                host_forward::<Self>(values, rows, columns, batch, weight)
+            }
+
+            fn sparse_transpose_times(
+                values: FloatTensor<Self>,
+                rows: IntTensor<Self>,
+                columns: IntTensor<Self>,
+                weight_rows: usize,
+                grad: FloatTensor<Self>,
+            ) -> FloatTensor<Self> {
+                host_backward::<Self>(values, rows, columns, weight_rows, grad)
+            }
+        }
+    };
+}
 #[cfg(feature = "flex")]
-impl SparseInputOps for burn::backend::Flex {
-    fn sparse_times(
-        values: FloatTensor<Self>,
-        rows: IntTensor<Self>,
-        columns: IntTensor<Self>,
-        batch: usize,
-        weight: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        host_forward::<Self>(values, rows, columns, batch, weight)
-    }
-
-    fn sparse_transpose_times(
-        values: FloatTensor<Self>,
-        rows: IntTensor<Self>,
-        columns: IntTensor<Self>,
-        weight_rows: usize,
-        grad: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        host_backward::<Self>(values, rows, columns, weight_rows, grad)
-    }
-}
+host_sparse_input!(burn::backend::Flex);
 #[cfg(feature = "ndarray")]
-impl SparseInputOps for burn::backend::NdArray {
-    fn sparse_times(
-        values: FloatTensor<Self>,
-        rows: IntTensor<Self>,
-        columns: IntTensor<Self>,
-        batch: usize,
-        weight: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        host_forward::<Self>(values, rows, columns, batch, weight)
-    }
-
-    fn sparse_transpose_times(
-        values: FloatTensor<Self>,
-        rows: IntTensor<Self>,
-        columns: IntTensor<Self>,
-        weight_rows: usize,
-        grad: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        host_backward::<Self>(values, rows, columns, weight_rows, grad)
-    }
-}
+host_sparse_input!(burn::backend::NdArray);
 #[cfg(any(feature = "wgpu", feature = "vulkan"))]
 impl SparseInputOps for burn::backend::Cube {}
 
