@@ -23,7 +23,7 @@ use burn::prelude::*;
 use burn::tensor::IndexingUpdateOp;
 use rayon::prelude::*;
 
-use crate::host::{HostTensors, exp_f32, max_of, sum_of, vectorised};
+use crate::host::{HostTensors, exp_f32, group_offsets, max_of, sum_of, vectorised};
 
 vectorised!(
     /// [`forward_rows`] for the CPU at hand.
@@ -107,19 +107,12 @@ impl RowTargets {
         if let Some(bad) = targets.iter().find(|&&t| t < 0 || t as usize >= classes) {
             panic!("target {bad} is not one of the {classes} classes");
         }
-        let mut offsets = vec![0usize; rows + 1];
-        let mut previous = 0;
-        for &r in target_rows {
-            assert!(
-                r >= previous && (r as usize) < rows,
-                "target rows must ascend within 0..{rows}"
-            );
-            previous = r;
-            offsets[r as usize + 1] += 1;
-        }
-        for r in 0..rows {
-            offsets[r + 1] += offsets[r];
-        }
+        assert!(
+            target_rows.windows(2).all(|w| w[0] <= w[1])
+                && target_rows.iter().all(|&r| r >= 0 && (r as usize) < rows),
+            "target rows must ascend within 0..{rows}"
+        );
+        let offsets = group_offsets(target_rows.iter().map(|&r| r as usize), rows);
         Self { offsets, targets }
     }
 }

@@ -65,6 +65,19 @@ impl HostTensors for burn::backend::Flex {
 #[cfg(feature = "ndarray")]
 impl HostTensors for burn::backend::NdArray {}
 
+/// Where each of `groups` groups starts when items are ordered by their group `keys` (a
+/// counting sort's offsets): group `g` is `offsets[g]..offsets[g + 1]`.
+pub fn group_offsets(keys: impl Iterator<Item = usize>, groups: usize) -> Vec<usize> {
+    let mut offsets = vec![0usize; groups + 1];
+    for k in keys {
+        offsets[k + 1] += 1;
+    }
+    for g in 0..groups {
+        offsets[g + 1] += offsets[g];
+    }
+    offsets
+}
+
 /// Whether the CPU has AVX2 and FMA.
 #[inline]
 pub fn has_avx2() -> bool {

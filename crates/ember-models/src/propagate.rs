@@ -19,6 +19,8 @@ use burn::tensor::IndexingUpdateOp;
 use rayon::prelude::*;
 use std::sync::Arc;
 
+use crate::host::HostTensors;
+
 /// A weighted graph over `nodes` nodes whose adjacency is symmetric, by target node: the edges
 /// into node `t` are `offsets[t]..offsets[t + 1]` of `sources` and `weights`.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,15 +56,10 @@ impl Adjacency {
 }
 
 /// `Â x` on the host, for the CPU backends (their tensors already live in host memory).
-fn host_propagate<B: Backend>(x: FloatTensor<B>, graph: &Adjacency) -> FloatTensor<B> {
-    let device = x.device();
+fn host_propagate<B: HostTensors>(x: FloatTensor<B>, graph: &Adjacency) -> FloatTensor<B> {
     let shape = x.shape();
-    let dim = shape[1];
-    let data = burn::tensor::read_sync(B::float_into_data(x))
-        .expect("a CPU backend reads its tensors")
-        .convert::<f32>();
-    let input = data.as_slice::<f32>().expect("f32 after convert");
-    B::float_from_data(TensorData::new(graph.multiply(input, dim), shape), &device)
+    let out = B::read(&x, |input| graph.multiply(input, shape[1]));
+    B::write(out, shape, &x)
 }
 
 /// The propagation as a backend operation, so that autodiff can be given its own backward.

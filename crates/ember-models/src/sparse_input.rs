@@ -22,7 +22,7 @@ use burn::prelude::*;
 use burn::tensor::IndexingUpdateOp;
 use rayon::prelude::*;
 
-use crate::host::{HostTensors, vectorised};
+use crate::host::{HostTensors, group_offsets, vectorised};
 
 /// The entries of a sparse `[rows, columns]` matrix, in row order.
 struct Entries {
@@ -68,21 +68,9 @@ impl Entries {
         entries
     }
 
-    /// Where each of `count` groups starts in `keys` (ascending, as a counting sort gives).
-    fn offsets(keys: impl Iterator<Item = usize>, count: usize) -> Vec<usize> {
-        let mut offsets = vec![0usize; count + 1];
-        for k in keys {
-            offsets[k + 1] += 1;
-        }
-        for g in 0..count {
-            offsets[g + 1] += offsets[g];
-        }
-        offsets
-    }
-
     /// `S W` for `weight` row-major `[columns, dim]`: `[rows, dim]`.
     fn times(&self, weight: &[f32], dim: usize, rows: usize) -> Vec<f32> {
-        let offsets = Self::offsets(self.rows.iter().map(|&r| r as usize), rows);
+        let offsets = group_offsets(self.rows.iter().map(|&r| r as usize), rows);
         let order: Vec<usize> = (0..self.values.len()).collect();
         let mut out = vec![0.0f32; rows * dim];
         out.par_chunks_mut(dim.max(1))
@@ -97,7 +85,7 @@ impl Entries {
     /// `Sᵀ G` for `grad` row-major `[rows, dim]`: `[columns, dim]`, each column's entries
     /// added in row order.
     fn transpose_times(&self, grad: &[f32], dim: usize, columns: usize) -> Vec<f32> {
-        let offsets = Self::offsets(self.columns.iter().map(|&c| c as usize), columns);
+        let offsets = group_offsets(self.columns.iter().map(|&c| c as usize), columns);
         // Entries by column (a stable counting sort keeps each column's in row order).
         let mut next = offsets.clone();
         let mut by_column = vec![0usize; self.columns.len()];
