@@ -235,6 +235,90 @@ fn guarded<T>(path: &Path, read: impl FnOnce() -> Result<T>) -> Result<T> {
     })
 }
 
+/// Refuses a Parquet file whose page headers, in the columns ember reads, declare a negative
+/// count. polars 0.55 takes a data page's `num_values` as an unsigned size: `-1` makes it
+/// reserve a validity bitmap of 2^64 bits, and that failed allocation aborts the process
+/// (found by fuzzing; a panic would be caught by [`guarded`], an abort cannot be). The pages
+/// are walked with polars' own page reader, one column chunk in memory at a time, without
+/// decompressing them. Anything else wrong with a chunk (a range past the end, a bad header)
+/// is left to polars, whose read reports it.
+fn check_page_counts(
+    path: &Path,
+    metadata: &polars_parquet::parquet::metadata::FileMetadata,
+    columns: &[String],
+) -> Result<()> {
+    use polars_parquet::parquet::page::{CompressedPage, DataPageHeader};
+    use polars_parquet::parquet::read::PageReader;
+    use std::io::{Read, Seek, SeekFrom};
+
+    let mut file = std::fs::File::open(path).map_err(|source| DataError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let size = file
+        .metadata()
+        .map_err(|source| DataError::Io {
+            path: path.to_owned(),
+            source,
+        })?
+        .len();
+    for (group, row_group) in metadata.row_groups.iter().enumerate() {
+        for name in columns {
+            let Some(chunks) = row_group.columns_under_root_iter(name) else {
+                continue;
+            };
+            for chunk in chunks {
+                let range = chunk.byte_range();
+                if range.start > range.end || range.end > size {
+                    continue;
+                }
+                let mut bytes = vec![0u8; (range.end - range.start) as usize];
+                file.seek(SeekFrom::Start(range.start))
+                    .and_then(|_| file.read_exact(&mut bytes))
+                    .map_err(|source| DataError::Io {
+                        path: path.to_owned(),
+                        source,
+                    })?;
+                let pages = PageReader::new(
+                    std::io::Cursor::new(polars_buffer::Buffer::from(bytes)),
+                    chunk,
+                    Vec::new(),
+                    usize::MAX,
+                );
+                for (number, page) in pages.enumerate() {
+                    let page = match page {
+                        Ok(CompressedPage::Data(page)) => page,
+                        Ok(CompressedPage::Dict(_)) => continue,
+                        // A page polars cannot even frame is polars' error to report.
+                        Err(_) => break,
+                    };
+                    let counts: &[(&str, i32)] = match page.header() {
+                        DataPageHeader::V1(h) => &[("values", h.num_values)],
+                        DataPageHeader::V2(h) => &[
+                            ("values", h.num_values),
+                            ("nulls", h.num_nulls),
+                            ("rows", h.num_rows),
+                        ],
+                    };
+                    if let Some((what, count)) = counts.iter().find(|(_, count)| *count < 0) {
+                        return Err(DataError::Reader {
+                            path: path.to_owned(),
+                            message: format!(
+                                "the file is malformed: page {} of column `{}` in row group \
+                                 {} declares {count} {what} (a count must be 0 or more)",
+                                number + 1,
+                                shown(name),
+                                group + 1
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn reader_error(path: &Path, e: PolarsError) -> DataError {
     DataError::Reader {
         path: path.to_owned(),
@@ -444,6 +528,11 @@ fn read_parquet(
             selected.push(name.to_string());
         }
     }
+    let metadata = reader
+        .get_metadata()
+        .map_err(|e| reader_error(path, e))?
+        .clone();
+    check_page_counts(path, &metadata, &selected)?;
     let df = reader
         .with_columns(Some(selected))
         .finish()

@@ -1022,3 +1022,18 @@ fn malformed_parquet_that_panics_polars_is_an_error() {
         }
     }
 }
+
+#[test]
+fn parquet_page_declaring_a_negative_count_is_refused_before_polars_aborts() {
+    // Found by setting each page-header field of a valid file to -1: polars 0.55 takes the
+    // data page's `num_values` (-1) as a size and aborts on a 2^61-byte allocation, which no
+    // panic guard can catch. The first column's dictionary page is page 1, its data page 2.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/parquet-aborts/negative-page-values.parquet");
+    let err = load_err(parquet_source(&path, true)).replace(&*path.to_string_lossy(), "F");
+    assert_eq!(
+        err,
+        "F: not a readable Parquet file: the file is malformed: page 2 of column `user` in \
+         row group 1 declares -1 values (a count must be 0 or more)"
+    );
+}
