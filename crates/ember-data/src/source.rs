@@ -251,17 +251,12 @@ fn check_page_counts(
     use polars_parquet::parquet::read::PageReader;
     use std::io::{Read, Seek, SeekFrom};
 
-    let mut file = std::fs::File::open(path).map_err(|source| DataError::Io {
+    let io = |source| DataError::Io {
         path: path.to_owned(),
         source,
-    })?;
-    let size = file
-        .metadata()
-        .map_err(|source| DataError::Io {
-            path: path.to_owned(),
-            source,
-        })?
-        .len();
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
     for (group, row_group) in metadata.row_groups.iter().enumerate() {
         for name in columns {
             let Some(chunks) = row_group.columns_under_root_iter(name) else {
@@ -275,10 +270,7 @@ fn check_page_counts(
                 let mut bytes = vec![0u8; (range.end - range.start) as usize];
                 file.seek(SeekFrom::Start(range.start))
                     .and_then(|_| file.read_exact(&mut bytes))
-                    .map_err(|source| DataError::Io {
-                        path: path.to_owned(),
-                        source,
-                    })?;
+                    .map_err(io)?;
                 let pages = PageReader::new(
                     std::io::Cursor::new(polars_buffer::Buffer::from(bytes)),
                     chunk,
