@@ -248,3 +248,31 @@ fn lookup_pair_equals_two_lookups() {
     }
     assert!(expected[3].iter().any(|&g| g != 0.0));
 }
+
+/// An embedding's gradient that reaches `select` as a column slice of a wider gradient (the
+/// backward of `cat`, in the middle and at both ends) is added into the right rows: burn-flex
+/// reads such a slice in place with its row stride (vendor/burn-flex, ember's patch).
+#[test]
+fn select_gradient_arriving_as_a_column_slice_is_the_scatter_add() {
+    let device = Device::flex().autodiff();
+    let rows = 29;
+    let ids = awkward_ids(rows);
+    let n = ids.len();
+    let table = Embedding {
+        weight: Param::from_tensor(Tensor::<2>::zeros([rows, 3], &device).require_grad()),
+    };
+    let ids_tensor = Tensor::<1, Int>::from_data(TensorData::new(ids.clone(), [n]), &device);
+    let filler = |width: usize| Tensor::<2>::ones([n, width], &device);
+    // Weights w[i][j] = i * 10 + j over the 2 + 3 + 4 = 9 joined columns.
+    let weights: Vec<Vec<f32>> = (0..n)
+        .map(|i| (0..9).map(|j| (i * 10 + j) as f32).collect())
+        .collect();
+    let weights_tensor = Tensor::<2>::from_data(TensorData::new(weights.concat(), [n, 9]), &device);
+    let rows_out = table.weight.val().select(0, ids_tensor);
+    let joined = Tensor::cat(vec![filler(2), rows_out, filler(4)], 1);
+    let grads = (joined * weights_tensor).sum().backward();
+    let got = table.weight.val().grad(&grads).expect("a gradient");
+    let middle: Vec<Vec<f32>> = weights.iter().map(|w| w[2..5].to_vec()).collect();
+    let expected = scatter_add(&ids, rows, &middle).concat();
+    assert_eq!(got.into_data().try_to_vec::<f32>().unwrap(), expected);
+}

@@ -1039,7 +1039,25 @@ where
     F: Fn(&mut E, E) + Copy,
 {
     let indices = indices.to_contiguous();
-    let value = value.to_contiguous();
+    // ember's patch: a 2-D value that updates whole rows (dim 0) and whose rows are each
+    // contiguous (a column slice of a wider tensor, as the backward of `slice` or `cat` hands
+    // on an embedding's gradient) is read in place with its row stride, not copied first.
+    let row_stride = {
+        let layout = value.layout();
+        let (shape, strides) = (layout.shape(), layout.strides());
+        (dim == 0 && shape.num_dims() == 2 && (shape[1] == 1 || strides[1] == 1))
+            .then_some(strides[0])
+            .filter(|&stride| stride >= shape[1] as isize && stride > 0)
+            .map(|stride| (layout.start_offset(), stride as usize))
+    };
+    let (value, value_start, value_row_stride) = match row_stride {
+        Some((start, stride)) => (value, start, stride),
+        None => {
+            let value = value.to_contiguous();
+            let cols = value.layout().shape().to_vec().get(1).copied().unwrap_or(0);
+            (value, 0, cols)
+        }
+    };
 
     let tensor_shape = tensor.layout().shape().clone();
     let value_shape = value.layout().shape();
@@ -1058,7 +1076,7 @@ where
     );
 
     let indices_data = read_indices(&indices);
-    let value_data: &[E] = value.storage();
+    let value_data: &[E] = &value.storage()[value_start..];
     let num_indices = indices_data.len();
 
     // Validate value shape
@@ -1090,6 +1108,7 @@ where
                 target_slice,
                 &indices_data,
                 value_data,
+                value_row_stride,
                 tensor_shape[0],
                 tensor_shape[1],
                 num_indices,
@@ -1132,6 +1151,7 @@ where
             &mut result,
             &indices_data,
             value_data,
+            value_row_stride,
             tensor_shape[0],
             tensor_shape[1],
             num_indices,
@@ -1170,10 +1190,12 @@ where
 /// Optimized 2D select update.
 #[inline]
 #[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)]
 fn select_update_2d<E: Copy, F: Fn(&mut E, E)>(
     result: &mut [E],
     indices_data: &[isize],
     value_data: &[E],
+    value_row_stride: usize,
     tensor_rows: usize,
     tensor_cols: usize,
     num_indices: usize,
@@ -1185,9 +1207,12 @@ fn select_update_2d<E: Copy, F: Fn(&mut E, E)>(
         for (i, &idx) in indices_data.iter().enumerate() {
             let dst_row = checked_index(idx, dim_size);
             let dst_start = dst_row * tensor_cols;
-            let src_start = i * tensor_cols;
-            for j in 0..tensor_cols {
-                update(&mut result[dst_start + j], value_data[src_start + j]);
+            let src_start = i * value_row_stride;
+            // Whole-row slices, so that the loop runs without bounds checks (ember's patch).
+            let dst = &mut result[dst_start..dst_start + tensor_cols];
+            let src = &value_data[src_start..src_start + tensor_cols];
+            for (target, &value) in dst.iter_mut().zip(src) {
+                update(target, value);
             }
         }
     } else {
