@@ -261,17 +261,13 @@ fn matmul_2d_strided<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexTen
     let rhs_ptr = unsafe { rhs_data.as_ptr().add(rhs.layout().start_offset()) };
 
     let out_shape = Shape::from(vec![m, n]);
-    let mut output = FlexTensor::empty(out_shape, T::dtype());
-    let out_data: &mut [T] = output.storage_mut();
-
     let parallelism = get_parallelism(m, n, k);
-
-    unsafe {
+    let run = |out: *mut T| unsafe {
         gemm_call(
             m,
             n,
             k,
-            out_data.as_mut_ptr(),
+            out,
             1,
             n as isize,
             lhs_ptr,
@@ -282,8 +278,26 @@ fn matmul_2d_strided<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexTen
             rhs_row_stride,
             parallelism,
         );
+    };
+
+    // ember's patch: for f32 and f64 the output is not zeroed first (a memset of every
+    // product, 3-4% of a NeuMF training step). gemm is called with `read_dst` false, so it
+    // never reads the output and writes each of its m * n elements (zeros when k is 0):
+    // gemm-common 0.19's `gemm_basic_generic`, its microkernels' `alpha_status == 0` paths
+    // and its gemv/gevv paths all branch on a zero alpha. f16 keeps the zeroed buffer: its
+    // kernels convert through f32 and are not checked here.
+    if matches!(T::dtype(), DType::F32 | DType::F64) {
+        let len = checked_size(m, n);
+        let mut out: Vec<T> = Vec::with_capacity(len);
+        run(out.as_mut_ptr());
+        // SAFETY: gemm initialised all `len` elements (see above).
+        unsafe { out.set_len(len) };
+        return FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(out_shape), T::dtype());
     }
 
+    let mut output = FlexTensor::empty(out_shape, T::dtype());
+    let out_data: &mut [T] = output.storage_mut();
+    run(out_data.as_mut_ptr());
     output
 }
 

@@ -1,0 +1,82 @@
+//! Matrix products on flex write every element of their output. ember's patched burn-flex
+//! (vendor/burn-flex) leaves the output of an f32 product unzeroed and relies on gemm writing
+//! all of it; here each product runs right after a buffer of NaNs of the output's size was
+//! freed, so that the allocator is likely to hand that memory back, and must equal a product
+//! computed by hand, with no NaN. The shapes reach gemm's paths: empty inner dimension,
+//! matrix-vector (one row or one column), the small "horizontal" kernels, blocked kernels with
+//! edge tiles, the threaded path, and transposed (strided) operands.
+
+use burn::prelude::*;
+
+/// Values that differ per element, multiples of 1/8 in [-1, 1]: their products are multiples
+/// of 1/64 and every partial sum below is exact in f32 (|sum| < 2^24 / 64), so any summation
+/// order gives the exact product.
+fn values(rows: usize, cols: usize, salt: usize) -> Vec<f32> {
+    (0..rows * cols)
+        .map(|i| ((i * 7 + salt * 13) % 17) as f32 / 8.0 - 1.0)
+        .collect()
+}
+
+fn product_by_hand(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f64> {
+    let mut out = vec![0.0f64; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            out[i * n + j] = (0..k)
+                .map(|p| a[i * k + p] as f64 * b[p * n + j] as f64)
+                .sum();
+        }
+    }
+    out
+}
+
+/// Frees a NaN-filled buffer of `len` f32 so that the next allocation of that size is likely
+/// to reuse it.
+fn leave_nans_behind(len: usize) {
+    let garbage = vec![f32::NAN; len.max(1)];
+    std::hint::black_box(&garbage);
+    drop(garbage);
+}
+
+fn check(m: usize, k: usize, n: usize, transposed: bool) {
+    let device = Device::flex();
+    let (a, b) = (values(m, k, 1), values(k, n, 2));
+    let expected = product_by_hand(&a, &b, m, k, n);
+    let lhs = if transposed {
+        // The same m × k matrix, stored k × m and transposed: a strided operand.
+        let stored: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
+        Tensor::<2>::from_data(TensorData::new(stored, [k, m]), &device).transpose()
+    } else {
+        Tensor::<2>::from_data(TensorData::new(a, [m, k]), &device)
+    };
+    let rhs = Tensor::<2>::from_data(TensorData::new(b, [k, n]), &device);
+    leave_nans_behind(m * n);
+    let product = lhs.matmul(rhs);
+    assert_eq!(product.dims(), [m, n]);
+    let got = product.into_data().to_vec::<f32>().unwrap();
+    for (index, (&got, &want)) in got.iter().zip(&expected).enumerate() {
+        assert!(
+            got as f64 == want,
+            "{m}x{k} · {k}x{n} (lhs transposed: {transposed}): element {index} is {got}, expected {want}"
+        );
+    }
+}
+
+#[test]
+fn flex_products_write_every_output_element() {
+    let shapes = [
+        (3, 0, 4),      // empty inner dimension: all zeros
+        (1, 37, 50),    // one row
+        (50, 37, 1),    // one column
+        (4, 300, 4),    // small output, long inner dimension
+        (7, 5, 3),      // tiny
+        (33, 17, 29),   // edge tiles on both sides
+        (512, 64, 300), // threaded
+        (4096, 128, 64),
+        (2000, 1100, 9), // inner dimension past one cache block
+    ];
+    for (m, k, n) in shapes {
+        for transposed in [false, true] {
+            check(m, k, n, transposed);
+        }
+    }
+}
