@@ -4,7 +4,9 @@
 //! freed, so that the allocator is likely to hand that memory back, and must equal a product
 //! computed by hand, with no NaN. The shapes reach gemm's paths: empty inner dimension,
 //! matrix-vector (one row or one column), the small "horizontal" kernels, blocked kernels with
-//! edge tiles, the threaded path, and transposed (strided) operands.
+//! edge tiles, the threaded path, and transposed (strided) operands; batched products (3-D,
+//! as ember's split dense layers run) reach the serial, batch-parallel and gemm-threaded loops,
+//! with the right side broadcast over the batch or not.
 
 use burn::prelude::*;
 
@@ -77,6 +79,51 @@ fn flex_products_write_every_output_element() {
     for (m, k, n) in shapes {
         for transposed in [false, true] {
             check(m, k, n, transposed);
+        }
+    }
+}
+
+fn check_batched(batch: usize, m: usize, k: usize, n: usize, broadcast_rhs: bool) {
+    let device = Device::flex();
+    let a = values(batch * m, k, 3);
+    let rhs_batch = if broadcast_rhs { 1 } else { batch };
+    let b = values(rhs_batch * k, n, 4);
+    let lhs = Tensor::<3>::from_data(TensorData::new(a.clone(), [batch, m, k]), &device);
+    let rhs = Tensor::<3>::from_data(TensorData::new(b.clone(), [rhs_batch, k, n]), &device);
+    leave_nans_behind(batch * m * n);
+    let product = lhs.matmul(rhs);
+    assert_eq!(product.dims(), [batch, m, n]);
+    let got = product.into_data().to_vec::<f32>().unwrap();
+    for i in 0..batch {
+        let a_i = &a[i * m * k..(i + 1) * m * k];
+        let j = if broadcast_rhs { 0 } else { i };
+        let b_j = &b[j * k * n..(j + 1) * k * n];
+        let expected = product_by_hand(a_i, b_j, m, k, n);
+        for (index, (&got, &want)) in got[i * m * n..(i + 1) * m * n]
+            .iter()
+            .zip(&expected)
+            .enumerate()
+        {
+            assert!(
+                got as f64 == want,
+                "{batch}x{m}x{k} · {rhs_batch}x{k}x{n}: batch {i}, element {index} is {got}, expected {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn flex_batched_products_write_every_output_element() {
+    let shapes = [
+        (2, 3, 0, 4),     // empty inner dimension: all zeros
+        (3, 7, 5, 3),     // serial loop over the batch
+        (64, 64, 32, 33), // batch-parallel loop (ember's split-k dense layers)
+        (16, 256, 64, 8),
+        (2, 200, 200, 200), // each product threaded by gemm
+    ];
+    for (batch, m, k, n) in shapes {
+        for broadcast_rhs in [false, true] {
+            check_batched(batch, m, k, n, broadcast_rhs);
         }
     }
 }

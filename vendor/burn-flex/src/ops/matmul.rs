@@ -378,13 +378,29 @@ fn matmul_batched_gemm<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexT
     out_dims.push(n);
     let out_shape = Shape::from(out_dims);
 
-    let mut output = FlexTensor::empty(out_shape, T::dtype());
+    // ember's patch: as in `matmul_2d_strided`, an f32 or f64 output is not zeroed first;
+    // every batch's gemm call writes all of its m * n elements without reading them.
+    let unzeroed = matches!(T::dtype(), DType::F32 | DType::F64);
+    let len = batch_size
+        .checked_mul(out_matrix_size)
+        .expect("matmul output size overflows usize");
+    let mut fresh: Vec<T> = Vec::new();
+    let mut zeroed = None;
+    let out_base: *mut T = if unzeroed {
+        fresh.reserve_exact(len);
+        fresh.as_mut_ptr()
+    } else {
+        let output = zeroed.insert(FlexTensor::empty(out_shape.clone(), T::dtype()));
+        output.storage_mut::<T>().as_mut_ptr()
+    };
+    // Batch `b`'s output starts at element `b * out_matrix_size`; the slices do not overlap.
+    let out_at = OutputBase(out_base);
+    let out_ptr = move |b: usize| unsafe { out_at.at(b * out_matrix_size) };
 
     let lhs_data: &[T] = lhs.storage();
     let rhs_data: &[T] = rhs.storage();
     let lhs_start = lhs.layout().start_offset() as isize;
     let rhs_start = rhs.layout().start_offset() as isize;
-    let out_data: &mut [T] = output.storage_mut();
 
     let per_matrix_ops = m.saturating_mul(n).saturating_mul(k);
 
@@ -423,24 +439,17 @@ fn matmul_batched_gemm<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexT
         if per_matrix_ops >= PARALLEL_THRESHOLD && !prefer_batch_parallel {
             let parallelism = gemm::Parallelism::Rayon(0);
             for b in 0..batch_size {
-                run_one(out_data[b * out_matrix_size..].as_mut_ptr(), b, parallelism);
+                run_one(out_ptr(b), b, parallelism);
             }
         } else if total_ops >= BATCH_PARALLEL_THRESHOLD && batch_size > 1 {
             use rayon::prelude::*;
 
-            out_data
-                .par_chunks_mut(out_matrix_size)
-                .enumerate()
-                .for_each(|(b, out_chunk)| {
-                    run_one(out_chunk.as_mut_ptr(), b, gemm::Parallelism::None);
-                });
+            (0..batch_size).into_par_iter().for_each(|b| {
+                run_one(out_ptr(b), b, gemm::Parallelism::None);
+            });
         } else {
             for b in 0..batch_size {
-                run_one(
-                    out_data[b * out_matrix_size..].as_mut_ptr(),
-                    b,
-                    gemm::Parallelism::None,
-                );
+                run_one(out_ptr(b), b, gemm::Parallelism::None);
             }
         }
     }
@@ -449,15 +458,35 @@ fn matmul_batched_gemm<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexT
     {
         let _ = per_matrix_ops;
         for b in 0..batch_size {
-            run_one(
-                out_data[b * out_matrix_size..].as_mut_ptr(),
-                b,
-                gemm::Parallelism::None,
-            );
+            run_one(out_ptr(b), b, gemm::Parallelism::None);
         }
     }
 
-    output
+    match zeroed {
+        Some(output) => output,
+        None => {
+            // SAFETY: every batch's gemm call initialised its `out_matrix_size` elements.
+            unsafe { fresh.set_len(len) };
+            FlexTensor::new(Bytes::from_elems(fresh), Layout::contiguous(out_shape), T::dtype())
+        }
+    }
+}
+
+/// The start of a matrix product's output, shared by the threads that each write their own
+/// batch's disjoint slice of it.
+#[derive(Clone, Copy)]
+struct OutputBase<T>(*mut T);
+
+// SAFETY: the threads write disjoint slices (one batch each) and the buffer outlives them.
+unsafe impl<T> Send for OutputBase<T> {}
+unsafe impl<T> Sync for OutputBase<T> {}
+
+impl<T> OutputBase<T> {
+    /// # Safety
+    /// `offset` must lie within the output buffer (or at its end for an empty slice).
+    unsafe fn at(self, offset: usize) -> *mut T {
+        unsafe { self.0.add(offset) }
+    }
 }
 
 // ============================================================================
