@@ -78,22 +78,16 @@ pub fn group_offsets(keys: impl Iterator<Item = usize>, groups: usize) -> Vec<us
     offsets
 }
 
-/// Whether the CPU has AVX2 and FMA.
-#[inline]
-pub fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 /// `vectorised!(fn name(args) => body);` defines `name`, which calls `body` (an
 /// `#[inline(always)]` function over slices) compiled with AVX2 and FMA when the CPU has them
 /// (its loops then vectorise 8 wide), else for the build's target (SSE2 on x86-64).
+///
+/// `vectorised!(avx512, fn name(args) => body);` adds an AVX-512F tier in front (16 wide), for
+/// loops whose measured gain is worth a third copy of their code (ember-train's Adam update).
+///
+/// Rust never contracts `a * b + c` into a fused multiply-add, so every tier computes the same
+/// values bit for bit as long as `body` only uses exactly rounded operations.
+#[macro_export]
 macro_rules! vectorised {
     ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:path;) => {
         $(#[$meta])*
@@ -104,7 +98,9 @@ macro_rules! vectorised {
                 fn with_avx2($($arg: $ty),*) {
                     $body($($arg),*)
                 }
-                if $crate::host::has_avx2() {
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
                     // SAFETY: the CPU has AVX2 and FMA (checked just above).
                     return unsafe { with_avx2($($arg),*) };
                 }
@@ -112,8 +108,26 @@ macro_rules! vectorised {
             $body($($arg),*)
         }
     };
+    (avx512, $(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:path;) => {
+        $(#[$meta])*
+        fn $name($($arg: $ty),*) {
+            $crate::vectorised!(fn up_to_avx2($($arg: $ty),*) => $body;);
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn with_avx512($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F (checked just above).
+                    return unsafe { with_avx512($($arg),*) };
+                }
+            }
+            up_to_avx2($($arg),*)
+        }
+    };
 }
-pub(crate) use vectorised;
+pub(crate) use crate::vectorised;
 
 /// Lanes of the row reductions' independent accumulators (two AVX-512 registers' worth), so
 /// that the compiler vectorises them (one accumulator would be a chain of dependent adds).

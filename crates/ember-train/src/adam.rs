@@ -432,56 +432,21 @@ fn adam_update(
         .for_each(|(((theta, grad), m), v)| update(theta, grad, m, v));
 }
 
-/// [`adam_update_values`] compiled for the widest vectors this CPU has. The crate is built
-/// for baseline x86-64 (4-wide SSE); with AVX-512 the loop's square roots and divisions run
-/// 16 wide. The values are the same bit for bit: Rust never contracts `a * b + c` into a
-/// fused multiply-add, and square root and division are exactly rounded at every width.
-fn adam_update_widest(
-    theta: &mut [f32],
-    grad: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    s: &AdamSettings,
-    step_size: f32,
-    eps_hat: f32,
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f")]
-        fn avx512(
-            theta: &mut [f32],
-            grad: &[f32],
-            m: &mut [f32],
-            v: &mut [f32],
-            s: &AdamSettings,
-            step_size: f32,
-            eps_hat: f32,
-        ) {
-            adam_update_values(theta, grad, m, v, s, step_size, eps_hat)
-        }
-        #[target_feature(enable = "avx2")]
-        fn avx2(
-            theta: &mut [f32],
-            grad: &[f32],
-            m: &mut [f32],
-            v: &mut [f32],
-            s: &AdamSettings,
-            step_size: f32,
-            eps_hat: f32,
-        ) {
-            adam_update_values(theta, grad, m, v, s, step_size, eps_hat)
-        }
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked just above).
-            return unsafe { avx512(theta, grad, m, v, s, step_size, eps_hat) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked just above).
-            return unsafe { avx2(theta, grad, m, v, s, step_size, eps_hat) };
-        }
-    }
-    adam_update_values(theta, grad, m, v, s, step_size, eps_hat)
-}
+ember_models::vectorised!(avx512,
+    /// [`adam_update_values`] compiled for the widest vectors this CPU has. The crate is built
+    /// for baseline x86-64 (4-wide SSE); with AVX-512 the loop's square roots and divisions run
+    /// 16 wide. The values are the same bit for bit: Rust never contracts `a * b + c` into a
+    /// fused multiply-add, and square root and division are exactly rounded at every width.
+    fn adam_update_widest(
+        theta: &mut [f32],
+        grad: &[f32],
+        m: &mut [f32],
+        v: &mut [f32],
+        s: &AdamSettings,
+        step_size: f32,
+        eps_hat: f32,
+    ) => adam_update_values;
+);
 
 /// Adam's formula over matching slices of values, gradients and moments.
 #[inline(always)]
