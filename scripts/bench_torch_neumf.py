@@ -14,7 +14,14 @@ others being warm-up. By default PyTorch copies each batch's ids host -> device,
 It runs `ember bench train ... --json` (the binary given by --ember) first, then PyTorch (whose
 worker threads would otherwise still spin during ember's run), and prints both figures and
 ratio=ember/pytorch. --skip-ember or --skip-torch runs one side only.
+
+On a shared machine one epoch can be slowed by other work, and a single ratio then says little.
+--rounds R runs the pair R times in turn (PyTorch in a child process each time, so that its
+threads are gone before ember's next run), prints every round, and ends with the median ratio
+and the range.
 """
+import re
+import statistics
 import argparse
 import json
 import subprocess
@@ -111,9 +118,12 @@ def main():
     p.add_argument("--preload", action="store_true", help="keep PyTorch's epoch on the device")
     p.add_argument("--skip-torch", action="store_true")
     p.add_argument("--skip-ember", action="store_true")
+    p.add_argument("--rounds", type=int, default=1, help="pairs run in turn; reports the median ratio")
     p.add_argument("ember_args", nargs="*", help="extra arguments for `ember bench train` (after --)")
     args = p.parse_args()
 
+    if args.rounds > 1:
+        return rounds(args)
     setting = f"NeuMF {args.size} batch {args.batch} samples {args.samples} epochs {args.epochs}"
     torch_rate = ember_rate = None
     # ember first, before torch is imported here: torch's worker threads keep spinning for a
@@ -130,6 +140,27 @@ def main():
         print(f"pytorch {mode} {args.torch_device}: {torch_rate:,.0f} samples/s{mem}  ({setting})", flush=True)
     if torch_rate and ember_rate:
         print(f"ratio={ember_rate / torch_rate:.2f} (ember/pytorch samples per second)")
+
+
+def rounds(args):
+    """Runs ember and PyTorch in turn `args.rounds` times and prints the median ratio."""
+    torch_cmd = [sys.executable, __file__, "--skip-ember", "--torch-device", args.torch_device,
+                 "--batch", str(args.batch), "--samples", str(args.samples), "--epochs",
+                 str(args.epochs), "--size", args.size, "--threads", str(args.threads)]
+    torch_cmd += ["--compile"] * args.compile + ["--preload"] * args.preload
+    ratios = []
+    for r in range(args.rounds):
+        ember_rate, _, _ = ember_bench(args)
+        out = subprocess.run(torch_cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+        found = re.search(r"^pytorch \S+ \S+: ([\d,]+) samples/s", out, re.MULTILINE)
+        if not found:
+            sys.exit(f"no PyTorch figure in the child's output:\n{out}")
+        torch_rate = float(found.group(1).replace(",", ""))
+        ratios.append(ember_rate / torch_rate)
+        print(f"round {r + 1}: ember {ember_rate:,.0f}, pytorch {torch_rate:,.0f} samples/s, "
+              f"ratio {ratios[-1]:.2f}", flush=True)
+    print(f"ratio={statistics.median(ratios):.2f} (median of {args.rounds} rounds, "
+          f"range {min(ratios):.2f}-{max(ratios):.2f}; ember/pytorch samples per second)")
 
 
 if __name__ == "__main__":

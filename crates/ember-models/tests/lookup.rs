@@ -276,3 +276,79 @@ fn select_gradient_arriving_as_a_column_slice_is_the_scatter_add() {
     let expected = scatter_add(&ids, rows, &middle).concat();
     assert_eq!(got.into_data().try_to_vec::<f32>().unwrap(), expected);
 }
+
+/// Lookups, their join and their gradients at a batch size where burn-flex copies on every
+/// thread (vendor/burn-flex, ember's patch: from 65,536 elements; rows of 48 columns split in
+/// uneven bands, rows of 64 in even ones) equal the values computed by hand, bit for bit.
+#[test]
+fn threaded_lookups_join_and_gradients_match_the_hand_computed_ones() {
+    let device = Device::flex().autodiff();
+    let (rows, batch) = (1000, 4096);
+    let (left_width, right_width) = (48, 64);
+    // Whole-number values: every sum below is exact in f32, whatever the order.
+    let table_values = |width: usize, salt: usize| -> Vec<f32> {
+        (0..rows * width)
+            .map(|i| ((i * 31 + salt) % 97) as f32 - 48.0)
+            .collect()
+    };
+    let make_table = |values: Vec<f32>, width: usize| Embedding {
+        weight: Param::from_tensor(
+            Tensor::<2>::from_data(TensorData::new(values, [rows, width]), &device).require_grad(),
+        ),
+    };
+    let (left_values, right_values) = (table_values(left_width, 1), table_values(right_width, 2));
+    let left = make_table(left_values.clone(), left_width);
+    let right = make_table(right_values.clone(), right_width);
+    // Repeated ids (each row about four times), both ends of the table included.
+    let left_ids: Vec<i32> = (0..batch).map(|i| ((i * 7919) % rows) as i32).collect();
+    let right_ids: Vec<i32> = (0..batch)
+        .map(|i| ((i * 104_729 + 3) % rows) as i32)
+        .collect();
+    let ids_tensor =
+        |ids: &[i32]| Tensor::<1, Int>::from_data(TensorData::new(ids.to_vec(), [batch]), &device);
+    let joined = Tensor::cat(
+        vec![
+            left.weight.val().select(0, ids_tensor(&left_ids)),
+            right.weight.val().select(0, ids_tensor(&right_ids)),
+        ],
+        1,
+    );
+    let width = left_width + right_width;
+    let weights: Vec<f32> = (0..batch * width).map(|i| (i % 5) as f32 - 2.0).collect();
+    let weights_tensor =
+        Tensor::<2>::from_data(TensorData::new(weights.clone(), [batch, width]), &device);
+
+    let mut expected_joined = Vec::with_capacity(batch * width);
+    for i in 0..batch {
+        let (l, r) = (left_ids[i] as usize, right_ids[i] as usize);
+        expected_joined.extend_from_slice(&left_values[l * left_width..(l + 1) * left_width]);
+        expected_joined.extend_from_slice(&right_values[r * right_width..(r + 1) * right_width]);
+    }
+    assert_eq!(
+        joined.clone().into_data().try_to_vec::<f32>().unwrap(),
+        expected_joined,
+        "the joined lookups"
+    );
+
+    let grads = (joined * weights_tensor).sum().backward();
+    let weight_rows: Vec<Vec<f32>> = weights.chunks(width).map(|w| w.to_vec()).collect();
+    let left_grad: Vec<Vec<f32>> = weight_rows
+        .iter()
+        .map(|w| w[..left_width].to_vec())
+        .collect();
+    let right_grad: Vec<Vec<f32>> = weight_rows
+        .iter()
+        .map(|w| w[left_width..].to_vec())
+        .collect();
+    for (name, table, ids, grad) in [
+        ("left", &left, &left_ids, &left_grad),
+        ("right", &right, &right_ids, &right_grad),
+    ] {
+        let got = table.weight.val().grad(&grads).expect("a gradient");
+        assert_eq!(
+            got.into_data().try_to_vec::<f32>().unwrap(),
+            scatter_add(ids, rows, grad).concat(),
+            "the {name} table's gradient"
+        );
+    }
+}

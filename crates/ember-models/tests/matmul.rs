@@ -54,7 +54,7 @@ fn check(m: usize, k: usize, n: usize, transposed: bool) {
     leave_nans_behind(m * n);
     let product = lhs.matmul(rhs);
     assert_eq!(product.dims(), [m, n]);
-    let got = product.into_data().to_vec::<f32>().unwrap();
+    let got = product.into_data().try_to_vec::<f32>().unwrap();
     for (index, (&got, &want)) in got.iter().zip(&expected).enumerate() {
         assert!(
             got as f64 == want,
@@ -93,7 +93,7 @@ fn check_batched(batch: usize, m: usize, k: usize, n: usize, broadcast_rhs: bool
     leave_nans_behind(batch * m * n);
     let product = lhs.matmul(rhs);
     assert_eq!(product.dims(), [batch, m, n]);
-    let got = product.into_data().to_vec::<f32>().unwrap();
+    let got = product.into_data().try_to_vec::<f32>().unwrap();
     for i in 0..batch {
         let a_i = &a[i * m * k..(i + 1) * m * k];
         let j = if broadcast_rhs { 0 } else { i };

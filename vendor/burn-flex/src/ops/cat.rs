@@ -100,6 +100,46 @@ fn cat_impl<E: Element + bytemuck::Pod>(tensors: Vec<FlexTensor>, dim: usize) ->
         // Make all tensors contiguous for simple indexing
         let contiguous: Vec<FlexTensor> = tensors.into_iter().map(|t| t.to_contiguous()).collect();
 
+        // ember's patch: a large concatenation along an inner dimension (NeuMF's joined
+        // embeddings, `[batch, a] ‖ [batch, b]`) copies bands of outer rows on every thread.
+        #[cfg(feature = "rayon")]
+        if total_elements >= super::ROW_COPY_PARALLEL_ELEMS && outer_size > 1 {
+            use rayon::prelude::*;
+            let row_len = total_elements / outer_size;
+            let parts: Vec<(&[E], usize)> = contiguous
+                .iter()
+                .map(|t| {
+                    let chunk_len = t.layout().shape()[dim] * inner_size;
+                    let data: &[E] = t.storage();
+                    let start = t.layout().start_offset();
+                    (&data[start..start + outer_size * chunk_len], chunk_len)
+                })
+                .collect();
+            let rows_per_task = (super::ROW_COPY_PARALLEL_ELEMS / 4 / row_len).max(1);
+            // SAFETY: the tasks below write every element exactly once (each output row is
+            // its parts' chunks one after the other), as `select_2d` does for its rows.
+            #[allow(clippy::uninit_vec)]
+            unsafe {
+                output.set_len(total_elements)
+            };
+            output
+                .par_chunks_mut(rows_per_task * row_len)
+                .enumerate()
+                .for_each(|(task, out)| {
+                    let first = task * rows_per_task;
+                    for (r, out_row) in out.chunks_exact_mut(row_len).enumerate() {
+                        let mut at = 0;
+                        for &(data, chunk_len) in &parts {
+                            let src = &data[(first + r) * chunk_len..(first + r + 1) * chunk_len];
+                            out_row[at..at + chunk_len].copy_from_slice(src);
+                            at += chunk_len;
+                        }
+                    }
+                });
+            let bytes = Bytes::from_elems(output);
+            return FlexTensor::new(bytes, Layout::contiguous(out_shape), dtype);
+        }
+
         for outer in 0..outer_size {
             for t in &contiguous {
                 let data: &[E] = t.storage();

@@ -394,8 +394,10 @@ fn matmul_batched_gemm<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexT
         output.storage_mut::<T>().as_mut_ptr()
     };
     // Batch `b`'s output starts at element `b * out_matrix_size`; the slices do not overlap.
-    let out_at = OutputBase(out_base);
-    let out_ptr = move |b: usize| unsafe { out_at.at(b * out_matrix_size) };
+    let out_at = super::SendMutPtr::new(out_base);
+    // SAFETY: `b < batch_size`, so the offset lies within the output (or at its end when a
+    // matrix is empty).
+    let out_ptr = |b: usize| unsafe { out_at.ptr_add(b * out_matrix_size) };
 
     let lhs_data: &[T] = lhs.storage();
     let rhs_data: &[T] = rhs.storage();
@@ -469,23 +471,6 @@ fn matmul_batched_gemm<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexT
             unsafe { fresh.set_len(len) };
             FlexTensor::new(Bytes::from_elems(fresh), Layout::contiguous(out_shape), T::dtype())
         }
-    }
-}
-
-/// The start of a matrix product's output, shared by the threads that each write their own
-/// batch's disjoint slice of it.
-#[derive(Clone, Copy)]
-struct OutputBase<T>(*mut T);
-
-// SAFETY: the threads write disjoint slices (one batch each) and the buffer outlives them.
-unsafe impl<T> Send for OutputBase<T> {}
-unsafe impl<T> Sync for OutputBase<T> {}
-
-impl<T> OutputBase<T> {
-    /// # Safety
-    /// `offset` must lie within the output buffer (or at its end for an empty slice).
-    unsafe fn at(self, offset: usize) -> *mut T {
-        unsafe { self.0.add(offset) }
     }
 }
 

@@ -18,6 +18,13 @@ pub(crate) const INDEX_DTYPE: DType = DType::I32;
 #[cfg(feature = "rayon")]
 pub(crate) const PARALLEL_THRESHOLD: usize = 256 * 1024;
 
+/// Elements from which a row gather, a row scatter-add (the forward and backward of an
+/// embedding lookup) or a concatenation along the last dimension runs on every rayon thread
+/// (ember's patch). PyTorch's CPU kernels split work from 32,768 elements; these copies are
+/// memory-bound, so two threads gain from about twice that.
+#[cfg(feature = "rayon")]
+pub(crate) const ROW_COPY_PARALLEL_ELEMS: usize = 64 * 1024;
+
 /// Wrapper for raw mutable pointers that can be sent across rayon threads.
 ///
 /// # Safety
@@ -26,15 +33,14 @@ pub(crate) const PARALLEL_THRESHOLD: usize = 256 * 1024;
 /// - The pointer remains valid for the lifetime of all uses
 /// - No two threads write to the same offset
 /// - No references to the underlying data exist during writes
-#[cfg(feature = "rayon")]
+///
+/// (ember's patch: also built without rayon, for the batched matrix product's unzeroed
+/// output.)
 pub(crate) struct SendMutPtr<T>(*mut T);
 
-#[cfg(feature = "rayon")]
 unsafe impl<T> Send for SendMutPtr<T> {}
-#[cfg(feature = "rayon")]
 unsafe impl<T> Sync for SendMutPtr<T> {}
 
-#[cfg(feature = "rayon")]
 impl<T> SendMutPtr<T> {
     pub(crate) fn new(ptr: *mut T) -> Self {
         Self(ptr)
@@ -44,6 +50,7 @@ impl<T> SendMutPtr<T> {
     ///
     /// # Safety
     /// Offset must be in bounds and no other thread may write to the same offset.
+    #[cfg_attr(not(feature = "rayon"), allow(dead_code))]
     pub(crate) unsafe fn write(&self, offset: usize, val: T) {
         unsafe { self.0.add(offset).write(val) }
     }
