@@ -1041,7 +1041,7 @@ fn select_update<E, F>(
 ) -> FlexTensor
 where
     E: Element + Pod + Default + Copy + Send + Sync,
-    F: Fn(&mut E, E) + Copy + Sync,
+    F: Fn(&mut E, E) + Copy,
 {
     let indices = indices.to_contiguous();
     // ember's patch: a 2-D value that updates whole rows (dim 0) and whose rows are each
@@ -1196,7 +1196,7 @@ where
 #[inline]
 #[allow(clippy::too_many_arguments)]
 #[allow(clippy::too_many_arguments)]
-fn select_update_2d<E: Copy + Send + Sync, F: Fn(&mut E, E) + Sync>(
+fn select_update_2d<E: Copy, F: Fn(&mut E, E)>(
     result: &mut [E],
     indices_data: &[isize],
     value_data: &[E],
@@ -1208,39 +1208,6 @@ fn select_update_2d<E: Copy + Send + Sync, F: Fn(&mut E, E) + Sync>(
     update: F,
 ) {
     let dim_size = if dim == 0 { tensor_rows } else { tensor_cols };
-    // ember's patch: a large update of whole rows runs on every thread, each thread taking a
-    // band of columns (a multiple of 16 elements) across all the rows. Every element still
-    // receives its updates in index order, so the result is the same bit for bit as serially.
-    #[cfg(feature = "rayon")]
-    if dim == 0 && num_indices * tensor_cols >= ROW_COPY_PARALLEL_ELEMS {
-        let threads = rayon::current_num_threads();
-        let band = tensor_cols.div_ceil(threads).next_multiple_of(16);
-        if band < tensor_cols {
-            for &idx in indices_data {
-                checked_index(idx, dim_size);
-            }
-            let rows = super::SendMutPtr::new(result.as_mut_ptr());
-            let rows = &rows;
-            (0..tensor_cols.div_ceil(band)).into_par_iter().for_each(|b| {
-                let (start, end) = (b * band, ((b + 1) * band).min(tensor_cols));
-                for (i, &idx) in indices_data.iter().enumerate() {
-                    let src = &value_data[i * value_row_stride + start..i * value_row_stride + end];
-                    // SAFETY: the indices were checked against the rows above, and each thread
-                    // writes only its own columns `start..end` of them.
-                    let dst = unsafe {
-                        core::slice::from_raw_parts_mut(
-                            rows.ptr_add(idx as usize * tensor_cols + start),
-                            end - start,
-                        )
-                    };
-                    for (target, &value) in dst.iter_mut().zip(src) {
-                        update(target, value);
-                    }
-                }
-            });
-            return;
-        }
-    }
     if dim == 0 {
         for (i, &idx) in indices_data.iter().enumerate() {
             let dst_row = checked_index(idx, dim_size);

@@ -18,10 +18,10 @@ pub(crate) const INDEX_DTYPE: DType = DType::I32;
 #[cfg(feature = "rayon")]
 pub(crate) const PARALLEL_THRESHOLD: usize = 256 * 1024;
 
-/// Elements from which a row gather, a row scatter-add (the forward and backward of an
-/// embedding lookup) or a concatenation along the last dimension runs on every rayon thread
-/// (ember's patch). PyTorch's CPU kernels split work from 32,768 elements; these copies are
-/// memory-bound, so two threads gain from about twice that.
+/// Elements from which a row gather (an embedding lookup) or a concatenation along an inner
+/// dimension runs on every rayon thread (ember's patch). PyTorch's CPU kernels split work
+/// from 32,768 elements; these copies are memory-bound, so two threads gain from about twice
+/// that.
 #[cfg(feature = "rayon")]
 pub(crate) const ROW_COPY_PARALLEL_ELEMS: usize = 64 * 1024;
 
