@@ -55,10 +55,20 @@ fn check(m: usize, k: usize, n: usize, transposed: bool) {
     let product = lhs.matmul(rhs);
     assert_eq!(product.dims(), [m, n]);
     let got = product.into_data().try_to_vec::<f32>().unwrap();
-    for (index, (&got, &want)) in got.iter().zip(&expected).enumerate() {
+    assert_exact(
+        &got,
+        &expected,
+        &format!("{m}x{k} · {k}x{n} (lhs transposed: {transposed})"),
+    );
+}
+
+/// Every element of `got` equals the exact product `expected`.
+fn assert_exact(got: &[f32], expected: &[f64], product: &str) {
+    assert_eq!(got.len(), expected.len(), "{product}: output size");
+    for (index, (&got, &want)) in got.iter().zip(expected).enumerate() {
         assert!(
             got as f64 == want,
-            "{m}x{k} · {k}x{n} (lhs transposed: {transposed}): element {index} is {got}, expected {want}"
+            "{product}: element {index} is {got}, expected {want}"
         );
     }
 }
@@ -99,16 +109,11 @@ fn check_batched(batch: usize, m: usize, k: usize, n: usize, broadcast_rhs: bool
         let j = if broadcast_rhs { 0 } else { i };
         let b_j = &b[j * k * n..(j + 1) * k * n];
         let expected = product_by_hand(a_i, b_j, m, k, n);
-        for (index, (&got, &want)) in got[i * m * n..(i + 1) * m * n]
-            .iter()
-            .zip(&expected)
-            .enumerate()
-        {
-            assert!(
-                got as f64 == want,
-                "{batch}x{m}x{k} · {rhs_batch}x{k}x{n}: batch {i}, element {index} is {got}, expected {want}"
-            );
-        }
+        assert_exact(
+            &got[i * m * n..(i + 1) * m * n],
+            &expected,
+            &format!("{batch}x{m}x{k} · {rhs_batch}x{k}x{n}, batch {i}"),
+        );
     }
 }
 
