@@ -5,6 +5,7 @@ target reads them. Needs numpy and safetensors.
 
     python3 scripts/fuzz_seed_autoencoders.py crates/ember-infer/fuzz/corpus/load
 """
+import hashlib
 import json
 import struct
 import sys
@@ -78,22 +79,58 @@ def seed(kind, hidden):
         # User 10 has items 100 and 103, user 11 none, user 12 item 101.
         tensors["history.offsets"] = np.array([0, 2, 2, 3], dtype=np.int64)
         tensors["history.items"] = np.array([0, 3, 1], dtype=np.int32)
+    # Known items (format version 2 on): every user's items, sorted and distinct, as LEB128
+    # varints of the first item and each following gap minus one (user 10: 100 and 103;
+    # 11: none; 12: 101 for the history models; for AutoRec, the items each user rated).
+    known = [[0, 3], [], [1]] if kind != "autorec" else [[0, 3], [1], [0]]
+    offsets, encoded = [0], bytearray()
+    for row in known:
+        previous = None
+        for item in row:
+            value = item if previous is None else item - previous - 1
+            while True:
+                low, value = value & 0x7F, value >> 7
+                encoded.append(low | (0x80 if value else 0))
+                if not value:
+                    break
+            previous = item
+        offsets.append(len(encoded))
+    tensors["known.offsets"] = np.array(offsets, dtype=np.int64)
+    tensors["known.items"] = np.frombuffer(bytes(encoded), dtype=np.uint8)
     model = {"kind": kind, "hidden": hidden}
     if kind in ("sasrec", "bert4rec"):
         model.update(blocks=2, heads=2, max_len=MAX_LEN, layer_norm_epsilon=1e-8)
     if kind == "autorec":
         model["item_based"] = True
+    weights = save(tensors)
+    users, items = list(range(10, 10 + USERS)), list(range(100, 100 + ITEMS))
     manifest = {
-        "format_version": 1,
+        "format_version": 3,
         "model": model,
         "precision": "f32",
-        "user_ids": list(range(10, 10 + USERS)),
-        "item_ids": list(range(100, 100 + ITEMS)),
+        "user_ids": users,
+        "item_ids": items,
         "dataset_fingerprint": "seed",
+        "run_fingerprint": "",
+        "checksums": {
+            "weights": sha256(weights),
+            "user_ids": keys_checksum(users),
+            "item_ids": keys_checksum(items),
+            "extensions": sha256(b"{}"),
+        },
         "metrics": None,
     }
     raw = json.dumps(manifest).encode()
-    return struct.pack("<I", len(raw)) + raw + save(tensors)
+    return struct.pack("<I", len(raw)) + raw + weights
+
+
+def sha256(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def keys_checksum(keys):
+    """ember-infer's `Keys::checksum` of integer keys: `i`, then each as 8 little-endian bytes."""
+    return sha256(b"i" + b"".join(struct.pack("<q", k) for k in keys))
 
 
 if __name__ == "__main__":

@@ -10,8 +10,7 @@
 //! would each build burn and polars (see README, "Two commands").
 
 use ember_infer::{
-    ExportedModel, FORMAT_VERSION, FactorsSpec, Manifest, ModelSpec, Precision, TensorF32,
-    write_model,
+    ExportedModel, FactorsSpec, Keys, Manifest, ModelSpec, Precision, TensorF32, write_model,
 };
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -57,15 +56,12 @@ fn main() {
         } else {
             ModelSpec::Gmf(FactorsSpec { factors })
         };
-        let manifest = Manifest {
-            format_version: FORMAT_VERSION,
-            model: spec,
+        let manifest = Manifest::new(
+            spec,
             precision,
-            user_ids: (0..users as i64).collect(),
-            item_ids: (0..items as i64).collect(),
-            dataset_fingerprint: "synthetic".into(),
-            metrics: serde_json::Value::Null,
-        };
+            Keys::Integers((0..users as i64).collect()),
+            Keys::Integers((0..items as i64).collect()),
+        );
         let mut tensors = vec![
             TensorF32 {
                 name: "users.weight".into(),

@@ -61,9 +61,9 @@ pub use ember_spec::{
 };
 pub use families::MAX_OCCLUDED;
 pub use format::{
-    FORMAT_VERSION, HISTORY_ITEMS, HISTORY_OFFSETS, KNOWN_ITEMS, KNOWN_OFFSETS, Manifest,
-    ModelData, OLDEST_FORMAT_VERSION, Precision, RATINGS_COLUMNS, RATINGS_OFFSETS, RATINGS_VALUES,
-    TensorF32,
+    Checksums, FORMAT_VERSION, HISTORY_ITEMS, HISTORY_OFFSETS, KNOWN_EXTENSIONS, KNOWN_ITEMS,
+    KNOWN_OFFSETS, Keys, Manifest, ModelData, OLDEST_FORMAT_VERSION, Precision, RATINGS_COLUMNS,
+    RATINGS_OFFSETS, RATINGS_VALUES, TensorF32, sha256,
 };
 pub use model::{Because, ExportedModel, Known, Options, Recommendation, ScoreScale};
 pub use quant::{f16_to_f32, f32_to_f16};
@@ -98,11 +98,26 @@ pub enum InferError {
     },
     /// The format version is not one this crate reads.
     #[error(
-        "format version {found} is not supported (this build reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})"
+        "format version {found} is not supported: this build reads version {FORMAT_VERSION}, whose checksums prove an export whole; {}",
+        version_advice(*found)
     )]
     Version {
         /// The version in the manifest.
         found: u32,
+    },
+    /// A file or id list does not match the checksum the manifest recorded for it.
+    #[error(
+        "{path}: the checksum of {what} does not match the manifest ({recorded} recorded, {found} found): it was changed or damaged after export; export the run again"
+    )]
+    Checksum {
+        /// The file holding the part that differs.
+        path: PathBuf,
+        /// What was checked (`model.safetensors`, `user_ids`, …).
+        what: &'static str,
+        /// The checksum in the manifest.
+        recorded: String,
+        /// The checksum of what is there.
+        found: String,
     },
     /// The weights file is not valid safetensors.
     #[error("{path}: invalid safetensors file")]
@@ -132,6 +147,15 @@ pub enum InferError {
         /// The external id.
         id: i64,
     },
+}
+
+/// What to do with an export of a version this build does not read.
+fn version_advice(found: u32) -> &'static str {
+    if found < OLDEST_FORMAT_VERSION {
+        "export the run again with this ember (`ember export --run RUN --out DIR`)"
+    } else {
+        "a newer ember wrote it"
+    }
 }
 
 impl InferError {

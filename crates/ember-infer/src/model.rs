@@ -15,7 +15,9 @@ use std::sync::Arc;
 
 use crate::InferError;
 use crate::families::{self, Family, Subject, Unexplained};
-use crate::format::{FORMAT_VERSION, Manifest, OLDEST_FORMAT_VERSION};
+use crate::format::{
+    FORMAT_VERSION, KNOWN_EXTENSIONS, Keys, Manifest, OLDEST_FORMAT_VERSION, sha256,
+};
 use crate::source::{SparseRows, Tensors};
 use crate::topk::{Scored, top_k};
 
@@ -27,6 +29,9 @@ const MAX_MANIFEST_BYTES: u64 = 1 << 30;
 pub struct ExportedModel {
     manifest: Manifest,
     family: Arc<dyn Family>,
+    /// The manifest's keys as integers (this build serves integer keys).
+    user_ids: Vec<i64>,
+    item_ids: Vec<i64>,
     users: HashMap<i64, u32>,
     items: HashMap<i64, u32>,
     /// Each user's known items; `None` for a format-version-1 export, which has none.
@@ -113,6 +118,120 @@ fn id_index(ids: &[i64], what: &str, path: &Path) -> Result<HashMap<i64, u32>, I
     Ok(map)
 }
 
+/// The manifest in `bytes`, its version checked before its shape (an older manifest lacks
+/// fields this version requires, and deserves the version's message, not a missing field's).
+fn parse_manifest(bytes: &[u8], path: &Path) -> Result<Manifest, InferError> {
+    let invalid = |e: serde_json::Error| InferError::Manifest {
+        path: path.to_owned(),
+        message: "not the JSON of a manifest".into(),
+        source: Some(Box::new(e)),
+    };
+    #[derive(serde::Deserialize)]
+    struct Version {
+        format_version: u32,
+    }
+    let version: Version = serde_json::from_slice(bytes).map_err(invalid)?;
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version.format_version) {
+        return Err(InferError::Version {
+            found: version.format_version,
+        });
+    }
+    serde_json::from_slice(bytes).map_err(invalid)
+}
+
+/// Checks what a version-3 manifest promises before anything is decoded: the id lists in the
+/// run's order (strictly ascending), the checksums of the weights, the id lists and the
+/// extensions, and extensions this build knows.
+fn verify(
+    manifest: &Manifest,
+    weights: &[u8],
+    manifest_path: &Path,
+    weights_path: &Path,
+) -> Result<(), InferError> {
+    for (what, keys) in [
+        ("user_ids", &manifest.user_ids),
+        ("item_ids", &manifest.item_ids),
+    ] {
+        if let Some((position, key)) = keys.first_out_of_order() {
+            return Err(InferError::manifest(
+                manifest_path,
+                format!(
+                    "{what} are not in the order of the run's id maps: `{key}` at position \
+                     {position} is not above the key before it (the list must be strictly \
+                     ascending, each key once)"
+                ),
+            ));
+        }
+    }
+    let checks = [
+        (
+            weights_path,
+            "model.safetensors",
+            &manifest.checksums.weights,
+            sha256(weights),
+        ),
+        (
+            manifest_path,
+            "user_ids",
+            &manifest.checksums.user_ids,
+            manifest.user_ids.checksum(),
+        ),
+        (
+            manifest_path,
+            "item_ids",
+            &manifest.checksums.item_ids,
+            manifest.item_ids.checksum(),
+        ),
+        (
+            manifest_path,
+            "extensions",
+            &manifest.checksums.extensions,
+            manifest.extensions_checksum(),
+        ),
+    ];
+    for (path, what, recorded, found) in checks {
+        if *recorded != found {
+            return Err(InferError::Checksum {
+                path: path.to_owned(),
+                what,
+                recorded: recorded.clone(),
+                found,
+            });
+        }
+    }
+    if let Some(name) = manifest
+        .extensions
+        .keys()
+        .find(|name| !KNOWN_EXTENSIONS.contains(&name.as_str()))
+    {
+        return Err(InferError::manifest(
+            manifest_path,
+            format!(
+                "extension `{name}` is not one this build reads ({}): a newer ember wrote this \
+                 export",
+                if KNOWN_EXTENSIONS.is_empty() {
+                    "it reads none".to_string()
+                } else {
+                    KNOWN_EXTENSIONS.join(", ")
+                }
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The keys of `keys` as integers: this build serves integer keys.
+fn integer_keys(keys: &Keys, what: &str, path: &Path) -> Result<Vec<i64>, InferError> {
+    match keys {
+        Keys::Integers(keys) => Ok(keys.clone()),
+        Keys::Strings(_) => Err(InferError::Unsupported(format!(
+            "{}: the {what} keys are strings, and this build of ember-infer answers queries by \
+             integer keys only",
+            path.display()
+        ))),
+    }
+}
+
 impl ExportedModel {
     /// Loads and validates the model in directory `dir`.
     pub fn load(dir: &Path) -> Result<Self, InferError> {
@@ -143,17 +262,7 @@ impl ExportedModel {
         manifest_path: &Path,
         weights_path: &Path,
     ) -> Result<Self, InferError> {
-        let manifest: Manifest =
-            serde_json::from_slice(manifest).map_err(|e| InferError::Manifest {
-                path: manifest_path.to_owned(),
-                message: "not the JSON of a manifest".into(),
-                source: Some(Box::new(e)),
-            })?;
-        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&manifest.format_version) {
-            return Err(InferError::Version {
-                found: manifest.format_version,
-            });
-        }
+        let manifest = parse_manifest(manifest, manifest_path)?;
         manifest
             .model
             .validate()
@@ -161,8 +270,11 @@ impl ExportedModel {
         if manifest.user_ids.is_empty() || manifest.item_ids.is_empty() {
             return Err(InferError::manifest(manifest_path, "no users or no items"));
         }
-        let users = id_index(&manifest.user_ids, "user", manifest_path)?;
-        let items = id_index(&manifest.item_ids, "item", manifest_path)?;
+        verify(&manifest, weights, manifest_path, weights_path)?;
+        let user_ids = integer_keys(&manifest.user_ids, "user", manifest_path)?;
+        let item_ids = integer_keys(&manifest.item_ids, "item", manifest_path)?;
+        let users = id_index(&user_ids, "user", manifest_path)?;
+        let items = id_index(&item_ids, "item", manifest_path)?;
         let registration = families::registration(&manifest.model);
         let tensors = Tensors::parse(
             weights,
@@ -170,21 +282,30 @@ impl ExportedModel {
             manifest_path,
             manifest.precision,
             registration.stored,
-            (manifest.user_ids.len(), manifest.item_ids.len()),
+            (user_ids.len(), item_ids.len()),
         )?;
         let family = registration.load(&tensors.root())?;
-        let known = match manifest.format_version {
-            1 => None,
-            _ => Some(Arc::new(tensors.known_items()?)),
-        };
+        let known = Some(Arc::new(tensors.known_items()?));
         tensors.finish()?;
         Ok(Self {
             manifest,
             family,
+            user_ids,
+            item_ids,
             users,
             items,
             known,
         })
+    }
+
+    /// External user ids, indexed by internal id.
+    pub fn user_ids(&self) -> &[i64] {
+        &self.user_ids
+    }
+
+    /// External item ids, indexed by internal id.
+    pub fn item_ids(&self) -> &[i64] {
+        &self.item_ids
     }
 
     /// The manifest.
@@ -231,7 +352,7 @@ impl ExportedModel {
         Ok(self
             .known_internal(u)
             .iter()
-            .map(|&i| self.manifest.item_ids[i as usize])
+            .map(|&i| self.item_ids[i as usize])
             .collect())
     }
 
@@ -322,7 +443,7 @@ impl ExportedModel {
                     self.known_internal(u as u32),
                     Known::Exclude,
                 );
-                top_k(scores, &self.manifest.item_ids, k)
+                top_k(scores, &self.item_ids, k)
             })
             .collect())
     }
@@ -358,7 +479,7 @@ impl ExportedModel {
             .map(|(&u, scores)| {
                 let known = self.known_internal(u as u32);
                 self.leave_out(scores, options.exclude, known, options.known);
-                let top = top_k(scores, &self.manifest.item_ids, k);
+                let top = top_k(scores, &self.item_ids, k);
                 let subject = Subject::User {
                     user: u,
                     known: self.known.as_ref().map(|_| known),
@@ -409,7 +530,7 @@ impl ExportedModel {
             .zip(&targets)
             .map(|(mut weights, &t)| {
                 weights.retain(|&(i, w)| w > 0.0 && w.is_finite() && i as usize != t);
-                let ids = &self.manifest.item_ids;
+                let ids = &self.item_ids;
                 weights.sort_by(|a, b| {
                     b.1.total_cmp(&a.1)
                         .then(ids[a.0 as usize].cmp(&ids[b.0 as usize]))
@@ -528,7 +649,7 @@ impl ExportedModel {
             .history_scores(&items)
             .map_err(|by_id| by_id.error(self.manifest.model.kind()))?;
         self.leave_out(&mut scores, options.exclude, &items, options.known);
-        let top = top_k(&scores, &self.manifest.item_ids, k);
+        let top = top_k(&scores, &self.item_ids, k);
         self.explained(top, Subject::History(&items), options.explain)
     }
 
@@ -557,7 +678,7 @@ impl ExportedModel {
         options: &Options<'_>,
     ) -> Result<Vec<Recommendation>, InferError> {
         let i = self.item_index(item)?;
-        let users = self.manifest.user_ids.len();
+        let users = self.user_ids.len();
         let mut scores = self.family.audience_scores(i as usize, users);
         for u in options.exclude.iter().filter_map(|u| self.users.get(u)) {
             scores[*u as usize] = f32::NAN;
@@ -569,7 +690,7 @@ impl ExportedModel {
                 }
             }
         }
-        let top = top_k(&scores, &self.manifest.user_ids, k);
+        let top = top_k(&scores, &self.user_ids, k);
         top.into_iter()
             .map(|s| {
                 let because = if options.explain == 0 {

@@ -250,7 +250,7 @@ pub fn write_model(
     manifest: &Manifest,
     tensors: &[TensorF32],
     known: &[Vec<u32>],
-) -> Result<(), InferError> {
+) -> Result<Manifest, InferError> {
     write_model_with(dir, manifest, tensors, ModelData::None, known)
 }
 
@@ -261,13 +261,16 @@ pub fn write_model(
 /// interactions in the run's data (training, validation and test), which is more than a
 /// history-based model reads. The tensors are written as given; the check that they are
 /// exactly the model's (names, shapes, finite values) is loading the written files.
+///
+/// The manifest's checksums ([`crate::Checksums`]) are the writer's to fill: what was written
+/// is returned with them.
 pub fn write_model_with(
     dir: &Path,
     manifest: &Manifest,
     tensors: &[TensorF32],
     data: ModelData<'_>,
     known: &[Vec<u32>],
-) -> Result<(), InferError> {
+) -> Result<Manifest, InferError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |error| InferError::Io { path, error }
@@ -297,7 +300,8 @@ pub fn write_model_with(
         data,
         users,
     )?;
-    let json = serde_json::to_string_pretty(manifest).expect("a manifest always serialises");
+    let manifest = manifest.with_checksums(&weights);
+    let json = serde_json::to_string_pretty(&manifest).expect("a manifest always serialises");
     let parent = dir
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -334,7 +338,7 @@ pub fn write_model_with(
     if result.is_err() {
         let _ = fs::remove_dir_all(&partial);
     }
-    result
+    result.map(|()| manifest)
 }
 
 /// A model loaded from `tensors` as [`write_model_with`] would store them, without files, with
@@ -361,7 +365,8 @@ pub(crate) fn load_in_memory_known(
     let path = Path::new("model.safetensors");
     let users = (manifest.user_ids.len(), known);
     let weights = encode(path, manifest.precision, stored, tensors, data, users)?;
-    let json = serde_json::to_vec(manifest).expect("a manifest always serialises");
+    let json = serde_json::to_vec(&manifest.with_checksums(&weights))
+        .expect("a manifest always serialises");
     ExportedModel::from_bytes(&json, &weights, Path::new("manifest.json"), path)
 }
 
@@ -374,15 +379,14 @@ pub(crate) fn test_manifest(
     users: usize,
     items: usize,
 ) -> Manifest {
-    Manifest {
-        format_version: crate::FORMAT_VERSION,
-        model: spec,
+    let mut manifest = Manifest::new(
+        spec,
         precision,
-        user_ids: (0..users as i64).map(|u| 10 + u).collect(),
-        item_ids: (0..items as i64).map(|i| 100 + i).collect(),
-        dataset_fingerprint: "test".into(),
-        metrics: serde_json::Value::Null,
-    }
+        crate::Keys::Integers((0..users as i64).map(|u| 10 + u).collect()),
+        crate::Keys::Integers((0..items as i64).map(|i| 100 + i).collect()),
+    );
+    manifest.dataset_fingerprint = "test".into();
+    manifest
 }
 
 /// A tensor for the families' tests.

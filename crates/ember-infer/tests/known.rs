@@ -3,9 +3,9 @@
 //! every kind but I-AutoRec gives a user vector.
 
 use ember_infer::{
-    AutoRecSpec, AutoencoderSpec, CdaeSpec, ExportedModel, FORMAT_VERSION, FactorsSpec,
-    Gru4RecSpec, Known, LightGcnSpec, Manifest, MlpSpec, ModelData, ModelSpec, NeuMfSpec, Options,
-    Precision, TensorF32, TransformerSpec, write_model_with,
+    AutoRecSpec, AutoencoderSpec, CdaeSpec, ExportedModel, FactorsSpec, Gru4RecSpec, Keys, Known,
+    LightGcnSpec, Manifest, MlpSpec, ModelData, ModelSpec, NeuMfSpec, Options, Precision,
+    TensorF32, TransformerSpec, write_model_with,
 };
 use std::path::Path;
 
@@ -207,15 +207,12 @@ fn specs() -> Vec<(ModelSpec, Vec<TensorF32>)> {
 }
 
 fn manifest(spec: ModelSpec) -> Manifest {
-    Manifest {
-        format_version: FORMAT_VERSION,
-        model: spec,
-        precision: Precision::F32,
-        user_ids: (0..USERS as i64).map(|u| 10 + u).collect(),
-        item_ids: (0..ITEMS as i64).map(|i| 100 + i).collect(),
-        dataset_fingerprint: "test".into(),
-        metrics: serde_json::Value::Null,
-    }
+    Manifest::new(
+        spec,
+        Precision::F32,
+        Keys::Integers((0..USERS as i64).map(|u| 10 + u).collect()),
+        Keys::Integers((0..ITEMS as i64).map(|i| 100 + i).collect()),
+    )
 }
 
 /// Every kind, written with its users' data and known items and loaded back.
@@ -401,8 +398,8 @@ fn explanations_name_only_the_users_own_items() {
 fn mf_explains_by_the_cosine_of_item_embeddings() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = manifest(ModelSpec::Mf(FactorsSpec { factors: 2 }));
-    m.user_ids = vec![10];
-    m.item_ids = vec![100, 101, 102, 103];
+    m.user_ids = Keys::Integers(vec![10]);
+    m.item_ids = Keys::Integers(vec![100, 101, 102, 103]);
     let tensors = vec![
         TensorF32 {
             name: "users.weight".into(),
@@ -573,10 +570,11 @@ fn known_items_must_cover_every_user() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
-/// The fuzz corpus's seeds are format-version-1 exports: they load with no known items, and
-/// an id-based explanation says how to get them.
+/// The fuzz corpus's seeds (`scripts/fuzz_seed_autoencoders.py`) are version-3 exports with
+/// known items: the I-AutoRec seed's user 10 rated items 100 and 103, and its explanations name
+/// only those.
 #[test]
-fn version_1_exports_load_without_known_items() {
+fn seed_exports_carry_known_items() {
     let data =
         std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/load/seed-autorec"))
             .unwrap();
@@ -589,8 +587,11 @@ fn version_1_exports_load_without_known_items() {
         Path::new("model.safetensors"),
     )
     .unwrap();
-    assert!(!model.has_known_items());
-    assert_eq!(model.known_items(10).unwrap(), Vec::<i64>::new());
-    let err = model.explain(10, &[101], 3).unwrap_err().to_string();
-    assert!(err.contains("export the run again"), "{err}");
+    assert!(model.has_known_items());
+    assert_eq!(model.known_items(10).unwrap(), vec![100, 103]);
+    let because = model.explain(10, &[101], 3).unwrap().remove(0);
+    assert!(
+        because.iter().all(|b| [100, 103].contains(&b.item)),
+        "{because:?}"
+    );
 }

@@ -2,22 +2,27 @@
 //! shared between threads.
 
 use ember_infer::{
-    ExportedModel, FORMAT_VERSION, FactorsSpec, InferError, Manifest, MlpSpec, ModelSpec,
+    ExportedModel, FORMAT_VERSION, FactorsSpec, InferError, Keys, Manifest, MlpSpec, ModelSpec,
     Precision, TensorF32, write_model,
 };
 use std::path::Path;
 use std::sync::Arc;
 
 fn manifest(precision: Precision) -> Manifest {
-    Manifest {
-        format_version: FORMAT_VERSION,
-        model: ModelSpec::Mf(FactorsSpec { factors: 2 }),
+    let mut manifest = Manifest::new(
+        ModelSpec::Mf(FactorsSpec { factors: 2 }),
         precision,
-        user_ids: vec![10, 20],
-        item_ids: vec![100, 200, 300],
-        dataset_fingerprint: "test".into(),
-        metrics: serde_json::Value::Null,
-    }
+        Keys::Integers(vec![10, 20]),
+        Keys::Integers(vec![100, 200, 300]),
+    );
+    manifest.dataset_fingerprint = "test".into();
+    manifest
+}
+
+/// `manifest` as JSON with the checksums of `weights`: an edited export that passes the
+/// checksums, to reach the checks behind them.
+fn sealed(manifest: &Manifest, weights: &[u8]) -> Vec<u8> {
+    serde_json::to_vec(&manifest.with_checksums(weights)).unwrap()
 }
 
 /// Known items of the two users of [`manifest`]: none.
@@ -126,7 +131,8 @@ fn malformed_files_are_rejected() {
     let weights = std::fs::read(good.join("model.safetensors")).unwrap();
     assert!(load_bytes(&manifest_bytes, &weights).is_ok());
 
-    // Truncated weights, garbage, an empty file.
+    // Truncated weights, garbage, an empty file: the checksum refuses them as they stand,
+    // and with checksums made to fit, the safetensors parser does.
     for bad in [
         &weights[..weights.len() - 3],
         &weights[..5],
@@ -135,43 +141,52 @@ fn malformed_files_are_rejected() {
     ] {
         assert!(matches!(
             load_bytes(&manifest_bytes, bad),
+            Err(InferError::Checksum {
+                what: "model.safetensors",
+                ..
+            })
+        ));
+        assert!(matches!(
+            load_bytes(&sealed(&manifest(Precision::F32), bad), bad),
             Err(InferError::Safetensors { .. })
         ));
     }
     // A manifest claiming more users than the file holds: caught by shape, before allocating.
     let mut m = manifest(Precision::F32);
-    m.user_ids = (0..1_000_000).collect();
-    let err = load_bytes(&serde_json::to_vec(&m).unwrap(), &weights).unwrap_err();
+    m.user_ids = Keys::Integers((0..1_000_000).collect());
+    let err = load_bytes(&sealed(&m, &weights), &weights).unwrap_err();
     assert!(err.to_string().contains("users.weight"), "{err}");
     // Wrong precision for the stored dtype.
     let m = manifest(Precision::F16);
     assert!(matches!(
-        load_bytes(&serde_json::to_vec(&m).unwrap(), &weights),
+        load_bytes(&sealed(&m, &weights), &weights),
         Err(InferError::Tensor { .. })
     ));
     // Another kind expects other tensors.
     let mut m = manifest(Precision::F32);
     m.model = ModelSpec::Gmf(FactorsSpec { factors: 2 });
     assert!(
-        load_bytes(&serde_json::to_vec(&m).unwrap(), &weights)
+        load_bytes(&sealed(&m, &weights), &weights)
             .unwrap_err()
             .to_string()
             .contains("output.weight")
     );
     // Version, duplicate ids, invalid sizes, unknown keys, not JSON.
-    let mut m = manifest(Precision::F32);
+    let mut m = manifest(Precision::F32).with_checksums(&weights);
     m.format_version = 99;
     assert!(matches!(
         load_bytes(&serde_json::to_vec(&m).unwrap(), &weights),
         Err(InferError::Version { found: 99 })
     ));
     let mut m = manifest(Precision::F32);
-    m.item_ids = vec![1, 1, 2];
-    assert!(
-        load_bytes(&serde_json::to_vec(&m).unwrap(), &weights)
+    m.item_ids = Keys::Integers(vec![1, 1, 2]);
+    assert_eq!(
+        load_bytes(&sealed(&m, &weights), &weights)
             .unwrap_err()
-            .to_string()
-            .contains("appears twice")
+            .to_string(),
+        "manifest.json: invalid manifest: item_ids are not in the order of the run's id maps: \
+         `1` at position 1 is not above the key before it (the list must be strictly ascending, \
+         each key once)"
     );
     let mut m = manifest(Precision::F32);
     m.model = ModelSpec::Mlp(MlpSpec { layers: vec![3] });
@@ -218,10 +233,110 @@ fn non_finite_weights_are_rejected() {
         .position(|w| w == 0.9f32.to_le_bytes())
         .expect("items.weight holds 0.9 once");
     weights[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
-    let err = load_bytes(&manifest_bytes, &weights)
+    // As it stands, the checksum finds the change; with the checksum made to fit (an export
+    // written wrongly, not damaged), the value check still refuses it.
+    let err = load_bytes(&manifest_bytes, &weights).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            InferError::Checksum {
+                what: "model.safetensors",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = load_bytes(&sealed(&manifest(Precision::F32), &weights), &weights)
         .unwrap_err()
         .to_string();
     assert!(err.contains("items.weight") && err.contains("NaN"), "{err}");
+}
+
+/// The hostile cases that loaded before format version 3: a flipped mantissa bit in the
+/// weights, a reversed id list (every user would get another user's recommendations), other
+/// ids in place of the real ones, an extension this build does not know, and an export of an
+/// older version. Each is refused, naming what is wrong.
+#[test]
+fn checksums_and_id_order_refuse_edited_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = written(dir.path(), Precision::F32);
+    let manifest_bytes = std::fs::read(good.join("manifest.json")).unwrap();
+    let weights = std::fs::read(good.join("model.safetensors")).unwrap();
+    let stored: Manifest = serde_json::from_slice(&manifest_bytes).unwrap();
+    assert_eq!(stored.format_version, FORMAT_VERSION);
+    assert_eq!(stored.checksums.weights, ember_infer::sha256(&weights));
+    // The lowest mantissa bit of the 0.9 in items.weight.
+    let mut flipped = weights.clone();
+    let at = flipped
+        .windows(4)
+        .position(|w| w == 0.9f32.to_le_bytes())
+        .unwrap();
+    flipped[at] ^= 1;
+    let err = load_bytes(&manifest_bytes, &flipped)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "model.safetensors: the checksum of model.safetensors does not match the manifest \
+             ({} recorded, {} found): it was changed or damaged after export; export the run \
+             again",
+            stored.checksums.weights,
+            ember_infer::sha256(&flipped)
+        )
+    );
+    // user_ids reversed, with or without checksums made to fit: the order gives it away.
+    let mut reversed = stored.clone();
+    reversed.user_ids = Keys::Integers(vec![20, 10]);
+    for bytes in [
+        serde_json::to_vec(&reversed).unwrap(),
+        sealed(&reversed, &weights),
+    ] {
+        let err = load_bytes(&bytes, &weights).unwrap_err().to_string();
+        assert!(
+            err.contains("user_ids are not in the order of the run's id maps: `10` at position 1"),
+            "{err}"
+        );
+    }
+    // Other ids, still ascending: the checksum of the list.
+    let mut other = stored.clone();
+    other.item_ids = Keys::Integers(vec![100, 200, 301]);
+    let err = load_bytes(&serde_json::to_vec(&other).unwrap(), &weights).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            InferError::Checksum {
+                what: "item_ids",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // An extension this build does not read.
+    let mut extended = manifest(Precision::F32);
+    extended
+        .extensions
+        .insert("calibration".into(), serde_json::json!({"kind": "platt"}));
+    let err = load_bytes(&sealed(&extended, &weights), &weights)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("extension `calibration` is not one this build reads"),
+        "{err}"
+    );
+    // A version-2 export (no checksums): refused with what to do.
+    let mut old: serde_json::Value = serde_json::from_slice(&manifest_bytes).unwrap();
+    old["format_version"] = 2.into();
+    old.as_object_mut().unwrap().remove("checksums");
+    let err = load_bytes(&serde_json::to_vec(&old).unwrap(), &weights)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "format version 2 is not supported: this build reads version 3, whose checksums prove \
+         an export whole; export the run again with this ember (`ember export --run RUN --out \
+         DIR`)"
+    );
 }
 
 /// The writer lists no tensor names: it writes what it is given and loads the result with the
@@ -293,12 +408,10 @@ fn batched_top_k_matches_brute_force() {
     let item_rows: Vec<f32> = (0..items * factors).map(|_| random()).collect();
     let dir = tempfile::tempdir().unwrap();
     for precision in [Precision::F32, Precision::Int8] {
-        let manifest = Manifest {
-            model: ModelSpec::Mf(FactorsSpec { factors }),
-            user_ids: (0..users as i64).map(|u| 1000 + u).collect(),
-            item_ids: (0..items as i64).map(|i| 5 * i).collect(),
-            ..manifest(precision)
-        };
+        let mut manifest = manifest(precision);
+        manifest.model = ModelSpec::Mf(FactorsSpec { factors });
+        manifest.user_ids = Keys::Integers((0..users as i64).map(|u| 1000 + u).collect());
+        manifest.item_ids = Keys::Integers((0..items as i64).map(|i| 5 * i).collect());
         let tensors = vec![
             TensorF32 {
                 name: "users.weight".into(),
@@ -323,8 +436,8 @@ fn batched_top_k_matches_brute_force() {
             let single = model.recommend(*user, 20, skip).unwrap();
             assert_eq!(single, batched[u], "user {user}: batched and single differ");
             // Brute force from the model's own pairwise scores.
-            let mut all: Vec<(f32, i64)> = manifest
-                .item_ids
+            let mut all: Vec<(f32, i64)> = model
+                .item_ids()
                 .iter()
                 .filter(|i| !skip.contains(i))
                 .map(|&i| (model.score(&[(*user, i)]).unwrap()[0], i))
@@ -351,12 +464,11 @@ fn autoencoder_seed_models_load_and_serve_histories() {
         let n = u32::from_le_bytes(data[..4].try_into().unwrap()) as usize;
         let (manifest, weights) = data[4..].split_at(n);
         let model = load_bytes(manifest, weights).unwrap();
-        // User 10's stored history is items 100 and 103. The seed is a format-version-1
-        // export, without known items: a stored user's items are left out only when listed,
-        // a history's own items always (unless the query includes them).
-        assert!(!model.has_known_items());
-        assert_eq!(model.recommend(10, 4, &[]).unwrap().len(), 4);
-        let by_user = model.recommend(10, 4, &[100, 103]).unwrap();
+        // User 10's stored history is items 100 and 103, which are also their known items:
+        // left out of their recommendations, as a history's own items are.
+        assert!(model.has_known_items());
+        let by_user = model.recommend(10, 4, &[]).unwrap();
+        assert_eq!(model.recommend(10, 4, &[100, 103]).unwrap(), by_user);
         let by_history = model.recommend_history(&[103, 100, 999], 4, &[]).unwrap();
         if name == "seed-cdae" {
             assert_eq!(by_history.len(), 2);
@@ -366,13 +478,29 @@ fn autoencoder_seed_models_load_and_serve_histories() {
         assert_eq!(by_user.len(), 2);
         // User 11 has no history: still answered (from the biases alone).
         assert_eq!(model.recommend(11, 2, &[100]).unwrap().len(), 2);
-        // A history pointing outside the catalogue is rejected.
-        let mut bad = weights.to_vec();
-        let at = bad.len() - 4; // the last stored item id (history.items is stored last)
-        bad[at..].copy_from_slice(&7i32.to_le_bytes());
-        let err = load_bytes(manifest, &bad).unwrap_err().to_string();
+        // A history pointing outside the catalogue is rejected (with checksums made to fit).
+        let bad = last_history_item_out_of_range(weights);
+        let err = load_bytes(&resealed(manifest, &bad), &bad)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("history"), "{name}: {err}");
     }
+}
+
+/// `weights` with the last stored history item set outside the catalogue.
+fn last_history_item_out_of_range(weights: &[u8]) -> Vec<u8> {
+    let file = safetensors::SafeTensors::deserialize(weights).unwrap();
+    let items = file.tensor("history.items").unwrap();
+    let end = items.data().as_ptr() as usize + items.data().len() - weights.as_ptr() as usize;
+    let mut bad = weights.to_vec();
+    bad[end - 4..end].copy_from_slice(&7i32.to_le_bytes());
+    bad
+}
+
+/// A seed's manifest with the checksums of `weights`.
+fn resealed(manifest: &[u8], weights: &[u8]) -> Vec<u8> {
+    let manifest: Manifest = serde_json::from_slice(manifest).unwrap();
+    sealed(&manifest, weights)
 }
 
 /// The AutoRec seed (item-based, ratings 1 to 5 stored) loads; predictions stay in the
@@ -407,10 +535,9 @@ fn sequence_seed_models_load_and_read_order() {
         let n = u32::from_le_bytes(data[..4].try_into().unwrap()) as usize;
         let (manifest, weights) = data[4..].split_at(n);
         let model = load_bytes(manifest, weights).unwrap();
-        // User 10's stored sequence is 103, 100, 103 (a repeat, in time order); a version-1
-        // seed has no known items, so the history's items are left out by listing them.
-        assert_eq!(model.recommend(10, 4, &[]).unwrap().len(), 4);
-        let by_user = model.recommend(10, 4, &[100, 103]).unwrap();
+        // User 10's stored sequence is 103, 100, 103 (a repeat, in time order); their known
+        // items, 100 and 103, are left out.
+        let by_user = model.recommend(10, 4, &[]).unwrap();
         assert_eq!(by_user.len(), 2);
         assert_eq!(
             model.recommend_history(&[103, 100, 103], 4, &[]).unwrap(),
@@ -426,10 +553,10 @@ fn sequence_seed_models_load_and_read_order() {
         // User 11 has no items: still answered.
         assert_eq!(model.recommend(11, 2, &[]).unwrap().len(), 2);
         // A stored item outside the catalogue is rejected.
-        let mut bad = weights.to_vec();
-        let at = bad.len() - 4; // the last stored item id (history.items is stored last)
-        bad[at..].copy_from_slice(&7i32.to_le_bytes());
-        let err = load_bytes(manifest, &bad).unwrap_err().to_string();
+        let bad = last_history_item_out_of_range(weights);
+        let err = load_bytes(&resealed(manifest, &bad), &bad)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("history"), "{name}: {err}");
     }
 }

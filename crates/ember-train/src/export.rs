@@ -1,7 +1,7 @@
 //! `ember export`: a finished run's model written in ember-infer's format.
 
 use ember_infer::{
-    ExportedModel, FORMAT_VERSION, Manifest, ModelData, Precision, TensorF32, write_model_with,
+    ExportedModel, Keys, Manifest, ModelData, Precision, TensorF32, write_model_with,
 };
 use ember_models::Input;
 use std::path::Path;
@@ -32,6 +32,28 @@ pub fn dataset_fingerprint(data: &ember_data::Dataset) -> String {
     format!("fnv1a64:{hash:016x}")
 }
 
+/// The identity of a finished run: SHA-256 over its resolved config (`config.toml`), its
+/// inputs' fingerprints (`inputs.json`, when the run has one) and its weights (`model.bpk`),
+/// each preceded by its length. An export records it, and `ember campaign --run` and `ember
+/// report` compare it, so that one run's model is never scored against another run's data nor
+/// reported beside another model's artefacts.
+pub fn run_fingerprint(run_dir: &Path) -> Result<String, TrainError> {
+    let mut bytes = Vec::new();
+    for file in [files::CONFIG, files::INPUTS, files::WEIGHTS] {
+        let path = run_dir.join(file);
+        let content = match std::fs::read(&path) {
+            Ok(content) => content,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && file == files::INPUTS => {
+                Vec::new()
+            }
+            Err(e) => return Err(TrainError::io(&path)(e)),
+        };
+        bytes.extend((content.len() as u64).to_le_bytes());
+        bytes.extend(content);
+    }
+    Ok(ember_infer::sha256(&bytes))
+}
+
 /// Exports the model of run `run_dir` to the new directory `out` at `precision`.
 pub fn export_run(
     run_dir: &Path,
@@ -45,19 +67,23 @@ pub fn export_run(
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or(serde_json::Value::Null);
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        model: export.spec,
+    let mut manifest = Manifest::new(
+        export.spec,
         precision,
-        user_ids: (0..run.data.num_users() as u32)
-            .map(|u| run.data.user_ids.external(u))
-            .collect(),
-        item_ids: (0..run.data.num_items() as u32)
-            .map(|i| run.data.item_ids.external(i))
-            .collect(),
-        dataset_fingerprint: dataset_fingerprint(&run.data),
-        metrics,
-    };
+        Keys::Integers(
+            (0..run.data.num_users() as u32)
+                .map(|u| run.data.user_ids.external(u))
+                .collect(),
+        ),
+        Keys::Integers(
+            (0..run.data.num_items() as u32)
+                .map(|i| run.data.item_ids.external(i))
+                .collect(),
+        ),
+    );
+    manifest.dataset_fingerprint = dataset_fingerprint(&run.data);
+    manifest.run_fingerprint = run_fingerprint(run_dir)?;
+    manifest.metrics = metrics;
     let tensors: Vec<TensorF32> = export
         .tensors
         .into_iter()
@@ -83,8 +109,7 @@ pub fn export_run(
     // Every user's known items (training, validation and test), which queries on the export
     // leave out by default and explanations name.
     let known = run.data.known_sets();
-    write_model_with(out, &manifest, &tensors, data, &known).map_err(TrainError::Export)?;
-    Ok(manifest)
+    write_model_with(out, &manifest, &tensors, data, &known).map_err(TrainError::Export)
 }
 
 /// ember-infer's model as a [`Scorer`], to evaluate an exported model with the training side's

@@ -276,10 +276,7 @@ fn python_reads_the_format() {
                 .lines()
                 .map(|l| l.parse().unwrap())
                 .collect();
-            let (users, items) = (
-                exported.manifest().user_ids.len(),
-                exported.manifest().item_ids.len(),
-            );
+            let (users, items) = (exported.user_ids().len(), exported.item_ids().len());
             assert_eq!(scores.len(), users * items);
             for u in 0..users {
                 for i in 0..items {
