@@ -393,3 +393,387 @@ fn open_in_chromium(path: &Path, html: &str) {
     );
     assert!(is_png(&shot), "a screenshot of the report");
 }
+
+/// Trains the shop data as run `name` (with `seed`) and exports it to `models/<name>`.
+fn trained_and_exported(cwd: &Path, name: &str, seed: u64) {
+    let config = CONFIG
+        .replace("name = \"shop\"", &format!("name = \"{name}\""))
+        .replace("seed = 3", &format!("seed = {seed}"));
+    fs::write(cwd.join(format!("{name}.toml")), config).unwrap();
+    ok(ember(
+        &[
+            "train",
+            "--config",
+            &format!("{name}.toml"),
+            "--no-progress",
+        ],
+        cwd,
+    ));
+    ok(ember(
+        &[
+            "export",
+            "--run",
+            &format!("runs/{name}"),
+            "--out",
+            &format!("models/{name}"),
+            "--no-check",
+        ],
+        cwd,
+    ));
+}
+
+/// The one output rule (`crates/ember-decide/src/destination.rs`), through every command that
+/// writes a file: an input is never overwritten, even with `--force`; nothing is written into
+/// a run or model directory; an existing file needs `--force`; the extension names the format.
+#[test]
+fn outputs_never_overwrite_inputs_or_existing_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    write_data(&cwd.join("interactions.csv"));
+    trained_and_exported(cwd, "shop", 3);
+    let data_before = fs::read(cwd.join("interactions.csv")).unwrap();
+    let metrics_before = fs::read(cwd.join("runs/shop/metrics.json")).unwrap();
+    fs::write(cwd.join("customers.csv"), "user\n1\n2\n").unwrap();
+    let actions = "id,items,value\nfirst,1;2;3,10\nsecond,21;22;23,10\n";
+    fs::write(cwd.join("a.csv"), actions).unwrap();
+
+    // `recommend --out` naming its own input (the customer list), with and without --force.
+    for force in [&[][..], &["--force"][..]] {
+        let mut args = vec![
+            "recommend",
+            "--model",
+            "models/shop",
+            "--users",
+            "customers.csv",
+            "--out",
+            "customers.csv",
+        ];
+        args.extend(force);
+        let err = fails(ember(&args, cwd));
+        assert!(
+            err.contains("--out customers.csv: this is one of the command's inputs"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        fs::read_to_string(cwd.join("customers.csv")).unwrap(),
+        "user\n1\n2\n"
+    );
+    // `nba --actions a.csv --out a.csv`.
+    let err = fails(ember(
+        &[
+            "nba",
+            "--model",
+            "models/shop",
+            "--actions",
+            "a.csv",
+            "--out",
+            "a.csv",
+            "--force",
+        ],
+        cwd,
+    ));
+    assert!(
+        err.contains("--out a.csv: this is one of the command's inputs"),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(cwd.join("a.csv")).unwrap(), actions);
+    // `report runs/R --out runs/R/metrics.json`: the format first, then the run directory.
+    let err = fails(ember(
+        &[
+            "report",
+            "runs/shop",
+            "--out",
+            "runs/shop/metrics.json",
+            "--force",
+        ],
+        cwd,
+    ));
+    assert!(
+        err.contains(
+            "--out runs/shop/metrics.json: this command writes HTML: name a .html or .htm file"
+        ),
+        "{err}"
+    );
+    let err = fails(ember(
+        &[
+            "report",
+            "runs/shop",
+            "--out",
+            "runs/shop/report.html",
+            "--force",
+        ],
+        cwd,
+    ));
+    assert!(
+        err.contains("this lies inside the input directory runs/shop"),
+        "{err}"
+    );
+    // The training data, a file the command does not read, inside no run: a CSV output
+    // needs --force, and a model directory is refused even with it.
+    let err = fails(ember(
+        &[
+            "recommend",
+            "--model",
+            "models/shop",
+            "--out",
+            "interactions.csv",
+        ],
+        cwd,
+    ));
+    assert!(
+        err.contains("--out interactions.csv: already exists; choose a new name, or give --force to replace it"),
+        "{err}"
+    );
+    assert_eq!(fs::read(cwd.join("interactions.csv")).unwrap(), data_before);
+    let err = fails(ember(
+        &[
+            "recommend",
+            "--model",
+            "models/shop",
+            "--out",
+            "models/shop/recs.csv",
+            "--force",
+        ],
+        cwd,
+    ));
+    assert!(
+        err.contains("this lies inside the input directory models/shop"),
+        "{err}"
+    );
+    fs::create_dir_all(cwd.join("other")).unwrap();
+    let err = fails(ember(
+        &[
+            "nba",
+            "--model",
+            "models/shop",
+            "--actions",
+            "a.csv",
+            "--out",
+            "runs/shop/nba.csv",
+        ],
+        cwd,
+    ));
+    assert!(
+        err.contains("is a training run directory (written by `ember train` alone)"),
+        "{err}"
+    );
+    // Directory outputs: an existing one is refused, --force or not.
+    let err = fails(ember(
+        &[
+            "segments",
+            "--model",
+            "models/shop",
+            "--k",
+            "2",
+            "--out",
+            "other",
+        ],
+        cwd,
+    ));
+    assert!(
+        err.contains("--out other: already exists; choose a new directory"),
+        "{err}"
+    );
+    let err = fails(ember(
+        &["export", "--run", "runs/shop", "--out", "runs/shop/model"],
+        cwd,
+    ));
+    assert!(
+        err.contains("this lies inside the input directory runs/shop"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read(cwd.join("runs/shop/metrics.json")).unwrap(),
+        metrics_before
+    );
+    // With --force an earlier output is replaced, whole.
+    let recommend = |force: bool| {
+        let mut args = vec![
+            "recommend",
+            "--model",
+            "models/shop",
+            "--k",
+            "2",
+            "--out",
+            "recs.csv",
+        ];
+        if force {
+            args.push("--force");
+        }
+        ember(&args, cwd)
+    };
+    ok(recommend(false));
+    fs::write(cwd.join("recs.csv"), "stale").unwrap();
+    fails(recommend(false));
+    assert_eq!(fs::read_to_string(cwd.join("recs.csv")).unwrap(), "stale");
+    ok(recommend(true));
+    assert_eq!(csv(&cwd.join("recs.csv")).len() as u64, USERS * 2);
+    // Nothing half-written is left beside the outputs.
+    let leftovers: Vec<_> = fs::read_dir(cwd)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".partial-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// Artefacts that belong together are proven to: a campaign scored against another run's
+/// test split, a report mixing one run with another model's campaign or segments, conflicting
+/// outcome rows, NaN amounts and a cap of 0 are refused by name; an empty hold-out says so.
+#[test]
+fn artefacts_of_another_run_and_bad_amounts_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    write_data(&cwd.join("interactions.csv"));
+    trained_and_exported(cwd, "shop", 3);
+    trained_and_exported(cwd, "other", 4);
+    let campaign = |model: &str, run: &str, out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "campaign",
+            "--model",
+            model,
+            "--item",
+            "5",
+            "--budget",
+            "30",
+            "--run",
+            run,
+            "--out",
+            out,
+            "--no-progress",
+        ];
+        args.extend(extra);
+        ember(&args, cwd)
+    };
+    let err = fails(campaign("models/shop", "runs/other", "c1", &[]));
+    assert!(
+        err.contains(
+            "--run runs/other: this is not the run the model models/shop was exported from"
+        ),
+        "{err}"
+    );
+    assert!(!cwd.join("c1").exists());
+    ok(campaign("models/other", "runs/other", "c-other", &[]));
+    ok(ember(
+        &[
+            "segments",
+            "--model",
+            "models/other",
+            "--k",
+            "2",
+            "--out",
+            "s-other",
+            "--no-progress",
+        ],
+        cwd,
+    ));
+    for (flag, dir) in [("--campaign", "c-other"), ("--segments", "s-other")] {
+        let err = fails(ember(
+            &["report", "runs/shop", flag, dir, "--out", "r.html"],
+            cwd,
+        ));
+        assert!(
+            err.contains(&format!(
+                "{flag} {dir}: made with the model models/other, exported from another run"
+            )),
+            "{err}"
+        );
+    }
+    assert!(!cwd.join("r.html").exists());
+    ok(ember(
+        &[
+            "report",
+            "runs/other",
+            "--campaign",
+            "c-other",
+            "--segments",
+            "s-other",
+            "--out",
+            "r.html",
+        ],
+        cwd,
+    ));
+    // Amounts that are not numbers.
+    for (flag, value) in [("--value", "NaN"), ("--cost", "NaN"), ("--value", "-1")] {
+        let given = format!("{flag}={value}");
+        let err = fails(campaign("models/shop", "runs/shop", "c2", &[&given]));
+        assert!(
+            err.contains(&format!("{flag} must be a finite amount of 0 or more")),
+            "{err}"
+        );
+    }
+    // Conflicting outcome rows of one customer.
+    let audience = csv(&cwd.join("c-other/audience.csv"));
+    let first = &audience[0]["customer"];
+    let mut outcomes = format!("customer,converted\n{first},1\n");
+    for row in &audience[1..] {
+        outcomes.push_str(&format!("{},0\n", row["customer"]));
+    }
+    outcomes.push_str(&format!("{first},0\n"));
+    fs::write(cwd.join("outcomes.csv"), &outcomes).unwrap();
+    let err = fails(ember(
+        &[
+            "campaign",
+            "measure",
+            "--audience",
+            "c-other/audience.csv",
+            "--outcomes",
+            "outcomes.csv",
+        ],
+        cwd,
+    ));
+    let line = audience.len() + 2;
+    assert!(
+        err.contains(&format!(
+            "outcomes.csv:{line}: column `converted`: customer {first} is not converted here but converted at line 2"
+        )),
+        "{err}"
+    );
+    // An action that could never be offered.
+    fs::write(
+        cwd.join("capped.csv"),
+        "id,items,value,cap\nfirst,1;2,10,0\n",
+    )
+    .unwrap();
+    let err = fails(ember(
+        &[
+            "nba",
+            "--model",
+            "models/shop",
+            "--actions",
+            "capped.csv",
+            "--out",
+            "n.csv",
+        ],
+        cwd,
+    ));
+    assert!(
+        err.contains("capped.csv:2: column `cap`: 0 contacts would never offer the action"),
+        "{err}"
+    );
+    // A hold-out without a single conversion of the item: said in words, never "inf×".
+    fs::write(cwd.join("holdout.csv"), "customer,item\n1,7\n2,8\n").unwrap();
+    let out = ok(ember(
+        &[
+            "campaign",
+            "--model",
+            "models/shop",
+            "--item",
+            "5",
+            "--budget",
+            "30",
+            "--holdout",
+            "holdout.csv",
+            "--out",
+            "c3",
+            "--no-progress",
+        ],
+        cwd,
+    ));
+    assert!(
+        out.contains("no held-out conversions: nobody eligible took the item"),
+        "{out}"
+    );
+    assert!(!out.contains("inf"), "{out}");
+}

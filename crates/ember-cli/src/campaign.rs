@@ -95,6 +95,68 @@ struct MeasureArgs {
     outcomes: PathBuf,
 }
 
+/// The model a decision output was made with: where it was, and the run it came from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The model directory as given.
+    pub dir: String,
+    /// The manifest's `run_fingerprint`.
+    pub run_fingerprint: String,
+    /// The manifest's `dataset_fingerprint`.
+    pub dataset_fingerprint: String,
+}
+
+impl Provenance {
+    /// The provenance of `model`, loaded from `dir`.
+    pub fn of(model: &ember_decide::ExportedModel, dir: &Path) -> Self {
+        let manifest = model.manifest();
+        Self {
+            dir: dir.display().to_string(),
+            run_fingerprint: manifest.run_fingerprint.clone(),
+            dataset_fingerprint: manifest.dataset_fingerprint.clone(),
+        }
+    }
+
+    /// The fingerprint of the run in `run_dir` when this model was not exported from it.
+    pub fn other_run(&self, run_dir: &Path) -> Result<Option<String>> {
+        let run = ember_train::export::run_fingerprint(run_dir)
+            .with_context(|| format!("reading the run {}", run_dir.display()))?;
+        Ok((self.run_fingerprint != run).then_some(run))
+    }
+
+    /// The model's run fingerprint as a message shows it.
+    pub fn shown_fingerprint(&self) -> &str {
+        if self.run_fingerprint.is_empty() {
+            "none recorded"
+        } else {
+            &self.run_fingerprint
+        }
+    }
+}
+
+/// The sentence comparing the model's top customers with sending to everyone, which says so
+/// when there is nothing to compare (no held-out conversion, or none among the top) instead
+/// of dividing by zero.
+pub fn mass_send_sentence(converters: usize, top: (usize, f64), everyone: (usize, f64)) -> String {
+    let contacts = everyone.0 as f64 / top.0.max(1) as f64;
+    if converters == 0 {
+        "no held-out conversions: nobody eligible took the item in the held-out data, so it \
+         cannot tell good targeting from bad"
+            .to_string()
+    } else if top.1 == 0.0 {
+        format!(
+            "the model's top {} hold none of the {converters} held-out conversions; sending to \
+             everyone takes {contacts:.1}× the contacts",
+            top.0
+        )
+    } else {
+        format!(
+            "sending to everyone takes {contacts:.1}× the contacts for {:.1}× the conversions",
+            everyone.1 / top.1
+        )
+    }
+}
+
 /// The relative lift assumed for the group sizes when none is given.
 const DEFAULT_RELATIVE_LIFT: f64 = 0.25;
 /// The control's conversion rate assumed without held-out interactions.
@@ -103,6 +165,9 @@ const DEFAULT_BASELINE: f64 = 0.02;
 /// What `campaign.json` holds: the headline numbers, for people and for `ember report`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct CampaignSummary {
+    /// Which model chose the audience: its directory and the fingerprint of the run it was
+    /// exported from, which `ember report` checks against the run it reports on.
+    pub model: Provenance,
     pub item: i64,
     pub budget: usize,
     /// Customers who could be chosen (do not have the item).
@@ -247,6 +312,14 @@ fn plan(args: PlanArgs) -> Result<()> {
     if !(0.0..1.0).contains(&args.control) {
         bail!("--control must lie in [0, 1), got {}", args.control);
     }
+    // A NaN would be written into campaign.json as `null` and every value after it as NaN.
+    for (flag, amount) in [("--value", args.value), ("--cost", Some(args.cost))] {
+        if let Some(x) = amount
+            && !(x.is_finite() && x >= 0.0)
+        {
+            bail!("{flag} must be a finite amount of 0 or more, got {x}");
+        }
+    }
     for (flag, rate) in [
         ("--baseline-rate", args.baseline_rate),
         ("--expected-rate", args.expected_rate),
@@ -257,7 +330,31 @@ fn plan(args: PlanArgs) -> Result<()> {
             bail!("{flag} must lie strictly between 0 and 1, got {r}");
         }
     }
+    let inputs: Vec<&Path> = [
+        Some(model_dir.as_path()),
+        args.values.as_deref(),
+        args.holdout.as_deref(),
+        args.run.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let dir = PartialDir::create("--out", out, &inputs)?;
     let model = crate::output::load_model(model_dir)?;
+    let provenance = Provenance::of(&model, model_dir);
+    if let Some(run_dir) = &args.run
+        && let Some(run) = provenance.other_run(run_dir)?
+    {
+        bail!(
+            "--run {}: this is not the run the model {} was exported from (the model records \
+             run fingerprint {}; this run's is {}): a model is scored on its own run's test \
+             split",
+            run_dir.display(),
+            model_dir.display(),
+            provenance.shown_fingerprint(),
+            run
+        );
+    }
     model.item_index(item).with_context(|| {
         format!("--item {item}: the model has no such item (ids are the data's own)")
     })?;
@@ -267,7 +364,6 @@ fn plan(args: PlanArgs) -> Result<()> {
         .map(campaign::read_customer_values)
         .transpose()?;
     let show = !args.no_progress && std::io::stderr().is_terminal();
-    let dir = PartialDir::create(out)?;
 
     let bar = spinner(format!("ranking customers for item {item}"), show);
     let mut options = AudienceOptions::new(budget);
@@ -398,6 +494,7 @@ fn plan(args: PlanArgs) -> Result<()> {
         eprintln!("warning: {warning}");
     }
     let summary = CampaignSummary {
+        model: provenance,
         item,
         budget,
         eligible: audience.eligible,
@@ -459,19 +556,22 @@ fn print_evaluation(e: &Evaluation, held_out: &str, value_basis: &str) {
         );
     }
     let share = e.at_budget.contacted as f64 / e.eligible.max(1) as f64;
-    println!(
-        "  lift against random targeting: {:.2}×; the top {:.1}% of customers hold {:.1}% of the \
-         conversions (sending to everyone takes {:.1}× the contacts for {:.1}× the conversions)",
-        e.lift,
-        share * 100.0,
-        e.captured * 100.0,
-        e.everyone.contacted as f64 / e.at_budget.contacted.max(1) as f64,
-        if e.at_budget.conversions > 0.0 {
-            e.everyone.conversions / e.at_budget.conversions
-        } else {
-            f64::INFINITY
-        }
+    let mass_send = mass_send_sentence(
+        e.converters,
+        (e.at_budget.contacted, e.at_budget.conversions),
+        (e.everyone.contacted, e.everyone.conversions),
     );
+    if e.converters == 0 {
+        println!("  {mass_send}");
+    } else {
+        println!(
+            "  lift against random targeting: {:.2}×; the top {:.1}% of customers hold {:.1}% of \
+             the conversions ({mass_send})",
+            e.lift,
+            share * 100.0,
+            e.captured * 100.0,
+        );
+    }
 }
 
 fn write_curve(dir: &PartialDir, e: &Evaluation) -> Result<()> {

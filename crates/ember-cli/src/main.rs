@@ -305,6 +305,13 @@ fn run(cli: Cli) -> Result<()> {
                 "int8" => ember_infer::Precision::Int8,
                 other => bail!("unknown precision `{other}`: use f32, f16 or int8"),
             };
+            ember_decide::Destination::check(
+                "--out",
+                &args.out,
+                ember_decide::OutputKind::Directory,
+                &[&args.run],
+                false,
+            )?;
             let manifest = ember_train::export::export_run(&args.run, &args.out, precision)?;
             let size = std::fs::metadata(args.out.join("model.safetensors"))
                 .map(|m| m.len())
@@ -343,8 +350,17 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Data(DataCommand::Split { config, out }) => {
-            let config = load_config(config.as_deref())?;
+        Command::Data(DataCommand::Split { config: path, out }) => {
+            let config = load_config(path.as_deref())?;
+            let files = config.data.files();
+            let inputs: Vec<&Path> = path.iter().chain(&files).map(PathBuf::as_path).collect();
+            ember_decide::Destination::check(
+                "--out",
+                &out,
+                ember_decide::OutputKind::Directory,
+                &inputs,
+                false,
+            )?;
             let (data, _) = prepare(&config.data, &config.preprocess, &config.split)?;
             write_split(&data, &out)?;
             println!("wrote {}", out.display());

@@ -3,11 +3,11 @@
 
 use anyhow::Result;
 use clap::Args;
-use ember_decide::DecideError;
 use ember_decide::nba::{self, Decision, NbaInputs};
+use ember_decide::{DecideError, Destination, OutputKind};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::output::{parse_day, progress, today};
 
@@ -41,12 +41,27 @@ pub struct NbaArgs {
     /// rank 1 is the best action, 2 the runner-up.
     #[arg(long)]
     out: PathBuf,
+    /// Replace `--out` if it exists (never an input, nor a file inside a run or model
+    /// directory).
+    #[arg(long)]
+    force: bool,
     /// Hide the progress bar.
     #[arg(long)]
     no_progress: bool,
 }
 
 pub fn run(args: NbaArgs) -> Result<()> {
+    let inputs: Vec<&Path> = [
+        Some(args.model.as_path()),
+        Some(args.actions.as_path()),
+        args.items.as_deref(),
+        args.contacts.as_deref(),
+        args.users.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let destination = Destination::check("--out", &args.out, OutputKind::CSV, &inputs, args.force)?;
     let model = crate::output::load_model(&args.model)?;
     let actions = nba::read_actions(&args.actions)?;
     let categories = match &args.items {
@@ -82,7 +97,7 @@ pub fn run(args: NbaArgs) -> Result<()> {
             }
             users
         }
-        None => model.manifest().user_ids.clone(),
+        None => model.user_ids().to_vec(),
     };
     let show = !args.no_progress && std::io::stderr().is_terminal();
     let bar = progress(customers.len() as u64, "deciding", show);
@@ -107,7 +122,7 @@ pub fn run(args: NbaArgs) -> Result<()> {
             }
         },
     );
-    let summary = nba::write_csv(decisions, &args.out, args.explain > 0)?;
+    let summary = nba::write_csv(decisions, &destination, args.explain > 0)?;
     bar.finish_and_clear();
     println!(
         "decided {} customers ({} with no eligible action), wrote {}",

@@ -2,14 +2,10 @@
 //! temporary name, renamed into place once complete, removed on failure), and progress bars.
 
 use anyhow::{Context, Result, bail};
+use ember_decide::destination::partial_name;
+use ember_decide::{Destination, OutputKind};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::{Path, PathBuf};
-
-/// The temporary name of `path` while it is written: `.NAME.partial-PID` beside it.
-pub fn partial_name(path: &Path) -> PathBuf {
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    path.with_file_name(format!(".{name}.partial-{}", std::process::id()))
-}
 
 /// The parent directory of `path`, created if needed ("." for a bare name).
 fn parent(path: &Path) -> Result<PathBuf> {
@@ -22,12 +18,13 @@ fn parent(path: &Path) -> Result<PathBuf> {
     Ok(parent)
 }
 
-/// Writes `bytes` to `path` under a temporary name, then renames it into place.
-pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    parent(path)?;
-    let partial = partial_name(path);
+/// Writes `bytes` at a checked destination, under a temporary name moved into place.
+pub fn write_file(destination: &Destination, bytes: &[u8]) -> Result<()> {
+    parent(destination.path())?;
+    let partial = destination.partial();
     std::fs::write(&partial, bytes).with_context(|| partial.display().to_string())?;
-    std::fs::rename(&partial, path).with_context(|| path.display().to_string())
+    destination.place(&partial)?;
+    Ok(())
 }
 
 /// An output directory written under a temporary name and renamed into place by
@@ -39,14 +36,10 @@ pub struct PartialDir {
 }
 
 impl PartialDir {
-    /// Starts writing the new directory `target`, which must not exist.
-    pub fn create(target: &Path) -> Result<Self> {
-        if target.exists() {
-            bail!(
-                "{}: already exists; choose a new directory (outputs are never overwritten in place)",
-                target.display()
-            );
-        }
+    /// Starts writing the new directory `target`, given with `flag`, after checking it
+    /// against the output rule ([`Destination::check`]) for a command reading `inputs`.
+    pub fn create(flag: &str, target: &Path, inputs: &[&Path]) -> Result<Self> {
+        Destination::check(flag, target, OutputKind::Directory, inputs, false)?;
         parent(target)?;
         let partial = partial_name(target);
         std::fs::create_dir_all(&partial).with_context(|| partial.display().to_string())?;

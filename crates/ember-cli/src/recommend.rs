@@ -5,12 +5,12 @@
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ember_decide::batch::{BatchOptions, UserRecommendations, recommend_all, recommend_users};
-use ember_decide::{DecideError, ExportedModel, Known};
+use ember_decide::{DecideError, Destination, ExportedModel, Known, OutputKind};
 use polars::prelude::{Column, DataFrame, ParquetWriter};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use crate::output::{partial_name, progress};
+use crate::output::progress;
 
 #[derive(Args)]
 pub struct RecommendArgs {
@@ -42,6 +42,10 @@ pub struct RecommendArgs {
     /// columns, in row groups of about 100,000 rows).
     #[arg(long)]
     out: PathBuf,
+    /// Replace `--out` if it exists (never an input, nor a file inside a run or model
+    /// directory).
+    #[arg(long)]
+    force: bool,
     /// Hide the progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -151,6 +155,27 @@ pub fn run(args: RecommendArgs) -> Result<()> {
     if args.k == 0 {
         bail!("--k must be at least 1");
     }
+    let part = match &args.part {
+        Some(text) => Some(Part::parse(text)?),
+        None => Part::of_job(),
+    };
+    let out = match part {
+        Some(part) => part.file(&args.out),
+        None => args.out.clone(),
+    };
+    let inputs: Vec<&Path> = [
+        Some(args.model.as_path()),
+        args.users.as_deref(),
+        args.suppress.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let kind = match format {
+        Format::Csv => OutputKind::CSV,
+        Format::Parquet => OutputKind::PARQUET,
+    };
+    let destination = Destination::check("--out", &out, kind, &inputs, args.force)?;
     let model = crate::output::load_model(&args.model)?;
     let suppress = match &args.suppress {
         Some(path) => ember_decide::read_ids(path, "item")?,
@@ -167,23 +192,15 @@ pub fn run(args: RecommendArgs) -> Result<()> {
         },
         explain: args.explain,
     };
-    let part = match &args.part {
-        Some(text) => Some(Part::parse(text)?),
-        None => Part::of_job(),
-    };
     let mut listed = match &args.users {
         Some(path) => Some(read_customers(&model, path)?),
         None => None,
     };
-    let mut out = args.out.clone();
     if let Some(part) = part {
-        let users = listed.unwrap_or_else(|| model.manifest().user_ids.clone());
+        let users = listed.unwrap_or_else(|| model.user_ids().to_vec());
         listed = Some(part.of(&users));
-        out = part.file(&args.out);
     }
-    let total = listed
-        .as_ref()
-        .map_or(model.manifest().user_ids.len(), Vec::len);
+    let total = listed.as_ref().map_or(model.user_ids().len(), Vec::len);
     let show = !args.no_progress && std::io::stderr().is_terminal();
     let bar = progress(total as u64, "recommending", show);
     let explain = args.explain > 0;
@@ -196,11 +213,11 @@ pub fn run(args: RecommendArgs) -> Result<()> {
         match listed {
             Some(users) => {
                 let stream = recommend_users(&model, users, options)?.inspect(tick);
-                write(stream, &out, format, explain)?
+                write(stream, &destination, format, explain)?
             }
             None => {
                 let stream = recommend_all(&model, options)?.inspect(tick);
-                write(stream, &out, format, explain)?
+                write(stream, &destination, format, explain)?
             }
         }
     };
@@ -232,22 +249,23 @@ fn read_customers(model: &ExportedModel, path: &Path) -> Result<Vec<i64>> {
 
 fn write(
     stream: impl Iterator<Item = Result<UserRecommendations, DecideError>>,
-    out: &Path,
+    destination: &Destination,
     format: Format,
     explain: bool,
 ) -> Result<(usize, usize)> {
+    let out = destination.path();
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
     }
     match format {
         Format::Csv => {
-            let s = ember_decide::batch::write_csv(stream, out, explain)?;
+            let s = ember_decide::batch::write_csv(stream, destination, explain)?;
             Ok((s.users, s.rows))
         }
         Format::Parquet => {
-            let partial = partial_name(out);
+            let partial = destination.partial();
             let result = write_parquet(stream, &partial, explain).and_then(|counts| {
-                std::fs::rename(&partial, out).with_context(|| out.display().to_string())?;
+                destination.place(&partial)?;
                 Ok(counts)
             });
             if result.is_err() {

@@ -7,6 +7,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use ember_charts::EpochPoint;
+use ember_decide::{Destination, OutputKind};
 use ember_metrics::MetricsReport;
 use serde::Deserialize;
 use serde_json::Value;
@@ -27,9 +28,13 @@ pub struct ReportArgs {
     /// A segments directory written by `ember segments`.
     #[arg(long)]
     segments: Option<PathBuf>,
-    /// The HTML file to write.
+    /// The HTML file to write (`.html`).
     #[arg(long)]
     out: PathBuf,
+    /// Replace `--out` if it exists (never an input, nor a file inside a run or model
+    /// directory).
+    #[arg(long)]
+    force: bool,
 }
 
 /// `metrics.json` of a run.
@@ -69,8 +74,13 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
 }
 
 pub fn run(args: ReportArgs) -> Result<()> {
+    let mut inputs: Vec<&Path> = vec![&args.run];
+    inputs.extend(args.campaign.iter().map(PathBuf::as_path));
+    inputs.extend(args.segments.as_deref());
+    let destination =
+        Destination::check("--out", &args.out, OutputKind::HTML, &inputs, args.force)?;
     let html = render(&args.run, &args.campaign, args.segments.as_deref())?;
-    write_file(&args.out, html.as_bytes())?;
+    write_file(&destination, html.as_bytes())?;
     println!("wrote {}", args.out.display());
     Ok(())
 }
@@ -199,10 +209,10 @@ pub fn render(run: &Path, campaigns: &[PathBuf], segments: Option<&Path>) -> Res
     curves_section(&mut h, run, &metrics.monitor)?;
     metrics_section(&mut h, &metrics);
     for dir in campaigns {
-        campaign_section(&mut h, dir)?;
+        campaign_section(&mut h, dir, run)?;
     }
     if let Some(dir) = segments {
-        segments_section(&mut h, dir)?;
+        segments_section(&mut h, dir, run)?;
     }
     h.push_str(
         "<p class=\"note\">Written by <code>ember report</code>. This file is self-contained: \
@@ -360,8 +370,25 @@ fn headline(h: &mut String, figures: &[(String, String)]) {
     h.push_str("</div>\n");
 }
 
-fn campaign_section(h: &mut String, dir: &Path) -> Result<()> {
+/// Refuses an output (`flag DIR`) made with a model of another run than `run`.
+fn check_belongs(flag: &str, dir: &Path, model: &campaign::Provenance, run: &Path) -> Result<()> {
+    if let Some(fingerprint) = model.other_run(run)? {
+        anyhow::bail!(
+            "{flag} {}: made with the model {}, exported from another run (fingerprint {}) \
+             than {} (fingerprint {}): a report puts together the artefacts of one run only",
+            dir.display(),
+            model.dir,
+            model.shown_fingerprint(),
+            run.display(),
+            fingerprint
+        );
+    }
+    Ok(())
+}
+
+fn campaign_section(h: &mut String, dir: &Path, run: &Path) -> Result<()> {
     let c: CampaignSummary = campaign::read_summary(dir)?;
+    check_belongs("--campaign", dir, &c.model, run)?;
     let _ = writeln!(h, "<h2>Campaign for item {}</h2>", c.item);
     let _ = writeln!(
         h,
@@ -375,11 +402,6 @@ fn campaign_section(h: &mut String, dir: &Path) -> Result<()> {
         c.seed
     );
     if let Some(e) = &c.evaluation {
-        let ratio = if e.at_budget.conversions > 0.0 {
-            e.everyone.conversions / e.at_budget.conversions
-        } else {
-            f64::INFINITY
-        };
         headline(
             h,
             &[
@@ -401,14 +423,16 @@ fn campaign_section(h: &mut String, dir: &Path) -> Result<()> {
                         pct(e.at_budget.contacted as f64 / e.eligible.max(1) as f64)
                     ),
                 ),
-                (
-                    format!(
-                        "{:.1}×",
-                        e.everyone.contacted as f64 / e.at_budget.contacted.max(1) as f64
-                    ),
-                    format!("the contacts to send to everyone, for {ratio:.1}× the conversions"),
-                ),
             ],
+        );
+        let _ = writeln!(
+            h,
+            "<p>{}.</p>",
+            esc(&campaign::mass_send_sentence(
+                e.converters,
+                (e.at_budget.contacted, e.at_budget.conversions),
+                (e.everyone.contacted, e.everyone.conversions),
+            ))
         );
         h.push_str(
             "<table><tr><th></th><th>contacted</th><th>conversions</th><th>rate</th>\
@@ -479,8 +503,9 @@ fn campaign_section(h: &mut String, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn segments_section(h: &mut String, dir: &Path) -> Result<()> {
+fn segments_section(h: &mut String, dir: &Path, run: &Path) -> Result<()> {
     let s: SegmentsSummary = segments::read_summary(dir)?;
+    check_belongs("--segments", dir, &s.model, run)?;
     h.push_str("<h2>Customer segments</h2>\n");
     let chosen = if s.silhouettes.len() > 1 {
         let tried: Vec<String> = s

@@ -41,6 +41,8 @@ pub struct SegmentsArgs {
 /// What `segments.json` holds, for people and for `ember report`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SegmentsSummary {
+    /// Which model the segments come from (checked by `ember report`).
+    pub model: crate::campaign::Provenance,
     pub k: usize,
     pub customers: usize,
     /// `(k, mean silhouette)` for each k tried.
@@ -79,6 +81,7 @@ pub fn run(args: SegmentsArgs) -> Result<()> {
         (None, Some(range)) => parse_range(range)?,
         (None, None) => (2, 8),
     };
+    let dir = PartialDir::create("--out", &args.out, &[&args.model])?;
     let model = crate::output::load_model(&args.model)?;
     let options = SegmentOptions {
         k_min,
@@ -87,12 +90,11 @@ pub fn run(args: SegmentsArgs) -> Result<()> {
         top_items: args.top_items,
         ..SegmentOptions::default()
     };
-    let dir = PartialDir::create(&args.out)?;
     let show = !args.no_progress && std::io::stderr().is_terminal();
     let bar = spinner(
         format!(
             "segmenting {} customers, k = {k_min}..={k_max}",
-            model.manifest().user_ids.len()
+            model.user_ids().len()
         ),
         show,
     );
@@ -112,7 +114,10 @@ pub fn run(args: SegmentsArgs) -> Result<()> {
     segmentation.write_profiles_csv(&dir.path("segments.csv"))?;
     segmentation.write_assignments_csv(&dir.path("assignments.csv"))?;
     dir.write("map.png", &map_chart(&segmentation)?)?;
-    let summary = summarise(&segmentation);
+    let summary = summarise(
+        &segmentation,
+        crate::campaign::Provenance::of(&model, &args.model),
+    );
     dir.write(
         "segments.json",
         serde_json::to_string_pretty(&summary)?.as_bytes(),
@@ -144,8 +149,9 @@ pub fn run(args: SegmentsArgs) -> Result<()> {
     Ok(())
 }
 
-fn summarise(s: &Segmentation) -> SegmentsSummary {
+fn summarise(s: &Segmentation, model: crate::campaign::Provenance) -> SegmentsSummary {
     SegmentsSummary {
+        model,
         k: s.k,
         customers: s.assignments.len(),
         silhouettes: s.silhouettes.clone(),

@@ -5,8 +5,8 @@
 //! (unless [`Known::Include`]), and so are the items of a suppression list, for everyone.
 
 use std::collections::VecDeque;
-use std::path::Path;
 
+use crate::destination::Destination;
 use crate::table::AtomicFile;
 use crate::{DecideError, ExportedModel, Known, Options, Recommendation, because_field, number};
 
@@ -72,7 +72,7 @@ pub fn recommend_all(
     model: &ExportedModel,
     options: BatchOptions,
 ) -> Result<BatchRecommendations<'_, impl Iterator<Item = i64> + '_>, DecideError> {
-    let ids = &model.manifest().user_ids;
+    let ids = model.user_ids();
     recommend_users(model, (0..ids.len()).map(move |u| ids[u]), options)
 }
 
@@ -145,10 +145,10 @@ pub struct BatchSummary {
 /// is left at `path`.
 pub fn write_csv(
     recommendations: impl Iterator<Item = Result<UserRecommendations, DecideError>>,
-    path: &Path,
+    destination: &Destination,
     explain: bool,
 ) -> Result<BatchSummary, DecideError> {
-    let mut file = AtomicFile::create(path)?;
+    let mut file = AtomicFile::at(destination)?;
     let mut header = vec!["user", "rank", "item", "score"];
     if explain {
         header.push("because");

@@ -158,7 +158,7 @@ pub fn select_audience(
             options.control_share
         )));
     }
-    let users = model.manifest().user_ids.len();
+    let users = model.user_ids().len();
     let query = Options {
         exclude: &options.exclude,
         known: options.known,
@@ -458,7 +458,7 @@ pub fn evaluate_audience(
         explain: 0,
     };
     let ranking: Vec<i64> = model
-        .audience_for(item, model.manifest().user_ids.len(), &query)?
+        .audience_for(item, model.user_ids().len(), &query)?
         .into_iter()
         .map(|r| r.id)
         .collect();
@@ -587,13 +587,32 @@ pub struct OutcomeRow {
 pub fn read_outcomes(path: &Path) -> Result<Vec<OutcomeRow>, DecideError> {
     let mut reader = CsvReader::open(path, &["customer", "converted"], &["value"])?;
     let mut rows = Vec::new();
+    // A customer's first row: whether they converted, and its line.
+    let mut first: HashMap<i64, (bool, usize)> = HashMap::new();
     while let Some(record) = reader.next_record() {
         let record = record?;
-        rows.push(OutcomeRow {
+        let row = OutcomeRow {
             customer: record.id("customer")?,
             converted: record.flag("converted")?,
             value: record.number_opt("value")?,
-        });
+        };
+        let (converted, line) = *first
+            .entry(row.customer)
+            .or_insert((row.converted, record.line()));
+        if converted != row.converted {
+            let said = |c: bool| if c { "converted" } else { "not converted" };
+            return Err(record.error(
+                "converted",
+                format!(
+                    "customer {} is {} here but {} at line {line}: a customer's rows must agree \
+                     (several rows of one customer may add values, all converted or all not)",
+                    row.customer,
+                    said(row.converted),
+                    said(converted)
+                ),
+            ));
+        }
+        rows.push(row);
     }
     Ok(rows)
 }

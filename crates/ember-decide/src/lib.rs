@@ -23,6 +23,7 @@
 
 pub mod batch;
 pub mod campaign;
+pub mod destination;
 pub mod nba;
 pub mod propensity;
 pub mod rng;
@@ -30,6 +31,7 @@ pub mod segments;
 pub mod stats;
 mod table;
 
+pub use destination::{Destination, OutputKind};
 pub use ember_infer::{Because, ExportedModel, InferError, Known, Options, Recommendation};
 pub use table::{AtomicFile, parse_day};
 

@@ -25,6 +25,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
+use crate::destination::Destination;
 use crate::propensity::propensities;
 use crate::table::{AtomicFile, CsvReader};
 use crate::{Because, DecideError, ExportedModel, because_field, number};
@@ -89,6 +90,14 @@ pub fn read_actions(path: &Path) -> Result<Vec<Action>, DecideError> {
         if !(value.is_finite() && value >= 0.0) {
             return Err(record.error("value", format!("expected a number ≥ 0, got {value}")));
         }
+        let cap: Option<u32> = record.parse_opt("cap", "a whole number of contacts")?;
+        if cap == Some(0) {
+            return Err(record.error(
+                "cap",
+                "0 contacts would never offer the action: give a cap of 1 or more, or remove \
+                 the row to retire the action",
+            ));
+        }
         actions.push(Action {
             id,
             items,
@@ -97,7 +106,7 @@ pub fn read_actions(path: &Path) -> Result<Vec<Action>, DecideError> {
                 .into_iter()
                 .map(String::from)
                 .collect(),
-            cap: record.parse_opt("cap", "a whole number of contacts")?,
+            cap,
             cooldown_days: record.parse_opt("cooldown_days", "a whole number of days")?,
         });
     }
@@ -404,10 +413,10 @@ pub struct NbaSummary {
 /// temporary name renamed into place at the end.
 pub fn write_csv(
     decisions: impl Iterator<Item = Result<Decision, DecideError>>,
-    path: &Path,
+    destination: &Destination,
     explain: bool,
 ) -> Result<NbaSummary, DecideError> {
-    let mut file = AtomicFile::create(path)?;
+    let mut file = AtomicFile::at(destination)?;
     let mut header = vec![
         "customer",
         "rank",

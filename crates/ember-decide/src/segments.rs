@@ -450,7 +450,7 @@ pub fn segment(
 ) -> Result<Segmentation, DecideError> {
     let customers: Vec<i64> = match customers {
         Some(c) => c.to_vec(),
-        None => model.manifest().user_ids.clone(),
+        None => model.user_ids().to_vec(),
     };
     if options.k_min < 2 || options.k_max < options.k_min {
         return Err(DecideError::Invalid(format!(
@@ -551,7 +551,7 @@ pub fn segment(
             *everyone.entry(i).or_default() += 1;
         }
     }
-    let item_ids = &model.manifest().item_ids;
+    let item_ids = model.item_ids();
     let n = customers.len();
     let segments = (0..k)
         .map(|s| {

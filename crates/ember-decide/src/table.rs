@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader, BufWriter, Lines, Write};
 use std::path::{Path, PathBuf};
 
 use crate::DecideError;
+use crate::destination::Destination;
 
 /// A CSV file being read: its columns, as the caller named them, and its remaining lines.
 pub(crate) struct CsvReader {
@@ -179,7 +180,6 @@ fn columns_list(required: &[&str], optional: &[&str]) -> String {
 
 impl Record<'_> {
     /// The line of the file the record is on (1-based).
-    #[cfg(test)]
     pub(crate) fn line(&self) -> usize {
         self.line
     }
@@ -316,26 +316,27 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// A file written under a temporary name in its directory and renamed into place by
-/// [`Self::commit`]; dropped uncommitted, the temporary file is removed, so a reader never
-/// sees half a file.
+/// A file written under a temporary name in its directory and moved into place by
+/// [`Self::commit`] as its [`Destination`] allows; dropped uncommitted, the temporary file is
+/// removed, so a reader never sees half a file.
 pub struct AtomicFile {
-    path: PathBuf,
+    destination: Destination,
     partial: PathBuf,
     writer: Option<BufWriter<File>>,
 }
 
 impl AtomicFile {
-    /// Starts writing `path`.
+    /// Starts writing `path`, a new file inside a directory this command is creating.
     pub fn create(path: &Path) -> Result<Self, DecideError> {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let partial = path.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+        Self::at(&Destination::fresh(path))
+    }
+
+    /// Starts writing at a checked destination ([`Destination::check`]).
+    pub fn at(destination: &Destination) -> Result<Self, DecideError> {
+        let partial = destination.partial();
         let file = File::create(&partial).map_err(DecideError::io(&partial))?;
         Ok(Self {
-            path: path.to_owned(),
+            destination: destination.clone(),
             partial,
             writer: Some(BufWriter::new(file)),
         })
@@ -372,7 +373,7 @@ impl AtomicFile {
             .map_err(|e| DecideError::io(&self.partial)(e.into_error()))?;
         file.sync_all().map_err(DecideError::io(&self.partial))?;
         drop(file);
-        std::fs::rename(&self.partial, &self.path).map_err(DecideError::io(&self.path))
+        self.destination.place(&self.partial)
     }
 }
 

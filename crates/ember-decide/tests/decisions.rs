@@ -13,8 +13,8 @@ use ember_decide::nba::{
 };
 use ember_decide::propensity::sigmoid;
 use ember_decide::segments::{SegmentOptions, segment};
-use ember_decide::{DecideError, ExportedModel, Known, Options};
-use ember_infer::{FORMAT_VERSION, FactorsSpec, Manifest, ModelSpec, Precision, TensorF32};
+use ember_decide::{DecideError, Destination, ExportedModel, Known, Options};
+use ember_infer::{FactorsSpec, Keys, Manifest, ModelSpec, Precision, TensorF32};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -28,15 +28,12 @@ fn mf(
     known: &[Vec<u32>],
 ) -> ExportedModel {
     let (u, i) = (users.len() / factors, items.len() / factors);
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        model: ModelSpec::Mf(FactorsSpec { factors }),
-        precision: Precision::F32,
-        user_ids: (0..u as i64).map(|x| 10 + x).collect(),
-        item_ids: (0..i as i64).map(|x| 100 + x).collect(),
-        dataset_fingerprint: "test".into(),
-        metrics: serde_json::Value::Null,
-    };
+    let manifest = Manifest::new(
+        ModelSpec::Mf(FactorsSpec { factors }),
+        Precision::F32,
+        Keys::Integers((0..u as i64).map(|x| 10 + x).collect()),
+        Keys::Integers((0..i as i64).map(|x| 100 + x).collect()),
+    );
     let tensors = [
         TensorF32 {
             name: "users.weight".into(),
@@ -102,7 +99,12 @@ fn batch_recommendations_equal_recommend_per_user_and_leave_suppressed_items_out
         }
     }
     let path = dir.path().join("recommendations.csv");
-    let summary = write_csv(recommend_all(&model, options).unwrap(), &path, true).unwrap();
+    let summary = write_csv(
+        recommend_all(&model, options).unwrap(),
+        &Destination::fresh(&path),
+        true,
+    )
+    .unwrap();
     assert_eq!((summary.users, summary.rows), (30, 150));
     let text = std::fs::read_to_string(&path).unwrap();
     let mut lines = text.lines();
@@ -122,7 +124,7 @@ fn batch_recommendations_equal_recommend_per_user_and_leave_suppressed_items_out
     );
     let failed = dir.path().join("failed.csv");
     let listed = recommend_users(&model, [12, 99], BatchOptions::default()).unwrap();
-    assert!(write_csv(listed, &failed, false).is_err());
+    assert!(write_csv(listed, &Destination::fresh(&failed), false).is_err());
     assert!(!failed.exists());
     let err = recommend_users(
         &model,
