@@ -645,3 +645,153 @@ extra_protocols = [{ kind = "full_ranking" }]
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// A run on `events` (`user,item,timestamp` lines) with a GMF model, ks [5] and `protocol`;
+/// returns its stdout and `metrics.json`.
+fn train_on(dir: &Path, events: &str, protocol: &str) -> (String, serde_json::Value) {
+    fs::write(dir.join("events.csv"), events).unwrap();
+    let config = format!(
+        "name = \"r\"\n[data]\nformat = \"delimited\"\npath = \"events.csv\"\nuser = \"user\"\n\
+         item = \"item\"\ntimestamp = \"timestamp\"\n[model]\nkind = \"gmf\"\nfactors = 4\n\
+         [train]\nepochs = 1\n[eval]\nks = [5]\nmonitor = \"HR@5\"\nprotocol = {protocol}\n"
+    );
+    fs::write(dir.join("c.toml"), config).unwrap();
+    let out = ember(&["train", "--config", "c.toml", "--no-progress"], dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let metrics = fs::read_to_string(dir.join("runs/r/metrics.json")).unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        serde_json::from_str(&metrics).unwrap(),
+    )
+}
+
+#[test]
+fn a_one_user_evaluation_says_it_proves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // One user with every item of the catalogue: test has no item they did not see.
+    let events: String = std::iter::once("user,item,timestamp\n".to_string())
+        .chain((0..10).map(|i| format!("7,{i},{}\n", 100 + i)))
+        .collect();
+    let (stdout, metrics) = train_on(
+        dir.path(),
+        &events,
+        r#"{ kind = "sampled", negatives = 3 }"#,
+    );
+    let test_label = "sampled: held-out items vs 0 uniform negatives (3 asked for: no user had that many unseen items)";
+    assert!(
+        stdout.contains(&format!("test: {test_label} (1 users)")),
+        "{stdout}"
+    );
+    let all = "warning (validation, test, popularity (test)): ";
+    let both = "warning (test, popularity (test)): ";
+    for (reports, warning) in [
+        (
+            all,
+            "only 1 user scored: these figures have no statistical weight (fewer than 30 users)",
+        ),
+        (
+            both,
+            "every user had fewer than 3 items they never interacted with: ranked against 0 negatives (mean 0.0) instead of 3, which makes their lists easier",
+        ),
+        (
+            both,
+            "no user had a candidate besides their held-out items: every model gets these figures by construction",
+        ),
+    ] {
+        assert!(
+            stdout.contains(&format!("{reports}{warning}\n")),
+            "{stdout}"
+        );
+        for report in ["test", "popularity_test"] {
+            let listed = metrics[report]["warnings"].as_array().unwrap();
+            assert!(listed.iter().any(|w| w == warning), "{report}: {listed:?}");
+        }
+    }
+    // Validation may rank the test item: one negative, two candidates, and k = 5 holds both.
+    assert!(
+        stdout.contains("warning (validation): every user had fewer than 3 items they never interacted with: ranked against 1 negative (mean 1.0) instead of 3")
+            && stdout.contains("warning (validation): every user had at most 2 candidates: HR, Precision and Recall at k = 5 are the same for every model"),
+        "{stdout}"
+    );
+    // What the warnings are about: the model and popularity both score 1.
+    for report in ["test", "popularity_test"] {
+        assert_eq!(
+            metrics[report]["metrics"][0],
+            serde_json::json!(["HR@5", 1.0])
+        );
+        assert_eq!(metrics[report]["protocol"], test_label);
+        assert_eq!(
+            metrics[report]["negatives"],
+            serde_json::json!({"asked": 3, "fewer_than_asked": 1, "min": 0, "max": 0,
+                "mean": 0.0, "fewer_max": 0, "fewer_mean": 0.0, "most_candidates": 1})
+        );
+    }
+    // `ember eval` prints the same warnings under its table.
+    let out = ember(&["eval", "--run", "runs/r"], dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("{both}only 1 user scored")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn sampled_labels_say_how_many_negatives_were_drawn() {
+    let dir = tempfile::tempdir().unwrap();
+    // 40 items. Users 0-29 see 10 items (30 unseen); users 30-39 see 16 to 25 (24 to 15 unseen).
+    let mut events = String::from("user,item,timestamp\n");
+    for user in 0..40 {
+        let (seen, step) = if user < 30 { (10, 4) } else { (user - 14, 1) };
+        for k in 0..seen {
+            events.push_str(&format!("{user},{},{}\n", (user + step * k) % 40, 100 + k));
+        }
+    }
+    let (stdout, metrics) = train_on(
+        dir.path(),
+        &events,
+        r#"{ kind = "sampled", negatives = 25 }"#,
+    );
+    // Test negatives: 25 for users 0-29, 15 to 24 for users 30-39 (mean 19.5); overall
+    // (30 × 25 + 195) / 40 = 23.625.
+    let label = "sampled: held-out items vs 25 uniform negatives (fewer for 10 of 40 users: 15 to 24, mean 19.5)";
+    assert!(
+        stdout.contains(&format!("test: {label} (40 users)")),
+        "{stdout}"
+    );
+    assert_eq!(metrics["test"]["protocol"], label);
+    assert_eq!(
+        metrics["test"]["negatives"],
+        serde_json::json!({"asked": 25, "fewer_than_asked": 10, "min": 15, "max": 25,
+            "mean": 23.625, "fewer_max": 24, "fewer_mean": 19.5, "most_candidates": 26})
+    );
+    assert!(
+        stdout.contains("warning (test, popularity (test)): 10 of 40 users had fewer than 25 items they never interacted with: ranked against 15 to 24 negatives (mean 19.5) instead of 25, which makes their lists easier\n"),
+        "{stdout}"
+    );
+    // Validation negatives avoid training and validation items only: one more each, so 9 users
+    // (17 to 25 items seen) are short, with 24 to 16.
+    assert!(
+        stdout.contains("validation: sampled: held-out items vs 25 uniform negatives (fewer for 9 of 40 users: 16 to 24, mean 20.0) (40 users)"),
+        "{stdout}"
+    );
+    // Asked for 35, every user is short: the label gives the range drawn, 15 to 30, mean
+    // (30 × 30 + 195) / 40 = 27.375.
+    let out = ember(
+        &[
+            "eval",
+            "--run",
+            "runs/r",
+            "--protocol",
+            "sampled:35",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json["test"]["protocol"],
+        "sampled: held-out items vs 15 to 30 uniform negatives (35 asked for: no user had that many unseen items; mean 27.4)"
+    );
+    assert_eq!(json["baseline"]["negatives"]["fewer_than_asked"], 40);
+}
