@@ -645,3 +645,415 @@ extra_protocols = [{ kind = "full_ranking" }]
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// How one keep-alive client's requests ended during a drain.
+#[derive(Debug, Default)]
+struct DrainTally {
+    /// Requests fully written before SIGTERM was sent, and how many got a complete response.
+    sent_before: usize,
+    answered_before: usize,
+    /// Requests written after it, and how many got a complete response (the others found
+    /// their connection closed before any byte of a response).
+    sent_after: usize,
+    answered_after: usize,
+    /// Responses cut off partway, or answered with another status than 200.
+    broken: Vec<String>,
+}
+
+/// Reads one response from a keep-alive connection: `Ok(Some(close))` when complete (with
+/// whether it said `Connection: close`), `Ok(None)` when the connection closed before any byte
+/// of it, `Err` when it broke partway or was not a 200.
+fn read_response(reader: &mut impl std::io::BufRead) -> Result<Option<bool>, String> {
+    let mut status = String::new();
+    match reader.read_line(&mut status) {
+        Ok(0) => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(None),
+        Err(e) => return Err(format!("status line: {e}")),
+        Ok(_) => {}
+    }
+    if !status.starts_with("HTTP/1.1 200 ") {
+        return Err(format!("status line {status:?}"));
+    }
+    let (mut length, mut close) = (None, false);
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) => return Err("the connection closed in the response head".into()),
+            Err(e) => return Err(format!("response head: {e}")),
+            Ok(_) => {}
+        }
+        let line = line.trim_end().to_ascii_lowercase();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(n) = line.strip_prefix("content-length:") {
+            length = n.trim().parse::<usize>().ok();
+        }
+        close |= line == "connection: close";
+    }
+    let mut body = vec![0u8; length.ok_or("no content-length")?];
+    reader
+        .read_exact(&mut body)
+        .map_err(|e| format!("response body: {e}"))?;
+    Ok(Some(close))
+}
+
+/// A client that sends recommendations one after the other on one keep-alive connection until
+/// the server closes it or says `Connection: close`.
+fn keep_alive_client(
+    addr: &str,
+    user: usize,
+    signalled: &std::sync::atomic::AtomicBool,
+    answered: &std::sync::atomic::AtomicUsize,
+) -> DrainTally {
+    use std::io::Write;
+    use std::sync::atomic::Ordering;
+    let stream = std::net::TcpStream::connect(addr).expect("server reachable");
+    stream.set_nodelay(true).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(40)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    let body = format!(r#"{{"user": {user}, "k": 10}}"#);
+    let request = format!(
+        "POST /v1/recommend HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut tally = DrainTally::default();
+    loop {
+        let written = writer.write_all(request.as_bytes()).is_ok();
+        // Read after the write returned: false means SIGTERM had not been sent yet.
+        let before = !signalled.load(Ordering::SeqCst);
+        if before {
+            tally.sent_before += 1;
+        } else {
+            tally.sent_after += 1;
+        }
+        if !written {
+            if before {
+                tally.broken.push("a write failed before SIGTERM".into());
+            }
+            return tally;
+        }
+        match read_response(&mut reader) {
+            Ok(Some(close)) => {
+                if before {
+                    tally.answered_before += 1;
+                } else {
+                    tally.answered_after += 1;
+                }
+                answered.fetch_add(1, Ordering::SeqCst);
+                if close {
+                    return tally;
+                }
+            }
+            Ok(None) => return tally,
+            Err(e) => {
+                tally.broken.push(e);
+                return tally;
+            }
+        }
+    }
+}
+
+/// A keep-alive connection that has had one answer: its stream and a reader on it.
+struct KeptAlive {
+    stream: std::net::TcpStream,
+    reader: std::io::BufReader<std::net::TcpStream>,
+}
+
+impl KeptAlive {
+    fn open(addr: &str) -> Self {
+        let stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(40)))
+            .unwrap();
+        let reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        let mut kept = Self { stream, reader };
+        kept.send();
+        assert_eq!(read_response(&mut kept.reader), Ok(Some(false)));
+        kept
+    }
+
+    fn send(&mut self) {
+        use std::io::Write;
+        let body = r#"{"user": 1}"#;
+        write!(
+            self.stream,
+            "POST /v1/recommend HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+    }
+}
+
+/// Sends `ember serve` (process `pid`) the signal `name` (`-TERM`).
+fn signal(pid: u32, name: &str) {
+    let sent = Command::new("kill")
+        .args([name, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill {name}");
+}
+
+/// Waits for `child` to exit, at most 40 s after `since`.
+fn exit_within_40_s(
+    child: &mut std::process::Child,
+    since: std::time::Instant,
+) -> std::process::ExitStatus {
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if since.elapsed() > std::time::Duration::from_secs(40) {
+            child.kill().unwrap();
+            panic!("ember serve still running 40 s after SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn serve_drains_what_it_accepted() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("c.toml"), TINY).unwrap();
+    let train = ember(
+        &["train", "--config", "c.toml", "--no-progress"],
+        dir.path(),
+    );
+    assert!(train.status.success(), "{}", stderr(&train));
+    let export = ember(
+        &["export", "--run", "runs/tiny", "--out", "models/tiny"],
+        dir.path(),
+    );
+    assert!(export.status.success(), "{}", stderr(&export));
+    let (mut child, addr) = serve(dir.path(), "models/tiny");
+    let pid = child.id();
+
+    // Keep-alive connections that stay silent, and others that will send a second request.
+    let idle: Vec<KeptAlive> = (0..4).map(|_| KeptAlive::open(&addr)).collect();
+    let mut parked: Vec<KeptAlive> = (0..48).map(|_| KeptAlive::open(&addr)).collect();
+    let signalled = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..16)
+        .map(|i| {
+            let (addr, signalled, answered) = (addr.clone(), signalled.clone(), answered.clone());
+            std::thread::spawn(move || keep_alive_client(&addr, 1 + i, &signalled, &answered))
+        })
+        .collect();
+    // Under load: every client has had answers.
+    let start = Instant::now();
+    while answered.load(Ordering::SeqCst) < 16 * 20 && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Stopped, the server reads nothing while the loaded clients and the parked connections
+    // send their next request: SIGTERM finds them all sent and unread, as it finds some
+    // under load (the race made certain).
+    signal(pid, "-STOP");
+    std::thread::sleep(Duration::from_millis(100));
+    for connection in &mut parked {
+        connection.send();
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    signalled.store(true, Ordering::SeqCst);
+    let signal_at = Instant::now();
+    signal(pid, "-TERM");
+    signal(pid, "-CONT");
+    let exit = exit_within_40_s(&mut child, signal_at);
+    let exit_secs = signal_at.elapsed().as_secs_f64();
+
+    let tallies: Vec<DrainTally> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let sum = |f: fn(&DrainTally) -> usize| tallies.iter().map(f).sum::<usize>();
+    let mut broken: Vec<String> = tallies.iter().flat_map(|t| t.broken.clone()).collect();
+    let mut parked_answered = 0;
+    for mut connection in parked {
+        match read_response(&mut connection.reader) {
+            Ok(Some(_)) => parked_answered += 1,
+            Ok(None) => {}
+            Err(e) => broken.push(e),
+        }
+    }
+    let sent_before = sum(|t| t.sent_before) + 48;
+    let answered_before = sum(|t| t.answered_before) + parked_answered;
+    println!(
+        "drain: {sent_before} requests written before SIGTERM, {answered_before} answered \
+         ({parked_answered} of 48 parked); {} written after, {} answered; exit {exit:?} after \
+         {exit_secs:.3} s",
+        sum(|t| t.sent_after),
+        sum(|t| t.answered_after)
+    );
+    assert!(broken.is_empty(), "broken responses: {broken:?}");
+    assert_eq!(
+        answered_before,
+        sent_before,
+        "{} requests written before SIGTERM got no response",
+        sent_before - answered_before
+    );
+    // The idle connections are closed cleanly: end of stream, no reset.
+    for mut connection in idle {
+        let read = std::io::Read::read_to_end(&mut connection.reader, &mut Vec::new());
+        assert!(
+            matches!(read, Ok(0)),
+            "an idle connection saw {read:?}, not a clean close"
+        );
+    }
+    assert!(exit.success(), "exit after SIGTERM: {exit:?}");
+    assert!(
+        exit_secs < 10.0,
+        "the drain took {exit_secs:.1} s: it waits for idle connections"
+    );
+}
+
+/// A run on `events` (`user,item,timestamp` lines) with a GMF model, ks [5] and `protocol`;
+/// returns its stdout and `metrics.json`.
+fn train_on(dir: &Path, events: &str, protocol: &str) -> (String, serde_json::Value) {
+    fs::write(dir.join("events.csv"), events).unwrap();
+    let config = format!(
+        "name = \"r\"\n[data]\nformat = \"delimited\"\npath = \"events.csv\"\nuser = \"user\"\n\
+         item = \"item\"\ntimestamp = \"timestamp\"\n[model]\nkind = \"gmf\"\nfactors = 4\n\
+         [train]\nepochs = 1\n[eval]\nks = [5]\nmonitor = \"HR@5\"\nprotocol = {protocol}\n"
+    );
+    fs::write(dir.join("c.toml"), config).unwrap();
+    let out = ember(&["train", "--config", "c.toml", "--no-progress"], dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let metrics = fs::read_to_string(dir.join("runs/r/metrics.json")).unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        serde_json::from_str(&metrics).unwrap(),
+    )
+}
+
+#[test]
+fn a_one_user_evaluation_says_it_proves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // One user with every item of the catalogue: test has no item they did not see.
+    let events: String = std::iter::once("user,item,timestamp\n".to_string())
+        .chain((0..10).map(|i| format!("7,{i},{}\n", 100 + i)))
+        .collect();
+    let (stdout, metrics) = train_on(
+        dir.path(),
+        &events,
+        r#"{ kind = "sampled", negatives = 3 }"#,
+    );
+    let test_label = "sampled: held-out items vs 0 uniform negatives (3 asked for: no user had that many unseen items)";
+    assert!(
+        stdout.contains(&format!("test: {test_label} (1 users)")),
+        "{stdout}"
+    );
+    let all = "warning (validation, test, popularity (test)): ";
+    let both = "warning (test, popularity (test)): ";
+    for (reports, warning) in [
+        (
+            all,
+            "only 1 user scored: these figures have no statistical weight (fewer than 30 users)",
+        ),
+        (
+            both,
+            "every user had fewer than 3 items they never interacted with: ranked against 0 negatives (mean 0.0) instead of 3, which makes their lists easier",
+        ),
+        (
+            both,
+            "no user had a candidate besides their held-out items: every model gets these figures by construction",
+        ),
+    ] {
+        assert!(
+            stdout.contains(&format!("{reports}{warning}\n")),
+            "{stdout}"
+        );
+        for report in ["test", "popularity_test"] {
+            let listed = metrics[report]["warnings"].as_array().unwrap();
+            assert!(listed.iter().any(|w| w == warning), "{report}: {listed:?}");
+        }
+    }
+    // Validation may rank the test item: one negative, two candidates, and k = 5 holds both.
+    assert!(
+        stdout.contains("warning (validation): every user had fewer than 3 items they never interacted with: ranked against 1 negative (mean 1.0) instead of 3")
+            && stdout.contains("warning (validation): every user had at most 2 candidates: HR, Precision and Recall at k = 5 are the same for every model"),
+        "{stdout}"
+    );
+    // What the warnings are about: the model and popularity both score 1.
+    for report in ["test", "popularity_test"] {
+        assert_eq!(
+            metrics[report]["metrics"][0],
+            serde_json::json!(["HR@5", 1.0])
+        );
+        assert_eq!(metrics[report]["protocol"], test_label);
+        assert_eq!(
+            metrics[report]["negatives"],
+            serde_json::json!({"asked": 3, "fewer_than_asked": 1, "min": 0, "max": 0,
+                "mean": 0.0, "fewer_max": 0, "fewer_mean": 0.0, "most_candidates": 1})
+        );
+    }
+    // `ember eval` prints the same warnings under its table.
+    let out = ember(&["eval", "--run", "runs/r"], dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("{both}only 1 user scored")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn sampled_labels_say_how_many_negatives_were_drawn() {
+    let dir = tempfile::tempdir().unwrap();
+    // 40 items. Users 0-29 see 10 items (30 unseen); users 30-39 see 16 to 25 (24 to 15 unseen).
+    let mut events = String::from("user,item,timestamp\n");
+    for user in 0..40 {
+        let (seen, step) = if user < 30 { (10, 4) } else { (user - 14, 1) };
+        for k in 0..seen {
+            events.push_str(&format!("{user},{},{}\n", (user + step * k) % 40, 100 + k));
+        }
+    }
+    let (stdout, metrics) = train_on(
+        dir.path(),
+        &events,
+        r#"{ kind = "sampled", negatives = 25 }"#,
+    );
+    // Test negatives: 25 for users 0-29, 15 to 24 for users 30-39 (mean 19.5); overall
+    // (30 × 25 + 195) / 40 = 23.625.
+    let label = "sampled: held-out items vs 25 uniform negatives (fewer for 10 of 40 users: 15 to 24, mean 19.5)";
+    assert!(
+        stdout.contains(&format!("test: {label} (40 users)")),
+        "{stdout}"
+    );
+    assert_eq!(metrics["test"]["protocol"], label);
+    assert_eq!(
+        metrics["test"]["negatives"],
+        serde_json::json!({"asked": 25, "fewer_than_asked": 10, "min": 15, "max": 25,
+            "mean": 23.625, "fewer_max": 24, "fewer_mean": 19.5, "most_candidates": 26})
+    );
+    assert!(
+        stdout.contains("warning (test, popularity (test)): 10 of 40 users had fewer than 25 items they never interacted with: ranked against 15 to 24 negatives (mean 19.5) instead of 25, which makes their lists easier\n"),
+        "{stdout}"
+    );
+    // Validation negatives avoid training and validation items only: one more each, so 9 users
+    // (17 to 25 items seen) are short, with 24 to 16.
+    assert!(
+        stdout.contains("validation: sampled: held-out items vs 25 uniform negatives (fewer for 9 of 40 users: 16 to 24, mean 20.0) (40 users)"),
+        "{stdout}"
+    );
+    // Asked for 35, every user is short: the label gives the range drawn, 15 to 30, mean
+    // (30 × 30 + 195) / 40 = 27.375.
+    let out = ember(
+        &[
+            "eval",
+            "--run",
+            "runs/r",
+            "--protocol",
+            "sampled:35",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json["test"]["protocol"],
+        "sampled: held-out items vs 15 to 30 uniform negatives (35 asked for: no user had that many unseen items; mean 27.4)"
+    );
+    assert_eq!(json["baseline"]["negatives"]["fewer_than_asked"], 40);
+}

@@ -530,6 +530,19 @@ fn print_table(reports: &[(&str, &MetricsReport)]) {
             report.protocol, report.users
         ));
     }
+    // Reports scored on the same candidates share their warnings: each is said once.
+    let mut warnings: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (name, report) in reports {
+        for warning in &report.warnings {
+            match warnings.iter_mut().find(|(w, _)| *w == warning.as_str()) {
+                Some((_, names)) => names.push(*name),
+                None => warnings.push((warning.as_str(), vec![*name])),
+            }
+        }
+    }
+    for (warning, names) in warnings {
+        out.push_str(&format!("warning ({}): {warning}\n", names.join(", ")));
+    }
     print!("{out}");
     let _ = std::io::stdout().flush();
 }

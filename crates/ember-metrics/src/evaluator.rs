@@ -1,6 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::MetricsError;
+use crate::candidates::{NegativeCounts, Tally, warnings};
 use crate::names::{
     AUC_GLOBAL, AUC_USER, COVERAGE, HR, MAE, MAP, MRR, NDCG, PRECISION, RECALL, RMSE, at_k,
     recall_min,
@@ -36,6 +37,9 @@ pub struct RankingEvaluator {
     pairs: Option<Vec<(f32, bool)>>,
     /// Every user's values, in order, when recording (see [`RankingEvaluator::recording`]).
     recorded: Option<Vec<f64>>,
+    /// Negatives asked for per user (see [`RankingEvaluator::asking`]).
+    asked: Option<usize>,
+    negatives: Tally,
 }
 
 /// The users one [`RankingEvaluator`] saw, to be merged into another
@@ -151,7 +155,16 @@ impl RankingEvaluator {
             auc_users: 0,
             pairs: Some(Vec::new()),
             recorded: None,
+            asked: None,
+            negatives: Tally::default(),
         })
+    }
+
+    /// Counts the users given fewer than `negatives` negatives (a sampled protocol's users with
+    /// fewer unseen items), for [`MetricsReport::negatives`].
+    pub fn asking(mut self, negatives: usize) -> Self {
+        self.asked = Some(negatives);
+        self
     }
 
     /// Leaves out the global ROC-AUC, which keeps every scored pair in memory (for repeated
@@ -198,6 +211,8 @@ impl RankingEvaluator {
         }
         row.push(reciprocal_rank(&ranks));
         row.push(roc_auc(scores, relevant).unwrap_or(f64::NAN));
+        row.push((items.len() - ranks.len()) as f64);
+        row.push(items.len() as f64);
         self.add_row(&row);
         if let Some(rows) = &mut self.recorded {
             rows.extend_from_slice(&row);
@@ -219,9 +234,9 @@ impl RankingEvaluator {
     }
 
     /// Values per user in a row: six per cut-off, the reciprocal rank, the ROC-AUC (NaN when
-    /// undefined).
+    /// undefined), the number of negatives and of candidates.
     fn row_width(&self) -> usize {
-        6 * self.ks.len() + 2
+        6 * self.ks.len() + 4
     }
 
     /// Adds one user's values to the sums, in the order they were added: a merged evaluation
@@ -244,6 +259,8 @@ impl RankingEvaluator {
             self.auc_sum += auc;
             self.auc_users += 1;
         }
+        self.negatives
+            .add(row[tail + 2] as usize, row[tail + 3] as usize, self.asked);
     }
 
     /// Keeps every user's values, so that [`RankingEvaluator::into_part`] can hand them to
@@ -326,11 +343,14 @@ impl RankingEvaluator {
         {
             metrics.push((AUC_GLOBAL.into(), auc));
         }
+        let negatives = self.negatives.counts(self.asked);
         MetricsReport {
             protocol: protocol.into(),
             users: self.users,
             skipped_users: self.skipped,
             metrics,
+            warnings: warnings(self.users, negatives.as_ref(), &self.ks),
+            negatives,
         }
     }
 }
@@ -346,6 +366,14 @@ pub struct MetricsReport {
     pub skipped_users: usize,
     /// Metric name → value, in a stable order.
     pub metrics: Vec<(String, f64)>,
+    /// The negatives the users of a ranking got (`None` for rating prediction, and in reports
+    /// written before ember counted them).
+    #[serde(default)]
+    pub negatives: Option<NegativeCounts>,
+    /// What makes these figures say less than they seem to: too few users, fewer negatives than
+    /// asked for, figures every model gets by construction. Empty when nothing does.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// RMSE and MAE of `(predicted, actual)` ratings over `users` users, labelled `protocol`
@@ -372,6 +400,8 @@ pub fn rating_report(
         users,
         skipped_users: 0,
         metrics: vec![(RMSE.into(), rmse), (MAE.into(), mae)],
+        negatives: None,
+        warnings: warnings(users, None, &[]),
     }
 }
 
@@ -425,13 +455,20 @@ mod tests {
     #[test]
     fn parts_absorbed_in_order_give_the_whole_evaluation_bit_for_bit() {
         let users = users();
-        let mut whole = RankingEvaluator::new(&[1, 3, 5], 9).unwrap();
+        // Each user has 6 candidates, 0 to 2 of them held out: asked for 5, some are short.
+        let mut whole = RankingEvaluator::new(&[1, 3, 5], 9).unwrap().asking(5);
         for (items, scores, relevant) in &users {
             whole.add_user(items, scores, relevant);
         }
         let whole = whole.finish("p");
+        assert!(
+            whole
+                .negatives
+                .as_ref()
+                .is_some_and(|n| n.fewer_than_asked > 0)
+        );
         for cut in [0, 2, 5, 7] {
-            let mut merged = RankingEvaluator::new(&[1, 3, 5], 9).unwrap();
+            let mut merged = RankingEvaluator::new(&[1, 3, 5], 9).unwrap().asking(5);
             for shard in [&users[..cut], &users[cut..]] {
                 let mut part = RankingEvaluator::new(&[1, 3, 5], 9).unwrap().recording();
                 for (items, scores, relevant) in shard {
@@ -443,6 +480,8 @@ mod tests {
             let merged = merged.finish("p");
             assert_eq!(merged.users, whole.users);
             assert_eq!(merged.skipped_users, 1);
+            assert_eq!(merged.negatives, whole.negatives, "split at {cut}");
+            assert_eq!(merged.warnings, whole.warnings, "split at {cut}");
             for ((name, a), (_, b)) in merged.metrics.iter().zip(&whole.metrics) {
                 assert_eq!(a.to_bits(), b.to_bits(), "{name} split at {cut}");
             }

@@ -7,11 +7,13 @@
 
 #![deny(missing_docs)]
 
+mod candidates;
 mod evaluator;
 pub mod names;
 mod protocol;
 pub mod ranking;
 
+pub use candidates::{MIN_USERS, NegativeCounts};
 pub use evaluator::{EvaluatorPart, MetricsReport, RankingEvaluator, rating_report};
 pub use names::{RECALL_MIN_PREFIX, higher_is_better};
 pub use protocol::{NegativeSampling, Protocol};

@@ -1,7 +1,8 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-use crate::MetricsError;
+use crate::candidates::{negatives_noun, range};
+use crate::{MetricsError, MetricsReport};
 
 /// How sampled negatives are drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +45,56 @@ impl Protocol {
             _ => Ok(()),
         }
     }
+
+    /// Negatives each user is asked for: `Some` for a sampled protocol.
+    pub fn asked(&self) -> Option<usize> {
+        match self {
+            Protocol::Sampled { negatives, .. } => Some(*negatives),
+            _ => None,
+        }
+    }
+
+    /// The protocol's name for `report`, a report of its candidates: when users had fewer
+    /// unseen items than the negatives asked for, it says what was drawn instead.
+    pub fn label(&self, report: &MetricsReport) -> String {
+        let (Protocol::Sampled { sampling, .. }, Some(drawn)) = (self, &report.negatives) else {
+            return self.to_string();
+        };
+        let (Some(asked), Some(fewer_max), Some(fewer_mean)) =
+            (drawn.asked, drawn.fewer_max, drawn.fewer_mean)
+        else {
+            return self.to_string();
+        };
+        let how = sampling.adjective();
+        if drawn.fewer_than_asked == report.users {
+            let mean = if drawn.min == drawn.max {
+                String::new()
+            } else {
+                format!("; mean {:.1}", drawn.mean)
+            };
+            return format!(
+                "sampled: held-out items vs {} {how} {} ({asked} asked for: no user had that many unseen items{mean})",
+                range(drawn.min, drawn.max),
+                negatives_noun(drawn.min, drawn.max)
+            );
+        }
+        format!(
+            "{self} (fewer for {} of {} users: {}, mean {fewer_mean:.1})",
+            drawn.fewer_than_asked,
+            report.users,
+            range(drawn.min, fewer_max)
+        )
+    }
+}
+
+impl NegativeSampling {
+    /// How the negatives are drawn, in a report's words.
+    fn adjective(self) -> &'static str {
+        match self {
+            NegativeSampling::Uniform => "uniform",
+            NegativeSampling::Popularity => "popularity-weighted",
+        }
+    }
 }
 
 impl fmt::Display for Protocol {
@@ -56,10 +107,7 @@ impl fmt::Display for Protocol {
                 negatives,
                 sampling,
             } => {
-                let how = match sampling {
-                    NegativeSampling::Uniform => "uniform",
-                    NegativeSampling::Popularity => "popularity-weighted",
-                };
+                let how = sampling.adjective();
                 write!(f, "sampled: held-out items vs {negatives} {how} negatives")
             }
             Protocol::FixedNegatives => {

@@ -1,7 +1,9 @@
 //! Metric values checked against hand-worked cases and against scikit-learn.
 
 use ember_metrics::ranking::{cutoff_values, relevant_ranks, roc_auc, top_k_indices};
-use ember_metrics::{MetricsError, RankingEvaluator};
+use ember_metrics::{
+    MetricsError, NegativeCounts, NegativeSampling, Protocol, RankingEvaluator, rating_report,
+};
 
 fn close(a: f64, b: f64) {
     assert!((a - b).abs() < 1e-9, "{a} != {b}");
@@ -186,5 +188,152 @@ fn bad_cutoffs_are_rejected() {
     assert_eq!(
         RankingEvaluator::new(&[], 5).unwrap_err(),
         MetricsError::NoCutoffs
+    );
+}
+
+/// Three users asked for 4 negatives: one got them, two had fewer unseen items (3 and 2).
+fn three_users_asked_for_four() -> ember_metrics::MetricsReport {
+    let mut ev = RankingEvaluator::new(&[1, 5], 50).unwrap().asking(4);
+    let scores = [0.9, 0.8, 0.7, 0.6, 0.5];
+    ev.add_user(
+        &[0, 1, 2, 3, 4],
+        &scores,
+        &[true, false, false, false, false],
+    );
+    ev.add_user(
+        &[5, 6, 7, 8, 9],
+        &scores,
+        &[false, true, true, false, false],
+    );
+    ev.add_user(&[10, 11, 12], &scores[..3], &[false, true, false]);
+    ev.finish("nominal")
+}
+
+#[test]
+fn negatives_fewer_than_asked_are_counted() {
+    let report = three_users_asked_for_four();
+    // Negatives 4, 3, 2: mean 3; the two short ones 3 and 2 (mean 2.5); at most 5 candidates.
+    assert_eq!(
+        report.negatives,
+        Some(NegativeCounts {
+            asked: Some(4),
+            fewer_than_asked: 2,
+            min: 2,
+            max: 4,
+            mean: 3.0,
+            fewer_max: Some(3),
+            fewer_mean: Some(2.5),
+            most_candidates: 5,
+        })
+    );
+    let uniform = Protocol::Sampled {
+        negatives: 4,
+        sampling: NegativeSampling::Uniform,
+    };
+    assert_eq!(
+        uniform.label(&report),
+        "sampled: held-out items vs 4 uniform negatives (fewer for 2 of 3 users: 2 to 3, mean 2.5)"
+    );
+    assert_eq!(
+        report.warnings,
+        [
+            "only 3 users scored: these figures have no statistical weight (fewer than 30 users)",
+            "2 of 3 users had fewer than 4 items they never interacted with: ranked against 2 to 3 negatives (mean 2.5) instead of 4, which makes their lists easier",
+            "every user had at most 5 candidates: HR, Precision and Recall at k = 5 are the same for every model (all candidates are in the top k)",
+        ]
+    );
+    // Another protocol's label is its name: only a sampled protocol asks for a number.
+    assert_eq!(
+        Protocol::FullRanking.label(&report),
+        Protocol::FullRanking.to_string()
+    );
+}
+
+#[test]
+fn every_user_short_names_the_range_drawn() {
+    let popularity = Protocol::Sampled {
+        negatives: 9,
+        sampling: NegativeSampling::Popularity,
+    };
+    // Asked for 9: all three users are short.
+    let mut ev = RankingEvaluator::new(&[1], 50).unwrap().asking(9);
+    let scores = [0.9, 0.8, 0.7, 0.6, 0.5];
+    ev.add_user(
+        &[0, 1, 2, 3, 4],
+        &scores,
+        &[true, false, false, false, false],
+    );
+    ev.add_user(&[5, 6, 7], &scores[..3], &[false, true, false]);
+    let report = ev.finish("nominal");
+    assert_eq!(
+        popularity.label(&report),
+        "sampled: held-out items vs 2 to 4 popularity-weighted negatives (9 asked for: no user had that many unseen items; mean 3.0)"
+    );
+    assert_eq!(
+        report.warnings[1],
+        "every user had fewer than 9 items they never interacted with: ranked against 2 to 4 negatives (mean 3.0) instead of 9, which makes their lists easier"
+    );
+}
+
+#[test]
+fn one_user_with_no_negative_gets_every_figure_by_construction() {
+    let mut ev = RankingEvaluator::new(&[5], 10).unwrap().asking(3);
+    ev.add_user(&[7], &[0.1], &[true]);
+    let report = ev.finish("nominal");
+    close(report.get("HR@5").unwrap(), 1.0);
+    close(report.get("NDCG@5").unwrap(), 1.0);
+    let n = report.negatives.as_ref().unwrap();
+    assert_eq!(
+        (n.min, n.max, n.fewer_than_asked, n.most_candidates),
+        (0, 0, 1, 1)
+    );
+    assert_eq!(
+        Protocol::Sampled {
+            negatives: 3,
+            sampling: NegativeSampling::Uniform
+        }
+        .label(&report),
+        "sampled: held-out items vs 0 uniform negatives (3 asked for: no user had that many unseen items)"
+    );
+    assert_eq!(
+        report.warnings,
+        [
+            "only 1 user scored: these figures have no statistical weight (fewer than 30 users)",
+            "every user had fewer than 3 items they never interacted with: ranked against 0 negatives (mean 0.0) instead of 3, which makes their lists easier",
+            "no user had a candidate besides their held-out items: every model gets these figures by construction",
+        ]
+    );
+}
+
+#[test]
+fn thirty_users_with_their_negatives_raise_no_warning() {
+    // Thirty users, each one held-out item and two negatives, at k = 2 (below 3 candidates).
+    let thirty = |asked: usize| {
+        let mut ev = RankingEvaluator::new(&[2], 100).unwrap().asking(asked);
+        for u in 0..30u32 {
+            ev.add_user(
+                &[u, u + 30, u + 60],
+                &[0.3, 0.2, 0.1],
+                &[true, false, false],
+            );
+        }
+        ev.finish("nominal")
+    };
+    let report = thirty(2);
+    assert_eq!(report.negatives.as_ref().unwrap().fewer_than_asked, 0);
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    // Asked for 3, every one of them got 2.
+    assert_eq!(thirty(3).negatives.unwrap().fewer_than_asked, 30);
+    // Twenty-nine users are too few; a rating report counts its users the same way.
+    let ratings = rating_report([(4.0, 5.0)], 29, "ratings");
+    assert_eq!(
+        ratings.warnings,
+        ["only 29 users scored: these figures have no statistical weight (fewer than 30 users)"]
+    );
+    assert_eq!(ratings.negatives, None);
+    assert!(
+        rating_report([(4.0, 5.0)], 30, "ratings")
+            .warnings
+            .is_empty()
     );
 }

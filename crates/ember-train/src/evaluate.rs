@@ -228,7 +228,10 @@ pub struct EvaluationPlan {
     protocol: Protocol,
     valid: Candidates,
     test: Candidates,
-    valid_label: String,
+    /// The protocol validation follows (the fixed-negatives protocol validates on sampled
+    /// negatives) and what its label adds.
+    valid_protocol: Protocol,
+    valid_note: &'static str,
 }
 
 impl EvaluationPlan {
@@ -240,7 +243,8 @@ impl EvaluationPlan {
     pub fn new(data: &Dataset, protocol: &Protocol, seed: u64) -> Result<Self, PlanError> {
         let n_items = data.num_items() as u32;
         let train_valid = data.train_valid_sets();
-        let mut valid_label = protocol.to_string();
+        let mut valid_protocol = protocol.clone();
+        let mut valid_note = "";
         let (valid, test) = match protocol {
             Protocol::FullRanking => {
                 // Validation masks training items; test masks training and validation items.
@@ -282,9 +286,11 @@ impl EvaluationPlan {
                     return Err(PlanError::NoNegativesFile);
                 };
                 let per_user = fixed.iter().map(Vec::len).max().unwrap_or(99).max(1);
-                valid_label = format!(
-                    "sampled: held-out items vs {per_user} uniform negatives (validation of the fixed-negatives protocol)"
-                );
+                valid_protocol = Protocol::Sampled {
+                    negatives: per_user,
+                    sampling: ember_metrics::NegativeSampling::Uniform,
+                };
+                valid_note = " (validation of the fixed-negatives protocol)";
                 let valid = evaluation_negatives(&train_valid, n_items, per_user, None, seed);
                 (
                     Candidates::Sampled { negatives: valid },
@@ -298,15 +304,35 @@ impl EvaluationPlan {
             protocol: protocol.clone(),
             valid,
             test,
-            valid_label,
+            valid_protocol,
+            valid_note,
         })
     }
 
-    /// The protocol's name, as reports give it.
-    pub fn label(&self, which: HeldOut) -> String {
+    /// The protocol `which` is ranked under.
+    fn protocol_of(&self, which: HeldOut) -> &Protocol {
         match which {
-            HeldOut::Validation => self.valid_label.clone(),
-            HeldOut::Test => self.protocol.to_string(),
+            HeldOut::Validation => &self.valid_protocol,
+            HeldOut::Test => &self.protocol,
+        }
+    }
+
+    /// The protocol's name, as reports give it before counting what was drawn.
+    pub fn label(&self, which: HeldOut) -> String {
+        self.labelled(which, None)
+    }
+
+    /// The protocol's name; given the `report` of its candidates, with what was drawn when
+    /// users had fewer unseen items than the negatives asked for.
+    fn labelled(&self, which: HeldOut, report: Option<&MetricsReport>) -> String {
+        let protocol = self.protocol_of(which);
+        let name = match report {
+            Some(report) => protocol.label(report),
+            None => protocol.to_string(),
+        };
+        match which {
+            HeldOut::Validation => format!("{name}{}", self.valid_note),
+            HeldOut::Test => name,
         }
     }
 
@@ -341,6 +367,9 @@ impl EvaluationPlan {
         let n_items = data.num_items();
         let mut evaluator =
             RankingEvaluator::new(ks, n_items).expect("ks validated with the config");
+        if let Some(asked) = self.protocol_of(which).asked() {
+            evaluator = evaluator.asking(asked);
+        }
         if which == HeldOut::Validation {
             // Run every epoch: skip the memory-hungry pooled AUC (it cannot be the monitor).
             evaluator = evaluator.without_global_auc();
@@ -441,7 +470,9 @@ impl EvaluationPlan {
             }
             evaluator = merged;
         }
-        evaluator.finish(self.label(which))
+        let mut report = evaluator.finish(self.label(which));
+        report.protocol = self.labelled(which, Some(&report));
+        report
     }
 }
 

@@ -419,6 +419,8 @@ impl Trainer<'_> {
                 users: 0,
                 skipped_users: 0,
                 metrics: vec![],
+                negatives: None,
+                warnings: vec![],
             },
         }))
     }
