@@ -48,6 +48,13 @@ pub const KNOWN_OFFSETS: &str = "known.offsets";
 /// LEB128 varint (7 bits a byte, low bits first, the high bit set on all but a number's last
 /// byte). On MovieLens-100K that is about a byte per item, a quarter of I32 ids.
 pub const KNOWN_ITEMS: &str = "known.items";
+/// Optional, beside [`KNOWN_ITEMS`]: the day of the latest interaction of each known (user,
+/// item) pair, as I32 days since 1970-01-01 UTC, one per decoded known item in the same order
+/// (user by user, items ascending): `[total known items]`. Present when the run's data had
+/// timestamps that are points in time; absent otherwise (positions in a sequence file, no
+/// timestamps, an older export). Queries that leave out only what was had since a date
+/// ([`crate::Known::Since`]) need it.
+pub const KNOWN_DAYS: &str = "known.days";
 
 /// For rating models (AutoRec): `[rows + 1]` I64 offsets into [`RATINGS_COLUMNS`] and
 /// [`RATINGS_VALUES`], rows being items for I-AutoRec and users for U-AutoRec.
@@ -68,6 +75,18 @@ pub enum ModelData<'a> {
     Histories(&'a [Vec<u32>]),
     /// The training rating matrix as rows of `(column, rating)` (AutoRec).
     Ratings(&'a [Vec<(u32, f32)>]),
+}
+
+/// Each user's known items as the training side hands them to the writer.
+#[derive(Debug, Clone, Copy)]
+pub struct KnownItems<'a> {
+    /// Per user of the manifest, their known items (internal ids, in any order: the writer
+    /// sorts them and drops repeats).
+    pub items: &'a [Vec<u32>],
+    /// Per user, the day (days since 1970-01-01, UTC) of each of `items`, entry for entry;
+    /// `None` when the data has no times. Stored as [`KNOWN_DAYS`]; of an item given twice,
+    /// the later day is kept.
+    pub days: Option<&'a [Vec<i32>]>,
 }
 
 /// `manifest.json`.
