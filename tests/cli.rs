@@ -547,6 +547,53 @@ fn serve_answers_and_shuts_down_gracefully() {
         .copied()
         .collect();
     assert!(!known.is_empty() && all.len() == unknown.len() + known.len());
+    // The exclusion policy: "none" is what include_known asked for, and every reply names the
+    // policy it applied.
+    let (status, body) = http(
+        &addr,
+        "POST",
+        "/v1/recommend",
+        r#"{"user": 1, "k": 40, "exclude_known": "none"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body), all);
+    assert!(body.contains(r#""excluded":"none""#), "{body}");
+    let (_, body) = http(&addr, "POST", "/v1/recommend", r#"{"user": 1, "k": 40}"#);
+    assert!(
+        body.contains(r#""excluded":"all known interactions""#),
+        "{body}"
+    );
+    let (_, body) = http(&addr, "POST", "/v1/audience", r#"{"item": 3, "k": 4}"#);
+    assert!(
+        body.contains(r#""excluded":"all known interactions""#),
+        "{body}"
+    );
+    // Bad policies, and a date on an export without days (synthetic data has no dates).
+    for (request, message) in [
+        (
+            r#"{"user": 1, "exclude_known": "sometimes"}"#,
+            "`exclude_known`: `sometimes` is not an exclusion policy: use all, none or since:YYYY-MM-DD",
+        ),
+        (
+            r#"{"user": 1, "exclude_known": true}"#,
+            "`exclude_known` must be \"all\", \"none\" or \"since:YYYY-MM-DD\", got true",
+        ),
+        (
+            r#"{"user": 1, "exclude_known": "none", "include_known": true}"#,
+            "give `exclude_known` or its older alias `include_known`, not both",
+        ),
+        (
+            r#"{"user": 1, "exclude_known": "since:1998-03-01"}"#,
+            "leaving out known items since a date needs the day of each known interaction \
+             (tensor `known.days`), and this export has none: its data had no timestamps that \
+             are dates (or it was exported before they were stored); use all or none",
+        ),
+    ] {
+        let (status, body) = http(&addr, "POST", "/v1/recommend", request);
+        assert_eq!(status, 400, "{request}: {body}");
+        let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(reply["error"], message, "{request}");
+    }
     let (status, body) = http(
         &addr,
         "POST",

@@ -777,3 +777,243 @@ fn artefacts_of_another_run_and_bad_amounts_are_refused() {
     );
     assert!(!out.contains("inf"), "{out}");
 }
+
+/// Users of [`write_rated`] and its catalogue.
+const RATED_USERS: usize = 40;
+const RATED_ITEMS: usize = 15;
+/// Day 10,000 (1997-05-19) of the first interaction of every user.
+const FIRST_DAY: i64 = 10_000;
+
+/// User `u`'s items rated 5, at days 10,000 to 10,005: `(u + 2j) mod 15`, j < 6.
+fn liked(u: usize) -> Vec<usize> {
+    (0..6).map(|j| (u + 2 * j) % RATED_ITEMS).collect()
+}
+
+/// User `u`'s one item rated 1, the latest, at day 10,010: `(u + 1) mod 15`, none of the liked.
+fn disliked(u: usize) -> usize {
+    (u + 1) % RATED_ITEMS
+}
+
+/// Rated interactions with Unix-second timestamps (noon of each day).
+fn write_rated(path: &Path) {
+    let mut text = String::from("user,item,rating,timestamp\n");
+    for u in 0..RATED_USERS {
+        for (j, item) in liked(u).into_iter().enumerate() {
+            let t = (FIRST_DAY + j as i64) * 86_400 + 43_200;
+            text.push_str(&format!("{u},{item},5,{t}\n"));
+        }
+        let t = (FIRST_DAY + 10) * 86_400 + 43_200;
+        text.push_str(&format!("{u},{},1,{t}\n", disliked(u)));
+    }
+    fs::write(path, text).unwrap();
+}
+
+const RATED_CONFIG: &str = r#"
+name = "rated"
+seed = 3
+[data]
+format = "delimited"
+path = "rated.csv"
+user = "user"
+item = "item"
+rating = "rating"
+timestamp = "timestamp"
+[preprocess]
+implicit_threshold = 4
+[split]
+kind = "leave_one_out"
+[model]
+kind = "gmf"
+factors = 4
+[train]
+epochs = 2
+batch_size = 64
+[eval]
+ks = [5]
+monitor = "HR@5"
+protocol = { kind = "sampled", negatives = 5 }
+"#;
+
+/// Each customer's recommended items in `path`.
+fn recommended(path: &Path) -> HashMap<usize, HashSet<usize>> {
+    let mut out: HashMap<usize, HashSet<usize>> = HashMap::new();
+    for row in csv(path) {
+        out.entry(row["user"].parse().unwrap())
+            .or_default()
+            .insert(row["item"].parse().unwrap());
+    }
+    out
+}
+
+#[test]
+fn known_items_are_every_rated_item_and_their_exclusion_a_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    write_rated(&cwd.join("rated.csv"));
+    fs::write(cwd.join("rated.toml"), RATED_CONFIG).unwrap();
+    ok(ember(
+        &["train", "--config", "rated.toml", "--no-progress"],
+        cwd,
+    ));
+    ok(ember(&["export", "--run", "runs/rated", "--out", "m"], cwd));
+    let k = RATED_ITEMS.to_string();
+    let recommend = |policy: &[&str], out: &str| {
+        let mut args = vec!["recommend", "--model", "m", "--k", &k, "--out", out];
+        args.extend_from_slice(policy);
+        ok(ember(&args, cwd))
+    };
+
+    // Every item the customer rated, 1 included, is left out by default: 15 − 7 left.
+    let out = recommend(&[], "all.csv");
+    assert!(out.contains("excluded: all known interactions\n"), "{out}");
+    for (u, items) in recommended(&cwd.join("all.csv")) {
+        let mut expected: HashSet<usize> = (0..RATED_ITEMS).collect();
+        for i in liked(u).into_iter().chain([disliked(u)]) {
+            expected.remove(&i);
+        }
+        assert_eq!(items, expected, "user {u}");
+    }
+    // none: the whole catalogue, the disliked item included (and so with --include-known).
+    for (policy, file) in [
+        (&["--exclude-known", "none"][..], "none.csv"),
+        (&["--include-known"][..], "include.csv"),
+    ] {
+        let out = recommend(policy, file);
+        assert!(out.contains("excluded: none\n"), "{out}");
+        let recs = recommended(&cwd.join(file));
+        assert_eq!(recs.len(), RATED_USERS);
+        assert!(recs.values().all(|items| items.len() == RATED_ITEMS));
+    }
+    // since 1997-05-22 (day 10,003): the liked items of days 10,003–10,005 and the disliked
+    // one (10,010) are left out; those of days 10,000–10,002 come back.
+    let out = recommend(&["--exclude-known", "since:1997-05-22"], "since.csv");
+    assert!(
+        out.contains("excluded: known interactions since 1997-05-22\n"),
+        "{out}"
+    );
+    for (u, items) in recommended(&cwd.join("since.csv")) {
+        let liked = liked(u);
+        let mut expected: HashSet<usize> = (0..RATED_ITEMS).collect();
+        for i in liked[3..].iter().copied().chain([disliked(u)]) {
+            expected.remove(&i);
+        }
+        assert_eq!(items, expected, "user {u}");
+    }
+
+    // A campaign for item 3 leaves out everyone who rated it, however low.
+    let has_3 = |u: &usize| liked(*u).contains(&3) || disliked(*u) == 3;
+    let campaign = |policy: &str, out: &str| {
+        ok(ember(
+            &[
+                "campaign",
+                "--model",
+                "m",
+                "--item",
+                "3",
+                "--budget",
+                "100",
+                "--exclude-known",
+                policy,
+                "--out",
+                out,
+                "--no-progress",
+            ],
+            cwd,
+        ))
+    };
+    let out = campaign("all", "c-all");
+    assert!(out.contains("excluded: all known interactions\n"), "{out}");
+    let audience: HashSet<usize> = csv(&cwd.join("c-all/audience.csv"))
+        .iter()
+        .map(|r| r["customer"].parse().unwrap())
+        .collect();
+    let without: HashSet<usize> = (0..RATED_USERS).filter(|u| !has_3(u)).collect();
+    assert!(without.len() < RATED_USERS && (0..RATED_USERS).any(|u| disliked(u) == 3));
+    assert_eq!(audience, without);
+    let summary: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(cwd.join("c-all/campaign.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["excluded"], "all known interactions");
+    assert_eq!(summary["eligible"], without.len());
+    campaign("none", "c-none");
+    let summary: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(cwd.join("c-none/campaign.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["excluded"], "none");
+    assert_eq!(summary["eligible"], RATED_USERS);
+
+    // Next best action for item 1, which customer 0 rated 1: not offered under all, offered
+    // under none.
+    fs::write(cwd.join("actions.csv"), "id,items,value\npromote,1,10\n").unwrap();
+    let nba = |policy: &str, out: &str| {
+        let args = [
+            "nba",
+            "--model",
+            "m",
+            "--actions",
+            "actions.csv",
+            "--today",
+            "1998-01-01",
+            "--exclude-known",
+            policy,
+            "--out",
+            out,
+            "--no-progress",
+        ];
+        let stdout = ok(ember(&args, cwd));
+        let offered: HashSet<String> = csv(&cwd.join(out))
+            .iter()
+            .map(|r| r["customer"].clone())
+            .collect();
+        (stdout, offered)
+    };
+    assert_eq!(disliked(0), 1);
+    let (stdout, offered) = nba("all", "nba-all.csv");
+    assert!(
+        stdout.contains("excluded: all known interactions\n"),
+        "{stdout}"
+    );
+    assert!(!offered.contains("0"));
+    let (stdout, offered) = nba("none", "nba-none.csv");
+    assert!(stdout.contains("excluded: none\n"), "{stdout}");
+    assert!(offered.contains("0") && offered.len() == RATED_USERS);
+
+    // Bad policies: the value and what to write instead.
+    let err = fails(ember(
+        &[
+            "recommend",
+            "--model",
+            "m",
+            "--exclude-known",
+            "sometimes",
+            "--out",
+            "x.csv",
+        ],
+        cwd,
+    ));
+    assert_eq!(
+        err.trim_end(),
+        "error: --exclude-known: `sometimes` is not an exclusion policy: use all, none or since:YYYY-MM-DD"
+    );
+    let err = fails(ember(
+        &[
+            "campaign",
+            "--model",
+            "m",
+            "--item",
+            "3",
+            "--budget",
+            "5",
+            "--exclude-known",
+            "since:1997-02-30",
+            "--out",
+            "bad",
+        ],
+        cwd,
+    ));
+    assert_eq!(
+        err.trim_end(),
+        "error: --exclude-known: `since:1997-02-30`: `1997-02-30` is not a date; write since:YYYY-MM-DD"
+    );
+    assert!(!cwd.join("x.csv").exists() && !cwd.join("bad").exists());
+}

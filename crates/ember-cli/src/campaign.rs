@@ -7,11 +7,11 @@
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use ember_charts::{Corner, LineChart, Marker, Series, Stroke};
-use ember_decide::Known;
 use ember_decide::campaign::{
     self, AudienceOptions, ConversionValue, Evaluation, EvaluationOptions, HeldOutRow, Measurement,
     Outcome,
 };
+use ember_decide::{Known, describe_exclusion};
 use serde::{Deserialize, Serialize};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -60,6 +60,11 @@ struct PlanArgs {
     /// Seed of the control group's draw.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Which customers who already have the item (any interaction with it in the data the
+    /// model was trained on) are left out: `all` (the default), `none` (items people buy
+    /// again), or `since:YYYY-MM-DD` (only those who had it on or after that day).
+    #[arg(long, value_name = "POLICY")]
+    exclude_known: Option<String>,
     /// Interactions the model never saw, e.g. later purchases: a CSV file
     /// `customer,item[,value]`. Gives the gains and lift charts.
     #[arg(long, conflicts_with = "run")]
@@ -170,6 +175,10 @@ pub struct CampaignSummary {
     pub model: Provenance,
     pub item: i64,
     pub budget: usize,
+    /// Which customers who have the item were left out (the exclusion policy, as
+    /// [`describe_exclusion`] names it); absent from summaries written before it was recorded.
+    #[serde(default)]
+    pub excluded: Option<String>,
     /// Customers who could be chosen (do not have the item).
     pub eligible: usize,
     pub target: usize,
@@ -243,11 +252,38 @@ struct HeldOut {
     /// Whether the rows carry values for every interaction with the item.
     recorded_values: bool,
     /// Customers who had the item before the held-out period (for a run's test split, whose
-    /// items the export counts as known): the evaluation ranks everyone else.
+    /// items the export counts as known), as far as the exclusion policy counts them: the
+    /// evaluation ranks everyone else.
     owners: Option<Vec<i64>>,
 }
 
-fn held_out(args: &PlanArgs, item: i64) -> Result<Option<HeldOut>> {
+/// The customers of `data` whom `policy` leaves out of `item`'s campaign for having it, not
+/// counting a held-out test interaction: any known pair with the item (those below the
+/// implicit threshold included), or, under `since:`, those last had on or after the day.
+fn owners_before_test(data: &ember_data::Dataset, item: i64, policy: Known) -> Vec<i64> {
+    let Some(i) = data.item_ids.internal(item) else {
+        return Vec::new();
+    };
+    (0..data.num_users())
+        .filter(|&u| {
+            let Ok(at) = data.known[u].binary_search(&i) else {
+                return false;
+            };
+            let trained = data.train[u].contains(&i) || data.valid[u].contains(&i);
+            if data.test[u].contains(&i) && !trained {
+                return false;
+            }
+            match policy {
+                Known::Exclude => true,
+                Known::Include => false,
+                Known::Since(day) => data.known_days.as_ref().is_none_or(|d| d[u][at] >= day),
+            }
+        })
+        .map(|u| data.user_ids.external(u as u32))
+        .collect()
+}
+
+fn held_out(args: &PlanArgs, item: i64, policy: Known) -> Result<Option<HeldOut>> {
     if let Some(path) = &args.holdout {
         let rows = campaign::read_held_out(path)?;
         let recorded_values = rows
@@ -279,15 +315,9 @@ fn held_out(args: &PlanArgs, item: i64) -> Result<Option<HeldOut>> {
             });
         }
     }
-    // The export knows every split's items; before the test period a customer had the
-    // training and validation ones.
-    let owners = match data.item_ids.internal(item) {
-        Some(i) => (0..data.train.len())
-            .filter(|&u| data.train[u].contains(&i) || data.valid[u].contains(&i))
-            .map(external_user)
-            .collect(),
-        None => Vec::new(),
-    };
+    // The export knows every pair of the data, the test split's included; before the test
+    // period a customer had all but their test items.
+    let owners = owners_before_test(data, item, policy);
     Ok(Some(HeldOut {
         description: format!(
             "the test split of {} ({} interactions)",
@@ -358,6 +388,7 @@ fn plan(args: PlanArgs) -> Result<()> {
     model.item_index(item).with_context(|| {
         format!("--item {item}: the model has no such item (ids are the data's own)")
     })?;
+    let known = crate::output::exclusion(args.exclude_known.as_deref(), &model)?;
     let values = args
         .values
         .as_deref()
@@ -369,6 +400,7 @@ fn plan(args: PlanArgs) -> Result<()> {
     let mut options = AudienceOptions::new(budget);
     options.control_share = args.control;
     options.seed = args.seed;
+    options.known = known;
     let audience = campaign::select_audience(&model, item, &options)?;
     audience.write_csv(&dir.path("audience.csv"))?;
     bar.finish_and_clear();
@@ -385,8 +417,9 @@ fn plan(args: PlanArgs) -> Result<()> {
         control,
         args.seed
     );
+    println!("excluded: {}", describe_exclusion(known));
 
-    let held = held_out(&args, item)?;
+    let held = held_out(&args, item, known)?;
     let mut evaluation_summary = None;
     let mut evaluation: Option<Evaluation> = None;
     if let Some(held) = &held {
@@ -415,6 +448,7 @@ fn plan(args: PlanArgs) -> Result<()> {
         let mut options = EvaluationOptions::new(budget, 1.0);
         options.value = value;
         options.cost_per_contact = args.cost;
+        options.known = known;
         if let Some(owners) = &held.owners {
             options.known = Known::Include;
             options.exclude = owners.clone();
@@ -497,6 +531,7 @@ fn plan(args: PlanArgs) -> Result<()> {
         model: provenance,
         item,
         budget,
+        excluded: Some(describe_exclusion(known)),
         eligible: audience.eligible,
         target,
         control,

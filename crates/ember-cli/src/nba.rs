@@ -34,6 +34,11 @@ pub struct NbaArgs {
     /// propensity.
     #[arg(long, default_value_t = 0, value_name = "N")]
     explain: usize,
+    /// Which of a customer's known items count as had (ruling out an action that promotes
+    /// only those, and never the item named): `all` (the default), `none` (actions on what
+    /// people buy again), or `since:YYYY-MM-DD` (only those had on or after that day).
+    #[arg(long, value_name = "POLICY")]
+    exclude_known: Option<String>,
     /// Only these customers: a CSV file with a `user` column (default: every customer).
     #[arg(long)]
     users: Option<PathBuf>,
@@ -76,12 +81,14 @@ pub fn run(args: NbaArgs) -> Result<()> {
         Some(text) => parse_day(text, "--today")?,
         None => today(),
     };
+    let known = crate::output::exclusion(args.exclude_known.as_deref(), &model)?;
     let inputs = NbaInputs {
         actions: &actions,
         categories: &categories,
         contacts: &contacts,
         today,
         explain: args.explain,
+        known,
     };
     let customers: Vec<i64> = match &args.users {
         Some(path) => {
@@ -130,6 +137,7 @@ pub fn run(args: NbaArgs) -> Result<()> {
         summary.without_action,
         args.out.display()
     );
+    println!("excluded: {}", ember_decide::describe_exclusion(known));
     println!("best action:");
     for action in &actions {
         let n = best.get(&action.id).copied().unwrap_or(0);

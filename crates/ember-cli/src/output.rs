@@ -125,6 +125,22 @@ pub fn parse_day(text: &str, flag: &str) -> Result<i64> {
         .with_context(|| format!("{flag} `{text}`: expected a date YYYY-MM-DD or a day number"))
 }
 
+/// The exclusion policy of `--exclude-known` (`all` when not given), checked against `model`
+/// (`since:` needs an export with each known interaction's day) before anything is written.
+pub fn exclusion(
+    text: Option<&str>,
+    model: &ember_decide::ExportedModel,
+) -> Result<ember_decide::Known> {
+    let Some(text) = text else {
+        return Ok(ember_decide::Known::Exclude);
+    };
+    let policy = ember_decide::parse_exclusion(text).context("--exclude-known")?;
+    model
+        .check_exclusion(policy)
+        .with_context(|| format!("--exclude-known {text}"))?;
+    Ok(policy)
+}
+
 /// Loads the exported model in `dir`, saying what to do when `dir` is a training run (which
 /// has weights but no `manifest.json`) rather than an export.
 pub fn load_model(dir: &Path) -> Result<ember_decide::ExportedModel> {

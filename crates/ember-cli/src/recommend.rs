@@ -5,7 +5,9 @@
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ember_decide::batch::{BatchOptions, UserRecommendations, recommend_all, recommend_users};
-use ember_decide::{DecideError, Destination, ExportedModel, Known, OutputKind};
+use ember_decide::{
+    DecideError, Destination, ExportedModel, Known, OutputKind, describe_exclusion,
+};
 use polars::prelude::{Column, DataFrame, ParquetWriter};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -28,8 +30,13 @@ pub struct RecommendArgs {
     /// `item` column.
     #[arg(long)]
     suppress: Option<PathBuf>,
-    /// Rank the items each customer already has with the rest (by default they are left out).
-    #[arg(long)]
+    /// Which of the items each customer already has (every interaction of the data the model
+    /// was trained on) are left out: `all` (the default), `none` (catalogues people buy
+    /// again), or `since:YYYY-MM-DD` (only those had on or after that day).
+    #[arg(long, value_name = "POLICY")]
+    exclude_known: Option<String>,
+    /// The same as `--exclude-known none` (kept for older scripts).
+    #[arg(long, conflicts_with = "exclude_known")]
     include_known: bool,
     /// Add a `because` column: the N items of the customer's own that weigh most in each
     /// recommendation (`;`-separated, strongest first).
@@ -177,6 +184,10 @@ pub fn run(args: RecommendArgs) -> Result<()> {
     };
     let destination = Destination::check("--out", &out, kind, &inputs, args.force)?;
     let model = crate::output::load_model(&args.model)?;
+    let known = match args.include_known {
+        true => Known::Include,
+        false => crate::output::exclusion(args.exclude_known.as_deref(), &model)?,
+    };
     let suppress = match &args.suppress {
         Some(path) => ember_decide::read_ids(path, "item")?,
         None => Vec::new(),
@@ -185,11 +196,7 @@ pub fn run(args: RecommendArgs) -> Result<()> {
         k: args.k,
         chunk: args.chunk.max(1),
         suppress,
-        known: if args.include_known {
-            Known::Include
-        } else {
-            Known::Exclude
-        },
+        known,
         explain: args.explain,
     };
     let mut listed = match &args.users {
@@ -228,6 +235,7 @@ pub fn run(args: RecommendArgs) -> Result<()> {
         summary.0,
         out.display()
     );
+    println!("excluded: {}", describe_exclusion(known));
     Ok(())
 }
 

@@ -1,15 +1,19 @@
 //! `ember serve`: an HTTP JSON API over an exported model.
 //!
-//! - `POST /v1/recommend` `{"user": 7, "k": 10, "exclude": [3, 5]}` → `{"items": [{"id", "score"}…]}`;
-//!   for history-based models (autoencoders, SASRec, BERT4Rec) also
-//!   `{"history": [3, 5, 9], "k": 10}`: a user given by their items. The user's known items
-//!   are left out unless `"include_known": true`; `"explain": N` (or `true`, meaning 3) adds
-//!   to each item `"because": [{"item", "weight"}…]`, the user's own items that weigh most.
-//! - `POST /v1/audience` `{"item": 42, "k": 100}` → `{"users": [{"id", "score"}…]}`, the item's
-//!   owners left out unless `"include_known": true`; `"explain"` as above.
+//! - `POST /v1/recommend` `{"user": 7, "k": 10, "exclude": [3, 5]}` → `{"items": [{"id", "score"}…],
+//!   "excluded": "all known interactions"}`; for history-based models (autoencoders, SASRec,
+//!   BERT4Rec) also `{"history": [3, 5, 9], "k": 10}`: a user given by their items. The
+//!   user's known items are left out as `"exclude_known"` says: `"all"` (the default),
+//!   `"none"`, or `"since:YYYY-MM-DD"` (only those had on or after that day; not for a
+//!   history, which has no dates); `"include_known": true`, the older form, means `"none"`.
+//!   `"excluded"` names the policy applied. `"explain": N` (or `true`, meaning 3) adds to each
+//!   item `"because": [{"item", "weight"}…]`, the user's own items that weigh most.
+//! - `POST /v1/audience` `{"item": 42, "k": 100}` → `{"users": [{"id", "score"}…], "excluded"}`,
+//!   the item's owners left out as `"exclude_known"` says; `"explain"` as above.
 //! - `POST /v1/next-best-action` `{"user": 7}` → the best action and the runner-up with the
 //!   parts of their scores (value, propensity, eligibility) and the explanation, and the
-//!   actions not offered with the rule that ruled each out; when started with `--actions`.
+//!   actions not offered with the rule that ruled each out; `"exclude_known"` as above says
+//!   which known items count as had; when started with `--actions`.
 //! - `GET /healthz` → model kind and sizes
 //! - `GET /metrics` → request counts by route and status, and latency, in Prometheus text format
 //!
@@ -21,7 +25,9 @@
 use anyhow::{Context, Result};
 use axum::extract::State;
 use ember_decide::nba::{self, ActionScore, NbaInputs};
-use ember_decide::{DecideError, ExportedModel, InferError, Known, Options, Recommendation};
+use ember_decide::{
+    DecideError, ExportedModel, InferError, Known, Options, Recommendation, describe_exclusion,
+};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -83,13 +89,14 @@ impl ActionTables {
         })
     }
 
-    fn inputs(&self, today: i64, explain: usize) -> NbaInputs<'_> {
+    fn inputs(&self, today: i64, explain: usize, known: Known) -> NbaInputs<'_> {
         NbaInputs {
             actions: &self.actions,
             categories: &self.categories,
             contacts: &self.contacts,
             today,
             explain,
+            known,
         }
     }
 }
@@ -190,6 +197,34 @@ impl Body {
                 )),
             },
         }
+    }
+
+    /// The exclusion policy: `exclude_known` (`"all"`, the default; `"none"`;
+    /// `"since:YYYY-MM-DD"`), or its older alias `include_known: true` (`"none"`), checked
+    /// against `model`.
+    fn exclusion(&self, model: &ExportedModel) -> Result<Known, Reply> {
+        let policy = match (self.field("exclude_known"), self.field("include_known")) {
+            (Some(_), Some(_)) => {
+                return Err(error(
+                    400,
+                    "give `exclude_known` or its older alias `include_known`, not both",
+                ));
+            }
+            (Some(Value::String(text)), None) => ember_decide::parse_exclusion(text)
+                .map_err(|e| error(400, format!("`exclude_known`: {e}")))?,
+            (Some(v), None) => {
+                return Err(error(
+                    400,
+                    format!(
+                        "`exclude_known` must be \"all\", \"none\" or \"since:YYYY-MM-DD\", got {v}"
+                    ),
+                ));
+            }
+            (None, _) if self.flag("include_known")? => Known::Include,
+            (None, _) => Known::Exclude,
+        };
+        model.check_exclusion(policy).map_err(infer_error)?;
+        Ok(policy)
     }
 
     /// A day, `"YYYY-MM-DD"` or a day number.
@@ -321,14 +356,6 @@ fn decide_error(e: DecideError) -> Reply {
     }
 }
 
-fn known(include: bool) -> Known {
-    if include {
-        Known::Include
-    } else {
-        Known::Exclude
-    }
-}
-
 fn action_score(s: &ActionScore) -> Value {
     json!({
         "action": s.action,
@@ -383,6 +410,7 @@ fn handle(
                         "history",
                         "k",
                         "exclude",
+                        "exclude_known",
                         "include_known",
                         "explain",
                     ],
@@ -390,9 +418,11 @@ fn handle(
                 let k = q.k()?;
                 let exclude = q.ids("exclude")?.unwrap_or_default();
                 let explain = q.explain(0)?;
+                let known = q.exclusion(model)?;
+                let excluded = describe_exclusion(known);
                 let options = Options {
                     exclude: &exclude,
-                    known: known(q.flag("include_known")?),
+                    known,
                     explain,
                 };
                 match (q.id("user")?, q.ids("history")?) {
@@ -401,14 +431,16 @@ fn handle(
                             .recommend_for(user, k, &options)
                             .map_err(infer_error)?;
                         Ok(ok(
-                            json!({ "user": user, "items": scored(items, explain > 0) }),
+                            json!({ "user": user, "items": scored(items, explain > 0), "excluded": excluded }),
                         ))
                     }
                     (None, Some(history)) => {
                         let items = model
                             .recommend_history_for(&history, k, &options)
                             .map_err(infer_error)?;
-                        Ok(ok(json!({ "items": scored(items, explain > 0) })))
+                        Ok(ok(
+                            json!({ "items": scored(items, explain > 0), "excluded": excluded }),
+                        ))
                     }
                     _ => Err(error(
                         400,
@@ -420,22 +452,28 @@ fn handle(
         }
         ("POST", "/v1/audience") => {
             let reply = (|| {
-                let q = Body::parse(body, &["item", "k", "include_known", "explain"])?;
+                let q = Body::parse(
+                    body,
+                    &["item", "k", "exclude_known", "include_known", "explain"],
+                )?;
                 let item = q
                     .id("item")?
                     .ok_or_else(|| error(400, "`item` (an item id) is required"))?;
                 let explain = q.explain(0)?;
+                let known = q.exclusion(model)?;
                 let options = Options {
                     exclude: &[],
-                    known: known(q.flag("include_known")?),
+                    known,
                     explain,
                 };
                 let users = model
                     .audience_for(item, q.k()?, &options)
                     .map_err(infer_error)?;
-                Ok(ok(
-                    json!({ "item": item, "users": scored(users, explain > 0) }),
-                ))
+                Ok(ok(json!({
+                    "item": item,
+                    "users": scored(users, explain > 0),
+                    "excluded": describe_exclusion(known),
+                })))
             })();
             ("audience", reply.unwrap_or_else(|e| e))
         }
@@ -447,12 +485,13 @@ fn handle(
                         "next-best-action is not served: start `ember serve` with --actions FILE",
                     ));
                 };
-                let q = Body::parse(body, &["user", "explain", "today"])?;
+                let q = Body::parse(body, &["user", "explain", "today", "exclude_known"])?;
                 let user = q
                     .id("user")?
                     .ok_or_else(|| error(400, "`user` (a known user id) is required"))?;
                 let today = q.day("today")?.unwrap_or_else(crate::output::today);
-                let inputs = tables.inputs(today, q.explain(DEFAULT_EXPLAIN)?);
+                let known = q.exclusion(model)?;
+                let inputs = tables.inputs(today, q.explain(DEFAULT_EXPLAIN)?, known);
                 let d = nba::next_best_action(model, user, &inputs).map_err(decide_error)?;
                 let ineligible: Vec<Value> = d
                     .ineligible
@@ -464,6 +503,7 @@ fn handle(
                     "best": d.best.as_ref().map(action_score),
                     "runner_up": d.runner_up.as_ref().map(action_score),
                     "not_offered": ineligible,
+                    "excluded": describe_exclusion(known),
                 })))
             })();
             ("next-best-action", reply.unwrap_or_else(|e| e))
@@ -591,7 +631,7 @@ pub fn serve(
 ) -> Result<()> {
     let model = crate::output::load_model(model_dir)?;
     if let Some(tables) = &actions {
-        tables.inputs(0, 0).check(&model)?;
+        tables.inputs(0, 0, Known::Exclude).check(&model)?;
     }
     let shared = Arc::new(Shared {
         model,

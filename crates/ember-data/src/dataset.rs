@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::IdMap;
+use crate::{FixedTest, IdMap, Interactions, TimeUnit};
 
 /// Interactions split into train, validation and test, per user, with dense internal ids.
 #[derive(Debug, Clone)]
@@ -27,6 +27,17 @@ pub struct Dataset {
     /// The ratings of `train`, `valid` and `test`, entry for entry, when the source has
     /// ratings (explicit-feedback models train and are evaluated on these).
     pub ratings: Option<SplitRatings>,
+    /// Each user's known items, sorted and distinct: every item the source holds an
+    /// interaction of the user with, whatever the implicit threshold, de-duplication or k-core
+    /// filtering kept for training (items and users that k-core removed entirely have no
+    /// internal id, and are not here). What the user already has: exports leave these out of
+    /// recommendations, and evaluation masks them (see [`Dataset::masked_for_validation`]).
+    /// Always holds `train`, `valid` and `test`. One `u32` per distinct pair.
+    pub known: Vec<Vec<u32>>,
+    /// The day (days since 1970-01-01, UTC) of the latest interaction of each pair of
+    /// `known`, entry for entry, when the source's timestamps are points in time
+    /// ([`crate::Loaded::time_unit`]). One `i32` per distinct pair.
+    pub known_days: Option<Vec<Vec<i32>>>,
 }
 
 /// Ratings aligned with a [`Dataset`]'s item lists: `train[u][j]` is the rating of item
@@ -94,9 +105,75 @@ impl Dataset {
         self.user_sets(&[&self.train, &self.valid])
     }
 
-    /// Each user's items in every split, sorted: what sampled test negatives must avoid.
-    pub fn known_sets(&self) -> Vec<Vec<u32>> {
+    /// Each user's items in every split, sorted (a subset of [`Dataset::known`], which also
+    /// holds the pairs preprocessing removed).
+    pub fn split_sets(&self) -> Vec<Vec<u32>> {
         self.user_sets(&[&self.train, &self.valid, &self.test])
+    }
+
+    /// Each user's items that validation must not rank but as held-out items, sorted: their
+    /// known items but the test items that are not also training or validation items (model
+    /// selection knows nothing of the test items, so they stay candidates as any unseen item).
+    /// Full ranking masks these (the validation items among them stay candidates, to be
+    /// found), and sampled validation negatives avoid them.
+    pub fn masked_for_validation(&self) -> Vec<Vec<u32>> {
+        (0..self.num_users())
+            .map(|u| {
+                let seen = |i: &u32| self.train[u].contains(i) || self.valid[u].contains(i);
+                self.known[u]
+                    .iter()
+                    .copied()
+                    .filter(|i| !self.test[u].contains(i) || seen(i))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Sets [`Dataset::known`] (and [`Dataset::known_days`]) to every (user, item) pair of
+    /// `sources` and of `fixed`'s test pairs whose user and item have internal ids, with each
+    /// pair's latest day when every source has timestamps and `time_unit` says what they
+    /// count. `sources` must hold the interactions the splits were made of (the known items
+    /// always hold every split's).
+    pub fn set_known(
+        &mut self,
+        sources: &[&Interactions],
+        fixed: Option<&FixedTest>,
+        time_unit: Option<TimeUnit>,
+    ) {
+        let fixed_pairs = fixed.map(|f| Interactions {
+            users: f.test.iter().map(|p| p.0).collect(),
+            items: f.test.iter().map(|p| p.1).collect(),
+            ratings: None,
+            timestamps: f.test_timestamps.clone(),
+        });
+        let all: Vec<&Interactions> = sources.iter().copied().chain(&fixed_pairs).collect();
+        let unit = time_unit.filter(|_| all.iter().all(|s| s.timestamps.is_some()));
+        let mut pairs: Vec<Vec<(u32, i32)>> = vec![Vec::new(); self.num_users()];
+        for source in all {
+            for (k, (user, item)) in source.users.iter().zip(&source.items).enumerate() {
+                let (Some(u), Some(i)) =
+                    (self.user_ids.internal(*user), self.item_ids.internal(*item))
+                else {
+                    continue;
+                };
+                let day = match (unit, &source.timestamps) {
+                    (Some(unit), Some(times)) => unit.day(times[k]),
+                    _ => 0,
+                };
+                pairs[u as usize].push((i, day));
+            }
+        }
+        let mut known = Vec::with_capacity(pairs.len());
+        let mut days = Vec::with_capacity(pairs.len());
+        for mut row in pairs {
+            // Latest day first within an item, so that dedup keeps it.
+            row.sort_unstable_by_key(|&(i, day)| (i, std::cmp::Reverse(day)));
+            row.dedup_by_key(|p| p.0);
+            known.push(row.iter().map(|p| p.0).collect());
+            days.push(row.into_iter().map(|p| p.1).collect());
+        }
+        self.known = known;
+        self.known_days = unit.map(|_| days);
     }
 
     fn user_sets(&self, splits: &[&Vec<Vec<u32>>]) -> Vec<Vec<u32>> {
@@ -159,4 +236,125 @@ pub fn sorted_sets<'a>(lists: impl Iterator<Item = &'a [u32]>) -> Vec<Vec<u32>> 
             s
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Interactions, Preprocess, Split, TimeUnit};
+
+    /// Users 1, 2 and 3 over items 10–13, timestamps in days. Under a threshold of 4, user 1
+    /// keeps 10 (day 1), 12 (day 3) and 13 (day 7), and loses 11 (rated 2, day 2) and a later
+    /// copy of 10 (rated 1, day 9); user 2 keeps 10 and 11; user 3 rated only 11, low.
+    fn rated() -> Interactions {
+        Interactions {
+            users: vec![1, 1, 1, 1, 1, 2, 2, 3],
+            items: vec![10, 11, 12, 10, 13, 10, 11, 11],
+            ratings: Some(vec![5.0, 2.0, 4.0, 1.0, 5.0, 4.0, 5.0, 3.0]),
+            timestamps: Some(vec![1, 2, 3, 9, 7, 4, 5, 6]),
+        }
+    }
+
+    /// Preprocesses, splits leave-one-out and records the known pairs, as `prepare` does.
+    fn pipeline(preprocess: &Preprocess, unit: Option<TimeUnit>) -> crate::Dataset {
+        let mut data = rated();
+        let (_, dropped) = preprocess.apply_keeping_dropped(&mut data).unwrap();
+        let mut dataset = Split::LeaveOneOut.apply(&data, None).unwrap();
+        dataset.set_known(&[&data, &dropped], None, unit);
+        dataset
+    }
+
+    fn external(d: &crate::Dataset, items: &[u32]) -> Vec<i64> {
+        items.iter().map(|&i| d.item_ids.external(i)).collect()
+    }
+
+    #[test]
+    fn the_threshold_keeps_low_rated_pairs_known_with_their_latest_day() {
+        let threshold = Preprocess {
+            implicit_threshold: Some(4.0),
+            ..Default::default()
+        };
+        let d = pipeline(&threshold, Some(TimeUnit::Days));
+        // User 3 kept nothing, so has no id; items 10–13 all keep one (11 through user 2).
+        assert_eq!(d.num_users(), 2);
+        let (u1, u2) = (0, 1);
+        assert_eq!(external(&d, &d.train[u1]), [10]);
+        assert_eq!(external(&d, &d.valid[u1]), [12]);
+        assert_eq!(external(&d, &d.test[u1]), [13]);
+        // 11 (rated 2) is known though no split holds it; 10's latest day is the dropped
+        // copy's, 9.
+        assert_eq!(external(&d, &d.known[u1]), [10, 11, 12, 13]);
+        let days = d.known_days.as_ref().unwrap();
+        assert_eq!(days[u1], [9, 2, 3, 7]);
+        assert_eq!(external(&d, &d.known[u2]), [10, 11]);
+        assert_eq!(days[u2], [4, 5]);
+        // Validation masks everything known but the test item (13, not seen before).
+        assert_eq!(external(&d, &d.masked_for_validation()[u1]), [10, 11, 12]);
+    }
+
+    #[test]
+    fn dedup_counts_a_pair_once_at_its_latest_day_and_seconds_become_days() {
+        let mut data = rated();
+        data.timestamps = Some(
+            [1, 2, 3, 9, 7, 4, 5, 6]
+                .iter()
+                .map(|d| d * 86_400 + 3_600)
+                .collect(),
+        );
+        let (_, dropped) = Preprocess::default()
+            .apply_keeping_dropped(&mut data)
+            .unwrap();
+        assert!(dropped.is_empty(), "duplicates are not returned");
+        let mut d = Split::LeaveOneOut.apply(&data, None).unwrap();
+        d.set_known(&[&data, &dropped], None, Some(TimeUnit::Seconds));
+        assert_eq!(external(&d, &d.known[0]), [10, 11, 12, 13]);
+        assert_eq!(d.known_days.as_ref().unwrap()[0], [9, 2, 3, 7]);
+        // Without a time unit (positions in a file) there are no days.
+        d.set_known(&[&data, &dropped], None, None);
+        assert!(d.known_days.is_none());
+        assert_eq!(external(&d, &d.known[0]), [10, 11, 12, 13]);
+    }
+
+    #[test]
+    fn k_core_after_the_threshold_keeps_the_low_rated_pairs_of_the_users_and_items_it_keeps() {
+        // Users 1–3 each rate two of items 10–12 high and the third low; user 4 rates 10
+        // high and 11 low; user 1 also rates 13 high. k-core (2 each) then removes user 4
+        // (one kept interaction) and item 13 (one), which get no id.
+        let mut data = Interactions {
+            users: vec![1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 1],
+            items: vec![10, 11, 12, 10, 12, 11, 11, 12, 10, 10, 11, 13],
+            ratings: Some(vec![
+                5.0, 5.0, 1.0, 5.0, 5.0, 2.0, 5.0, 5.0, 1.0, 5.0, 1.0, 5.0,
+            ]),
+            timestamps: Some((1..=12).collect()),
+        };
+        let k_core = Preprocess {
+            implicit_threshold: Some(4.0),
+            min_user_interactions: 2,
+            min_item_interactions: 2,
+            ..Default::default()
+        };
+        let (stats, dropped) = k_core.apply_keeping_dropped(&mut data).unwrap();
+        assert_eq!((stats.below_threshold, stats.k_core, stats.kept), (4, 2, 6));
+        assert_eq!(dropped.len(), 6);
+        let everything = Split::Ratio {
+            train: 1.0,
+            valid: 0.0,
+            test: 0.0,
+            seed: 0,
+        };
+        let mut d = everything.apply(&data, None).unwrap();
+        d.set_known(&[&data, &dropped], None, Some(TimeUnit::Days));
+        assert_eq!((d.num_users(), d.num_items()), (3, 3));
+        let days = d.known_days.as_ref().unwrap();
+        for (u, trained, latest) in [
+            (0, [10, 11], [1, 2, 3]),
+            (1, [10, 12], [4, 6, 5]),
+            (2, [11, 12], [9, 7, 8]),
+        ] {
+            assert_eq!(external(&d, &d.train[u]), trained, "user {}", u + 1);
+            // The low-rated item is known too, with its day.
+            assert_eq!(external(&d, &d.known[u]), [10, 11, 12], "user {}", u + 1);
+            assert_eq!(days[u], latest, "user {}", u + 1);
+        }
+    }
 }

@@ -22,6 +22,50 @@ impl Interactions {
         self.users.is_empty()
     }
 
+    /// Keeps the interactions whose index passes `keep`, in order, and returns the others, in
+    /// order: what preprocessing drops is still something the user did.
+    pub fn split_off_indices(&mut self, keep: &[bool]) -> Interactions {
+        fn partition<T: Copy>(v: &mut Vec<T>, keep: &[bool]) -> Vec<T> {
+            let (mut kept, mut removed) = (Vec::new(), Vec::new());
+            for (x, k) in v.iter().zip(keep) {
+                if *k {
+                    kept.push(*x);
+                } else {
+                    removed.push(*x);
+                }
+            }
+            *v = kept;
+            removed
+        }
+        Interactions {
+            users: partition(&mut self.users, keep),
+            items: partition(&mut self.items, keep),
+            ratings: self.ratings.as_mut().map(|r| partition(r, keep)),
+            timestamps: self.timestamps.as_mut().map(|t| partition(t, keep)),
+        }
+    }
+
+    /// No interactions, with the same optional columns (ratings, timestamps) as `self`.
+    pub fn empty_like(&self) -> Interactions {
+        Interactions {
+            ratings: self.ratings.as_ref().map(|_| Vec::new()),
+            timestamps: self.timestamps.as_ref().map(|_| Vec::new()),
+            ..Default::default()
+        }
+    }
+
+    /// Appends `other`'s interactions (which must carry the same optional columns).
+    pub fn append(&mut self, mut other: Interactions) {
+        self.users.append(&mut other.users);
+        self.items.append(&mut other.items);
+        if let (Some(mine), Some(theirs)) = (&mut self.ratings, &mut other.ratings) {
+            mine.append(theirs);
+        }
+        if let (Some(mine), Some(theirs)) = (&mut self.timestamps, &mut other.timestamps) {
+            mine.append(theirs);
+        }
+    }
+
     /// Keeps the interactions whose index passes `keep`, in order.
     pub fn retain_indices(&mut self, keep: &[bool]) {
         fn filter<T: Copy>(v: &[T], keep: &[bool]) -> Vec<T> {
@@ -45,5 +89,38 @@ impl Interactions {
             order.sort_by_key(|&i| ts[i]); // stable: equal timestamps keep file order
         }
         order
+    }
+}
+
+/// What a source's timestamps count, when they are points in time: the unit of their distance
+/// from 1970-01-01 00:00 UTC. Sources whose timestamps only order a user's interactions (file
+/// positions) have none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeUnit {
+    /// Unix seconds (MovieLens, the NCF files, integer timestamp columns).
+    Seconds,
+    /// Milliseconds (a Parquet datetime column in ms).
+    Milliseconds,
+    /// Microseconds.
+    Microseconds,
+    /// Nanoseconds.
+    Nanoseconds,
+    /// Days (a Parquet date column).
+    Days,
+}
+
+impl TimeUnit {
+    /// The day (days since 1970-01-01, UTC) of timestamp `t`, rounded down, saturating at the
+    /// ends of `i32`.
+    pub fn day(self, t: i64) -> i32 {
+        let per_day: i64 = match self {
+            TimeUnit::Seconds => 86_400,
+            TimeUnit::Milliseconds => 86_400_000,
+            TimeUnit::Microseconds => 86_400_000_000,
+            TimeUnit::Nanoseconds => 86_400_000_000_000,
+            TimeUnit::Days => 1,
+        };
+        t.div_euclid(per_day)
+            .clamp(i32::MIN as i64, i32::MAX as i64) as i32
     }
 }

@@ -22,7 +22,7 @@ pub use dataset::{Dataset, DatasetStats, SplitRatings, sorted_sets};
 pub use error::{DataError, Result};
 pub use ids::IdMap;
 pub use inputs::{InputFile, fingerprint, verify};
-pub use interactions::Interactions;
+pub use interactions::{Interactions, TimeUnit};
 pub use preprocess::{Preprocess, PreprocessStats};
 pub use source::{Column, DataSource, Loaded};
 pub use split::{FixedTest, Split};
@@ -48,8 +48,9 @@ pub fn prepare(
     let Loaded {
         mut interactions,
         fixed,
+        time_unit,
     } = source.load()?;
-    let stats = preprocess.apply(&mut interactions)?;
+    let (stats, dropped) = preprocess.apply_keeping_dropped(&mut interactions)?;
     if interactions.is_empty() {
         return Err(DataError::Invalid(format!(
             "{}: preprocessing removed every interaction (read {}, below threshold {}, k-core {})",
@@ -59,6 +60,7 @@ pub fn prepare(
             stats.k_core
         )));
     }
-    let dataset = split.apply(&interactions, fixed.as_ref())?;
+    let mut dataset = split.apply(&interactions, fixed.as_ref())?;
+    dataset.set_known(&[&interactions, &dropped], fixed.as_ref(), time_unit);
     Ok((dataset, stats))
 }

@@ -49,6 +49,19 @@ pub struct PreprocessStats {
 impl Preprocess {
     /// Applies the options in order: threshold, de-duplication, k-core.
     pub fn apply(&self, data: &mut Interactions) -> Result<PreprocessStats> {
+        self.apply_keeping_dropped(data).map(|(stats, _)| stats)
+    }
+
+    /// [`Preprocess::apply`], also returning the interactions the threshold and k-core
+    /// filtering removed: pairs the user had, which a model must not recommend to them (see
+    /// [`crate::Dataset::known`]). Duplicates are not returned: the copy kept is the latest of
+    /// its pair among those left by the threshold, so every removed copy is older than either
+    /// it or one the threshold removed.
+    pub fn apply_keeping_dropped(
+        &self,
+        data: &mut Interactions,
+    ) -> Result<(PreprocessStats, Interactions)> {
+        let mut dropped = data.empty_like();
         let mut stats = PreprocessStats {
             read: data.len(),
             ..Default::default()
@@ -79,9 +92,9 @@ impl Preprocess {
                 ));
             };
             let keep: Vec<bool> = ratings.iter().map(|&r| r >= threshold).collect();
-            let before = data.len();
-            data.retain_indices(&keep);
-            stats.below_threshold = before - data.len();
+            let below = data.split_off_indices(&keep);
+            stats.below_threshold = below.len();
+            dropped.append(below);
         }
         if self.dedup {
             // Walk from the latest interaction back and keep the first sighting of each pair.
@@ -96,17 +109,18 @@ impl Preprocess {
             stats.duplicates = before - data.len();
         }
         if self.min_user_interactions > 1 || self.min_item_interactions > 1 {
-            let before = data.len();
-            k_core(data, self.min_user_interactions, self.min_item_interactions);
-            stats.k_core = before - data.len();
+            let removed = k_core(data, self.min_user_interactions, self.min_item_interactions);
+            stats.k_core = removed.len();
+            dropped.append(removed);
         }
         stats.kept = data.len();
-        Ok(stats)
+        Ok((stats, dropped))
     }
 }
 
-/// Drops users and items below the thresholds until a fixed point.
-fn k_core(data: &mut Interactions, min_user: usize, min_item: usize) {
+/// Drops users and items below the thresholds until a fixed point; returns what it dropped.
+fn k_core(data: &mut Interactions, min_user: usize, min_item: usize) -> Interactions {
+    let mut removed = data.empty_like();
     loop {
         let mut user_count: HashMap<i64, usize> = HashMap::new();
         let mut item_count: HashMap<i64, usize> = HashMap::new();
@@ -121,9 +135,9 @@ fn k_core(data: &mut Interactions, min_user: usize, min_item: usize) {
             .map(|(u, i)| user_count[u] >= min_user && item_count[i] >= min_item)
             .collect();
         if keep.iter().all(|k| *k) {
-            return;
+            return removed;
         }
-        data.retain_indices(&keep);
+        removed.append(data.split_off_indices(&keep));
     }
 }
 

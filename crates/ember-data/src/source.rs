@@ -12,7 +12,7 @@ use crate::text::{
     Bad, Expect, Records, bad_value, fields, numbered_lines, parse_id, parse_integer, parse_rating,
     rating_from_f64, read_text, separator_hint, shown, shown_cut,
 };
-use crate::{DataError, Interactions, Result};
+use crate::{DataError, Interactions, Result, TimeUnit};
 
 /// A column of a table: by header name, or by 0-based position.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,6 +120,9 @@ pub struct Loaded {
     pub interactions: Interactions,
     /// The source's own test split, when it has one.
     pub fixed: Option<FixedTest>,
+    /// What the timestamps count, when they are points in time; `None` without timestamps
+    /// or when they are only positions in a file (the sequence formats, the synthetic data).
+    pub time_unit: Option<TimeUnit>,
 }
 
 impl DataSource {
@@ -144,8 +147,17 @@ impl DataSource {
 
     /// Reads the source.
     pub fn load(&self) -> Result<Loaded> {
-        let interactions = match self {
-            DataSource::Synthetic { synthetic } => synthetic.generate()?,
+        // Integer timestamps in text are read as Unix seconds, as MovieLens and the NCF files
+        // write them.
+        let seconds = |interactions: Interactions| {
+            let unit = interactions
+                .timestamps
+                .is_some()
+                .then_some(TimeUnit::Seconds);
+            (interactions, unit)
+        };
+        let (interactions, time_unit) = match self {
+            DataSource::Synthetic { synthetic } => (synthetic.generate()?, None),
             DataSource::Delimited {
                 path,
                 separator,
@@ -161,7 +173,7 @@ impl DataSource {
                     rating: rating.as_ref(),
                     timestamp: timestamp.as_ref(),
                 };
-                read_delimited(path, separator, *header, &spec)?
+                seconds(read_delimited(path, separator, *header, &spec)?)
             }
             DataSource::Parquet {
                 path,
@@ -173,20 +185,22 @@ impl DataSource {
                 read_parquet(path, user, item, rating.as_deref(), timestamp.as_deref())
             })?,
             DataSource::Movielens100k { path } => {
-                read_delimited(path, "\t", false, &TableSpec::FOUR_COLUMNS)?
+                seconds(read_delimited(path, "\t", false, &TableSpec::FOUR_COLUMNS)?)
             }
             DataSource::Movielens1m { path } => {
-                read_delimited(path, "::", false, &TableSpec::FOUR_COLUMNS)?
+                seconds(read_delimited(path, "::", false, &TableSpec::FOUR_COLUMNS)?)
             }
             DataSource::Ncf { prefix } => return read_ncf(prefix),
-            DataSource::Sasrec { path } => {
-                read_delimited(path, " ", false, &TableSpec::TWO_COLUMNS)?
-            }
-            DataSource::Sequences { path } => read_sequences(path)?,
+            DataSource::Sasrec { path } => (
+                read_delimited(path, " ", false, &TableSpec::TWO_COLUMNS)?,
+                None,
+            ),
+            DataSource::Sequences { path } => (read_sequences(path)?, None),
         };
         Ok(Loaded {
             interactions,
             fixed: None,
+            time_unit,
         })
     }
 }
@@ -489,7 +503,7 @@ fn read_parquet(
     item: &str,
     rating: Option<&str>,
     timestamp: Option<&str>,
-) -> Result<Interactions> {
+) -> Result<(Interactions, Option<TimeUnit>)> {
     let file = std::fs::File::open(path).map_err(|source| DataError::Io {
         path: path.to_owned(),
         source,
@@ -567,10 +581,22 @@ fn read_parquet(
             .ratings()?,
         );
     }
+    let mut unit = None;
     if let Some(t) = timestamp {
         out.timestamps = Some(read((t, "timestamp", Expect::Timestamp))?);
+        unit = Some(match column(t)?.dtype() {
+            DataType::Date => TimeUnit::Days,
+            DataType::Datetime(polars::prelude::TimeUnit::Milliseconds, _) => {
+                TimeUnit::Milliseconds
+            }
+            DataType::Datetime(polars::prelude::TimeUnit::Microseconds, _) => {
+                TimeUnit::Microseconds
+            }
+            DataType::Datetime(polars::prelude::TimeUnit::Nanoseconds, _) => TimeUnit::Nanoseconds,
+            _ => TimeUnit::Seconds,
+        });
     }
-    Ok(out)
+    Ok((out, unit))
 }
 
 /// A column of a Parquet file, read as what its role needs.
@@ -791,6 +817,7 @@ fn read_ncf(prefix: &Path) -> Result<Loaded> {
         .copied()
         .zip(test_rows.items.iter().copied())
         .collect();
+    let test_timestamps = test_rows.timestamps;
     let negatives_path = with_suffix(".test.negative");
     let negatives = if negatives_path.exists() {
         let mut known: HashSet<i64> = interactions.users.iter().copied().collect();
@@ -801,7 +828,12 @@ fn read_ncf(prefix: &Path) -> Result<Loaded> {
     };
     Ok(Loaded {
         interactions,
-        fixed: Some(FixedTest { test, negatives }),
+        fixed: Some(FixedTest {
+            test,
+            test_timestamps,
+            negatives,
+        }),
+        time_unit: Some(TimeUnit::Seconds),
     })
 }
 

@@ -70,6 +70,8 @@ impl Default for Split {
 pub struct FixedTest {
     /// Held-out (user, item) pairs.
     pub test: Vec<(i64, i64)>,
+    /// The timestamp of each held-out pair, when the file has them.
+    pub test_timestamps: Option<Vec<i64>>,
     /// Per test user, the fixed negatives to rank the held-out item against.
     pub negatives: Option<Vec<(i64, Vec<i64>)>>,
 }
@@ -321,7 +323,7 @@ impl Split {
                 test: aligned(&test)?,
             })
         });
-        Ok(Dataset {
+        let mut dataset = Dataset {
             user_ids,
             item_ids,
             train,
@@ -330,7 +332,11 @@ impl Split {
             test_negatives,
             held_out_users,
             ratings,
-        })
+            known: Vec::new(),
+            known_days: None,
+        };
+        dataset.known = dataset.split_sets();
+        Ok(dataset)
     }
 }
 

@@ -890,10 +890,32 @@ fn parquet_dates_are_timestamps() {
         rating: None,
         timestamp: Some("ts".into()),
     };
-    assert_eq!(
-        load(src.clone()).interactions.timestamps.unwrap(),
-        vec![3, 1]
-    );
+    let loaded = load(src.clone());
+    assert_eq!(loaded.interactions.timestamps.unwrap(), vec![3, 1]);
+    // Dates count days; a millisecond datetime counts milliseconds, so its days are its values
+    // over 86,400,000 (rounded down): day 2 and day 0 here.
+    assert_eq!(loaded.time_unit, Some(ember_data::TimeUnit::Days));
+    let timed = dir.path().join("t.parquet");
+    let mut df =
+        df!("user" => [1i64, 1], "item" => [1i64, 2], "ts" => [2 * 86_400_000i64 + 5, 7]).unwrap();
+    df.apply("ts", |c| {
+        c.cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
+            .unwrap()
+    })
+    .unwrap();
+    ParquetWriter::new(fs::File::create(&timed).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    let timed = DataSource::Parquet {
+        path: timed,
+        user: "user".into(),
+        item: "item".into(),
+        rating: None,
+        timestamp: Some("ts".into()),
+    };
+    let unit = load(timed).time_unit.unwrap();
+    assert_eq!(unit, ember_data::TimeUnit::Milliseconds);
+    assert_eq!((unit.day(2 * 86_400_000 + 5), unit.day(7)), (2, 0));
     // A date is no id.
     let as_item = DataSource::Parquet {
         path: file,

@@ -1,6 +1,8 @@
 //! Decisions on exported ember models: the layer between a model's scores and what a business
 //! does with them, running wherever inference runs (ember-infer; no burn, no polars).
 //!
+//! - [`exclusion`]: the exclusion policy (what a customer already has that decisions leave
+//!   out: every known interaction by default, none, or those since a date), read and named.
 //! - [`batch`]: recommendations for every (or every listed) customer, streamed to CSV in
 //!   chunks, leaving out what each customer has and a suppression list.
 //! - [`campaign`]: who gets an item's campaign (an audience of those who do not have it,
@@ -24,6 +26,7 @@
 pub mod batch;
 pub mod campaign;
 pub mod destination;
+pub mod exclusion;
 pub mod nba;
 pub mod propensity;
 pub mod rng;
@@ -33,7 +36,8 @@ mod table;
 
 pub use destination::{Destination, OutputKind};
 pub use ember_infer::{Because, ExportedModel, InferError, Known, Options, Recommendation};
-pub use table::{AtomicFile, parse_day};
+pub use exclusion::{describe_exclusion, parse_exclusion};
+pub use table::{AtomicFile, format_day, parse_day};
 
 use std::path::{Path, PathBuf};
 

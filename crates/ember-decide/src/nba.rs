@@ -14,8 +14,11 @@
 //!      of it) is not contacted again;
 //!   4. cool-down: nor one contacted with it fewer than `cooldown_days` days before `today`.
 //! - Ties in score go to the action listed first.
-//! - What a customer has is their known items in the export; an export without them (format
-//!   version 1) makes every customer an owner of nothing.
+//! - What a customer has, for the owners rule and the open items, is the known items the
+//!   exclusion policy ([`NbaInputs::known`]) leaves out: every known item by default, none for
+//!   actions on what people buy again, or those had since a date. The categories rule reads
+//!   every known item whatever the policy (a customer's tastes). An export without known
+//!   items (format version 1) makes every customer an owner of nothing.
 //!
 //! Files (CSV with a header): actions `id,items,value[,categories,cap,cooldown_days]`
 //! (`items` and `categories` are `;`-separated lists); item metadata `item,category` (an
@@ -28,7 +31,7 @@ use std::path::Path;
 use crate::destination::Destination;
 use crate::propensity::propensities;
 use crate::table::{AtomicFile, CsvReader};
-use crate::{Because, DecideError, ExportedModel, because_field, number};
+use crate::{Because, DecideError, ExportedModel, Known, because_field, number};
 
 /// One action of the table.
 #[derive(Debug, Clone, PartialEq)]
@@ -251,12 +254,15 @@ pub struct NbaInputs<'a> {
     pub today: i64,
     /// "Because of" items per scored action (0: none).
     pub explain: usize,
+    /// Which of a customer's known items count as had (see the module docs).
+    pub known: Known,
 }
 
 impl NbaInputs<'_> {
     /// Checks the actions against the model and the metadata: every promoted item known to
     /// the model, categories available where an action has an allow-list.
     pub fn check(&self, model: &ExportedModel) -> Result<(), DecideError> {
+        model.check_exclusion(self.known)?;
         for action in self.actions {
             for &item in &action.items {
                 if model.item_index(item).is_err() {
@@ -285,6 +291,10 @@ pub fn next_best_action(
     inputs: &NbaInputs<'_>,
 ) -> Result<Decision, DecideError> {
     let known: HashSet<i64> = model.known_items(customer)?.into_iter().collect();
+    let had: HashSet<i64> = model
+        .left_out_items(customer, inputs.known)?
+        .into_iter()
+        .collect();
     let customer_categories: HashSet<&str> = known
         .iter()
         .filter_map(|i| inputs.categories.0.get(i))
@@ -298,7 +308,7 @@ pub fn next_best_action(
             .items
             .iter()
             .copied()
-            .filter(|i| !known.contains(i))
+            .filter(|i| !had.contains(i))
             .collect();
         let contacts = inputs.contacts.get(customer, &action.id);
         let reason = if open.is_empty() {

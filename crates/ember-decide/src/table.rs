@@ -305,6 +305,21 @@ pub fn parse_day(text: &str) -> Option<i64> {
     Some(days_from_civil(y, m, d))
 }
 
+/// The date `YYYY-MM-DD` of day number `day` (days since 1970-01-01; proleptic Gregorian,
+/// Hinnant's `civil_from_days`): what [`parse_day`] reads back.
+pub fn format_day(day: i64) -> String {
+    let z = day + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's `days_from_civil`).
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -409,6 +424,16 @@ mod tests {
         assert_eq!(parse_day("2023-02-29"), None);
         assert_eq!(parse_day("42"), Some(42));
         assert_eq!(parse_day("2024-1-5"), None);
+        for (day, date) in [
+            (0, "1970-01-01"),
+            (11_017, "2000-03-01"),
+            (19_782, "2024-02-29"),
+            (-1, "1969-12-31"),
+            (10_195, "1997-11-30"),
+        ] {
+            assert_eq!(format_day(day), date);
+            assert_eq!(parse_day(date), Some(day));
+        }
     }
 
     #[test]

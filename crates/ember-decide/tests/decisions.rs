@@ -362,6 +362,7 @@ fn next_best_action_applies_its_eligibility_rules() {
         contacts: &contacts,
         today: 200,
         explain: 2,
+        known: Known::Exclude,
     };
     let d = next_best_action(&model, 10, &inputs).unwrap();
     assert_eq!(

@@ -16,7 +16,9 @@ use crate::ModelSpec;
 ///   maps), so a reordered list is refused even before its checksum is compared; keys typed as
 ///   integers or strings ([`Keys`]); the fingerprint of the run the model came from
 ///   ([`Manifest::run_fingerprint`]); and an extension section ([`Manifest::extensions`]) for
-///   what later parts of a model carry (attribute encoders, a calibration).
+///   what later parts of a model carry (attribute encoders, a calibration). Its known items
+///   are every (user, item) pair of the run's source, whatever preprocessing kept for
+///   training, optionally with each pair's latest day ([`KNOWN_DAYS`]).
 /// - Version 2 added each user's known items ([`KNOWN_OFFSETS`], [`KNOWN_ITEMS`]).
 ///
 /// Versions 1 and 2 carry no checksums, so nothing tells a flipped bit or a reordered id list
@@ -61,6 +63,13 @@ pub const KNOWN_OFFSETS: &str = "known.offsets";
 /// LEB128 varint (7 bits a byte, low bits first, the high bit set on all but a number's last
 /// byte). On MovieLens-100K that is about a byte per item, a quarter of I32 ids.
 pub const KNOWN_ITEMS: &str = "known.items";
+/// Optional, beside [`KNOWN_ITEMS`]: the day of the latest interaction of each known (user,
+/// item) pair, as I32 days since 1970-01-01 UTC, one per decoded known item in the same order
+/// (user by user, items ascending): `[total known items]`. Present when the run's data had
+/// timestamps that are points in time; absent otherwise (positions in a sequence file, no
+/// timestamps). Queries that leave out only what was had since a date
+/// ([`crate::Known::Since`]) need it.
+pub const KNOWN_DAYS: &str = "known.days";
 
 /// For rating models (AutoRec): `[rows + 1]` I64 offsets into [`RATINGS_COLUMNS`] and
 /// [`RATINGS_VALUES`], rows being items for I-AutoRec and users for U-AutoRec.
@@ -177,6 +186,18 @@ pub struct Checksums {
     pub item_ids: String,
     /// Of [`Manifest::extensions`] as compact JSON (serde_json writes object keys sorted).
     pub extensions: String,
+}
+
+/// Each user's known items as the training side hands them to the writer.
+#[derive(Debug, Clone, Copy)]
+pub struct KnownItems<'a> {
+    /// Per user of the manifest, their known items (internal ids, in any order: the writer
+    /// sorts them and drops repeats).
+    pub items: &'a [Vec<u32>],
+    /// Per user, the day (days since 1970-01-01, UTC) of each of `items`, entry for entry;
+    /// `None` when the data has no times. Stored as [`KNOWN_DAYS`]; of an item given twice,
+    /// the later day is kept.
+    pub days: Option<&'a [Vec<i32>]>,
 }
 
 /// `manifest.json`.

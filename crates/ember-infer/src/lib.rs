@@ -9,7 +9,8 @@
 //!   (`tower.layers.0.weight`), what a family stores beside them to score the users it was
 //!   trained on ([`HISTORY_OFFSETS`], [`RATINGS_OFFSETS`]), and every user's known items
 //!   ([`KNOWN_OFFSETS`]: all of their interactions in the run's data, for every model kind;
-//!   absent from format-version-1 exports, which still load, with no known items). Matrices are row-major; a dense
+//!   absent from format-version-1 exports, which still load, with no known items), with the
+//!   day of each one's latest interaction when the data had dates ([`KNOWN_DAYS`]). Matrices are row-major; a dense
 //!   layer's weight is `[inputs, outputs]`. At `f16` precision matrices are stored as F16; at
 //!   `int8` as I8 with a per-row F32 scale in `<name>.scale` (symmetric: `value = int8 × scale`).
 //!   Vectors (biases, layer norms) always stay F32.
@@ -24,7 +25,8 @@
 //! [`InferError`], never a panic (`fuzz/` holds the loader's fuzz target).
 //!
 //! Queries never recommend a user what they already have, nor put a user who has an item in
-//! its audience, unless asked ([`Known::Include`]); scoring scores everything. Every answer
+//! its audience, unless their exclusion policy ([`Known`]) says to leave out none or only what
+//! was had since a date; scoring scores everything. Every answer
 //! can come with its explanation ([`Because`]: the user's own items that weigh most), which
 //! each family computes from its structure:
 //! - MF, GMF, MLP, NeuMF, LightGCN: the cosine similarity of the recommended item's embedding
@@ -61,14 +63,14 @@ pub use ember_spec::{
 };
 pub use families::MAX_OCCLUDED;
 pub use format::{
-    Checksums, FORMAT_VERSION, HISTORY_ITEMS, HISTORY_OFFSETS, KNOWN_EXTENSIONS, KNOWN_ITEMS,
-    KNOWN_OFFSETS, Keys, Manifest, ModelData, OLDEST_FORMAT_VERSION, Precision, RATINGS_COLUMNS,
-    RATINGS_OFFSETS, RATINGS_VALUES, TensorF32, sha256,
+    Checksums, FORMAT_VERSION, HISTORY_ITEMS, HISTORY_OFFSETS, KNOWN_DAYS, KNOWN_EXTENSIONS,
+    KNOWN_ITEMS, KNOWN_OFFSETS, Keys, KnownItems, Manifest, ModelData, OLDEST_FORMAT_VERSION,
+    Precision, RATINGS_COLUMNS, RATINGS_OFFSETS, RATINGS_VALUES, TensorF32, sha256,
 };
 pub use model::{Because, ExportedModel, Known, Options, Recommendation, ScoreScale};
 pub use quant::{f16_to_f32, f32_to_f16};
 pub use topk::Scored;
-pub use writer::{write_model, write_model_with};
+pub use writer::{write_model, write_model_known, write_model_with};
 
 use std::path::{Path, PathBuf};
 

@@ -5,7 +5,9 @@
 //!
 //! The rule every query follows: items a user already has (their known items, see
 //! [`crate::KNOWN_ITEMS`]) are never recommended to them, and users who already have an item
-//! are never in its audience, unless the query says [`Known::Include`]. Only scoring
+//! are never in its audience, unless the query's policy says otherwise ([`Known::Include`]:
+//! none left out, for catalogues people buy again; [`Known::Since`]: only what was had since
+//! a day). Only scoring
 //! ([`ExportedModel::score`], [`ExportedModel::score_internal_pairs`],
 //! [`ExportedModel::item_scores_internal`]) scores everything asked.
 
@@ -36,16 +38,36 @@ pub struct ExportedModel {
     items: HashMap<i64, u32>,
     /// Each user's known items; `None` for a format-version-1 export, which has none.
     known: Option<Arc<SparseRows>>,
+    /// The day of each known item's latest interaction, aligned with `known`'s columns, when
+    /// the export has them ([`crate::KNOWN_DAYS`]).
+    known_days: Option<Arc<Vec<i32>>>,
 }
 
-/// Whether a query leaves out what the user already has.
+/// Which of what the user already has (their known items) a query leaves out: the exclusion
+/// policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Known {
-    /// Leave out each user's known items (an audience: the users who already have the item).
+    /// Leave out every known item (an audience: every user who has the item).
     #[default]
     Exclude,
-    /// Rank them with the rest (e.g. to see what the model reconstructs).
+    /// Leave out none: rank them with the rest (catalogues people buy again, such as
+    /// groceries; or to see what the model reconstructs).
     Include,
+    /// Leave out the known items whose latest interaction was on or after this day (days
+    /// since 1970-01-01, UTC); earlier ones may be recommended again. Needs an export with
+    /// each known item's day ([`ExportedModel::has_known_days`]).
+    Since(i32),
+}
+
+impl Known {
+    /// Whether the policy leaves out a known item last had on `day`.
+    fn leaves_out(self, day: impl FnOnce() -> i32) -> bool {
+        match self {
+            Known::Exclude => true,
+            Known::Include => false,
+            Known::Since(since) => day() >= since,
+        }
+    }
 }
 
 /// How a query ranks, beyond its `k`.
@@ -286,6 +308,10 @@ impl ExportedModel {
         )?;
         let family = registration.load(&tensors.root())?;
         let known = Some(Arc::new(tensors.known_items()?));
+        let known_days = match &known {
+            Some(rows) => tensors.known_days(rows.columns.len())?.map(Arc::new),
+            None => None,
+        };
         tensors.finish()?;
         Ok(Self {
             manifest,
@@ -295,6 +321,7 @@ impl ExportedModel {
             users,
             items,
             known,
+            known_days,
         })
     }
 
@@ -343,6 +370,62 @@ impl ExportedModel {
             Some(known) => known.row(user as usize),
             None => &[],
         }
+    }
+
+    /// Whether the export carries the day of each known item's latest interaction
+    /// ([`crate::KNOWN_DAYS`]), which [`Known::Since`] needs.
+    pub fn has_known_days(&self) -> bool {
+        self.known_days.is_some()
+    }
+
+    /// The days of internal user `user`'s known items (in range), entry for entry with
+    /// [`Self::known_internal`], when the export has them.
+    pub fn known_days_internal(&self, user: u32) -> Option<&[i32]> {
+        let (known, days) = (self.known.as_ref()?, self.known_days.as_ref()?);
+        let (start, end) = (
+            known.offsets[user as usize],
+            known.offsets[user as usize + 1],
+        );
+        Some(&days[start..end])
+    }
+
+    /// Checks that this export can apply `policy`: [`Known::Since`] needs each known item's
+    /// day.
+    pub fn check_exclusion(&self, policy: Known) -> Result<(), InferError> {
+        match policy {
+            Known::Since(_) if !self.has_known_days() => Err(InferError::Unsupported(
+                "leaving out known items since a date needs the day of each known interaction \
+                 (tensor `known.days`), and this export has none: its data had no timestamps \
+                 that are dates (or it was exported before they were stored); use all or none"
+                    .into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The internal known items of internal user `user` that `policy` leaves out, in order
+    /// (none for [`Known::Include`]); `policy` must have passed [`Self::check_exclusion`].
+    fn left_out_internal(&self, user: u32, policy: Known) -> Vec<u32> {
+        let known = self.known_internal(user);
+        let days = self.known_days_internal(user);
+        known
+            .iter()
+            .enumerate()
+            .filter(|&(k, _)| policy.leaves_out(|| days.map_or(i32::MAX, |d| d[k])))
+            .map(|(_, &i)| i)
+            .collect()
+    }
+
+    /// The known items of `user` that `policy` leaves out, as external item ids in internal
+    /// order: what the user counts as having for a decision under that policy.
+    pub fn left_out_items(&self, user: i64, policy: Known) -> Result<Vec<i64>, InferError> {
+        self.check_exclusion(policy)?;
+        let u = self.user_index(user)?;
+        Ok(self
+            .left_out_internal(u, policy)
+            .into_iter()
+            .map(|i| self.item_ids[i as usize])
+            .collect())
     }
 
     /// The known items of `user`, as external item ids in internal order; empty for an export
@@ -394,16 +477,14 @@ impl ExportedModel {
         self.family.pair_scores(&pairs)
     }
 
-    /// Marks the items of `exclude` (external ids; unknown ones ignored) and, unless `known`
-    /// says to include them, the `owned` internal items with NaN, which top-k passes over.
-    fn leave_out(&self, scores: &mut [f32], exclude: &[i64], owned: &[u32], known: Known) {
+    /// Marks the items of `exclude` (external ids; unknown ones ignored) and the `owned`
+    /// internal items with NaN, which top-k passes over.
+    fn leave_out(&self, scores: &mut [f32], exclude: &[i64], owned: &[u32]) {
         for i in exclude.iter().filter_map(|i| self.items.get(i)) {
             scores[*i as usize] = f32::NAN;
         }
-        if known == Known::Exclude {
-            for &i in owned {
-                scores[i as usize] = f32::NAN;
-            }
+        for &i in owned {
+            scores[i as usize] = f32::NAN;
         }
     }
 
@@ -437,12 +518,7 @@ impl ExportedModel {
             .zip(&users)
             .zip(&mut scores)
             .map(|((&(_, exclude), &u), scores)| {
-                self.leave_out(
-                    scores,
-                    exclude,
-                    self.known_internal(u as u32),
-                    Known::Exclude,
-                );
+                self.leave_out(scores, exclude, self.known_internal(u as u32));
                 top_k(scores, &self.item_ids, k)
             })
             .collect())
@@ -468,6 +544,7 @@ impl ExportedModel {
         k: usize,
         options: &Options<'_>,
     ) -> Result<Vec<Vec<Recommendation>>, InferError> {
+        self.check_exclusion(options.known)?;
         let internal = users
             .iter()
             .map(|&user| Ok(self.user_index(user)? as usize))
@@ -478,7 +555,8 @@ impl ExportedModel {
             .zip(&mut scores)
             .map(|(&u, scores)| {
                 let known = self.known_internal(u as u32);
-                self.leave_out(scores, options.exclude, known, options.known);
+                let owned = self.left_out_internal(u as u32, options.known);
+                self.leave_out(scores, options.exclude, &owned);
                 let top = top_k(scores, &self.item_ids, k);
                 let subject = Subject::User {
                     user: u,
@@ -636,19 +714,31 @@ impl ExportedModel {
     }
 
     /// [`Self::recommend_history`] as `options` say: the history's items are the user's known
-    /// items (left out unless [`Known::Include`], and what explanations name).
+    /// items (left out unless [`Known::Include`], and what explanations name). A history has
+    /// no days, so [`Known::Since`] is refused.
     pub fn recommend_history_for(
         &self,
         history: &[i64],
         k: usize,
         options: &Options<'_>,
     ) -> Result<Vec<Recommendation>, InferError> {
+        if let Known::Since(_) = options.known {
+            return Err(InferError::Unsupported(
+                "a history given with the query has no dates, so nothing in it can be left out \
+                 since a date: use all or none"
+                    .into(),
+            ));
+        }
         let items = self.history_items(history);
         let mut scores = self
             .family
             .history_scores(&items)
             .map_err(|by_id| by_id.error(self.manifest.model.kind()))?;
-        self.leave_out(&mut scores, options.exclude, &items, options.known);
+        let owned: &[u32] = match options.known {
+            Known::Include => &[],
+            _ => &items,
+        };
+        self.leave_out(&mut scores, options.exclude, owned);
         let top = top_k(&scores, &self.item_ids, k);
         self.explained(top, Subject::History(&items), options.explain)
     }
@@ -668,7 +758,7 @@ impl ExportedModel {
     }
 
     /// [`Self::audience`] as `options` say: `exclude` lists users to leave out, [`Known`]
-    /// whether the item's owners are left out, and `explain` how many of each member's own
+    /// which of the item's owners are left out, and `explain` how many of each member's own
     /// items explain their score for `item`. With `k` at least the number of users, this
     /// ranks every user (for gains curves).
     pub fn audience_for(
@@ -677,15 +767,18 @@ impl ExportedModel {
         k: usize,
         options: &Options<'_>,
     ) -> Result<Vec<Recommendation>, InferError> {
+        self.check_exclusion(options.known)?;
         let i = self.item_index(item)?;
         let users = self.user_ids.len();
         let mut scores = self.family.audience_scores(i as usize, users);
         for u in options.exclude.iter().filter_map(|u| self.users.get(u)) {
             scores[*u as usize] = f32::NAN;
         }
-        if options.known == Known::Exclude {
-            for (u, score) in scores.iter_mut().enumerate() {
-                if self.known_internal(u as u32).binary_search(&i).is_ok() {
+        for (u, score) in scores.iter_mut().enumerate() {
+            let u = u as u32;
+            if let Ok(at) = self.known_internal(u).binary_search(&i) {
+                let day = || self.known_days_internal(u).map_or(i32::MAX, |d| d[at]);
+                if options.known.leaves_out(day) {
                     *score = f32::NAN;
                 }
             }

@@ -14,8 +14,8 @@ use std::fmt::Display;
 use std::path::Path;
 
 use crate::format::{
-    HISTORY_ITEMS, HISTORY_OFFSETS, KNOWN_ITEMS, KNOWN_OFFSETS, RATINGS_COLUMNS, RATINGS_OFFSETS,
-    RATINGS_VALUES,
+    HISTORY_ITEMS, HISTORY_OFFSETS, KNOWN_DAYS, KNOWN_ITEMS, KNOWN_OFFSETS, RATINGS_COLUMNS,
+    RATINGS_OFFSETS, RATINGS_VALUES,
 };
 use crate::quant::f16_to_f32;
 use crate::{InferError, Precision};
@@ -203,6 +203,30 @@ impl<'a> Tensors<'a> {
             rows.offsets.push(rows.columns.len());
         }
         Ok(rows)
+    }
+
+    /// The day of each of the `pairs` known items ([`KNOWN_DAYS`]), in their decoded order,
+    /// when the file has them.
+    pub(crate) fn known_days(&self, pairs: usize) -> Result<Option<Vec<i32>>, InferError> {
+        if self.file.tensor(KNOWN_DAYS).is_err() {
+            return Ok(None);
+        }
+        let days = self.vector_view(KNOWN_DAYS, Dtype::I32)?;
+        if days.shape()[0] != pairs {
+            return Err(tensor_error(
+                KNOWN_DAYS,
+                format!(
+                    "{} days for {pairs} known items: one per known item",
+                    days.shape()[0]
+                ),
+            ));
+        }
+        Ok(Some(
+            days.data()
+                .chunks_exact(4)
+                .map(|b| i32::from_le_bytes(b.try_into().expect("4 bytes")))
+                .collect(),
+        ))
     }
 
     /// The tensor `name`, checked to be stored as `dtype` `shape`, and marked as taken.

@@ -13,8 +13,8 @@ use std::fs;
 use std::path::Path;
 
 use crate::format::{
-    HISTORY_ITEMS, HISTORY_OFFSETS, KNOWN_ITEMS, KNOWN_OFFSETS, Manifest, ModelData, Precision,
-    RATINGS_COLUMNS, RATINGS_OFFSETS, RATINGS_VALUES, TensorF32,
+    HISTORY_ITEMS, HISTORY_OFFSETS, KNOWN_DAYS, KNOWN_ITEMS, KNOWN_OFFSETS, KnownItems, Manifest,
+    ModelData, Precision, RATINGS_COLUMNS, RATINGS_OFFSETS, RATINGS_VALUES, TensorF32,
 };
 use crate::model::ExportedModel;
 use crate::quant::{f32_to_f16, quantize_rows};
@@ -107,6 +107,40 @@ fn known_bytes(rows: &[Vec<u32>]) -> (Bytes, Bytes) {
     )
 }
 
+/// Each user's known items as a set (sorted, distinct) with, when given, each one's day (the
+/// latest of an item given twice), all users' days in one list.
+fn dated_sets(known: KnownItems<'_>) -> Result<(Vec<Vec<u32>>, Option<Vec<i32>>), InferError> {
+    let Some(days) = known.days else {
+        return Ok((item_sets(known.items), None));
+    };
+    if days.len() != known.items.len()
+        || days
+            .iter()
+            .zip(known.items)
+            .any(|(d, i)| d.len() != i.len())
+    {
+        return Err(tensor_error(
+            KNOWN_DAYS,
+            "days given are not one per known item of each user",
+        ));
+    }
+    let mut all_days = Vec::new();
+    let sets = known
+        .items
+        .iter()
+        .zip(days)
+        .map(|(items, days)| {
+            let mut row: Vec<(u32, i32)> =
+                items.iter().copied().zip(days.iter().copied()).collect();
+            row.sort_unstable_by_key(|&(i, day)| (i, std::cmp::Reverse(day)));
+            row.dedup_by_key(|p| p.0);
+            all_days.extend(row.iter().map(|p| p.1));
+            row.into_iter().map(|p| p.0).collect()
+        })
+        .collect();
+    Ok((sets, Some(all_days)))
+}
+
 /// Each user's items as a set: sorted, distinct.
 fn item_sets(rows: &[Vec<u32>]) -> Vec<Vec<u32>> {
     rows.iter()
@@ -127,21 +161,28 @@ pub(crate) fn encode(
     stored: Stored,
     tensors: &[TensorF32],
     data: ModelData<'_>,
-    (users, known): (usize, &[Vec<u32>]),
+    (users, known): (usize, KnownItems<'_>),
 ) -> Result<Vec<u8>, InferError> {
-    if known.len() != users {
+    if known.items.len() != users {
         return Err(tensor_error(
             KNOWN_OFFSETS,
             format!(
                 "known items given for {} users, the manifest has {users}",
-                known.len()
+                known.items.len()
             ),
         ));
     }
     let mut out: Vec<(String, Bytes)> = Vec::new();
-    let (offsets, items) = known_bytes(&item_sets(known));
+    let (sets, days) = dated_sets(known)?;
+    let (offsets, items) = known_bytes(&sets);
     out.push((KNOWN_OFFSETS.into(), offsets));
     out.push((KNOWN_ITEMS.into(), items));
+    if let Some(days) = days {
+        out.push((
+            KNOWN_DAYS.into(),
+            vector(Dtype::I32, &days, |v| v.to_le_bytes()),
+        ));
+    }
     for t in tensors {
         let values = t.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
         if values != Some(t.data.len()) {
@@ -271,6 +312,23 @@ pub fn write_model_with(
     data: ModelData<'_>,
     known: &[Vec<u32>],
 ) -> Result<Manifest, InferError> {
+    let known = KnownItems {
+        items: known,
+        days: None,
+    };
+    write_model_known(dir, manifest, tensors, data, known)
+}
+
+/// [`write_model_with`] with the day of each known item's latest interaction, when the data
+/// has them ([`KnownItems::days`], stored as [`KNOWN_DAYS`]), for queries that leave out only
+/// what was had since a date.
+pub fn write_model_known(
+    dir: &Path,
+    manifest: &Manifest,
+    tensors: &[TensorF32],
+    data: ModelData<'_>,
+    known: KnownItems<'_>,
+) -> Result<Manifest, InferError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |error| InferError::Io { path, error }
@@ -363,6 +421,10 @@ pub(crate) fn load_in_memory_known(
 ) -> Result<ExportedModel, InferError> {
     let stored = families::registration(&manifest.model).stored;
     let path = Path::new("model.safetensors");
+    let known = KnownItems {
+        items: known,
+        days: None,
+    };
     let users = (manifest.user_ids.len(), known);
     let weights = encode(path, manifest.precision, stored, tensors, data, users)?;
     let json = serde_json::to_vec(&manifest.with_checksums(&weights))

@@ -4,8 +4,8 @@
 
 use ember_infer::{
     AutoRecSpec, AutoencoderSpec, CdaeSpec, ExportedModel, FactorsSpec, Gru4RecSpec, Keys, Known,
-    LightGcnSpec, Manifest, MlpSpec, ModelData, ModelSpec, NeuMfSpec, Options, Precision,
-    TensorF32, TransformerSpec, write_model_with,
+    KnownItems, LightGcnSpec, Manifest, MlpSpec, ModelData, ModelSpec, NeuMfSpec, Options,
+    Precision, TensorF32, TransformerSpec, write_model_known, write_model_with,
 };
 use std::path::Path;
 
@@ -215,8 +215,19 @@ fn manifest(spec: ModelSpec) -> Manifest {
     )
 }
 
+/// The day of each of [`known`]'s entries: 100, 200 and 300 for a user's three (so an item
+/// listed twice, as user 0's item 0, is last had on the later day).
+fn known_days() -> Vec<Vec<i32>> {
+    vec![vec![100, 200, 300]; USERS]
+}
+
 /// Every kind, written with its users' data and known items and loaded back.
 fn models(dir: &Path) -> Vec<ExportedModel> {
+    models_with(dir, None)
+}
+
+/// [`models`], with the known items' `days` when given.
+fn models_with(dir: &Path, days: Option<&[Vec<i32>]>) -> Vec<ExportedModel> {
     let histories = histories();
     // Ratings: rows are users (U-AutoRec) or items (I-AutoRec), from the training items.
     let user_ratings: Vec<Vec<(u32, f32)>> = histories
@@ -245,7 +256,12 @@ fn models(dir: &Path) -> Vec<ExportedModel> {
                 _ => ModelData::None,
             };
             let out = dir.join(format!("{k}-{}", spec.kind()));
-            write_model_with(&out, &manifest(spec), &tensors, data, &known()).unwrap();
+            let known = known();
+            let known = KnownItems {
+                items: &known,
+                days,
+            };
+            write_model_known(&out, &manifest(spec), &tensors, data, known).unwrap();
             ExportedModel::load(&out).unwrap()
         })
         .collect()
@@ -548,6 +564,152 @@ fn regression_neumf_history_query_answers_in_the_apis_words() {
     for text in [err, model.user_vector(99).unwrap_err().to_string()] {
         assert!(!text.contains("Spec") && !text.contains('{'), "{text}");
     }
+}
+
+#[test]
+fn since_a_day_leaves_out_only_what_was_had_from_that_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let days = known_days();
+    for model in models_with(dir.path(), Some(&days)) {
+        let name = name(&model);
+        assert!(model.has_known_days(), "{name}");
+        // User 10 has items 0 (days 100 and 300: 300) and 2 (day 200).
+        assert_eq!(model.known_days_internal(0), Some(&[300, 200][..]));
+        // User 13 has 3 (day 100), 5 (200) and 6 (300).
+        assert_eq!(model.known_days_internal(3), Some(&[100, 200, 300][..]));
+        let since = |day| Options {
+            known: Known::Since(day),
+            ..Options::default()
+        };
+        let ids = |user, day| -> Vec<i64> {
+            let top = model.recommend_for(user, ITEMS, &since(day)).unwrap();
+            top.iter().map(|r| r.id).collect()
+        };
+        // Since day 200, user 13 gets item 103 back but not 105 nor 106.
+        let top = ids(13, 200);
+        assert_eq!(top.len(), ITEMS - 2, "{name}");
+        assert!(top.contains(&103) && !top.contains(&105) && !top.contains(&106));
+        assert_eq!(
+            model.left_out_items(13, Known::Since(200)).unwrap(),
+            [105, 106]
+        );
+        // Since day 301 nothing is left out; since day 100, everything.
+        assert_eq!(ids(13, 301).len(), ITEMS, "{name}");
+        assert_eq!(ids(13, 100).len(), ITEMS - 3, "{name}");
+        // Item 102's owners: users 10 (day 200), 11 (2 = 2·1, day 300) and 12 (2, day 100).
+        // Since day 250 only user 11 is left out of its audience.
+        let audience: Vec<i64> = model
+            .audience_for(102, USERS, &since(250))
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(audience.len(), USERS - 1, "{name}: {audience:?}");
+        assert!(!audience.contains(&11), "{name}");
+    }
+}
+
+#[test]
+fn since_a_day_needs_days_the_export_and_the_query_have() {
+    let dir = tempfile::tempdir().unwrap();
+    let since = Options {
+        known: Known::Since(200),
+        ..Options::default()
+    };
+    let models = models(dir.path());
+    let message = "leaving out known items since a date needs the day of each known \
+                   interaction (tensor `known.days`), and this export has none: its data had no \
+                   timestamps that are dates (or it was exported before they were stored); use \
+                   all or none";
+    for model in &models {
+        assert!(!model.has_known_days());
+        let err = model.recommend_for(10, 3, &since).unwrap_err();
+        assert_eq!(err.to_string(), message, "{}", name(model));
+        let err = model.audience_for(102, 3, &since).unwrap_err();
+        assert_eq!(err.to_string(), message, "{}", name(model));
+    }
+    // A history has no dates at all.
+    let sasrec = models
+        .iter()
+        .find(|m| m.manifest().model.kind() == "sasrec")
+        .unwrap();
+    let err = sasrec
+        .recommend_history_for(&[101, 102], 3, &since)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "a history given with the query has no dates, so nothing in it can be left out since \
+         a date: use all or none"
+    );
+}
+
+#[test]
+fn known_days_must_match_the_known_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spec, tensors) = specs().remove(0);
+    let known = known();
+    let mut days = known_days();
+    days[4].pop();
+    let given = KnownItems {
+        items: &known,
+        days: Some(&days),
+    };
+    let out = dir.path().join("m");
+    let err = write_model_known(
+        &out,
+        &manifest(spec.clone()),
+        &tensors,
+        ModelData::None,
+        given,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "tensor `known.days`: days given are not one per known item of each user"
+    );
+    assert!(!out.exists());
+    // A file whose days do not match its known items fails to load, naming both counts.
+    let days = known_days();
+    let given = KnownItems {
+        items: &known,
+        days: Some(&days),
+    };
+    write_model_known(&out, &manifest(spec), &tensors, ModelData::None, given).unwrap();
+    let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut kept: Vec<(String, Vec<u8>, safetensors::Dtype, Vec<usize>)> = Vec::new();
+    for (name, view) in file.tensors() {
+        let (mut data, mut shape) = (view.data().to_vec(), view.shape().to_vec());
+        if name == "known.days" {
+            data.truncate(data.len() - 4);
+            shape[0] -= 1;
+        }
+        kept.push((name, data, view.dtype(), shape));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = kept
+        .iter()
+        .map(|(name, data, dtype, shape)| {
+            let view = safetensors::tensor::TensorView::new(*dtype, shape.clone(), data).unwrap();
+            (name.clone(), view)
+        })
+        .collect();
+    let weights = safetensors::serialize(views, None).unwrap();
+    // With the checksums made to fit: a file written wrongly, not one damaged after export.
+    let manifest: Manifest =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let manifest = serde_json::to_vec(&manifest.with_checksums(&weights)).unwrap();
+    let err = ExportedModel::from_bytes(
+        &manifest,
+        &weights,
+        Path::new("manifest.json"),
+        Path::new("model.safetensors"),
+    )
+    .unwrap_err();
+    // Users 10 and 12 have two distinct items, the other four three: 16 known items.
+    assert_eq!(
+        err.to_string(),
+        "tensor `known.days`: 15 days for 16 known items: one per known item"
+    );
 }
 
 #[test]

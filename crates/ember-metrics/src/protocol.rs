@@ -18,7 +18,10 @@ pub enum NegativeSampling {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Protocol {
-    /// Every item in the catalogue, with the user's training items removed (masked).
+    /// Every item in the catalogue but the user's known items (masked): every item they
+    /// interacted with in the data, those below the implicit threshold included, as serving
+    /// leaves them out; the held-out items being ranked stay, and so do the test items when
+    /// validating.
     FullRanking,
     /// The held-out items plus `negatives` items the user never interacted with, drawn once
     /// (seeded) per user.
@@ -101,7 +104,7 @@ impl fmt::Display for Protocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Protocol::FullRanking => {
-                write!(f, "full ranking over all items, training items masked")
+                write!(f, "full ranking over all items, known items masked")
             }
             Protocol::Sampled {
                 negatives,

@@ -263,7 +263,7 @@ fn synthetic_interactions(users: usize, items: usize, per_user: usize, seed: u64
         })
         .collect();
     let ids = |n: usize| IdMap::from_ids(&(0..n as i64).collect::<Vec<_>>());
-    Dataset {
+    let mut data = Dataset {
         user_ids: ids(users),
         item_ids: ids(items),
         valid: vec![Vec::new(); users],
@@ -272,7 +272,11 @@ fn synthetic_interactions(users: usize, items: usize, per_user: usize, seed: u64
         test_negatives: None,
         held_out_users: None,
         ratings: None,
-    }
+        known: Vec::new(),
+        known_days: None,
+    };
+    data.known = data.split_sets();
+    data
 }
 
 /// Peak resident memory of this process (Linux), in bytes.

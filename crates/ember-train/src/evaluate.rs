@@ -235,28 +235,27 @@ pub struct EvaluationPlan {
 }
 
 impl EvaluationPlan {
-    /// Draws the candidates. Test negatives avoid every item the user interacted with in any
-    /// split; validation negatives avoid training and validation items only, so that model
-    /// selection knows nothing of the test items. For the fixed-negatives protocol, validation
-    /// uses as many uniform negatives as the file gives each user (99 in the NCF files), since
-    /// the file only covers test.
+    /// Draws the candidates. What a user already has ([`Dataset::known`]: every interaction
+    /// of the source, those below the implicit threshold included) is never a candidate, as
+    /// serving never recommends it: full ranking masks it and sampled negatives avoid it, but
+    /// for the held-out items being ranked. Validation leaves the test items alone (masks
+    /// [`Dataset::masked_for_validation`]), so that model selection knows nothing of them.
+    /// For the fixed-negatives protocol, validation uses as many uniform negatives as the file
+    /// gives each user (99 in the NCF files), since the file only covers test.
     pub fn new(data: &Dataset, protocol: &Protocol, seed: u64) -> Result<Self, PlanError> {
         let n_items = data.num_items() as u32;
-        let train_valid = data.train_valid_sets();
+        let valid_masked = data.masked_for_validation();
         let mut valid_protocol = protocol.clone();
         let mut valid_note = "";
         let (valid, test) = match protocol {
-            Protocol::FullRanking => {
-                // Validation masks training items; test masks training and validation items.
-                (
-                    Candidates::Full {
-                        masked: data.train_sets(),
-                    },
-                    Candidates::Full {
-                        masked: train_valid,
-                    },
-                )
-            }
+            Protocol::FullRanking => (
+                Candidates::Full {
+                    masked: valid_masked,
+                },
+                Candidates::Full {
+                    masked: data.known.clone(),
+                },
+            ),
             Protocol::Sampled {
                 negatives,
                 sampling,
@@ -272,10 +271,9 @@ impl EvaluationPlan {
                     ember_metrics::NegativeSampling::Uniform => None,
                     ember_metrics::NegativeSampling::Popularity => Some(popularity.as_slice()),
                 };
-                let known = data.known_sets();
-                let valid = evaluation_negatives(&train_valid, n_items, *negatives, weights, seed);
+                let valid = evaluation_negatives(&valid_masked, n_items, *negatives, weights, seed);
                 let test =
-                    evaluation_negatives(&known, n_items, *negatives, weights, seed ^ 0x7e57);
+                    evaluation_negatives(&data.known, n_items, *negatives, weights, seed ^ 0x7e57);
                 (
                     Candidates::Sampled { negatives: valid },
                     Candidates::Sampled { negatives: test },
@@ -291,7 +289,7 @@ impl EvaluationPlan {
                     sampling: ember_metrics::NegativeSampling::Uniform,
                 };
                 valid_note = " (validation of the fixed-negatives protocol)";
-                let valid = evaluation_negatives(&train_valid, n_items, per_user, None, seed);
+                let valid = evaluation_negatives(&valid_masked, n_items, per_user, None, seed);
                 (
                     Candidates::Sampled { negatives: valid },
                     Candidates::Sampled {
@@ -637,5 +635,87 @@ impl<'a> RatingPredictor<'a> {
                 reconstructed[r * width + column as usize].clamp(lo, hi)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ember_data::IdMap;
+    use ember_metrics::NegativeSampling;
+
+    /// One user over 6 items: trained on 0, validated on 3, tested on 2, and rated item 1
+    /// below the implicit threshold (known, in no split); 4 and 5 are unseen.
+    fn one_user() -> Dataset {
+        let ids = |n: i64| IdMap::from_ids(&(0..n).collect::<Vec<_>>());
+        Dataset {
+            user_ids: ids(1),
+            item_ids: ids(6),
+            train: vec![vec![0]],
+            valid: vec![vec![3]],
+            test: vec![vec![2]],
+            test_negatives: None,
+            held_out_users: None,
+            ratings: None,
+            known: vec![vec![0, 1, 2, 3]],
+            known_days: None,
+        }
+    }
+
+    /// Item 1, the low-rated one, scores above the test item 2, which scores above the
+    /// validation item 3.
+    struct Fixed;
+
+    const SCORES: [f32; 6] = [0.95, 0.9, 0.8, 0.7, 0.1, 0.05];
+
+    impl Scorer for Fixed {
+        fn score_pairs(&self, _users: &[u32], items: &[u32]) -> Vec<f32> {
+            items.iter().map(|&i| SCORES[i as usize]).collect()
+        }
+        fn score_all(&self, users: &[u32]) -> Vec<f32> {
+            users.iter().flat_map(|_| SCORES).collect()
+        }
+    }
+
+    #[test]
+    fn full_ranking_masks_every_known_pair_but_the_held_out_items() {
+        let data = one_user();
+        let plan = EvaluationPlan::new(&data, &Protocol::FullRanking, 0).unwrap();
+        // Test ranks 2 among 2, 4, 5 (0, 1, 3 masked): first. Masking only the training and
+        // validation items, item 1 would rank above it (HR@1 0).
+        let test = plan.evaluate(&Fixed, &data, HeldOut::Test, &[1, 2], 8);
+        assert_eq!(test.get("HR@1"), Some(1.0));
+        // Validation ranks 3 among 2, 3, 4, 5 (0 and 1 masked; the test item stays a
+        // candidate): second. With item 1 unmasked it would be third (HR@2 0).
+        let valid = plan.evaluate(&Fixed, &data, HeldOut::Validation, &[1, 2], 8);
+        assert_eq!(valid.get("HR@1"), Some(0.0));
+        assert_eq!(valid.get("HR@2"), Some(1.0));
+    }
+
+    #[test]
+    fn sampled_negatives_are_never_a_known_item() {
+        let data = one_user();
+        let protocol = Protocol::Sampled {
+            negatives: 2,
+            sampling: NegativeSampling::Uniform,
+        };
+        for seed in 0..20 {
+            let plan = EvaluationPlan::new(&data, &protocol, seed).unwrap();
+            let (Candidates::Sampled { negatives: valid }, Candidates::Sampled { negatives: test }) =
+                (&plan.valid, &plan.test)
+            else {
+                panic!("sampled candidates");
+            };
+            let mut test = test[0].clone();
+            test.sort_unstable();
+            assert_eq!(test, [4, 5], "seed {seed}: only the unseen items");
+            // Validation may draw the test item 2 (unknown to model selection), never 0, 1, 3.
+            assert_eq!(valid[0].len(), 2);
+            assert!(
+                valid[0].iter().all(|i| [2, 4, 5].contains(i)),
+                "seed {seed}: {:?}",
+                valid[0]
+            );
+        }
     }
 }

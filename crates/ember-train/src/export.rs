@@ -1,7 +1,7 @@
 //! `ember export`: a finished run's model written in ember-infer's format.
 
 use ember_infer::{
-    ExportedModel, Keys, Manifest, ModelData, Precision, TensorF32, write_model_with,
+    ExportedModel, Keys, KnownItems, Manifest, ModelData, Precision, TensorF32, write_model_known,
 };
 use ember_models::Input;
 use std::path::Path;
@@ -106,10 +106,15 @@ pub fn export_run(
             ModelData::Histories(readers.histories())
         }
     };
-    // Every user's known items (training, validation and test), which queries on the export
-    // leave out by default and explanations name.
-    let known = run.data.known_sets();
-    write_model_with(out, &manifest, &tensors, data, &known).map_err(TrainError::Export)
+    // Every (user, item) pair of the source, whatever preprocessing kept for training (a
+    // movie rated 2 under `implicit_threshold = 4` is still one the user has seen), with the
+    // day of each pair's latest interaction when the data has dates: queries on the export
+    // leave them out by default, and explanations name them.
+    let known = KnownItems {
+        items: &run.data.known,
+        days: run.data.known_days.as_deref(),
+    };
+    write_model_known(out, &manifest, &tensors, data, known).map_err(TrainError::Export)
 }
 
 /// ember-infer's model as a [`Scorer`], to evaluate an exported model with the training side's

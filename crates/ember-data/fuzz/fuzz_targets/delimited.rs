@@ -69,6 +69,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(Loaded {
         mut interactions,
         fixed,
+        ..
     }) = source(mode, body).load()
     else {
         return;
