@@ -1017,3 +1017,52 @@ fn known_items_are_every_rated_item_and_their_exclusion_a_policy() {
     );
     assert!(!cwd.join("x.csv").exists() && !cwd.join("bad").exists());
 }
+
+/// An export changed after `ember export` is refused by every command that loads it: a flipped
+/// mantissa bit in the weights, and a manifest whose user ids were reversed (which once gave
+/// every customer another customer's recommendations).
+#[test]
+fn edited_exports_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    write_data(&cwd.join("interactions.csv"));
+    trained_and_exported(cwd, "shop", 3);
+    let copy = |name: &str| {
+        let to = cwd.join("models").join(name);
+        fs::create_dir_all(&to).unwrap();
+        for file in ["manifest.json", "model.safetensors"] {
+            fs::copy(cwd.join("models/shop").join(file), to.join(file)).unwrap();
+        }
+        to
+    };
+    let flipped = copy("flipped");
+    let mut weights = fs::read(flipped.join("model.safetensors")).unwrap();
+    let last = weights.len() - 1; // a byte of the last tensor's data
+    weights[last] ^= 1;
+    fs::write(flipped.join("model.safetensors"), weights).unwrap();
+    let reversed = copy("reversed");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(reversed.join("manifest.json")).unwrap()).unwrap();
+    manifest["user_ids"].as_array_mut().unwrap().reverse();
+    fs::write(reversed.join("manifest.json"), manifest.to_string()).unwrap();
+    for command in [
+        &["recommend", "--k", "3", "--out", "r.csv"][..],
+        &["segments", "--k", "2", "--out", "s"][..],
+    ] {
+        let mut args = command.to_vec();
+        args.extend(["--model", "models/flipped"]);
+        let err = fails(ember(&args, cwd));
+        assert!(
+            err.contains("models/flipped/model.safetensors: the checksum of model.safetensors does not match the manifest"),
+            "{err}"
+        );
+        let mut args = command.to_vec();
+        args.extend(["--model", "models/reversed"]);
+        let err = fails(ember(&args, cwd));
+        assert!(
+            err.contains("user_ids are not in the order of the run's id maps"),
+            "{err}"
+        );
+    }
+    assert!(!cwd.join("r.csv").exists() && !cwd.join("s").exists());
+}
