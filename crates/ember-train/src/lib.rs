@@ -470,7 +470,7 @@ fn finish_complete(
         }
         None => beside(
             here,
-            Path::new(&run_dir::partial_of(here).unwrap_or_default()),
+            Path::new(&run_dir::partial_run_name(here).unwrap_or_default()),
         ),
     };
     let summary = written_summary(run_dir)?;

@@ -68,11 +68,11 @@ impl RunLock {
 /// Whether `dir` is named as a partial run directory (`.<name>.partial-<pid>`); a finished
 /// run's name never starts with a dot.
 pub(crate) fn is_partial(dir: &Path) -> bool {
-    partial_of(dir).is_some()
+    partial_run_name(dir).is_some()
 }
 
 /// The name of the run a partial directory `dir` was to finish as.
-pub(crate) fn partial_of(dir: &Path) -> Option<String> {
+pub(crate) fn partial_run_name(dir: &Path) -> Option<String> {
     let name = dir.file_name()?.to_str()?.strip_prefix('.')?;
     let (run, _) = name.rsplit_once(PARTIAL)?;
     (!run.is_empty()).then(|| run.to_string())
@@ -344,7 +344,7 @@ mod tests {
 
     #[test]
     fn a_partial_directory_names_its_run() {
-        let name = |dir: &str| partial_of(Path::new(dir));
+        let name = |dir: &str| partial_run_name(Path::new(dir));
         assert_eq!(name("runs/.whole.partial-12").as_deref(), Some("whole"));
         assert_eq!(
             name(".a.partial-b.partial-3-1").as_deref(),
@@ -390,6 +390,6 @@ mod tests {
                 .join(format!(".x.partial-{}-1", std::process::id()))
         );
         assert!(old.join("checkpoints").is_dir());
-        assert_eq!(partial_of(run.dir()).as_deref(), Some("x"));
+        assert_eq!(partial_run_name(run.dir()).as_deref(), Some("x"));
     }
 }
