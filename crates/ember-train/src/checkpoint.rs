@@ -12,6 +12,9 @@
 //! step's dropout seed are derived from the stage seed and their position
 //! (`epoch::epoch_seed`, `epoch::step_seed`). Older checkpoints are removed once a newer one is
 //! complete, except the one taken at the stage's best epoch.
+//!
+//! Every state also records the run's [`Origin`]: its config's fingerprint and its input files
+//! as they were when it started, which a resume checks, and where it was to finish.
 
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::prelude::*;
@@ -23,16 +26,17 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::TrainError;
 use crate::epoch::EpochProgress;
 use crate::plot::EpochPoint;
+use crate::{ConfigFingerprint, TrainError};
+use ember_data::InputFile;
 
 /// The checkpoints' directory inside a run directory.
 pub const DIR: &str = "checkpoints";
 /// Where finished stages' models are kept, inside a run directory.
 pub const STAGES: &str = "stages";
-/// The version of `state.json` this build writes and reads.
-pub(crate) const VERSION: u32 = 1;
+/// The version of `state.json` this build writes and reads (2: the run's [`Origin`] added).
+pub(crate) const VERSION: u32 = 2;
 
 /// A finished stage: its name, its chosen epoch and that epoch's validation metrics (its model
 /// is `stages/<index>.bpk`).
@@ -55,13 +59,27 @@ pub struct BestSoFar {
     pub valid: MetricsReport,
 }
 
+/// What a run was started as, so that a resume continues that run and no other.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Origin {
+    /// Where the finished run goes (absolute); a resume finishes it beside the partial
+    /// directory's current location, under this name.
+    pub target: PathBuf,
+    /// The partial directory (canonical), to tell a moved one.
+    pub partial: PathBuf,
+    /// The resolved config's fingerprint.
+    pub config: ConfigFingerprint,
+    /// The input files as they were when the run started.
+    pub inputs: Vec<InputFile>,
+}
+
 /// `state.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct State {
     /// [`VERSION`].
     pub version: u32,
-    /// Where the finished run goes.
-    pub target: PathBuf,
+    /// What the run was started as.
+    pub origin: Origin,
     /// Stages finished, in order.
     pub done: Vec<StageDone>,
     /// The stage being trained (its index among the run's stages).
@@ -186,20 +204,26 @@ pub fn write(run: &Path, state: &State, saved: Saved) -> Result<PathBuf, TrainEr
 fn read_state(dir: &Path) -> Result<State, TrainError> {
     let path = dir.join("state.json");
     let text = fs::read_to_string(&path).map_err(io(&path))?;
-    let state: State = serde_json::from_str(&text).map_err(|e| TrainError::Checkpoint {
+    let unreadable = |e: serde_json::Error| TrainError::Checkpoint {
         path: path.clone(),
         message: format!("unreadable state: {e}"),
-    })?;
-    if state.version != VERSION {
+    };
+    // The version first: an older state lacks fields this build needs, and saying so is
+    // clearer than naming the first missing field.
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(unreadable)?;
+    let version = value.get("version").and_then(serde_json::Value::as_u64);
+    if version != Some(VERSION.into()) {
+        let written = version.map_or("no version".into(), |v| format!("version {v}"));
         return Err(TrainError::Checkpoint {
             path,
             message: format!(
-                "written by checkpoint version {}, this build reads {VERSION}",
-                state.version
+                "written with checkpoint {written}, and this build reads version {VERSION}, \
+                 which records the run's config to check a resume against: finish the run with \
+                 the ember that started it, or start a new run"
             ),
         });
     }
-    Ok(state)
+    serde_json::from_value(value).map_err(unreadable)
 }
 
 /// The latest checkpoint of `run`, if it has one.

@@ -4,6 +4,8 @@ use ember_data::{DataError, DataSource, Preprocess, Split};
 use ember_metrics::{MetricsError, NegativeSampling, Protocol, names};
 use ember_models::{Input, Loss, ModelConfig, ModelError};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::TrainError;
@@ -440,6 +442,75 @@ impl RunConfig {
     }
 }
 
+/// Keys of the resolved config that cannot change a run's result (where it is written, under
+/// what name, how often it checkpoints): a resumed run may have them edited. RunConfig holds no
+/// progress or logging setting; those are command-line options.
+const RESULT_NEUTRAL: [&str; 3] = ["name", "output_dir", "train.checkpoint_every"];
+
+/// The resolved config as dotted keys (`train.learning_rate`) and their values in JSON
+/// (`0.001`, `"/a/u.data"`, `null` for an unset option), less the keys that cannot change a
+/// result: recorded when a run starts, so that a resume can tell which values were edited
+/// since. Values are kept as text: a float read back from JSON may differ from the one written
+/// in its last bit, text compares exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ConfigFingerprint(BTreeMap<String, String>);
+
+impl ConfigFingerprint {
+    /// The fingerprint of `config`.
+    pub fn of(config: &RunConfig) -> Self {
+        let mut keys = BTreeMap::new();
+        let value = serde_json::to_value(config).expect("a config always serialises");
+        flatten(String::new(), value, &mut keys);
+        for key in RESULT_NEUTRAL {
+            keys.remove(key);
+        }
+        Self(keys)
+    }
+
+    /// The value of a dotted key, in JSON.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    /// Every key whose value differs in `now`, in key order, as `key was A, now B` (a key
+    /// absent on one side, or TOML's absent optional value, reads `unset`).
+    pub fn changes(&self, now: &Self) -> Vec<String> {
+        let keys: BTreeSet<&String> = self.0.keys().chain(now.0.keys()).collect();
+        fn shown(value: Option<&String>) -> &str {
+            match value.map(String::as_str) {
+                None | Some("null") => "unset",
+                Some(value) => value,
+            }
+        }
+        keys.into_iter()
+            .map(|key| (key, shown(self.0.get(key)), shown(now.0.get(key))))
+            .filter(|(_, was, is)| was != is)
+            .map(|(key, was, is)| format!("{key} was {was}, now {is}"))
+            .collect()
+    }
+}
+
+/// Adds `value`'s leaves, in JSON, to `keys` under dotted names below `prefix`; arrays are
+/// leaves.
+fn flatten(prefix: String, value: Value, keys: &mut BTreeMap<String, String>) {
+    match value {
+        Value::Object(fields) => {
+            for (name, field) in fields {
+                let key = if prefix.is_empty() {
+                    name
+                } else {
+                    format!("{prefix}.{name}")
+                };
+                flatten(key, field, keys);
+            }
+        }
+        leaf => {
+            keys.insert(prefix, leaf.to_string());
+        }
+    }
+}
+
 /// The valid key or variant nearest to the unknown one in serde's "unknown field `y`,
 /// expected one of `a`, `b`" and "unknown variant" messages.
 fn suggestion(message: &str) -> Option<String> {
@@ -606,6 +677,58 @@ mod tests {
             let err = chain(&RunConfig::from_toml(text, Path::new("c.toml")).unwrap_err());
             assert!(err.contains(expected), "{text:?} gave {err}");
         }
+    }
+
+    fn parsed(text: &str) -> RunConfig {
+        RunConfig::from_toml(text, Path::new("c.toml")).unwrap()
+    }
+
+    #[test]
+    fn fingerprint_names_each_changed_key_with_both_values() {
+        let was = parsed(
+            "[data]\nformat = \"movielens100k\"\npath = \"/a/u.data\"\n[train]\nlearning_rate = 0.001\n",
+        );
+        let now = parsed(
+            "[data]\nformat = \"movielens100k\"\npath = \"/b/u.data\"\n[train]\nlearning_rate = 0.01\npretrain_epochs = 3\n",
+        );
+        let changes = ConfigFingerprint::of(&was).changes(&ConfigFingerprint::of(&now));
+        assert_eq!(
+            changes,
+            [
+                "data.path was \"/a/u.data\", now \"/b/u.data\"",
+                "train.learning_rate was 0.001, now 0.01",
+                "train.pretrain_epochs was unset, now 3",
+            ]
+        );
+    }
+
+    #[test]
+    fn fingerprint_leaves_out_what_cannot_change_a_result() {
+        let was = parsed("name = \"a\"\noutput_dir = \"x\"\n[train]\ncheckpoint_every = 0\n");
+        let now = parsed("name = \"b\"\noutput_dir = \"y\"\n[train]\ncheckpoint_every = 30\n");
+        assert_eq!(ConfigFingerprint::of(&was), ConfigFingerprint::of(&now));
+        let fingerprint = ConfigFingerprint::of(&was);
+        assert_eq!(fingerprint.get("train.learning_rate"), Some("0.001"));
+        assert_eq!(fingerprint.get("device"), Some("\"flex\""));
+        assert_eq!(fingerprint.get("name"), None);
+    }
+
+    /// A resume compares the fingerprint recorded from the config in memory with one read back
+    /// from config.toml: the TOML round trip must not change a value (f32 fields included).
+    #[test]
+    fn fingerprint_survives_the_toml_round_trip() {
+        let config = parsed(
+            "[data]\nformat = \"synthetic\"\n[data.synthetic]\ntaste = 0.3\n[model]\nkind = \"sasrec\"\ndropout = 0.3\n[train]\nlearning_rate = 0.0007\nfinetune_learning_rate = 1e-4\n[eval]\nextra_protocols = [{ kind = \"full_ranking\" }]\n",
+        );
+        let again = RunConfig::from_toml(&config.to_toml(), Path::new("x")).unwrap();
+        let (was, now) = (
+            ConfigFingerprint::of(&config),
+            ConfigFingerprint::of(&again),
+        );
+        assert_eq!(was.changes(&now), Vec::<String>::new());
+        assert_eq!(was, now);
+        let taste: f64 = was.get("data.synthetic.taste").unwrap().parse().unwrap();
+        assert!((taste - 0.3).abs() < 1e-7, "{taste}");
     }
 
     #[test]

@@ -88,6 +88,22 @@ pub enum TrainError {
         #[source]
         source: Box<TrainError>,
     },
+    /// The run is complete, but its directory could not be given its final name.
+    #[error(
+        "the run is complete in {}, but renaming it to {} failed: once the cause below is fixed, `ember train --resume {}` finishes it",
+        run_dir.display(),
+        target.display(),
+        run_dir.display()
+    )]
+    Unrenamed {
+        /// The (partial) run directory, complete.
+        run_dir: PathBuf,
+        /// The name it was to take.
+        target: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
     /// A run directory that cannot be resumed.
     #[error("cannot resume {}: {message}", run_dir.display())]
     Resume {

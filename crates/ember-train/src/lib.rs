@@ -22,14 +22,16 @@ pub mod plot;
 mod run_dir;
 mod trainer;
 
-pub use config::{ConfigError, EmbeddingGradient, EvalConfig, RunConfig, TrainConfig};
+pub use config::{
+    ConfigError, ConfigFingerprint, EmbeddingGradient, EvalConfig, RunConfig, TrainConfig,
+};
 pub use device::Backend;
 pub use epoch::{GradientSync, SingleDevice};
 pub use error::TrainError;
 pub use evaluate::{
     EvaluationPlan, HeldOut, ModelScorer, PlanError, Popularity, RatingPredictor, Scorer,
 };
-pub use run_dir::RunDir;
+pub use run_dir::{RunDir, RunLock};
 pub use trainer::{Fitted, Resume, Schedule, StepSettings, Trainer};
 
 use burn::module::Module;
@@ -200,6 +202,8 @@ pub fn train(
     let mut config = config.clone();
     let cwd = std::env::current_dir().map_err(TrainError::io("."))?;
     config.data.make_absolute(&cwd);
+    // config.toml names the device the run trains on, which a resume must match.
+    config.device = backend;
     let config = &config;
     let inputs = config.data.fingerprint()?;
     let prepared = Prepared::new(config, backend)?;
@@ -252,46 +256,52 @@ pub fn train(
             String::new()
         }
     ));
-    // Absolute, so that a resumed run finishes in the same place from any directory.
-    let target = std::path::absolute(run.target()).unwrap_or_else(|_| run.target().to_owned());
+    let origin = checkpoint::Origin {
+        target: std::path::absolute(run.target()).unwrap_or_else(|_| run.target().to_owned()),
+        partial: std::fs::canonicalize(run.dir()).unwrap_or_else(|_| run.dir().to_owned()),
+        config: ConfigFingerprint::of(config),
+        inputs,
+    };
     let partial = run.dir().to_owned();
-    run_stages(config, backend, &prepared, run, target, None, options)
+    run_stages(config, backend, &prepared, run, origin, None, options)
         .map_err(|e| resumable(e, &partial))
 }
 
 /// Continues the run in `run_dir` (a `.partial` directory left by a run that was killed or
-/// stopped) from its latest checkpoint, with the config it was started with.
+/// stopped) from its latest checkpoint, with the config it was started with: refused when
+/// config.toml, the device or the input files changed since, or when another process trains
+/// the run. The run finishes beside the partial directory, wherever that is now; a partial
+/// directory whose results are all written (a crash before its rename) is only renamed.
 pub fn resume(
     run_dir: &Path,
     backend: Backend,
     options: RunOptions,
 ) -> Result<RunSummary, TrainError> {
-    if run_dir.join(files::METRICS).exists() {
-        return Err(TrainError::Resume {
-            run_dir: run_dir.to_owned(),
-            message: "the run is complete; there is nothing to resume".into(),
-        });
-    }
-    let Some(latest) = checkpoint::latest(run_dir)? else {
-        return Err(TrainError::Resume {
-            run_dir: run_dir.to_owned(),
-            message: "it holds no checkpoint (the run stopped before its first epoch ended)".into(),
-        });
-    };
-    let config = RunConfig::from_file(&run_dir.join(files::CONFIG))?;
-    check_inputs(run_dir)?;
-    let prepared = Prepared::new(&config, backend)?;
+    let here = std::fs::canonicalize(run_dir).map_err(TrainError::io(run_dir))?;
     let group = &options.group;
-    let mut run = if group.is_root() {
-        RunDir::reopen(run_dir, latest.state.target.clone())?
-    } else {
+    let lock = take_run(run_dir, &here, group)?;
+    if run_dir.join(files::METRICS).exists() {
+        return finish_complete(run_dir, &here, lock, group);
+    }
+    let (latest, config, origin) = checked_checkpoint(run_dir, &here, backend)?;
+    let recorded = &latest.state.origin;
+    let prepared = Prepared::new(&config, backend)?;
+    let mut run = match lock {
+        Some(lock) => RunDir::reopen(run_dir, origin.target.clone(), lock)?,
         // The other ranks read the checkpoint from the same directory (a shared file system,
         // as for the data) and keep a private copy of its stage models.
-        RunDir::scratch(group.rank(), Some(run_dir))?
+        None => RunDir::scratch(group.rank(), Some(run_dir))?,
     };
     // Rank 0 writes to the directory only once every rank has its copy.
     distributed::any(group.0.as_ref(), false);
     run.truncate_lines(files::EPOCHS, latest.state.epoch_lines)?;
+    if origin.partial != recorded.partial {
+        run.log(&format!(
+            "the run was moved from {}: it finishes beside its partial directory, as {}",
+            recorded.partial.display(),
+            origin.target.display()
+        ));
+    }
     run.log(&format!(
         "resumed from {} (stage {}, {} epochs and {} batches done) on device {backend}",
         latest.dir.display(),
@@ -299,23 +309,233 @@ pub fn resume(
         latest.state.epoch,
         latest.state.progress.batch
     ));
-    let target = latest.state.target.clone();
     run_stages(
         &config,
         backend,
         &prepared,
         run,
-        target,
+        origin,
         Some(latest),
         options,
     )
     .map_err(|e| resumable(e, run_dir))
 }
 
+/// Refuses a directory there is nothing to resume in, then locks it (rank 0, which alone
+/// writes it; every rank reads rank 0's checkpoint).
+fn take_run(
+    run_dir: &Path,
+    here: &Path,
+    group: &distributed::Group,
+) -> Result<Option<RunLock>, TrainError> {
+    let refuse = |message: &str| TrainError::Resume {
+        run_dir: run_dir.to_owned(),
+        message: message.into(),
+    };
+    // Refused before the lock, which would write into the directory.
+    let complete = run_dir.join(files::METRICS).exists();
+    if complete && !run_dir::is_partial(here) {
+        return Err(refuse("the run is complete; there is nothing to resume"));
+    }
+    if !complete && !run_dir.join(checkpoint::DIR).is_dir() {
+        return Err(refuse(NO_CHECKPOINT));
+    }
+    group.is_root().then(|| RunLock::take(run_dir)).transpose()
+}
+
+/// Why a directory without a checkpoint cannot be resumed.
+const NO_CHECKPOINT: &str = "it holds no checkpoint (the run stopped before its first epoch ended)";
+
+/// The latest checkpoint of `run_dir` and the run's config, once checked against what the run
+/// started with, and the run's origin at its current place `here`.
+fn checked_checkpoint(
+    run_dir: &Path,
+    here: &Path,
+    backend: Backend,
+) -> Result<(checkpoint::Loaded, RunConfig, checkpoint::Origin), TrainError> {
+    let Some(latest) = checkpoint::latest(run_dir)? else {
+        return Err(TrainError::Resume {
+            run_dir: run_dir.to_owned(),
+            message: NO_CHECKPOINT.into(),
+        });
+    };
+    let config = RunConfig::from_file(&run_dir.join(files::CONFIG))?;
+    let recorded = &latest.state.origin;
+    check_config(run_dir, recorded, &config)?;
+    check_device(run_dir, recorded, backend)?;
+    check_recorded_inputs(run_dir, recorded)?;
+    let origin = checkpoint::Origin {
+        target: beside(here, &recorded.target),
+        partial: here.to_owned(),
+        ..recorded.clone()
+    };
+    Ok((latest, config, origin))
+}
+
+/// Where a run whose partial directory is now `partial` (canonical) finishes: beside it, under
+/// `target`'s name. A partial directory is created beside its target, so this is the recorded
+/// target unless the directory was moved.
+fn beside(partial: &Path, target: &Path) -> PathBuf {
+    let name = target.file_name().unwrap_or_default();
+    partial.parent().unwrap_or(partial).join(name)
+}
+
+/// Refuses a run whose config.toml was edited since it started, naming every changed key
+/// (those that cannot change a result are not compared).
+fn check_config(
+    run_dir: &Path,
+    recorded: &checkpoint::Origin,
+    config: &RunConfig,
+) -> Result<(), TrainError> {
+    let changes = recorded.config.changes(&ConfigFingerprint::of(config));
+    if changes.is_empty() {
+        return Ok(());
+    }
+    Err(TrainError::Resume {
+        run_dir: run_dir.to_owned(),
+        message: format!(
+            "config.toml was edited after the run started: {}: resume refuses a run whose \
+             config changed (start a new run, or put the values back)",
+            changes.join("; ")
+        ),
+    })
+}
+
+/// Refuses to resume on another backend than the run's (`--device`): results are
+/// bit-identical only on one backend.
+fn check_device(
+    run_dir: &Path,
+    recorded: &checkpoint::Origin,
+    backend: Backend,
+) -> Result<(), TrainError> {
+    let now = serde_json::to_string(&backend).expect("a backend always serialises");
+    let was = recorded.config.get("device").unwrap_or("unset");
+    if was == now {
+        return Ok(());
+    }
+    Err(TrainError::Resume {
+        run_dir: run_dir.to_owned(),
+        message: format!(
+            "the run was started on device `{}`, and --device asks for `{backend}`: a run \
+             resumes on the backend it started on, as results are bit-identical only on one \
+             (leave out --device, or start a new run)",
+            was.trim_matches('"')
+        ),
+    })
+}
+
+/// Checks that the input files are those the run started on, and that its `inputs.json`
+/// (which the finished run keeps) still lists them.
+fn check_recorded_inputs(run_dir: &Path, recorded: &checkpoint::Origin) -> Result<(), TrainError> {
+    let listed = read_inputs(&run_dir.join(files::INPUTS)).ok();
+    if listed.as_ref() != Some(&recorded.inputs) {
+        return Err(TrainError::Resume {
+            run_dir: run_dir.to_owned(),
+            message: "inputs.json was edited after the run started (it no longer lists the \
+                      files the run was started on): put it back, or start a new run"
+                .into(),
+        });
+    }
+    ember_data::verify(&recorded.inputs)?;
+    Ok(())
+}
+
+/// Finishes a run whose partial directory holds all its results but was never renamed (a
+/// crash or a failed rename after `metrics.json` was written): checks that it is whole, then
+/// renames it (rank 0) and reports its metrics.
+fn finish_complete(
+    run_dir: &Path,
+    here: &Path,
+    lock: Option<RunLock>,
+    group: &distributed::Group,
+) -> Result<RunSummary, TrainError> {
+    for file in [files::CONFIG, files::WEIGHTS, files::CURVES] {
+        if !run_dir.join(file).is_file() {
+            return Err(TrainError::Resume {
+                run_dir: run_dir.to_owned(),
+                message: format!(
+                    "it holds {} but no {file}: the run is incomplete and cannot be finished \
+                     (start a new run)",
+                    files::METRICS
+                ),
+            });
+        }
+    }
+    // A checkpoint left behind still records the config, which the finished run must match.
+    let target = match checkpoint::latest(run_dir)? {
+        Some(latest) => {
+            let config = RunConfig::from_file(&run_dir.join(files::CONFIG))?;
+            check_config(run_dir, &latest.state.origin, &config)?;
+            beside(here, &latest.state.origin.target)
+        }
+        None => beside(
+            here,
+            Path::new(&run_dir::partial_run_name(here).unwrap_or_default()),
+        ),
+    };
+    let summary = written_summary(run_dir)?;
+    // Every rank has read the directory before rank 0 renames it.
+    distributed::any(group.0.as_ref(), false);
+    let run_dir = match lock {
+        Some(lock) => {
+            let mut run = RunDir::reopen(run_dir, target.clone(), lock)?;
+            run.log(&format!(
+                "the run was complete but not yet renamed: renaming it to {}",
+                target.display()
+            ));
+            run.finish()?
+        }
+        None => target,
+    };
+    Ok(RunSummary { run_dir, ..summary })
+}
+
+/// The summary of a run as its `metrics.json` reports it (the run directory left empty).
+fn written_summary(run_dir: &Path) -> Result<RunSummary, TrainError> {
+    #[derive(serde::Deserialize)]
+    struct Extra {
+        test: MetricsReport,
+        popularity_test: MetricsReport,
+    }
+    #[derive(serde::Deserialize)]
+    struct Written {
+        model: String,
+        best_epoch: usize,
+        validation: MetricsReport,
+        test: MetricsReport,
+        popularity_test: MetricsReport,
+        extra_protocols: Vec<Extra>,
+    }
+    let path = run_dir.join(files::METRICS);
+    let text = std::fs::read_to_string(&path).map_err(TrainError::io(&path))?;
+    let written: Written = serde_json::from_str(&text).map_err(|e| TrainError::Checkpoint {
+        path: path.clone(),
+        message: format!("unreadable metrics: {e}"),
+    })?;
+    Ok(RunSummary {
+        run_dir: PathBuf::new(),
+        model: written.model,
+        best_epoch: written.best_epoch,
+        valid: written.validation,
+        test: written.test,
+        popularity: written.popularity_test,
+        extra: written
+            .extra_protocols
+            .into_iter()
+            .map(|e| (e.test, e.popularity_test))
+            .collect(),
+    })
+}
+
 /// An error of a run that has a checkpoint says how to go on (Ctrl-C's already does).
 fn resumable(e: TrainError, partial: &Path) -> TrainError {
     let has_checkpoint = matches!(checkpoint::latest(partial), Ok(Some(_)));
-    if has_checkpoint && !matches!(e, TrainError::Interrupted { .. }) {
+    // Those two already say how to go on.
+    let says_how = matches!(
+        e,
+        TrainError::Interrupted { .. } | TrainError::Unrenamed { .. }
+    );
+    if has_checkpoint && !says_how {
         TrainError::Resumable {
             run_dir: partial.to_owned(),
             source: Box::new(e),
@@ -332,12 +552,15 @@ fn check_inputs(run_dir: &Path) -> Result<(), TrainError> {
     if !path.exists() {
         return Ok(());
     }
-    let text = std::fs::read_to_string(&path).map_err(TrainError::io(&path))?;
-    let recorded: Vec<ember_data::InputFile> = serde_json::from_str(&text).map_err(|e| {
-        TrainError::io(&path)(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-    })?;
-    ember_data::verify(&recorded)?;
+    ember_data::verify(&read_inputs(&path)?)?;
     Ok(())
+}
+
+/// The input files an `inputs.json` lists.
+fn read_inputs(path: &Path) -> Result<Vec<ember_data::InputFile>, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(TrainError::io(path))?;
+    serde_json::from_str(&text)
+        .map_err(|e| TrainError::io(path)(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }
 
 /// What a run needs before training, checked before anything is written.
@@ -390,7 +613,7 @@ fn run_stages(
     backend: Backend,
     prepared: &Prepared,
     mut run: RunDir,
-    target: PathBuf,
+    origin: checkpoint::Origin,
     resume: Option<checkpoint::Loaded>,
     options: RunOptions,
 ) -> Result<RunSummary, TrainError> {
@@ -432,7 +655,7 @@ fn run_stages(
         plan_chunk: config.train.embedding_gradient.plan_chunk(backend),
         adam_layout: backend.adam_layout(),
         stop: options.stop.clone(),
-        target,
+        origin,
         done,
         epoch_lines,
     };

@@ -1,11 +1,82 @@
 //! The run directory: everything about a run in one place, written under a temporary name and
 //! renamed when the run completes, so that a failed run leaves nothing half-written.
+//!
+//! The partial directory is `.<name>.partial-<pid>` beside where the run will be, and holds a
+//! lock while a process trains it. Once its results are written it is renamed, and only then
+//! loses what a partial run needs (checkpoints, finished stages, the lock): a failure at any
+//! point leaves a run that `ember train --resume` can continue or finish.
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::TrainError;
+
+/// The lock file of a partial run directory.
+const LOCK: &str = "lock";
+/// What a partial directory's name holds between the run's name and the process id.
+const PARTIAL: &str = ".partial-";
+
+/// An exclusive lock on a partial run directory, held while a process trains it, so that a
+/// second process refuses to train the same run. The kernel releases it when the holder ends,
+/// however it ends: a killed run leaves no stale lock.
+#[derive(Debug)]
+pub struct RunLock {
+    /// Holds the lock while open (`None` on a file system without locks).
+    _file: Option<fs::File>,
+}
+
+impl RunLock {
+    /// Locks the partial directory `dir`, or says which process holds it.
+    pub fn take(dir: &Path) -> Result<Self, TrainError> {
+        let path = dir.join(LOCK);
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false) // the holder's pid, if there is one, is read below
+            .open(&path)
+            .map_err(TrainError::io(&path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                // The holder writes its pid just after locking: it may not be there yet.
+                let _ = file.read_to_string(&mut holder);
+                let pid = match holder.trim() {
+                    "" => String::new(),
+                    pid => format!(" (pid {pid})"),
+                };
+                return Err(TrainError::Resume {
+                    run_dir: dir.to_owned(),
+                    message: format!("another ember process{pid} is training this run"),
+                });
+            }
+            // Some network file systems have no locks: a run there goes unguarded rather
+            // than not at all.
+            Err(fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
+                return Ok(Self { _file: None });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(TrainError::io(&path)(e)),
+        }
+        file.set_len(0).map_err(TrainError::io(&path))?;
+        write!(file, "{}", std::process::id()).map_err(TrainError::io(&path))?;
+        Ok(Self { _file: Some(file) })
+    }
+}
+
+/// Whether `dir` is named as a partial run directory (`.<name>.partial-<pid>`); a finished
+/// run's name never starts with a dot.
+pub(crate) fn is_partial(dir: &Path) -> bool {
+    partial_run_name(dir).is_some()
+}
+
+/// The name of the run a partial directory `dir` was to finish as.
+pub(crate) fn partial_run_name(dir: &Path) -> Option<String> {
+    let name = dir.file_name()?.to_str()?.strip_prefix('.')?;
+    let (run, _) = name.rsplit_once(PARTIAL)?;
+    (!run.is_empty()).then(|| run.to_string())
+}
 
 /// A run directory being written.
 #[derive(Debug)]
@@ -13,6 +84,8 @@ pub struct RunDir {
     partial: PathBuf,
     target: PathBuf,
     log: fs::File,
+    /// Held by the process that writes the directory (`None` for a rank's scratch directory).
+    _lock: Option<RunLock>,
     /// Keep the partial directory if the run fails: it holds a checkpoint to resume from.
     keep: bool,
     /// A rank other than 0 of a distributed run: its directory is private and removed at the
@@ -43,17 +116,26 @@ impl RunDir {
             .expect("has a name")
             .to_string_lossy()
             .into_owned();
-        let partial = output_dir.join(format!(".{file_name}.partial-{}", std::process::id()));
-        if partial.exists() {
-            fs::remove_dir_all(&partial).map_err(TrainError::io(&partial))?;
+        let stem = format!(".{file_name}{PARTIAL}{}", std::process::id());
+        let mut partial = output_dir.join(&stem);
+        let mut n = 0;
+        // One of this name is left by a killed run whose process id came round again: it may
+        // hold a checkpoint to resume, so it stays, and this run takes another name.
+        while let Err(e) = fs::create_dir(&partial) {
+            if e.kind() != std::io::ErrorKind::AlreadyExists {
+                return Err(TrainError::io(&partial)(e));
+            }
+            n += 1;
+            partial = output_dir.join(format!("{stem}-{n}"));
         }
-        fs::create_dir_all(&partial).map_err(TrainError::io(&partial))?;
+        let lock = RunLock::take(&partial)?;
         let log_path = partial.join("log.txt");
         let log = fs::File::create(&log_path).map_err(TrainError::io(&log_path))?;
         Ok(Self {
             partial,
             target,
             log,
+            _lock: Some(lock),
             keep: false,
             scratch: false,
         })
@@ -80,19 +162,21 @@ impl RunDir {
             target: partial.clone(),
             partial,
             log,
+            _lock: None,
             keep: false,
             scratch: true,
         })
     }
 
-    /// Continues writing the partial directory `partial` of a stopped run, whose finished
-    /// directory was to be `target` (or `target-1`, … when that exists now).
-    pub fn reopen(partial: &Path, target: PathBuf) -> Result<Self, TrainError> {
-        let log = open_log(&partial)?;
+    /// Continues writing the partial directory `partial` of a stopped run, locked by `lock`,
+    /// whose finished directory is to be `target` (or `target-1`, … when that exists then).
+    pub fn reopen(partial: &Path, target: PathBuf, lock: RunLock) -> Result<Self, TrainError> {
+        let log = open_log(partial)?;
         Ok(Self {
             partial: partial.to_owned(),
             target,
             log,
+            _lock: Some(lock),
             keep: true,
             scratch: false,
         })
@@ -133,10 +217,12 @@ impl RunDir {
         self.partial.join(file)
     }
 
-    /// Writes a whole file.
+    /// Writes a whole file, under a temporary name first: a file present is complete (a resume
+    /// takes a run with `metrics.json` for one whose results are all written).
     pub fn write(&self, file: &str, content: &str) -> Result<(), TrainError> {
-        let path = self.path(file);
-        fs::write(&path, content).map_err(TrainError::io(path))
+        let (path, writing) = (self.path(file), self.path(&format!(".{file}.writing")));
+        fs::write(&writing, content).map_err(TrainError::io(&writing))?;
+        fs::rename(&writing, &path).map_err(TrainError::io(path))
     }
 
     /// Writes a whole binary file (a chart).
@@ -166,17 +252,15 @@ impl RunDir {
     }
 
     /// Renames the directory to its final name (with a number added when a directory of that
-    /// name appeared meanwhile), without its checkpoints.
+    /// name appeared meanwhile), then removes what only a partial run needs: its checkpoints,
+    /// finished stages and lock. A failed rename leaves the partial directory whole, for
+    /// `ember train --resume` to finish.
     pub fn finish(mut self) -> Result<PathBuf, TrainError> {
         if self.scratch {
             return Ok(self.target.clone()); // removed on drop
         }
-        for dir in [crate::checkpoint::DIR, crate::checkpoint::STAGES] {
-            let path = self.partial.join(dir);
-            if path.exists() {
-                fs::remove_dir_all(&path).map_err(TrainError::io(&path))?;
-            }
-        }
+        // The directory holds a whole run from here on: it stays, whatever fails.
+        self.keep = true;
         let (parent, name) = (
             self.target
                 .parent()
@@ -188,14 +272,34 @@ impl RunDir {
                 .to_string_lossy()
                 .into_owned(),
         );
+        let mut target = self.target.clone();
         let mut n = 0;
-        while self.target.exists() {
+        // Taken by anything, a dangling link too (onto which a directory cannot be renamed).
+        while fs::symlink_metadata(&target).is_ok() {
             n += 1;
-            self.target = parent.join(format!("{name}-{n}"));
+            target = parent.join(format!("{name}-{n}"));
         }
-        fs::rename(&self.partial, &self.target).map_err(TrainError::io(&self.target))?;
-        self.keep = true; // nothing left at the partial name
-        Ok(self.target.clone())
+        fs::rename(&self.partial, &target).map_err(|source| TrainError::Unrenamed {
+            run_dir: self.partial.clone(),
+            target: target.clone(),
+            source,
+        })?;
+        for leftover in [crate::checkpoint::DIR, crate::checkpoint::STAGES, LOCK] {
+            let path = target.join(leftover);
+            let removed = match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_dir() => fs::remove_dir_all(&path),
+                Ok(_) => fs::remove_file(&path),
+                Err(_) => Ok(()),
+            };
+            // The run is finished and in place: what is left over only takes space.
+            if let Err(e) = removed {
+                tracing::warn!(
+                    "{}: {e}; the run is finished, this can be deleted",
+                    path.display()
+                );
+            }
+        }
+        Ok(target)
     }
 }
 
@@ -231,5 +335,61 @@ impl Drop for RunDir {
         if (self.scratch || !self.keep) && self.partial.exists() {
             let _ = fs::remove_dir_all(&self.partial);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_directory_names_its_run() {
+        let name = |dir: &str| partial_run_name(Path::new(dir));
+        assert_eq!(name("runs/.whole.partial-12").as_deref(), Some("whole"));
+        assert_eq!(
+            name(".a.partial-b.partial-3-1").as_deref(),
+            Some("a.partial-b")
+        );
+        assert_eq!(name("runs/whole"), None);
+        assert_eq!(name("runs/.partial-3"), None);
+        assert!(!is_partial(Path::new("runs/whole.partial-3")));
+    }
+
+    /// flock locks belong to an open file, so a second open in the same process contends as
+    /// another process would.
+    #[test]
+    fn a_second_lock_is_refused_naming_the_holder_until_the_first_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = RunLock::take(dir.path()).unwrap();
+        let err = RunLock::take(dir.path()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "cannot resume {}: another ember process (pid {}) is training this run",
+                dir.path().display(),
+                std::process::id()
+            )
+        );
+        drop(first);
+        RunLock::take(dir.path()).unwrap();
+    }
+
+    /// A partial directory of this process's id is a killed run's whose id came round again:
+    /// it may hold a checkpoint, and is left alone.
+    #[test]
+    fn a_new_run_leaves_an_old_partial_directory_of_its_pid_alone() {
+        let out = tempfile::tempdir().unwrap();
+        let old = out
+            .path()
+            .join(format!(".x.partial-{}", std::process::id()));
+        fs::create_dir_all(old.join("checkpoints")).unwrap();
+        let run = RunDir::create(out.path(), "x").unwrap();
+        assert_eq!(
+            run.dir(),
+            out.path()
+                .join(format!(".x.partial-{}-1", std::process::id()))
+        );
+        assert!(old.join("checkpoints").is_dir());
+        assert_eq!(partial_run_name(run.dir()).as_deref(), Some("x"));
     }
 }

@@ -8,7 +8,6 @@ use ember_models::{Input, Model};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use serde_json::json;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -55,8 +54,8 @@ pub struct Trainer<'a> {
     pub(crate) adam_layout: AdamLayout,
     /// Set from outside (Ctrl-C, SIGTERM) to stop after the current batch with a checkpoint.
     pub(crate) stop: Option<Arc<AtomicBool>>,
-    /// Where the finished run goes (kept in checkpoints).
-    pub(crate) target: PathBuf,
+    /// What the run was started as and where it finishes (kept in checkpoints).
+    pub(crate) origin: checkpoint::Origin,
     /// The run's stages finished so far.
     pub(crate) done: Vec<StageDone>,
     /// Lines written to `metrics.jsonl`.
@@ -123,7 +122,7 @@ impl Trainer<'_> {
     ) -> Result<(), TrainError> {
         let state = State {
             version: checkpoint::VERSION,
-            target: self.target.clone(),
+            origin: self.origin.clone(),
             done: self.done.clone(),
             stage,
             epoch,
