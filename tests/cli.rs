@@ -142,8 +142,63 @@ fn train_then_eval() {
         ],
         dir.path(),
     );
-    assert!(!out.status.success() && stderr(&out).contains("unknown precision `int4`"));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "error: invalid value 'int4' for '--precision <PRECISION>'\n  \
+             [possible values: f32, f16, int8]"
+        ),
+        "{}",
+        stderr(&out)
+    );
     assert!(!dir.path().join("models/x").exists());
+}
+
+/// The typed options are parsed by clap before anything runs: a bad value names the option
+/// and what it takes, and exits 1 like any other bad input.
+#[test]
+fn typed_options_refuse_unknown_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["bench", "train", "--size", "huge"],
+            "invalid value 'huge' for '--size <SIZE>'\n  [possible values: probe, ml20m, games]",
+        ),
+        (
+            &["bench", "train", "--embedding-gradient", "sparse"],
+            "invalid value 'sparse' for '--embedding-gradient <EMBEDDING_GRADIENT>'\n  \
+             [possible values: auto, burn, segmented]",
+        ),
+        (
+            &["bench", "train", "--gradient-exchange", "sparse"],
+            "invalid value 'sparse' for '--gradient-exchange <GRADIENT_EXCHANGE>'\n  \
+             [possible values: auto, dense]",
+        ),
+        (
+            &["eval", "--run", "runs/none", "--protocol", "top:5"],
+            "invalid value 'top:5' for '--protocol <PROTOCOL>': unknown protocol `top:5`: use \
+             full, sampled:N, popularity:N or fixed",
+        ),
+        (
+            &["eval", "--run", "runs/none", "--protocol", "sampled:x"],
+            "invalid value 'sampled:x' for '--protocol <PROTOCOL>': `x` is not a number of \
+             negatives: invalid digit found in string",
+        ),
+        (
+            &["eval", "--run", "runs/none", "--protocol", "popularity:0"],
+            "invalid value 'popularity:0' for '--protocol <PROTOCOL>': a sampled protocol needs \
+             at least one negative per user, got 0",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = ember(args, dir.path());
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.starts_with(&format!("error: {message}")),
+            "{args:?}: {err}"
+        );
+    }
 }
 
 #[test]

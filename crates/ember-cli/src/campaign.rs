@@ -405,8 +405,8 @@ fn plan(args: PlanArgs) -> Result<()> {
     audience.write_csv(&dir.path("audience.csv"))?;
     bar.finish_and_clear();
     let (target, control) = (
-        audience.count(campaign::Group::Target),
-        audience.count(campaign::Group::Control),
+        audience.count(campaign::Arm::Target),
+        audience.count(campaign::Arm::Control),
     );
     println!(
         "campaign for item {item}: {} customers of the {} who do not have it ({} target, {} \

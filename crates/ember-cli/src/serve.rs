@@ -24,13 +24,14 @@
 
 use anyhow::{Context, Result};
 use axum::extract::State;
+use clap::Args;
 use ember_decide::nba::{self, ActionScore, NbaInputs};
 use ember_decide::{
     DecideError, ExportedModel, InferError, Known, Options, Recommendation, describe_exclusion,
 };
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -616,6 +617,42 @@ fn is_length_limit(e: &axum::Error) -> bool {
     false
 }
 
+#[derive(Args)]
+pub struct ServeArgs {
+    /// An exported model directory (`ember export`).
+    #[arg(long)]
+    model: PathBuf,
+    /// Address to listen on (port 0 picks a free port; the first stdout line names it).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// Worker threads.
+    #[arg(long, default_value_t = 4)]
+    threads: usize,
+    /// An actions table (`id,items,value[,categories,cap,cooldown_days]`): enables
+    /// POST /v1/next-best-action.
+    #[arg(long)]
+    actions: Option<PathBuf>,
+    /// Item categories (`item,category`), for actions with an allow-list.
+    #[arg(long, requires = "actions")]
+    items: Option<PathBuf>,
+    /// Past contacts (`customer,action,day`), for caps and cool-downs.
+    #[arg(long, requires = "actions")]
+    contacts: Option<PathBuf>,
+}
+
+/// `ember serve`: reads the action tables, if any, then serves.
+pub fn run(args: ServeArgs) -> Result<()> {
+    let actions = match &args.actions {
+        Some(path) => Some(ActionTables::read(
+            path,
+            args.items.as_deref(),
+            args.contacts.as_deref(),
+        )?),
+        None => None,
+    };
+    serve(&args.model, &args.addr, args.threads, actions)
+}
+
 /// Serves `model_dir` on `addr` with `threads` worker threads until SIGINT/SIGTERM; with
 /// `actions`, also next best actions.
 ///
@@ -644,10 +681,10 @@ pub fn serve(
         .enable_all()
         .build()
         .context("starting the server's threads")?;
-    runtime.block_on(run(shared, addr, model_dir, threads.max(1)))
+    runtime.block_on(listen(shared, addr, model_dir, threads.max(1)))
 }
 
-async fn run(shared: Arc<Shared>, addr: &str, model_dir: &Path, threads: usize) -> Result<()> {
+async fn listen(shared: Arc<Shared>, addr: &str, model_dir: &Path, threads: usize) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("--addr {addr}"))?;

@@ -12,7 +12,8 @@
 //!   and, after the campaign, what it did ([`campaign::measure`]: lift with intervals and a
 //!   p-value).
 //! - [`segments`]: customer segments from the model's user vectors (k-means++, k chosen by
-//!   silhouette, a 2-D map, profiles and outliers).
+//!   silhouette, a 2-D map, profiles and outliers); the numeric toolkit they are made with
+//!   (standardising, k-means++, silhouette, PCA by Jacobi rotations) is [`numeric`].
 //! - [`nba`]: the next best action per customer from an actions table, eligibility rules and
 //!   contact history.
 //!
@@ -28,6 +29,7 @@ pub mod campaign;
 pub mod destination;
 pub mod exclusion;
 pub mod nba;
+pub mod numeric;
 pub mod propensity;
 pub mod rng;
 pub mod segments;

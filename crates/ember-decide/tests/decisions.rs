@@ -4,7 +4,7 @@
 
 use ember_decide::batch::{BatchOptions, recommend_all, recommend_users, write_csv};
 use ember_decide::campaign::{
-    AudienceOptions, ConversionValue, EvaluationOptions, Group, HeldOutRow, evaluate_audience,
+    Arm, AudienceOptions, ConversionValue, EvaluationOptions, HeldOutRow, evaluate_audience,
     evaluate_ranking, read_audience, select_audience,
 };
 use ember_decide::nba::{
@@ -154,10 +154,7 @@ fn audiences_leave_owners_out_and_hold_a_seeded_control_group() {
     assert_eq!(audience.eligible, 24);
     assert_eq!(audience.members.len(), 20);
     assert_eq!(
-        (
-            audience.count(Group::Target),
-            audience.count(Group::Control)
-        ),
+        (audience.count(Arm::Target), audience.count(Arm::Control)),
         (15, 5)
     );
     assert!(
@@ -187,7 +184,7 @@ fn audiences_leave_owners_out_and_hold_a_seeded_control_group() {
     let control = |a: &ember_decide::campaign::Audience| -> Vec<i64> {
         a.members
             .iter()
-            .filter(|m| m.group == Group::Control)
+            .filter(|m| m.arm == Arm::Control)
             .map(|m| m.customer)
             .collect()
     };
@@ -206,7 +203,7 @@ fn audiences_leave_owners_out_and_hold_a_seeded_control_group() {
     let rows = read_audience(&path).unwrap();
     assert_eq!(rows.len(), 20);
     for (row, m) in rows.iter().zip(&audience.members) {
-        assert_eq!((row.customer, row.group), (m.customer, m.group));
+        assert_eq!((row.customer, row.arm), (m.customer, m.arm));
     }
     options.control_share = 1.0;
     let err = select_audience(&model, 101, &options)

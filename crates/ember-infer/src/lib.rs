@@ -70,7 +70,7 @@ pub use format::{
 pub use model::{Because, ExportedModel, Known, Options, Recommendation, ScoreScale};
 pub use quant::{f16_to_f32, f32_to_f16};
 pub use topk::Scored;
-pub use writer::{write_model, write_model_known, write_model_with};
+pub use writer::{TensorBytes, write_model, write_model_known, write_model_with};
 
 use std::path::{Path, PathBuf};
 

@@ -21,14 +21,23 @@ use crate::quant::{f32_to_f16, quantize_rows};
 use crate::source::Stored;
 use crate::{InferError, families};
 
-/// Bytes of one stored tensor, for safetensors' writer.
-struct Bytes {
+/// One tensor as safetensors stores it (dtype, shape, little-endian bytes): the [`View`] every
+/// ember writer hands to `safetensors::serialize`, this export's and ember-train's checkpoints'.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorBytes {
     dtype: Dtype,
     shape: Vec<usize>,
     bytes: Vec<u8>,
 }
 
-impl View for &Bytes {
+impl TensorBytes {
+    /// A vector of F32 values, shape `[values.len()]`.
+    pub fn f32_vector(values: &[f32]) -> Self {
+        vector(Dtype::F32, values, |v| v.to_le_bytes())
+    }
+}
+
+impl View for &TensorBytes {
     fn dtype(&self) -> Dtype {
         self.dtype
     }
@@ -47,8 +56,12 @@ fn le_bytes<T, const N: usize>(values: &[T], to: impl Fn(&T) -> [u8; N]) -> Vec<
     values.iter().flat_map(to).collect()
 }
 
-fn vector<T, const N: usize>(dtype: Dtype, values: &[T], to: impl Fn(&T) -> [u8; N]) -> Bytes {
-    Bytes {
+fn vector<T, const N: usize>(
+    dtype: Dtype,
+    values: &[T],
+    to: impl Fn(&T) -> [u8; N],
+) -> TensorBytes {
+    TensorBytes {
         dtype,
         shape: vec![values.len()],
         bytes: le_bytes(values, to),
@@ -63,7 +76,7 @@ fn tensor_error(name: &str, message: impl Into<String>) -> InferError {
 }
 
 /// Rows of column indices as `[rows + 1]` I64 offsets and I32 columns.
-fn sparse_rows<'a>(rows: impl Iterator<Item = &'a [u32]>) -> (Bytes, Bytes) {
+fn sparse_rows<'a>(rows: impl Iterator<Item = &'a [u32]>) -> (TensorBytes, TensorBytes) {
     let mut offsets = vec![0i64];
     let mut columns: Vec<i32> = Vec::new();
     for row in rows {
@@ -78,7 +91,7 @@ fn sparse_rows<'a>(rows: impl Iterator<Item = &'a [u32]>) -> (Bytes, Bytes) {
 
 /// Each user's known items (sets) as [`KNOWN_ITEMS`] encodes them: per user, the first item and
 /// each following gap minus one as LEB128 varints; the offsets are byte offsets.
-fn known_bytes(rows: &[Vec<u32>]) -> (Bytes, Bytes) {
+fn known_bytes(rows: &[Vec<u32>]) -> (TensorBytes, TensorBytes) {
     let mut offsets = vec![0i64];
     let mut bytes: Vec<u8> = Vec::new();
     for row in rows {
@@ -172,7 +185,7 @@ pub(crate) fn encode(
             ),
         ));
     }
-    let mut out: Vec<(String, Bytes)> = Vec::new();
+    let mut out: Vec<(String, TensorBytes)> = Vec::new();
     let (sets, days) = dated_sets(known)?;
     let (offsets, items) = known_bytes(&sets);
     out.push((KNOWN_OFFSETS.into(), offsets));
@@ -191,7 +204,7 @@ pub(crate) fn encode(
                 format!("shape {:?} with {} values", t.shape, t.data.len()),
             ));
         }
-        let stored_as = |dtype, bytes| Bytes {
+        let stored_as = |dtype, bytes| TensorBytes {
             dtype,
             shape: t.shape.clone(),
             bytes,
@@ -210,7 +223,7 @@ pub(crate) fn encode(
                 out.push((t.name.clone(), stored_as(Dtype::I8, bytes)));
                 out.push((
                     format!("{}.scale", t.name),
-                    vector(Dtype::F32, &scales, |v| v.to_le_bytes()),
+                    TensorBytes::f32_vector(&scales),
                 ));
             }
             _ => out.push((
@@ -242,10 +255,7 @@ pub(crate) fn encode(
             let (offsets, columns) = sparse_rows(columns.iter().map(Vec::as_slice));
             out.push((RATINGS_OFFSETS.into(), offsets));
             out.push((RATINGS_COLUMNS.into(), columns));
-            out.push((
-                RATINGS_VALUES.into(),
-                vector(Dtype::F32, &values, |v| v.to_le_bytes()),
-            ));
+            out.push((RATINGS_VALUES.into(), TensorBytes::f32_vector(&values)));
         }
         (Stored::Nothing, ModelData::None) => {}
         (Stored::ItemSets | Stored::Sequences, _) => {
@@ -458,5 +468,24 @@ pub(crate) fn tensor(name: &str, shape: &[usize], data: &[f32]) -> TensorF32 {
         name: name.into(),
         shape: shape.to_vec(),
         data: data.to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TensorBytes;
+    use safetensors::{Dtype, SafeTensors};
+
+    /// The view ember-train's checkpoints store Adam's moments with: `1.0` is `0x3f800000` and
+    /// `-2.5` is `0xc0200000`, written little-endian.
+    #[test]
+    fn an_f32_vector_is_stored_as_its_little_endian_bytes() {
+        let moments = TensorBytes::f32_vector(&[1.0, -2.5]);
+        let file = safetensors::serialize([("m/w", &moments)], None).unwrap();
+        let file = SafeTensors::deserialize(&file).unwrap();
+        let stored = file.tensor("m/w").unwrap();
+        assert_eq!(stored.dtype(), Dtype::F32);
+        assert_eq!(stored.shape(), &[2]);
+        assert_eq!(stored.data(), &[0, 0, 0x80, 0x3f, 0, 0, 0x20, 0xc0]);
     }
 }

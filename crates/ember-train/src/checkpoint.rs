@@ -18,10 +18,10 @@
 
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::prelude::*;
+use ember_infer::TensorBytes;
 use ember_metrics::MetricsReport;
-use safetensors::{Dtype, SafeTensors, View};
+use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -285,44 +285,14 @@ pub fn load_stage(
     model.try_load_file(&path).map_err(weights_error(&path))
 }
 
-/// One stored moment vector, for safetensors' writer.
-struct Moment {
-    shape: Vec<usize>,
-    bytes: Vec<u8>,
-}
-
-impl Moment {
-    fn new(values: &[f32]) -> Self {
-        Self {
-            shape: vec![values.len()],
-            bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        }
-    }
-}
-
-impl View for &Moment {
-    fn dtype(&self) -> Dtype {
-        Dtype::F32
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.bytes)
-    }
-    fn data_len(&self) -> usize {
-        self.bytes.len()
-    }
-}
-
 /// Writes each parameter's moments as `m/<path>` and `v/<path>`.
 fn write_moments(path: &Path, moments: &[(String, Vec<f32>, Vec<f32>)]) -> Result<(), TrainError> {
-    let stored: Vec<(String, Moment)> = moments
+    let stored: Vec<(String, TensorBytes)> = moments
         .iter()
         .flat_map(|(name, m, v)| {
             [
-                (format!("m/{name}"), Moment::new(m)),
-                (format!("v/{name}"), Moment::new(v)),
+                (format!("m/{name}"), TensorBytes::f32_vector(m)),
+                (format!("v/{name}"), TensorBytes::f32_vector(v)),
             ]
         })
         .collect();

@@ -21,9 +21,7 @@
 
 use ember_spec::{AutoencoderSpec, CdaeSpec};
 
-use super::{
-    ById, Family, Subject, Unexplained, occlusion_because, occlusion_candidates, pair_scores_by_row,
-};
+use super::{ById, Family, Subject, Unexplained, occlusion_because, occlusion_candidates};
 use crate::nn::{Dense, Matrix, sigmoid, tanh};
 use crate::source::{SparseRows, TensorSource};
 use crate::{InferError, ScoreScale};
@@ -167,43 +165,25 @@ impl Autoencoder {
             })
             .collect()
     }
+}
 
-    /// [`Self::scores`] of a user of the training data, from their stored history.
-    fn user_row(&self, u: usize, out: &mut Vec<f32>) {
-        self.scores(self.history.row(u), Some(u), out)
-    }
+/// The distinct items of a history, sorted: the set an autoencoder reads.
+fn item_set(items: &[u32]) -> Vec<u32> {
+    let mut set = items.to_vec();
+    set.sort_unstable();
+    set.dedup();
+    set
 }
 
 impl Family for Autoencoder {
-    fn user_scores(&self, users: &[usize]) -> Vec<Vec<f32>> {
-        users
-            .iter()
-            .map(|&u| {
-                let mut scores = Vec::new();
-                self.user_row(u, &mut scores);
-                scores
-            })
-            .collect()
-    }
-
-    /// One decode per distinct user of the pairs.
-    fn pair_scores(&self, pairs: &[(usize, usize)]) -> Vec<f32> {
-        pair_scores_by_row(
-            pairs,
-            |u, _| u,
-            |u, _, out| self.user_row(u, out),
-            |_, i, decoded| decoded[i],
-        )
+    fn user_row(&self, u: usize, out: &mut Vec<f32>) {
+        self.scores(self.history.row(u), Some(u), out)
     }
 
     /// The items as a set: order and repeats do not matter.
-    fn history_scores(&self, items: &[u32]) -> Result<Vec<f32>, ById> {
-        let mut items = items.to_vec();
-        items.sort_unstable();
-        items.dedup();
-        let mut scores = Vec::new();
-        self.scores(&items, None, &mut scores);
-        Ok(scores)
+    fn history_row(&self, items: &[u32], out: &mut Vec<f32>) -> Result<(), ById> {
+        self.scores(&item_set(items), None, out);
+        Ok(())
     }
 
     fn explain(
@@ -213,12 +193,7 @@ impl Family for Autoencoder {
     ) -> Result<Vec<Vec<(u32, f32)>>, Unexplained> {
         let (input, user) = match subject {
             Subject::User { user, .. } => (self.history.row(user).to_vec(), Some(user)),
-            Subject::History(items) => {
-                let mut items = items.to_vec();
-                items.sort_unstable();
-                items.dedup();
-                (items, None)
-            }
+            Subject::History(items) => (item_set(items), None),
         };
         let first = &self.encoder[0].weight;
         let strength = |i: u32| first.row(i as usize).iter().map(|w| w * w).sum::<f32>();

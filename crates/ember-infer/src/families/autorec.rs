@@ -128,6 +128,11 @@ impl AutoRec {
 }
 
 impl Family for AutoRec {
+    /// One user's row: [`Family::user_scores`] of a batch of one.
+    fn user_row(&self, user: usize, out: &mut Vec<f32>) {
+        *out = self.user_scores(&[user]).swap_remove(0);
+    }
+
     fn user_scores(&self, users: &[usize]) -> Vec<Vec<f32>> {
         let n = self.seen_items.len();
         let mut out = vec![vec![0.0f32; n]; users.len()];

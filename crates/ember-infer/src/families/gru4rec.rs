@@ -20,9 +20,7 @@
 
 use ember_spec::{Gru4RecSpec, tokens};
 
-use super::{
-    ById, Family, Subject, Unexplained, latest_candidates, occlusion_because, pair_scores_by_row,
-};
+use super::{ById, Family, Subject, Unexplained, latest_candidates, occlusion_because};
 use crate::kernels::{dot, dot_rows_f32};
 use crate::nn::{Dense, Matrix, sigmoid};
 use crate::source::{SparseRows, TensorSource};
@@ -153,32 +151,14 @@ impl Gru4Rec {
 }
 
 impl Family for Gru4Rec {
-    fn user_scores(&self, users: &[usize]) -> Vec<Vec<f32>> {
-        users
-            .iter()
-            .map(|&u| {
-                let mut scores = Vec::new();
-                self.scores(self.history.row(u), &mut scores);
-                scores
-            })
-            .collect()
-    }
-
-    /// One pass of the GRU per distinct user of the pairs.
-    fn pair_scores(&self, pairs: &[(usize, usize)]) -> Vec<f32> {
-        pair_scores_by_row(
-            pairs,
-            |u, _| u,
-            |u, _, out| self.scores(self.history.row(u), out),
-            |_, i, decoded| decoded[i],
-        )
+    fn user_row(&self, u: usize, out: &mut Vec<f32>) {
+        self.scores(self.history.row(u), out)
     }
 
     /// The items in the order given, the latest last.
-    fn history_scores(&self, items: &[u32]) -> Result<Vec<f32>, ById> {
-        let mut scores = Vec::new();
-        self.scores(items, &mut scores);
-        Ok(scores)
+    fn history_row(&self, items: &[u32], out: &mut Vec<f32>) -> Result<(), ById> {
+        self.scores(items, out);
+        Ok(())
     }
 
     /// Occlusion of the window's distinct items (the latest [`super::MAX_OCCLUDED`]): each is

@@ -47,23 +47,61 @@ pub(crate) enum Unexplained {
 }
 
 /// A loaded model's scores. Users and items are internal ids, in range.
+///
+/// The families that decode one row of scores per user from the user's items (the
+/// autoencoders, GRU4Rec, the transformers) give [`Family::user_row`] and
+/// [`Family::history_row`], and the queries default to them; the others score many users or
+/// pairs at once, and give their own [`Family::user_scores`] and [`Family::pair_scores`].
 pub(crate) trait Family: Debug + Send + Sync {
-    /// Scores of every item, in item order, for each user of `users`.
+    /// Scores of every item, in item order, for the user `user` of the training data, into
+    /// `out` (one row of scores).
+    ///
+    /// # Shapes
+    /// - output: `[items]`
+    fn user_row(&self, user: usize, out: &mut Vec<f32>);
+
+    /// Scores of every item for a user given by their items (oldest first; unknown ones
+    /// already dropped) rather than by id, into `out`: how a history-based family serves a
+    /// user it was not trained on. By default a family scores only the users it was trained
+    /// on.
+    fn history_row(&self, items: &[u32], out: &mut Vec<f32>) -> Result<(), ById> {
+        let _ = (items, out);
+        Err(ById)
+    }
+
+    /// Scores of every item, in item order, for each user of `users`: by default one
+    /// [`Family::user_row`] each.
     ///
     /// # Shapes
     /// - users: `[batch]`
     /// - output: `[batch][items]`
-    fn user_scores(&self, users: &[usize]) -> Vec<Vec<f32>>;
+    fn user_scores(&self, users: &[usize]) -> Vec<Vec<f32>> {
+        users
+            .iter()
+            .map(|&u| {
+                let mut scores = Vec::new();
+                self.user_row(u, &mut scores);
+                scores
+            })
+            .collect()
+    }
 
-    /// Scores of `(user, item)` pairs, in their order.
-    fn pair_scores(&self, pairs: &[(usize, usize)]) -> Vec<f32>;
+    /// Scores of `(user, item)` pairs, in their order: by default one [`Family::user_row`]
+    /// per distinct user of the pairs.
+    fn pair_scores(&self, pairs: &[(usize, usize)]) -> Vec<f32> {
+        pair_scores_by_row(
+            pairs,
+            |u, _| u,
+            |u, _, out| self.user_row(u, out),
+            |_, i, decoded| decoded[i],
+        )
+    }
 
-    /// Scores of every item for a user given by their items (oldest first; unknown ones
-    /// already dropped) rather than by id: how a history-based family serves a user it was not
-    /// trained on. By default a family scores only the users it was trained on.
+    /// The [`Family::history_row`] of `items`.
     fn history_scores(&self, items: &[u32]) -> Result<Vec<f32>, ById> {
-        let _ = items;
-        Err(ById)
+        let mut scores = Vec::new();
+        self.history_row(items, &mut scores)?;
+        Ok(scores)
     }
 
     /// Scores of `item` for each of the first `users` users (all of them), in user order.

@@ -91,6 +91,11 @@ pub(super) fn load_gmf(spec: &FactorsSpec, src: &TensorSource<'_>) -> Result<Fac
 }
 
 impl Family for Factors {
+    /// One user's row: [`Family::user_scores`] of a batch of one.
+    fn user_row(&self, user: usize, out: &mut Vec<f32>) {
+        *out = self.user_scores(&[user]).swap_remove(0);
+    }
+
     fn user_scores(&self, users: &[usize]) -> Vec<Vec<f32>> {
         let n = self.num_items;
         let queries: Vec<Vec<f32>> = users.iter().map(|&u| self.query(u)).collect();
@@ -268,6 +273,11 @@ impl Mlp {
 }
 
 impl Family for Mlp {
+    /// One user's row: [`Family::user_scores`] of a batch of one.
+    fn user_row(&self, user: usize, out: &mut Vec<f32>) {
+        *out = self.user_scores(&[user]).swap_remove(0);
+    }
+
     fn user_scores(&self, users: &[usize]) -> Vec<Vec<f32>> {
         pairwise_user_scores(
             users,
@@ -359,6 +369,11 @@ impl NeuMf {
 }
 
 impl Family for NeuMf {
+    /// One user's row: [`Family::user_scores`] of a batch of one.
+    fn user_row(&self, user: usize, out: &mut Vec<f32>) {
+        *out = self.user_scores(&[user]).swap_remove(0);
+    }
+
     fn user_scores(&self, users: &[usize]) -> Vec<Vec<f32>> {
         pairwise_user_scores(
             users,

@@ -29,7 +29,7 @@
 
 use ember_spec::{TransformerSpec, tokens};
 
-use super::{ById, Family, Subject, Unexplained, pair_scores_by_row};
+use super::{ById, Family, Subject, Unexplained};
 use crate::kernels::dot_rows_f32;
 use crate::nn::{Attention, Dense, LayerNorm, Matrix, add, gelu, relu};
 use crate::source::{SparseRows, TensorSource};
@@ -274,32 +274,14 @@ impl Transformer {
 }
 
 impl Family for Transformer {
-    fn user_scores(&self, users: &[usize]) -> Vec<Vec<f32>> {
-        users
-            .iter()
-            .map(|&u| {
-                let mut scores = Vec::new();
-                self.scores(self.history.row(u), &mut scores);
-                scores
-            })
-            .collect()
-    }
-
-    /// One forward pass per distinct user of the pairs.
-    fn pair_scores(&self, pairs: &[(usize, usize)]) -> Vec<f32> {
-        pair_scores_by_row(
-            pairs,
-            |u, _| u,
-            |u, _, out| self.scores(self.history.row(u), out),
-            |_, i, decoded| decoded[i],
-        )
+    fn user_row(&self, u: usize, out: &mut Vec<f32>) {
+        self.scores(self.history.row(u), out)
     }
 
     /// The items in the order given, the latest last.
-    fn history_scores(&self, items: &[u32]) -> Result<Vec<f32>, ById> {
-        let mut scores = Vec::new();
-        self.scores(items, &mut scores);
-        Ok(scores)
+    fn history_row(&self, items: &[u32], out: &mut Vec<f32>) -> Result<(), ById> {
+        self.scores(items, out);
+        Ok(())
     }
 
     /// The final position's attention over the window, the same for every target: an item
