@@ -129,8 +129,13 @@ struct TrainArgs {
     no_progress: bool,
     /// Continue a stopped or killed run from its latest checkpoint: its run directory (the
     /// hidden `.NAME.partial-PID` one), with the config it was started with.
-    #[arg(long, conflicts_with_all = ["config", "name", "output_dir", "epochs"])]
+    #[arg(long, conflicts_with_all = ["config", "name", "output_dir", "epochs", "max_memory"])]
     resume: Option<PathBuf>,
+    /// The most memory the run may use, e.g. 4G (binary units): a model whose estimated
+    /// weights, optimiser state and batches exceed it is refused before it is built (default:
+    /// the cgroup's limit, MemAvailable or ulimit -v, whichever leaves least).
+    #[arg(long, value_name = "SIZE", value_parser = ember_train::memory::parse_size)]
+    max_memory: Option<u64>,
 }
 
 #[derive(Args)]
@@ -360,6 +365,7 @@ fn train(args: TrainArgs) -> Result<()> {
         progress,
         stop: Some(stop_flag()?),
         group: ranks.group.clone(),
+        max_memory: args.max_memory,
     };
     match train_or_resume(args, options) {
         Ok((config, summary)) if ranks.is_root() => report(&config, &summary),

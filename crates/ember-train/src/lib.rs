@@ -16,6 +16,7 @@ pub mod epoch;
 mod error;
 pub mod evaluate;
 pub mod export;
+pub mod memory;
 #[cfg(feature = "mpi")]
 pub mod mpi_group;
 pub mod plot;
@@ -90,6 +91,9 @@ pub struct RunOptions {
     /// The ranks of a data-parallel run (one process by default). Every rank calls [`train`]
     /// or [`resume`] with the same arguments; rank 0 alone writes the run directory.
     pub group: distributed::Group,
+    /// The most memory the run may use, in bytes (`--max-memory`), instead of the limits
+    /// [`memory::available`] reads.
+    pub max_memory: Option<u64>,
 }
 
 /// What a model is built for on `data`, on `backend`, with `config`'s objective.
@@ -202,7 +206,7 @@ pub fn train(
     config.data.make_absolute(&cwd);
     let config = &config;
     let inputs = config.data.fingerprint()?;
-    let prepared = Prepared::new(config, backend)?;
+    let prepared = Prepared::within(config, backend, options.max_memory)?;
     let group = &options.group;
     let mut run = if group.is_root() {
         RunDir::create(&config.output_dir, &config.name)?
@@ -252,6 +256,7 @@ pub fn train(
             String::new()
         }
     ));
+    run.log(&prepared.memory);
     // Absolute, so that a resumed run finishes in the same place from any directory.
     let target = std::path::absolute(run.target()).unwrap_or_else(|_| run.target().to_owned());
     let partial = run.dir().to_owned();
@@ -346,13 +351,26 @@ struct Prepared {
     preprocess: ember_data::PreprocessStats,
     plan: EvaluationPlan,
     extra_plans: Vec<EvaluationPlan>,
+    /// What the model will take of the memory there is, for the log.
+    memory: String,
 }
 
 impl Prepared {
     fn new(config: &RunConfig, backend: Backend) -> Result<Self, TrainError> {
+        Self::within(config, backend, None)
+    }
+
+    /// [`Prepared::new`], refusing a model that does not fit in `max_memory` bytes (by default
+    /// in what the system gives this process).
+    fn within(
+        config: &RunConfig,
+        backend: Backend,
+        max_memory: Option<u64>,
+    ) -> Result<Self, TrainError> {
         backend.device()?;
         let (data, preprocess) = prepare(&config.data, &config.preprocess, &config.split)?;
         check_data(config, &data).map_err(TrainError::config("config"))?;
+        let memory = memory::check(config, &data, max_memory)?;
         let plan = EvaluationPlan::new(&data, &config.eval.protocol, config.seed)
             .map_err(|e| TrainError::config("config")(e.into()))?;
         // Drawn now, from the same data as the main plan: a protocol the data cannot serve
@@ -369,6 +387,7 @@ impl Prepared {
             preprocess,
             plan,
             extra_plans,
+            memory,
         })
     }
 }
