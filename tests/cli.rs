@@ -652,9 +652,11 @@ extra_protocols = [{ kind = "full_ranking" }]
 /// (`bounded_runs_fit_in_the_limit`).
 const ADDRESS_SPACE: u64 = 4 << 30;
 
-/// Runs ember under `prlimit --as=ADDRESS_SPACE` and a 60-second `timeout`, with `env` set and
-/// backtraces on (so that a panic would show); `None` (after saying why) where `prlimit` or
-/// `timeout` is missing, a failure when `EMBER_REQUIRE_TEST_INPUTS` is set.
+/// Runs ember under `prlimit --as=ADDRESS_SPACE` and a 60-second `timeout` that sends SIGKILL
+/// (ember takes SIGTERM as "checkpoint and stop", which a run still reading its data never
+/// reaches), with `env` set and backtraces on (so that a panic would show); `None` (after
+/// saying why) where `prlimit` or `timeout` is missing, a failure when
+/// `EMBER_REQUIRE_TEST_INPUTS` is set.
 fn ember_bounded(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Option<Output> {
     let found = |tool: &str| Command::new(tool).arg("--version").output().is_ok();
     if !found("prlimit") || !found("timeout") {
@@ -668,7 +670,12 @@ fn ember_bounded(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Option<Outp
     }
     let output = Command::new("prlimit")
         .arg(format!("--as={ADDRESS_SPACE}"))
-        .args(["timeout", "60", env!("CARGO_BIN_EXE_ember")])
+        .args([
+            "timeout",
+            "--signal=KILL",
+            "60",
+            env!("CARGO_BIN_EXE_ember"),
+        ])
         .args(args)
         .envs(env.iter().copied())
         .env("RUST_BACKTRACE", "1")
