@@ -737,6 +737,15 @@ fn data_that_is_not_a_regular_file_is_refused_at_once() {
         );
         assert!(!dir.path().join("runs").exists());
     }
+    // A config is read as every text input is (it once grew until memory ran out).
+    let args = ["train", "--config", "/dev/zero", "--no-progress"];
+    let err = refused(&ember_bounded(&args, dir.path(), &[]).unwrap());
+    assert!(
+        err.contains(
+            "/dev/zero: line 1: a NUL byte: this is not a text file (expected lines of text)"
+        ),
+        "{err}"
+    );
     // `data stats` reads the data once, without a fingerprint: /dev/zero's first byte stops it.
     fs::write(
         dir.path().join("c.toml"),
