@@ -786,19 +786,21 @@ fn a_line_longer_than_the_limit_names_its_file_and_line() {
     fs::write(dir.path().join("c.toml"), raised).unwrap();
     let err = refused(&ember_bounded(&args, dir.path(), &[]).unwrap());
     assert!(err.contains("long.csv:3: item `4444"), "{err}");
-    // Preset formats take it from EMBER_MAX_LINE_BYTES.
+    // Preset formats take it from EMBER_MAX_LINE_BYTES (which the config's lines, 24 bytes at
+    // most, also obey).
+    let long_line = format!("1\t3\t4\t11\t{}", "9".repeat(30));
     fs::write(
         dir.path().join("u.data"),
-        "1\t2\t5\t10\n1\t3\t4\t11\t12345\n",
+        format!("1\t2\t5\t10\n{long_line}\n"),
     )
     .unwrap();
     let preset = "[data]\nformat = \"movielens100k\"\npath = \"u.data\"\n";
     fs::write(dir.path().join("c.toml"), preset).unwrap();
-    let env = [("EMBER_MAX_LINE_BYTES", "12")];
+    let env = [("EMBER_MAX_LINE_BYTES", "30")];
     let err = refused(&ember_bounded(&args, dir.path(), &env).unwrap());
     assert!(
         err.contains(
-            "u.data:2: a line longer than 12 bytes (the limit is EMBER_MAX_LINE_BYTES): is this \
+            "u.data:2: a line longer than 30 bytes (the limit is EMBER_MAX_LINE_BYTES): is this \
              a text file?"
         ),
         "{err}"

@@ -49,7 +49,7 @@ fn is_invisible(c: char) -> bool {
 }
 
 /// Reads a whole text file: I/O errors become [`DataError::Io`], a directory is refused, and
-/// the bytes are checked as they arrive ([`lines::read_all`]): a NUL byte is refused as binary
+/// each line is checked as it is read ([`lines::read_all`]): a NUL byte is refused as binary
 /// and a line longer than `limit` is refused with its line, so that a file without line breaks
 /// (`/dev/zero`) stops at once instead of filling memory. A leading UTF-8 BOM is dropped. Bytes
 /// that are not UTF-8 are replaced (Latin-1 titles in columns ember does not read must not stop
@@ -60,13 +60,14 @@ pub(crate) fn read_text(path: &Path, limit: LineLimit) -> Result<String> {
         source,
     };
     let file = File::open(path).map_err(io)?;
-    if file.metadata().map_err(io)?.is_dir() {
+    let metadata = file.metadata().map_err(io)?;
+    if metadata.is_dir() {
         return Err(DataError::NotAFile {
             path: path.to_owned(),
             kind: "a directory",
         });
     }
-    let bytes = lines::read_all(file, limit).map_err(|e| match e {
+    let bytes = lines::read_all(file, limit, metadata.len()).map_err(|e| match e {
         TextError::Io(source) => io(source),
         e => DataError::Parse {
             path: path.to_owned(),

@@ -23,7 +23,7 @@ pub(crate) struct CsvReader {
 
 /// The lines of an input file, each checked as it is read: none longer than
 /// `EMBER_MAX_LINE_BYTES` (1 MiB by default), no NUL byte, UTF-8. A file without line breaks
-/// (`/dev/zero`) is refused after a chunk instead of filling memory.
+/// (`/dev/zero`) is refused at the limit instead of filling memory.
 struct TextLines {
     path: PathBuf,
     lines: Lines<BufReader<File>>,

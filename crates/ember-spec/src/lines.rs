@@ -3,9 +3,9 @@
 //!
 //! A text reader that buffers until it meets a line break will buffer forever on a file that
 //! has none: `/dev/zero` or a binary file fed by mistake grew until the kernel killed the
-//! process. Both readers here look at the bytes as they arrive, in chunks, and stop at the
-//! first NUL byte (no text file has one) or at the first line longer than a limit, naming the
-//! line. Training (ember-data) and the decision commands (ember-decide) read through this one
+//! process. Both readers here read a line at a time, never more than a byte past a limit, and
+//! stop at the first NUL byte (no text file has one) or at the first line longer than the
+//! limit, naming the line. Training (ember-data) and the decision commands (ember-decide) read through this one
 //! module so that they agree on the limit, its setting and its messages.
 
 use std::io::{self, BufRead, Read};
@@ -20,7 +20,7 @@ pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
 /// The environment variable that sets the limit for every text reader of ember (in bytes).
 pub const MAX_LINE_BYTES_VAR: &str = "EMBER_MAX_LINE_BYTES";
 
-/// Bytes read at a time.
+/// Bytes read from the file at a time.
 const CHUNK: usize = 64 << 10;
 
 /// A limit on the length of a line, and the setting a message names so that the reader knows
@@ -98,63 +98,43 @@ impl TextError {
     }
 }
 
-/// Where a reader is: the current line and how many of its bytes were read.
-#[derive(Debug, Clone, Copy)]
-struct Position {
+/// Reads the next line of `reader` into the end of `out` (its `\n` kept): at most a byte past
+/// `limit`, so that a line without end costs the limit, not the memory. Returns the bytes read
+/// (0 at the end of the text), after checking them.
+fn read_line(
+    reader: &mut impl BufRead,
+    out: &mut Vec<u8>,
     line: usize,
-    bytes: usize,
+    limit: LineLimit,
+) -> Result<usize, TextError> {
+    let start = out.len();
+    let read = reader.take(limit.bytes as u64 + 1).read_until(b'\n', out)?;
+    let text = &out[start..];
+    if text.contains(&0) {
+        return Err(TextError::Nul { line });
+    }
+    if text.len() - usize::from(text.last() == Some(&b'\n')) > limit.bytes {
+        return Err(TextError::LongLine { line, limit });
+    }
+    Ok(read)
 }
 
-impl Position {
-    const START: Self = Self { line: 1, bytes: 0 };
-
-    /// Checks `chunk`, which follows what was read, and moves past it.
-    fn advance(&mut self, chunk: &[u8], limit: LineLimit) -> Result<(), TextError> {
-        for &byte in chunk {
-            match byte {
-                0 => return Err(TextError::Nul { line: self.line }),
-                b'\n' => *self = Self::new_line(self.line),
-                _ => {
-                    self.bytes += 1;
-                    if self.bytes > limit.bytes {
-                        return Err(TextError::LongLine {
-                            line: self.line,
-                            limit,
-                        });
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn new_line(line: usize) -> Self {
-        Self {
-            line: line + 1,
-            bytes: 0,
-        }
-    }
-}
-
-/// Reads all of `reader`, refusing a NUL byte or a line longer than `limit` as soon as its
-/// chunk arrives: a file without line breaks costs at most `limit` bytes and a chunk.
-pub fn read_all(mut reader: impl Read, limit: LineLimit) -> Result<Vec<u8>, TextError> {
+/// Reads all of `reader`, line by line, refusing a NUL byte or a line longer than `limit`
+/// as soon as it is read: a file without line breaks costs the limit, not the memory.
+/// `expected` bytes (the file's size, when known) are reserved first.
+pub fn read_all(reader: impl Read, limit: LineLimit, expected: u64) -> Result<Vec<u8>, TextError> {
+    let mut reader = io::BufReader::with_capacity(CHUNK, reader);
     let mut out = Vec::new();
-    let mut chunk = vec![0u8; CHUNK];
-    let mut at = Position::START;
-    loop {
-        let n = match reader.read(&mut chunk) {
-            Ok(0) => return Ok(out),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.into()),
-        };
-        at.advance(&chunk[..n], limit)?;
-        out.extend_from_slice(&chunk[..n]);
+    // A size that cannot be reserved is only a hint lost.
+    let _ = out.try_reserve_exact(usize::try_from(expected).unwrap_or(0));
+    let mut line = 1;
+    while read_line(&mut reader, &mut out, line, limit)? > 0 {
+        line += 1;
     }
+    Ok(out)
 }
 
-/// The lines of a text, read one at a time, each checked as its bytes arrive.
+/// The lines of a text, read one at a time, each checked as it is read.
 pub struct Lines<R> {
     reader: R,
     limit: LineLimit,
@@ -176,39 +156,18 @@ impl<R: BufRead> Lines<R> {
     /// its 1-based number; `None` at the end of the text.
     pub fn next_into(&mut self, out: &mut Vec<u8>) -> Option<Result<usize, TextError>> {
         out.clear();
-        let mut at = Position {
-            line: self.line,
-            bytes: 0,
-        };
-        loop {
-            let available = match self.reader.fill_buf() {
-                Ok(bytes) => bytes,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Some(Err(e.into())),
-            };
-            if available.is_empty() {
-                return (!out.is_empty()).then(|| Ok(self.finish()));
+        let line = self.line;
+        match read_line(&mut self.reader, out, line, self.limit) {
+            Ok(0) => None,
+            Ok(_) => {
+                if out.last() == Some(&b'\n') {
+                    out.pop();
+                }
+                self.line += 1;
+                Some(Ok(line))
             }
-            let (taken, ended) = match available.iter().position(|&b| b == b'\n') {
-                Some(end) => (&available[..end], true),
-                None => (available, false),
-            };
-            if let Err(e) = at.advance(taken, self.limit) {
-                return Some(Err(e));
-            }
-            out.extend_from_slice(taken);
-            let used = taken.len() + usize::from(ended);
-            self.reader.consume(used);
-            if ended {
-                return Some(Ok(self.finish()));
-            }
+            Err(e) => Some(Err(e)),
         }
-    }
-
-    /// Moves to the next line, returning the number of the one just read.
-    fn finish(&mut self) -> usize {
-        self.line += 1;
-        self.line - 1
     }
 }
 
@@ -235,7 +194,7 @@ mod tests {
     #[test]
     fn a_line_of_exactly_the_limit_passes_one_byte_more_fails_with_its_line() {
         let text = b"12345678\nabc\r\n\nxyz";
-        assert_eq!(read_all(&text[..], LIMIT).unwrap(), text);
+        assert_eq!(read_all(&text[..], LIMIT, 0).unwrap(), text);
         assert_eq!(
             lines_of(text, LIMIT).unwrap(),
             [
@@ -247,7 +206,7 @@ mod tests {
         );
         let long = b"ok\n123456789\n";
         for err in [
-            read_all(&long[..], LIMIT).unwrap_err(),
+            read_all(&long[..], LIMIT, 0).unwrap_err(),
             lines_of(long, LIMIT).unwrap_err(),
         ] {
             assert_eq!(err.line(), Some(2));
@@ -263,7 +222,7 @@ mod tests {
     fn a_nul_byte_is_refused_on_its_line() {
         let text = b"a,b\nc,\0\n";
         for err in [
-            read_all(&text[..], LIMIT).unwrap_err(),
+            read_all(&text[..], LIMIT, 0).unwrap_err(),
             lines_of(text, LIMIT).unwrap_err(),
         ] {
             assert!(matches!(err, TextError::Nul { line: 2 }), "{err:?}");
@@ -271,11 +230,11 @@ mod tests {
     }
 
     #[test]
-    fn an_endless_stream_stops_at_the_first_chunk() {
+    fn an_endless_stream_stops_at_the_limit() {
         // `io::repeat` never ends, as /dev/zero: the reader must stop on what it has seen.
-        let err = read_all(io::repeat(0), LIMIT).unwrap_err();
+        let err = read_all(io::repeat(0), LIMIT, 0).unwrap_err();
         assert!(matches!(err, TextError::Nul { line: 1 }), "{err:?}");
-        let err = read_all(io::repeat(b'x'), LIMIT).unwrap_err();
+        let err = read_all(io::repeat(b'x'), LIMIT, 0).unwrap_err();
         assert!(
             matches!(err, TextError::LongLine { line: 1, .. }),
             "{err:?}"

@@ -324,7 +324,7 @@ impl RunConfig {
         let limit = ember_spec::lines::LineLimit::from_env(ember_spec::lines::MAX_LINE_BYTES_VAR)
             .map_err(|e| read(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
         let file = std::fs::File::open(path).map_err(read)?;
-        let bytes = ember_spec::lines::read_all(file, limit).map_err(|e| match e {
+        let bytes = ember_spec::lines::read_all(file, limit, 0).map_err(|e| match e {
             ember_spec::lines::TextError::Io(e) => read(e),
             e => {
                 let message = format!("line {}: {e}", e.line().unwrap_or(1));
