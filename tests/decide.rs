@@ -423,6 +423,10 @@ fn ember_bounded(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Option<Outp
         .args(args)
         .envs(env.iter().copied())
         .env("RUST_BACKTRACE", "1")
+        // Each thread reserves address space (a stack, a malloc arena): two of each pool keep
+        // the limit's meaning the same on a machine of any size.
+        .env("RAYON_NUM_THREADS", "2")
+        .env("POLARS_MAX_THREADS", "2")
         .current_dir(cwd)
         .output()
         .expect("prlimit runs");
