@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use ember_spec::lines::{LineLimit, MAX_LINE_BYTES_VAR};
+
 use crate::split::FixedTest;
 use crate::synthetic::SyntheticConfig;
 use crate::text::{
@@ -54,6 +56,10 @@ pub enum DataSource {
         /// Timestamp column, if any.
         #[serde(default)]
         timestamp: Option<Column>,
+        /// The longest line read, in bytes (default `EMBER_MAX_LINE_BYTES`, else 1 MiB): a
+        /// longer one is refused with its line, as a file that is not text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_line_bytes: Option<usize>,
     },
     /// A Parquet file with named columns.
     Parquet {
@@ -145,6 +151,33 @@ impl DataSource {
         }
     }
 
+    /// The line limit of the source's text files: `data.max_line_bytes` (delimited files), else
+    /// `EMBER_MAX_LINE_BYTES`, else 1 MiB.
+    fn line_limit(&self) -> Result<LineLimit> {
+        let setting = match self {
+            DataSource::Delimited {
+                max_line_bytes: Some(0),
+                ..
+            } => {
+                return Err(DataError::Invalid(
+                    "data.max_line_bytes must be at least 1, got 0".into(),
+                ));
+            }
+            DataSource::Delimited {
+                max_line_bytes: Some(bytes),
+                ..
+            } => {
+                return Ok(LineLimit {
+                    bytes: *bytes,
+                    setting: "data.max_line_bytes",
+                });
+            }
+            DataSource::Delimited { .. } => "data.max_line_bytes",
+            _ => MAX_LINE_BYTES_VAR,
+        };
+        LineLimit::from_env(setting).map_err(|e| DataError::Invalid(e.to_string()))
+    }
+
     /// Reads the source.
     pub fn load(&self) -> Result<Loaded> {
         // Integer timestamps in text are read as Unix seconds, as MovieLens and the NCF files
@@ -156,6 +189,7 @@ impl DataSource {
                 .then_some(TimeUnit::Seconds);
             (interactions, unit)
         };
+        let limit = self.line_limit()?;
         let (interactions, time_unit) = match self {
             DataSource::Synthetic { synthetic } => (synthetic.generate()?, None),
             DataSource::Delimited {
@@ -166,6 +200,7 @@ impl DataSource {
                 item,
                 rating,
                 timestamp,
+                max_line_bytes: _,
             } => {
                 let spec = TableSpec {
                     user,
@@ -173,7 +208,7 @@ impl DataSource {
                     rating: rating.as_ref(),
                     timestamp: timestamp.as_ref(),
                 };
-                seconds(read_delimited(path, separator, *header, &spec)?)
+                seconds(read_delimited(path, separator, *header, &spec, limit)?)
             }
             DataSource::Parquet {
                 path,
@@ -185,17 +220,21 @@ impl DataSource {
                 read_parquet(path, user, item, rating.as_deref(), timestamp.as_deref())
             })?,
             DataSource::Movielens100k { path } => {
-                seconds(read_delimited(path, "\t", false, &TableSpec::FOUR_COLUMNS)?)
+                seconds(read_delimited(path, "\t", false, &TableSpec::FOUR_COLUMNS, limit)?)
             }
-            DataSource::Movielens1m { path } => {
-                seconds(read_delimited(path, "::", false, &TableSpec::FOUR_COLUMNS)?)
-            }
-            DataSource::Ncf { prefix } => return read_ncf(prefix),
+            DataSource::Movielens1m { path } => seconds(read_delimited(
+                path,
+                "::",
+                false,
+                &TableSpec::FOUR_COLUMNS,
+                limit,
+            )?),
+            DataSource::Ncf { prefix } => return read_ncf(prefix, limit),
             DataSource::Sasrec { path } => (
-                read_delimited(path, " ", false, &TableSpec::TWO_COLUMNS)?,
+                read_delimited(path, " ", false, &TableSpec::TWO_COLUMNS, limit)?,
                 None,
             ),
-            DataSource::Sequences { path } => (read_sequences(path)?, None),
+            DataSource::Sequences { path } => (read_sequences(path, limit)?, None),
         };
         Ok(Loaded {
             interactions,
@@ -365,9 +404,10 @@ fn read_delimited(
     separator: &str,
     header: bool,
     spec: &TableSpec,
+    limit: LineLimit,
 ) -> Result<Interactions> {
     let separator = checked_separator(path, separator)?;
-    let text = read_text(path)?;
+    let text = read_text(path, limit)?;
     let mut records = Records::new(&text, separator, separator == ",");
     let mut fields = Vec::new();
     let empty = || DataError::Empty {
@@ -757,8 +797,8 @@ impl ParquetColumn<'_> {
 }
 
 /// `user item1 item2 …` lines.
-fn read_sequences(path: &Path) -> Result<Interactions> {
-    let text = read_text(path)?;
+fn read_sequences(path: &Path, limit: LineLimit) -> Result<Interactions> {
+    let text = read_text(path, limit)?;
     let mut out = Interactions {
         timestamps: Some(Vec::new()),
         ..Default::default()
@@ -793,7 +833,7 @@ fn read_sequences(path: &Path) -> Result<Interactions> {
 }
 
 /// The NCF paper's three files.
-fn read_ncf(prefix: &Path) -> Result<Loaded> {
+fn read_ncf(prefix: &Path, limit: LineLimit) -> Result<Loaded> {
     let with_suffix = |suffix: &str| {
         let mut p = prefix.as_os_str().to_owned();
         p.push(suffix);
@@ -804,12 +844,14 @@ fn read_ncf(prefix: &Path) -> Result<Loaded> {
         "\t",
         false,
         &TableSpec::FOUR_COLUMNS,
+        limit,
     )?;
     let test_rows = read_delimited(
         &with_suffix(".test.rating"),
         "\t",
         false,
         &TableSpec::FOUR_COLUMNS,
+        limit,
     )?;
     let test: Vec<(i64, i64)> = test_rows
         .users
@@ -822,7 +864,7 @@ fn read_ncf(prefix: &Path) -> Result<Loaded> {
     let negatives = if negatives_path.exists() {
         let mut known: HashSet<i64> = interactions.users.iter().copied().collect();
         known.extend(test_rows.users.iter().copied());
-        Some(read_ncf_negatives(&negatives_path, &known)?)
+        Some(read_ncf_negatives(&negatives_path, &known, limit)?)
     } else {
         None
     };
@@ -841,8 +883,12 @@ fn read_ncf(prefix: &Path) -> Result<Loaded> {
 /// test files). A negative equal to the held-out item (an upstream quirk of the ML-1M file) is
 /// dropped: the same item cannot be both. Negatives may name items no file has an interaction
 /// with: they are items of the catalogue nobody rated, and join the item ids.
-fn read_ncf_negatives(path: &Path, known: &HashSet<i64>) -> Result<Vec<(i64, Vec<i64>)>> {
-    let text = read_text(path)?;
+fn read_ncf_negatives(
+    path: &Path,
+    known: &HashSet<i64>,
+    limit: LineLimit,
+) -> Result<Vec<(i64, Vec<i64>)>> {
+    let text = read_text(path, limit)?;
     let mut out = Vec::new();
     let mut lines: HashMap<i64, usize> = HashMap::new();
     for (line, content) in numbered_lines(&text) {

@@ -16,6 +16,7 @@ pub mod epoch;
 mod error;
 pub mod evaluate;
 pub mod export;
+pub mod memory;
 #[cfg(feature = "mpi")]
 pub mod mpi_group;
 pub mod plot;
@@ -92,6 +93,9 @@ pub struct RunOptions {
     /// The ranks of a data-parallel run (one process by default). Every rank calls [`train`]
     /// or [`resume`] with the same arguments; rank 0 alone writes the run directory.
     pub group: distributed::Group,
+    /// The most memory the run may use, in bytes (`--max-memory`), instead of the limits
+    /// [`memory::available`] reads.
+    pub max_memory: Option<u64>,
 }
 
 /// What a model is built for on `data`, on `backend`, with `config`'s objective.
@@ -206,7 +210,7 @@ pub fn train(
     config.device = backend;
     let config = &config;
     let inputs = config.data.fingerprint()?;
-    let prepared = Prepared::new(config, backend)?;
+    let prepared = Prepared::within(config, backend, options.max_memory)?;
     let group = &options.group;
     let mut run = if group.is_root() {
         RunDir::create(&config.output_dir, &config.name)?
@@ -256,6 +260,7 @@ pub fn train(
             String::new()
         }
     ));
+    run.log(&prepared.memory);
     let origin = checkpoint::Origin {
         target: std::path::absolute(run.target()).unwrap_or_else(|_| run.target().to_owned()),
         partial: std::fs::canonicalize(run.dir()).unwrap_or_else(|_| run.dir().to_owned()),
@@ -285,7 +290,7 @@ pub fn resume(
     }
     let (latest, config, origin) = checked_checkpoint(run_dir, &here, backend)?;
     let recorded = &latest.state.origin;
-    let prepared = Prepared::new(&config, backend)?;
+    let prepared = Prepared::within(&config, backend, options.max_memory)?;
     let mut run = match lock {
         Some(lock) => RunDir::reopen(run_dir, origin.target.clone(), lock)?,
         // The other ranks read the checkpoint from the same directory (a shared file system,
@@ -569,13 +574,22 @@ struct Prepared {
     preprocess: ember_data::PreprocessStats,
     plan: EvaluationPlan,
     extra_plans: Vec<EvaluationPlan>,
+    /// What the model will take of the memory there is, for the log.
+    memory: String,
 }
 
 impl Prepared {
-    fn new(config: &RunConfig, backend: Backend) -> Result<Self, TrainError> {
+    /// The data, its checks and its evaluation plans, refusing a model that does not fit in
+    /// `max_memory` bytes (by default in what the system gives this process).
+    fn within(
+        config: &RunConfig,
+        backend: Backend,
+        max_memory: Option<u64>,
+    ) -> Result<Self, TrainError> {
         backend.device()?;
         let (data, preprocess) = prepare(&config.data, &config.preprocess, &config.split)?;
         check_data(config, &data).map_err(TrainError::config("config"))?;
+        let memory = memory::check(config, &data, max_memory)?;
         let plan = EvaluationPlan::new(&data, &config.eval.protocol, config.seed)
             .map_err(|e| TrainError::config("config")(e.into()))?;
         // Drawn now, from the same data as the main plan: a protocol the data cannot serve
@@ -592,6 +606,7 @@ impl Prepared {
             preprocess,
             plan,
             extra_plans,
+            memory,
         })
     }
 }
