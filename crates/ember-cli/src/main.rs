@@ -375,7 +375,7 @@ fn train(args: TrainArgs) -> Result<()> {
     let options = RunOptions {
         progress,
         stop: Some(stop_flag()?),
-        group: ranks.group.clone(),
+        ranks: ranks.group.clone(),
     };
     match train_or_resume(args, options) {
         Ok((config, summary)) if ranks.is_root() => report(&config, &summary),

@@ -28,9 +28,10 @@ use serde::Serialize;
 
 use crate::adam::{Adam, AdamSettings};
 use crate::batches::{Epoch, EpochSource, LabelledPairs, training_epoch};
+use crate::collective::{GradientSync, Ranks, Shard, SingleDevice};
 use crate::config::EmbeddingGradient;
-use crate::distributed::{GradientExchange, Group, ReplicaSync, Shard};
-use crate::epoch::{EpochEnd, EpochProgress, GradientSync, SingleDevice, Stepper, train_epoch};
+use crate::distributed::{GradientExchange, ReplicaSync};
+use crate::epoch::{EpochEnd, EpochProgress, Stepper, train_epoch};
 use crate::{Backend, TrainError};
 
 /// Catalogue sizes to benchmark on.
@@ -289,11 +290,11 @@ fn peak_rss() -> Option<u64> {
 
 /// Runs the benchmark on `backend`.
 ///
-/// Every rank of `group` calls it alike; each trains on its share of every batch.
+/// Every rank of `ranks` calls it alike; each trains on its share of every batch.
 pub fn bench_train(
     bench: &TrainBench,
     backend: Backend,
-    group: &Group,
+    ranks: &Ranks,
     mut on_epoch: impl FnMut(usize, &BenchEpoch),
 ) -> Result<BenchReport, TrainError> {
     if bench.batch == 0 || bench.samples == 0 || bench.epochs == 0 {
@@ -337,12 +338,10 @@ pub fn bench_train(
         masks: backend.masks(),
     };
     let model: Model = config.init(&init, &device);
-    // Initialised now rather than at first use (see `distributed::materialize`), and rank 0's
+    // Initialised now rather than at first use (see `params::materialize`), and rank 0's
     // weights on every rank of a distributed bench.
-    let mut model = crate::distributed::broadcast_model(
-        crate::distributed::materialize(model),
-        group.0.as_ref(),
-    );
+    let mut model =
+        crate::distributed::broadcast_model(crate::params::materialize(model), ranks.collective());
 
     // The NCF peer's data: uniform ids, label (u + i) % 5 == 0.
     let mut rng = SmallRng::seed_from_u64(bench.seed);
@@ -371,7 +370,7 @@ pub fn bench_train(
         negatives: 1,
         plan_chunk,
         device: device.clone(),
-        shard: Shard::of(group.0.as_ref()),
+        shard: Shard::of(ranks.collective()),
     };
 
     let settings = AdamSettings {
@@ -380,7 +379,7 @@ pub fn bench_train(
     };
     let mut optimizer = Adam::new(settings, backend.adam_layout());
     let mut replicas =
-        (group.size() > 1).then(|| ReplicaSync::new(group.0.clone(), bench.gradient_exchange));
+        (ranks.size() > 1).then(|| ReplicaSync::new(ranks.0.clone(), bench.gradient_exchange));
     let mut single = SingleDevice;
     let mut sync_stats = None;
     let mut steps = 0;
@@ -401,7 +400,7 @@ pub fn bench_train(
                 bench.batch,
                 (num_users, num_items),
                 plan_chunk,
-                (Shard::of(group.0.as_ref()), &device),
+                (Shard::of(ranks.collective()), &device),
             ))
         } else {
             training_epoch(input, &source, &mut rng)
@@ -478,7 +477,7 @@ pub fn bench_train(
         epochs,
         peak_memory_bytes,
         peak_memory_kind,
-        ranks: group.size(),
+        ranks: ranks.size(),
         sync: sync_stats,
     })
 }

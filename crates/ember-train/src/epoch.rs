@@ -10,51 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::adam::Adam;
 use crate::batches::{Epoch, StepBatch};
-use crate::distributed::Shard;
-
-/// What happens to gradients between the backward pass and the optimiser step.
-///
-/// On one device nothing; for data-parallel training over several processes
-/// ([`crate::distributed::ReplicaSync`]) the replicas' gradients are averaged here, and the
-/// rest of the loop stays as it is.
-pub trait GradientSync {
-    /// Returns the gradients to apply, given this replica's `grads` of `examples` examples of
-    /// `model` (`None` when its share of the batch was empty).
-    fn sync(
-        &mut self,
-        model: &Model,
-        grads: Option<GradientsParams>,
-        examples: usize,
-    ) -> GradientsParams;
-
-    /// Sums `values` over the replicas (an epoch's loss and counts).
-    fn sum(&mut self, _values: &mut [f64]) {}
-
-    /// Which replica this is, of how many.
-    fn replica(&self) -> Shard {
-        Shard::WHOLE
-    }
-
-    /// What the sync cost since the last report, for the log.
-    fn report(&mut self) -> Option<String> {
-        None
-    }
-}
-
-/// Training on a single device.
-#[derive(Debug, Default)]
-pub struct SingleDevice;
-
-impl GradientSync for SingleDevice {
-    fn sync(
-        &mut self,
-        _model: &Model,
-        grads: Option<GradientsParams>,
-        _examples: usize,
-    ) -> GradientsParams {
-        grads.unwrap_or_else(GradientsParams::new)
-    }
-}
+use crate::collective::{GradientSync, Shard};
 
 /// What one optimiser step needs besides the model and the batch.
 pub struct Stepper<'a> {

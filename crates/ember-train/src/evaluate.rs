@@ -8,17 +8,8 @@ use ember_metrics::{EvaluatorPart, MetricsReport, Protocol, RankingEvaluator, ra
 use ember_models::{Input, Model, Query};
 
 use crate::EvalConfig;
-use crate::batches::{Readers, dense_rating_rows, rating_rows, rating_width, user_ids};
-use crate::distributed::{Collective, Shard, Solo};
-
-/// Which held-out items are ranked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HeldOut {
-    /// The validation items (model selection, early stopping).
-    Validation,
-    /// The test items (reported once, for the selected model).
-    Test,
-}
+use crate::batches::{HeldOut, Readers, dense_rating_rows, rating_rows, rating_width, user_ids};
+use crate::collective::{Collective, Shard, Solo};
 
 /// Anything that scores (user, item) pairs.
 pub trait Scorer {
@@ -153,7 +144,7 @@ impl Scorer for ModelScorer<'_> {
 
 /// The metrics of `model`, which reads `input`, on the `which` held-out data: ranking metrics
 /// under `plan`'s protocol, or for a rating model RMSE and MAE of its predicted ratings.
-/// Ranking is shared among `group`'s ranks (each gets the whole report); every rank predicts
+/// Ranking is shared among `ranks`'s ranks (each gets the whole report); every rank predicts
 /// all the ratings of a rating model, which are few.
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate_model(
@@ -164,20 +155,20 @@ pub fn evaluate_model(
     which: HeldOut,
     eval: &EvalConfig,
     device: &Device,
-    group: &dyn Collective,
+    ranks: &dyn Collective,
 ) -> MetricsReport {
     if let Input::RatingRows { item_based } = input {
         let predictor = RatingPredictor::new(model, item_based, data, device);
         let mut report = evaluate_ratings(&|pairs| predictor.predict(pairs), data, which);
-        if group.size() > 1 {
+        if ranks.size() > 1 {
             // Rank 0's figures on every rank (processes could differ in the last bits), so that
             // all ranks choose the same best epoch and stop together.
             let mut values: Vec<f64> = report
                 .metrics
                 .iter()
-                .map(|(_, v)| if group.rank() == 0 { *v } else { 0.0 })
+                .map(|(_, v)| if ranks.rank() == 0 { *v } else { 0.0 })
                 .collect();
-            group.sum_f64(&mut values);
+            ranks.sum_f64(&mut values);
             for ((_, v), rank0) in report.metrics.iter_mut().zip(values) {
                 *v = rank0;
             }
@@ -189,7 +180,7 @@ pub fn evaluate_model(
         data,
         which,
         (&eval.ks, eval.users_per_batch(data.num_items())),
-        group,
+        ranks,
     )
 }
 
@@ -346,7 +337,7 @@ impl EvaluationPlan {
         self.evaluate_sharded(scorer, data, which, (ks, batch_users), &Solo)
     }
 
-    /// [`EvaluationPlan::evaluate`] with the batches of users shared among `group`'s ranks:
+    /// [`EvaluationPlan::evaluate`] with the batches of users shared among `ranks`'s ranks:
     /// each scores its consecutive share of the batches, and the ranks' per-user values are
     /// put together in user order, so that every rank gets exactly the single-process report
     /// (the batches are the single process's, so are the scores).
@@ -356,7 +347,7 @@ impl EvaluationPlan {
         data: &Dataset,
         which: HeldOut,
         (ks, batch_users): (&[usize], usize),
-        group: &dyn Collective,
+        ranks: &dyn Collective,
     ) -> MetricsReport {
         let (held_out, candidates) = match which {
             HeldOut::Validation => (&data.valid, &self.valid),
@@ -390,12 +381,12 @@ impl EvaluationPlan {
                 .sum();
             evaluator = evaluator.expecting_pairs(pairs);
         }
-        let merged = (group.size() > 1).then(|| evaluator.clone());
+        let merged = (ranks.size() > 1).then(|| evaluator.clone());
         if merged.is_some() {
             evaluator = evaluator.recording();
         }
         let chunks: Vec<&[u32]> = users.chunks(batch_users.max(1)).collect();
-        for &chunk in &chunks[Shard::of(group).part(0..chunks.len())] {
+        for &chunk in &chunks[Shard::of(ranks).part(0..chunks.len())] {
             match candidates {
                 Candidates::Sampled { negatives } => {
                     let mut pair_users = Vec::new();
@@ -458,7 +449,7 @@ impl EvaluationPlan {
             }
         }
         if let Some(mut merged) = merged {
-            let (bytes, counts) = group.gather_bytes(&evaluator.into_part().to_bytes());
+            let (bytes, counts) = ranks.gather_bytes(&evaluator.into_part().to_bytes());
             let mut at = 0;
             for count in counts {
                 let part = EvaluatorPart::from_bytes(&bytes[at..at + count])

@@ -9,6 +9,7 @@ pub mod adam;
 pub mod batches;
 pub mod bench;
 pub mod checkpoint;
+pub mod collective;
 mod config;
 pub mod device;
 pub mod distributed;
@@ -18,19 +19,19 @@ pub mod evaluate;
 pub mod export;
 #[cfg(feature = "mpi")]
 pub mod mpi_group;
+pub mod params;
 pub mod plot;
 mod run_dir;
 mod trainer;
 
+pub use batches::HeldOut;
+pub use collective::{GradientSync, Ranks, SingleDevice};
 pub use config::{
     ConfigError, ConfigFingerprint, EmbeddingGradient, EvalConfig, RunConfig, TrainConfig,
 };
 pub use device::Backend;
-pub use epoch::{GradientSync, SingleDevice};
 pub use error::TrainError;
-pub use evaluate::{
-    EvaluationPlan, HeldOut, ModelScorer, PlanError, Popularity, RatingPredictor, Scorer,
-};
+pub use evaluate::{EvaluationPlan, ModelScorer, PlanError, Popularity, RatingPredictor, Scorer};
 pub use run_dir::{RunDir, RunLock};
 pub use trainer::{Fitted, Resume, Schedule, StepSettings, Trainer};
 
@@ -91,7 +92,7 @@ pub struct RunOptions {
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// The ranks of a data-parallel run (one process by default). Every rank calls [`train`]
     /// or [`resume`] with the same arguments; rank 0 alone writes the run directory.
-    pub group: distributed::Group,
+    pub ranks: Ranks,
 }
 
 /// What a model is built for on `data`, on `backend`, with `config`'s objective.
@@ -207,11 +208,11 @@ pub fn train(
     let config = &config;
     let inputs = config.data.fingerprint()?;
     let prepared = Prepared::new(config, backend)?;
-    let group = &options.group;
-    let mut run = if group.is_root() {
+    let ranks = &options.ranks;
+    let mut run = if ranks.is_root() {
         RunDir::create(&config.output_dir, &config.name)?
     } else {
-        RunDir::scratch(group.rank(), None)?
+        RunDir::scratch(ranks.rank(), None)?
     };
     run.write(files::CONFIG, &config.to_toml())?;
     run.write(
@@ -246,10 +247,10 @@ pub fn train(
         "device {backend}, model {}, seed {}{}",
         config.model.name(),
         config.seed,
-        if group.size() > 1 {
+        if ranks.size() > 1 {
             format!(
                 ", {} ranks data-parallel ({} examples a batch in all)",
-                group.size(),
+                ranks.size(),
                 config.train.batch_size
             )
         } else {
@@ -278,10 +279,10 @@ pub fn resume(
     options: RunOptions,
 ) -> Result<RunSummary, TrainError> {
     let here = std::fs::canonicalize(run_dir).map_err(TrainError::io(run_dir))?;
-    let group = &options.group;
-    let lock = take_run(run_dir, &here, group)?;
+    let ranks = &options.ranks;
+    let lock = take_run(run_dir, &here, ranks)?;
     if run_dir.join(files::METRICS).exists() {
-        return finish_complete(run_dir, &here, lock, group);
+        return finish_complete(run_dir, &here, lock, ranks);
     }
     let (latest, config, origin) = checked_checkpoint(run_dir, &here, backend)?;
     let recorded = &latest.state.origin;
@@ -290,10 +291,10 @@ pub fn resume(
         Some(lock) => RunDir::reopen(run_dir, origin.target.clone(), lock)?,
         // The other ranks read the checkpoint from the same directory (a shared file system,
         // as for the data) and keep a private copy of its stage models.
-        None => RunDir::scratch(group.rank(), Some(run_dir))?,
+        None => RunDir::scratch(ranks.rank(), Some(run_dir))?,
     };
     // Rank 0 writes to the directory only once every rank has its copy.
-    distributed::any(group.0.as_ref(), false);
+    ranks.collective().barrier();
     run.truncate_lines(files::EPOCHS, latest.state.epoch_lines)?;
     if origin.partial != recorded.partial {
         run.log(&format!(
@@ -323,11 +324,7 @@ pub fn resume(
 
 /// Refuses a directory there is nothing to resume in, then locks it (rank 0, which alone
 /// writes it; every rank reads rank 0's checkpoint).
-fn take_run(
-    run_dir: &Path,
-    here: &Path,
-    group: &distributed::Group,
-) -> Result<Option<RunLock>, TrainError> {
+fn take_run(run_dir: &Path, here: &Path, ranks: &Ranks) -> Result<Option<RunLock>, TrainError> {
     let refuse = |message: &str| TrainError::Resume {
         run_dir: run_dir.to_owned(),
         message: message.into(),
@@ -340,7 +337,7 @@ fn take_run(
     if !complete && !run_dir.join(checkpoint::DIR).is_dir() {
         return Err(refuse(NO_CHECKPOINT));
     }
-    group.is_root().then(|| RunLock::take(run_dir)).transpose()
+    ranks.is_root().then(|| RunLock::take(run_dir)).transpose()
 }
 
 /// Why a directory without a checkpoint cannot be resumed.
@@ -447,7 +444,7 @@ fn finish_complete(
     run_dir: &Path,
     here: &Path,
     lock: Option<RunLock>,
-    group: &distributed::Group,
+    ranks: &Ranks,
 ) -> Result<RunSummary, TrainError> {
     for file in [files::CONFIG, files::WEIGHTS, files::CURVES] {
         if !run_dir.join(file).is_file() {
@@ -475,7 +472,7 @@ fn finish_complete(
     };
     let summary = written_summary(run_dir)?;
     // Every rank has read the directory before rank 0 renames it.
-    distributed::any(group.0.as_ref(), false);
+    ranks.collective().barrier();
     let run_dir = match lock {
         Some(lock) => {
             let mut run = RunDir::reopen(run_dir, target.clone(), lock)?;
@@ -619,10 +616,10 @@ fn run_stages(
 ) -> Result<RunSummary, TrainError> {
     let device = backend.device()?.autodiff();
     let data = &prepared.data;
-    let group = options.group.0.clone();
-    let sync: Box<dyn GradientSync> = if group.size() > 1 {
+    let ranks = options.ranks.0.clone();
+    let sync: Box<dyn GradientSync> = if ranks.size() > 1 {
         Box::new(distributed::ReplicaSync::new(
-            group.clone(),
+            ranks.clone(),
             config.train.gradient_exchange,
         ))
     } else {
@@ -651,7 +648,7 @@ fn run_stages(
         progress: options.progress,
         curves,
         sync,
-        group: group.clone(),
+        ranks: ranks.clone(),
         plan_chunk: config.train.embedding_gradient.plan_chunk(backend),
         adam_layout: backend.adam_layout(),
         stop: options.stop.clone(),
@@ -701,8 +698,8 @@ fn run_stages(
         // generator it drew before. They are initialised here, in the model's own order; the
         // ranks of a distributed run then take rank 0's (the same ones, made certain).
         device.seed(epoch::step_seed(spec.seed, 1, 0));
-        let model = distributed::materialize(model);
-        let model = distributed::broadcast_model(model, group.as_ref());
+        let model = params::materialize(model);
+        let model = distributed::broadcast_model(model, ranks.as_ref());
         let schedule = if spec.refit {
             Schedule::Fixed(trainer.done[index - selection].best_epoch)
         } else if index + 1 < selection {
@@ -729,7 +726,7 @@ fn run_stages(
                 epoch: loaded.state.epoch,
                 progress: loaded.state.progress,
                 steps: loaded.state.steps,
-                adam_time: loaded.state.adam_time,
+                adam_steps: loaded.state.adam_steps,
                 moments: loaded.adam()?,
                 best,
             });
@@ -775,7 +772,7 @@ fn run_stages(
 
     let input = config.model.input();
     let test_of =
-        |plan| test_and_baseline(&model, input, data, plan, config, &device, group.as_ref());
+        |plan| test_and_baseline(&model, input, data, plan, config, &device, ranks.as_ref());
     let (test, popularity) = test_of(&prepared.plan);
     let extra: Vec<_> = prepared.extra_plans.iter().map(test_of).collect();
     let extra_json: Vec<_> = extra
@@ -826,7 +823,7 @@ fn test_and_baseline(
     plan: &EvaluationPlan,
     config: &RunConfig,
     device: &Device,
-    group: &dyn distributed::Collective,
+    ranks: &dyn collective::Collective,
 ) -> (MetricsReport, MetricsReport) {
     let test = evaluate::evaluate_model(
         model,
@@ -836,7 +833,7 @@ fn test_and_baseline(
         HeldOut::Test,
         &config.eval,
         device,
-        group,
+        ranks,
     );
     let baseline = if input.predicts_ratings() {
         let mut baseline =
@@ -892,12 +889,12 @@ pub fn load_run(run_dir: &Path, backend: Backend) -> Result<LoadedRun, TrainErro
 }
 
 /// Evaluates a finished run on its test split under `protocol` (default: the run's own),
-/// with the users shared among `group`'s ranks (each gets the whole report).
+/// with the users shared among `ranks` (each gets the whole report).
 pub fn evaluate_run(
     run_dir: &Path,
     backend: Backend,
     protocol: Option<ember_metrics::Protocol>,
-    group: &distributed::Group,
+    ranks: &Ranks,
 ) -> Result<(MetricsReport, MetricsReport), TrainError> {
     let run = load_run(run_dir, backend)?;
     let config_path = run_dir.join(files::CONFIG);
@@ -925,6 +922,6 @@ pub fn evaluate_run(
         &plan,
         &config,
         &device,
-        group.0.as_ref(),
+        ranks.collective(),
     ))
 }

@@ -13,13 +13,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::adam::{Adam, AdamLayout, AdamSettings, Moments};
+use crate::batches::HeldOut;
 use crate::batches::{EpochSource, training_epoch};
 use crate::checkpoint::{self, BestSoFar, Saved, StageDone, State};
-use crate::distributed::{Collective, Shard, any};
-use crate::epoch::{
-    EpochEnd, EpochProgress, GradientSync, Stepper, epoch_seed, progress_bar, train_epoch,
-};
-use crate::evaluate::{EvaluationPlan, HeldOut, evaluate_model};
+use crate::collective::{Collective, GradientSync, Shard};
+use crate::epoch::{EpochEnd, EpochProgress, Stepper, epoch_seed, progress_bar, train_epoch};
+use crate::evaluate::{EvaluationPlan, evaluate_model};
 use crate::plot::EpochPoint;
 use crate::{RunConfig, RunDir, TrainError};
 
@@ -47,7 +46,7 @@ pub struct Trainer<'a> {
     pub(crate) sync: Box<dyn GradientSync>,
     /// The ranks of a distributed run (one process otherwise): they share each batch and each
     /// evaluation, and stop together.
-    pub(crate) group: Arc<dyn Collective>,
+    pub(crate) ranks: Arc<dyn Collective>,
     /// Rows per chunk of the embedding gradients' segment plans; `None` for burn's gradient.
     pub(crate) plan_chunk: Option<usize>,
     /// How Adam lays out its update for the device.
@@ -71,7 +70,7 @@ pub struct Resume {
     /// Optimiser steps taken.
     pub steps: usize,
     /// Adam's step count.
-    pub adam_time: i32,
+    pub adam_steps: i32,
     /// Adam's moments by parameter path.
     pub moments: Moments,
     /// The best epoch so far, with its model.
@@ -105,7 +104,7 @@ impl Trainer<'_> {
     /// own; all must stop at the same batch).
     fn stop_requested(&self) -> bool {
         let local = self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
-        any(self.group.as_ref(), local)
+        self.ranks.any(local)
     }
 
     /// Writes a checkpoint of stage `stage` after `epoch` epochs and `progress` into the next.
@@ -128,7 +127,7 @@ impl Trainer<'_> {
             epoch,
             progress,
             steps,
-            adam_time: optimizer.time(),
+            adam_steps: optimizer.steps(),
             best: best.map(|b| BestSoFar {
                 epoch: b.best_epoch,
                 valid: b.best_valid.clone(),
@@ -138,7 +137,7 @@ impl Trainer<'_> {
         };
         // Rank 0's checkpoint is the run's; the other ranks hold the same state and resume
         // from it.
-        if self.group.rank() == 0 {
+        if self.ranks.rank() == 0 {
             let moments = optimizer.moments(model);
             checkpoint::write(
                 self.run.dir(),
@@ -208,7 +207,7 @@ impl Trainer<'_> {
                     settings,
                     self.adam_layout,
                     &model,
-                    r.adam_time,
+                    r.adam_steps,
                     r.moments,
                     &self.device,
                 ),
@@ -249,7 +248,7 @@ impl Trainer<'_> {
             negatives: cfg.negatives,
             plan_chunk: self.plan_chunk,
             device: self.device.clone(),
-            shard: Shard::of(self.group.as_ref()),
+            shard: Shard::of(self.ranks.as_ref()),
         };
         let checkpoint_every = cfg.checkpoint_every;
         for epoch in first_epoch..=epochs {
@@ -264,12 +263,11 @@ impl Trainer<'_> {
             }
             let bar = progress_bar(self.progress, batches.batches(), &label);
             let stats = loop {
-                let (stop, group) = (self.stop.clone(), self.group.clone());
+                let (stop, ranks) = (self.stop.clone(), self.ranks.clone());
                 let mut pause = |next: usize| {
                     let local = stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
                     // Every rank asks, so that all pause at the same batch.
-                    any(group.as_ref(), local)
-                        || (checkpoint_every > 0 && next % checkpoint_every == 0)
+                    ranks.any(local) || (checkpoint_every > 0 && next % checkpoint_every == 0)
                 };
                 let stepper = Stepper {
                     optimizer: &mut optimizer,
@@ -311,11 +309,11 @@ impl Trainer<'_> {
             if let Some(report) = self.sync.report() {
                 self.run.log(&format!("{label}: {report}"));
             }
-            if self.group.size() > 1 {
-                match crate::distributed::check_replicas(&model, self.group.as_ref()) {
+            if self.ranks.size() > 1 {
+                match crate::distributed::check_replicas(&model, self.ranks.as_ref()) {
                     Ok(print) => self.run.log(&format!(
                         "{label}: weights identical on all {} ranks (fingerprint {print:016x})",
-                        self.group.size()
+                        self.ranks.size()
                     )),
                     Err(prints) => {
                         return Err(TrainError::ReplicasDiverged {
@@ -466,7 +464,7 @@ impl Trainer<'_> {
             HeldOut::Validation,
             &self.config.eval,
             &self.device,
-            self.group.as_ref(),
+            self.ranks.as_ref(),
         )
     }
 }
