@@ -10,7 +10,7 @@
 //! epoch and its validation metrics, the learning curves and the finished stages (whose models
 //! are in `stages/<index>.bpk`). Generators need no saving: every epoch's generator and every
 //! step's dropout seed are derived from the stage seed and their position
-//! (`epoch::epoch_seed`, `epoch::step_seed`). Older checkpoints are removed once a newer one is
+//! (`seeds::epoch`, `seeds::step`). Older checkpoints are removed once a newer one is
 //! complete, except the one taken at the stage's best epoch.
 //!
 //! Every state also records the run's [`Origin`]: its config's fingerprint and its input files

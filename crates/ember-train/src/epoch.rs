@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::adam::Adam;
 use crate::batches::{Epoch, StepBatch};
-use crate::collective::{GradientSync, Shard};
+use crate::collective::GradientSync;
+use crate::seeds;
 
 /// What one optimiser step needs besides the model and the batch.
 pub struct Stepper<'a> {
@@ -64,44 +65,12 @@ pub enum EpochEnd {
     Stopped(EpochProgress),
 }
 
-/// The seed of burn's generator (dropout masks, sampled noise) for batch `batch` of epoch
-/// `epoch` of a stage seeded `seed`: every step's randomness is fixed by its position, so a run
-/// resumed from a checkpoint draws what an uninterrupted run draws.
-pub fn step_seed(seed: u64, epoch: usize, batch: usize) -> u64 {
-    mix(mix(seed ^ 0x5eed_5eed, epoch as u64), batch as u64)
-}
-
-/// The seed of burn's generator for replica `replica` of a data-parallel run: each rank
-/// draws its own dropout masks; a single process draws [`step_seed`]'s.
-pub fn replica_seed(step_seed: u64, replica: Shard) -> u64 {
-    if replica.ranks == 1 {
-        step_seed
-    } else {
-        mix(step_seed, replica.rank as u64)
-    }
-}
-
-/// The seed of an epoch's own generator (shuffling, negatives, masked items).
-pub fn epoch_seed(seed: u64, epoch: usize) -> u64 {
-    mix(seed, epoch as u64)
-}
-
-/// SplitMix64's finaliser over `a` and `b`.
-fn mix(a: u64, b: u64) -> u64 {
-    let mut z = a
-        .wrapping_add(b.wrapping_mul(0x9e37_79b9_7f4a_7c15))
-        .wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 /// How often a visible progress bar reads the loss back from the device.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
 /// Trains `model` on the batches of `epoch` from `from.batch` on, in order (the earlier ones
 /// having been taken already), seeding burn's generator before each batch with
-/// `step_seed(seed, epoch_number, batch)`. After each batch `stop(next batch)` may end the
+/// `seeds::step(seed, epoch_number, batch)`. After each batch `stop(next batch)` may end the
 /// run early; the progress so far is then returned to resume from.
 #[allow(clippy::too_many_arguments)]
 pub fn train_epoch(
@@ -139,7 +108,7 @@ pub fn train_epoch(
             examples: batch_examples,
             samples: batch_samples,
         } = epoch.batch(b);
-        device.seed(replica_seed(step_seed(seed, epoch_number, b), replica));
+        device.seed(seeds::replica(seeds::step(seed, epoch_number, b), replica));
         // A replica whose share of the batch is empty still takes part in the sync.
         let grads = batch.map(|batch| {
             let loss = model.loss(&batch, *stepper.steps);

@@ -10,6 +10,7 @@ use ember_models::{Input, Model, Query};
 use crate::EvalConfig;
 use crate::batches::{HeldOut, Readers, dense_rating_rows, rating_rows, rating_width, user_ids};
 use crate::collective::{Collective, Shard, Solo};
+use crate::seeds;
 
 /// Anything that scores (user, item) pairs.
 pub trait Scorer {
@@ -263,8 +264,13 @@ impl EvaluationPlan {
                     ember_metrics::NegativeSampling::Popularity => Some(popularity.as_slice()),
                 };
                 let valid = evaluation_negatives(&valid_masked, n_items, *negatives, weights, seed);
-                let test =
-                    evaluation_negatives(&data.known, n_items, *negatives, weights, seed ^ 0x7e57);
+                let test = evaluation_negatives(
+                    &data.known,
+                    n_items,
+                    *negatives,
+                    weights,
+                    seeds::test_negatives(seed),
+                );
                 (
                     Candidates::Sampled { negatives: valid },
                     Candidates::Sampled { negatives: test },

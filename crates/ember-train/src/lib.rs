@@ -22,6 +22,7 @@ pub mod mpi_group;
 pub mod params;
 pub mod plot;
 mod run_dir;
+pub mod seeds;
 mod trainer;
 
 pub use batches::HeldOut;
@@ -161,7 +162,7 @@ fn stages(config: &RunConfig) -> Vec<StageSpec> {
                 config: stage_config.clone(),
                 assembled: false,
                 refit: false,
-                seed: config.seed + 1 + k as u64,
+                seed: seeds::pretraining_stage(config.seed, k),
                 learning_rate: lr,
             });
         }
@@ -593,16 +594,6 @@ impl Prepared {
     }
 }
 
-/// The seed of burn's generator before stage `index`'s model is built: fixed by the stage, so
-/// a resumed run builds what an uninterrupted one builds (the first stage's is the run's seed).
-fn stage_init_seed(seed: u64, index: usize) -> u64 {
-    if index == 0 {
-        seed
-    } else {
-        epoch::epoch_seed(seed ^ 0x1417, index)
-    }
-}
-
 /// Trains the stages not finished yet (all of them, or those after `resume`'s), then tests
 /// the selected model and writes the rest of the run directory.
 fn run_stages(
@@ -669,7 +660,7 @@ fn run_stages(
             trainer.run.log("refit: training again on training + validation interactions with the chosen epoch counts");
         }
         let init = model_init(stage_data, config, backend);
-        device.seed(stage_init_seed(config.seed, index));
+        device.seed(seeds::stage_init(config.seed, index));
         let model = if spec.assembled {
             // Built from this phase's pre-trained stages, which precede it.
             let pretraining = config
@@ -697,7 +688,7 @@ fn run_stages(
         // weights depend on the order a forward pass reads them and on how much of the
         // generator it drew before. They are initialised here, in the model's own order; the
         // ranks of a distributed run then take rank 0's (the same ones, made certain).
-        device.seed(epoch::step_seed(spec.seed, 1, 0));
+        device.seed(seeds::materialize(spec.seed));
         let model = params::materialize(model);
         let model = distributed::broadcast_model(model, ranks.as_ref());
         let schedule = if spec.refit {

@@ -17,10 +17,10 @@ use crate::batches::HeldOut;
 use crate::batches::{EpochSource, training_epoch};
 use crate::checkpoint::{self, BestSoFar, Saved, StageDone, State};
 use crate::collective::{Collective, GradientSync, Shard};
-use crate::epoch::{EpochEnd, EpochProgress, Stepper, epoch_seed, progress_bar, train_epoch};
+use crate::epoch::{EpochEnd, EpochProgress, Stepper, progress_bar, train_epoch};
 use crate::evaluate::{EvaluationPlan, evaluate_model};
 use crate::plot::EpochPoint;
-use crate::{RunConfig, RunDir, TrainError};
+use crate::{RunConfig, RunDir, TrainError, seeds};
 
 /// The outcome of fitting one model.
 pub struct Fitted {
@@ -255,7 +255,7 @@ impl Trainer<'_> {
             let label = format!("{stage} epoch {epoch}/{epochs}");
             // Each epoch's examples come from a generator of its own, so that a resumed run
             // draws what an uninterrupted one draws.
-            let mut rng = SmallRng::seed_from_u64(epoch_seed(step.seed, epoch));
+            let mut rng = SmallRng::seed_from_u64(seeds::epoch(step.seed, epoch));
             let batches = training_epoch(input, &source, &mut rng);
             // Batches done before a checkpoint in the middle of this epoch: taken, not trained.
             for b in 0..progress.batch {
