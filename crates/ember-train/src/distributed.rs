@@ -164,6 +164,140 @@ fn touched_rows(values: &[f32], width: usize) -> Vec<u32> {
         .collect()
 }
 
+/// What every rank learns of a step before the exchange, in one small all-reduce: the
+/// examples in all, which parameters have a gradient on any rank, and how many rows each
+/// matrix's gather of touched rows would carry.
+struct StepMeta {
+    /// `[examples, has_gradient × n, gathered_rows × n]`, summed over the ranks.
+    sums: Vec<f64>,
+    /// Parameters.
+    n: usize,
+}
+
+impl StepMeta {
+    fn exchange(
+        ranks: &dyn Collective,
+        examples: usize,
+        local: &[Option<Vec<f32>>],
+        touched: &[Option<Vec<u32>>],
+    ) -> Self {
+        let n = local.len();
+        let mut sums = vec![0.0f64; 1 + 2 * n];
+        sums[0] = examples as f64;
+        for p in 0..n {
+            sums[1 + p] = local[p].is_some() as u8 as f64;
+            sums[1 + n + p] = touched[p].as_ref().map_or(0, Vec::len) as f64;
+        }
+        ranks.sum_f64(&mut sums);
+        Self { sums, n }
+    }
+
+    /// The weight of this rank's gradients: its share of the step's examples.
+    fn weight(&self, examples: usize) -> f32 {
+        let total = self.sums[0];
+        if total > 0.0 {
+            (examples as f64 / total) as f32
+        } else {
+            0.0
+        }
+    }
+
+    /// Whether any rank has a gradient for parameter `p`.
+    fn has_gradient(&self, p: usize) -> bool {
+        self.sums[1 + p] != 0.0
+    }
+
+    /// Whether matrix `p` travels as its touched rows: when they are fewer bytes, ids
+    /// included, than the whole table.
+    fn by_rows(&self, p: usize, touched: &Option<Vec<u32>>, shape: &[usize]) -> bool {
+        match (touched, shape) {
+            (Some(_), &[rows, width]) => {
+                let gathered_rows = self.sums[1 + self.n + p] as usize;
+                gathered_rows * (width + 1) < rows * width
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Small dense gradients, weighted, waiting for one all-reduce together.
+#[derive(Default)]
+struct FlatReduce<'a> {
+    values: Vec<f32>,
+    slots: Vec<&'a ParamSlot>,
+}
+
+impl<'a> FlatReduce<'a> {
+    fn push(&mut self, slot: &'a ParamSlot, values: &[f32]) {
+        self.values.extend_from_slice(values);
+        self.slots.push(slot);
+    }
+
+    /// Sums the gathered gradients over the ranks and puts each back in `grads`.
+    fn reduce(mut self, ranks: &dyn Collective, grads: &mut GradientsParams, device: &Device) {
+        ranks.sum_f32(&mut self.values);
+        let mut at = 0;
+        for slot in self.slots {
+            let len = slot.len();
+            put_gradient(grads, slot, self.values[at..at + len].to_vec(), device);
+            at += len;
+        }
+    }
+}
+
+impl ReplicaSync {
+    /// Which rows of each embedding-like matrix this rank's step touched (`None` for the
+    /// parameters that always travel dense).
+    fn touched(&self, slots: &[ParamSlot], local: &[Option<Vec<f32>>]) -> Vec<Option<Vec<u32>>> {
+        slots
+            .iter()
+            .zip(local)
+            .map(
+                |(slot, values)| match (self.exchange, slot.shape.as_slice(), values) {
+                    (GradientExchange::Auto, &[_, width], Some(values)) => {
+                        Some(touched_rows(values, width))
+                    }
+                    (GradientExchange::Auto, &[_, _], None) => Some(Vec::new()),
+                    _ => None,
+                },
+            )
+            .collect()
+    }
+
+    /// Replaces `values`, a `[rows, width]` gradient whose rows `ids` this rank touched, with
+    /// the sum over the ranks of their touched rows, each weighted by its rank's `weight`.
+    fn sum_touched_rows(&mut self, values: &mut [f32], ids: &[u32], width: usize, weight: f32) {
+        let mut rows = Vec::with_capacity(ids.len() * width);
+        for &r in ids {
+            let r = r as usize;
+            rows.extend(
+                values[r * width..(r + 1) * width]
+                    .iter()
+                    .map(|v| v * weight),
+            );
+        }
+        self.stats.sent += (ids.len() * (width + 1) * 4) as u64;
+        let (all_ids, _) = self.ranks.gather_u32(ids);
+        let (all_rows, _) = self.ranks.gather_f32(&rows);
+        self.stats.gathered += ((all_ids.len() + all_rows.len()) * 4) as u64;
+        // Summed in rank order on every rank: the same result everywhere. The table is zeroed
+        // only where this rank's own rows were (the rest already is).
+        for &r in ids {
+            let r = r as usize;
+            values[r * width..(r + 1) * width].fill(0.0);
+        }
+        for (k, &r) in all_ids.iter().enumerate() {
+            let r = r as usize;
+            for (s, v) in values[r * width..(r + 1) * width]
+                .iter_mut()
+                .zip(&all_rows[k * width..(k + 1) * width])
+            {
+                *s += v;
+            }
+        }
+    }
+}
+
 impl GradientSync for ReplicaSync {
     fn sync(
         &mut self,
@@ -172,7 +306,6 @@ impl GradientSync for ReplicaSync {
         examples: usize,
     ) -> GradientsParams {
         let started = Instant::now();
-        let ranks = self.ranks.clone();
         // Read every step: each stage of a run (NeuMF's pre-training, a refit) is a new model
         // with new parameter ids.
         let slots = param_slots(model);
@@ -189,113 +322,37 @@ impl GradientSync for ReplicaSync {
             grads.is_empty(),
             "every gradient belongs to a parameter of the model"
         );
-        // Embedding-like matrices: which rows this rank's step touched.
-        let touched: Vec<Option<Vec<u32>>> = slots
-            .iter()
-            .zip(&local)
-            .map(
-                |(slot, values)| match (self.exchange, slot.shape.as_slice(), values) {
-                    (GradientExchange::Auto, &[_, width], Some(values)) => {
-                        Some(touched_rows(values, width))
-                    }
-                    (GradientExchange::Auto, &[_, _], None) => Some(Vec::new()),
-                    _ => None,
-                },
-            )
-            .collect();
-        // One small all-reduce: examples, which parameters have a gradient anywhere, and how
-        // many rows each matrix's gather would carry.
-        let n = slots.len();
-        let mut meta = vec![0.0f64; 1 + 2 * n];
-        meta[0] = examples as f64;
-        for p in 0..n {
-            meta[1 + p] = local[p].is_some() as u8 as f64;
-            meta[1 + n + p] = touched[p].as_ref().map_or(0, Vec::len) as f64;
-        }
-        ranks.sum_f64(&mut meta);
-        let total = meta[0];
-        let weight = if total > 0.0 {
-            (examples as f64 / total) as f32
-        } else {
-            0.0
-        };
-        let mut sent = 0u64;
-        let mut gathered = 0u64;
-        let mut dense_all = 0u64;
+        let touched = self.touched(&slots, &local);
+        let meta = StepMeta::exchange(self.ranks.as_ref(), examples, &local, &touched);
+        let weight = meta.weight(examples);
         // Small dense parameters travel in one flat all-reduce; large ones each in their own,
         // in place.
-        let mut flat = Vec::new();
-        let mut flat_slots = Vec::new();
+        let mut flat = FlatReduce::default();
         for (p, slot) in slots.iter().enumerate() {
-            if meta[1 + p] == 0.0 {
+            if !meta.has_gradient(p) {
                 continue; // no rank has a gradient for it: Adam leaves it alone
             }
-            dense_all += slot.len() as u64 * 4;
+            self.stats.dense += slot.len() as u64 * 4;
             let mut values = local[p].take().unwrap_or_else(|| vec![0.0; slot.len()]);
-            let use_rows = match (&touched[p], slot.shape.as_slice()) {
-                (Some(_), &[rows, width]) => {
-                    let gathered_rows = meta[1 + n + p] as usize;
-                    gathered_rows * (width + 1) < rows * width
-                }
-                _ => false,
-            };
-            if use_rows {
-                let width = slot.shape[1];
+            if meta.by_rows(p, &touched[p], &slot.shape) {
                 let ids = touched[p].as_ref().expect("matrix rows");
-                let mut rows = Vec::with_capacity(ids.len() * width);
-                for &r in ids {
-                    let r = r as usize;
-                    rows.extend(
-                        values[r * width..(r + 1) * width]
-                            .iter()
-                            .map(|v| v * weight),
-                    );
-                }
-                sent += (ids.len() * (width + 1) * 4) as u64;
-                let (all_ids, _) = ranks.gather_u32(ids);
-                let (all_rows, _) = ranks.gather_f32(&rows);
-                gathered += ((all_ids.len() + all_rows.len()) * 4) as u64;
-                // Summed in rank order on every rank: the same result everywhere. The table
-                // is zeroed only where this rank's own rows were (the rest already is).
-                for &r in ids {
-                    let r = r as usize;
-                    values[r * width..(r + 1) * width].fill(0.0);
-                }
-                for (k, &r) in all_ids.iter().enumerate() {
-                    let r = r as usize;
-                    for (s, v) in values[r * width..(r + 1) * width]
-                        .iter_mut()
-                        .zip(&all_rows[k * width..(k + 1) * width])
-                    {
-                        *s += v;
-                    }
-                }
+                self.sum_touched_rows(&mut values, ids, slot.shape[1], weight);
+                put_gradient(&mut grads, slot, values, &device);
+                continue;
+            }
+            self.stats.sent += slot.len() as u64 * 4;
+            for v in &mut values {
+                *v *= weight;
+            }
+            if values.len() >= OWN_ALL_REDUCE {
+                self.ranks.sum_f32(&mut values);
                 put_gradient(&mut grads, slot, values, &device);
             } else {
-                sent += slot.len() as u64 * 4;
-                for v in &mut values {
-                    *v *= weight;
-                }
-                if values.len() >= OWN_ALL_REDUCE {
-                    ranks.sum_f32(&mut values);
-                    put_gradient(&mut grads, slot, values, &device);
-                } else {
-                    flat.extend_from_slice(&values);
-                    flat_slots.push(slot);
-                }
+                flat.push(slot, &values);
             }
         }
-        ranks.sum_f32(&mut flat);
-        let mut at = 0;
-        for slot in flat_slots {
-            let len = slot.len();
-            put_gradient(&mut grads, slot, flat[at..at + len].to_vec(), &device);
-            at += len;
-        }
+        flat.reduce(self.ranks.as_ref(), &mut grads, &device);
         self.stats.steps += 1;
-        self.stats.sent += sent;
-        self.stats.dense += dense_all;
-        self.stats.gathered += gathered;
         self.stats.secs += started.elapsed().as_secs_f64();
         grads
     }

@@ -76,94 +76,140 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 pub fn train_epoch(
     mut model: Model,
     epoch: &dyn Epoch,
-    stepper: Stepper,
+    mut stepper: Stepper,
     (seed, epoch_number): (u64, usize),
     from: EpochProgress,
     stop: &mut dyn FnMut(usize) -> bool,
     bar: &ProgressBar,
 ) -> (Model, EpochEnd) {
-    let started = Instant::now();
-    let mut shown = started;
     let device = model_device(&model);
     let replica = stepper.sync.replica();
-    // Totals carried from before a checkpoint are counted once, by the first replica.
-    let carried = if replica.rank == 0 {
-        from
-    } else {
-        EpochProgress {
-            loss_sum: 0.0,
-            examples: 0,
-            samples: 0,
-            ..from
-        }
-    };
-    // Summed on the device, weighted by each batch's examples; read back when shown.
-    let mut loss_sum = Tensor::<1>::from_floats([carried.loss_sum], &device);
-    let (mut examples, mut samples) = (carried.examples, carried.samples);
-    let secs = |started: Instant| from.secs + started.elapsed().as_secs_f64();
+    let mut totals = Totals::resumed(from, replica.rank == 0, &device);
+    let mut shown = Instant::now();
     bar.set_position(from.batch as u64);
     for b in from.batch..epoch.batches() {
-        let StepBatch {
-            batch,
-            examples: batch_examples,
-            samples: batch_samples,
-        } = epoch.batch(b);
+        let batch = epoch.batch(b);
         device.seed(seeds::replica(seeds::step(seed, epoch_number, b), replica));
-        // A replica whose share of the batch is empty still takes part in the sync.
-        let grads = batch.map(|batch| {
-            let loss = model.loss(&batch, *stepper.steps);
-            loss_sum = loss_sum.clone() + loss.clone().detach().mul_scalar(batch_examples as f64);
-            GradientsParams::from_grads(loss.backward(), &model)
-        });
-        examples += batch_examples;
-        samples += batch_samples;
-        let grads = stepper.sync.sync(&model, grads, batch_examples);
-        model = stepper.optimizer.step(stepper.learning_rate, model, grads);
-        *stepper.steps += 1;
+        model = stepper.step(model, batch, &mut totals);
         bar.inc(1);
         if !bar.is_hidden() && shown.elapsed() >= PROGRESS_EVERY {
             shown = Instant::now();
-            let mean = loss_sum.clone().into_scalar::<f32>() / examples.max(1) as f32;
-            let rate = samples as f64 / secs(started);
-            bar.set_message(format!("loss {mean:.4}  {rate:.0} samples/s"));
+            bar.set_message(totals.describe());
         }
         if b + 1 < epoch.batches() && stop(b + 1) {
             // A checkpoint keeps the epoch's totals over every replica.
-            let mut totals = [
-                loss_sum.into_scalar::<f32>() as f64,
-                examples as f64,
-                samples as f64,
-            ];
-            stepper.sync.sum(&mut totals);
-            let progress = EpochProgress {
-                batch: b + 1,
-                loss_sum: totals[0] as f32,
-                examples: totals[1] as usize,
-                samples: totals[2] as usize,
-                secs: secs(started),
-            };
-            return (model, EpochEnd::Stopped(progress));
+            return (
+                model,
+                EpochEnd::Stopped(totals.progress(b + 1, stepper.sync)),
+            );
         }
     }
     bar.finish_and_clear();
-    // Summed over replicas (a single process's sum stays as it is).
-    let mut totals = [
-        loss_sum.into_scalar::<f32>() as f64, // waits for the device
-        examples as f64,
-        samples as f64,
-    ];
-    stepper.sync.sum(&mut totals);
-    let (examples, samples) = (totals[1] as usize, totals[2] as usize);
-    let loss = totals[0] as f32 / examples.max(1) as f32;
-    let train_secs = secs(started);
-    let stats = EpochStats {
-        loss,
-        examples,
-        samples,
-        samples_per_sec: samples as f64 / train_secs,
-        train_secs,
-    };
-    (model, EpochEnd::Complete(stats))
+    (model, EpochEnd::Complete(totals.stats(stepper.sync)))
+}
+
+impl Stepper<'_> {
+    /// One optimiser step of `model` on `batch`, its loss and counts added to `totals`.
+    fn step(&mut self, model: Model, batch: StepBatch, totals: &mut Totals) -> Model {
+        let StepBatch {
+            batch,
+            examples,
+            samples,
+        } = batch;
+        // A replica whose share of the batch is empty still takes part in the sync.
+        let grads = batch.map(|batch| {
+            let loss = model.loss(&batch, *self.steps);
+            totals.loss_sum =
+                totals.loss_sum.clone() + loss.clone().detach().mul_scalar(examples as f64);
+            GradientsParams::from_grads(loss.backward(), &model)
+        });
+        totals.examples += examples;
+        totals.samples += samples;
+        let grads = self.sync.sync(&model, grads, examples);
+        let model = self.optimizer.step(self.learning_rate, model, grads);
+        *self.steps += 1;
+        model
+    }
+}
+
+/// An epoch's running sums on this replica.
+struct Totals {
+    /// The batches' losses weighted by their examples, summed on the device (read back only
+    /// when shown).
+    loss_sum: Tensor<1>,
+    examples: usize,
+    samples: usize,
+    /// Wall seconds of the epoch before this run of it (before a checkpoint).
+    secs_before: f64,
+    started: Instant,
+}
+
+impl Totals {
+    /// The sums carried from before a checkpoint, `from`, counted once: by the first replica.
+    fn resumed(from: EpochProgress, first_replica: bool, device: &Device) -> Self {
+        let (loss_sum, examples, samples) = if first_replica {
+            (from.loss_sum, from.examples, from.samples)
+        } else {
+            (0.0, 0, 0)
+        };
+        Self {
+            loss_sum: Tensor::<1>::from_floats([loss_sum], device),
+            examples,
+            samples,
+            secs_before: from.secs,
+            started: Instant::now(),
+        }
+    }
+
+    fn secs(&self) -> f64 {
+        self.secs_before + self.started.elapsed().as_secs_f64()
+    }
+
+    /// The mean loss and throughput so far, for a progress bar.
+    fn describe(&self) -> String {
+        let mean = self.loss_sum.clone().into_scalar::<f32>() / self.examples.max(1) as f32;
+        let rate = self.samples as f64 / self.secs();
+        format!("loss {mean:.4}  {rate:.0} samples/s")
+    }
+
+    /// The loss sum, examples and samples over every replica (a single process's stay as
+    /// they are).
+    fn summed(&self, sync: &mut dyn GradientSync) -> [f64; 3] {
+        let mut totals = [
+            self.loss_sum.clone().into_scalar::<f32>() as f64, // waits for the device
+            self.examples as f64,
+            self.samples as f64,
+        ];
+        sync.sum(&mut totals);
+        totals
+    }
+
+    /// Where the epoch stands before batch `next`.
+    fn progress(&self, next: usize, sync: &mut dyn GradientSync) -> EpochProgress {
+        let totals = self.summed(sync);
+        EpochProgress {
+            batch: next,
+            loss_sum: totals[0] as f32,
+            examples: totals[1] as usize,
+            samples: totals[2] as usize,
+            secs: self.secs(),
+        }
+    }
+
+    /// The finished epoch's figures.
+    fn stats(&self, sync: &mut dyn GradientSync) -> EpochStats {
+        let totals = self.summed(sync);
+        let (examples, samples) = (totals[1] as usize, totals[2] as usize);
+        let loss = totals[0] as f32 / examples.max(1) as f32;
+        let train_secs = self.secs();
+        EpochStats {
+            loss,
+            examples,
+            samples,
+            samples_per_sec: samples as f64 / train_secs,
+            train_secs,
+        }
+    }
 }
 
 /// A progress bar of `batches` batches labelled `label`, or a hidden one.

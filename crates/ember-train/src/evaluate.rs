@@ -214,6 +214,36 @@ pub enum PlanError {
     },
 }
 
+/// The validation and test candidates of the sampled protocol: `negatives` per user, drawn
+/// by `sampling` among the items not `valid_masked` (validation) or not known (test).
+fn sampled_candidates(
+    data: &Dataset,
+    valid_masked: Vec<Vec<u32>>,
+    (negatives, sampling): (usize, ember_metrics::NegativeSampling),
+    seed: u64,
+) -> Result<(Candidates, Candidates), PlanError> {
+    let n_items = data.num_items();
+    if negatives >= n_items {
+        return Err(PlanError::TooManyNegatives {
+            negatives,
+            items: n_items,
+        });
+    }
+    let popularity = data.item_popularity();
+    let weights = match sampling {
+        ember_metrics::NegativeSampling::Uniform => None,
+        ember_metrics::NegativeSampling::Popularity => Some(popularity.as_slice()),
+    };
+    let n_items = n_items as u32;
+    let valid = evaluation_negatives(&valid_masked, n_items, negatives, weights, seed);
+    let test_seed = seeds::test_negatives(seed);
+    let test = evaluation_negatives(&data.known, n_items, negatives, weights, test_seed);
+    Ok((
+        Candidates::Sampled { negatives: valid },
+        Candidates::Sampled { negatives: test },
+    ))
+}
+
 /// The candidates of both held-out splits under one protocol, drawn once per run.
 #[derive(Debug, Clone)]
 pub struct EvaluationPlan {
@@ -251,31 +281,7 @@ impl EvaluationPlan {
             Protocol::Sampled {
                 negatives,
                 sampling,
-            } => {
-                if *negatives >= n_items as usize {
-                    return Err(PlanError::TooManyNegatives {
-                        negatives: *negatives,
-                        items: n_items as usize,
-                    });
-                }
-                let popularity = data.item_popularity();
-                let weights = match sampling {
-                    ember_metrics::NegativeSampling::Uniform => None,
-                    ember_metrics::NegativeSampling::Popularity => Some(popularity.as_slice()),
-                };
-                let valid = evaluation_negatives(&valid_masked, n_items, *negatives, weights, seed);
-                let test = evaluation_negatives(
-                    &data.known,
-                    n_items,
-                    *negatives,
-                    weights,
-                    seeds::test_negatives(seed),
-                );
-                (
-                    Candidates::Sampled { negatives: valid },
-                    Candidates::Sampled { negatives: test },
-                )
-            }
+            } => sampled_candidates(data, valid_masked, (*negatives, *sampling), seed)?,
             Protocol::FixedNegatives => {
                 let Some(fixed) = &data.test_negatives else {
                     return Err(PlanError::NoNegativesFile);
@@ -359,7 +365,45 @@ impl EvaluationPlan {
             HeldOut::Validation => (&data.valid, &self.valid),
             HeldOut::Test => (&data.test, &self.test),
         };
+        let users: Vec<u32> = (0..data.num_users() as u32)
+            .filter(|&u| !held_out[u as usize].is_empty())
+            .collect();
         let n_items = data.num_items();
+        let mut evaluator = self.evaluator(which, ks, n_items, (held_out, candidates), &users);
+        let merged = (ranks.size() > 1).then(|| evaluator.clone());
+        if merged.is_some() {
+            evaluator = evaluator.recording();
+        }
+        let chunks: Vec<&[u32]> = users.chunks(batch_users.max(1)).collect();
+        for &chunk in &chunks[Shard::of(ranks).part(0..chunks.len())] {
+            match candidates {
+                Candidates::Sampled { negatives } => {
+                    add_sampled(&mut evaluator, scorer, chunk, held_out, negatives)
+                }
+                Candidates::Full { masked } => {
+                    add_full(&mut evaluator, scorer, chunk, held_out, (masked, n_items))
+                }
+            }
+        }
+        if let Some(merged) = merged {
+            evaluator = merge_parts(merged, evaluator, ranks);
+        }
+        let mut report = evaluator.finish(self.label(which));
+        report.protocol = self.labelled(which, Some(&report));
+        report
+    }
+
+    /// The evaluator of the `which` split for `users`, whose held-out items are ranked against
+    /// `candidates`: told what the protocol asked for, and for full ranking how many pairs
+    /// it will score.
+    fn evaluator(
+        &self,
+        which: HeldOut,
+        ks: &[usize],
+        n_items: usize,
+        (held_out, candidates): (&[Vec<u32>], &Candidates),
+        users: &[u32],
+    ) -> RankingEvaluator {
         let mut evaluator =
             RankingEvaluator::new(ks, n_items).expect("ks validated with the config");
         if let Some(asked) = self.protocol_of(which).asked() {
@@ -369,9 +413,6 @@ impl EvaluationPlan {
             // Run every epoch: skip the memory-hungry pooled AUC (it cannot be the monitor).
             evaluator = evaluator.without_global_auc();
         }
-        let users: Vec<u32> = (0..data.num_users() as u32)
-            .filter(|&u| !held_out[u as usize].is_empty())
-            .collect();
         if let Candidates::Full { masked } = candidates {
             // Every item but the masked ones that are not held out.
             let pairs: usize = users
@@ -387,88 +428,102 @@ impl EvaluationPlan {
                 .sum();
             evaluator = evaluator.expecting_pairs(pairs);
         }
-        let merged = (ranks.size() > 1).then(|| evaluator.clone());
-        if merged.is_some() {
-            evaluator = evaluator.recording();
-        }
-        let chunks: Vec<&[u32]> = users.chunks(batch_users.max(1)).collect();
-        for &chunk in &chunks[Shard::of(ranks).part(0..chunks.len())] {
-            match candidates {
-                Candidates::Sampled { negatives } => {
-                    let mut pair_users = Vec::new();
-                    let mut pair_items = Vec::new();
-                    for &u in chunk {
-                        let list = held_out[u as usize].iter().chain(&negatives[u as usize]);
-                        for &i in list {
-                            pair_users.push(u);
-                            pair_items.push(i);
-                        }
-                    }
-                    let scores = scorer.score_pairs(&pair_users, &pair_items);
-                    let mut offset = 0;
-                    for &u in chunk {
-                        let positives = held_out[u as usize].len();
-                        let n = positives + negatives[u as usize].len();
-                        let relevant: Vec<bool> = (0..n).map(|j| j < positives).collect();
-                        evaluator.add_user(
-                            &pair_items[offset..offset + n],
-                            &scores[offset..offset + n],
-                            &relevant,
-                        );
-                        offset += n;
-                    }
-                }
-                Candidates::Full { masked } => {
-                    let scores = scorer.score_all(chunk);
-                    // Per-item flags, set and cleared for each user (lists are short).
-                    let mut relevant = vec![false; n_items];
-                    let mut excluded = vec![false; n_items];
-                    for (row, &u) in chunk.iter().enumerate() {
-                        let row_scores = &scores[row * n_items..(row + 1) * n_items];
-                        let held = &held_out[u as usize];
-                        let mask = &masked[u as usize];
-                        for &i in held {
-                            relevant[i as usize] = true;
-                        }
-                        // A held-out item that also occurs in training stays a candidate.
-                        for &i in mask {
-                            excluded[i as usize] = !relevant[i as usize];
-                        }
-                        let kept = n_items - mask.iter().filter(|&&i| excluded[i as usize]).count();
-                        let mut items = Vec::with_capacity(kept);
-                        let mut kept_scores = Vec::with_capacity(kept);
-                        let mut kept_relevant = Vec::with_capacity(kept);
-                        for i in 0..n_items {
-                            if !excluded[i] {
-                                items.push(i as u32);
-                                kept_scores.push(row_scores[i]);
-                                kept_relevant.push(relevant[i]);
-                            }
-                        }
-                        evaluator.add_user(&items, &kept_scores, &kept_relevant);
-                        for &i in held.iter().chain(mask) {
-                            relevant[i as usize] = false;
-                            excluded[i as usize] = false;
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(mut merged) = merged {
-            let (bytes, counts) = ranks.gather_bytes(&evaluator.into_part().to_bytes());
-            let mut at = 0;
-            for count in counts {
-                let part = EvaluatorPart::from_bytes(&bytes[at..at + count])
-                    .expect("every rank sends a part");
-                merged.absorb(part);
-                at += count;
-            }
-            evaluator = merged;
-        }
-        let mut report = evaluator.finish(self.label(which));
-        report.protocol = self.labelled(which, Some(&report));
-        report
+        evaluator
     }
+}
+
+/// Scores the users of `chunk` on their held-out items and sampled `negatives`, and adds them
+/// to `evaluator`.
+fn add_sampled(
+    evaluator: &mut RankingEvaluator,
+    scorer: &dyn Scorer,
+    chunk: &[u32],
+    held_out: &[Vec<u32>],
+    negatives: &[Vec<u32>],
+) {
+    let mut pair_users = Vec::new();
+    let mut pair_items = Vec::new();
+    for &u in chunk {
+        let list = held_out[u as usize].iter().chain(&negatives[u as usize]);
+        for &i in list {
+            pair_users.push(u);
+            pair_items.push(i);
+        }
+    }
+    let scores = scorer.score_pairs(&pair_users, &pair_items);
+    let mut offset = 0;
+    for &u in chunk {
+        let positives = held_out[u as usize].len();
+        let n = positives + negatives[u as usize].len();
+        let relevant: Vec<bool> = (0..n).map(|j| j < positives).collect();
+        evaluator.add_user(
+            &pair_items[offset..offset + n],
+            &scores[offset..offset + n],
+            &relevant,
+        );
+        offset += n;
+    }
+}
+
+/// Scores the users of `chunk` on every one of the `n_items` items but their `masked` ones
+/// (a masked item that is held out stays a candidate), and adds them to `evaluator`.
+fn add_full(
+    evaluator: &mut RankingEvaluator,
+    scorer: &dyn Scorer,
+    chunk: &[u32],
+    held_out: &[Vec<u32>],
+    (masked, n_items): (&[Vec<u32>], usize),
+) {
+    let scores = scorer.score_all(chunk);
+    // Per-item flags, set and cleared for each user (lists are short).
+    let mut relevant = vec![false; n_items];
+    let mut excluded = vec![false; n_items];
+    for (row, &u) in chunk.iter().enumerate() {
+        let row_scores = &scores[row * n_items..(row + 1) * n_items];
+        let held = &held_out[u as usize];
+        let mask = &masked[u as usize];
+        for &i in held {
+            relevant[i as usize] = true;
+        }
+        // A held-out item that also occurs in training stays a candidate.
+        for &i in mask {
+            excluded[i as usize] = !relevant[i as usize];
+        }
+        let kept = n_items - mask.iter().filter(|&&i| excluded[i as usize]).count();
+        let mut items = Vec::with_capacity(kept);
+        let mut kept_scores = Vec::with_capacity(kept);
+        let mut kept_relevant = Vec::with_capacity(kept);
+        for i in 0..n_items {
+            if !excluded[i] {
+                items.push(i as u32);
+                kept_scores.push(row_scores[i]);
+                kept_relevant.push(relevant[i]);
+            }
+        }
+        evaluator.add_user(&items, &kept_scores, &kept_relevant);
+        for &i in held.iter().chain(mask) {
+            relevant[i as usize] = false;
+            excluded[i as usize] = false;
+        }
+    }
+}
+
+/// `merged` (an empty evaluator) with every rank's recorded part of `evaluator`, in rank
+/// order: the single process's evaluator, on every rank.
+fn merge_parts(
+    mut merged: RankingEvaluator,
+    evaluator: RankingEvaluator,
+    ranks: &dyn Collective,
+) -> RankingEvaluator {
+    let (bytes, counts) = ranks.gather_bytes(&evaluator.into_part().to_bytes());
+    let mut at = 0;
+    for count in counts {
+        let part =
+            EvaluatorPart::from_bytes(&bytes[at..at + count]).expect("every rank sends a part");
+        merged.absorb(part);
+        at += count;
+    }
+    merged
 }
 
 /// Held-out ratings of one split as `(user, item, rating)`.
