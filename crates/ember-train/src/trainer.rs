@@ -193,8 +193,8 @@ impl Trainer<'_> {
             .unwrap_or_else(|| Fitted::unvalidated(model, epochs)))
     }
 
-    /// Where `stage` starts: afresh, or from `resume`; a model that starts trained competes
-    /// as epoch 0.
+    /// Where `stage` starts: afresh (a model that starts trained competes as epoch 0), or
+    /// from `resume`.
     fn start(&mut self, model: &Model, stage: &StageRun, resume: Option<Resume>) -> Fitting {
         let settings = AdamSettings {
             beta_2: self.train.adam_beta2 as f32,
@@ -202,44 +202,41 @@ impl Trainer<'_> {
             ..AdamSettings::default()
         };
         let mut stopping = EarlyStopping::new(&self.eval.monitor, self.train.patience);
-        let mut fitting = match resume {
-            Some(r) => {
-                if let Some(best) = &r.best {
-                    stopping.set_best(best.best_epoch, &best.best_valid);
-                }
-                let layout = self.adam_layout;
-                Fitting {
-                    optimizer: Adam::restore(
-                        settings,
-                        layout,
-                        model,
-                        r.adam_steps,
-                        r.moments,
-                        &self.device,
-                    ),
-                    best: r.best,
-                    stopping,
-                    first_epoch: r.epoch + 1,
-                    progress: r.progress,
-                    steps: r.steps,
-                }
+        let Some(r) = resume else {
+            let mut best = None;
+            if stage.step.keep_initial && matches!(stage.schedule, Schedule::Select(_)) {
+                let fitted = self.validate_initial(model, stage);
+                stopping.set_best(0, &fitted.best_valid);
+                best = Some(fitted);
             }
-            None => Fitting {
+            return Fitting {
                 optimizer: Adam::new(settings, self.adam_layout),
-                best: None,
+                best,
                 stopping,
                 first_epoch: 1,
                 progress: EpochProgress::default(),
                 steps: 0,
-            },
+            };
         };
-        let selects = matches!(stage.schedule, Schedule::Select(_));
-        if stage.step.keep_initial && selects && fitting.first_epoch == 1 {
-            let fitted = self.validate_initial(model, stage);
-            fitting.stopping.set_best(0, &fitted.best_valid);
-            fitting.best = Some(fitted);
+        if let Some(best) = &r.best {
+            stopping.set_best(best.best_epoch, &best.best_valid);
         }
-        fitting
+        let layout = self.adam_layout;
+        Fitting {
+            optimizer: Adam::restore(
+                settings,
+                layout,
+                model,
+                r.adam_steps,
+                r.moments,
+                &self.device,
+            ),
+            best: r.best,
+            stopping,
+            first_epoch: r.epoch + 1,
+            progress: r.progress,
+            steps: r.steps,
+        }
     }
 
     /// `model` as given, validated as epoch 0.
