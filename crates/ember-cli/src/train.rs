@@ -49,7 +49,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let options = RunOptions {
         progress,
         stop: Some(stop_flag()?),
-        group: ranks.group.clone(),
+        ranks: ranks.group.clone(),
         max_memory: args.max_memory,
     };
     match train_or_resume(args, options) {

@@ -122,7 +122,7 @@ pub struct Pretraining {
     /// Each stage's name and model, trained in order.
     pub stages: Vec<(&'static str, ModelConfig)>,
     /// Builds the model from the stages' trained models, in the same order.
-    pub assemble: Box<dyn FnOnce(Vec<Model>) -> Model>,
+    pub assemble: Box<dyn Fn(Vec<Model>) -> Model>,
 }
 
 /// What every model's config answers.
@@ -140,5 +140,12 @@ pub trait ModelSettings {
     /// Stages to train first, when this model starts from other trained models.
     fn pretraining(&self) -> Option<Pretraining> {
         None
+    }
+
+    /// The model is fitted in one pass when it is built (`init` reads `ModelInit::train`), has
+    /// no trainable parameters, and is trained for no epochs: the trainer validates it once as
+    /// built (epoch 0) and keeps it; its refit is a rebuild on training + validation data.
+    fn fitted_at_init(&self) -> bool {
+        false
     }
 }
