@@ -738,7 +738,7 @@ async fn listen(shared: Arc<Shared>, addr: &str, model_dir: &Path, threads: usiz
 /// hyper's own graceful shutdown closes a connection between two requests at once, and with
 /// it a request the client has already sent but hyper has not read yet: under 16 keep-alive
 /// client threads that left 6 to 12 requests a run unanswered, and 35 to 50 of the 64 sent
-/// while the server was stopped (tests/cli.rs::serve_drains_what_it_accepted).
+/// while the server was stopped (crates/ember-cli/tests/cli.rs::serve_drains_what_it_accepted).
 async fn connection(
     stream: tokio::net::TcpStream,
     app: axum::Router,
