@@ -6,13 +6,9 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn ember(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ember"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("ember runs")
-}
+mod common;
+
+use common::{ember, ember_bounded, refused};
 
 fn ok(out: Output) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -1065,57 +1061,6 @@ fn edited_exports_are_refused_by_name() {
         );
     }
     assert!(!cwd.join("r.csv").exists() && !cwd.join("s").exists());
-}
-
-/// The address space a decision command fed an endless or absurd input may take: a regression
-/// that reads without bound then fails its test instead of taking the machine down.
-const ADDRESS_SPACE: u64 = 4 << 30;
-
-/// Runs ember under `prlimit --as=ADDRESS_SPACE` and a 60-second `timeout` that sends SIGKILL
-/// (SIGTERM may be caught), with `env` set and backtraces on; `None` (after saying why) where
-/// `prlimit` or `timeout` is missing, a failure when `EMBER_REQUIRE_TEST_INPUTS` is set.
-fn ember_bounded(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Option<Output> {
-    let found = |tool: &str| Command::new(tool).arg("--version").output().is_ok();
-    if !found("prlimit") || !found("timeout") {
-        let reason = "prlimit or timeout not found: the bounded runs cannot be limited";
-        assert!(
-            std::env::var_os("EMBER_REQUIRE_TEST_INPUTS").is_none(),
-            "{reason}; EMBER_REQUIRE_TEST_INPUTS is set"
-        );
-        eprintln!("skipped: {reason}");
-        return None;
-    }
-    let output = Command::new("prlimit")
-        .arg(format!("--as={ADDRESS_SPACE}"))
-        .args([
-            "timeout",
-            "--signal=KILL",
-            "60",
-            env!("CARGO_BIN_EXE_ember"),
-        ])
-        .args(args)
-        .envs(env.iter().copied())
-        .env("RUST_BACKTRACE", "1")
-        // Each thread reserves address space (a stack, a malloc arena): two of each pool keep
-        // the limit's meaning the same on a machine of any size.
-        .env("RAYON_NUM_THREADS", "2")
-        .env("POLARS_MAX_THREADS", "2")
-        .current_dir(cwd)
-        .output()
-        .expect("prlimit runs");
-    Some(output)
-}
-
-/// Checks that a bounded run was refused cleanly (exit 1, one error, no panic, no backtrace)
-/// and returns its stderr.
-fn refused(out: &Output) -> String {
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "expected exit 1: {err}");
-    assert!(err.starts_with("error: "), "{err}");
-    for crash in ["panicked", "backtrace", "memory allocation of"] {
-        assert!(!err.contains(crash), "{crash}: {err}");
-    }
-    err
 }
 
 #[test]

@@ -1,0 +1,76 @@
+//! What the `ember` binary's test files share: running it, and running it bounded.
+
+// Each test file compiles this module on its own and uses a part of it.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs ember in `cwd`.
+pub fn ember(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("ember runs")
+}
+
+/// What a run wrote on its standard error.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The address space a run fed an endless or absurd input may take: a regression that reads or
+/// allocates without bound then fails its test (an error, or `timeout`'s exit 124) instead of
+/// taking the machine down. ember itself starts and trains within it
+/// (`bounded_runs_fit_in_the_limit`).
+pub const ADDRESS_SPACE: u64 = 4 << 30;
+
+/// Runs ember under `prlimit --as=ADDRESS_SPACE` and a 60-second `timeout` that sends SIGKILL
+/// (ember takes SIGTERM as "checkpoint and stop", which a run still reading its data never
+/// reaches), with `env` set and backtraces on (so that a panic would show); `None` (after
+/// saying why) where `prlimit` or `timeout` is missing, a failure when
+/// `EMBER_REQUIRE_TEST_INPUTS` is set.
+pub fn ember_bounded(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Option<Output> {
+    let found = |tool: &str| Command::new(tool).arg("--version").output().is_ok();
+    if !found("prlimit") || !found("timeout") {
+        let reason = "prlimit or timeout not found: the bounded runs cannot be limited";
+        assert!(
+            std::env::var_os("EMBER_REQUIRE_TEST_INPUTS").is_none(),
+            "{reason}; EMBER_REQUIRE_TEST_INPUTS is set"
+        );
+        eprintln!("skipped: {reason}");
+        return None;
+    }
+    let output = Command::new("prlimit")
+        .arg(format!("--as={ADDRESS_SPACE}"))
+        .args([
+            "timeout",
+            "--signal=KILL",
+            "60",
+            env!("CARGO_BIN_EXE_ember"),
+        ])
+        .args(args)
+        .envs(env.iter().copied())
+        .env("RUST_BACKTRACE", "1")
+        // Each thread reserves address space (a stack, a malloc arena): two of each pool keep
+        // the limit's meaning the same on a machine of any size.
+        .env("RAYON_NUM_THREADS", "2")
+        .env("POLARS_MAX_THREADS", "2")
+        .current_dir(cwd)
+        .output()
+        .expect("prlimit runs");
+    Some(output)
+}
+
+/// Checks that a bounded run was refused cleanly (exit 1, one error, no panic, no backtrace,
+/// no failed allocation) and returns its stderr.
+pub fn refused(out: &Output) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "expected exit 1: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    for crash in ["panicked", "backtrace", "memory allocation of"] {
+        assert!(!err.contains(crash), "{crash}: {err}");
+    }
+    err
+}
