@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ModelError, check_weight};
 use crate::layers::{dense, xavier_linear};
+use crate::size;
 use crate::{Batch, DenseSplit, Export, Input, ModelInit, ModelSettings, Query, Recommender};
 
 fn default_hidden() -> usize {
@@ -92,6 +93,14 @@ impl ModelSettings for AutoRecConfig {
         }
         .validate()?;
         check_weight("l2", self.l2)
+    }
+
+    fn parameter_count(&self, users: usize, items: usize) -> u128 {
+        let width = if self.item_based { users } else { items };
+        size::sum([
+            size::linear(width, self.hidden),
+            size::linear(self.hidden, width),
+        ])
     }
 }
 

@@ -21,6 +21,7 @@ use crate::config::{ModelError, check_dropout};
 use crate::dropout::{Dropout, Masks};
 use crate::layers::embedding;
 use crate::sequence::{SequenceTask, at_targets, full_softmax_loss, last_position, real_positions};
+use crate::size;
 use crate::{Batch, Export, Input, ModelInit, ModelSettings, Query, Recommender};
 
 /// The layer norms' ε (the original implementation's).
@@ -132,6 +133,26 @@ impl ModelSettings for Bert4RecConfig {
             return Err(ModelError::BadMaskProb(self.mask_prob));
         }
         Ok(())
+    }
+
+    fn parameter_count(&self, _users: usize, items: usize) -> u128 {
+        let h = self.hidden;
+        let wide = h.saturating_mul(4);
+        let block = size::sum([
+            size::linear(h, h).saturating_mul(4),
+            size::norm(h).saturating_mul(2),
+            size::linear(h, wide),
+            size::linear(wide, h),
+        ]);
+        size::sum([
+            size::table(items.saturating_add(2), h),
+            size::table(self.max_len, h),
+            size::norm(h),
+            block.saturating_mul(self.blocks as u128),
+            size::linear(h, h),
+            size::norm(h),
+            items as u128,
+        ])
     }
 }
 

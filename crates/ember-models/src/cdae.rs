@@ -20,6 +20,7 @@ use crate::config::{ModelError, check_dropout};
 use crate::dropout::Dropout;
 use crate::layers::{dense, embedding, xavier_linear};
 use crate::lookup::lookup;
+use crate::size;
 use crate::{Batch, DenseSplit, Export, Input, ModelInit, ModelSettings, Query, Recommender};
 
 fn default_hidden() -> usize {
@@ -77,6 +78,14 @@ impl ModelSettings for CdaeConfig {
         }
         .validate()?;
         check_dropout(self.dropout)
+    }
+
+    fn parameter_count(&self, users: usize, items: usize) -> u128 {
+        size::sum([
+            size::linear(items, self.hidden),
+            size::table(users, self.hidden),
+            size::linear(self.hidden, items),
+        ])
     }
 }
 

@@ -133,6 +133,10 @@ pub trait ModelSettings {
     /// Checks the hyper-parameters.
     fn validate(&self) -> Result<(), ModelError>;
 
+    /// The parameters of the model built for `users` users and `items` items, counted from the
+    /// config alone (before anything is allocated), saturating instead of overflowing.
+    fn parameter_count(&self, users: usize, items: usize) -> u128;
+
     /// Stages to train first, when this model starts from other trained models.
     fn pretraining(&self) -> Option<Pretraining> {
         None

@@ -23,6 +23,7 @@ use crate::activation::tanh;
 use crate::config::{ModelError, check_dropout, check_weight};
 use crate::dropout::Dropout;
 use crate::sequence::{SequenceTask, at_targets, full_softmax_loss, last_position};
+use crate::size;
 use crate::{Batch, Export, Input, ModelInit, ModelSettings, Query, Recommender, SequenceBatch};
 
 fn default_embedding() -> usize {
@@ -249,6 +250,21 @@ impl ModelSettings for Gru4RecConfig {
             return Err(ModelError::NoNegatives("bpr_max"));
         }
         Ok(())
+    }
+
+    fn parameter_count(&self, _users: usize, items: usize) -> u128 {
+        let (e, h) = (self.embedding, self.hidden);
+        let gates = h.saturating_mul(3);
+        let layer = |input| size::sum([size::linear(input, gates), size::linear(h, gates)]);
+        let stacked = match self.layers {
+            0 => 0,
+            n => layer(e).saturating_add(layer(h).saturating_mul(n as u128 - 1)),
+        };
+        size::sum([
+            size::table(items.saturating_add(1), e),
+            stacked,
+            size::linear(h, e),
+        ])
     }
 }
 

@@ -33,6 +33,7 @@ pub mod propagate;
 mod recommender;
 pub mod sasrec;
 mod sequence;
+mod size;
 pub mod sparse_input;
 
 pub use autorec::{AutoRec, AutoRecConfig};
@@ -184,6 +185,12 @@ impl ModelConfig {
     /// Stages to train first (NeuMF's pre-training), if any.
     pub fn pretraining(&self) -> Option<Pretraining> {
         self.settings().pretraining()
+    }
+
+    /// The model's parameters for `users` users and `items` items, from the config alone
+    /// (see [`ModelSettings::parameter_count`]).
+    pub fn parameter_count(&self, users: usize, items: usize) -> u128 {
+        self.settings().parameter_count(users, items)
     }
 }
 

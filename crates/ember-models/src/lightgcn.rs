@@ -26,6 +26,7 @@ use crate::layers::embedding;
 use crate::lookup::{IdBatch, lookup};
 use crate::loss::pair_loss;
 use crate::propagate::{Adjacency, propagate};
+use crate::size;
 use crate::{
     Batch, Export, Input, Loss, ModelInit, ModelSettings, PairTargets, Query, Recommender,
 };
@@ -165,6 +166,13 @@ impl ModelSettings for LightGcnConfig {
         .validate()?;
         check_init_std(self.init_std)?;
         check_weight("reg", self.reg)
+    }
+
+    fn parameter_count(&self, users: usize, items: usize) -> u128 {
+        size::sum([
+            size::table(users, self.factors),
+            size::table(items, self.factors),
+        ])
     }
 }
 

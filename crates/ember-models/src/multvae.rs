@@ -24,6 +24,7 @@ use crate::config::{ModelError, check_dropout, check_weight};
 use crate::cross_entropy::softmax_cross_entropy_of_rows;
 use crate::dropout::Dropout;
 use crate::layers::{dense, xavier_linear};
+use crate::size;
 use crate::sparse_input::sparse_times;
 use crate::{
     Batch, DenseSplit, Export, Input, ModelInit, ModelSettings, Query, Recommender, UserRows,
@@ -162,6 +163,21 @@ fn check_autoencoder(hidden: &[usize], dropout: f64) -> Result<(), ModelError> {
     check_dropout(dropout)
 }
 
+/// Parameters of the encoder over `[items, hidden…]` (its last layer twice as wide when
+/// `variational`: means and log-variances) and of the mirrored decoder.
+fn autoencoder_parameters(items: usize, hidden: &[usize], variational: bool) -> u128 {
+    let sizes: Vec<usize> = std::iter::once(items)
+        .chain(hidden.iter().copied())
+        .collect();
+    let reversed: Vec<usize> = sizes.iter().rev().copied().collect();
+    let mut encoder = sizes;
+    if variational {
+        let last = encoder.last_mut().expect("non-empty");
+        *last = last.saturating_mul(2);
+    }
+    size::sum([size::stack(&encoder), size::stack(&reversed)])
+}
+
 /// Mult-DAE.
 #[derive(Module, Debug)]
 pub struct MultDae {
@@ -193,6 +209,10 @@ impl ModelSettings for MultDaeConfig {
 
     fn validate(&self) -> Result<(), ModelError> {
         check_autoencoder(&self.hidden, self.dropout)
+    }
+
+    fn parameter_count(&self, _users: usize, items: usize) -> u128 {
+        autoencoder_parameters(items, &self.hidden, false)
     }
 }
 
@@ -263,6 +283,10 @@ impl ModelSettings for MultVaeConfig {
     fn validate(&self) -> Result<(), ModelError> {
         check_autoencoder(&self.hidden, self.dropout)?;
         check_weight("beta", self.beta)
+    }
+
+    fn parameter_count(&self, _users: usize, items: usize) -> u128 {
+        autoencoder_parameters(items, &self.hidden, true)
     }
 }
 

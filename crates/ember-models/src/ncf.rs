@@ -20,6 +20,7 @@ use crate::config::{ModelError, check_init_std};
 use crate::layers::{Tower, dense, embedding};
 use crate::lookup::{IdBatch, lookup, lookup_pair};
 use crate::pair::PairModel;
+use crate::size;
 use crate::{
     DenseSplit, Export, Input, Loss, Model, ModelConfig, ModelInit, ModelSettings, Pretraining,
 };
@@ -80,6 +81,13 @@ impl ModelSettings for MfConfig {
     fn validate(&self) -> Result<(), ModelError> {
         check_init_std(self.init_std)?;
         Ok(self.spec().validate()?)
+    }
+
+    fn parameter_count(&self, users: usize, items: usize) -> u128 {
+        size::sum([
+            size::table(users, self.factors),
+            size::table(items, self.factors),
+        ])
     }
 }
 
@@ -159,6 +167,14 @@ impl ModelSettings for GmfConfig {
     fn validate(&self) -> Result<(), ModelError> {
         check_init_std(self.init_std)?;
         Ok(self.spec().validate()?)
+    }
+
+    fn parameter_count(&self, users: usize, items: usize) -> u128 {
+        size::sum([
+            size::table(users, self.factors),
+            size::table(items, self.factors),
+            size::linear(self.factors, 1),
+        ])
     }
 }
 
@@ -259,6 +275,10 @@ impl ModelSettings for MlpConfig {
         check_init_std(self.init_std)?;
         Ok(self.spec().validate()?)
     }
+
+    fn parameter_count(&self, users: usize, items: usize) -> u128 {
+        mlp_parameters(&self.layers, users, items)
+    }
 }
 
 impl Mlp {
@@ -300,6 +320,18 @@ impl PairModel for Mlp {
         let layers = self.layer_sizes();
         Export::parameters(ModelSpec::Mlp(MlpSpec { layers }), self)
     }
+}
+
+/// The MLP's tables (half of `layers[0]` wide each), tower and output layer.
+fn mlp_parameters(layers: &[usize], users: usize, items: usize) -> u128 {
+    let half = layers[0] / 2;
+    let last = *layers.last().expect("validated");
+    size::sum([
+        size::table(users, half),
+        size::table(items, half),
+        size::stack(layers),
+        size::linear(last, 1),
+    ])
 }
 
 /// NeuMF hyper-parameters.
@@ -427,6 +459,19 @@ impl ModelSettings for NeuMfConfig {
             return Err(ModelError::BadAlpha(self.alpha));
         }
         Ok(self.spec().validate()?)
+    }
+
+    fn parameter_count(&self, users: usize, items: usize) -> u128 {
+        let half = self.layers[0] / 2;
+        let last = *self.layers.last().expect("validated");
+        size::sum([
+            size::table(users, self.factors),
+            size::table(items, self.factors),
+            size::table(users, half),
+            size::table(items, half),
+            size::stack(&self.layers),
+            size::linear(self.factors.saturating_add(last), 1),
+        ])
     }
 
     /// With `pretrain`, GMF and MLP are trained first and NeuMF starts from them.

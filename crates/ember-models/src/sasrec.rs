@@ -24,6 +24,7 @@ use crate::sequence::{
     SequenceLoss, SequenceTask, at_targets, attention_mask, last_position, next_item_loss,
     real_positions,
 };
+use crate::size;
 use crate::{Batch, Export, Input, ModelInit, ModelSettings, Query, Recommender};
 
 /// The layer norms' ε (the reference implementation's).
@@ -184,6 +185,21 @@ impl ModelSettings for SasRecConfig {
             return Err(ModelError::NoNegatives(loss));
         }
         Ok(())
+    }
+
+    fn parameter_count(&self, _users: usize, items: usize) -> u128 {
+        let h = self.hidden;
+        // Two layer norms, the attention's four projections, the feed-forward's two layers.
+        let block = size::sum([
+            size::norm(h).saturating_mul(2),
+            size::linear(h, h).saturating_mul(6),
+        ]);
+        size::sum([
+            size::table(items.saturating_add(1), h),
+            size::table(self.max_len, h),
+            block.saturating_mul(self.blocks as u128),
+            size::norm(h),
+        ])
     }
 }
 
