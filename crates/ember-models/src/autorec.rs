@@ -20,7 +20,10 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ModelError, check_weight};
 use crate::layers::{dense, xavier_linear};
 use crate::size;
-use crate::{Batch, DenseSplit, Export, Input, ModelInit, ModelSettings, Query, Recommender};
+use crate::{
+    Batch, DenseSplit, Export, Input, ModelFamily, ModelInit, ModelSettings, Query, Recommender,
+    kinds,
+};
 
 fn default_hidden() -> usize {
     500
@@ -75,6 +78,20 @@ impl AutoRecConfig {
             l2: self.l2,
             rows,
             split: init.dense,
+        }
+    }
+}
+
+impl ModelFamily for kinds::AutoRec {
+    type Config = AutoRecConfig;
+    type Model = AutoRec;
+
+    /// The paper's I-AutoRec: 500 hidden units, λ = 1.
+    fn bench_preset() -> AutoRecConfig {
+        AutoRecConfig {
+            hidden: 500,
+            item_based: true,
+            l2: 1.0,
         }
     }
 }

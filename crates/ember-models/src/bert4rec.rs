@@ -22,7 +22,9 @@ use crate::dropout::{Dropout, Masks};
 use crate::layers::embedding;
 use crate::sequence::{SequenceTask, at_targets, full_softmax_loss, last_position, real_positions};
 use crate::size;
-use crate::{Batch, Export, Input, ModelInit, ModelSettings, Query, Recommender};
+use crate::{
+    Batch, Export, Input, ModelFamily, ModelInit, ModelSettings, Query, Recommender, kinds,
+};
 
 /// The layer norms' ε (the original implementation's).
 pub const LAYER_NORM_EPSILON: f64 = 1e-12;
@@ -111,6 +113,24 @@ impl Bert4RecConfig {
             num_items,
             max_len: self.max_len,
             heads: self.heads,
+        }
+    }
+}
+
+impl ModelFamily for kinds::Bert4Rec {
+    type Config = Bert4RecConfig;
+    type Model = Bert4Rec;
+
+    /// The paper's: hidden 64, 2 blocks, 2 heads, window 50, dropout 0.1, mask probability
+    /// 0.2.
+    fn bench_preset() -> Bert4RecConfig {
+        Bert4RecConfig {
+            hidden: 64,
+            blocks: 2,
+            heads: 2,
+            max_len: 50,
+            dropout: 0.1,
+            mask_prob: 0.2,
         }
     }
 }

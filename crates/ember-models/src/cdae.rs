@@ -21,7 +21,10 @@ use crate::dropout::Dropout;
 use crate::layers::{dense, embedding, xavier_linear};
 use crate::lookup::lookup;
 use crate::size;
-use crate::{Batch, DenseSplit, Export, Input, ModelInit, ModelSettings, Query, Recommender};
+use crate::{
+    Batch, DenseSplit, Export, Input, ModelFamily, ModelInit, ModelSettings, Query, Recommender,
+    kinds,
+};
 
 fn default_hidden() -> usize {
     50
@@ -62,6 +65,19 @@ impl CdaeConfig {
             decoder: xavier_linear(self.hidden, init.items, device),
             dropout: Dropout::new(self.dropout, init.masks),
             split: init.dense,
+        }
+    }
+}
+
+impl ModelFamily for kinds::Cdae {
+    type Config = CdaeConfig;
+    type Model = Cdae;
+
+    /// The paper's: 50 hidden units, dropout 0.2.
+    fn bench_preset() -> CdaeConfig {
+        CdaeConfig {
+            hidden: 50,
+            dropout: 0.2,
         }
     }
 }

@@ -141,4 +141,11 @@ pub trait ModelSettings {
     fn pretraining(&self) -> Option<Pretraining> {
         None
     }
+
+    /// Whether `init` reads [`ModelInit::train`] (LightGCN builds its graph from it): such a
+    /// model needs the training interactions even where bare pairs would feed its loss (the
+    /// training benchmark).
+    fn built_from_train(&self) -> bool {
+        false
+    }
 }

@@ -24,7 +24,10 @@ use crate::config::{ModelError, check_dropout, check_weight};
 use crate::dropout::Dropout;
 use crate::sequence::{SequenceTask, at_targets, full_softmax_loss, last_position};
 use crate::size;
-use crate::{Batch, Export, Input, ModelInit, ModelSettings, Query, Recommender, SequenceBatch};
+use crate::{
+    Batch, Export, Input, ModelFamily, ModelInit, ModelSettings, Query, Recommender, SequenceBatch,
+    kinds,
+};
 
 fn default_embedding() -> usize {
     64
@@ -230,6 +233,26 @@ impl Gru4RecConfig {
             max_len: self.max_len,
             bpreg: self.bpreg,
             loss: self.loss,
+        }
+    }
+}
+
+impl ModelFamily for kinds::Gru4Rec {
+    type Config = Gru4RecConfig;
+    type Model = Gru4Rec;
+
+    /// One 128-wide GRU layer over 64-wide embeddings, window 50, dropout 0.3, the softmax
+    /// loss.
+    fn bench_preset() -> Gru4RecConfig {
+        Gru4RecConfig {
+            embedding: 64,
+            hidden: 128,
+            layers: 1,
+            max_len: 50,
+            dropout: 0.3,
+            loss: Gru4RecLoss::Softmax,
+            negatives: 128,
+            bpreg: 1.0,
         }
     }
 }

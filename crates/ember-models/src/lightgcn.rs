@@ -28,7 +28,8 @@ use crate::loss::pair_loss;
 use crate::propagate::{Adjacency, propagate};
 use crate::size;
 use crate::{
-    Batch, Export, Input, Loss, ModelInit, ModelSettings, PairTargets, Query, Recommender,
+    Batch, Export, Input, Loss, ModelFamily, ModelInit, ModelSettings, PairTargets, Query,
+    Recommender, kinds,
 };
 
 fn default_factors() -> usize {
@@ -153,6 +154,21 @@ impl LightGcnConfig {
     }
 }
 
+impl ModelFamily for kinds::LightGcn {
+    type Config = LightGcnConfig;
+    type Model = LightGcn;
+
+    /// The paper's: 64 factors, 3 layers, λ = 1e-4.
+    fn bench_preset() -> LightGcnConfig {
+        LightGcnConfig {
+            factors: 64,
+            layers: 3,
+            reg: 1e-4,
+            init_std: 0.1,
+        }
+    }
+}
+
 impl ModelSettings for LightGcnConfig {
     fn input(&self) -> Input {
         Input::Pairs
@@ -173,6 +189,11 @@ impl ModelSettings for LightGcnConfig {
             size::table(users, self.factors),
             size::table(items, self.factors),
         ])
+    }
+
+    /// The graph is built from the training interactions.
+    fn built_from_train(&self) -> bool {
+        true
     }
 }
 

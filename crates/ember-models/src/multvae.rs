@@ -27,7 +27,8 @@ use crate::layers::{dense, xavier_linear};
 use crate::size;
 use crate::sparse_input::sparse_times;
 use crate::{
-    Batch, DenseSplit, Export, Input, ModelInit, ModelSettings, Query, Recommender, UserRows,
+    Batch, DenseSplit, Export, Input, ModelFamily, ModelInit, ModelSettings, Query, Recommender,
+    UserRows, kinds,
 };
 
 fn default_hidden() -> Vec<usize> {
@@ -202,6 +203,19 @@ impl MultDaeConfig {
     }
 }
 
+impl ModelFamily for kinds::MultDae {
+    type Config = MultDaeConfig;
+    type Model = MultDae;
+
+    /// The paper's: `I → 600 → 200 → 600 → I`, dropout 0.5.
+    fn bench_preset() -> MultDaeConfig {
+        MultDaeConfig {
+            hidden: vec![600, 200],
+            dropout: 0.5,
+        }
+    }
+}
+
 impl ModelSettings for MultDaeConfig {
     fn input(&self) -> Input {
         Input::UserRows { by_id: false }
@@ -271,6 +285,22 @@ impl MultVaeConfig {
             beta: self.beta,
             anneal_steps: self.anneal_steps,
             split: init.dense,
+        }
+    }
+}
+
+impl ModelFamily for kinds::MultVae {
+    type Config = MultVaeConfig;
+    type Model = MultVae;
+
+    /// The paper's: `I → 600 → 200 → 600 → I`, dropout 0.5, β annealed to 0.2 over 200,000
+    /// steps.
+    fn bench_preset() -> MultVaeConfig {
+        MultVaeConfig {
+            hidden: vec![600, 200],
+            dropout: 0.5,
+            beta: 0.2,
+            anneal_steps: 200_000,
         }
     }
 }

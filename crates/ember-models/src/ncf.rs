@@ -22,7 +22,8 @@ use crate::lookup::{IdBatch, lookup, lookup_pair};
 use crate::pair::PairModel;
 use crate::size;
 use crate::{
-    DenseSplit, Export, Input, Loss, Model, ModelConfig, ModelInit, ModelSettings, Pretraining,
+    DenseSplit, Export, Input, Loss, Model, ModelConfig, ModelFamily, ModelInit, ModelSettings,
+    Pretraining, kinds,
 };
 
 fn default_factors() -> usize {
@@ -69,6 +70,19 @@ impl MfConfig {
             users: embedding(init.users, self.factors, self.init_std, device),
             items: embedding(init.items, self.factors, self.init_std, device),
             loss: init.pair_loss,
+        }
+    }
+}
+
+impl ModelFamily for kinds::Mf {
+    type Config = MfConfig;
+    type Model = Mf;
+
+    /// The PyTorch peer's MF (`scripts/bench_torch_neumf.py`): 32 factors.
+    fn bench_preset() -> MfConfig {
+        MfConfig {
+            factors: 32,
+            init_std: 0.01,
         }
     }
 }
@@ -155,6 +169,19 @@ impl GmfConfig {
             output: LinearConfig::new(self.factors, 1).init(device),
             loss: init.pair_loss,
             split: init.dense,
+        }
+    }
+}
+
+impl ModelFamily for kinds::Gmf {
+    type Config = GmfConfig;
+    type Model = Gmf;
+
+    /// The PyTorch peer's GMF (`scripts/bench_torch_neumf.py`): 32 factors.
+    fn bench_preset() -> GmfConfig {
+        GmfConfig {
+            factors: 32,
+            init_std: 0.01,
         }
     }
 }
@@ -262,6 +289,19 @@ impl MlpConfig {
             output: LinearConfig::new(*self.layers.last().expect("validated"), 1).init(device),
             loss: init.pair_loss,
             split: init.dense,
+        }
+    }
+}
+
+impl ModelFamily for kinds::Mlp {
+    type Config = MlpConfig;
+    type Model = Mlp;
+
+    /// The PyTorch peer's MLP (`scripts/bench_torch_neumf.py`): 128-64-32-16.
+    fn bench_preset() -> MlpConfig {
+        MlpConfig {
+            layers: vec![128, 64, 32, 16],
+            init_std: 0.01,
         }
     }
 }
@@ -444,6 +484,23 @@ impl NeuMfConfig {
             },
             loss: gmf.loss,
             split: gmf.split,
+        }
+    }
+}
+
+impl ModelFamily for kinds::NeuMf {
+    type Config = NeuMfConfig;
+    type Model = NeuMf;
+
+    /// The PyTorch peer's NeuMF (`scripts/bench_torch_neumf.py`): factors 32, MLP
+    /// 128-64-32-16, no pre-training.
+    fn bench_preset() -> NeuMfConfig {
+        NeuMfConfig {
+            factors: 32,
+            layers: vec![128, 64, 32, 16],
+            init_std: 0.01,
+            pretrain: false,
+            alpha: 0.5,
         }
     }
 }

@@ -25,7 +25,9 @@ use crate::sequence::{
     real_positions,
 };
 use crate::size;
-use crate::{Batch, Export, Input, ModelInit, ModelSettings, Query, Recommender};
+use crate::{
+    Batch, Export, Input, ModelFamily, ModelInit, ModelSettings, Query, Recommender, kinds,
+};
 
 /// The layer norms' ε (the reference implementation's).
 pub const LAYER_NORM_EPSILON: f64 = 1e-8;
@@ -159,6 +161,28 @@ impl SasRecConfig {
             max_len: self.max_len,
             heads: self.heads,
             loss: self.loss,
+        }
+    }
+}
+
+impl ModelFamily for kinds::SasRec {
+    type Config = SasRecConfig;
+    type Model = SasRec;
+
+    /// β₂ 0.98, as SASRec's code trains.
+    const BENCH_ADAM_BETA2: f32 = 0.98;
+
+    /// The paper's Games settings: hidden 50, 2 blocks, 1 head, window 50, dropout 0.5, BCE
+    /// with one negative.
+    fn bench_preset() -> SasRecConfig {
+        SasRecConfig {
+            hidden: 50,
+            blocks: 2,
+            heads: 1,
+            max_len: 50,
+            dropout: 0.5,
+            loss: SequenceLoss::Bce,
+            negatives: 1,
         }
     }
 }

@@ -3,24 +3,22 @@
 //! beside its PyTorch peer (`scripts/bench_torch_<family>.py`) on one machine.
 //!
 //! Data, seeded and uniform, so both sides do the same work whatever the model learns:
-//! - MF, GMF, MLP and NeuMF: as in `scripts/bench_torch_neumf.py`, `samples` (user, item) pairs
-//!   labelled 1 when `(user + item) % 5 == 0`, BCE on logits. Each epoch's ids and labels are
-//!   uploaded once; each batch is a slice of them on the device.
-//! - The other families: every user gets `per_user` distinct items in a random order (their
-//!   "time" order), and an epoch is the trainer's: LightGCN's positives with one sampled negative
-//!   (BPR), the autoencoders' user rows, the sequence models' windows of each user's items with
+//! - Models that read pairs and nothing else (MF, GMF, MLP and NeuMF; [`labelled_pairs`]): as in
+//!   `scripts/bench_torch_neumf.py`, `samples` (user, item) pairs labelled 1 when
+//!   `(user + item) % 5 == 0`, BCE on logits. Each epoch's ids and labels are uploaded once;
+//!   each batch is a slice of them on the device.
+//! - The others: every user gets `per_user` distinct items in a random order (their "time"
+//!   order), rated 1 to 5 uniformly for rating models, and an epoch is the trainer's for the
+//!   model's `Input`: LightGCN's positives with one sampled negative (BPR), the autoencoders'
+//!   user rows, AutoRec's rating rows, the sequence models' windows of each user's items with
 //!   their targets. `samples` is then the number of users.
 //!
-//! The models are each family's defaults as their papers and README give them (see
-//! [`preset`]); Adam at 1e-3 (β₂ 0.98 for SASRec, as its code). The loss is read back once per
-//! epoch.
+//! The models are each family's bench preset, as their papers and README give them (see
+//! [`preset`]); Adam at 1e-3 (β₂ as the family's preset says: 0.98 for SASRec, as its code).
+//! The loss is read back once per epoch.
 
-use ember_data::{Dataset, IdMap};
-use ember_models::{
-    Bert4RecConfig, CdaeConfig, DenseSplit, GmfConfig, Gru4RecConfig, Gru4RecLoss, LightGcnConfig,
-    Loss, MfConfig, MlpConfig, Model, ModelConfig, ModelInit, MultDaeConfig, MultVaeConfig,
-    NeuMfConfig, SasRecConfig, SequenceLoss,
-};
+use ember_data::{Dataset, IdMap, SplitRatings};
+use ember_models::{DenseSplit, Input, Loss, MODEL_KINDS, Model, ModelConfig, ModelInit};
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -65,12 +63,13 @@ impl BenchSize {
         }
     }
 
-    /// The size a family is benchmarked on unless asked otherwise: the sequence models on
-    /// Games, the others on the probe.
-    pub fn default_for(model: &str) -> Self {
-        match model {
-            "sasrec" | "bert4rec" | "gru4rec" => Self::Games,
-            _ => Self::Probe,
+    /// The size a model is benchmarked on unless asked otherwise: models that read sequences
+    /// on Games (whose short sequences their papers measure), the others on the probe.
+    pub fn default_for(model: &ModelConfig) -> Self {
+        if model.input().reads_sequences() {
+            Self::Games
+        } else {
+            Self::Probe
         }
     }
 }
@@ -161,90 +160,24 @@ pub struct BenchSync {
     pub step_ms: f64,
 }
 
-/// The model each family is benchmarked with: its paper's (and its README row's) settings, the
-/// NCF family at the PyTorch peer's sizes (factors 32, MLP 128-64-32-16). The PyTorch peers in
-/// `scripts/bench_torch_<family>.py` build the same models.
+/// The model a kind is benchmarked with: its family's
+/// [`ModelFamily::bench_preset`](ember_models::ModelFamily::bench_preset), the paper's settings
+/// (its README row's) or the PyTorch peer's in `scripts/bench_torch_<family>.py`.
 pub fn preset(model: &str) -> Result<ModelConfig, TrainError> {
-    let neumf = NeuMfConfig {
-        factors: 32,
-        layers: vec![128, 64, 32, 16],
-        init_std: 0.01,
-        pretrain: false,
-        alpha: 0.5,
-    };
-    Ok(match model {
-        "neumf" => ModelConfig::NeuMf(neumf),
-        "gmf" => ModelConfig::Gmf(GmfConfig {
-            factors: 32,
-            init_std: 0.01,
-        }),
-        "mlp" => ModelConfig::Mlp(MlpConfig {
-            layers: neumf.layers,
-            init_std: 0.01,
-        }),
-        "mf" => ModelConfig::Mf(MfConfig {
-            factors: 32,
-            init_std: 0.01,
-        }),
-        "lightgcn" => ModelConfig::LightGcn(LightGcnConfig {
-            factors: 64,
-            layers: 3,
-            reg: 1e-4,
-            init_std: 0.1,
-        }),
-        "mult_vae" => ModelConfig::MultVae(MultVaeConfig {
-            hidden: vec![600, 200],
-            dropout: 0.5,
-            beta: 0.2,
-            anneal_steps: 200_000,
-        }),
-        "mult_dae" => ModelConfig::MultDae(MultDaeConfig {
-            hidden: vec![600, 200],
-            dropout: 0.5,
-        }),
-        "cdae" => ModelConfig::Cdae(CdaeConfig {
-            hidden: 50,
-            dropout: 0.2,
-        }),
-        "sasrec" => ModelConfig::SasRec(SasRecConfig {
-            hidden: 50,
-            blocks: 2,
-            heads: 1,
-            max_len: 50,
-            dropout: 0.5,
-            loss: SequenceLoss::Bce,
-            negatives: 1,
-        }),
-        "bert4rec" => ModelConfig::Bert4Rec(Bert4RecConfig {
-            hidden: 64,
-            blocks: 2,
-            heads: 2,
-            max_len: 50,
-            dropout: 0.1,
-            mask_prob: 0.2,
-        }),
-        "gru4rec" => ModelConfig::Gru4Rec(Gru4RecConfig {
-            embedding: 64,
-            hidden: 128,
-            layers: 1,
-            max_len: 50,
-            dropout: 0.3,
-            loss: Gru4RecLoss::Softmax,
-            negatives: 128,
-            bpreg: 1.0,
-        }),
-        other => {
-            return Err(TrainError::Bench(format!(
-                "no benchmark for model `{other}`: use neumf, gmf, mlp, mf, lightgcn, mult_vae, mult_dae, cdae, sasrec, bert4rec or gru4rec"
-            )));
-        }
+    ModelConfig::bench_preset(model).ok_or_else(|| {
+        let (last, others) = MODEL_KINDS.split_last().expect("at least one kind");
+        TrainError::Bench(format!(
+            "no benchmark for model `{model}`: use {} or {last}",
+            others.join(", ")
+        ))
     })
 }
 
-/// Whether a family is benchmarked on the NCF peer's labelled pairs rather than on
-/// interactions.
-fn labelled_pairs(model: &str) -> bool {
-    matches!(model, "neumf" | "gmf" | "mlp" | "mf")
+/// Whether a model is benchmarked on the NCF peer's labelled pairs
+/// (`scripts/bench_torch_neumf.py`) rather than on interactions: a model that reads pairs and
+/// is built from nothing else (LightGCN, built over the training graph, needs interactions).
+pub fn labelled_pairs(model: &ModelConfig) -> bool {
+    model.input() == Input::Pairs && !model.settings().built_from_train()
 }
 
 /// `users` users, each with `per_user` distinct items of `items` drawn uniformly, in a random
@@ -279,6 +212,27 @@ fn synthetic_interactions(users: usize, items: usize, per_user: usize, seed: u64
     data
 }
 
+/// A rating from 1 to 5, drawn uniformly, for each of the `train` interactions: what a rating
+/// model trains on. Drawn from its own generator, so the interactions are those of every other
+/// family.
+fn synthetic_ratings(train: &[Vec<u32>], seed: u64) -> SplitRatings {
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x5241_5449_4e47); // "RATING"
+    let none = vec![Vec::new(); train.len()];
+    SplitRatings {
+        train: train
+            .iter()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|_| rng.random_range(1..=5) as f32)
+                    .collect()
+            })
+            .collect(),
+        valid: none.clone(),
+        test: none,
+    }
+}
+
 /// Peak resident memory of this process (Linux), in bytes.
 fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -301,30 +255,33 @@ pub fn bench_train(
             "bench needs batch > 0, samples > 0 and at least one epoch".into(),
         ));
     }
-    if labelled_pairs(&bench.model) && bench.samples < bench.batch {
+    let config = preset(&bench.model)?;
+    let labelled = labelled_pairs(&config);
+    if labelled && bench.samples < bench.batch {
         return Err(TrainError::Bench(
             "bench needs at least one batch of pairs: samples ≥ batch".into(),
         ));
     }
-    let config = preset(&bench.model)?;
     let input = config.input();
     let device = backend.device()?.autodiff();
     device.seed(bench.seed);
     let plan_chunk = bench.embedding_gradient.plan_chunk(backend);
     let (num_users, num_items) = bench.size.tables();
     let per_user = bench.size.per_user();
-    let labelled = labelled_pairs(&bench.model);
     let users = if labelled {
         num_users
     } else {
         bench.samples.min(num_users)
     };
-    let data = synthetic_interactions(
+    let mut data = synthetic_interactions(
         if labelled { 0 } else { users },
         num_items,
         per_user,
         bench.seed,
     );
+    if input.predicts_ratings() {
+        data.ratings = Some(synthetic_ratings(&data.train, bench.seed));
+    }
     let init = ModelInit {
         users: if labelled { num_users } else { users },
         items: num_items,
@@ -375,7 +332,7 @@ pub fn bench_train(
     };
 
     let settings = AdamSettings {
-        beta_2: if bench.model == "sasrec" { 0.98 } else { 0.999 },
+        beta_2: config.bench_adam_beta2(),
         ..AdamSettings::default()
     };
     let mut optimizer = Adam::new(settings, backend.adam_layout());
