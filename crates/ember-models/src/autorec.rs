@@ -25,29 +25,26 @@ use crate::{
     kinds,
 };
 
-fn default_hidden() -> usize {
-    500
-}
-fn default_item_based() -> bool {
-    true
-}
-fn default_l2() -> f64 {
-    1.0
-}
-
 /// AutoRec hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct AutoRecConfig {
     /// Hidden units (the paper's k).
-    #[serde(default = "default_hidden")]
     pub hidden: usize,
     /// I-AutoRec (rows are items) when true, U-AutoRec (rows are users) when false.
-    #[serde(default = "default_item_based")]
     pub item_based: bool,
     /// The L2 weight λ on both weight matrices.
-    #[serde(default = "default_l2")]
     pub l2: f64,
+}
+
+impl Default for AutoRecConfig {
+    fn default() -> Self {
+        Self {
+            hidden: 500,
+            item_based: true,
+            l2: 1.0,
+        }
+    }
 }
 
 /// AutoRec.

@@ -26,23 +26,23 @@ use crate::{
     kinds,
 };
 
-fn default_hidden() -> usize {
-    50
-}
-fn default_dropout() -> f64 {
-    0.2
-}
-
 /// CDAE hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct CdaeConfig {
     /// Code size (the paper's K).
-    #[serde(default = "default_hidden")]
     pub hidden: usize,
     /// Corruption: dropout probability on the input row.
-    #[serde(default = "default_dropout")]
     pub dropout: f64,
+}
+
+impl Default for CdaeConfig {
+    fn default() -> Self {
+        Self {
+            hidden: 50,
+            dropout: 0.2,
+        }
+    }
 }
 
 /// CDAE.

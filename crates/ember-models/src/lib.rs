@@ -226,13 +226,8 @@ impl ModelConfig {
 }
 
 impl Default for ModelConfig {
+    /// NeuMF with its defaults.
     fn default() -> Self {
-        ModelConfig::NeuMf(NeuMfConfig {
-            factors: 32,
-            layers: vec![64, 32, 16, 8],
-            init_std: 0.01,
-            pretrain: false,
-            alpha: 0.5,
-        })
+        ModelConfig::NeuMf(NeuMfConfig::default())
     }
 }

@@ -32,35 +32,29 @@ use crate::{
     Recommender, kinds,
 };
 
-fn default_factors() -> usize {
-    64
-}
-fn default_layers() -> usize {
-    3
-}
-fn default_reg() -> f64 {
-    1e-4
-}
-fn default_std() -> f64 {
-    0.1
-}
-
 /// LightGCN hyper-parameters (the paper's defaults: 64 factors, 3 layers, λ = 1e-4).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct LightGcnConfig {
     /// Embedding size.
-    #[serde(default = "default_factors")]
     pub factors: usize,
     /// Propagation layers `K` (0 is MF trained with the same loss).
-    #[serde(default = "default_layers")]
     pub layers: usize,
     /// `λ`: weight of the layer-0 embeddings' L2 penalty.
-    #[serde(default = "default_reg")]
     pub reg: f64,
     /// Standard deviation of the N(0, σ²) initialisation (the authors' code uses 0.1).
-    #[serde(default = "default_std")]
     pub init_std: f64,
+}
+
+impl Default for LightGcnConfig {
+    fn default() -> Self {
+        Self {
+            factors: 64,
+            layers: 3,
+            reg: 1e-4,
+            init_std: 0.1,
+        }
+    }
 }
 
 /// The normalised bipartite graph over nodes `users ++ items`, both directions of every

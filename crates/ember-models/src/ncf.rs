@@ -26,26 +26,23 @@ use crate::{
     Pretraining, kinds,
 };
 
-fn default_factors() -> usize {
-    32
-}
-fn default_std() -> f64 {
-    0.01
-}
-fn default_layers() -> Vec<usize> {
-    vec![64, 32, 16, 8]
-}
-
 /// Matrix factorisation hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct MfConfig {
     /// Latent dimension.
-    #[serde(default = "default_factors")]
     pub factors: usize,
     /// Standard deviation of the N(0, σ²) embedding initialisation.
-    #[serde(default = "default_std")]
     pub init_std: f64,
+}
+
+impl Default for MfConfig {
+    fn default() -> Self {
+        Self {
+            factors: 32,
+            init_std: 0.01,
+        }
+    }
 }
 
 /// Matrix factorisation: a dot product of user and item embeddings.
@@ -132,14 +129,21 @@ impl PairModel for Mf {
 
 /// GMF hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct GmfConfig {
     /// Latent dimension (predictive factors).
-    #[serde(default = "default_factors")]
     pub factors: usize,
     /// Standard deviation of the embedding initialisation.
-    #[serde(default = "default_std")]
     pub init_std: f64,
+}
+
+impl Default for GmfConfig {
+    fn default() -> Self {
+        Self {
+            factors: 32,
+            init_std: 0.01,
+        }
+    }
 }
 
 /// Generalized matrix factorisation: a learned weighting of the element-wise product.
@@ -248,15 +252,22 @@ impl PairModel for Gmf {
 
 /// MLP hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct MlpConfig {
     /// Layer sizes; the first is the concatenated embedding size (user and item get half each),
     /// the last is the predictive factor count. NCF's "[64, 32, 16, 8]".
-    #[serde(default = "default_layers")]
     pub layers: Vec<usize>,
     /// Standard deviation of the embedding initialisation.
-    #[serde(default = "default_std")]
     pub init_std: f64,
+}
+
+impl Default for MlpConfig {
+    fn default() -> Self {
+        Self {
+            layers: vec![64, 32, 16, 8],
+            init_std: 0.01,
+        }
+    }
 }
 
 /// Multi-layer perceptron over concatenated user and item embeddings.
@@ -376,27 +387,30 @@ fn mlp_parameters(layers: &[usize], users: usize, items: usize) -> u128 {
 
 /// NeuMF hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct NeuMfConfig {
     /// GMF latent dimension.
-    #[serde(default = "default_factors")]
     pub factors: usize,
     /// MLP layer sizes (see [`MlpConfig::layers`]).
-    #[serde(default = "default_layers")]
     pub layers: Vec<usize>,
     /// Standard deviation of the embedding initialisation.
-    #[serde(default = "default_std")]
     pub init_std: f64,
     /// Pre-train GMF and MLP first and initialise NeuMF from them (NCF section 3.4.1).
-    #[serde(default)]
     pub pretrain: bool,
     /// Weight of the GMF part in the pre-trained output layer.
-    #[serde(default = "half")]
     pub alpha: f64,
 }
 
-fn half() -> f64 {
-    0.5
+impl Default for NeuMfConfig {
+    fn default() -> Self {
+        Self {
+            factors: 32,
+            layers: vec![64, 32, 16, 8],
+            init_std: 0.01,
+            pretrain: false,
+            alpha: 0.5,
+        }
+    }
 }
 
 /// GMF and MLP with separate embeddings, fused in the output layer.

@@ -32,52 +32,40 @@ use crate::{
 /// The layer norms' ε (the reference implementation's).
 pub const LAYER_NORM_EPSILON: f64 = 1e-8;
 
-fn default_hidden() -> usize {
-    50
-}
-fn default_blocks() -> usize {
-    2
-}
-fn default_heads() -> usize {
-    1
-}
-fn default_max_len() -> usize {
-    50
-}
-fn default_dropout() -> f64 {
-    0.5
-}
-fn default_negatives() -> usize {
-    1
-}
-
 /// SASRec hyper-parameters (the paper's Games settings by default).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct SasRecConfig {
     /// Embedding and hidden size.
-    #[serde(default = "default_hidden")]
     pub hidden: usize,
     /// Self-attention blocks.
-    #[serde(default = "default_blocks")]
     pub blocks: usize,
     /// Attention heads (must divide `hidden`).
-    #[serde(default = "default_heads")]
     pub heads: usize,
     /// Window length: the latest items the model reads.
-    #[serde(default = "default_max_len")]
     pub max_len: usize,
     /// Dropout on embeddings, attention weights and feed-forward layers.
-    #[serde(default = "default_dropout")]
     pub dropout: f64,
     /// Training loss.
-    #[serde(default)]
     pub loss: SequenceLoss,
     /// Sampled negatives per position for `bce` and `sampled_softmax`. BCE averages the
     /// negatives' term over every (position, negative) pair, as the PyTorch reimplementation
     /// does, so its weight does not grow with this count.
-    #[serde(default = "default_negatives")]
     pub negatives: usize,
+}
+
+impl Default for SasRecConfig {
+    fn default() -> Self {
+        Self {
+            hidden: 50,
+            blocks: 2,
+            heads: 1,
+            max_len: 50,
+            dropout: 0.5,
+            loss: SequenceLoss::default(),
+            negatives: 1,
+        }
+    }
 }
 
 /// Xavier-normal dense layer, as the reference implementation initialises every matrix.
