@@ -31,6 +31,14 @@ pub enum SpecError {
     /// A layer norm ε that is not a positive number.
     #[error("layer_norm_epsilon must be a positive number, got {0}")]
     BadEpsilon(f64),
+    /// A setting that must be a non-negative number is not.
+    #[error("model.{key} must be a non-negative number, got {value}")]
+    Negative {
+        /// The config key.
+        key: &'static str,
+        /// Its value.
+        value: f64,
+    },
     /// Sizes whose product does not fit in memory's address space.
     #[error("model sizes overflow")]
     Overflow,
@@ -74,6 +82,9 @@ macro_rules! model_families {
             Bert4Rec($crate::TransformerSpec) = "bert4rec",
             /// GRU4Rec: a GRU over the user's latest items; the last state scores every item.
             Gru4Rec($crate::Gru4RecSpec) = "gru4rec",
+            /// ItemKNN: each item's most similar items by the cosine of their users; a user's
+            /// score of an item sums its similarities to the user's items.
+            ItemKnn($crate::ItemKnnSpec) = "item_knn",
         }
     };
 }
@@ -126,6 +137,7 @@ impl ModelSpec {
             ModelSpec::Bert4Rec(s) => s.validate(2),
             ModelSpec::LightGcn(s) => s.validate(),
             ModelSpec::Gru4Rec(s) => s.validate(),
+            ModelSpec::ItemKnn(s) => s.validate(),
         }
     }
 }
@@ -133,7 +145,9 @@ impl ModelSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AutoencoderSpec, FactorsSpec, Gru4RecSpec, MlpSpec, NeuMfSpec, TransformerSpec};
+    use crate::{
+        AutoencoderSpec, FactorsSpec, Gru4RecSpec, ItemKnnSpec, MlpSpec, NeuMfSpec, TransformerSpec,
+    };
 
     #[test]
     fn the_manifest_form_is_kind_tagged_and_strict() {
@@ -198,6 +212,20 @@ mod tests {
                     max_len: 5,
                 }),
                 "model.layers must be at least 1",
+            ),
+            (
+                ModelSpec::ItemKnn(ItemKnnSpec {
+                    neighbours: 0,
+                    shrinkage: 0.0,
+                }),
+                "model.neighbours must be at least 1",
+            ),
+            (
+                ModelSpec::ItemKnn(ItemKnnSpec {
+                    neighbours: 5,
+                    shrinkage: -1.0,
+                }),
+                "model.shrinkage must be a non-negative number, got -1",
             ),
         ];
         for (spec, expected) in cases {

@@ -108,7 +108,7 @@ pub struct BenchEpoch {
     pub examples_per_sec: f64,
     /// Scored samples per second (positives with their negatives; otherwise examples).
     pub samples_per_sec: f64,
-    /// Mean training loss.
+    /// Mean training loss (0 for a model fitted when it is built, which has none).
     pub loss: f32,
 }
 
@@ -256,6 +256,9 @@ pub fn bench_train(
         ));
     }
     let config = preset(&bench.model)?;
+    if config.settings().fitted_at_init() {
+        return bench_fit(bench, backend, group, &config, &mut on_epoch);
+    }
     let labelled = labelled_pairs(&config);
     if labelled && bench.samples < bench.batch {
         return Err(TrainError::Bench(
@@ -412,22 +415,54 @@ pub fn bench_train(
         on_epoch(epoch, &figures);
         epochs.push(figures);
     }
-    let (peak_memory_bytes, peak_memory_kind) = match peak_reserved {
-        Some(bytes) => (Some(bytes), "device allocator reserved"),
-        None => (peak_rss(), "process peak RSS"),
-    };
-    let last = epochs.last().expect("at least one epoch");
-    Ok(BenchReport {
-        device: backend,
-        model: bench.model.clone(),
+    let measured = Measured {
         users: if labelled { num_users } else { users },
-        items: num_items,
-        batch: bench.batch,
-        samples: examples_per_epoch,
+        examples: examples_per_epoch,
         embedding_gradient: match plan_chunk {
             Some(c) => format!("segmented (chunk {c})"),
             None => "burn".into(),
         },
+        peak_reserved,
+        sync: sync_stats,
+    };
+    Ok(report(bench, backend, group, epochs, measured))
+}
+
+/// What a benchmark measured beside its epochs' figures.
+struct Measured {
+    /// Users of the model.
+    users: usize,
+    /// Examples of the last epoch.
+    examples: usize,
+    /// How embedding tables got their gradients.
+    embedding_gradient: String,
+    /// The device allocator's peak reservation, where it has one.
+    peak_reserved: Option<u64>,
+    /// The gradient exchange of the last epoch (data-parallel runs).
+    sync: Option<BenchSync>,
+}
+
+/// The report of the benchmark of `bench` over `epochs`.
+fn report(
+    bench: &TrainBench,
+    backend: Backend,
+    group: &Group,
+    epochs: Vec<BenchEpoch>,
+    measured: Measured,
+) -> BenchReport {
+    let (peak_memory_bytes, peak_memory_kind) = match measured.peak_reserved {
+        Some(bytes) => (Some(bytes), "device allocator reserved"),
+        None => (peak_rss(), "process peak RSS"),
+    };
+    let last = epochs.last().expect("at least one epoch");
+    BenchReport {
+        device: backend,
+        model: bench.model.clone(),
+        users: measured.users,
+        items: bench.size.tables().1,
+        batch: bench.batch,
+        samples: measured.examples,
+        embedding_gradient: measured.embedding_gradient,
         split_k: bench.split_k,
         samples_per_sec: last.samples_per_sec,
         examples_per_sec: last.examples_per_sec,
@@ -436,6 +471,54 @@ pub fn bench_train(
         peak_memory_bytes,
         peak_memory_kind,
         ranks: group.size(),
-        sync: sync_stats,
-    })
+        sync: measured.sync,
+    }
+}
+
+/// The benchmark of a model fitted when it is built
+/// ([`ModelSettings::fitted_at_init`](ember_models::ModelSettings::fitted_at_init)), which has
+/// no steps to time: each epoch is one fit on the synthetic interactions, its examples the
+/// users and its samples their interactions, its loss 0. Every rank fits alone.
+fn bench_fit(
+    bench: &TrainBench,
+    backend: Backend,
+    group: &Group,
+    config: &ModelConfig,
+    on_epoch: &mut impl FnMut(usize, &BenchEpoch),
+) -> Result<BenchReport, TrainError> {
+    let (num_users, num_items) = bench.size.tables();
+    let users = bench.samples.min(num_users);
+    let data = synthetic_interactions(users, num_items, bench.size.per_user(), bench.seed);
+    let interactions: usize = data.train.iter().map(Vec::len).sum();
+    let device = backend.device()?;
+    let init = ModelInit {
+        dense: DenseSplit {
+            groups: bench.split_k,
+            ..backend.dense_split()
+        },
+        masks: backend.masks(),
+        ..ModelInit::new(num_items, &data.train)
+    };
+    let mut epochs = Vec::new();
+    for epoch in 0..bench.epochs {
+        let started = std::time::Instant::now();
+        drop(config.init(&init, &device));
+        let secs = started.elapsed().as_secs_f64();
+        let figures = BenchEpoch {
+            secs,
+            examples_per_sec: users as f64 / secs,
+            samples_per_sec: interactions as f64 / secs,
+            loss: 0.0,
+        };
+        on_epoch(epoch, &figures);
+        epochs.push(figures);
+    }
+    let measured = Measured {
+        users,
+        examples: users,
+        embedding_gradient: "none (fitted when built)".into(),
+        peak_reserved: None,
+        sync: None,
+    };
+    Ok(report(bench, backend, group, epochs, measured))
 }
