@@ -1159,3 +1159,212 @@ fn sampled_labels_say_how_many_negatives_were_drawn() {
     );
     assert_eq!(json["baseline"]["negatives"]["fewer_than_asked"], 40);
 }
+
+/// The address space a run fed an endless or absurd input may take: a regression that reads or
+/// allocates without bound then fails its test (an error, or `timeout`'s exit 124) instead of
+/// taking the machine down. ember itself starts and trains within it
+/// (`bounded_runs_fit_in_the_limit`).
+const ADDRESS_SPACE: u64 = 4 << 30;
+
+/// Runs ember under `prlimit --as=ADDRESS_SPACE` and a 60-second `timeout` that sends SIGKILL
+/// (ember takes SIGTERM as "checkpoint and stop", which a run still reading its data never
+/// reaches), with `env` set and backtraces on (so that a panic would show); `None` (after
+/// saying why) where `prlimit` or `timeout` is missing, a failure when
+/// `EMBER_REQUIRE_TEST_INPUTS` is set.
+fn ember_bounded(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Option<Output> {
+    let found = |tool: &str| Command::new(tool).arg("--version").output().is_ok();
+    if !found("prlimit") || !found("timeout") {
+        let reason = "prlimit or timeout not found: the bounded runs cannot be limited";
+        assert!(
+            std::env::var_os("EMBER_REQUIRE_TEST_INPUTS").is_none(),
+            "{reason}; EMBER_REQUIRE_TEST_INPUTS is set"
+        );
+        eprintln!("skipped: {reason}");
+        return None;
+    }
+    let output = Command::new("prlimit")
+        .arg(format!("--as={ADDRESS_SPACE}"))
+        .args([
+            "timeout",
+            "--signal=KILL",
+            "60",
+            env!("CARGO_BIN_EXE_ember"),
+        ])
+        .args(args)
+        .envs(env.iter().copied())
+        .env("RUST_BACKTRACE", "1")
+        // Each thread reserves address space (a stack, a malloc arena): two of each pool keep
+        // the limit's meaning the same on a machine of any size.
+        .env("RAYON_NUM_THREADS", "2")
+        .env("POLARS_MAX_THREADS", "2")
+        .current_dir(cwd)
+        .output()
+        .expect("prlimit runs");
+    Some(output)
+}
+
+/// Checks that a bounded run was refused cleanly (exit 1, one error, no panic, no backtrace,
+/// no failed allocation) and returns its stderr.
+fn refused(out: &Output) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "expected exit 1: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    for crash in ["panicked", "backtrace", "memory allocation of"] {
+        assert!(!err.contains(crash), "{crash}: {err}");
+    }
+    err
+}
+
+#[test]
+fn bounded_runs_fit_in_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("c.toml"), TINY).unwrap();
+    let args = ["train", "--config", "c.toml", "--no-progress"];
+    let Some(out) = ember_bounded(&args, dir.path(), &[]) else {
+        return;
+    };
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn data_that_is_not_a_regular_file_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    fs::create_dir(dir.path().join("folder")).unwrap();
+    for (path, kind) in [
+        ("/dev/zero", "a character device"),
+        ("folder", "a directory"),
+        ("pipe", "a named pipe (FIFO)"),
+    ] {
+        let config = format!("[data]\nformat = \"movielens100k\"\npath = \"{path}\"\n");
+        fs::write(dir.path().join("c.toml"), config).unwrap();
+        let args = ["train", "--config", "c.toml", "--no-progress"];
+        let Some(out) = ember_bounded(&args, dir.path(), &[]) else {
+            return;
+        };
+        let err = refused(&out);
+        assert!(
+            err.contains(&format!(
+                "{path}: this is {kind}, not a regular file: ember reads its data from a file, \
+                 more than once (to fingerprint it, to parse it, and later to check that it is \
+                 unchanged)"
+            )),
+            "{err}"
+        );
+        assert!(!dir.path().join("runs").exists());
+    }
+    // A config is read as every text input is (it once grew until memory ran out).
+    let args = ["train", "--config", "/dev/zero", "--no-progress"];
+    let err = refused(&ember_bounded(&args, dir.path(), &[]).unwrap());
+    assert!(
+        err.contains(
+            "/dev/zero: line 1: a NUL byte: this is not a text file (expected lines of text)"
+        ),
+        "{err}"
+    );
+    // `data stats` reads the data once, without a fingerprint: /dev/zero's first byte stops it.
+    fs::write(
+        dir.path().join("c.toml"),
+        "[data]\nformat = \"movielens100k\"\npath = \"/dev/zero\"\n",
+    )
+    .unwrap();
+    let out = ember_bounded(&["data", "stats", "--config", "c.toml"], dir.path(), &[]).unwrap();
+    let err = refused(&out);
+    assert!(
+        err.contains("/dev/zero:1: a NUL byte: this is not a text file (expected lines of text)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_line_longer_than_the_limit_names_its_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // Line 3 runs 2 MiB without a line break, as a binary or corrupt file would.
+    let long = format!("user,item\n1,2\n3,{}\n", "4".repeat(2 << 20));
+    fs::write(dir.path().join("long.csv"), &long).unwrap();
+    let config =
+        "[data]\nformat = \"delimited\"\npath = \"long.csv\"\nuser = \"user\"\nitem = \"item\"\n";
+    fs::write(dir.path().join("c.toml"), config).unwrap();
+    let args = ["train", "--config", "c.toml", "--no-progress"];
+    let Some(out) = ember_bounded(&args, dir.path(), &[]) else {
+        return;
+    };
+    let err = refused(&out);
+    assert!(
+        err.contains(
+            "long.csv:3: a line longer than 1048576 bytes (the limit is data.max_line_bytes): \
+             is this a text file?"
+        ),
+        "{err}"
+    );
+    // The limit is a setting: raised, the file is read (and its id, too large, refused).
+    let raised = format!("{config}max_line_bytes = 4194304\n");
+    fs::write(dir.path().join("c.toml"), raised).unwrap();
+    let err = refused(&ember_bounded(&args, dir.path(), &[]).unwrap());
+    assert!(err.contains("long.csv:3: item `4444"), "{err}");
+    // Preset formats take it from EMBER_MAX_LINE_BYTES (which the config's lines, 24 bytes at
+    // most, also obey).
+    let long_line = format!("1\t3\t4\t11\t{}", "9".repeat(30));
+    fs::write(
+        dir.path().join("u.data"),
+        format!("1\t2\t5\t10\n{long_line}\n"),
+    )
+    .unwrap();
+    let preset = "[data]\nformat = \"movielens100k\"\npath = \"u.data\"\n";
+    fs::write(dir.path().join("c.toml"), preset).unwrap();
+    let env = [("EMBER_MAX_LINE_BYTES", "30")];
+    let err = refused(&ember_bounded(&args, dir.path(), &env).unwrap());
+    assert!(
+        err.contains(
+            "u.data:2: a line longer than 30 bytes (the limit is EMBER_MAX_LINE_BYTES): is this \
+             a text file?"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn models_too_large_for_memory_are_refused_before_they_are_built() {
+    let dir = tempfile::tempdir().unwrap();
+    // factors = 1e9 aborted on an 800 GB allocation; 1e6 grew to 18.5 GB before it was killed.
+    let huge = TINY.replace("factors = 8", "factors = 1000000000");
+    fs::write(dir.path().join("huge.toml"), huge).unwrap();
+    let args = ["train", "--config", "huge.toml", "--no-progress"];
+    let Some(out) = ember_bounded(&args, dir.path(), &[]) else {
+        return;
+    };
+    let err = refused(&out);
+    assert!(
+        err.contains(
+            "model and optimiser need about 33727.4 GiB (gmf: 101.0 billion parameters × 4 B × \
+             9 copies, and 30341.1 GiB of batch activations); this process may use "
+        ),
+        "{err}"
+    );
+    assert!(!dir.path().join("runs").exists());
+    let large = TINY.replace("factors = 8", "factors = 1000000");
+    fs::write(dir.path().join("large.toml"), large).unwrap();
+    // Without --max-memory the limit is the smallest of the cgroup's, MemAvailable and the
+    // address space prlimit leaves (4 GiB here).
+    let args = ["train", "--config", "large.toml", "--no-progress"];
+    let err = refused(&ember_bounded(&args, dir.path(), &[]).unwrap());
+    assert!(
+        err.contains("model and optimiser need about 33.7 GiB")
+            && err.contains("make the model smaller, or give it more memory"),
+        "{err}"
+    );
+    let args = ["train", "--config", "large.toml", "--max-memory", "1G"];
+    let err = refused(&ember_bounded(&args, dir.path(), &[]).unwrap());
+    assert!(
+        err.contains(
+            "model and optimiser need about 33.7 GiB (gmf: 101.0 million parameters × 4 B × 9 \
+             copies, and 30.3 GiB of batch activations); this process may use "
+        ) && err.contains(
+            "MiB more (--max-memory, less what it holds now): make the model smaller, or raise \
+             --max-memory"
+        ),
+        "{err}"
+    );
+}

@@ -1066,3 +1066,199 @@ fn edited_exports_are_refused_by_name() {
     }
     assert!(!cwd.join("r.csv").exists() && !cwd.join("s").exists());
 }
+
+/// The address space a decision command fed an endless or absurd input may take: a regression
+/// that reads without bound then fails its test instead of taking the machine down.
+const ADDRESS_SPACE: u64 = 4 << 30;
+
+/// Runs ember under `prlimit --as=ADDRESS_SPACE` and a 60-second `timeout` that sends SIGKILL
+/// (SIGTERM may be caught), with `env` set and backtraces on; `None` (after saying why) where
+/// `prlimit` or `timeout` is missing, a failure when `EMBER_REQUIRE_TEST_INPUTS` is set.
+fn ember_bounded(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Option<Output> {
+    let found = |tool: &str| Command::new(tool).arg("--version").output().is_ok();
+    if !found("prlimit") || !found("timeout") {
+        let reason = "prlimit or timeout not found: the bounded runs cannot be limited";
+        assert!(
+            std::env::var_os("EMBER_REQUIRE_TEST_INPUTS").is_none(),
+            "{reason}; EMBER_REQUIRE_TEST_INPUTS is set"
+        );
+        eprintln!("skipped: {reason}");
+        return None;
+    }
+    let output = Command::new("prlimit")
+        .arg(format!("--as={ADDRESS_SPACE}"))
+        .args([
+            "timeout",
+            "--signal=KILL",
+            "60",
+            env!("CARGO_BIN_EXE_ember"),
+        ])
+        .args(args)
+        .envs(env.iter().copied())
+        .env("RUST_BACKTRACE", "1")
+        // Each thread reserves address space (a stack, a malloc arena): two of each pool keep
+        // the limit's meaning the same on a machine of any size.
+        .env("RAYON_NUM_THREADS", "2")
+        .env("POLARS_MAX_THREADS", "2")
+        .current_dir(cwd)
+        .output()
+        .expect("prlimit runs");
+    Some(output)
+}
+
+/// Checks that a bounded run was refused cleanly (exit 1, one error, no panic, no backtrace)
+/// and returns its stderr.
+fn refused(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "expected exit 1: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    for crash in ["panicked", "backtrace", "memory allocation of"] {
+        assert!(!err.contains(crash), "{crash}: {err}");
+    }
+    err
+}
+
+#[test]
+fn endless_and_oversized_decision_inputs_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    fs::write(
+        cwd.join("audience.csv"),
+        "customer,group\n1,target\n2,control\n",
+    )
+    .unwrap();
+    let measure = |outcomes: &str, env: &[(&str, &str)]| {
+        let args = [
+            "campaign",
+            "measure",
+            "--audience",
+            "audience.csv",
+            "--outcomes",
+            outcomes,
+        ];
+        ember_bounded(&args, cwd, env)
+    };
+    let Some(out) = measure("/dev/zero", &[]) else {
+        return;
+    };
+    let err = refused(&out);
+    assert!(
+        err.contains("/dev/zero:1: a NUL byte: this is not a text file (expected lines of text)"),
+        "{err}"
+    );
+    let note = "x".repeat(2 << 20);
+    fs::write(
+        cwd.join("outcomes.csv"),
+        format!("customer,converted\n1,1\n2,0{note}\n"),
+    )
+    .unwrap();
+    let err = refused(&measure("outcomes.csv", &[]).unwrap());
+    assert!(
+        err.contains(
+            "outcomes.csv:3: a line longer than 1048576 bytes (the limit is \
+             EMBER_MAX_LINE_BYTES): is this a text file?"
+        ),
+        "{err}"
+    );
+    // The audience's lines (14 bytes at most) and the outcomes' header (18) fit in 20.
+    let err = refused(&measure("outcomes.csv", &[("EMBER_MAX_LINE_BYTES", "20")]).unwrap());
+    assert!(
+        err.contains(
+            "outcomes.csv:3: a line longer than 20 bytes (the limit is EMBER_MAX_LINE_BYTES)"
+        ),
+        "{err}"
+    );
+    let err = refused(&measure("outcomes.csv", &[("EMBER_MAX_LINE_BYTES", "1M")]).unwrap());
+    assert!(
+        err.contains(
+            "EMBER_MAX_LINE_BYTES = `1M`: expected a positive number of bytes, e.g. 4194304"
+        ),
+        "{err}"
+    );
+    // Raised, the limit lets the line through, and its value is refused for what it is.
+    let raised = [("EMBER_MAX_LINE_BYTES", "4194304")];
+    let err = refused(&measure("outcomes.csv", &raised).unwrap());
+    assert!(err.contains("outcomes.csv:3: column `converted`"), "{err}");
+    // A k range is capped before the model is even read.
+    let args = [
+        "segments",
+        "--model",
+        "none",
+        "--k-range",
+        "2..2000",
+        "--out",
+        "seg",
+    ];
+    let err = refused(&ember_bounded(&args, cwd, &[]).unwrap());
+    assert!(
+        err.contains(
+            "--k-range `2..2000` holds 1999 values of k: at most 50 (each k is a k-means fit \
+             with restarts) and k ≤ 1000, e.g. 2..12"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_model_refuses_endless_customer_lists_and_segments_of_one_customer() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    write_data(&cwd.join("interactions.csv"));
+    fs::write(
+        cwd.join("shop.toml"),
+        CONFIG.replace("epochs = 4", "epochs = 1"),
+    )
+    .unwrap();
+    ok(ember(
+        &["train", "--config", "shop.toml", "--no-progress"],
+        cwd,
+    ));
+    ok(ember(
+        &["export", "--run", "runs/shop", "--out", "models/shop"],
+        cwd,
+    ));
+    let args = [
+        "recommend",
+        "--model",
+        "models/shop",
+        "--users",
+        "/dev/zero",
+        "--out",
+        "recs.csv",
+    ];
+    let Some(out) = ember_bounded(&args, cwd, &[]) else {
+        return;
+    };
+    let err = refused(&out);
+    assert!(
+        err.contains("/dev/zero:1: a NUL byte: this is not a text file (expected lines of text)"),
+        "{err}"
+    );
+    assert!(!cwd.join("recs.csv").exists());
+    // 150 customers: at most 75 segments, by --k or by --k-range.
+    for (flag, value) in [("--k", "76"), ("--k-range", "60..80")] {
+        let args = [
+            "segments",
+            "--model",
+            "models/shop",
+            flag,
+            value,
+            "--out",
+            "seg",
+        ];
+        let err = refused(&ember_bounded(&args, cwd, &[]).unwrap());
+        let shown = if flag == "--k" {
+            format!("--k {value}")
+        } else {
+            format!("--k-range `{value}`")
+        };
+        assert!(
+            err.contains(&format!(
+                "{shown}: k may be at most half the customers (150 customers: k ≤ 75), so that \
+                 a segment holds 2 customers on average"
+            )),
+            "{err}"
+        );
+        assert!(!cwd.join("seg").exists());
+    }
+}

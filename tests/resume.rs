@@ -200,6 +200,18 @@ fn neumf_killed_during_pretraining_resumes_bit_identically() {
     );
 }
 
+/// NeuMF's pre-trained start competes as epoch 0; a learning rate that wrecks it makes that
+/// start the best epoch. Killed in the first epoch of fine-tuning, the resumed run keeps the
+/// start it had validated (the checkpoint's best), not the half-trained model it resumes.
+#[test]
+fn neumf_killed_in_its_first_fine_tuning_epoch_keeps_its_pretrained_start() {
+    killed_and_resumed_ends_alike(
+        "kind = \"neumf\"\nfactors = 8\nlayers = [16, 8]\npretrain = true",
+        "epochs = 2\nbatch_size = 64\ncheckpoint_every = 20\nfinetune_learning_rate = 1.0",
+        &|s| s["stage"] == 2 && s["epoch"] == 0 && s["progress"]["batch"].as_u64() > Some(0),
+    );
+}
+
 #[test]
 fn sasrec_with_dropout_killed_mid_epoch_resumes_bit_identically() {
     killed_and_resumed_ends_alike(

@@ -3,12 +3,12 @@
 //! feature; otherwise the run is one process.
 
 use anyhow::{Result, bail};
-use ember_train::distributed::Group;
+use ember_train::collective;
 
 /// The ranks this process trains with.
 pub struct Ranks {
     /// For the trainer.
-    pub group: Group,
+    pub group: collective::Ranks,
     #[cfg(feature = "mpi")]
     mpi: Option<std::sync::Arc<ember_train::mpi_group::MpiGroup>>,
 }
@@ -20,7 +20,7 @@ impl Ranks {
         use ember_train::mpi_group::{self, MpiGroup};
         if !mpi_group::launched() {
             return Ok(Self {
-                group: Group::default(),
+                group: collective::Ranks::default(),
                 mpi: None,
             });
         }
@@ -41,7 +41,7 @@ impl Ranks {
         }
         let mpi = std::sync::Arc::new(mpi);
         Ok(Self {
-            group: Group(mpi.clone()),
+            group: collective::Ranks(mpi.clone()),
             mpi: Some(mpi),
         })
     }
@@ -61,7 +61,7 @@ impl Ranks {
             );
         }
         Ok(Self {
-            group: Group::default(),
+            group: collective::Ranks::default(),
         })
     }
 

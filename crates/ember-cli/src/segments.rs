@@ -4,7 +4,7 @@
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ember_charts::ScatterChart;
-use ember_decide::segments::{SegmentOptions, Segmentation, segment};
+use ember_decide::segments::{MAX_K, MAX_K_VALUES, SegmentOptions, Segmentation, segment};
 use serde::{Deserialize, Serialize};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -20,7 +20,7 @@ pub struct SegmentsArgs {
     #[arg(long, conflicts_with = "k_range")]
     k: Option<usize>,
     /// Try every k of this range, e.g. 2..12 (inclusive), and keep the one with the best mean
-    /// silhouette (default 2..8).
+    /// silhouette (default 2..8). At most 50 values, k ≤ 1000 and k ≤ half the customers.
     #[arg(long, value_name = "FROM..TO")]
     k_range: Option<String>,
     /// Seed of the k-means restarts and the silhouette's sample.
@@ -68,21 +68,49 @@ fn parse_range(text: &str) -> Result<(usize, usize)> {
             b.trim_start_matches('=').trim().parse().ok()?,
         ))
     });
-    match parsed {
-        Some((a, b)) if a >= 2 && b >= a => Ok((a, b)),
+    let (a, b) = match parsed {
+        Some((a, b)) if a >= 2 && b >= a => (a, b),
         _ => bail!("--k-range `{text}`: expected FROM..TO with 2 ≤ FROM ≤ TO, e.g. 2..12"),
+    };
+    if b - a >= MAX_K_VALUES || b > MAX_K {
+        bail!(
+            "--k-range `{text}` holds {} values of k: at most {MAX_K_VALUES} (each k is a k-means \
+             fit with restarts) and k ≤ {MAX_K}, e.g. 2..12",
+            b - a + 1
+        );
+    }
+    Ok((a, b))
+}
+
+/// The k range to try for `customers` customers: the one asked for (`flag` names it), whose
+/// k may be at most half the customers (a segment of fewer than 2 customers on average says
+/// nothing), or the default 2..8 cut to that.
+fn k_range_for(asked: Option<(usize, usize, String)>, customers: usize) -> Result<(usize, usize)> {
+    let half = customers / 2;
+    match asked {
+        Some((_, k_max, flag)) if k_max > half => bail!(
+            "{flag}: k may be at most half the customers ({customers} customers: k ≤ {half}), so \
+             that a segment holds 2 customers on average"
+        ),
+        Some((k_min, k_max, _)) => Ok((k_min, k_max)),
+        None => Ok((2, half.clamp(2, 8))),
     }
 }
 
 pub fn run(args: SegmentsArgs) -> Result<()> {
-    let (k_min, k_max) = match (args.k, &args.k_range) {
+    let asked = match (args.k, &args.k_range) {
         (Some(k), _) if k < 2 => bail!("--k must be at least 2"),
-        (Some(k), _) => (k, k),
-        (None, Some(range)) => parse_range(range)?,
-        (None, None) => (2, 8),
+        (Some(k), _) if k > MAX_K => bail!("--k {k}: at most {MAX_K} segments"),
+        (Some(k), _) => Some((k, k, format!("--k {k}"))),
+        (None, Some(range)) => {
+            let (k_min, k_max) = parse_range(range)?;
+            Some((k_min, k_max, format!("--k-range `{range}`")))
+        }
+        (None, None) => None,
     };
     let dir = PartialDir::create("--out", &args.out, &[&args.model])?;
     let model = crate::output::load_model(&args.model)?;
+    let (k_min, k_max) = k_range_for(asked, model.manifest().user_ids.len())?;
     let options = SegmentOptions {
         k_min,
         k_max,
@@ -220,4 +248,32 @@ pub fn read_summary(dir: &Path) -> Result<SegmentsSummary> {
             path.display()
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn k_ranges_are_capped() {
+        assert_eq!(parse_range("2..12").unwrap(), (2, 12));
+        assert_eq!(parse_range("2..=51").unwrap(), (2, 51));
+        assert_eq!(
+            parse_range("2..2000").unwrap_err().to_string(),
+            "--k-range `2..2000` holds 1999 values of k: at most 50 (each k is a k-means fit \
+             with restarts) and k ≤ 1000, e.g. 2..12"
+        );
+        assert!(parse_range("990..1001").is_err());
+        assert!(parse_range("1..4").is_err());
+        let asked = |k_max| Some((2, k_max, "--k-range `2..x`".to_string()));
+        assert_eq!(k_range_for(asked(50), 100).unwrap(), (2, 50));
+        assert_eq!(
+            k_range_for(asked(51), 100).unwrap_err().to_string(),
+            "--k-range `2..x`: k may be at most half the customers (100 customers: k ≤ 50), so \
+             that a segment holds 2 customers on average"
+        );
+        assert_eq!(k_range_for(None, 1000).unwrap(), (2, 8));
+        assert_eq!(k_range_for(None, 11).unwrap(), (2, 5));
+        assert_eq!(k_range_for(None, 3).unwrap(), (2, 2));
+    }
 }

@@ -35,6 +35,11 @@ pub struct TrainArgs {
     /// hidden `.NAME.partial-PID` one), with the config it was started with.
     #[arg(long, conflicts_with_all = ["config", "name", "output_dir", "epochs"])]
     resume: Option<PathBuf>,
+    /// The most memory the run may use, e.g. 4G (binary units): a model whose estimated
+    /// weights, optimiser state and batches exceed it is refused before it is built (default:
+    /// the cgroup's limit, MemAvailable or ulimit -v, whichever leaves least).
+    #[arg(long, value_name = "SIZE", value_parser = ember_train::memory::parse_size)]
+    max_memory: Option<u64>,
 }
 
 /// `ember train`: rank 0 prints the tables; a failing rank ends the others.
@@ -44,7 +49,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let options = RunOptions {
         progress,
         stop: Some(stop_flag()?),
-        group: ranks.group.clone(),
+        ranks: ranks.group.clone(),
+        max_memory: args.max_memory,
     };
     match train_or_resume(args, options) {
         Ok((config, summary)) if ranks.is_root() => report(&config, &summary),

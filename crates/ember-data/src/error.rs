@@ -18,6 +18,18 @@ pub enum DataError {
         #[source]
         source: std::io::Error,
     },
+    /// The path names a directory, a device, a pipe or a socket: ember reads a data file more
+    /// than once (an endless device such as `/dev/zero` was hashed forever).
+    #[error(
+        "{}: this is {kind}, not a regular file: ember reads its data from a file, more than once (to fingerprint it, to parse it, and later to check that it is unchanged)",
+        path.display()
+    )]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead (`a directory`, `a character device`, …).
+        kind: &'static str,
+    },
     /// An input file is not what it was when the run was trained.
     #[error(
         "{}: the data changed since the run was trained (then {was}; now {now}): restore the file, or train a new run on the new data",

@@ -68,12 +68,21 @@ impl DataSource {
     }
 }
 
-/// The size and hash of the file at `path`.
+/// The size and hash of the file at `path`, which must be a regular file: a device or a pipe
+/// cannot be read twice alike, and `/dev/zero` would be hashed forever.
 pub fn fingerprint(path: &Path) -> Result<InputFile> {
     let io = |source| DataError::Io {
         path: path.to_owned(),
         source,
     };
+    // Looked at before opening: opening a named pipe waits for a writer.
+    let kind = std::fs::metadata(path).map_err(io)?.file_type();
+    if !kind.is_file() {
+        return Err(DataError::NotAFile {
+            path: path.to_owned(),
+            kind: kind_of(kind),
+        });
+    }
     let mut file = File::open(path).map_err(io)?;
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut bytes = 0u64;
@@ -94,6 +103,34 @@ pub fn fingerprint(path: &Path) -> Result<InputFile> {
         bytes,
         hash: format!("fnv1a64:{hash:016x}"),
     })
+}
+
+/// What a file that is not a regular file is, in words.
+#[cfg(unix)]
+fn kind_of(kind: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn kind_of(kind: std::fs::FileType) -> &'static str {
+    if kind.is_dir() {
+        "a directory"
+    } else {
+        "a special file"
+    }
 }
 
 /// Checks that every recorded file is still what it was.

@@ -2,8 +2,9 @@
 //! fields, the one rule for reading an id, a timestamp or a rating from text, and how text from
 //! a file is shown in an error message.
 
+use ember_spec::lines::{self, LineLimit, TextError};
 use std::borrow::Cow;
-use std::fs;
+use std::fs::File;
 use std::path::Path;
 
 use crate::{DataError, Result};
@@ -47,22 +48,33 @@ fn is_invisible(c: char) -> bool {
         | '\u{2060}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
 }
 
-/// Reads a whole text file: I/O errors become [`DataError::Io`], a file with a NUL byte is
-/// refused as binary, and a leading UTF-8 BOM is dropped. Bytes that are not UTF-8 are
-/// replaced (Latin-1 titles in columns ember does not read must not stop it; ids are ASCII).
-pub(crate) fn read_text(path: &Path) -> Result<String> {
-    let bytes = fs::read(path).map_err(|source| DataError::Io {
+/// Reads a whole text file: I/O errors become [`DataError::Io`], a directory is refused, and
+/// each line is checked as it is read ([`lines::read_all`]): a NUL byte is refused as binary
+/// and a line longer than `limit` is refused with its line, so that a file without line breaks
+/// (`/dev/zero`) stops at once instead of filling memory. A leading UTF-8 BOM is dropped. Bytes
+/// that are not UTF-8 are replaced (Latin-1 titles in columns ember does not read must not stop
+/// it; ids are ASCII).
+pub(crate) fn read_text(path: &Path, limit: LineLimit) -> Result<String> {
+    let io = |source| DataError::Io {
         path: path.to_owned(),
         source,
-    })?;
-    if let Some(at) = bytes.iter().position(|&b| b == 0) {
-        let line = 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count();
-        return Err(DataError::Parse {
+    };
+    let file = File::open(path).map_err(io)?;
+    let metadata = file.metadata().map_err(io)?;
+    if metadata.is_dir() {
+        return Err(DataError::NotAFile {
             path: path.to_owned(),
-            line,
-            message: "a NUL byte: this is not a text file (expected lines of text)".into(),
+            kind: "a directory",
         });
     }
+    let bytes = lines::read_all(file, limit, metadata.len()).map_err(|e| match e {
+        TextError::Io(source) => io(source),
+        e => DataError::Parse {
+            path: path.to_owned(),
+            line: e.line().unwrap_or(1),
+            message: e.to_string(),
+        },
+    })?;
     let mut text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),

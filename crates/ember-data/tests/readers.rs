@@ -25,6 +25,7 @@ fn delimited(
         item,
         rating: None,
         timestamp: None,
+        max_line_bytes: None,
     }
 }
 
@@ -44,6 +45,7 @@ fn csv_with_header_and_named_columns() {
         item: Column::Name("iid".into()),
         rating: Some(Column::Name("score".into())),
         timestamp: Some(Column::Name("ts".into())),
+        max_line_bytes: None,
     };
     let data = src.load().unwrap().interactions;
     assert_eq!(data.users, vec![1, 2, 1]);
@@ -330,6 +332,7 @@ fn rated_csv(path: PathBuf, separator: &str) -> DataSource {
         item: Column::Name("item".into()),
         rating: Some(Column::Name("rating".into())),
         timestamp: Some(Column::Name("ts".into())),
+        max_line_bytes: None,
     }
 }
 
@@ -1057,5 +1060,64 @@ fn parquet_page_declaring_a_negative_count_is_refused_before_polars_aborts() {
         err,
         "F: not a readable Parquet file: the file is malformed: page 2 of column `user` in \
          row group 1 declares -1 values (a count must be 0 or more)"
+    );
+}
+
+#[test]
+fn a_line_over_max_line_bytes_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // Line 2 is exactly 10 bytes, line 3 is 11.
+    let path = write(dir.path(), "l.csv", "user,item\n1234,56789\n1234,567890\n");
+    let limited = |bytes| DataSource::Delimited {
+        path: path.clone(),
+        separator: ",".into(),
+        header: true,
+        user: Column::Name("user".into()),
+        item: Column::Name("item".into()),
+        rating: None,
+        timestamp: None,
+        max_line_bytes: Some(bytes),
+    };
+    let err = load_err(limited(10));
+    assert!(
+        err.ends_with(
+            "l.csv:3: a line longer than 10 bytes (the limit is data.max_line_bytes): is this a \
+             text file?"
+        ),
+        "{err}"
+    );
+    let read = limited(11).load().unwrap().interactions;
+    assert_eq!(read.items, [56789, 567890]);
+    assert_eq!(
+        load_err(limited(0)),
+        "data.max_line_bytes must be at least 1, got 0"
+    );
+}
+
+#[test]
+fn a_directory_or_a_device_is_not_a_data_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = load_err(DataSource::Movielens100k {
+        path: dir.path().to_owned(),
+    });
+    assert!(
+        err.ends_with(
+            "this is a directory, not a regular file: ember reads its data from a file, more \
+             than once (to fingerprint it, to parse it, and later to check that it is unchanged)"
+        ),
+        "{err}"
+    );
+    let err = chain(&ember_data::fingerprint(Path::new("/dev/null")).unwrap_err());
+    assert!(
+        err.starts_with("/dev/null: this is a character device, not a regular file"),
+        "{err}"
+    );
+    // Read once (no fingerprint), an endless device stops at its first byte.
+    let err = load_err(DataSource::Sasrec {
+        path: "/dev/zero".into(),
+    });
+    assert_eq!(
+        err,
+        "/dev/zero:1: a NUL byte: this is not a text file (expected lines of text)"
     );
 }

@@ -23,6 +23,15 @@ use crate::numeric::{KMeans, kmeans, pca2, silhouette, squared_distance, standar
 use crate::table::AtomicFile;
 use crate::{DecideError, ExportedModel, number};
 
+/// The most values of k one segmentation tries. Each k costs `restarts` runs of k-means and a
+/// silhouette, so a range like `2..2000` ran for hours; choosing among 50 candidates is as
+/// fine a choice as the silhouette can support.
+pub const MAX_K_VALUES: usize = 50;
+
+/// The most segments. Past a thousand, segments are no longer groups a person can act on,
+/// and a k-means iteration costs `customers × k × dimensions`.
+pub const MAX_K: usize = 1_000;
+
 /// How customers are segmented.
 #[derive(Debug, Clone)]
 pub struct SegmentOptions {
@@ -112,6 +121,24 @@ pub struct Segmentation {
     pub explained: [f64; 2],
 }
 
+/// Checks that `k_min..=k_max` is a range segmentation tries: 2 ≤ k_min ≤ k_max ≤
+/// [`MAX_K`], at most [`MAX_K_VALUES`] values.
+fn check_k_range(k_min: usize, k_max: usize) -> Result<(), DecideError> {
+    if k_min < 2 || k_max < k_min {
+        return Err(DecideError::Invalid(format!(
+            "segments are tried for k in `k_min`..=`k_max`, with 2 ≤ k_min ≤ k_max; got {k_min}..={k_max}"
+        )));
+    }
+    if k_max > MAX_K || k_max - k_min >= MAX_K_VALUES {
+        return Err(DecideError::Invalid(format!(
+            "segments are tried for k in `k_min`..=`k_max`, at most {MAX_K_VALUES} values of k \
+             and k ≤ {MAX_K}; got {k_min}..={k_max} ({} values)",
+            k_max - k_min + 1
+        )));
+    }
+    Ok(())
+}
+
 /// Segments `customers` (every customer of the model when `None`) from their user vectors.
 pub fn segment(
     model: &ExportedModel,
@@ -122,12 +149,7 @@ pub fn segment(
         Some(c) => c.to_vec(),
         None => model.user_ids().to_vec(),
     };
-    if options.k_min < 2 || options.k_max < options.k_min {
-        return Err(DecideError::Invalid(format!(
-            "segments are tried for k in `k_min`..=`k_max`, with 2 ≤ k_min ≤ k_max; got {}..={}",
-            options.k_min, options.k_max
-        )));
-    }
+    check_k_range(options.k_min, options.k_max)?;
     if customers.len() <= options.k_min {
         return Err(DecideError::Invalid(format!(
             "{} customers cannot form {} segments",
@@ -342,5 +364,29 @@ impl Segmentation {
             }
         }
         file.commit()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn k_ranges_are_capped_in_count_and_size() {
+        assert!(check_k_range(2, 8).is_ok());
+        assert!(check_k_range(2, 51).is_ok());
+        assert!(check_k_range(951, 1000).is_ok());
+        assert_eq!(
+            check_k_range(2, 52).unwrap_err().to_string(),
+            "segments are tried for k in `k_min`..=`k_max`, at most 50 values of k and k ≤ 1000; \
+             got 2..=52 (51 values)"
+        );
+        assert_eq!(
+            check_k_range(1000, 1001).unwrap_err().to_string(),
+            "segments are tried for k in `k_min`..=`k_max`, at most 50 values of k and k ≤ 1000; \
+             got 1000..=1001 (2 values)"
+        );
+        assert!(check_k_range(1, 4).is_err());
+        assert!(check_k_range(5, 4).is_err());
     }
 }

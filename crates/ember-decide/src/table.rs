@@ -4,8 +4,9 @@
 //! value names the file, the line and what was expected. Outputs are written under a
 //! temporary name beside the target and renamed into place once complete.
 
+use ember_spec::lines::{LineLimit, Lines, MAX_LINE_BYTES_VAR, TextError};
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Lines, Write};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::DecideError;
@@ -17,8 +18,50 @@ pub(crate) struct CsvReader {
     /// For each column the caller asked for, its position in the file's header.
     positions: Vec<Option<usize>>,
     names: Vec<&'static str>,
-    lines: Lines<BufReader<File>>,
+    lines: TextLines,
     line: usize,
+}
+
+/// The lines of an input file, each checked as it is read: none longer than
+/// `EMBER_MAX_LINE_BYTES` (1 MiB by default), no NUL byte, UTF-8. A file without line breaks
+/// (`/dev/zero`) is refused at the limit instead of filling memory.
+struct TextLines {
+    path: PathBuf,
+    lines: Lines<BufReader<File>>,
+    bytes: Vec<u8>,
+}
+
+impl TextLines {
+    fn open(path: &Path) -> Result<Self, DecideError> {
+        let limit = LineLimit::from_env(MAX_LINE_BYTES_VAR)
+            .map_err(|e| DecideError::Invalid(e.to_string()))?;
+        let file = File::open(path).map_err(DecideError::io(path))?;
+        Ok(Self {
+            path: path.to_owned(),
+            lines: Lines::new(BufReader::new(file), limit),
+            bytes: Vec::new(),
+        })
+    }
+
+    /// The next line and its 1-based number, `None` at the end of the file.
+    fn next(&mut self) -> Option<Result<(usize, String), DecideError>> {
+        let line = match self.lines.next_into(&mut self.bytes)? {
+            Ok(line) => line,
+            Err(TextError::Io(e)) => return Some(Err(DecideError::io(&self.path)(e))),
+            Err(e) => {
+                let line = e.line().unwrap_or(1);
+                return Some(Err(DecideError::input(&self.path, line, e.to_string())));
+            }
+        };
+        let text = match std::str::from_utf8(&self.bytes) {
+            Ok(text) => text.strip_suffix('\r').unwrap_or(text).to_owned(),
+            Err(_) => {
+                let message = "bytes that are not UTF-8: expected CSV text in UTF-8";
+                return Some(Err(DecideError::input(&self.path, line, message)));
+            }
+        };
+        Some(Ok((line, text)))
+    }
 }
 
 /// One record, its fields in the order the caller named the columns.
@@ -74,26 +117,23 @@ impl CsvReader {
         required: &[&'static str],
         optional: &[&'static str],
     ) -> Result<Self, DecideError> {
-        let file = File::open(path).map_err(DecideError::io(path))?;
-        let mut lines = BufReader::new(file).lines();
-        let mut line = 0;
-        let header = loop {
-            line += 1;
+        let mut lines = TextLines::open(path)?;
+        let (line, header) = loop {
             match lines.next() {
                 None => {
                     return Err(DecideError::input(
                         path,
-                        line,
+                        1,
                         format!(
                             "empty file: expected a header naming {}",
                             required.join(", ")
                         ),
                     ));
                 }
-                Some(text) => {
-                    let text = text.map_err(DecideError::io(path))?;
+                Some(next) => {
+                    let (line, text) = next?;
                     if !text.trim().is_empty() {
-                        break text;
+                        break (line, text);
                     }
                 }
             }
@@ -138,10 +178,12 @@ impl CsvReader {
     /// The next record, `None` at the end of the file.
     pub(crate) fn next_record(&mut self) -> Option<Result<Record<'_>, DecideError>> {
         loop {
-            self.line += 1;
             let text = match self.lines.next()? {
-                Ok(text) => text,
-                Err(e) => return Some(Err(DecideError::io(&self.path)(e))),
+                Ok((line, text)) => {
+                    self.line = line;
+                    text
+                }
+                Err(e) => return Some(Err(e)),
             };
             if text.trim().is_empty() {
                 continue;
@@ -464,6 +506,31 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("no column `customer`"), "{err}");
+    }
+
+    #[test]
+    fn binary_bytes_are_refused_on_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.csv");
+        let error = |content: &[u8]| {
+            std::fs::write(&path, content).unwrap();
+            let mut reader = CsvReader::open(&path, &["customer"], &[]).unwrap();
+            loop {
+                if let Err(e) = reader.next_record().expect("an error before the end") {
+                    break e.to_string();
+                }
+            }
+        };
+        let nul = error(b"customer\n1\n2\x00\n");
+        assert!(
+            nul.ends_with("in.csv:3: a NUL byte: this is not a text file (expected lines of text)"),
+            "{nul}"
+        );
+        let latin1 = error(b"customer\r\nJos\xe9\r\n");
+        assert!(
+            latin1.ends_with("in.csv:2: bytes that are not UTF-8: expected CSV text in UTF-8"),
+            "{latin1}"
+        );
     }
 
     #[test]

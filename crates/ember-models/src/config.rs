@@ -122,7 +122,7 @@ pub struct Pretraining {
     /// Each stage's name and model, trained in order.
     pub stages: Vec<(&'static str, ModelConfig)>,
     /// Builds the model from the stages' trained models, in the same order.
-    pub assemble: Box<dyn FnOnce(Vec<Model>) -> Model>,
+    pub assemble: Box<dyn Fn(Vec<Model>) -> Model>,
 }
 
 /// What every model's config answers.

@@ -5,6 +5,7 @@
 //!   validation (`manifest.json`'s `model`). Training configs build their spec; ember-infer loads
 //!   the weights the spec describes.
 //! - [`tokens`]: how a sequence model reads a user (padding, item tokens, the mask token).
+//! - [`lines`]: how every text input is read, a line at a time within a length limit.
 //!
 //! It sits at the bottom of the workspace: it depends on serde alone, and every ember crate that
 //! needs a contract depends on it.
@@ -12,6 +13,7 @@
 #![deny(missing_docs)]
 
 mod family;
+pub mod lines;
 mod spec;
 pub mod tokens;
 

@@ -25,6 +25,8 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use std::collections::HashMap;
 
+use crate::params::{AutodiffState, parameters};
+
 /// Adam's hyper-parameters (those of burn's `AdamConfig`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamSettings {
@@ -62,7 +64,7 @@ pub struct Adam {
     settings: AdamSettings,
     layout: AdamLayout,
     /// Steps taken.
-    time: i32,
+    steps: i32,
     /// Flat layout: the updated parameters (id and length, in visiting order), and both
     /// moments as flat vectors in that order.
     flat: Option<(Vec<(ParamId, usize)>, Tensor<1>, Tensor<1>)>,
@@ -77,7 +79,7 @@ impl Adam {
         Self {
             settings,
             layout,
-            time: 0,
+            steps: 0,
             flat: None,
             parked: HashMap::new(),
             host: HashMap::new(),
@@ -86,9 +88,9 @@ impl Adam {
 
     /// Updates `module` with `grads` at learning rate `lr`.
     pub fn step<M: Module>(&mut self, lr: f64, module: M, mut grads: GradientsParams) -> M {
-        self.time += 1;
+        self.steps += 1;
         let s = self.settings;
-        let t = self.time;
+        let t = self.steps;
         // Scalars of the update: θ − step_size · m / (√v + eps_hat), which is the formula in
         // the module documentation multiplied through by √(1−β₂ᵗ).
         let bias_2_sqrt = (1.0 - (s.beta_2 as f64).powi(t)).sqrt();
@@ -205,9 +207,9 @@ impl Adam {
 pub type Moments = Vec<(String, Vec<f32>, Vec<f32>)>;
 
 impl Adam {
-    /// Steps taken.
-    pub fn time(&self) -> i32 {
-        self.time
+    /// Steps taken: the `t` of the bias corrections.
+    pub fn steps(&self) -> i32 {
+        self.steps
     }
 
     /// Each of `module`'s parameters' moments (those the optimiser has), by path.
@@ -235,7 +237,7 @@ impl Adam {
                 }
             }
         }
-        crate::checkpoint::parameters(module)
+        parameters(module)
             .into_iter()
             .filter_map(|(id, path, _)| by_id.remove(&id).map(|(m, v)| (path, m, v)))
             .collect()
@@ -247,18 +249,18 @@ impl Adam {
         settings: AdamSettings,
         layout: AdamLayout,
         module: &M,
-        time: i32,
+        steps: i32,
         moments: Moments,
         device: &Device,
     ) -> Self {
         let mut adam = Self::new(settings, layout);
-        adam.time = time;
+        adam.steps = steps;
         let mut by_path: HashMap<String, (Vec<f32>, Vec<f32>)> = moments
             .into_iter()
             .map(|(path, m, v)| (path, (m, v)))
             .collect();
         let mut flat = (Vec::new(), Vec::new(), Vec::new());
-        for (id, path, n) in crate::checkpoint::parameters(module) {
+        for (id, path, n) in parameters(module) {
             let Some((m, v)) = by_path.remove(&path).filter(|(m, _)| m.len() == n) else {
                 continue;
             };
@@ -327,39 +329,6 @@ impl ModuleMapper for Scatter {
         let updated = self.theta.clone().slice(offset..offset + n).reshape(shape);
         let updated = AutodiffState::of(&tensor).restore(updated, id);
         Param::from_mapped_value(id, updated, mapper)
-    }
-}
-
-/// A parameter's autodiff state, taken before its update and put back on the updated value
-/// (as burn's optimisers do): gradient required, checkpointing strategy, distributed flag.
-pub(crate) struct AutodiffState {
-    require_grad: bool,
-    checkpointing: Option<burn::tensor::GradientCheckpointingStrategy>,
-    distributed: bool,
-}
-
-impl AutodiffState {
-    pub(crate) fn of<const D: usize>(param: &Tensor<D>) -> Self {
-        Self {
-            require_grad: param.is_require_grad(),
-            checkpointing: param.gradient_checkpointing_strategy(),
-            distributed: param.is_distributed(),
-        }
-    }
-
-    /// Lifts an updated value (on the inner backend) back onto the autodiff device.
-    pub(crate) fn restore<const D: usize>(self, updated: Tensor<D>, id: ParamId) -> Tensor<D> {
-        let mut param = Tensor::from_inner(updated);
-        if let Some(strategy) = self.checkpointing {
-            param = param.with_gradient_checkpointing_strategy(strategy);
-        }
-        if self.require_grad {
-            param = param.require_grad();
-        }
-        if self.distributed {
-            param = param.set_distributed(id);
-        }
-        param
     }
 }
 

@@ -14,9 +14,18 @@ use ember_spec::tokens;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use std::borrow::Cow;
+use std::ops::Range;
 
-use crate::distributed::Shard;
-use crate::evaluate::HeldOut;
+use crate::collective::Shard;
+
+/// Which held-out items are ranked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeldOut {
+    /// The validation items (model selection, early stopping).
+    Validation,
+    /// The test items (reported once, for the selected model).
+    Test,
+}
 
 /// One training batch, with what the loop counts of it.
 pub struct StepBatch {
@@ -36,6 +45,36 @@ impl StepBatch {
         examples: 0,
         samples: 0,
     };
+}
+
+/// How `len` examples are cut into batches of `size` (the last may be smaller), and which part
+/// of each batch this rank takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cut {
+    len: usize,
+    size: usize,
+    shard: Shard,
+}
+
+impl Cut {
+    fn new(len: usize, size: usize, shard: Shard) -> Self {
+        Self {
+            len,
+            size: size.max(1),
+            shard,
+        }
+    }
+
+    /// Number of batches.
+    fn batches(self) -> usize {
+        self.len.div_ceil(self.size)
+    }
+
+    /// This rank's part of batch `b`, as a range of the examples.
+    fn rank_part(self, b: usize) -> Range<usize> {
+        self.shard
+            .part(b * self.size..((b + 1) * self.size).min(self.len))
+    }
 }
 
 /// An epoch's batches, taken in order.
@@ -62,6 +101,13 @@ pub struct EpochSource<'a> {
     pub device: Device,
     /// This rank's share of every batch (data-parallel training); [`Shard::WHOLE`] otherwise.
     pub shard: Shard,
+}
+
+impl EpochSource<'_> {
+    /// How `len` examples are cut into this source's batches, and this rank's part of each.
+    fn cut(&self, len: usize) -> Cut {
+        Cut::new(len, self.batch_size, self.shard)
+    }
 }
 
 /// A fresh epoch of training batches for a model that reads `input`: every training
@@ -129,14 +175,13 @@ impl PairEpoch {
         assert_eq!(positives.len(), n, "one positive per user");
         let k = negatives.len().checked_div(n).unwrap_or(0);
         assert_eq!(negatives.len(), n * k, "k negatives per positive");
-        let batch_size = batch_size.max(1);
+        let cut = Cut::new(n, batch_size, shard);
         let mut all_users = Vec::with_capacity(n * (1 + k));
         let mut all_items = Vec::with_capacity(n * (1 + k));
         let mut bounds = vec![0];
         let mut sizes = Vec::new();
-        for start in (0..n).step_by(batch_size) {
-            let range = shard.part(start..(start + batch_size).min(n));
-            let (start, end) = (range.start, range.end);
+        for b in 0..cut.batches() {
+            let Range { start, end } = cut.rank_part(b);
             all_users.extend_from_slice(&users[start..end]);
             for &u in &users[start..end] {
                 all_users.extend(std::iter::repeat_n(u, k));
@@ -217,8 +262,9 @@ impl LabelledPairs {
             )
         } else {
             let (mut u, mut i, mut l, mut bounds) = (Vec::new(), Vec::new(), Vec::new(), vec![0]);
+            let cut = Cut::new(steps * batch, batch, shard);
             for s in 0..steps {
-                let part = shard.part(s * batch..(s + 1) * batch);
+                let part = cut.rank_part(s);
                 u.extend_from_slice(&users[part.clone()]);
                 i.extend_from_slice(&items[part.clone()]);
                 l.extend_from_slice(&labels[part]);
@@ -266,8 +312,7 @@ impl Epoch for LabelledPairs {
 struct RowEpoch<'a> {
     data: &'a Dataset,
     users: Vec<u32>,
-    batch_size: usize,
-    shard: Shard,
+    cut: Cut,
     device: Device,
 }
 
@@ -285,9 +330,8 @@ impl<'a> RowEpoch<'a> {
         users.shuffle(rng);
         Self {
             data,
+            cut: source.cut(users.len()),
             users,
-            batch_size: source.batch_size.max(1),
-            shard: source.shard,
             device: source.device.clone(),
         }
     }
@@ -295,12 +339,11 @@ impl<'a> RowEpoch<'a> {
 
 impl Epoch for RowEpoch<'_> {
     fn batches(&self) -> usize {
-        self.users.len().div_ceil(self.batch_size)
+        self.cut.batches()
     }
 
     fn batch(&self, b: usize) -> StepBatch {
-        let end = ((b + 1) * self.batch_size).min(self.users.len());
-        let chunk = &self.users[self.shard.part(b * self.batch_size..end)];
+        let chunk = &self.users[self.cut.rank_part(b)];
         StepBatch {
             batch: (!chunk.is_empty()).then(|| {
                 Batch::UserRows(user_rows(
@@ -321,8 +364,7 @@ struct RatingEpoch {
     rows: Vec<Vec<(u32, f32)>>,
     order: Vec<usize>,
     width: usize,
-    batch_size: usize,
-    shard: Shard,
+    cut: Cut,
     device: Device,
 }
 
@@ -334,10 +376,9 @@ impl RatingEpoch {
         order.shuffle(rng);
         Self {
             rows,
+            cut: source.cut(order.len()),
             order,
             width: rating_width(data, item_based),
-            batch_size: source.batch_size.max(1),
-            shard: source.shard,
             device: source.device.clone(),
         }
     }
@@ -345,12 +386,11 @@ impl RatingEpoch {
 
 impl Epoch for RatingEpoch {
     fn batches(&self) -> usize {
-        self.order.len().div_ceil(self.batch_size)
+        self.cut.batches()
     }
 
     fn batch(&self, b: usize) -> StepBatch {
-        let end = ((b + 1) * self.batch_size).min(self.order.len());
-        let rows: Vec<&[(u32, f32)]> = self.order[self.shard.part(b * self.batch_size..end)]
+        let rows: Vec<&[(u32, f32)]> = self.order[self.cut.rank_part(b)]
             .iter()
             .map(|&r| self.rows[r].as_slice())
             .collect();
@@ -367,8 +407,7 @@ impl Epoch for RatingEpoch {
 /// afresh every epoch, in batches of `batch_size` windows.
 struct WindowEpoch {
     epoch: SequenceEpoch,
-    batch_size: usize,
-    shard: Shard,
+    cut: Cut,
     device: Device,
 }
 
@@ -392,9 +431,8 @@ impl WindowEpoch {
             }
         };
         Self {
+            cut: source.cut(epoch.len()),
             epoch,
-            batch_size: source.batch_size.max(1),
-            shard: source.shard,
             device: source.device.clone(),
         }
     }
@@ -402,13 +440,11 @@ impl WindowEpoch {
 
 impl Epoch for WindowEpoch {
     fn batches(&self) -> usize {
-        self.epoch.len().div_ceil(self.batch_size)
+        self.cut.batches()
     }
 
     fn batch(&self, b: usize) -> StepBatch {
-        let rows = self
-            .shard
-            .part(b * self.batch_size..((b + 1) * self.batch_size).min(self.epoch.len()));
+        let rows = self.cut.rank_part(b);
         if rows.is_empty() {
             return StepBatch::EMPTY;
         }
@@ -574,5 +610,25 @@ impl<'a> Readers<'a> {
                 panic!("rating models predict ratings from rating rows (RatingPredictor)")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ten examples in batches of four over two ranks: batches 0..4, 4..8 and 8..10, each
+    /// split in consecutive halves.
+    #[test]
+    fn a_cut_gives_each_rank_its_half_of_every_batch_the_last_one_short() {
+        let cut = |rank| Cut::new(10, 4, Shard { rank, ranks: 2 });
+        assert_eq!(cut(0).batches(), 3);
+        let parts = |rank| (0..3).map(|b| cut(rank).rank_part(b)).collect::<Vec<_>>();
+        assert_eq!(parts(0), [0..2, 4..6, 8..9]);
+        assert_eq!(parts(1), [2..4, 6..8, 9..10]);
+        let whole = Cut::new(10, 4, Shard::WHOLE);
+        assert_eq!(whole.rank_part(2), 8..10);
+        // A batch size of 0 is read as 1, never as no batches.
+        assert_eq!(Cut::new(3, 0, Shard::WHOLE).batches(), 3);
     }
 }

@@ -17,6 +17,7 @@
 //! [`preset`]); Adam at 1e-3 (β₂ as the family's preset says: 0.98 for SASRec, as its code).
 //! The loss is read back once per epoch.
 
+use burn::prelude::Device;
 use ember_data::{Dataset, IdMap, SplitRatings};
 use ember_models::{DenseSplit, Input, Loss, MODEL_KINDS, Model, ModelConfig, ModelInit};
 use rand::rngs::SmallRng;
@@ -26,9 +27,11 @@ use serde::Serialize;
 
 use crate::adam::{Adam, AdamSettings};
 use crate::batches::{Epoch, EpochSource, LabelledPairs, training_epoch};
+use crate::collective::{GradientSync, Ranks, Shard, SingleDevice};
 use crate::config::EmbeddingGradient;
-use crate::distributed::{GradientExchange, Group, ReplicaSync, Shard};
-use crate::epoch::{EpochEnd, EpochProgress, GradientSync, SingleDevice, Stepper, train_epoch};
+use crate::distributed::{GradientExchange, ReplicaSync, broadcast_model};
+use crate::epoch::{EpochEnd, EpochProgress, EpochStats, Stepper, train_epoch};
+use crate::params::materialize;
 use crate::{Backend, TrainError};
 
 /// Catalogue sizes to benchmark on.
@@ -243,162 +246,250 @@ fn peak_rss() -> Option<u64> {
 
 /// Runs the benchmark on `backend`.
 ///
-/// Every rank of `group` calls it alike; each trains on its share of every batch.
+/// Every rank of `ranks` calls it alike; each trains on its share of every batch.
 pub fn bench_train(
     bench: &TrainBench,
     backend: Backend,
-    group: &Group,
+    ranks: &Ranks,
     mut on_epoch: impl FnMut(usize, &BenchEpoch),
 ) -> Result<BenchReport, TrainError> {
-    if bench.batch == 0 || bench.samples == 0 || bench.epochs == 0 {
-        return Err(TrainError::Bench(
-            "bench needs batch > 0, samples > 0 and at least one epoch".into(),
-        ));
-    }
     let config = preset(&bench.model)?;
-    if config.settings().fitted_at_init() {
-        return bench_fit(bench, backend, group, &config, &mut on_epoch);
-    }
     let labelled = labelled_pairs(&config);
-    if labelled && bench.samples < bench.batch {
-        return Err(TrainError::Bench(
-            "bench needs at least one batch of pairs: samples ≥ batch".into(),
-        ));
+    check_bench(bench, labelled)?;
+    if config.settings().fitted_at_init() {
+        return bench_fit(bench, backend, ranks, &config, &mut on_epoch);
     }
-    let input = config.input();
     let device = backend.device()?.autodiff();
     device.seed(bench.seed);
-    let plan_chunk = bench.embedding_gradient.plan_chunk(backend);
-    let (num_users, num_items) = bench.size.tables();
-    let per_user = bench.size.per_user();
-    let users = if labelled {
-        num_users
-    } else {
-        bench.samples.min(num_users)
-    };
-    let mut data = synthetic_interactions(
-        if labelled { 0 } else { users },
-        num_items,
-        per_user,
-        bench.seed,
-    );
-    if input.predicts_ratings() {
-        data.ratings = Some(synthetic_ratings(&data.train, bench.seed));
-    }
-    let init = ModelInit {
-        users: if labelled { num_users } else { users },
-        items: num_items,
-        train: &data.train,
-        dense: DenseSplit {
-            groups: bench.split_k,
-            ..backend.dense_split()
-        },
-        pair_loss: if labelled { Loss::Bce } else { Loss::Bpr },
-        masks: backend.masks(),
-    };
-    let model: Model = config.init(&init, &device);
-    // Initialised now rather than at first use (see `distributed::materialize`), and rank 0's
-    // weights on every rank of a distributed bench.
-    let mut model = crate::distributed::broadcast_model(
-        crate::distributed::materialize(model),
-        group.0.as_ref(),
-    );
-
+    let work = Workload::new(bench, &config);
+    let mut model = work.model(&config, bench, backend, &device, ranks);
     // The NCF peer's data: uniform ids, label (u + i) % 5 == 0.
     let mut rng = SmallRng::seed_from_u64(bench.seed);
-    let n = bench.samples;
-    let (pair_users, pair_items, labels) = if labelled {
-        let users: Vec<i32> = (0..n)
-            .map(|_| rng.random_range(0..num_users as i32))
-            .collect();
-        let items: Vec<i32> = (0..n)
-            .map(|_| rng.random_range(0..num_items as i32))
-            .collect();
-        let labels: Vec<f32> = users
-            .iter()
-            .zip(&items)
-            .map(|(u, i)| if (u + i) % 5 == 0 { 1.0 } else { 0.0 })
-            .collect();
-        (users, items, labels)
-    } else {
-        Default::default()
-    };
-    let train_sets = data.train_sets();
+    let pairs = labelled.then(|| labelled_data(bench.samples, work.tables, &mut rng));
+    let train_sets = work.data.train_sets();
+    let plan_chunk = bench.embedding_gradient.plan_chunk(backend);
+    let shard = Shard::of(ranks.collective());
     let source = EpochSource {
-        data: &data,
+        data: &work.data,
         train_sets: &train_sets,
         batch_size: bench.batch,
         negatives: 1,
         plan_chunk,
         device: device.clone(),
-        shard: Shard::of(group.0.as_ref()),
+        shard,
     };
-
-    let settings = AdamSettings {
-        beta_2: config.bench_adam_beta2(),
-        ..AdamSettings::default()
-    };
-    let mut optimizer = Adam::new(settings, backend.adam_layout());
-    let mut replicas =
-        (group.size() > 1).then(|| ReplicaSync::new(group.0.clone(), bench.gradient_exchange));
-    let mut single = SingleDevice;
-    let mut sync_stats = None;
-    let mut steps = 0;
-    let mut peak_reserved: Option<u64> = None;
+    let mut trainer = BenchTrainer::new(bench, &config, backend, ranks);
     let mut epochs = Vec::new();
-    let mut examples_per_epoch = 0;
     for epoch in 0..bench.epochs {
         device
             .sync()
             .map_err(|e| TrainError::DeviceFailed(format!("{e:?}")))?;
         let started = std::time::Instant::now();
         // Built every epoch, as training draws its examples every epoch; the time counts.
-        let batches: Box<dyn Epoch> = if labelled {
-            Box::new(LabelledPairs::new(
-                pair_users.clone(),
-                pair_items.clone(),
+        let batches: Box<dyn Epoch> = match &pairs {
+            Some((users, items, labels)) => Box::new(LabelledPairs::new(
+                users.clone(),
+                items.clone(),
                 labels.clone(),
                 bench.batch,
-                (num_users, num_items),
+                work.tables,
                 plan_chunk,
-                (Shard::of(group.0.as_ref()), &device),
-            ))
-        } else {
-            training_epoch(input, &source, &mut rng)
+                (shard, &device),
+            )),
+            None => training_epoch(config.input(), &source, &mut rng),
         };
-        let sync: &mut dyn GradientSync = match &mut replicas {
+        let (next, stats) = trainer.epoch(model, batches.as_ref(), (bench.seed, epoch));
+        model = next;
+        trainer.note_memory(&device);
+        let figures = trainer.figures(&stats, started.elapsed().as_secs_f64());
+        on_epoch(epoch, &figures);
+        epochs.push(figures);
+    }
+    Ok(trainer.report(bench, backend, &work, epochs, ranks.size()))
+}
+
+/// Refuses settings that leave nothing to train on.
+fn check_bench(bench: &TrainBench, labelled: bool) -> Result<(), TrainError> {
+    if bench.batch == 0 || bench.samples == 0 || bench.epochs == 0 {
+        return Err(TrainError::Bench(
+            "bench needs batch > 0, samples > 0 and at least one epoch".into(),
+        ));
+    }
+    if labelled && bench.samples < bench.batch {
+        return Err(TrainError::Bench(
+            "bench needs at least one batch of pairs: samples ≥ batch".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// What the benchmark trains on: the model's tables and, for the families that read
+/// interactions, the users' synthetic items (with ratings for rating models).
+struct Workload {
+    /// Users and items of the model's tables.
+    tables: (usize, usize),
+    /// Synthetic interactions (no users for labelled pairs).
+    data: Dataset,
+    /// Whether the model trains on labelled pairs.
+    labelled: bool,
+}
+
+impl Workload {
+    fn new(bench: &TrainBench, config: &ModelConfig) -> Self {
+        let labelled = labelled_pairs(config);
+        let (num_users, num_items) = bench.size.tables();
+        let users = if labelled {
+            num_users
+        } else {
+            bench.samples.min(num_users)
+        };
+        let mut data = synthetic_interactions(
+            if labelled { 0 } else { users },
+            num_items,
+            bench.size.per_user(),
+            bench.seed,
+        );
+        if config.input().predicts_ratings() {
+            data.ratings = Some(synthetic_ratings(&data.train, bench.seed));
+        }
+        Self {
+            tables: (users, num_items),
+            data,
+            labelled,
+        }
+    }
+
+    /// The model of `config` for this workload on `device`, initialised now rather than at
+    /// first use (see `params::materialize`), with rank 0's weights on every rank of a
+    /// distributed bench.
+    fn model(
+        &self,
+        config: &ModelConfig,
+        bench: &TrainBench,
+        backend: Backend,
+        device: &Device,
+        ranks: &Ranks,
+    ) -> Model {
+        let init = ModelInit {
+            users: self.tables.0,
+            items: self.tables.1,
+            train: &self.data.train,
+            dense: DenseSplit {
+                groups: bench.split_k,
+                ..backend.dense_split()
+            },
+            pair_loss: if self.labelled { Loss::Bce } else { Loss::Bpr },
+            masks: backend.masks(),
+        };
+        let model = materialize(config.init(&init, device));
+        broadcast_model(model, ranks.collective())
+    }
+}
+
+/// `samples` pairs of uniform user and item ids from `tables`, labelled 1 when
+/// `(user + item) % 5 == 0` (the NCF peer's data).
+fn labelled_data(
+    samples: usize,
+    (num_users, num_items): (usize, usize),
+    rng: &mut SmallRng,
+) -> (Vec<i32>, Vec<i32>, Vec<f32>) {
+    let users: Vec<i32> = (0..samples)
+        .map(|_| rng.random_range(0..num_users as i32))
+        .collect();
+    let items: Vec<i32> = (0..samples)
+        .map(|_| rng.random_range(0..num_items as i32))
+        .collect();
+    let labels: Vec<f32> = users
+        .iter()
+        .zip(&items)
+        .map(|(u, i)| if (u + i) % 5 == 0 { 1.0 } else { 0.0 })
+        .collect();
+    (users, items, labels)
+}
+
+/// The optimiser and gradient sync of the benchmark's epochs, and what they measured.
+struct BenchTrainer {
+    optimizer: Adam,
+    /// The ranks' sync in a distributed bench.
+    replicas: Option<ReplicaSync>,
+    single: SingleDevice,
+    exchange: GradientExchange,
+    steps: usize,
+    peak_reserved: Option<u64>,
+    sync: Option<BenchSync>,
+    examples_per_epoch: usize,
+    plan_chunk: Option<usize>,
+}
+
+impl BenchTrainer {
+    fn new(bench: &TrainBench, config: &ModelConfig, backend: Backend, ranks: &Ranks) -> Self {
+        let settings = AdamSettings {
+            beta_2: config.bench_adam_beta2(),
+            ..AdamSettings::default()
+        };
+        Self {
+            optimizer: Adam::new(settings, backend.adam_layout()),
+            replicas: (ranks.size() > 1)
+                .then(|| ReplicaSync::new(ranks.0.clone(), bench.gradient_exchange)),
+            single: SingleDevice,
+            exchange: bench.gradient_exchange,
+            steps: 0,
+            peak_reserved: None,
+            sync: None,
+            examples_per_epoch: 0,
+            plan_chunk: bench.embedding_gradient.plan_chunk(backend),
+        }
+    }
+
+    /// Trains `model` on every batch of `batches`, the epoch `epoch` of a bench seeded `seed`.
+    fn epoch(
+        &mut self,
+        model: Model,
+        batches: &dyn Epoch,
+        seeded: (u64, usize),
+    ) -> (Model, EpochStats) {
+        let sync: &mut dyn GradientSync = match &mut self.replicas {
             Some(r) => r,
-            None => &mut single,
+            None => &mut self.single,
         };
         let stepper = Stepper {
-            optimizer: &mut optimizer,
+            optimizer: &mut self.optimizer,
             sync,
             learning_rate: 1e-3,
-            steps: &mut steps,
+            steps: &mut self.steps,
         };
-        let (next, end) = train_epoch(
+        let (model, end) = train_epoch(
             model,
-            batches.as_ref(),
+            batches,
             stepper,
-            (bench.seed, epoch),
+            seeded,
             EpochProgress::default(),
             &mut |_| false,
             &indicatif::ProgressBar::hidden(),
         );
-        model = next;
         let EpochEnd::Complete(stats) = end else {
             unreachable!("the bench never asks to stop")
         };
+        (model, stats)
+    }
+
+    /// Notes the device allocator's reservation (GPU backends).
+    fn note_memory(&mut self, device: &Device) {
         if let Some(usage) = device.memory_pool_usage() {
-            peak_reserved = Some(peak_reserved.unwrap_or(0).max(usage.bytes_reserved));
+            let peak = self.peak_reserved.unwrap_or(0).max(usage.bytes_reserved);
+            self.peak_reserved = Some(peak);
         }
-        let secs = started.elapsed().as_secs_f64();
-        examples_per_epoch = stats.examples;
-        if let Some(r) = &mut replicas {
+    }
+
+    /// The figures of an epoch trained as `stats` in `secs` wall seconds, with what its
+    /// gradient exchange cost.
+    fn figures(&mut self, stats: &EpochStats, secs: f64) -> BenchEpoch {
+        self.examples_per_epoch = stats.examples;
+        if let Some(r) = &mut self.replicas {
             let s = r.take_stats();
             let steps = s.steps.max(1) as f64;
-            sync_stats = Some(BenchSync {
-                exchange: bench.gradient_exchange,
+            self.sync = Some(BenchSync {
+                exchange: self.exchange,
                 sent_bytes_per_step: s.sent as f64 / steps,
                 dense_bytes_per_step: s.dense as f64 / steps,
                 gathered_bytes_per_step: s.gathered as f64 / steps,
@@ -406,32 +497,38 @@ pub fn bench_train(
                 step_ms: secs / steps * 1e3,
             });
         }
-        let figures = BenchEpoch {
+        BenchEpoch {
             secs,
             examples_per_sec: stats.examples as f64 / secs,
             samples_per_sec: stats.samples as f64 / secs,
             loss: stats.loss,
-        };
-        on_epoch(epoch, &figures);
-        epochs.push(figures);
+        }
     }
-    let measured = Measured {
-        users: if labelled { num_users } else { users },
-        examples: examples_per_epoch,
-        embedding_gradient: match plan_chunk {
-            Some(c) => format!("segmented (chunk {c})"),
-            None => "burn".into(),
-        },
-        peak_reserved,
-        sync: sync_stats,
-    };
-    Ok(report(bench, backend, group, epochs, measured))
+
+    /// The report of `epochs` of `bench` on `work`, over `ranks` ranks.
+    fn report(
+        self,
+        bench: &TrainBench,
+        device: Backend,
+        work: &Workload,
+        epochs: Vec<BenchEpoch>,
+        ranks: usize,
+    ) -> BenchReport {
+        let measured = Measured {
+            examples: self.examples_per_epoch,
+            embedding_gradient: match self.plan_chunk {
+                Some(c) => format!("segmented (chunk {c})"),
+                None => "burn".into(),
+            },
+            peak_reserved: self.peak_reserved,
+            sync: self.sync,
+        };
+        report(bench, device, work, epochs, (ranks, measured))
+    }
 }
 
 /// What a benchmark measured beside its epochs' figures.
 struct Measured {
-    /// Users of the model.
-    users: usize,
     /// Examples of the last epoch.
     examples: usize,
     /// How embedding tables got their gradients.
@@ -442,13 +539,13 @@ struct Measured {
     sync: Option<BenchSync>,
 }
 
-/// The report of the benchmark of `bench` over `epochs`.
+/// The report of `epochs` of `bench` on `work`, over `ranks` ranks, with what they `measured`.
 fn report(
     bench: &TrainBench,
-    backend: Backend,
-    group: &Group,
+    device: Backend,
+    work: &Workload,
     epochs: Vec<BenchEpoch>,
-    measured: Measured,
+    (ranks, measured): (usize, Measured),
 ) -> BenchReport {
     let (peak_memory_bytes, peak_memory_kind) = match measured.peak_reserved {
         Some(bytes) => (Some(bytes), "device allocator reserved"),
@@ -456,10 +553,10 @@ fn report(
     };
     let last = epochs.last().expect("at least one epoch");
     BenchReport {
-        device: backend,
+        device,
         model: bench.model.clone(),
-        users: measured.users,
-        items: bench.size.tables().1,
+        users: work.tables.0,
+        items: work.tables.1,
         batch: bench.batch,
         samples: measured.examples,
         embedding_gradient: measured.embedding_gradient,
@@ -467,11 +564,11 @@ fn report(
         samples_per_sec: last.samples_per_sec,
         examples_per_sec: last.examples_per_sec,
         epoch_secs: last.secs,
-        epochs,
         peak_memory_bytes,
         peak_memory_kind,
-        ranks: group.size(),
+        ranks,
         sync: measured.sync,
+        epochs,
     }
 }
 
@@ -482,14 +579,12 @@ fn report(
 fn bench_fit(
     bench: &TrainBench,
     backend: Backend,
-    group: &Group,
+    ranks: &Ranks,
     config: &ModelConfig,
     on_epoch: &mut impl FnMut(usize, &BenchEpoch),
 ) -> Result<BenchReport, TrainError> {
-    let (num_users, num_items) = bench.size.tables();
-    let users = bench.samples.min(num_users);
-    let data = synthetic_interactions(users, num_items, bench.size.per_user(), bench.seed);
-    let interactions: usize = data.train.iter().map(Vec::len).sum();
+    let work = Workload::new(bench, config);
+    let interactions: usize = work.data.train.iter().map(Vec::len).sum();
     let device = backend.device()?;
     let init = ModelInit {
         dense: DenseSplit {
@@ -497,7 +592,7 @@ fn bench_fit(
             ..backend.dense_split()
         },
         masks: backend.masks(),
-        ..ModelInit::new(num_items, &data.train)
+        ..ModelInit::new(work.tables.1, &work.data.train)
     };
     let mut epochs = Vec::new();
     for epoch in 0..bench.epochs {
@@ -506,7 +601,7 @@ fn bench_fit(
         let secs = started.elapsed().as_secs_f64();
         let figures = BenchEpoch {
             secs,
-            examples_per_sec: users as f64 / secs,
+            examples_per_sec: work.tables.0 as f64 / secs,
             samples_per_sec: interactions as f64 / secs,
             loss: 0.0,
         };
@@ -514,11 +609,16 @@ fn bench_fit(
         epochs.push(figures);
     }
     let measured = Measured {
-        users,
-        examples: users,
+        examples: work.tables.0,
         embedding_gradient: "none (fitted when built)".into(),
         peak_reserved: None,
         sync: None,
     };
-    Ok(report(bench, backend, group, epochs, measured))
+    Ok(report(
+        bench,
+        backend,
+        &work,
+        epochs,
+        (ranks.size(), measured),
+    ))
 }

@@ -8,16 +8,15 @@
 //! Adam's moments by parameter path (`adam.safetensors`) and `state.json`: the stage, the
 //! epoch and batch, the optimiser step count, the partial sums of an unfinished epoch, the best
 //! epoch and its validation metrics, the learning curves and the finished stages (whose models
-//! are in `stages/<name>.bpk`). Generators need no saving: every epoch's generator and every
+//! are in `stages/<index>.bpk`). Generators need no saving: every epoch's generator and every
 //! step's dropout seed are derived from the stage seed and their position
-//! (`epoch::epoch_seed`, `epoch::step_seed`). Older checkpoints are removed once a newer one is
+//! (`seeds::epoch`, `seeds::step`). Older checkpoints are removed once a newer one is
 //! complete, except the one taken at the stage's best epoch.
 //!
 //! Every state also records the run's [`Origin`]: its config's fingerprint and its input files
 //! as they were when it started, which a resume checks, and where it was to finish.
 
-use burn::module::{Module, ModuleVisitor, Param, ParamId};
-use burn::prelude::*;
+use burn::module::Module;
 use ember_infer::TensorBytes;
 use ember_metrics::MetricsReport;
 use safetensors::{Dtype, SafeTensors};
@@ -90,8 +89,9 @@ pub struct State {
     pub progress: EpochProgress,
     /// Optimiser steps of the stage so far.
     pub steps: usize,
-    /// Adam's step count.
-    pub adam_time: i32,
+    /// Adam's step count (named `adam_time` in `state.json`).
+    #[serde(rename = "adam_time")]
+    pub adam_steps: i32,
     /// The stage's best epoch so far (its model is `best.bpk`).
     pub best: Option<BestSoFar>,
     /// Every epoch trained so far, for the learning curves.
@@ -338,29 +338,4 @@ fn read_moments(path: &Path) -> Result<Vec<(String, Vec<f32>, Vec<f32>)>, TrainE
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
-}
-
-/// Each float parameter of `module` with its id, module path and element count, in visiting
-/// order.
-pub fn parameters<M: Module>(module: &M) -> Vec<(ParamId, String, usize)> {
-    #[derive(Default)]
-    struct Paths {
-        path: Vec<String>,
-        out: Vec<(ParamId, String, usize)>,
-    }
-    impl ModuleVisitor for Paths {
-        fn enter_module(&mut self, name: &str, _container_type: &str) {
-            self.path.push(name.to_string());
-        }
-        fn exit_module(&mut self, _name: &str, _container_type: &str) {
-            self.path.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let n = param.val().shape().num_elements();
-            self.out.push((param.id, self.path.join("."), n));
-        }
-    }
-    let mut paths = Paths::default();
-    module.visit(&mut paths);
-    paths.out
 }

@@ -318,10 +318,30 @@ impl Default for EvalConfig {
 }
 
 impl RunConfig {
-    /// Reads and checks a config file.
+    /// Reads and checks a config file. It is read as every text input is (a line at a time
+    /// within `EMBER_MAX_LINE_BYTES`, no NUL byte): `--config /dev/zero` grew until memory ran
+    /// out.
     pub fn from_file(path: &Path) -> Result<Self, TrainError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| TrainError::config(path)(ConfigError::Read(e)))?;
+        let read = |e| TrainError::config(path)(ConfigError::Read(e));
+        let limit = ember_spec::lines::LineLimit::from_env(ember_spec::lines::MAX_LINE_BYTES_VAR)
+            .map_err(|e| read(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+        let file = std::fs::File::open(path).map_err(read)?;
+        let bytes = ember_spec::lines::read_all(file, limit, 0).map_err(|e| match e {
+            ember_spec::lines::TextError::Io(e) => read(e),
+            e => {
+                let message = format!("line {}: {e}", e.line().unwrap_or(1));
+                read(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    message,
+                ))
+            }
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            read(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            ))
+        })?;
         Self::from_toml(&text, path)
     }
 

@@ -1,10 +1,9 @@
-//! Data-parallel training across processes. The collective operations ember needs are one
-//! trait, [`Collective`]: MPI's (`mpi_group`, behind the `mpi` cargo feature) or [`Solo`] for
-//! one process. On top of it:
-//! - [`Shard`]: which part of each batch, and of the evaluated users, a rank takes;
+//! Data-parallel training across processes, on the collective operations of
+//! [`crate::collective`] (MPI's in `mpi_group`, behind the `mpi` cargo feature):
 //! - [`ReplicaSync`]: the training loop's gradient sync, averaging the ranks' gradients by
 //!   their examples, dense or as the rows a step touched, whichever moves fewer bytes;
-//! - [`broadcast_model`]: rank 0's weights on every rank.
+//! - [`broadcast_model`]: rank 0's weights on every rank;
+//! - [`check_replicas`]: that every rank holds the same weights.
 //!
 //! Every rank reads the same data and draws the same epochs (same seeds): a rank's batch is
 //! its consecutive share of the single-process batch, so the ranks' union is the
@@ -15,130 +14,11 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use ember_models::Model;
-use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::adam::AutodiffState;
-use crate::epoch::GradientSync;
-
-/// The collective operations of a group of processes (MPI ranks). Every rank calls each
-/// operation in the same order with buffers of the same length (the gathers excepted).
-pub trait Collective {
-    /// This process's rank, from 0.
-    fn rank(&self) -> usize;
-    /// Ranks in the group.
-    fn size(&self) -> usize;
-    /// Sums `values` element-wise over the ranks, in place; every rank gets the same result.
-    fn sum_f32(&self, values: &mut [f32]);
-    /// Sums `values` element-wise over the ranks, in place.
-    fn sum_f64(&self, values: &mut [f64]);
-    /// Every rank's `values`, concatenated in rank order, with each rank's count.
-    fn gather_f32(&self, values: &[f32]) -> (Vec<f32>, Vec<usize>);
-    /// Every rank's `values`, concatenated in rank order, with each rank's count.
-    fn gather_u32(&self, values: &[u32]) -> (Vec<u32>, Vec<usize>);
-    /// Every rank's `values`, concatenated in rank order, with each rank's count.
-    fn gather_bytes(&self, values: &[u8]) -> (Vec<u8>, Vec<usize>);
-    /// Rank 0's `values` on every rank.
-    fn broadcast_f32(&self, values: &mut [f32]);
-}
-
-/// A shared handle on a [`Collective`]: [`Solo`] by default.
-#[derive(Clone)]
-pub struct Group(pub Arc<dyn Collective>);
-
-impl Default for Group {
-    fn default() -> Self {
-        Group(Arc::new(Solo))
-    }
-}
-
-impl std::fmt::Debug for Group {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Group(rank {} of {})", self.0.rank(), self.0.size())
-    }
-}
-
-impl Group {
-    /// This process's rank.
-    pub fn rank(&self) -> usize {
-        self.0.rank()
-    }
-
-    /// Ranks in the group.
-    pub fn size(&self) -> usize {
-        self.0.size()
-    }
-
-    /// Whether this process writes the run's files (rank 0).
-    pub fn is_root(&self) -> bool {
-        self.0.rank() == 0
-    }
-}
-
-/// Whether `flag` is set on any rank.
-pub fn any(group: &dyn Collective, flag: bool) -> bool {
-    if group.size() == 1 {
-        return flag;
-    }
-    let mut v = [flag as u8 as f64];
-    group.sum_f64(&mut v);
-    v[0] > 0.0
-}
-
-/// One process on its own.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Solo;
-
-impl Collective for Solo {
-    fn rank(&self) -> usize {
-        0
-    }
-    fn size(&self) -> usize {
-        1
-    }
-    fn sum_f32(&self, _values: &mut [f32]) {}
-    fn sum_f64(&self, _values: &mut [f64]) {}
-    fn gather_f32(&self, values: &[f32]) -> (Vec<f32>, Vec<usize>) {
-        (values.to_vec(), vec![values.len()])
-    }
-    fn gather_u32(&self, values: &[u32]) -> (Vec<u32>, Vec<usize>) {
-        (values.to_vec(), vec![values.len()])
-    }
-    fn gather_bytes(&self, values: &[u8]) -> (Vec<u8>, Vec<usize>) {
-        (values.to_vec(), vec![values.len()])
-    }
-    fn broadcast_f32(&self, _values: &mut [f32]) {}
-}
-
-/// A rank's place in the group, for splitting work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    /// This rank.
-    pub rank: usize,
-    /// Ranks in all.
-    pub ranks: usize,
-}
-
-impl Shard {
-    /// All the work, in one process.
-    pub const WHOLE: Shard = Shard { rank: 0, ranks: 1 };
-
-    /// The shard of `group`'s rank.
-    pub fn of(group: &dyn Collective) -> Self {
-        Self {
-            rank: group.rank(),
-            ranks: group.size(),
-        }
-    }
-
-    /// This rank's part of `range`: consecutive parts in rank order, of sizes that differ by
-    /// at most one (a part may be empty when `range` has fewer elements than there are ranks).
-    pub fn part(self, range: Range<usize>) -> Range<usize> {
-        let n = range.len();
-        range.start + n * self.rank / self.ranks..range.start + n * (self.rank + 1) / self.ranks
-    }
-}
+use crate::collective::{Collective, GradientSync, Shard};
+use crate::params::{AutodiffState, weights_fingerprint};
 
 /// Parameters of at least this many values are all-reduced on their own (no copy into the
 /// flat buffer of the small ones).
@@ -221,16 +101,16 @@ fn param_slots(model: &Model) -> Vec<ParamSlot> {
 /// examples it trained on: the result is the gradient of the loss over the union of the ranks'
 /// batches, and every rank applies the same one.
 pub struct ReplicaSync {
-    group: Arc<dyn Collective>,
+    ranks: Arc<dyn Collective>,
     exchange: GradientExchange,
     stats: SyncStats,
 }
 
 impl ReplicaSync {
-    /// A sync over `group`'s ranks.
-    pub fn new(group: Arc<dyn Collective>, exchange: GradientExchange) -> Self {
+    /// A sync over `ranks`.
+    pub fn new(ranks: Arc<dyn Collective>, exchange: GradientExchange) -> Self {
         Self {
-            group,
+            ranks,
             exchange,
             stats: SyncStats::default(),
         }
@@ -284,6 +164,140 @@ fn touched_rows(values: &[f32], width: usize) -> Vec<u32> {
         .collect()
 }
 
+/// What every rank learns of a step before the exchange, in one small all-reduce: the
+/// examples in all, which parameters have a gradient on any rank, and how many rows each
+/// matrix's gather of touched rows would carry.
+struct StepMeta {
+    /// `[examples, has_gradient × n, gathered_rows × n]`, summed over the ranks.
+    sums: Vec<f64>,
+    /// Parameters.
+    n: usize,
+}
+
+impl StepMeta {
+    fn exchange(
+        ranks: &dyn Collective,
+        examples: usize,
+        local: &[Option<Vec<f32>>],
+        touched: &[Option<Vec<u32>>],
+    ) -> Self {
+        let n = local.len();
+        let mut sums = vec![0.0f64; 1 + 2 * n];
+        sums[0] = examples as f64;
+        for p in 0..n {
+            sums[1 + p] = local[p].is_some() as u8 as f64;
+            sums[1 + n + p] = touched[p].as_ref().map_or(0, Vec::len) as f64;
+        }
+        ranks.sum_f64(&mut sums);
+        Self { sums, n }
+    }
+
+    /// The weight of this rank's gradients: its share of the step's examples.
+    fn weight(&self, examples: usize) -> f32 {
+        let total = self.sums[0];
+        if total > 0.0 {
+            (examples as f64 / total) as f32
+        } else {
+            0.0
+        }
+    }
+
+    /// Whether any rank has a gradient for parameter `p`.
+    fn has_gradient(&self, p: usize) -> bool {
+        self.sums[1 + p] != 0.0
+    }
+
+    /// Whether matrix `p` travels as its touched rows: when they are fewer bytes, ids
+    /// included, than the whole table.
+    fn by_rows(&self, p: usize, touched: &Option<Vec<u32>>, shape: &[usize]) -> bool {
+        match (touched, shape) {
+            (Some(_), &[rows, width]) => {
+                let gathered_rows = self.sums[1 + self.n + p] as usize;
+                gathered_rows * (width + 1) < rows * width
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Small dense gradients, weighted, waiting for one all-reduce together.
+#[derive(Default)]
+struct FlatReduce<'a> {
+    values: Vec<f32>,
+    slots: Vec<&'a ParamSlot>,
+}
+
+impl<'a> FlatReduce<'a> {
+    fn push(&mut self, slot: &'a ParamSlot, values: &[f32]) {
+        self.values.extend_from_slice(values);
+        self.slots.push(slot);
+    }
+
+    /// Sums the gathered gradients over the ranks and puts each back in `grads`.
+    fn reduce(mut self, ranks: &dyn Collective, grads: &mut GradientsParams, device: &Device) {
+        ranks.sum_f32(&mut self.values);
+        let mut at = 0;
+        for slot in self.slots {
+            let len = slot.len();
+            put_gradient(grads, slot, self.values[at..at + len].to_vec(), device);
+            at += len;
+        }
+    }
+}
+
+impl ReplicaSync {
+    /// Which rows of each embedding-like matrix this rank's step touched (`None` for the
+    /// parameters that always travel dense).
+    fn touched(&self, slots: &[ParamSlot], local: &[Option<Vec<f32>>]) -> Vec<Option<Vec<u32>>> {
+        slots
+            .iter()
+            .zip(local)
+            .map(
+                |(slot, values)| match (self.exchange, slot.shape.as_slice(), values) {
+                    (GradientExchange::Auto, &[_, width], Some(values)) => {
+                        Some(touched_rows(values, width))
+                    }
+                    (GradientExchange::Auto, &[_, _], None) => Some(Vec::new()),
+                    _ => None,
+                },
+            )
+            .collect()
+    }
+
+    /// Replaces `values`, a `[rows, width]` gradient whose rows `ids` this rank touched, with
+    /// the sum over the ranks of their touched rows, each weighted by its rank's `weight`.
+    fn sum_touched_rows(&mut self, values: &mut [f32], ids: &[u32], width: usize, weight: f32) {
+        let mut rows = Vec::with_capacity(ids.len() * width);
+        for &r in ids {
+            let r = r as usize;
+            rows.extend(
+                values[r * width..(r + 1) * width]
+                    .iter()
+                    .map(|v| v * weight),
+            );
+        }
+        self.stats.sent += (ids.len() * (width + 1) * 4) as u64;
+        let (all_ids, _) = self.ranks.gather_u32(ids);
+        let (all_rows, _) = self.ranks.gather_f32(&rows);
+        self.stats.gathered += ((all_ids.len() + all_rows.len()) * 4) as u64;
+        // Summed in rank order on every rank: the same result everywhere. The table is zeroed
+        // only where this rank's own rows were (the rest already is).
+        for &r in ids {
+            let r = r as usize;
+            values[r * width..(r + 1) * width].fill(0.0);
+        }
+        for (k, &r) in all_ids.iter().enumerate() {
+            let r = r as usize;
+            for (s, v) in values[r * width..(r + 1) * width]
+                .iter_mut()
+                .zip(&all_rows[k * width..(k + 1) * width])
+            {
+                *s += v;
+            }
+        }
+    }
+}
+
 impl GradientSync for ReplicaSync {
     fn sync(
         &mut self,
@@ -292,7 +306,6 @@ impl GradientSync for ReplicaSync {
         examples: usize,
     ) -> GradientsParams {
         let started = Instant::now();
-        let group = self.group.clone();
         // Read every step: each stage of a run (NeuMF's pre-training, a refit) is a new model
         // with new parameter ids.
         let slots = param_slots(model);
@@ -309,123 +322,47 @@ impl GradientSync for ReplicaSync {
             grads.is_empty(),
             "every gradient belongs to a parameter of the model"
         );
-        // Embedding-like matrices: which rows this rank's step touched.
-        let touched: Vec<Option<Vec<u32>>> = slots
-            .iter()
-            .zip(&local)
-            .map(
-                |(slot, values)| match (self.exchange, slot.shape.as_slice(), values) {
-                    (GradientExchange::Auto, &[_, width], Some(values)) => {
-                        Some(touched_rows(values, width))
-                    }
-                    (GradientExchange::Auto, &[_, _], None) => Some(Vec::new()),
-                    _ => None,
-                },
-            )
-            .collect();
-        // One small all-reduce: examples, which parameters have a gradient anywhere, and how
-        // many rows each matrix's gather would carry.
-        let n = slots.len();
-        let mut meta = vec![0.0f64; 1 + 2 * n];
-        meta[0] = examples as f64;
-        for p in 0..n {
-            meta[1 + p] = local[p].is_some() as u8 as f64;
-            meta[1 + n + p] = touched[p].as_ref().map_or(0, Vec::len) as f64;
-        }
-        group.sum_f64(&mut meta);
-        let total = meta[0];
-        let weight = if total > 0.0 {
-            (examples as f64 / total) as f32
-        } else {
-            0.0
-        };
-        let mut sent = 0u64;
-        let mut gathered = 0u64;
-        let mut dense_all = 0u64;
+        let touched = self.touched(&slots, &local);
+        let meta = StepMeta::exchange(self.ranks.as_ref(), examples, &local, &touched);
+        let weight = meta.weight(examples);
         // Small dense parameters travel in one flat all-reduce; large ones each in their own,
         // in place.
-        let mut flat = Vec::new();
-        let mut flat_slots = Vec::new();
+        let mut flat = FlatReduce::default();
         for (p, slot) in slots.iter().enumerate() {
-            if meta[1 + p] == 0.0 {
+            if !meta.has_gradient(p) {
                 continue; // no rank has a gradient for it: Adam leaves it alone
             }
-            dense_all += slot.len() as u64 * 4;
+            self.stats.dense += slot.len() as u64 * 4;
             let mut values = local[p].take().unwrap_or_else(|| vec![0.0; slot.len()]);
-            let use_rows = match (&touched[p], slot.shape.as_slice()) {
-                (Some(_), &[rows, width]) => {
-                    let gathered_rows = meta[1 + n + p] as usize;
-                    gathered_rows * (width + 1) < rows * width
-                }
-                _ => false,
-            };
-            if use_rows {
-                let width = slot.shape[1];
+            if meta.by_rows(p, &touched[p], &slot.shape) {
                 let ids = touched[p].as_ref().expect("matrix rows");
-                let mut rows = Vec::with_capacity(ids.len() * width);
-                for &r in ids {
-                    let r = r as usize;
-                    rows.extend(
-                        values[r * width..(r + 1) * width]
-                            .iter()
-                            .map(|v| v * weight),
-                    );
-                }
-                sent += (ids.len() * (width + 1) * 4) as u64;
-                let (all_ids, _) = group.gather_u32(ids);
-                let (all_rows, _) = group.gather_f32(&rows);
-                gathered += ((all_ids.len() + all_rows.len()) * 4) as u64;
-                // Summed in rank order on every rank: the same result everywhere. The table
-                // is zeroed only where this rank's own rows were (the rest already is).
-                for &r in ids {
-                    let r = r as usize;
-                    values[r * width..(r + 1) * width].fill(0.0);
-                }
-                for (k, &r) in all_ids.iter().enumerate() {
-                    let r = r as usize;
-                    for (s, v) in values[r * width..(r + 1) * width]
-                        .iter_mut()
-                        .zip(&all_rows[k * width..(k + 1) * width])
-                    {
-                        *s += v;
-                    }
-                }
+                self.sum_touched_rows(&mut values, ids, slot.shape[1], weight);
+                put_gradient(&mut grads, slot, values, &device);
+                continue;
+            }
+            self.stats.sent += slot.len() as u64 * 4;
+            for v in &mut values {
+                *v *= weight;
+            }
+            if values.len() >= OWN_ALL_REDUCE {
+                self.ranks.sum_f32(&mut values);
                 put_gradient(&mut grads, slot, values, &device);
             } else {
-                sent += slot.len() as u64 * 4;
-                for v in &mut values {
-                    *v *= weight;
-                }
-                if values.len() >= OWN_ALL_REDUCE {
-                    group.sum_f32(&mut values);
-                    put_gradient(&mut grads, slot, values, &device);
-                } else {
-                    flat.extend_from_slice(&values);
-                    flat_slots.push(slot);
-                }
+                flat.push(slot, &values);
             }
         }
-        group.sum_f32(&mut flat);
-        let mut at = 0;
-        for slot in flat_slots {
-            let len = slot.len();
-            put_gradient(&mut grads, slot, flat[at..at + len].to_vec(), &device);
-            at += len;
-        }
+        flat.reduce(self.ranks.as_ref(), &mut grads, &device);
         self.stats.steps += 1;
-        self.stats.sent += sent;
-        self.stats.dense += dense_all;
-        self.stats.gathered += gathered;
         self.stats.secs += started.elapsed().as_secs_f64();
         grads
     }
 
     fn sum(&mut self, values: &mut [f64]) {
-        self.group.sum_f64(values);
+        self.ranks.sum_f64(values);
     }
 
     fn replica(&self) -> Shard {
-        Shard::of(self.group.as_ref())
+        Shard::of(self.ranks.as_ref())
     }
 
     fn report(&mut self) -> Option<String> {
@@ -433,26 +370,13 @@ impl GradientSync for ReplicaSync {
     }
 }
 
-/// `model` with every parameter initialised (burn initialises them lazily, at first use), in
-/// the model's visiting order.
-pub fn materialize(model: Model) -> Model {
-    struct Touch;
-    impl ModuleVisitor for Touch {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let _ = param.val();
-        }
-    }
-    model.visit(&mut Touch);
-    model
-}
-
 /// `model` with rank 0's weights on every rank.
-pub fn broadcast_model(model: Model, group: &dyn Collective) -> Model {
-    if group.size() == 1 {
+pub fn broadcast_model(model: Model, ranks: &dyn Collective) -> Model {
+    if ranks.size() == 1 {
         return model;
     }
     struct Broadcast<'a> {
-        group: &'a dyn Collective,
+        ranks: &'a dyn Collective,
     }
     impl ModuleMapper for Broadcast<'_> {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
@@ -466,23 +390,23 @@ pub fn broadcast_model(model: Model, group: &dyn Collective) -> Model {
                 .convert::<f32>()
                 .try_into_vec::<f32>()
                 .expect("f32");
-            self.group.broadcast_f32(&mut values);
+            self.ranks.broadcast_f32(&mut values);
             let updated = Tensor::<D>::from_data(TensorData::new(values, shape), &device.inner());
             Param::from_mapped_value(id, state.restore(updated, id), mapper)
         }
     }
-    model.map(&mut Broadcast { group })
+    model.map(&mut Broadcast { ranks })
 }
 
 /// Checks that every rank holds the same weights (their fingerprints agree); the
 /// fingerprint, or the ranks' differing ones.
-pub fn check_replicas(model: &Model, group: &dyn Collective) -> Result<u64, Vec<u64>> {
+pub fn check_replicas(model: &Model, ranks: &dyn Collective) -> Result<u64, Vec<u64>> {
     let mine = weights_fingerprint(model);
-    if group.size() == 1 {
+    if ranks.size() == 1 {
         return Ok(mine);
     }
     let halves = [(mine >> 32) as u32, mine as u32];
-    let (all, _) = group.gather_u32(&halves);
+    let (all, _) = ranks.gather_u32(&halves);
     let prints: Vec<u64> = all
         .chunks(2)
         .map(|h| ((h[0] as u64) << 32) | h[1] as u64)
@@ -494,53 +418,9 @@ pub fn check_replicas(model: &Model, group: &dyn Collective) -> Result<u64, Vec<
     }
 }
 
-/// A fingerprint of `model`'s weights (FNV-1a over their bits), to check that ranks agree.
-pub fn weights_fingerprint(model: &Model) -> u64 {
-    struct Hash(u64);
-    impl ModuleVisitor for Hash {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let values = param
-                .val()
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .expect("f32");
-            for v in values {
-                for b in v.to_bits().to_le_bytes() {
-                    self.0 = (self.0 ^ b as u64).wrapping_mul(0x100_0000_01b3);
-                }
-            }
-        }
-    }
-    let mut hash = Hash(0xcbf2_9ce4_8422_2325);
-    model.visit(&mut hash);
-    hash.0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parts_are_consecutive_cover_the_range_and_differ_by_at_most_one() {
-        for n in 0..12 {
-            for ranks in 1..5 {
-                let parts: Vec<_> = (0..ranks)
-                    .map(|rank| Shard { rank, ranks }.part(3..3 + n))
-                    .collect();
-                assert_eq!(parts[0].start, 3);
-                assert_eq!(parts[ranks - 1].end, 3 + n);
-                for w in parts.windows(2) {
-                    assert_eq!(w[0].end, w[1].start);
-                }
-                let (min, max) = (
-                    parts.iter().map(|p| p.len()).min().unwrap(),
-                    parts.iter().map(|p| p.len()).max().unwrap(),
-                );
-                assert!(max - min <= 1, "{n} over {ranks}: {parts:?}");
-            }
-        }
-    }
 
     #[test]
     fn touched_rows_are_the_rows_with_a_non_zero_value() {

@@ -10,51 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::adam::Adam;
 use crate::batches::{Epoch, StepBatch};
-use crate::distributed::Shard;
-
-/// What happens to gradients between the backward pass and the optimiser step.
-///
-/// On one device nothing; for data-parallel training over several processes
-/// ([`crate::distributed::ReplicaSync`]) the replicas' gradients are averaged here, and the
-/// rest of the loop stays as it is.
-pub trait GradientSync {
-    /// Returns the gradients to apply, given this replica's `grads` of `examples` examples of
-    /// `model` (`None` when its share of the batch was empty).
-    fn sync(
-        &mut self,
-        model: &Model,
-        grads: Option<GradientsParams>,
-        examples: usize,
-    ) -> GradientsParams;
-
-    /// Sums `values` over the replicas (an epoch's loss and counts).
-    fn sum(&mut self, _values: &mut [f64]) {}
-
-    /// Which replica this is, of how many.
-    fn replica(&self) -> Shard {
-        Shard::WHOLE
-    }
-
-    /// What the sync cost since the last report, for the log.
-    fn report(&mut self) -> Option<String> {
-        None
-    }
-}
-
-/// Training on a single device.
-#[derive(Debug, Default)]
-pub struct SingleDevice;
-
-impl GradientSync for SingleDevice {
-    fn sync(
-        &mut self,
-        _model: &Model,
-        grads: Option<GradientsParams>,
-        _examples: usize,
-    ) -> GradientsParams {
-        grads.unwrap_or_else(GradientsParams::new)
-    }
-}
+use crate::collective::GradientSync;
+use crate::seeds;
 
 /// What one optimiser step needs besides the model and the batch.
 pub struct Stepper<'a> {
@@ -108,137 +65,151 @@ pub enum EpochEnd {
     Stopped(EpochProgress),
 }
 
-/// The seed of burn's generator (dropout masks, sampled noise) for batch `batch` of epoch
-/// `epoch` of a stage seeded `seed`: every step's randomness is fixed by its position, so a run
-/// resumed from a checkpoint draws what an uninterrupted run draws.
-pub fn step_seed(seed: u64, epoch: usize, batch: usize) -> u64 {
-    mix(mix(seed ^ 0x5eed_5eed, epoch as u64), batch as u64)
-}
-
-/// The seed of burn's generator for replica `replica` of a data-parallel run: each rank
-/// draws its own dropout masks; a single process draws [`step_seed`]'s.
-pub fn replica_seed(step_seed: u64, replica: Shard) -> u64 {
-    if replica.ranks == 1 {
-        step_seed
-    } else {
-        mix(step_seed, replica.rank as u64)
-    }
-}
-
-/// The seed of an epoch's own generator (shuffling, negatives, masked items).
-pub fn epoch_seed(seed: u64, epoch: usize) -> u64 {
-    mix(seed, epoch as u64)
-}
-
-/// SplitMix64's finaliser over `a` and `b`.
-fn mix(a: u64, b: u64) -> u64 {
-    let mut z = a
-        .wrapping_add(b.wrapping_mul(0x9e37_79b9_7f4a_7c15))
-        .wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 /// How often a visible progress bar reads the loss back from the device.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
 /// Trains `model` on the batches of `epoch` from `from.batch` on, in order (the earlier ones
 /// having been taken already), seeding burn's generator before each batch with
-/// `step_seed(seed, epoch_number, batch)`. After each batch `stop(next batch)` may end the
+/// `seeds::step(seed, epoch_number, batch)`. After each batch `stop(next batch)` may end the
 /// run early; the progress so far is then returned to resume from.
 #[allow(clippy::too_many_arguments)]
 pub fn train_epoch(
     mut model: Model,
     epoch: &dyn Epoch,
-    stepper: Stepper,
+    mut stepper: Stepper,
     (seed, epoch_number): (u64, usize),
     from: EpochProgress,
     stop: &mut dyn FnMut(usize) -> bool,
     bar: &ProgressBar,
 ) -> (Model, EpochEnd) {
-    let started = Instant::now();
-    let mut shown = started;
     let device = model_device(&model);
     let replica = stepper.sync.replica();
-    // Totals carried from before a checkpoint are counted once, by the first replica.
-    let carried = if replica.rank == 0 {
-        from
-    } else {
-        EpochProgress {
-            loss_sum: 0.0,
-            examples: 0,
-            samples: 0,
-            ..from
-        }
-    };
-    // Summed on the device, weighted by each batch's examples; read back when shown.
-    let mut loss_sum = Tensor::<1>::from_floats([carried.loss_sum], &device);
-    let (mut examples, mut samples) = (carried.examples, carried.samples);
-    let secs = |started: Instant| from.secs + started.elapsed().as_secs_f64();
+    let mut totals = Totals::resumed(from, replica.rank == 0, &device);
+    let mut shown = Instant::now();
     bar.set_position(from.batch as u64);
     for b in from.batch..epoch.batches() {
-        let StepBatch {
-            batch,
-            examples: batch_examples,
-            samples: batch_samples,
-        } = epoch.batch(b);
-        device.seed(replica_seed(step_seed(seed, epoch_number, b), replica));
-        // A replica whose share of the batch is empty still takes part in the sync.
-        let grads = batch.map(|batch| {
-            let loss = model.loss(&batch, *stepper.steps);
-            loss_sum = loss_sum.clone() + loss.clone().detach().mul_scalar(batch_examples as f64);
-            GradientsParams::from_grads(loss.backward(), &model)
-        });
-        examples += batch_examples;
-        samples += batch_samples;
-        let grads = stepper.sync.sync(&model, grads, batch_examples);
-        model = stepper.optimizer.step(stepper.learning_rate, model, grads);
-        *stepper.steps += 1;
+        let batch = epoch.batch(b);
+        device.seed(seeds::replica(seeds::step(seed, epoch_number, b), replica));
+        model = stepper.step(model, batch, &mut totals);
         bar.inc(1);
         if !bar.is_hidden() && shown.elapsed() >= PROGRESS_EVERY {
             shown = Instant::now();
-            let mean = loss_sum.clone().into_scalar::<f32>() / examples.max(1) as f32;
-            let rate = samples as f64 / secs(started);
-            bar.set_message(format!("loss {mean:.4}  {rate:.0} samples/s"));
+            bar.set_message(totals.describe());
         }
         if b + 1 < epoch.batches() && stop(b + 1) {
             // A checkpoint keeps the epoch's totals over every replica.
-            let mut totals = [
-                loss_sum.into_scalar::<f32>() as f64,
-                examples as f64,
-                samples as f64,
-            ];
-            stepper.sync.sum(&mut totals);
-            let progress = EpochProgress {
-                batch: b + 1,
-                loss_sum: totals[0] as f32,
-                examples: totals[1] as usize,
-                samples: totals[2] as usize,
-                secs: secs(started),
-            };
-            return (model, EpochEnd::Stopped(progress));
+            return (
+                model,
+                EpochEnd::Stopped(totals.progress(b + 1, stepper.sync)),
+            );
         }
     }
     bar.finish_and_clear();
-    // Summed over replicas (a single process's sum stays as it is).
-    let mut totals = [
-        loss_sum.into_scalar::<f32>() as f64, // waits for the device
-        examples as f64,
-        samples as f64,
-    ];
-    stepper.sync.sum(&mut totals);
-    let (examples, samples) = (totals[1] as usize, totals[2] as usize);
-    let loss = totals[0] as f32 / examples.max(1) as f32;
-    let train_secs = secs(started);
-    let stats = EpochStats {
-        loss,
-        examples,
-        samples,
-        samples_per_sec: samples as f64 / train_secs,
-        train_secs,
-    };
-    (model, EpochEnd::Complete(stats))
+    (model, EpochEnd::Complete(totals.stats(stepper.sync)))
+}
+
+impl Stepper<'_> {
+    /// One optimiser step of `model` on `batch`, its loss and counts added to `totals`.
+    fn step(&mut self, model: Model, batch: StepBatch, totals: &mut Totals) -> Model {
+        let StepBatch {
+            batch,
+            examples,
+            samples,
+        } = batch;
+        // A replica whose share of the batch is empty still takes part in the sync.
+        let grads = batch.map(|batch| {
+            let loss = model.loss(&batch, *self.steps);
+            totals.loss_sum =
+                totals.loss_sum.clone() + loss.clone().detach().mul_scalar(examples as f64);
+            GradientsParams::from_grads(loss.backward(), &model)
+        });
+        totals.examples += examples;
+        totals.samples += samples;
+        let grads = self.sync.sync(&model, grads, examples);
+        let model = self.optimizer.step(self.learning_rate, model, grads);
+        *self.steps += 1;
+        model
+    }
+}
+
+/// An epoch's running sums on this replica.
+struct Totals {
+    /// The batches' losses weighted by their examples, summed on the device (read back only
+    /// when shown).
+    loss_sum: Tensor<1>,
+    examples: usize,
+    samples: usize,
+    /// Wall seconds of the epoch before this run of it (before a checkpoint).
+    secs_before: f64,
+    started: Instant,
+}
+
+impl Totals {
+    /// The sums carried from before a checkpoint, `from`, counted once: by the first replica.
+    fn resumed(from: EpochProgress, first_replica: bool, device: &Device) -> Self {
+        let (loss_sum, examples, samples) = if first_replica {
+            (from.loss_sum, from.examples, from.samples)
+        } else {
+            (0.0, 0, 0)
+        };
+        Self {
+            loss_sum: Tensor::<1>::from_floats([loss_sum], device),
+            examples,
+            samples,
+            secs_before: from.secs,
+            started: Instant::now(),
+        }
+    }
+
+    fn secs(&self) -> f64 {
+        self.secs_before + self.started.elapsed().as_secs_f64()
+    }
+
+    /// The mean loss and throughput so far, for a progress bar.
+    fn describe(&self) -> String {
+        let mean = self.loss_sum.clone().into_scalar::<f32>() / self.examples.max(1) as f32;
+        let rate = self.samples as f64 / self.secs();
+        format!("loss {mean:.4}  {rate:.0} samples/s")
+    }
+
+    /// The loss sum, examples and samples over every replica (a single process's stay as
+    /// they are).
+    fn summed(&self, sync: &mut dyn GradientSync) -> [f64; 3] {
+        let mut totals = [
+            self.loss_sum.clone().into_scalar::<f32>() as f64, // waits for the device
+            self.examples as f64,
+            self.samples as f64,
+        ];
+        sync.sum(&mut totals);
+        totals
+    }
+
+    /// Where the epoch stands before batch `next`.
+    fn progress(&self, next: usize, sync: &mut dyn GradientSync) -> EpochProgress {
+        let totals = self.summed(sync);
+        EpochProgress {
+            batch: next,
+            loss_sum: totals[0] as f32,
+            examples: totals[1] as usize,
+            samples: totals[2] as usize,
+            secs: self.secs(),
+        }
+    }
+
+    /// The finished epoch's figures.
+    fn stats(&self, sync: &mut dyn GradientSync) -> EpochStats {
+        let totals = self.summed(sync);
+        let (examples, samples) = (totals[1] as usize, totals[2] as usize);
+        let loss = totals[0] as f32 / examples.max(1) as f32;
+        let train_secs = self.secs();
+        EpochStats {
+            loss,
+            examples,
+            samples,
+            samples_per_sec: samples as f64 / train_secs,
+            train_secs,
+        }
+    }
 }
 
 /// A progress bar of `batches` batches labelled `label`, or a hidden one.

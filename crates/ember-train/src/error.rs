@@ -133,6 +133,9 @@ pub enum TrainError {
         /// Each rank's weights fingerprint, in hex.
         prints: String,
     },
+    /// The model would not fit in the memory this process may use.
+    #[error(transparent)]
+    Memory(#[from] crate::memory::TooLarge),
 }
 
 impl TrainError {

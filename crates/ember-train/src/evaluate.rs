@@ -8,17 +8,9 @@ use ember_metrics::{EvaluatorPart, MetricsReport, Protocol, RankingEvaluator, ra
 use ember_models::{Input, Model, Query};
 
 use crate::EvalConfig;
-use crate::batches::{Readers, dense_rating_rows, rating_rows, rating_width, user_ids};
-use crate::distributed::{Collective, Shard, Solo};
-
-/// Which held-out items are ranked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HeldOut {
-    /// The validation items (model selection, early stopping).
-    Validation,
-    /// The test items (reported once, for the selected model).
-    Test,
-}
+use crate::batches::{HeldOut, Readers, dense_rating_rows, rating_rows, rating_width, user_ids};
+use crate::collective::{Collective, Shard, Solo};
+use crate::seeds;
 
 /// Anything that scores (user, item) pairs.
 pub trait Scorer {
@@ -153,7 +145,7 @@ impl Scorer for ModelScorer<'_> {
 
 /// The metrics of `model`, which reads `input`, on the `which` held-out data: ranking metrics
 /// under `plan`'s protocol, or for a rating model RMSE and MAE of its predicted ratings.
-/// Ranking is shared among `group`'s ranks (each gets the whole report); every rank predicts
+/// Ranking is shared among `ranks`'s ranks (each gets the whole report); every rank predicts
 /// all the ratings of a rating model, which are few.
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate_model(
@@ -164,20 +156,20 @@ pub fn evaluate_model(
     which: HeldOut,
     eval: &EvalConfig,
     device: &Device,
-    group: &dyn Collective,
+    ranks: &dyn Collective,
 ) -> MetricsReport {
     if let Input::RatingRows { item_based } = input {
         let predictor = RatingPredictor::new(model, item_based, data, device);
         let mut report = evaluate_ratings(&|pairs| predictor.predict(pairs), data, which);
-        if group.size() > 1 {
+        if ranks.size() > 1 {
             // Rank 0's figures on every rank (processes could differ in the last bits), so that
             // all ranks choose the same best epoch and stop together.
             let mut values: Vec<f64> = report
                 .metrics
                 .iter()
-                .map(|(_, v)| if group.rank() == 0 { *v } else { 0.0 })
+                .map(|(_, v)| if ranks.rank() == 0 { *v } else { 0.0 })
                 .collect();
-            group.sum_f64(&mut values);
+            ranks.sum_f64(&mut values);
             for ((_, v), rank0) in report.metrics.iter_mut().zip(values) {
                 *v = rank0;
             }
@@ -189,7 +181,7 @@ pub fn evaluate_model(
         data,
         which,
         (&eval.ks, eval.users_per_batch(data.num_items())),
-        group,
+        ranks,
     )
 }
 
@@ -220,6 +212,36 @@ pub enum PlanError {
         /// Items in the catalogue.
         items: usize,
     },
+}
+
+/// The validation and test candidates of the sampled protocol: `negatives` per user, drawn
+/// by `sampling` among the items not `valid_masked` (validation) or not known (test).
+fn sampled_candidates(
+    data: &Dataset,
+    valid_masked: Vec<Vec<u32>>,
+    (negatives, sampling): (usize, ember_metrics::NegativeSampling),
+    seed: u64,
+) -> Result<(Candidates, Candidates), PlanError> {
+    let n_items = data.num_items();
+    if negatives >= n_items {
+        return Err(PlanError::TooManyNegatives {
+            negatives,
+            items: n_items,
+        });
+    }
+    let popularity = data.item_popularity();
+    let weights = match sampling {
+        ember_metrics::NegativeSampling::Uniform => None,
+        ember_metrics::NegativeSampling::Popularity => Some(popularity.as_slice()),
+    };
+    let n_items = n_items as u32;
+    let valid = evaluation_negatives(&valid_masked, n_items, negatives, weights, seed);
+    let test_seed = seeds::test_negatives(seed);
+    let test = evaluation_negatives(&data.known, n_items, negatives, weights, test_seed);
+    Ok((
+        Candidates::Sampled { negatives: valid },
+        Candidates::Sampled { negatives: test },
+    ))
 }
 
 /// The candidates of both held-out splits under one protocol, drawn once per run.
@@ -259,26 +281,7 @@ impl EvaluationPlan {
             Protocol::Sampled {
                 negatives,
                 sampling,
-            } => {
-                if *negatives >= n_items as usize {
-                    return Err(PlanError::TooManyNegatives {
-                        negatives: *negatives,
-                        items: n_items as usize,
-                    });
-                }
-                let popularity = data.item_popularity();
-                let weights = match sampling {
-                    ember_metrics::NegativeSampling::Uniform => None,
-                    ember_metrics::NegativeSampling::Popularity => Some(popularity.as_slice()),
-                };
-                let valid = evaluation_negatives(&valid_masked, n_items, *negatives, weights, seed);
-                let test =
-                    evaluation_negatives(&data.known, n_items, *negatives, weights, seed ^ 0x7e57);
-                (
-                    Candidates::Sampled { negatives: valid },
-                    Candidates::Sampled { negatives: test },
-                )
-            }
+            } => sampled_candidates(data, valid_masked, (*negatives, *sampling), seed)?,
             Protocol::FixedNegatives => {
                 let Some(fixed) = &data.test_negatives else {
                     return Err(PlanError::NoNegativesFile);
@@ -346,7 +349,7 @@ impl EvaluationPlan {
         self.evaluate_sharded(scorer, data, which, (ks, batch_users), &Solo)
     }
 
-    /// [`EvaluationPlan::evaluate`] with the batches of users shared among `group`'s ranks:
+    /// [`EvaluationPlan::evaluate`] with the batches of users shared among `ranks`'s ranks:
     /// each scores its consecutive share of the batches, and the ranks' per-user values are
     /// put together in user order, so that every rank gets exactly the single-process report
     /// (the batches are the single process's, so are the scores).
@@ -356,13 +359,51 @@ impl EvaluationPlan {
         data: &Dataset,
         which: HeldOut,
         (ks, batch_users): (&[usize], usize),
-        group: &dyn Collective,
+        ranks: &dyn Collective,
     ) -> MetricsReport {
         let (held_out, candidates) = match which {
             HeldOut::Validation => (&data.valid, &self.valid),
             HeldOut::Test => (&data.test, &self.test),
         };
+        let users: Vec<u32> = (0..data.num_users() as u32)
+            .filter(|&u| !held_out[u as usize].is_empty())
+            .collect();
         let n_items = data.num_items();
+        let mut evaluator = self.evaluator(which, ks, n_items, (held_out, candidates), &users);
+        let merged = (ranks.size() > 1).then(|| evaluator.clone());
+        if merged.is_some() {
+            evaluator = evaluator.recording();
+        }
+        let chunks: Vec<&[u32]> = users.chunks(batch_users.max(1)).collect();
+        for &chunk in &chunks[Shard::of(ranks).part(0..chunks.len())] {
+            match candidates {
+                Candidates::Sampled { negatives } => {
+                    add_sampled(&mut evaluator, scorer, chunk, held_out, negatives)
+                }
+                Candidates::Full { masked } => {
+                    add_full(&mut evaluator, scorer, chunk, held_out, (masked, n_items))
+                }
+            }
+        }
+        if let Some(merged) = merged {
+            evaluator = merge_parts(merged, evaluator, ranks);
+        }
+        let mut report = evaluator.finish(self.label(which));
+        report.protocol = self.labelled(which, Some(&report));
+        report
+    }
+
+    /// The evaluator of the `which` split for `users`, whose held-out items are ranked against
+    /// `candidates`: told what the protocol asked for, and for full ranking how many pairs
+    /// it will score.
+    fn evaluator(
+        &self,
+        which: HeldOut,
+        ks: &[usize],
+        n_items: usize,
+        (held_out, candidates): (&[Vec<u32>], &Candidates),
+        users: &[u32],
+    ) -> RankingEvaluator {
         let mut evaluator =
             RankingEvaluator::new(ks, n_items).expect("ks validated with the config");
         if let Some(asked) = self.protocol_of(which).asked() {
@@ -372,9 +413,6 @@ impl EvaluationPlan {
             // Run every epoch: skip the memory-hungry pooled AUC (it cannot be the monitor).
             evaluator = evaluator.without_global_auc();
         }
-        let users: Vec<u32> = (0..data.num_users() as u32)
-            .filter(|&u| !held_out[u as usize].is_empty())
-            .collect();
         if let Candidates::Full { masked } = candidates {
             // Every item but the masked ones that are not held out.
             let pairs: usize = users
@@ -390,88 +428,102 @@ impl EvaluationPlan {
                 .sum();
             evaluator = evaluator.expecting_pairs(pairs);
         }
-        let merged = (group.size() > 1).then(|| evaluator.clone());
-        if merged.is_some() {
-            evaluator = evaluator.recording();
-        }
-        let chunks: Vec<&[u32]> = users.chunks(batch_users.max(1)).collect();
-        for &chunk in &chunks[Shard::of(group).part(0..chunks.len())] {
-            match candidates {
-                Candidates::Sampled { negatives } => {
-                    let mut pair_users = Vec::new();
-                    let mut pair_items = Vec::new();
-                    for &u in chunk {
-                        let list = held_out[u as usize].iter().chain(&negatives[u as usize]);
-                        for &i in list {
-                            pair_users.push(u);
-                            pair_items.push(i);
-                        }
-                    }
-                    let scores = scorer.score_pairs(&pair_users, &pair_items);
-                    let mut offset = 0;
-                    for &u in chunk {
-                        let positives = held_out[u as usize].len();
-                        let n = positives + negatives[u as usize].len();
-                        let relevant: Vec<bool> = (0..n).map(|j| j < positives).collect();
-                        evaluator.add_user(
-                            &pair_items[offset..offset + n],
-                            &scores[offset..offset + n],
-                            &relevant,
-                        );
-                        offset += n;
-                    }
-                }
-                Candidates::Full { masked } => {
-                    let scores = scorer.score_all(chunk);
-                    // Per-item flags, set and cleared for each user (lists are short).
-                    let mut relevant = vec![false; n_items];
-                    let mut excluded = vec![false; n_items];
-                    for (row, &u) in chunk.iter().enumerate() {
-                        let row_scores = &scores[row * n_items..(row + 1) * n_items];
-                        let held = &held_out[u as usize];
-                        let mask = &masked[u as usize];
-                        for &i in held {
-                            relevant[i as usize] = true;
-                        }
-                        // A held-out item that also occurs in training stays a candidate.
-                        for &i in mask {
-                            excluded[i as usize] = !relevant[i as usize];
-                        }
-                        let kept = n_items - mask.iter().filter(|&&i| excluded[i as usize]).count();
-                        let mut items = Vec::with_capacity(kept);
-                        let mut kept_scores = Vec::with_capacity(kept);
-                        let mut kept_relevant = Vec::with_capacity(kept);
-                        for i in 0..n_items {
-                            if !excluded[i] {
-                                items.push(i as u32);
-                                kept_scores.push(row_scores[i]);
-                                kept_relevant.push(relevant[i]);
-                            }
-                        }
-                        evaluator.add_user(&items, &kept_scores, &kept_relevant);
-                        for &i in held.iter().chain(mask) {
-                            relevant[i as usize] = false;
-                            excluded[i as usize] = false;
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(mut merged) = merged {
-            let (bytes, counts) = group.gather_bytes(&evaluator.into_part().to_bytes());
-            let mut at = 0;
-            for count in counts {
-                let part = EvaluatorPart::from_bytes(&bytes[at..at + count])
-                    .expect("every rank sends a part");
-                merged.absorb(part);
-                at += count;
-            }
-            evaluator = merged;
-        }
-        let mut report = evaluator.finish(self.label(which));
-        report.protocol = self.labelled(which, Some(&report));
-        report
+        evaluator
     }
+}
+
+/// Scores the users of `chunk` on their held-out items and sampled `negatives`, and adds them
+/// to `evaluator`.
+fn add_sampled(
+    evaluator: &mut RankingEvaluator,
+    scorer: &dyn Scorer,
+    chunk: &[u32],
+    held_out: &[Vec<u32>],
+    negatives: &[Vec<u32>],
+) {
+    let mut pair_users = Vec::new();
+    let mut pair_items = Vec::new();
+    for &u in chunk {
+        let list = held_out[u as usize].iter().chain(&negatives[u as usize]);
+        for &i in list {
+            pair_users.push(u);
+            pair_items.push(i);
+        }
+    }
+    let scores = scorer.score_pairs(&pair_users, &pair_items);
+    let mut offset = 0;
+    for &u in chunk {
+        let positives = held_out[u as usize].len();
+        let n = positives + negatives[u as usize].len();
+        let relevant: Vec<bool> = (0..n).map(|j| j < positives).collect();
+        evaluator.add_user(
+            &pair_items[offset..offset + n],
+            &scores[offset..offset + n],
+            &relevant,
+        );
+        offset += n;
+    }
+}
+
+/// Scores the users of `chunk` on every one of the `n_items` items but their `masked` ones
+/// (a masked item that is held out stays a candidate), and adds them to `evaluator`.
+fn add_full(
+    evaluator: &mut RankingEvaluator,
+    scorer: &dyn Scorer,
+    chunk: &[u32],
+    held_out: &[Vec<u32>],
+    (masked, n_items): (&[Vec<u32>], usize),
+) {
+    let scores = scorer.score_all(chunk);
+    // Per-item flags, set and cleared for each user (lists are short).
+    let mut relevant = vec![false; n_items];
+    let mut excluded = vec![false; n_items];
+    for (row, &u) in chunk.iter().enumerate() {
+        let row_scores = &scores[row * n_items..(row + 1) * n_items];
+        let held = &held_out[u as usize];
+        let mask = &masked[u as usize];
+        for &i in held {
+            relevant[i as usize] = true;
+        }
+        // A held-out item that also occurs in training stays a candidate.
+        for &i in mask {
+            excluded[i as usize] = !relevant[i as usize];
+        }
+        let kept = n_items - mask.iter().filter(|&&i| excluded[i as usize]).count();
+        let mut items = Vec::with_capacity(kept);
+        let mut kept_scores = Vec::with_capacity(kept);
+        let mut kept_relevant = Vec::with_capacity(kept);
+        for i in 0..n_items {
+            if !excluded[i] {
+                items.push(i as u32);
+                kept_scores.push(row_scores[i]);
+                kept_relevant.push(relevant[i]);
+            }
+        }
+        evaluator.add_user(&items, &kept_scores, &kept_relevant);
+        for &i in held.iter().chain(mask) {
+            relevant[i as usize] = false;
+            excluded[i as usize] = false;
+        }
+    }
+}
+
+/// `merged` (an empty evaluator) with every rank's recorded part of `evaluator`, in rank
+/// order: the single process's evaluator, on every rank.
+fn merge_parts(
+    mut merged: RankingEvaluator,
+    evaluator: RankingEvaluator,
+    ranks: &dyn Collective,
+) -> RankingEvaluator {
+    let (bytes, counts) = ranks.gather_bytes(&evaluator.into_part().to_bytes());
+    let mut at = 0;
+    for count in counts {
+        let part =
+            EvaluatorPart::from_bytes(&bytes[at..at + count]).expect("every rank sends a part");
+        merged.absorb(part);
+        at += count;
+    }
+    merged
 }
 
 /// Held-out ratings of one split as `(user, item, rating)`.

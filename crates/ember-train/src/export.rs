@@ -6,8 +6,9 @@ use ember_infer::{
 use ember_models::Input;
 use std::path::Path;
 
+use crate::batches::HeldOut;
 use crate::batches::{Readers, rating_rows};
-use crate::evaluate::{EvaluationPlan, HeldOut, Scorer, evaluate_model, evaluate_ratings};
+use crate::evaluate::{EvaluationPlan, Scorer, evaluate_model, evaluate_ratings};
 use crate::{Backend, TrainError, files, load_run};
 
 /// A stable hash of a data set's splits (FNV-1a over sizes and every (user, item) pair with
@@ -172,7 +173,7 @@ pub fn check_export(run_dir: &Path, out: &Path) -> Result<ExportCheck, TrainErro
         which,
         eval,
         &device,
-        &crate::distributed::Solo,
+        &crate::collective::Solo,
     );
     let export = if input.predicts_ratings() {
         // Rating models: RMSE and MAE of the predicted ratings.

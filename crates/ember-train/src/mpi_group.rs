@@ -8,7 +8,7 @@ use mpi::environment::Universe;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 
-use crate::distributed::Collective;
+use crate::collective::Collective;
 
 /// Elements per all-reduce call (MPI counts are 32-bit).
 const MAX_COUNT: usize = 1 << 28;

@@ -1,0 +1,266 @@
+//! Where interactions come from: a configured file (delimited text or Parquet), one of the
+//! preset public formats, or the built-in synthetic generator. This module holds the `[data]`
+//! table and the dispatch; each kind of file has its own reader: `delimited`, `parquet`,
+//! `sequences` and `ncf`.
+
+mod delimited;
+mod ncf;
+mod parquet;
+mod sequences;
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+use ember_spec::lines::{LineLimit, MAX_LINE_BYTES_VAR};
+
+use delimited::{TableSpec, read_delimited};
+use ncf::read_ncf;
+use parquet::{guarded, read_parquet};
+use sequences::read_sequences;
+
+use crate::split::FixedTest;
+use crate::synthetic::SyntheticConfig;
+use crate::text::shown;
+use crate::{DataError, Interactions, Result, TimeUnit};
+
+/// A column of a table: by header name, or by 0-based position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Column {
+    /// 0-based position (the only choice for a file without a header).
+    Index(usize),
+    /// Header name.
+    Name(String),
+}
+
+/// The `[data]` table of a config: the source of interactions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "format", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DataSource {
+    /// The built-in seeded generator (the default).
+    Synthetic {
+        /// Its parameters.
+        #[serde(default)]
+        synthetic: SyntheticConfig,
+    },
+    /// A delimited text file (CSV, TSV, any single-character separator, or `::`).
+    Delimited {
+        /// The file.
+        path: PathBuf,
+        /// Field separator; `"\t"` for TSV, `"::"` for MovieLens-1M style.
+        #[serde(default = "comma")]
+        separator: String,
+        /// Whether the first line names the columns.
+        #[serde(default = "yes")]
+        header: bool,
+        /// User id column.
+        user: Column,
+        /// Item id column.
+        item: Column,
+        /// Rating column, if any.
+        #[serde(default)]
+        rating: Option<Column>,
+        /// Timestamp column, if any.
+        #[serde(default)]
+        timestamp: Option<Column>,
+        /// The longest line read, in bytes (default `EMBER_MAX_LINE_BYTES`, else 1 MiB): a
+        /// longer one is refused with its line, as a file that is not text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_line_bytes: Option<usize>,
+    },
+    /// A Parquet file with named columns.
+    Parquet {
+        /// The file.
+        path: PathBuf,
+        /// User id column.
+        user: String,
+        /// Item id column.
+        item: String,
+        /// Rating column, if any.
+        #[serde(default)]
+        rating: Option<String>,
+        /// Timestamp column, if any.
+        #[serde(default)]
+        timestamp: Option<String>,
+    },
+    /// MovieLens-100K `u.data`: `user\titem\trating\ttimestamp`.
+    Movielens100k {
+        /// Path to `u.data`.
+        path: PathBuf,
+    },
+    /// MovieLens-1M `ratings.dat`: `user::item::rating::timestamp`.
+    Movielens1m {
+        /// Path to `ratings.dat`.
+        path: PathBuf,
+    },
+    /// The NCF paper's files: `<prefix>.train.rating`, `<prefix>.test.rating` and, when present,
+    /// `<prefix>.test.negative`. Use with `[split] kind = "fixed"`.
+    Ncf {
+        /// Path prefix, e.g. `../shared/datasets/ncf-ml-100k/ml-100k`.
+        prefix: PathBuf,
+    },
+    /// SASRec's `user item` lines, in time order within each user.
+    Sasrec {
+        /// The file.
+        path: PathBuf,
+    },
+    /// `user item1 item2 …` lines, one user per line, items in time order.
+    Sequences {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+fn comma() -> String {
+    ",".into()
+}
+fn yes() -> bool {
+    true
+}
+
+impl Default for DataSource {
+    fn default() -> Self {
+        DataSource::Synthetic {
+            synthetic: SyntheticConfig::default(),
+        }
+    }
+}
+
+/// What a source yields: interactions, and for the NCF format its own test split.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// All (training) interactions.
+    pub interactions: Interactions,
+    /// The source's own test split, when it has one.
+    pub fixed: Option<FixedTest>,
+    /// What the timestamps count, when they are points in time; `None` without timestamps
+    /// or when they are only positions in a file (the sequence formats, the synthetic data).
+    pub time_unit: Option<TimeUnit>,
+}
+
+impl DataSource {
+    /// A short name for logs and reports.
+    pub fn describe(&self) -> String {
+        match self {
+            DataSource::Synthetic { synthetic: s } => {
+                format!(
+                    "synthetic ({} users, {} items, seed {})",
+                    s.users, s.items, s.seed
+                )
+            }
+            DataSource::Delimited { path, .. }
+            | DataSource::Parquet { path, .. }
+            | DataSource::Movielens100k { path }
+            | DataSource::Movielens1m { path }
+            | DataSource::Sasrec { path }
+            | DataSource::Sequences { path } => path.display().to_string(),
+            DataSource::Ncf { prefix } => format!("{}.*", prefix.display()),
+        }
+    }
+
+    /// The line limit of the source's text files: `data.max_line_bytes` (delimited files), else
+    /// `EMBER_MAX_LINE_BYTES`, else 1 MiB.
+    fn line_limit(&self) -> Result<LineLimit> {
+        let setting = match self {
+            DataSource::Delimited {
+                max_line_bytes: Some(0),
+                ..
+            } => {
+                return Err(DataError::Invalid(
+                    "data.max_line_bytes must be at least 1, got 0".into(),
+                ));
+            }
+            DataSource::Delimited {
+                max_line_bytes: Some(bytes),
+                ..
+            } => {
+                return Ok(LineLimit {
+                    bytes: *bytes,
+                    setting: "data.max_line_bytes",
+                });
+            }
+            DataSource::Delimited { .. } => "data.max_line_bytes",
+            _ => MAX_LINE_BYTES_VAR,
+        };
+        LineLimit::from_env(setting).map_err(|e| DataError::Invalid(e.to_string()))
+    }
+
+    /// Reads the source.
+    pub fn load(&self) -> Result<Loaded> {
+        // Integer timestamps in text are read as Unix seconds, as MovieLens and the NCF files
+        // write them.
+        let seconds = |interactions: Interactions| {
+            let unit = interactions
+                .timestamps
+                .is_some()
+                .then_some(TimeUnit::Seconds);
+            (interactions, unit)
+        };
+        let limit = self.line_limit()?;
+        let (interactions, time_unit) = match self {
+            DataSource::Synthetic { synthetic } => (synthetic.generate()?, None),
+            DataSource::Delimited {
+                path,
+                separator,
+                header,
+                user,
+                item,
+                rating,
+                timestamp,
+                max_line_bytes: _,
+            } => {
+                let spec = TableSpec {
+                    user,
+                    item,
+                    rating: rating.as_ref(),
+                    timestamp: timestamp.as_ref(),
+                };
+                seconds(read_delimited(path, separator, *header, &spec, limit)?)
+            }
+            DataSource::Parquet {
+                path,
+                user,
+                item,
+                rating,
+                timestamp,
+            } => guarded(path, || {
+                read_parquet(path, user, item, rating.as_deref(), timestamp.as_deref())
+            })?,
+            DataSource::Movielens100k { path } => seconds(read_delimited(
+                path,
+                "\t",
+                false,
+                &TableSpec::FOUR_COLUMNS,
+                limit,
+            )?),
+            DataSource::Movielens1m { path } => seconds(read_delimited(
+                path,
+                "::",
+                false,
+                &TableSpec::FOUR_COLUMNS,
+                limit,
+            )?),
+            DataSource::Ncf { prefix } => return read_ncf(prefix, limit),
+            DataSource::Sasrec { path } => (
+                read_delimited(path, " ", false, &TableSpec::TWO_COLUMNS, limit)?,
+                None,
+            ),
+            DataSource::Sequences { path } => (read_sequences(path, limit)?, None),
+        };
+        Ok(Loaded {
+            interactions,
+            fixed: None,
+            time_unit,
+        })
+    }
+}
+
+/// The names of a header as a message lists them (each one [`shown`], at most 20).
+pub(super) fn listed(names: &[String]) -> String {
+    const LISTED: usize = 20;
+    let mut list: Vec<String> = names.iter().take(LISTED).map(|n| shown(n)).collect();
+    if names.len() > LISTED {
+        list.push(format!("… ({} more)", names.len() - LISTED));
+    }
+    list.join(", ")
+}
