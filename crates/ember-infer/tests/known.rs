@@ -291,6 +291,17 @@ fn models_with(dir: &Path, days: Option<&[Vec<i32>]>) -> Vec<ExportedModel> {
         .collect()
 }
 
+/// Every kind is in the list the tests here go through: a new family cannot be left out.
+#[test]
+fn the_list_covers_every_kind() {
+    let mut listed: Vec<&str> = specs().iter().map(|(spec, _)| spec.kind()).collect();
+    listed.sort_unstable();
+    listed.dedup();
+    let mut kinds = ModelSpec::KINDS.to_vec();
+    kinds.sort_unstable();
+    assert_eq!(listed, kinds);
+}
+
 fn name(model: &ExportedModel) -> String {
     serde_json::to_string(&model.manifest().model).unwrap()
 }
