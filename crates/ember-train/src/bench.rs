@@ -622,3 +622,63 @@ fn bench_fit(
         (ranks.size(), measured),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bench(model: &str, samples: usize) -> TrainBench {
+        TrainBench {
+            model: model.into(),
+            size: BenchSize::Probe,
+            batch: 1,
+            samples,
+            epochs: 2,
+            embedding_gradient: EmbeddingGradient::Auto,
+            split_k: 1,
+            seed: 7,
+            gradient_exchange: GradientExchange::Auto,
+        }
+    }
+
+    /// What the bench does with a model comes from what the model reads, not from its name.
+    #[test]
+    fn sizes_and_data_follow_the_models_input() {
+        let size = |kind| BenchSize::default_for(&preset(kind).unwrap());
+        assert_eq!(size("gru4rec"), BenchSize::Games);
+        assert_eq!(size("item_knn"), BenchSize::Probe);
+        let labelled = |kind| labelled_pairs(&preset(kind).unwrap());
+        assert!(labelled("mf") && labelled("neumf"));
+        // LightGCN reads pairs but is built over the training graph.
+        assert!(!labelled("lightgcn") && !labelled("item_knn") && !labelled("sasrec"));
+        assert_eq!(preset("sasrec").unwrap().bench_adam_beta2(), 0.98);
+        let err = preset("knn").unwrap_err().to_string();
+        assert!(
+            err.contains("no benchmark for model `knn`: use mf, gmf,"),
+            "{err}"
+        );
+        assert!(err.ends_with(", gru4rec or item_knn"), "{err}");
+    }
+
+    /// A model fitted when it is built is timed fitting: each epoch one fit on the users'
+    /// synthetic items (165 each on the probe's catalogue), with no loss.
+    #[test]
+    fn a_fitted_model_is_timed_fitting() {
+        let mut seen = Vec::new();
+        let report = bench_train(
+            &bench("item_knn", 40),
+            Backend::Flex,
+            &Ranks::default(),
+            |epoch, e| seen.push((epoch, e.loss)),
+        )
+        .unwrap();
+        assert_eq!(seen, vec![(0, 0.0), (1, 0.0)]);
+        assert_eq!(
+            (report.users, report.items, report.samples),
+            (40, 3_706, 40)
+        );
+        assert_eq!(report.embedding_gradient, "none (fitted when built)");
+        let per_user = report.samples_per_sec / report.examples_per_sec;
+        assert!((per_user - 165.0).abs() < 1e-6, "{per_user}");
+    }
+}
