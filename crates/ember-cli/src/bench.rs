@@ -17,8 +17,8 @@ pub enum BenchCommand {
 
 #[derive(Args)]
 pub struct BenchTrainArgs {
-    /// A model kind: neumf, gmf, mlp, mf (the NCF peer's labelled pairs), lightgcn, mult_vae,
-    /// mult_dae, cdae, sasrec, bert4rec, gru4rec (each with its paper's settings).
+    /// A model kind, as `[model] kind` names it (each family with its bench preset: its paper's
+    /// settings, or its PyTorch peer's).
     #[arg(long, default_value = "neumf")]
     model: String,
     /// Backend: flex, ndarray, wgpu, vulkan.
@@ -30,9 +30,9 @@ pub struct BenchTrainArgs {
     /// Catalogue (default: games for the sequence models, probe for the others).
     #[arg(long, value_enum)]
     size: Option<SizeArg>,
-    /// Labelled pairs per epoch for neumf, gmf, mlp and mf (default: 8,000,000 on GPU backends,
-    /// 1,000,000 on CPU ones); users per epoch for the others (default: every user of the
-    /// size).
+    /// Labelled pairs per epoch for models that read pairs alone: mf, gmf, mlp, neumf (default:
+    /// 8,000,000 on GPU backends, 1,000,000 on CPU ones); users per epoch for the others
+    /// (default: every user of the size).
     #[arg(long)]
     samples: Option<usize>,
     /// Epochs; the figure is the last one's, the others are warm-up.
@@ -130,10 +130,11 @@ pub fn run(command: BenchCommand) -> Result<()> {
 
 /// `ember bench train`: rank 0 prints each epoch on stderr and the report on stdout.
 fn bench_train(args: BenchTrainArgs) -> Result<()> {
+    let model = ember_train::bench::preset(&args.model)?;
     let size = args
         .size
-        .map_or_else(|| BenchSize::default_for(&args.model), BenchSize::from);
-    let labelled = matches!(args.model.as_str(), "neumf" | "gmf" | "mlp" | "mf");
+        .map_or_else(|| BenchSize::default_for(&model), BenchSize::from);
+    let labelled = ember_train::bench::labelled_pairs(&model);
     let samples = args
         .samples
         .unwrap_or(match (labelled, args.device.is_gpu()) {

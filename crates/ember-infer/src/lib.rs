@@ -36,7 +36,9 @@
 //! - Mult-DAE, Mult-VAE, CDAE, U-AutoRec, GRU4Rec: occlusion, the drop in the recommended
 //!   item's score when one of the user's items is removed from the model's input, for at most
 //!   [`MAX_OCCLUDED`] items per user (each removal is one more forward pass);
-//! - I-AutoRec: the cosine similarity of item codes `σ(V r_i + μ)`.
+//! - I-AutoRec: the cosine similarity of item codes `σ(V r_i + μ)`;
+//! - ItemKNN: the model's own terms, the similarity of each of the user's items that is a
+//!   neighbour of the recommended item ("people who took X took Y").
 //!
 //! Each family also gives a user's representation ([`ExportedModel::user_vector`]), for
 //! segmenting users, and says what its scores are ([`ScoreScale`]).
@@ -58,8 +60,8 @@ mod topk;
 mod writer;
 
 pub use ember_spec::{
-    AutoRecSpec, AutoencoderSpec, CdaeSpec, FactorsSpec, Gru4RecSpec, LightGcnSpec, MlpSpec,
-    ModelSpec, NeuMfSpec, SpecError, TransformerSpec,
+    AutoRecSpec, AutoencoderSpec, CdaeSpec, FactorsSpec, Gru4RecSpec, ItemKnnSpec, LightGcnSpec,
+    MlpSpec, ModelSpec, NeuMfSpec, SpecError, TransformerSpec,
 };
 pub use families::MAX_OCCLUDED;
 pub use format::{

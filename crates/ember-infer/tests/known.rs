@@ -3,9 +3,9 @@
 //! every kind but I-AutoRec gives a user vector.
 
 use ember_infer::{
-    AutoRecSpec, AutoencoderSpec, CdaeSpec, ExportedModel, FactorsSpec, Gru4RecSpec, Keys, Known,
-    KnownItems, LightGcnSpec, Manifest, MlpSpec, ModelData, ModelSpec, NeuMfSpec, Options,
-    Precision, TensorF32, TransformerSpec, write_model_known, write_model_with,
+    AutoRecSpec, AutoencoderSpec, CdaeSpec, ExportedModel, FactorsSpec, Gru4RecSpec, ItemKnnSpec,
+    Keys, Known, KnownItems, LightGcnSpec, Manifest, MlpSpec, ModelData, ModelSpec, NeuMfSpec,
+    Options, Precision, TensorF32, TransformerSpec, write_model_known, write_model_with,
 };
 use std::path::Path;
 
@@ -203,6 +203,29 @@ fn specs() -> Vec<(ModelSpec, Vec<TensorF32>)> {
         }),
         gru,
     ));
+    // ItemKNN: item j's neighbours are j + 1 (similarity 0.5) and j + 3 (0.25), mod 9.
+    let knn_items: Vec<f32> = (0..i)
+        .flat_map(|j| [(j + 1) % i, (j + 3) % i])
+        .map(|n| n as f32)
+        .collect();
+    out.push((
+        ModelSpec::ItemKnn(ItemKnnSpec {
+            neighbours: 2,
+            shrinkage: 0.0,
+        }),
+        vec![
+            TensorF32 {
+                name: "neighbours.similarity".into(),
+                shape: vec![i, 2],
+                data: [0.5, 0.25].repeat(i),
+            },
+            TensorF32 {
+                name: "neighbours.item".into(),
+                shape: vec![i * 2],
+                data: knn_items,
+            },
+        ],
+    ));
     out
 }
 
@@ -250,7 +273,8 @@ fn models_with(dir: &Path, days: Option<&[Vec<i32>]>) -> Vec<ExportedModel> {
                 | ModelSpec::Cdae(_)
                 | ModelSpec::SasRec(_)
                 | ModelSpec::Bert4Rec(_)
-                | ModelSpec::Gru4Rec(_) => ModelData::Histories(&histories),
+                | ModelSpec::Gru4Rec(_)
+                | ModelSpec::ItemKnn(_) => ModelData::Histories(&histories),
                 ModelSpec::AutoRec(s) if s.item_based => ModelData::Ratings(&item_ratings),
                 ModelSpec::AutoRec(_) => ModelData::Ratings(&user_ratings),
                 _ => ModelData::None,
@@ -265,6 +289,17 @@ fn models_with(dir: &Path, days: Option<&[Vec<i32>]>) -> Vec<ExportedModel> {
             ExportedModel::load(&out).unwrap()
         })
         .collect()
+}
+
+/// Every kind is in the list the tests here go through: a new family cannot be left out.
+#[test]
+fn the_list_covers_every_kind() {
+    let mut listed: Vec<&str> = specs().iter().map(|(spec, _)| spec.kind()).collect();
+    listed.sort_unstable();
+    listed.dedup();
+    let mut kinds = ModelSpec::KINDS.to_vec();
+    kinds.sort_unstable();
+    assert_eq!(listed, kinds);
 }
 
 fn name(model: &ExportedModel) -> String {
@@ -447,9 +482,10 @@ fn mf_explains_by_the_cosine_of_item_embeddings() {
     }
 }
 
-/// Occlusion is the drop in the item's score without each history item, computed here from
-/// the scores of the smaller histories; the sequence models' attention weights over a window
-/// of distinct items sum to 1 (SASRec: every position is an item).
+/// Occlusion is the drop in the item's score without each history item (ItemKNN's terms are
+/// exactly that), computed here from the scores of the smaller histories; the sequence models'
+/// attention weights over a window of distinct items sum to 1 (SASRec: every position is an
+/// item).
 #[test]
 fn occlusion_and_attention_weights_are_what_the_docs_say() {
     let dir = tempfile::tempdir().unwrap();
@@ -470,7 +506,7 @@ fn occlusion_and_attention_weights_are_what_the_docs_say() {
                 .score
         };
         match kind {
-            "mult_dae" | "mult_vae" | "cdae" | "gru4rec" => {
+            "mult_dae" | "mult_vae" | "cdae" | "gru4rec" | "item_knn" => {
                 let because = model
                     .explain_history(&history, &[105], 10)
                     .unwrap()
@@ -532,6 +568,8 @@ fn every_kind_but_item_based_autorec_has_user_vectors() {
             ModelSpec::AutoRec(_) => 3,
             ModelSpec::SasRec(_) | ModelSpec::Bert4Rec(_) => 4,
             ModelSpec::Gru4Rec(_) => 3,
+            // The user's item row.
+            ModelSpec::ItemKnn(_) => ITEMS,
         };
         let vectors: Vec<Vec<f32>> = (10..10 + USERS as i64)
             .map(|u| model.user_vector(u).unwrap())

@@ -20,31 +20,31 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ModelError, check_weight};
 use crate::layers::{dense, xavier_linear};
 use crate::size;
-use crate::{Batch, DenseSplit, Export, Input, ModelInit, ModelSettings, Query, Recommender};
-
-fn default_hidden() -> usize {
-    500
-}
-fn default_item_based() -> bool {
-    true
-}
-fn default_l2() -> f64 {
-    1.0
-}
+use crate::{
+    Batch, DenseSplit, Export, Input, ModelFamily, ModelInit, ModelSettings, Query, Recommender,
+    kinds,
+};
 
 /// AutoRec hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct AutoRecConfig {
     /// Hidden units (the paper's k).
-    #[serde(default = "default_hidden")]
     pub hidden: usize,
     /// I-AutoRec (rows are items) when true, U-AutoRec (rows are users) when false.
-    #[serde(default = "default_item_based")]
     pub item_based: bool,
     /// The L2 weight λ on both weight matrices.
-    #[serde(default = "default_l2")]
     pub l2: f64,
+}
+
+impl Default for AutoRecConfig {
+    fn default() -> Self {
+        Self {
+            hidden: 500,
+            item_based: true,
+            l2: 1.0,
+        }
+    }
 }
 
 /// AutoRec.
@@ -75,6 +75,20 @@ impl AutoRecConfig {
             l2: self.l2,
             rows,
             split: init.dense,
+        }
+    }
+}
+
+impl ModelFamily for kinds::AutoRec {
+    type Config = AutoRecConfig;
+    type Model = AutoRec;
+
+    /// The paper's I-AutoRec: 500 hidden units, λ = 1.
+    fn bench_preset() -> AutoRecConfig {
+        AutoRecConfig {
+            hidden: 500,
+            item_based: true,
+            l2: 1.0,
         }
     }
 }

@@ -22,54 +22,44 @@ use crate::dropout::{Dropout, Masks};
 use crate::layers::embedding;
 use crate::sequence::{SequenceTask, at_targets, full_softmax_loss, last_position, real_positions};
 use crate::size;
-use crate::{Batch, Export, Input, ModelInit, ModelSettings, Query, Recommender};
+use crate::{
+    Batch, Export, Input, ModelFamily, ModelInit, ModelSettings, Query, Recommender, kinds,
+};
 
 /// The layer norms' ε (the original implementation's).
 pub const LAYER_NORM_EPSILON: f64 = 1e-12;
-
-fn default_hidden() -> usize {
-    64
-}
-fn default_blocks() -> usize {
-    2
-}
-fn default_heads() -> usize {
-    2
-}
-fn default_max_len() -> usize {
-    50
-}
-fn default_dropout() -> f64 {
-    0.1
-}
-fn default_mask_prob() -> f64 {
-    0.2
-}
 
 /// BERT4Rec hyper-parameters. The defaults are the paper's architecture (hidden 64, 2 blocks, 2
 /// heads, dropout 0.1) with a window of 50 and its ML-1m mask probability 0.2; for short
 /// sequences (its Beauty data) the paper masks with 0.6.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Bert4RecConfig {
     /// Embedding and hidden size.
-    #[serde(default = "default_hidden")]
     pub hidden: usize,
     /// Transformer blocks.
-    #[serde(default = "default_blocks")]
     pub blocks: usize,
     /// Attention heads (must divide `hidden`).
-    #[serde(default = "default_heads")]
     pub heads: usize,
     /// Window length, the appended mask token included when scoring.
-    #[serde(default = "default_max_len")]
     pub max_len: usize,
     /// Dropout on embeddings, attention weights and feed-forward layers.
-    #[serde(default = "default_dropout")]
     pub dropout: f64,
     /// Probability that a training item is masked.
-    #[serde(default = "default_mask_prob")]
     pub mask_prob: f64,
+}
+
+impl Default for Bert4RecConfig {
+    fn default() -> Self {
+        Self {
+            hidden: 64,
+            blocks: 2,
+            heads: 2,
+            max_len: 50,
+            dropout: 0.1,
+            mask_prob: 0.2,
+        }
+    }
 }
 
 impl Bert4RecConfig {
@@ -111,6 +101,24 @@ impl Bert4RecConfig {
             num_items,
             max_len: self.max_len,
             heads: self.heads,
+        }
+    }
+}
+
+impl ModelFamily for kinds::Bert4Rec {
+    type Config = Bert4RecConfig;
+    type Model = Bert4Rec;
+
+    /// The paper's: hidden 64, 2 blocks, 2 heads, window 50, dropout 0.1, mask probability
+    /// 0.2.
+    fn bench_preset() -> Bert4RecConfig {
+        Bert4RecConfig {
+            hidden: 64,
+            blocks: 2,
+            heads: 2,
+            max_len: 50,
+            dropout: 0.1,
+            mask_prob: 0.2,
         }
     }
 }

@@ -21,25 +21,28 @@ use crate::dropout::Dropout;
 use crate::layers::{dense, embedding, xavier_linear};
 use crate::lookup::lookup;
 use crate::size;
-use crate::{Batch, DenseSplit, Export, Input, ModelInit, ModelSettings, Query, Recommender};
-
-fn default_hidden() -> usize {
-    50
-}
-fn default_dropout() -> f64 {
-    0.2
-}
+use crate::{
+    Batch, DenseSplit, Export, Input, ModelFamily, ModelInit, ModelSettings, Query, Recommender,
+    kinds,
+};
 
 /// CDAE hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct CdaeConfig {
     /// Code size (the paper's K).
-    #[serde(default = "default_hidden")]
     pub hidden: usize,
     /// Corruption: dropout probability on the input row.
-    #[serde(default = "default_dropout")]
     pub dropout: f64,
+}
+
+impl Default for CdaeConfig {
+    fn default() -> Self {
+        Self {
+            hidden: 50,
+            dropout: 0.2,
+        }
+    }
 }
 
 /// CDAE.
@@ -62,6 +65,19 @@ impl CdaeConfig {
             decoder: xavier_linear(self.hidden, init.items, device),
             dropout: Dropout::new(self.dropout, init.masks),
             split: init.dense,
+        }
+    }
+}
+
+impl ModelFamily for kinds::Cdae {
+    type Config = CdaeConfig;
+    type Model = Cdae;
+
+    /// The paper's: 50 hidden units, dropout 0.2.
+    fn bench_preset() -> CdaeConfig {
+        CdaeConfig {
+            hidden: 50,
+            dropout: 0.2,
         }
     }
 }

@@ -142,10 +142,26 @@ pub trait ModelSettings {
         None
     }
 
+    /// Whether `init` reads [`ModelInit::train`] (LightGCN builds its graph from it; every
+    /// model fitted at init is fitted on it): such a model needs the training interactions
+    /// even where bare pairs would feed its loss (the training benchmark).
+    fn built_from_train(&self) -> bool {
+        self.fitted_at_init()
+    }
+
     /// The model is fitted in one pass when it is built (`init` reads `ModelInit::train`), has
     /// no trainable parameters, and is trained for no epochs: the trainer validates it once as
     /// built (epoch 0) and keeps it; its refit is a rebuild on training + validation data.
     fn fitted_at_init(&self) -> bool {
         false
+    }
+
+    /// Values the model built for `users` users and `items` items holds beside its parameters
+    /// (fitted, not trained: no gradient, no optimiser state), counted from the config alone
+    /// and saturating, as [`Self::parameter_count`]: ItemKNN's neighbour lists. Most models
+    /// hold none.
+    fn held_values(&self, users: usize, items: usize) -> u128 {
+        let _ = (users, items);
+        0
     }
 }

@@ -24,29 +24,10 @@ use crate::config::{ModelError, check_dropout, check_weight};
 use crate::dropout::Dropout;
 use crate::sequence::{SequenceTask, at_targets, full_softmax_loss, last_position};
 use crate::size;
-use crate::{Batch, Export, Input, ModelInit, ModelSettings, Query, Recommender, SequenceBatch};
-
-fn default_embedding() -> usize {
-    64
-}
-fn default_hidden() -> usize {
-    128
-}
-fn default_layers() -> usize {
-    1
-}
-fn default_max_len() -> usize {
-    50
-}
-fn default_dropout() -> f64 {
-    0.3
-}
-fn default_negatives() -> usize {
-    128
-}
-fn default_bpreg() -> f64 {
-    1.0
-}
+use crate::{
+    Batch, Export, Input, ModelFamily, ModelInit, ModelSettings, Query, Recommender, SequenceBatch,
+    kinds,
+};
 
 /// GRU4Rec's training loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -61,32 +42,39 @@ pub enum Gru4RecLoss {
 
 /// GRU4Rec hyper-parameters (RecBole's defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Gru4RecConfig {
     /// Item embedding size.
-    #[serde(default = "default_embedding")]
     pub embedding: usize,
     /// GRU state size.
-    #[serde(default = "default_hidden")]
     pub hidden: usize,
     /// Stacked GRU layers.
-    #[serde(default = "default_layers")]
     pub layers: usize,
     /// Window length: the latest items the model reads.
-    #[serde(default = "default_max_len")]
     pub max_len: usize,
     /// Dropout on the item embeddings and between GRU layers.
-    #[serde(default = "default_dropout")]
     pub dropout: f64,
     /// Training loss.
-    #[serde(default)]
     pub loss: Gru4RecLoss,
     /// Sampled negatives per target for `bpr_max`.
-    #[serde(default = "default_negatives")]
     pub negatives: usize,
     /// `λ` of BPR-max's score regularisation.
-    #[serde(default = "default_bpreg")]
     pub bpreg: f64,
+}
+
+impl Default for Gru4RecConfig {
+    fn default() -> Self {
+        Self {
+            embedding: 64,
+            hidden: 128,
+            layers: 1,
+            max_len: 50,
+            dropout: 0.3,
+            loss: Gru4RecLoss::default(),
+            negatives: 128,
+            bpreg: 1.0,
+        }
+    }
 }
 
 /// One GRU layer: input and recurrent projections, gates in the order reset, update, new.
@@ -230,6 +218,26 @@ impl Gru4RecConfig {
             max_len: self.max_len,
             bpreg: self.bpreg,
             loss: self.loss,
+        }
+    }
+}
+
+impl ModelFamily for kinds::Gru4Rec {
+    type Config = Gru4RecConfig;
+    type Model = Gru4Rec;
+
+    /// One 128-wide GRU layer over 64-wide embeddings, window 50, dropout 0.3, the softmax
+    /// loss.
+    fn bench_preset() -> Gru4RecConfig {
+        Gru4RecConfig {
+            embedding: 64,
+            hidden: 128,
+            layers: 1,
+            max_len: 50,
+            dropout: 0.3,
+            loss: Gru4RecLoss::Softmax,
+            negatives: 128,
+            bpreg: 1.0,
         }
     }
 }

@@ -7,9 +7,12 @@
 //! the evaluator and the benchmark build batches from the [`Input`] and never ask which model
 //! they hold; the one dispatch on model kinds is the registry below.
 //!
-//! One file per model family. To add a model: write its file (a serde config implementing
-//! [`ModelSettings`] with an `init(&ModelInit, &Device)`, a `#[derive(Module)]` struct
-//! implementing [`Recommender`]), and register it with one line in `models!` below.
+//! One file per model family. To add a model: name its kind in ember-spec's list
+//! ([`ember_spec::model_families!`], with its exported spec), and write its file here: a serde
+//! config implementing [`ModelSettings`] with an `init(&ModelInit, &Device)`, a
+//! `#[derive(Module)]` struct implementing [`Recommender`], and their registration on the
+//! kind, [`ModelFamily`] (with the model the benchmark builds). The registry below is built
+//! from that list.
 
 pub mod activation;
 pub mod attention;
@@ -22,6 +25,7 @@ pub mod dropout;
 mod export;
 pub mod gru4rec;
 mod host;
+pub mod item_knn;
 pub mod layers;
 pub mod lightgcn;
 pub mod lookup;
@@ -43,6 +47,7 @@ pub use config::{DenseSplit, ModelError, ModelInit, ModelSettings, Pretraining};
 pub use dropout::{Dropout, Masks};
 pub use export::NamedTensor;
 pub use gru4rec::{Gru4Rec, Gru4RecConfig, Gru4RecLoss};
+pub use item_knn::{ItemKnn, ItemKnnConfig};
 pub use lightgcn::{LightGcn, LightGcnConfig};
 pub use lookup::{IdBatch, SegmentPlan};
 pub use loss::Loss;
@@ -55,21 +60,55 @@ pub use sasrec::{SasRec, SasRecConfig};
 pub use sequence::{SequenceLoss, SequenceTask};
 
 use burn::prelude::*;
+use ember_spec::ModelSpec;
 use serde::{Deserialize, Serialize};
 
-/// Builds the [`Model`] and [`ModelConfig`] enums and their dispatch from one line per model:
-/// `Variant(ModelType, ConfigType) = "kind"`. The config type has an inherent
-/// `init(&self, &ModelInit, &Device) -> ModelType` and implements [`ModelSettings`]; the model
-/// type implements [`Recommender`].
+/// A model family as the registry sees it: its config and model types, and the model the
+/// training benchmark (`ember bench train`) builds. Each family implements it once, in its own
+/// file, on its kind's marker type in [`kinds`]:
+///
+/// ```ignore
+/// impl ModelFamily for kinds::Mf {
+///     type Config = MfConfig;
+///     type Model = Mf;
+///     fn bench_preset() -> MfConfig { … }
+/// }
+/// ```
+///
+/// The config has an inherent `init(&self, &ModelInit, &Device) -> Self::Model`.
+pub trait ModelFamily {
+    /// The hyper-parameters (the `[model]` table, less its `kind`).
+    type Config: ModelSettings;
+    /// The model the config builds.
+    type Model: Recommender;
+
+    /// The config the training benchmark builds: the paper's settings (the README row's), or
+    /// those of the PyTorch peer it is set beside (`scripts/bench_torch_<family>.py`).
+    fn bench_preset() -> Self::Config;
+
+    /// Adam's β₂ in the training benchmark (the optimiser of the family's reference code).
+    const BENCH_ADAM_BETA2: f32 = 0.999;
+}
+
+/// Builds the registry from ember-spec's list of families ([`ember_spec::model_families!`],
+/// where each kind is written): a marker type per kind in [`kinds`], and the [`Model`] and
+/// [`ModelConfig`] enums with their dispatch, each variant holding the types its kind's
+/// [`ModelFamily`] names.
 macro_rules! models {
-    ($($(#[$doc:meta])* $variant:ident($model:ty, $config:ty) = $kind:literal,)*) => {
+    ($($(#[$doc:meta])* $variant:ident($spec:ty) = $kind:literal,)*) => {
+        /// One marker type per model kind, named as its [`ember_spec::ModelSpec`] variant: a
+        /// family registers its config and model by implementing [`ModelFamily`] on its kind.
+        pub mod kinds {
+            $($(#[$doc])* #[derive(Debug)] pub enum $variant {})*
+        }
+
         /// Any model ember can train, as one module type.
         // One model per run, moved between steps: boxing variants would add indirection to
         // every parameter access for nothing.
         #[allow(clippy::large_enum_variant)]
         #[derive(Module, Debug)]
         pub enum Model {
-            $($(#[$doc])* $variant($model),)*
+            $($(#[$doc])* $variant(<kinds::$variant as ModelFamily>::Model),)*
         }
 
         /// Which model to train, with its hyper-parameters (the `[model]` table, tagged by
@@ -77,11 +116,12 @@ macro_rules! models {
         #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
         #[serde(tag = "kind")]
         pub enum ModelConfig {
-            $($(#[$doc])* #[serde(rename = $kind)] $variant($config),)*
+            $($(#[$doc])* #[serde(rename = $kind)]
+            $variant(<kinds::$variant as ModelFamily>::Config),)*
         }
 
-        /// Every model kind, as configs name them.
-        pub const MODEL_KINDS: &[&str] = &[$($kind),*];
+        /// Every model kind, as configs name them (ember-spec's [`ModelSpec::KINDS`]).
+        pub const MODEL_KINDS: &[&str] = ModelSpec::KINDS;
 
         impl Model {
             /// The model behind the shared interface.
@@ -113,36 +153,29 @@ macro_rules! models {
                     $(ModelConfig::$variant(c) => Model::$variant(c.init(init, device)),)*
                 }
             }
+
+            /// The model of kind `kind` that the training benchmark builds
+            /// ([`ModelFamily::bench_preset`]), or `None` for an unknown kind.
+            pub fn bench_preset(kind: &str) -> Option<Self> {
+                match kind {
+                    $($kind => Some(ModelConfig::$variant(
+                        <kinds::$variant as ModelFamily>::bench_preset(),
+                    )),)*
+                    _ => None,
+                }
+            }
+
+            /// Adam's β₂ in the training benchmark ([`ModelFamily::BENCH_ADAM_BETA2`]).
+            pub fn bench_adam_beta2(&self) -> f32 {
+                match self {
+                    $(ModelConfig::$variant(_) => <kinds::$variant as ModelFamily>::BENCH_ADAM_BETA2,)*
+                }
+            }
         }
     };
 }
 
-models! {
-    /// Matrix factorisation.
-    Mf(ncf::Mf, ncf::MfConfig) = "mf",
-    /// Generalized matrix factorisation.
-    Gmf(ncf::Gmf, ncf::GmfConfig) = "gmf",
-    /// Multi-layer perceptron over concatenated embeddings.
-    Mlp(ncf::Mlp, ncf::MlpConfig) = "mlp",
-    /// GMF and MLP fused.
-    NeuMf(ncf::NeuMf, ncf::NeuMfConfig) = "neumf",
-    /// LightGCN: embeddings propagated over the user–item graph.
-    LightGcn(lightgcn::LightGcn, lightgcn::LightGcnConfig) = "lightgcn",
-    /// Denoising autoencoder with a multinomial likelihood.
-    MultDae(multvae::MultDae, multvae::MultDaeConfig) = "mult_dae",
-    /// Variational autoencoder with a multinomial likelihood.
-    MultVae(multvae::MultVae, multvae::MultVaeConfig) = "mult_vae",
-    /// Collaborative denoising autoencoder (with a user node).
-    Cdae(cdae::Cdae, cdae::CdaeConfig) = "cdae",
-    /// Autoencoder rating prediction.
-    AutoRec(autorec::AutoRec, autorec::AutoRecConfig) = "autorec",
-    /// Self-attentive sequential recommendation (causal transformer).
-    SasRec(sasrec::SasRec, sasrec::SasRecConfig) = "sasrec",
-    /// Bidirectional transformer trained on masked items.
-    Bert4Rec(bert4rec::Bert4Rec, bert4rec::Bert4RecConfig) = "bert4rec",
-    /// A GRU over the user's latest items.
-    Gru4Rec(gru4rec::Gru4Rec, gru4rec::Gru4RecConfig) = "gru4rec",
-}
+ember_spec::model_families!(models);
 
 impl Model {
     /// The training loss of a batch (see [`Recommender::loss`]).
@@ -195,13 +228,8 @@ impl ModelConfig {
 }
 
 impl Default for ModelConfig {
+    /// NeuMF with its defaults.
     fn default() -> Self {
-        ModelConfig::NeuMf(NeuMfConfig {
-            factors: 32,
-            layers: vec![64, 32, 16, 8],
-            init_std: 0.01,
-            pretrain: false,
-            alpha: 0.5,
-        })
+        ModelConfig::NeuMf(NeuMfConfig::default())
     }
 }

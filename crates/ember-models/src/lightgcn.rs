@@ -28,38 +28,33 @@ use crate::loss::pair_loss;
 use crate::propagate::{Adjacency, propagate};
 use crate::size;
 use crate::{
-    Batch, Export, Input, Loss, ModelInit, ModelSettings, PairTargets, Query, Recommender,
+    Batch, Export, Input, Loss, ModelFamily, ModelInit, ModelSettings, PairTargets, Query,
+    Recommender, kinds,
 };
-
-fn default_factors() -> usize {
-    64
-}
-fn default_layers() -> usize {
-    3
-}
-fn default_reg() -> f64 {
-    1e-4
-}
-fn default_std() -> f64 {
-    0.1
-}
 
 /// LightGCN hyper-parameters (the paper's defaults: 64 factors, 3 layers, λ = 1e-4).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct LightGcnConfig {
     /// Embedding size.
-    #[serde(default = "default_factors")]
     pub factors: usize,
     /// Propagation layers `K` (0 is MF trained with the same loss).
-    #[serde(default = "default_layers")]
     pub layers: usize,
     /// `λ`: weight of the layer-0 embeddings' L2 penalty.
-    #[serde(default = "default_reg")]
     pub reg: f64,
     /// Standard deviation of the N(0, σ²) initialisation (the authors' code uses 0.1).
-    #[serde(default = "default_std")]
     pub init_std: f64,
+}
+
+impl Default for LightGcnConfig {
+    fn default() -> Self {
+        Self {
+            factors: 64,
+            layers: 3,
+            reg: 1e-4,
+            init_std: 0.1,
+        }
+    }
 }
 
 /// The normalised bipartite graph over nodes `users ++ items`, both directions of every
@@ -153,6 +148,21 @@ impl LightGcnConfig {
     }
 }
 
+impl ModelFamily for kinds::LightGcn {
+    type Config = LightGcnConfig;
+    type Model = LightGcn;
+
+    /// The paper's: 64 factors, 3 layers, λ = 1e-4.
+    fn bench_preset() -> LightGcnConfig {
+        LightGcnConfig {
+            factors: 64,
+            layers: 3,
+            reg: 1e-4,
+            init_std: 0.1,
+        }
+    }
+}
+
 impl ModelSettings for LightGcnConfig {
     fn input(&self) -> Input {
         Input::Pairs
@@ -173,6 +183,11 @@ impl ModelSettings for LightGcnConfig {
             size::table(users, self.factors),
             size::table(items, self.factors),
         ])
+    }
+
+    /// The graph is built from the training interactions.
+    fn built_from_train(&self) -> bool {
+        true
     }
 }
 

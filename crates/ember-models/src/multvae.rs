@@ -27,51 +27,53 @@ use crate::layers::{dense, xavier_linear};
 use crate::size;
 use crate::sparse_input::sparse_times;
 use crate::{
-    Batch, DenseSplit, Export, Input, ModelInit, ModelSettings, Query, Recommender, UserRows,
+    Batch, DenseSplit, Export, Input, ModelFamily, ModelInit, ModelSettings, Query, Recommender,
+    UserRows, kinds,
 };
-
-fn default_hidden() -> Vec<usize> {
-    vec![600, 200]
-}
-fn default_dropout() -> f64 {
-    0.5
-}
-fn default_beta() -> f64 {
-    0.2
-}
-fn default_anneal_steps() -> usize {
-    200_000
-}
 
 /// Mult-DAE hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct MultDaeConfig {
     /// Encoder sizes after the item layer, the last being the code: `[600, 200]` builds
     /// `I → 600 → 200 → 600 → I`.
-    #[serde(default = "default_hidden")]
     pub hidden: Vec<usize>,
     /// Dropout probability on the normalised input.
-    #[serde(default = "default_dropout")]
     pub dropout: f64,
+}
+
+impl Default for MultDaeConfig {
+    fn default() -> Self {
+        Self {
+            hidden: vec![600, 200],
+            dropout: 0.5,
+        }
+    }
 }
 
 /// Mult-VAE hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct MultVaeConfig {
     /// Encoder sizes after the item layer, the last being the code's dimension.
-    #[serde(default = "default_hidden")]
     pub hidden: Vec<usize>,
     /// Dropout probability on the normalised input.
-    #[serde(default = "default_dropout")]
     pub dropout: f64,
     /// The KL weight β reached at the end of annealing (and kept after).
-    #[serde(default = "default_beta")]
     pub beta: f64,
     /// Optimiser steps over which β grows linearly from 0 to `beta`.
-    #[serde(default = "default_anneal_steps")]
     pub anneal_steps: usize,
+}
+
+impl Default for MultVaeConfig {
+    fn default() -> Self {
+        Self {
+            hidden: vec![600, 200],
+            dropout: 0.5,
+            beta: 0.2,
+            anneal_steps: 200_000,
+        }
+    }
 }
 
 /// Linear layers with Xavier-uniform weights, as the paper's code initialises them.
@@ -202,6 +204,19 @@ impl MultDaeConfig {
     }
 }
 
+impl ModelFamily for kinds::MultDae {
+    type Config = MultDaeConfig;
+    type Model = MultDae;
+
+    /// The paper's: `I → 600 → 200 → 600 → I`, dropout 0.5.
+    fn bench_preset() -> MultDaeConfig {
+        MultDaeConfig {
+            hidden: vec![600, 200],
+            dropout: 0.5,
+        }
+    }
+}
+
 impl ModelSettings for MultDaeConfig {
     fn input(&self) -> Input {
         Input::UserRows { by_id: false }
@@ -271,6 +286,22 @@ impl MultVaeConfig {
             beta: self.beta,
             anneal_steps: self.anneal_steps,
             split: init.dense,
+        }
+    }
+}
+
+impl ModelFamily for kinds::MultVae {
+    type Config = MultVaeConfig;
+    type Model = MultVae;
+
+    /// The paper's: `I → 600 → 200 → 600 → I`, dropout 0.5, β annealed to 0.2 over 200,000
+    /// steps.
+    fn bench_preset() -> MultVaeConfig {
+        MultVaeConfig {
+            hidden: vec![600, 200],
+            dropout: 0.5,
+            beta: 0.2,
+            anneal_steps: 200_000,
         }
     }
 }

@@ -9,6 +9,11 @@
 //!   layer being `[α h_GMF ‖ (1−α) h_MLP]`.
 //!
 //! Every model returns logits; the sigmoid lives in the loss (`train.loss`: BCE or BPR).
+//!
+//! The four differ in their tables and layers alone: what they share is written once. A config
+//! says its spec, its initialisation scale, its parameter count and its own checks
+//! ([`NcfConfig`]), and gets [`ModelSettings`] from them; a model holds the [`PairSetup`] it was
+//! built with and gets its objective, catalogue and export from it ([`PairModel`]).
 
 use burn::module::Param;
 use burn::nn::{Embedding, Linear, LinearConfig};
@@ -19,32 +24,86 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ModelError, check_init_std};
 use crate::layers::{Tower, dense, embedding};
 use crate::lookup::{IdBatch, lookup, lookup_pair};
-use crate::pair::PairModel;
+use crate::pair::{PairModel, PairSetup};
 use crate::size;
-use crate::{
-    DenseSplit, Export, Input, Loss, Model, ModelConfig, ModelInit, ModelSettings, Pretraining,
-};
+use crate::{Input, Model, ModelConfig, ModelFamily, ModelInit, ModelSettings, Pretraining, kinds};
 
-fn default_factors() -> usize {
-    32
+/// What sets one NCF config apart; the [`ModelSettings`] of every NCF config is built from it.
+trait NcfConfig {
+    /// The exported sizes, which `validate` checks.
+    fn spec(&self) -> ModelSpec;
+
+    /// Standard deviation of the N(0, σ²) embedding initialisation.
+    fn init_std(&self) -> f64;
+
+    /// See [`ModelSettings::parameter_count`].
+    fn parameters(&self, users: usize, items: usize) -> u128;
+
+    /// Checks of the family's own settings, made after the initialisation scale's and before
+    /// the spec's.
+    fn check(&self) -> Result<(), ModelError> {
+        Ok(())
+    }
+
+    /// See [`ModelSettings::pretraining`].
+    fn stages(&self) -> Option<Pretraining> {
+        None
+    }
+
+    /// What a model built from this config for `init` holds beside its weights.
+    fn setup(&self, init: &ModelInit) -> PairSetup {
+        PairSetup {
+            spec: self.spec(),
+            items: init.items,
+            loss: init.pair_loss,
+            split: init.dense,
+        }
+    }
+
+    /// A user table and an item table, `dim` wide, for `init`'s users and items (users first).
+    fn tables(&self, init: &ModelInit, dim: usize, device: &Device) -> (Embedding, Embedding) {
+        let users = embedding(init.users, dim, self.init_std(), device);
+        (users, embedding(init.items, dim, self.init_std(), device))
+    }
 }
-fn default_std() -> f64 {
-    0.01
-}
-fn default_layers() -> Vec<usize> {
-    vec![64, 32, 16, 8]
+
+impl<C: NcfConfig> ModelSettings for C {
+    fn input(&self) -> Input {
+        Input::Pairs
+    }
+
+    fn validate(&self) -> Result<(), ModelError> {
+        check_init_std(self.init_std())?;
+        self.check()?;
+        Ok(self.spec().validate()?)
+    }
+
+    fn parameter_count(&self, users: usize, items: usize) -> u128 {
+        self.parameters(users, items)
+    }
+
+    fn pretraining(&self) -> Option<Pretraining> {
+        self.stages()
+    }
 }
 
 /// Matrix factorisation hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct MfConfig {
     /// Latent dimension.
-    #[serde(default = "default_factors")]
     pub factors: usize,
     /// Standard deviation of the N(0, σ²) embedding initialisation.
-    #[serde(default = "default_std")]
     pub init_std: f64,
+}
+
+impl Default for MfConfig {
+    fn default() -> Self {
+        Self {
+            factors: 32,
+            init_std: 0.01,
+        }
+    }
 }
 
 /// Matrix factorisation: a dot product of user and item embeddings.
@@ -53,37 +112,46 @@ pub struct Mf {
     pub(crate) users: Embedding,
     pub(crate) items: Embedding,
     #[module(skip)]
-    loss: Loss,
+    setup: PairSetup,
 }
 
 impl MfConfig {
-    fn spec(&self) -> FactorsSpec {
-        FactorsSpec {
-            factors: self.factors,
-        }
-    }
-
     /// Builds the model.
     pub fn init(&self, init: &ModelInit, device: &Device) -> Mf {
+        let (users, items) = self.tables(init, self.factors, device);
         Mf {
-            users: embedding(init.users, self.factors, self.init_std, device),
-            items: embedding(init.items, self.factors, self.init_std, device),
-            loss: init.pair_loss,
+            users,
+            items,
+            setup: self.setup(init),
         }
     }
 }
 
-impl ModelSettings for MfConfig {
-    fn input(&self) -> Input {
-        Input::Pairs
+impl ModelFamily for kinds::Mf {
+    type Config = MfConfig;
+    type Model = Mf;
+
+    /// The PyTorch peer's MF (`scripts/bench_torch_neumf.py`): 32 factors.
+    fn bench_preset() -> MfConfig {
+        MfConfig {
+            factors: 32,
+            init_std: 0.01,
+        }
+    }
+}
+
+impl NcfConfig for MfConfig {
+    fn spec(&self) -> ModelSpec {
+        ModelSpec::Mf(FactorsSpec {
+            factors: self.factors,
+        })
     }
 
-    fn validate(&self) -> Result<(), ModelError> {
-        check_init_std(self.init_std)?;
-        Ok(self.spec().validate()?)
+    fn init_std(&self) -> f64 {
+        self.init_std
     }
 
-    fn parameter_count(&self, users: usize, items: usize) -> u128 {
+    fn parameters(&self, users: usize, items: usize) -> u128 {
         size::sum([
             size::table(users, self.factors),
             size::table(items, self.factors),
@@ -102,30 +170,28 @@ impl PairModel for Mf {
         lookup(&self.users, &users.into()).matmul(self.items.weight.val().transpose())
     }
 
-    fn num_items(&self) -> usize {
-        self.items.weight.dims()[0]
-    }
-
-    fn objective(&self) -> Loss {
-        self.loss
-    }
-
-    fn export_pairs(&self) -> Export {
-        let factors = self.items.weight.dims()[1];
-        Export::parameters(ModelSpec::Mf(FactorsSpec { factors }), self)
+    fn setup(&self) -> &PairSetup {
+        &self.setup
     }
 }
 
 /// GMF hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct GmfConfig {
     /// Latent dimension (predictive factors).
-    #[serde(default = "default_factors")]
     pub factors: usize,
     /// Standard deviation of the embedding initialisation.
-    #[serde(default = "default_std")]
     pub init_std: f64,
+}
+
+impl Default for GmfConfig {
+    fn default() -> Self {
+        Self {
+            factors: 32,
+            init_std: 0.01,
+        }
+    }
 }
 
 /// Generalized matrix factorisation: a learned weighting of the element-wise product.
@@ -135,41 +201,47 @@ pub struct Gmf {
     pub(crate) items: Embedding,
     pub(crate) output: Linear,
     #[module(skip)]
-    loss: Loss,
-    #[module(skip)]
-    split: DenseSplit,
+    setup: PairSetup,
 }
 
 impl GmfConfig {
-    fn spec(&self) -> FactorsSpec {
-        FactorsSpec {
-            factors: self.factors,
-        }
-    }
-
     /// Builds the model.
     pub fn init(&self, init: &ModelInit, device: &Device) -> Gmf {
+        let (users, items) = self.tables(init, self.factors, device);
         Gmf {
-            users: embedding(init.users, self.factors, self.init_std, device),
-            items: embedding(init.items, self.factors, self.init_std, device),
+            users,
+            items,
             output: LinearConfig::new(self.factors, 1).init(device),
-            loss: init.pair_loss,
-            split: init.dense,
+            setup: self.setup(init),
         }
     }
 }
 
-impl ModelSettings for GmfConfig {
-    fn input(&self) -> Input {
-        Input::Pairs
+impl ModelFamily for kinds::Gmf {
+    type Config = GmfConfig;
+    type Model = Gmf;
+
+    /// The PyTorch peer's GMF (`scripts/bench_torch_neumf.py`): 32 factors.
+    fn bench_preset() -> GmfConfig {
+        GmfConfig {
+            factors: 32,
+            init_std: 0.01,
+        }
+    }
+}
+
+impl NcfConfig for GmfConfig {
+    fn spec(&self) -> ModelSpec {
+        ModelSpec::Gmf(FactorsSpec {
+            factors: self.factors,
+        })
     }
 
-    fn validate(&self) -> Result<(), ModelError> {
-        check_init_std(self.init_std)?;
-        Ok(self.spec().validate()?)
+    fn init_std(&self) -> f64 {
+        self.init_std
     }
 
-    fn parameter_count(&self, users: usize, items: usize) -> u128 {
+    fn parameters(&self, users: usize, items: usize) -> u128 {
         size::sum([
             size::table(users, self.factors),
             size::table(items, self.factors),
@@ -191,7 +263,12 @@ impl Gmf {
 
 impl PairModel for Gmf {
     fn score_batch(&self, users: &IdBatch, items: &IdBatch) -> Tensor<1> {
-        dense(&self.output, self.interaction(users, items), self.split).squeeze_dim::<1>(1)
+        dense(
+            &self.output,
+            self.interaction(users, items),
+            self.setup.split,
+        )
+        .squeeze_dim::<1>(1)
     }
 
     fn score_users(&self, users: Tensor<1, Int>) -> Tensor<2> {
@@ -205,31 +282,29 @@ impl PairModel for Gmf {
         }
     }
 
-    fn num_items(&self) -> usize {
-        self.items.weight.dims()[0]
-    }
-
-    fn objective(&self) -> Loss {
-        self.loss
-    }
-
-    fn export_pairs(&self) -> Export {
-        let factors = self.items.weight.dims()[1];
-        Export::parameters(ModelSpec::Gmf(FactorsSpec { factors }), self)
+    fn setup(&self) -> &PairSetup {
+        &self.setup
     }
 }
 
 /// MLP hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct MlpConfig {
     /// Layer sizes; the first is the concatenated embedding size (user and item get half each),
     /// the last is the predictive factor count. NCF's "[64, 32, 16, 8]".
-    #[serde(default = "default_layers")]
     pub layers: Vec<usize>,
     /// Standard deviation of the embedding initialisation.
-    #[serde(default = "default_std")]
     pub init_std: f64,
+}
+
+impl Default for MlpConfig {
+    fn default() -> Self {
+        Self {
+            layers: vec![64, 32, 16, 8],
+            init_std: 0.01,
+        }
+    }
 }
 
 /// Multi-layer perceptron over concatenated user and item embeddings.
@@ -240,44 +315,56 @@ pub struct Mlp {
     pub(crate) tower: Tower,
     pub(crate) output: Linear,
     #[module(skip)]
-    loss: Loss,
-    #[module(skip)]
-    split: DenseSplit,
+    setup: PairSetup,
 }
 
 impl MlpConfig {
-    fn spec(&self) -> MlpSpec {
-        MlpSpec {
-            layers: self.layers.clone(),
-        }
-    }
-
     /// Builds the model.
     pub fn init(&self, init: &ModelInit, device: &Device) -> Mlp {
-        let half = self.layers[0] / 2;
+        let (users, items) = self.tables(init, self.layers[0] / 2, device);
         Mlp {
-            users: embedding(init.users, half, self.init_std, device),
-            items: embedding(init.items, half, self.init_std, device),
+            users,
+            items,
             tower: Tower::new(&self.layers, init.dense, device),
             output: LinearConfig::new(*self.layers.last().expect("validated"), 1).init(device),
-            loss: init.pair_loss,
-            split: init.dense,
+            setup: self.setup(init),
         }
     }
 }
 
-impl ModelSettings for MlpConfig {
-    fn input(&self) -> Input {
-        Input::Pairs
+impl ModelFamily for kinds::Mlp {
+    type Config = MlpConfig;
+    type Model = Mlp;
+
+    /// The PyTorch peer's MLP (`scripts/bench_torch_neumf.py`): 128-64-32-16.
+    fn bench_preset() -> MlpConfig {
+        MlpConfig {
+            layers: vec![128, 64, 32, 16],
+            init_std: 0.01,
+        }
+    }
+}
+
+impl NcfConfig for MlpConfig {
+    fn spec(&self) -> ModelSpec {
+        ModelSpec::Mlp(MlpSpec {
+            layers: self.layers.clone(),
+        })
     }
 
-    fn validate(&self) -> Result<(), ModelError> {
-        check_init_std(self.init_std)?;
-        Ok(self.spec().validate()?)
+    fn init_std(&self) -> f64 {
+        self.init_std
     }
 
-    fn parameter_count(&self, users: usize, items: usize) -> u128 {
-        mlp_parameters(&self.layers, users, items)
+    fn parameters(&self, users: usize, items: usize) -> u128 {
+        let half = self.layers[0] / 2;
+        let last = *self.layers.last().expect("validated");
+        size::sum([
+            size::table(users, half),
+            size::table(items, half),
+            size::stack(&self.layers),
+            size::linear(last, 1),
+        ])
     }
 }
 
@@ -294,69 +381,44 @@ impl Mlp {
         );
         self.tower.forward(x)
     }
-
-    fn layer_sizes(&self) -> Vec<usize> {
-        let first = 2 * self.users.weight.dims()[1];
-        std::iter::once(first)
-            .chain(self.tower.layers().iter().map(|l| l.weight.dims()[1]))
-            .collect()
-    }
 }
 
 impl PairModel for Mlp {
     fn score_batch(&self, users: &IdBatch, items: &IdBatch) -> Tensor<1> {
-        dense(&self.output, self.hidden(users, items), self.split).squeeze_dim::<1>(1)
+        dense(&self.output, self.hidden(users, items), self.setup.split).squeeze_dim::<1>(1)
     }
 
-    fn num_items(&self) -> usize {
-        self.items.weight.dims()[0]
+    fn setup(&self) -> &PairSetup {
+        &self.setup
     }
-
-    fn objective(&self) -> Loss {
-        self.loss
-    }
-
-    fn export_pairs(&self) -> Export {
-        let layers = self.layer_sizes();
-        Export::parameters(ModelSpec::Mlp(MlpSpec { layers }), self)
-    }
-}
-
-/// The MLP's tables (half of `layers[0]` wide each), tower and output layer.
-fn mlp_parameters(layers: &[usize], users: usize, items: usize) -> u128 {
-    let half = layers[0] / 2;
-    let last = *layers.last().expect("validated");
-    size::sum([
-        size::table(users, half),
-        size::table(items, half),
-        size::stack(layers),
-        size::linear(last, 1),
-    ])
 }
 
 /// NeuMF hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct NeuMfConfig {
     /// GMF latent dimension.
-    #[serde(default = "default_factors")]
     pub factors: usize,
     /// MLP layer sizes (see [`MlpConfig::layers`]).
-    #[serde(default = "default_layers")]
     pub layers: Vec<usize>,
     /// Standard deviation of the embedding initialisation.
-    #[serde(default = "default_std")]
     pub init_std: f64,
     /// Pre-train GMF and MLP first and initialise NeuMF from them (NCF section 3.4.1).
-    #[serde(default)]
     pub pretrain: bool,
     /// Weight of the GMF part in the pre-trained output layer.
-    #[serde(default = "half")]
     pub alpha: f64,
 }
 
-fn half() -> f64 {
-    0.5
+impl Default for NeuMfConfig {
+    fn default() -> Self {
+        Self {
+            factors: 32,
+            layers: vec![64, 32, 16, 8],
+            init_std: 0.01,
+            pretrain: false,
+            alpha: 0.5,
+        }
+    }
 }
 
 /// GMF and MLP with separate embeddings, fused in the output layer.
@@ -369,32 +431,23 @@ pub struct NeuMf {
     pub(crate) tower: Tower,
     pub(crate) output: Linear,
     #[module(skip)]
-    loss: Loss,
-    #[module(skip)]
-    split: DenseSplit,
+    setup: PairSetup,
 }
 
 impl NeuMfConfig {
-    fn spec(&self) -> NeuMfSpec {
-        NeuMfSpec {
-            factors: self.factors,
-            layers: self.layers.clone(),
-        }
-    }
-
     /// Builds the model, randomly initialised.
     pub fn init(&self, init: &ModelInit, device: &Device) -> NeuMf {
-        let half = self.layers[0] / 2;
+        let (gmf_users, gmf_items) = self.tables(init, self.factors, device);
+        let (mlp_users, mlp_items) = self.tables(init, self.layers[0] / 2, device);
         NeuMf {
-            gmf_users: embedding(init.users, self.factors, self.init_std, device),
-            gmf_items: embedding(init.items, self.factors, self.init_std, device),
-            mlp_users: embedding(init.users, half, self.init_std, device),
-            mlp_items: embedding(init.items, half, self.init_std, device),
+            gmf_users,
+            gmf_items,
+            mlp_users,
+            mlp_items,
             tower: Tower::new(&self.layers, init.dense, device),
             output: LinearConfig::new(self.factors + self.layers.last().expect("validated"), 1)
                 .init(device),
-            loss: init.pair_loss,
-            split: init.dense,
+            setup: self.setup(init),
         }
     }
 
@@ -442,26 +495,51 @@ impl NeuMfConfig {
                 weight: Param::from_tensor(weight),
                 bias,
             },
-            loss: gmf.loss,
-            split: gmf.split,
+            setup: PairSetup {
+                spec: self.spec(),
+                ..gmf.setup
+            },
         }
     }
 }
 
-impl ModelSettings for NeuMfConfig {
-    fn input(&self) -> Input {
-        Input::Pairs
+impl ModelFamily for kinds::NeuMf {
+    type Config = NeuMfConfig;
+    type Model = NeuMf;
+
+    /// The PyTorch peer's NeuMF (`scripts/bench_torch_neumf.py`): factors 32, MLP
+    /// 128-64-32-16, no pre-training.
+    fn bench_preset() -> NeuMfConfig {
+        NeuMfConfig {
+            factors: 32,
+            layers: vec![128, 64, 32, 16],
+            init_std: 0.01,
+            pretrain: false,
+            alpha: 0.5,
+        }
+    }
+}
+
+impl NcfConfig for NeuMfConfig {
+    fn spec(&self) -> ModelSpec {
+        ModelSpec::NeuMf(NeuMfSpec {
+            factors: self.factors,
+            layers: self.layers.clone(),
+        })
     }
 
-    fn validate(&self) -> Result<(), ModelError> {
-        check_init_std(self.init_std)?;
+    fn init_std(&self) -> f64 {
+        self.init_std
+    }
+
+    fn check(&self) -> Result<(), ModelError> {
         if !(0.0..=1.0).contains(&self.alpha) {
             return Err(ModelError::BadAlpha(self.alpha));
         }
-        Ok(self.spec().validate()?)
+        Ok(())
     }
 
-    fn parameter_count(&self, users: usize, items: usize) -> u128 {
+    fn parameters(&self, users: usize, items: usize) -> u128 {
         let half = self.layers[0] / 2;
         let last = *self.layers.last().expect("validated");
         size::sum([
@@ -475,7 +553,7 @@ impl ModelSettings for NeuMfConfig {
     }
 
     /// With `pretrain`, GMF and MLP are trained first and NeuMF starts from them.
-    fn pretraining(&self) -> Option<Pretraining> {
+    fn stages(&self) -> Option<Pretraining> {
         if !self.pretrain {
             return None;
         }
@@ -502,23 +580,10 @@ impl PairModel for NeuMf {
         let gmf = gmf_users * gmf_items;
         let mlp_in = Tensor::cat(vec![mlp_users, mlp_items], 1);
         let fused = Tensor::cat(vec![gmf, self.tower.forward(mlp_in)], 1);
-        dense(&self.output, fused, self.split).squeeze_dim::<1>(1)
+        dense(&self.output, fused, self.setup.split).squeeze_dim::<1>(1)
     }
 
-    fn num_items(&self) -> usize {
-        self.gmf_items.weight.dims()[0]
-    }
-
-    fn objective(&self) -> Loss {
-        self.loss
-    }
-
-    fn export_pairs(&self) -> Export {
-        let factors = self.gmf_items.weight.dims()[1];
-        let first = 2 * self.mlp_users.weight.dims()[1];
-        let layers = std::iter::once(first)
-            .chain(self.tower.layers().iter().map(|l| l.weight.dims()[1]))
-            .collect();
-        Export::parameters(ModelSpec::NeuMf(NeuMfSpec { factors, layers }), self)
+    fn setup(&self) -> &PairSetup {
+        &self.setup
     }
 }

@@ -1,13 +1,28 @@
 //! What models that read a user by id share: scored as (user, item) pairs, trained on pairs
 //! with sampled negatives (BCE or BPR), scoring every item by scoring every pair unless they
-//! have a cheaper factorised form.
+//! have a cheaper factorised form, and exported as their parameters.
 
 use burn::prelude::*;
+use ember_spec::ModelSpec;
 
+use crate::config::DenseSplit;
 use crate::layers::all_pairs;
 use crate::lookup::IdBatch;
 use crate::loss::{Loss, pair_loss};
 use crate::recommender::{Batch, Export, Query, Recommender};
+
+/// What a pair model holds beside its weights: fixed when it is built, never trained.
+#[derive(Debug, Clone)]
+pub(crate) struct PairSetup {
+    /// The exported sizes.
+    pub(crate) spec: ModelSpec,
+    /// Items in the catalogue.
+    pub(crate) items: usize,
+    /// The objective (`train.loss`).
+    pub(crate) loss: Loss,
+    /// How dense layers split their batch.
+    pub(crate) split: DenseSplit,
+}
 
 /// A model that scores (user, item) pairs; it answers [`Recommender`] through this.
 pub(crate) trait PairModel: burn::module::Module {
@@ -31,21 +46,20 @@ pub(crate) trait PairModel: burn::module::Module {
         self.score_batch(&u.into(), &i.into()).reshape([batch, n])
     }
 
+    /// What the model was built with.
+    fn setup(&self) -> &PairSetup;
+
     /// Items in the catalogue.
-    fn num_items(&self) -> usize;
-
-    /// The objective (`train.loss`).
-    fn objective(&self) -> Loss;
-
-    /// The exported form.
-    fn export_pairs(&self) -> Export;
+    fn num_items(&self) -> usize {
+        self.setup().items
+    }
 }
 
 impl<M: PairModel> Recommender for M {
     fn loss(&self, batch: &Batch, _step: usize) -> Tensor<1> {
         let batch = batch.pairs();
         let scores = self.score_batch(&batch.users, &batch.items);
-        pair_loss(scores, &batch.targets, self.objective())
+        pair_loss(scores, &batch.targets, self.setup().loss)
     }
 
     fn score_all(&self, query: &Query) -> Tensor<2> {
@@ -57,7 +71,8 @@ impl<M: PairModel> Recommender for M {
         self.score_batch(&users.into(), &items.into())
     }
 
+    /// The parameters, named by their module paths.
     fn export(&self) -> Export {
-        self.export_pairs()
+        Export::parameters(self.setup().spec.clone(), self)
     }
 }

@@ -25,57 +25,47 @@ use crate::sequence::{
     real_positions,
 };
 use crate::size;
-use crate::{Batch, Export, Input, ModelInit, ModelSettings, Query, Recommender};
+use crate::{
+    Batch, Export, Input, ModelFamily, ModelInit, ModelSettings, Query, Recommender, kinds,
+};
 
 /// The layer norms' ε (the reference implementation's).
 pub const LAYER_NORM_EPSILON: f64 = 1e-8;
 
-fn default_hidden() -> usize {
-    50
-}
-fn default_blocks() -> usize {
-    2
-}
-fn default_heads() -> usize {
-    1
-}
-fn default_max_len() -> usize {
-    50
-}
-fn default_dropout() -> f64 {
-    0.5
-}
-fn default_negatives() -> usize {
-    1
-}
-
 /// SASRec hyper-parameters (the paper's Games settings by default).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct SasRecConfig {
     /// Embedding and hidden size.
-    #[serde(default = "default_hidden")]
     pub hidden: usize,
     /// Self-attention blocks.
-    #[serde(default = "default_blocks")]
     pub blocks: usize,
     /// Attention heads (must divide `hidden`).
-    #[serde(default = "default_heads")]
     pub heads: usize,
     /// Window length: the latest items the model reads.
-    #[serde(default = "default_max_len")]
     pub max_len: usize,
     /// Dropout on embeddings, attention weights and feed-forward layers.
-    #[serde(default = "default_dropout")]
     pub dropout: f64,
     /// Training loss.
-    #[serde(default)]
     pub loss: SequenceLoss,
     /// Sampled negatives per position for `bce` and `sampled_softmax`. BCE averages the
     /// negatives' term over every (position, negative) pair, as the PyTorch reimplementation
     /// does, so its weight does not grow with this count.
-    #[serde(default = "default_negatives")]
     pub negatives: usize,
+}
+
+impl Default for SasRecConfig {
+    fn default() -> Self {
+        Self {
+            hidden: 50,
+            blocks: 2,
+            heads: 1,
+            max_len: 50,
+            dropout: 0.5,
+            loss: SequenceLoss::default(),
+            negatives: 1,
+        }
+    }
 }
 
 /// Xavier-normal dense layer, as the reference implementation initialises every matrix.
@@ -159,6 +149,28 @@ impl SasRecConfig {
             max_len: self.max_len,
             heads: self.heads,
             loss: self.loss,
+        }
+    }
+}
+
+impl ModelFamily for kinds::SasRec {
+    type Config = SasRecConfig;
+    type Model = SasRec;
+
+    /// β₂ 0.98, as SASRec's code trains.
+    const BENCH_ADAM_BETA2: f32 = 0.98;
+
+    /// The paper's Games settings: hidden 50, 2 blocks, 1 head, window 50, dropout 0.5, BCE
+    /// with one negative.
+    fn bench_preset() -> SasRecConfig {
+        SasRecConfig {
+            hidden: 50,
+            blocks: 2,
+            heads: 1,
+            max_len: 50,
+            dropout: 0.5,
+            loss: SequenceLoss::Bce,
+            negatives: 1,
         }
     }
 }

@@ -114,6 +114,10 @@ mod tests {
                 negatives: 2,
                 bpreg: 1.0,
             }),
+            ModelConfig::ItemKnn(ItemKnnConfig {
+                neighbours: 4,
+                shrinkage: 1.0,
+            }),
         ]
     }
 

@@ -18,7 +18,7 @@ mod spec;
 pub mod tokens;
 
 pub use family::{
-    AutoRecSpec, AutoencoderSpec, CdaeSpec, FactorsSpec, Gru4RecSpec, LightGcnSpec, MlpSpec,
-    NeuMfSpec, TransformerSpec,
+    AutoRecSpec, AutoencoderSpec, CdaeSpec, FactorsSpec, Gru4RecSpec, ItemKnnSpec, LightGcnSpec,
+    MlpSpec, NeuMfSpec, TransformerSpec,
 };
 pub use spec::{ModelSpec, SpecError};

@@ -2,11 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::family::{
-    AutoRecSpec, AutoencoderSpec, CdaeSpec, FactorsSpec, Gru4RecSpec, LightGcnSpec, MlpSpec,
-    NeuMfSpec, TransformerSpec,
-};
-
 /// An architecture setting that no model can be built with. The messages name the config keys
 /// (`model.…`), which are also the spec's field names.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -36,69 +31,92 @@ pub enum SpecError {
     /// A layer norm ε that is not a positive number.
     #[error("layer_norm_epsilon must be a positive number, got {0}")]
     BadEpsilon(f64),
+    /// A setting that must be a non-negative number is not.
+    #[error("model.{key} must be a non-negative number, got {value}")]
+    Negative {
+        /// The config key.
+        key: &'static str,
+        /// Its value.
+        value: f64,
+    },
     /// Sizes whose product does not fit in memory's address space.
     #[error("model sizes overflow")]
     Overflow,
 }
 
-/// The model kind and the sizes that fix every tensor's shape (`manifest.json`'s `model`,
-/// tagged by `kind`). Each family's fields are documented on its spec type.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ModelSpec {
-    /// Matrix factorisation: `p_u · q_i`.
-    Mf(FactorsSpec),
-    /// GMF: `hᵀ(p_u ⊙ q_i) + b`.
-    Gmf(FactorsSpec),
-    /// MLP over `[p_u ‖ q_i]` with ReLU layers.
-    Mlp(MlpSpec),
-    /// NeuMF: GMF and MLP parts fused in the output layer.
-    #[serde(rename = "neumf")]
-    NeuMf(NeuMfSpec),
-    /// Mult-DAE: `I → hidden… → I` with tanh, scoring a user from their item history.
-    MultDae(AutoencoderSpec),
-    /// Mult-VAE: as Mult-DAE, the encoder's last layer giving the code's mean and log-variance
-    /// (`2 × code` outputs; scoring uses the mean).
-    MultVae(AutoencoderSpec),
-    /// CDAE: `σ(Wᵀ y_u + V_u + b)` decoded to one logit per item.
-    Cdae(CdaeSpec),
-    /// AutoRec: rating prediction by reconstructing rows of the rating matrix.
-    #[serde(rename = "autorec")]
-    AutoRec(AutoRecSpec),
-    /// SASRec: causal self-attention over the user's latest items.
-    #[serde(rename = "sasrec")]
-    SasRec(TransformerSpec),
-    /// BERT4Rec: a bidirectional encoder scoring the mask token appended to the history.
-    #[serde(rename = "bert4rec")]
-    Bert4Rec(TransformerSpec),
-    /// LightGCN: embeddings propagated over the user–item graph; the export holds the final
-    /// (layer-combined) embeddings and scores by their dot product.
-    #[serde(rename = "lightgcn")]
-    LightGcn(LightGcnSpec),
-    /// GRU4Rec: a GRU over the user's latest items; the last state scores every item.
-    #[serde(rename = "gru4rec")]
-    Gru4Rec(Gru4RecSpec),
+/// Every model family, once: its [`ModelSpec`] variant, the spec type of its sizes and its
+/// kind, the name configs and manifests give it (`kind = "neumf"`). This list is the one place
+/// a kind is written: [`ModelSpec`] is built from it here, and ember-models builds its
+/// registry from it, so the two cannot disagree.
+///
+/// `model_families!(callback)` expands to `callback! { /// doc… Variant(SpecType) = "kind", … }`,
+/// one entry per family, in this order (the order of the variants of every enum built from it:
+/// keep new families at the end).
+#[macro_export]
+macro_rules! model_families {
+    ($callback:ident) => {
+        $callback! {
+            /// Matrix factorisation: `p_u · q_i`.
+            Mf($crate::FactorsSpec) = "mf",
+            /// GMF: `hᵀ(p_u ⊙ q_i) + b`.
+            Gmf($crate::FactorsSpec) = "gmf",
+            /// MLP over `[p_u ‖ q_i]` with ReLU layers.
+            Mlp($crate::MlpSpec) = "mlp",
+            /// NeuMF: GMF and MLP parts fused in the output layer.
+            NeuMf($crate::NeuMfSpec) = "neumf",
+            /// LightGCN: embeddings propagated over the user–item graph; the export holds the
+            /// final (layer-combined) embeddings and scores by their dot product.
+            LightGcn($crate::LightGcnSpec) = "lightgcn",
+            /// Mult-DAE: `I → hidden… → I` with tanh, scoring a user from their item history.
+            MultDae($crate::AutoencoderSpec) = "mult_dae",
+            /// Mult-VAE: as Mult-DAE, the encoder's last layer giving the code's mean and
+            /// log-variance (`2 × code` outputs; scoring uses the mean).
+            MultVae($crate::AutoencoderSpec) = "mult_vae",
+            /// CDAE: `σ(Wᵀ y_u + V_u + b)` decoded to one logit per item.
+            Cdae($crate::CdaeSpec) = "cdae",
+            /// AutoRec: rating prediction by reconstructing rows of the rating matrix.
+            AutoRec($crate::AutoRecSpec) = "autorec",
+            /// SASRec: causal self-attention over the user's latest items.
+            SasRec($crate::TransformerSpec) = "sasrec",
+            /// BERT4Rec: a bidirectional encoder scoring the mask token appended to the history.
+            Bert4Rec($crate::TransformerSpec) = "bert4rec",
+            /// GRU4Rec: a GRU over the user's latest items; the last state scores every item.
+            Gru4Rec($crate::Gru4RecSpec) = "gru4rec",
+            /// ItemKNN: each item's most similar items by the cosine of their users; a user's
+            /// score of an item sums its similarities to the user's items.
+            ItemKnn($crate::ItemKnnSpec) = "item_knn",
+        }
+    };
 }
 
-impl ModelSpec {
-    /// The kind as written in configs and manifests (`mf`, `neumf`, `sasrec`, …).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ModelSpec::Mf(_) => "mf",
-            ModelSpec::Gmf(_) => "gmf",
-            ModelSpec::Mlp(_) => "mlp",
-            ModelSpec::NeuMf(_) => "neumf",
-            ModelSpec::MultDae(_) => "mult_dae",
-            ModelSpec::MultVae(_) => "mult_vae",
-            ModelSpec::Cdae(_) => "cdae",
-            ModelSpec::AutoRec(_) => "autorec",
-            ModelSpec::SasRec(_) => "sasrec",
-            ModelSpec::Bert4Rec(_) => "bert4rec",
-            ModelSpec::LightGcn(_) => "lightgcn",
-            ModelSpec::Gru4Rec(_) => "gru4rec",
+/// Builds [`ModelSpec`] and its kinds from the list of [`model_families!`].
+macro_rules! model_spec {
+    ($($(#[$doc:meta])* $variant:ident($spec:ty) = $kind:literal,)*) => {
+        /// The model kind and the sizes that fix every tensor's shape (`manifest.json`'s
+        /// `model`, tagged by `kind`). Each family's fields are documented on its spec type.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "kind")]
+        pub enum ModelSpec {
+            $($(#[$doc])* #[serde(rename = $kind)] $variant($spec),)*
         }
-    }
 
+        impl ModelSpec {
+            /// Every kind, in the order of [`model_families!`].
+            pub const KINDS: &[&str] = &[$($kind),*];
+
+            /// The kind as written in configs and manifests (`mf`, `neumf`, `sasrec`, …).
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(ModelSpec::$variant(_) => $kind,)*
+                }
+            }
+        }
+    };
+}
+
+model_families!(model_spec);
+
+impl ModelSpec {
     /// Checks that a model can be built with these sizes.
     pub fn validate(&self) -> Result<(), SpecError> {
         match self {
@@ -119,6 +137,7 @@ impl ModelSpec {
             ModelSpec::Bert4Rec(s) => s.validate(2),
             ModelSpec::LightGcn(s) => s.validate(),
             ModelSpec::Gru4Rec(s) => s.validate(),
+            ModelSpec::ItemKnn(s) => s.validate(),
         }
     }
 }
@@ -126,6 +145,9 @@ impl ModelSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        AutoencoderSpec, FactorsSpec, Gru4RecSpec, ItemKnnSpec, MlpSpec, NeuMfSpec, TransformerSpec,
+    };
 
     #[test]
     fn the_manifest_form_is_kind_tagged_and_strict() {
@@ -190,6 +212,20 @@ mod tests {
                     max_len: 5,
                 }),
                 "model.layers must be at least 1",
+            ),
+            (
+                ModelSpec::ItemKnn(ItemKnnSpec {
+                    neighbours: 0,
+                    shrinkage: 0.0,
+                }),
+                "model.neighbours must be at least 1",
+            ),
+            (
+                ModelSpec::ItemKnn(ItemKnnSpec {
+                    neighbours: 5,
+                    shrinkage: -1.0,
+                }),
+                "model.shrinkage must be a non-negative number, got -1",
             ),
         ];
         for (spec, expected) in cases {

@@ -3,25 +3,23 @@
 //! beside its PyTorch peer (`scripts/bench_torch_<family>.py`) on one machine.
 //!
 //! Data, seeded and uniform, so both sides do the same work whatever the model learns:
-//! - MF, GMF, MLP and NeuMF: as in `scripts/bench_torch_neumf.py`, `samples` (user, item) pairs
-//!   labelled 1 when `(user + item) % 5 == 0`, BCE on logits. Each epoch's ids and labels are
-//!   uploaded once; each batch is a slice of them on the device.
-//! - The other families: every user gets `per_user` distinct items in a random order (their
-//!   "time" order), and an epoch is the trainer's: LightGCN's positives with one sampled negative
-//!   (BPR), the autoencoders' user rows, the sequence models' windows of each user's items with
+//! - Models that read pairs and nothing else (MF, GMF, MLP and NeuMF; [`labelled_pairs`]): as in
+//!   `scripts/bench_torch_neumf.py`, `samples` (user, item) pairs labelled 1 when
+//!   `(user + item) % 5 == 0`, BCE on logits. Each epoch's ids and labels are uploaded once;
+//!   each batch is a slice of them on the device.
+//! - The others: every user gets `per_user` distinct items in a random order (their "time"
+//!   order), rated 1 to 5 uniformly for rating models, and an epoch is the trainer's for the
+//!   model's `Input`: LightGCN's positives with one sampled negative (BPR), the autoencoders'
+//!   user rows, AutoRec's rating rows, the sequence models' windows of each user's items with
 //!   their targets. `samples` is then the number of users.
 //!
-//! The models are each family's defaults as their papers and README give them (see
-//! [`preset`]); Adam at 1e-3 (β₂ 0.98 for SASRec, as its code). The loss is read back once per
-//! epoch.
+//! The models are each family's bench preset, as their papers and README give them (see
+//! [`preset`]); Adam at 1e-3 (β₂ as the family's preset says: 0.98 for SASRec, as its code).
+//! The loss is read back once per epoch.
 
 use burn::prelude::Device;
-use ember_data::{Dataset, IdMap};
-use ember_models::{
-    Bert4RecConfig, CdaeConfig, DenseSplit, GmfConfig, Gru4RecConfig, Gru4RecLoss, LightGcnConfig,
-    Loss, MfConfig, MlpConfig, Model, ModelConfig, ModelInit, MultDaeConfig, MultVaeConfig,
-    NeuMfConfig, SasRecConfig, SequenceLoss,
-};
+use ember_data::{Dataset, IdMap, SplitRatings};
+use ember_models::{DenseSplit, Input, Loss, MODEL_KINDS, Model, ModelConfig, ModelInit};
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -68,12 +66,13 @@ impl BenchSize {
         }
     }
 
-    /// The size a family is benchmarked on unless asked otherwise: the sequence models on
-    /// Games, the others on the probe.
-    pub fn default_for(model: &str) -> Self {
-        match model {
-            "sasrec" | "bert4rec" | "gru4rec" => Self::Games,
-            _ => Self::Probe,
+    /// The size a model is benchmarked on unless asked otherwise: models that read sequences
+    /// on Games (whose short sequences their papers measure), the others on the probe.
+    pub fn default_for(model: &ModelConfig) -> Self {
+        if model.input().reads_sequences() {
+            Self::Games
+        } else {
+            Self::Probe
         }
     }
 }
@@ -112,7 +111,7 @@ pub struct BenchEpoch {
     pub examples_per_sec: f64,
     /// Scored samples per second (positives with their negatives; otherwise examples).
     pub samples_per_sec: f64,
-    /// Mean training loss.
+    /// Mean training loss (0 for a model fitted when it is built, which has none).
     pub loss: f32,
 }
 
@@ -164,90 +163,24 @@ pub struct BenchSync {
     pub step_ms: f64,
 }
 
-/// The model each family is benchmarked with: its paper's (and its README row's) settings, the
-/// NCF family at the PyTorch peer's sizes (factors 32, MLP 128-64-32-16). The PyTorch peers in
-/// `scripts/bench_torch_<family>.py` build the same models.
+/// The model a kind is benchmarked with: its family's
+/// [`ModelFamily::bench_preset`](ember_models::ModelFamily::bench_preset), the paper's settings
+/// (its README row's) or the PyTorch peer's in `scripts/bench_torch_<family>.py`.
 pub fn preset(model: &str) -> Result<ModelConfig, TrainError> {
-    let neumf = NeuMfConfig {
-        factors: 32,
-        layers: vec![128, 64, 32, 16],
-        init_std: 0.01,
-        pretrain: false,
-        alpha: 0.5,
-    };
-    Ok(match model {
-        "neumf" => ModelConfig::NeuMf(neumf),
-        "gmf" => ModelConfig::Gmf(GmfConfig {
-            factors: 32,
-            init_std: 0.01,
-        }),
-        "mlp" => ModelConfig::Mlp(MlpConfig {
-            layers: neumf.layers,
-            init_std: 0.01,
-        }),
-        "mf" => ModelConfig::Mf(MfConfig {
-            factors: 32,
-            init_std: 0.01,
-        }),
-        "lightgcn" => ModelConfig::LightGcn(LightGcnConfig {
-            factors: 64,
-            layers: 3,
-            reg: 1e-4,
-            init_std: 0.1,
-        }),
-        "mult_vae" => ModelConfig::MultVae(MultVaeConfig {
-            hidden: vec![600, 200],
-            dropout: 0.5,
-            beta: 0.2,
-            anneal_steps: 200_000,
-        }),
-        "mult_dae" => ModelConfig::MultDae(MultDaeConfig {
-            hidden: vec![600, 200],
-            dropout: 0.5,
-        }),
-        "cdae" => ModelConfig::Cdae(CdaeConfig {
-            hidden: 50,
-            dropout: 0.2,
-        }),
-        "sasrec" => ModelConfig::SasRec(SasRecConfig {
-            hidden: 50,
-            blocks: 2,
-            heads: 1,
-            max_len: 50,
-            dropout: 0.5,
-            loss: SequenceLoss::Bce,
-            negatives: 1,
-        }),
-        "bert4rec" => ModelConfig::Bert4Rec(Bert4RecConfig {
-            hidden: 64,
-            blocks: 2,
-            heads: 2,
-            max_len: 50,
-            dropout: 0.1,
-            mask_prob: 0.2,
-        }),
-        "gru4rec" => ModelConfig::Gru4Rec(Gru4RecConfig {
-            embedding: 64,
-            hidden: 128,
-            layers: 1,
-            max_len: 50,
-            dropout: 0.3,
-            loss: Gru4RecLoss::Softmax,
-            negatives: 128,
-            bpreg: 1.0,
-        }),
-        other => {
-            return Err(TrainError::Bench(format!(
-                "no benchmark for model `{other}`: use neumf, gmf, mlp, mf, lightgcn, mult_vae, mult_dae, cdae, sasrec, bert4rec or gru4rec"
-            )));
-        }
+    ModelConfig::bench_preset(model).ok_or_else(|| {
+        let (last, others) = MODEL_KINDS.split_last().expect("at least one kind");
+        TrainError::Bench(format!(
+            "no benchmark for model `{model}`: use {} or {last}",
+            others.join(", ")
+        ))
     })
 }
 
-/// Whether a family is benchmarked on the NCF peer's labelled pairs rather than on
-/// interactions.
-fn labelled_pairs(model: &str) -> bool {
-    matches!(model, "neumf" | "gmf" | "mlp" | "mf")
+/// Whether a model is benchmarked on the NCF peer's labelled pairs
+/// (`scripts/bench_torch_neumf.py`) rather than on interactions: a model that reads pairs and
+/// is built from nothing else (LightGCN, built over the training graph, needs interactions).
+pub fn labelled_pairs(model: &ModelConfig) -> bool {
+    model.input() == Input::Pairs && !model.settings().built_from_train()
 }
 
 /// `users` users, each with `per_user` distinct items of `items` drawn uniformly, in a random
@@ -282,6 +215,27 @@ fn synthetic_interactions(users: usize, items: usize, per_user: usize, seed: u64
     data
 }
 
+/// A rating from 1 to 5, drawn uniformly, for each of the `train` interactions: what a rating
+/// model trains on. Drawn from its own generator, so the interactions are those of every other
+/// family.
+fn synthetic_ratings(train: &[Vec<u32>], seed: u64) -> SplitRatings {
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x5241_5449_4e47); // "RATING"
+    let none = vec![Vec::new(); train.len()];
+    SplitRatings {
+        train: train
+            .iter()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|_| rng.random_range(1..=5) as f32)
+                    .collect()
+            })
+            .collect(),
+        valid: none.clone(),
+        test: none,
+    }
+}
+
 /// Peak resident memory of this process (Linux), in bytes.
 fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -299,12 +253,15 @@ pub fn bench_train(
     ranks: &Ranks,
     mut on_epoch: impl FnMut(usize, &BenchEpoch),
 ) -> Result<BenchReport, TrainError> {
-    let labelled = labelled_pairs(&bench.model);
-    check_bench(bench, labelled)?;
     let config = preset(&bench.model)?;
+    let labelled = labelled_pairs(&config);
+    check_bench(bench, labelled)?;
+    if config.settings().fitted_at_init() {
+        return bench_fit(bench, backend, ranks, &config, &mut on_epoch);
+    }
     let device = backend.device()?.autodiff();
     device.seed(bench.seed);
-    let work = Workload::new(bench, labelled);
+    let work = Workload::new(bench, &config);
     let mut model = work.model(&config, bench, backend, &device, ranks);
     // The NCF peer's data: uniform ids, label (u + i) % 5 == 0.
     let mut rng = SmallRng::seed_from_u64(bench.seed);
@@ -321,7 +278,7 @@ pub fn bench_train(
         device: device.clone(),
         shard,
     };
-    let mut trainer = BenchTrainer::new(bench, backend, ranks);
+    let mut trainer = BenchTrainer::new(bench, &config, backend, ranks);
     let mut epochs = Vec::new();
     for epoch in 0..bench.epochs {
         device
@@ -367,7 +324,7 @@ fn check_bench(bench: &TrainBench, labelled: bool) -> Result<(), TrainError> {
 }
 
 /// What the benchmark trains on: the model's tables and, for the families that read
-/// interactions, the users' synthetic items.
+/// interactions, the users' synthetic items (with ratings for rating models).
 struct Workload {
     /// Users and items of the model's tables.
     tables: (usize, usize),
@@ -378,19 +335,23 @@ struct Workload {
 }
 
 impl Workload {
-    fn new(bench: &TrainBench, labelled: bool) -> Self {
+    fn new(bench: &TrainBench, config: &ModelConfig) -> Self {
+        let labelled = labelled_pairs(config);
         let (num_users, num_items) = bench.size.tables();
         let users = if labelled {
             num_users
         } else {
             bench.samples.min(num_users)
         };
-        let data = synthetic_interactions(
+        let mut data = synthetic_interactions(
             if labelled { 0 } else { users },
             num_items,
             bench.size.per_user(),
             bench.seed,
         );
+        if config.input().predicts_ratings() {
+            data.ratings = Some(synthetic_ratings(&data.train, bench.seed));
+        }
         Self {
             tables: (users, num_items),
             data,
@@ -461,9 +422,9 @@ struct BenchTrainer {
 }
 
 impl BenchTrainer {
-    fn new(bench: &TrainBench, backend: Backend, ranks: &Ranks) -> Self {
+    fn new(bench: &TrainBench, config: &ModelConfig, backend: Backend, ranks: &Ranks) -> Self {
         let settings = AdamSettings {
-            beta_2: if bench.model == "sasrec" { 0.98 } else { 0.999 },
+            beta_2: config.bench_adam_beta2(),
             ..AdamSettings::default()
         };
         Self {
@@ -553,31 +514,171 @@ impl BenchTrainer {
         epochs: Vec<BenchEpoch>,
         ranks: usize,
     ) -> BenchReport {
-        let (peak_memory_bytes, peak_memory_kind) = match self.peak_reserved {
-            Some(bytes) => (Some(bytes), "device allocator reserved"),
-            None => (peak_rss(), "process peak RSS"),
-        };
-        let last = epochs.last().expect("at least one epoch");
-        BenchReport {
-            device,
-            model: bench.model.clone(),
-            users: work.tables.0,
-            items: work.tables.1,
-            batch: bench.batch,
-            samples: self.examples_per_epoch,
+        let measured = Measured {
+            examples: self.examples_per_epoch,
             embedding_gradient: match self.plan_chunk {
                 Some(c) => format!("segmented (chunk {c})"),
                 None => "burn".into(),
             },
-            split_k: bench.split_k,
-            samples_per_sec: last.samples_per_sec,
-            examples_per_sec: last.examples_per_sec,
-            epoch_secs: last.secs,
-            peak_memory_bytes,
-            peak_memory_kind,
-            ranks,
+            peak_reserved: self.peak_reserved,
             sync: self.sync,
-            epochs,
+        };
+        report(bench, device, work, epochs, (ranks, measured))
+    }
+}
+
+/// What a benchmark measured beside its epochs' figures.
+struct Measured {
+    /// Examples of the last epoch.
+    examples: usize,
+    /// How embedding tables got their gradients.
+    embedding_gradient: String,
+    /// The device allocator's peak reservation, where it has one.
+    peak_reserved: Option<u64>,
+    /// The gradient exchange of the last epoch (data-parallel runs).
+    sync: Option<BenchSync>,
+}
+
+/// The report of `epochs` of `bench` on `work`, over `ranks` ranks, with what they `measured`.
+fn report(
+    bench: &TrainBench,
+    device: Backend,
+    work: &Workload,
+    epochs: Vec<BenchEpoch>,
+    (ranks, measured): (usize, Measured),
+) -> BenchReport {
+    let (peak_memory_bytes, peak_memory_kind) = match measured.peak_reserved {
+        Some(bytes) => (Some(bytes), "device allocator reserved"),
+        None => (peak_rss(), "process peak RSS"),
+    };
+    let last = epochs.last().expect("at least one epoch");
+    BenchReport {
+        device,
+        model: bench.model.clone(),
+        users: work.tables.0,
+        items: work.tables.1,
+        batch: bench.batch,
+        samples: measured.examples,
+        embedding_gradient: measured.embedding_gradient,
+        split_k: bench.split_k,
+        samples_per_sec: last.samples_per_sec,
+        examples_per_sec: last.examples_per_sec,
+        epoch_secs: last.secs,
+        peak_memory_bytes,
+        peak_memory_kind,
+        ranks,
+        sync: measured.sync,
+        epochs,
+    }
+}
+
+/// The benchmark of a model fitted when it is built
+/// ([`ModelSettings::fitted_at_init`](ember_models::ModelSettings::fitted_at_init)), which has
+/// no steps to time: each epoch is one fit on the synthetic interactions, its examples the
+/// users and its samples their interactions, its loss 0. Every rank fits alone.
+fn bench_fit(
+    bench: &TrainBench,
+    backend: Backend,
+    ranks: &Ranks,
+    config: &ModelConfig,
+    on_epoch: &mut impl FnMut(usize, &BenchEpoch),
+) -> Result<BenchReport, TrainError> {
+    let work = Workload::new(bench, config);
+    let interactions: usize = work.data.train.iter().map(Vec::len).sum();
+    let device = backend.device()?;
+    let init = ModelInit {
+        dense: DenseSplit {
+            groups: bench.split_k,
+            ..backend.dense_split()
+        },
+        masks: backend.masks(),
+        ..ModelInit::new(work.tables.1, &work.data.train)
+    };
+    let mut epochs = Vec::new();
+    for epoch in 0..bench.epochs {
+        let started = std::time::Instant::now();
+        drop(config.init(&init, &device));
+        let secs = started.elapsed().as_secs_f64();
+        let figures = BenchEpoch {
+            secs,
+            examples_per_sec: work.tables.0 as f64 / secs,
+            samples_per_sec: interactions as f64 / secs,
+            loss: 0.0,
+        };
+        on_epoch(epoch, &figures);
+        epochs.push(figures);
+    }
+    let measured = Measured {
+        examples: work.tables.0,
+        embedding_gradient: "none (fitted when built)".into(),
+        peak_reserved: None,
+        sync: None,
+    };
+    Ok(report(
+        bench,
+        backend,
+        &work,
+        epochs,
+        (ranks.size(), measured),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bench(model: &str, samples: usize) -> TrainBench {
+        TrainBench {
+            model: model.into(),
+            size: BenchSize::Probe,
+            batch: 1,
+            samples,
+            epochs: 2,
+            embedding_gradient: EmbeddingGradient::Auto,
+            split_k: 1,
+            seed: 7,
+            gradient_exchange: GradientExchange::Auto,
         }
+    }
+
+    /// What the bench does with a model comes from what the model reads, not from its name.
+    #[test]
+    fn sizes_and_data_follow_the_models_input() {
+        let size = |kind| BenchSize::default_for(&preset(kind).unwrap());
+        assert_eq!(size("gru4rec"), BenchSize::Games);
+        assert_eq!(size("item_knn"), BenchSize::Probe);
+        let labelled = |kind| labelled_pairs(&preset(kind).unwrap());
+        assert!(labelled("mf") && labelled("neumf"));
+        // LightGCN reads pairs but is built over the training graph.
+        assert!(!labelled("lightgcn") && !labelled("item_knn") && !labelled("sasrec"));
+        assert_eq!(preset("sasrec").unwrap().bench_adam_beta2(), 0.98);
+        let err = preset("knn").unwrap_err().to_string();
+        assert!(
+            err.contains("no benchmark for model `knn`: use mf, gmf,"),
+            "{err}"
+        );
+        assert!(err.ends_with(", gru4rec or item_knn"), "{err}");
+    }
+
+    /// A model fitted when it is built is timed fitting: each epoch one fit on the users'
+    /// synthetic items (165 each on the probe's catalogue), with no loss.
+    #[test]
+    fn a_fitted_model_is_timed_fitting() {
+        let mut seen = Vec::new();
+        let report = bench_train(
+            &bench("item_knn", 40),
+            Backend::Flex,
+            &Ranks::default(),
+            |epoch, e| seen.push((epoch, e.loss)),
+        )
+        .unwrap();
+        assert_eq!(seen, vec![(0, 0.0), (1, 0.0)]);
+        assert_eq!(
+            (report.users, report.items, report.samples),
+            (40, 3_706, 40)
+        );
+        assert_eq!(report.embedding_gradient, "none (fitted when built)");
+        let per_user = report.samples_per_sec / report.examples_per_sec;
+        assert!((per_user - 165.0).abs() < 1e-6, "{per_user}");
     }
 }

@@ -24,6 +24,12 @@ use crate::RunConfig;
 /// the same run with 8 factors (README, "Memory").
 pub const COPIES: u128 = 9;
 
+/// Copies of the values a fitted model holds beside its parameters
+/// ([`ModelSettings::held_values`](ember_models::ModelSettings::held_values): ItemKNN's
+/// neighbour lists, 4 bytes each) that a run's peak holds: the model as built and the lists of
+/// the fit that builds it (or its rebuild for the refit) before they are indexed.
+pub const HELD_COPIES: u128 = 2;
+
 /// Bytes a batch holds per value of its widest tensor: the tensor (4 bytes a value) and half
 /// as much again of what is computed from it and of its gradient. Measured between 4.6 (NeuMF's
 /// evaluation batches) and 7.8 (MF's), 5.3 for MF's training batches (README, "Memory").
@@ -34,14 +40,19 @@ pub const ACTIVATION_BYTES: u128 = 6;
 pub struct Estimate {
     /// Parameters of the largest model the run builds.
     pub parameters: u128,
+    /// Values it holds beside its parameters (fitted, not trained).
+    pub held_values: u128,
     /// Values of the widest tensor a training or evaluation batch makes.
     pub batch_values: u128,
 }
 
 impl Estimate {
-    /// Bytes of the parameters' copies.
+    /// Bytes of the parameters' copies and of the held values' copies.
     pub fn model_bytes(&self) -> u128 {
-        self.parameters.saturating_mul(4 * COPIES)
+        let held = self.held_values.saturating_mul(4 * HELD_COPIES);
+        self.parameters
+            .saturating_mul(4 * COPIES)
+            .saturating_add(held)
     }
 
     /// Bytes of a batch's activations.
@@ -59,6 +70,7 @@ impl Estimate {
 pub fn estimate(config: &RunConfig, data: &Dataset) -> Estimate {
     let (users, items) = (data.num_users(), data.num_items());
     let parameters = config.model.parameter_count(users, items);
+    let held_values = config.model.settings().held_values(users, items);
     let input = config.model.input();
     // The pair models' widest tensors are the rows of the batch's embeddings.
     let width = parameters / (users as u128 + items as u128).max(1);
@@ -76,6 +88,7 @@ pub fn estimate(config: &RunConfig, data: &Dataset) -> Estimate {
     };
     Estimate {
         parameters,
+        held_values,
         batch_values: training.max(evaluation),
     }
 }
@@ -247,9 +260,16 @@ pub fn check(
 
 /// What `model` needs, with the estimate's parts.
 fn needs(model: &str, estimate: &Estimate) -> String {
+    let held = match estimate.held_values {
+        0 => String::new(),
+        values => format!(
+            ", {} fitted values × 4 B × {HELD_COPIES} copies",
+            shown_count(values)
+        ),
+    };
     format!(
-        "model and optimiser need about {} ({model}: {} parameters × 4 B × {COPIES} copies, and \
-         {} of batch activations)",
+        "model and optimiser need about {} ({model}: {} parameters × 4 B × {COPIES} copies{held}, \
+         and {} of batch activations)",
         shown_bytes(estimate.bytes()),
         shown_count(estimate.parameters),
         shown_bytes(estimate.batch_bytes()),
@@ -326,7 +346,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ember_models::{MfConfig, ModelConfig};
+    use ember_models::{ItemKnnConfig, MfConfig, ModelConfig};
 
     #[test]
     fn cgroup_limits_are_read_from_v2_and_v1_text() {
@@ -429,6 +449,34 @@ mod tests {
         assert!(
             fits.starts_with("memory: model and optimiser need about "),
             "{fits}"
+        );
+    }
+
+    /// ItemKNN has no parameter; its neighbour lists (4 values per item and neighbour) are
+    /// counted twice at 4 bytes, and named.
+    #[test]
+    fn a_fitted_model_is_counted_by_what_it_holds() {
+        let data = synthetic(200, 100);
+        let mut config = RunConfig::default();
+        config.model = ModelConfig::ItemKnn(ItemKnnConfig {
+            neighbours: 1_000_000,
+            shrinkage: 0.0,
+        });
+        let estimate = estimate(&config, &data);
+        assert_eq!(
+            (estimate.parameters, estimate.held_values),
+            (0, 400_000_000)
+        );
+        assert_eq!(estimate.model_bytes(), 3_200_000_000);
+        let err = check(&config, &data, Some(2 << 30))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "(item_knn: 0 parameters × 4 B × 9 copies, 400.0 million fitted values × 4 B × 2 \
+                 copies, and "
+            ),
+            "{err}"
         );
     }
 }

@@ -5,8 +5,8 @@ use ember_data::{DataSource, SyntheticConfig};
 use ember_metrics::Protocol;
 use ember_models::{
     AutoRecConfig, Bert4RecConfig, CdaeConfig, GmfConfig, Gru4RecConfig, Gru4RecLoss,
-    LightGcnConfig, Loss, MfConfig, MlpConfig, ModelConfig, MultDaeConfig, MultVaeConfig,
-    NeuMfConfig, SasRecConfig, SequenceLoss,
+    ItemKnnConfig, LightGcnConfig, Loss, MfConfig, MlpConfig, ModelConfig, MultDaeConfig,
+    MultVaeConfig, NeuMfConfig, SasRecConfig, SequenceLoss,
 };
 use ember_train::{RunConfig, files};
 
@@ -145,6 +145,34 @@ fn lightgcn_beats_popularity() {
         ndcg > popularity * 1.2,
         "LightGCN: NDCG@10 {ndcg:.4} does not beat popularity {popularity:.4}"
     );
+}
+
+/// ItemKNN is fitted when it is built: the trainer validates it as built (epoch 0) and trains
+/// it for no epoch, whatever `train.epochs` says, through no code of its own.
+#[test]
+fn item_knn_beats_popularity_with_no_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tiny_config(
+        dir.path(),
+        ModelConfig::ItemKnn(ItemKnnConfig {
+            neighbours: 20,
+            shrinkage: 0.0,
+        }),
+    );
+    let summary = common::train_alone(&config);
+    let ndcg = summary.test.get("NDCG@10").unwrap();
+    let popularity = summary.popularity.get("NDCG@10").unwrap();
+    eprintln!("ItemKNN: NDCG@10 {ndcg:.4}, popularity {popularity:.4}");
+    assert!(
+        ndcg > popularity * 1.2,
+        "ItemKNN: NDCG@10 {ndcg:.4} does not beat popularity {popularity:.4}"
+    );
+    // No epoch was trained, so none was logged: epoch 0 is the model as built.
+    assert_eq!(summary.best_epoch, 0);
+    assert!(!summary.run_dir.join(files::EPOCHS).exists());
+    let log = std::fs::read_to_string(summary.run_dir.join("log.txt")).unwrap();
+    assert!(log.contains("item_knn epoch 0 (as initialised)"), "{log}");
+    assert!(!log.contains("item_knn epoch 1"), "{log}");
 }
 
 #[test]

@@ -6,6 +6,7 @@
 mod autoencoders;
 mod autorec;
 mod gru4rec;
+mod item_knn;
 mod lightgcn;
 mod ncf;
 mod transformers;
@@ -271,6 +272,7 @@ pub(crate) fn registration(spec: &ModelSpec) -> Registration<'_> {
         }),
         ModelSpec::LightGcn(s) => Registration::new(Nothing, |src| lightgcn::load(s, src)),
         ModelSpec::Gru4Rec(s) => Registration::new(Sequences, |src| gru4rec::Gru4Rec::load(s, src)),
+        ModelSpec::ItemKnn(s) => Registration::new(ItemSets, |src| item_knn::ItemKnn::load(s, src)),
     }
 }
 

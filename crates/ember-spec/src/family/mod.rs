@@ -4,6 +4,7 @@
 mod autoencoders;
 mod autorec;
 mod gru4rec;
+mod item_knn;
 mod lightgcn;
 mod ncf;
 mod transformers;
@@ -11,6 +12,7 @@ mod transformers;
 pub use autoencoders::{AutoencoderSpec, CdaeSpec};
 pub use autorec::AutoRecSpec;
 pub use gru4rec::Gru4RecSpec;
+pub use item_knn::ItemKnnSpec;
 pub use lightgcn::LightGcnSpec;
 pub use ncf::{FactorsSpec, MlpSpec, NeuMfSpec};
 pub use transformers::TransformerSpec;
