@@ -86,7 +86,7 @@ pub enum ConfigError {
     },
     /// A sequence model on a split whose held-out items are not each user's latest.
     #[error(
-        "model `{0}` reads each user's items in time order: use split `leave_one_out` (or `fixed`), whose held-out items are each user's latest"
+        "model `{0}` reads each user's items in time order: use split `leave_one_out` (or `fixed`, or `time`), whose held-out items are each user's latest"
     )]
     SequenceSplit(&'static str),
     /// `train.loss` given to a model with its own loss.
@@ -432,9 +432,13 @@ impl RunConfig {
         }
         let model = self.model.name();
         if input.reads_sequences() {
-            // Their test input is the history up to the test item: training then validation
-            // items, which is in time order only for these splits.
-            if !matches!(self.split, Split::LeaveOneOut | Split::Fixed) {
+            // Their test input is the history up to the test items: training then validation
+            // items, which is in time order only for these splits (under the time split, every
+            // item before the cutoff).
+            if !matches!(
+                self.split,
+                Split::LeaveOneOut | Split::Fixed | Split::Time { .. }
+            ) {
                 return Err(ConfigError::SequenceSplit(model));
             }
             if self.train.loss != Loss::default() {
