@@ -670,7 +670,15 @@ mod tests {
             ),
             (
                 "[model]\nkind = \"sasrec\"\n[split]\nkind = \"ratio\"\ntrain = 0.8\nvalid = 0.1\ntest = 0.1\n",
-                "use split `leave_one_out`",
+                "model `sasrec` reads each user's items in time order: use split `leave_one_out` (or `fixed`, or `time`), whose held-out items are each user's latest",
+            ),
+            (
+                "[split]\nkind = \"time\"\ncutoff = \"1998-03-01\"\n",
+                "split time: give exactly one of valid_days and valid_cutoff",
+            ),
+            (
+                "[split]\nkind = \"time\"\ncutoff = \"March 1998\"\nvalid_days = 14\n",
+                "split time: cutoff \"March 1998\" is not a date (YYYY-MM-DD)",
             ),
             (
                 "[model]\nkind = \"sasrec\"\n[train]\nloss = \"bpr\"\n",
