@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use ember_train::{Backend, RunConfig, RunOptions, train};
+use ember_train::RunConfig;
 
 mod common;
 
@@ -109,7 +109,7 @@ fn a_time_split_backtest_on_ml100k_scores_every_item_taken_after_the_cutoff() {
     let out = tempfile::tempdir().unwrap();
     config.output_dir = out.path().to_owned();
     assert_eq!(config.model.name(), "mf");
-    let summary = train(&config, Backend::Flex, RunOptions::default()).unwrap();
+    let summary = common::train_alone(&config);
     assert_eq!(summary.test.users, test.len());
     let described: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(summary.run_dir.join("data.json")).unwrap())
@@ -135,4 +135,29 @@ fn a_time_split_backtest_on_ml100k_scores_every_item_taken_after_the_cutoff() {
             assert!(value > 0.0 && value <= 1.0, "MF {metric} {value}");
         }
     }
+}
+
+/// SASRec takes the backtest too: its test input is each user's history before the cutoff,
+/// and it is scored on the same users and items as the id models.
+#[test]
+fn sasrec_is_scored_on_every_item_taken_after_the_cutoff() {
+    let Some(dir) = common::shared_dataset("ml-100k") else {
+        return;
+    };
+    let data = dir.join("u.data");
+    let (test, _) = expected_test(&rows(&data));
+    let text =
+        std::fs::read_to_string(common::repo().join("configs/ml100k-time-split-sasrec.toml"))
+            .unwrap()
+            .replace("../shared/datasets/ml-100k/u.data", data.to_str().unwrap())
+            .replace("epochs = 200", "epochs = 2")
+            .replace("every = 5", "every = 1");
+    let mut config = RunConfig::from_toml(&text, std::path::Path::new("sasrec.toml")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    config.output_dir = out.path().to_owned();
+    let summary = common::train_alone(&config);
+    assert_eq!(summary.model, "sasrec");
+    assert_eq!(summary.test.users, test.len());
+    let recall = summary.test.get("Recall@20").unwrap();
+    assert!(recall > 0.0 && recall <= 1.0, "SASRec Recall@20 {recall}");
 }
