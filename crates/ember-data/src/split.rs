@@ -423,23 +423,12 @@ impl Split {
             time_split::to_unit(start, unit),
             time_split::to_unit(end, unit),
         );
-        if cutoff_t <= first || cutoff_t > last {
-            return Err(DataError::Invalid(format!(
-                "split time: cutoff {cutoff} lies outside the data, which runs from {} to {}: \
-                 choose a cutoff after its first interaction and not after its last",
-                time_split::date(span.0),
-                time_split::date(span.1)
-            )));
-        }
-        if valid_start <= first {
-            return Err(DataError::Invalid(format!(
-                "split time: the validation window starts at {}, not after the data's first \
-                 interaction ({}): nothing would be left to train on; shorten the window or move \
-                 cutoff later",
-                time_split::datetime(start),
-                time_split::date(span.0)
-            )));
-        }
+        time_split::check_span(
+            cutoff,
+            (first, last),
+            (valid_start, cutoff_t),
+            (span, start),
+        )?;
         let texts = (time_split::datetime(start), time_split::datetime(end));
         let parts = time_split::split_at(data, times, (valid_start, cutoff_t), texts);
         time_split::check_window(&parts, span, (start, end))?;

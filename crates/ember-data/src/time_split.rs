@@ -227,30 +227,50 @@ pub(crate) struct TimeParts {
     pub split: TimeSplit,
 }
 
+/// The held-out interactions of users or items without an id, per part (training,
+/// validation, test).
+#[derive(Default)]
+struct LeftOut {
+    users: [HashSet<i64>; 3],
+    items: [HashSet<i64>; 3],
+    interactions: [usize; 3],
+}
+
+impl LeftOut {
+    fn stats(self, test: &[Vec<u32>], (valid_start, cutoff): (String, String)) -> TimeSplitStats {
+        TimeSplitStats {
+            valid_start,
+            cutoff,
+            test_users: test.iter().filter(|t| !t.is_empty()).count(),
+            new_users_valid: self.users[1].len(),
+            new_items_valid: self.items[1].len(),
+            new_users_test: self.users[2].len(),
+            new_items_test: self.items[2].len(),
+            interactions_left_out_valid: self.interactions[1],
+            interactions_left_out_test: self.interactions[2],
+        }
+    }
+}
+
 /// Splits `data` at `valid_start` and `cutoff` (in the data's unit; `times` are its
-/// timestamps). Ids go to the users and items with a training interaction; the held-out
-/// interactions of others are counted, and a pair repeated within a held-out part is held
-/// out once.
+/// timestamps; `texts` the two as RFC 3339). Ids go to the users and items with a training
+/// interaction; the held-out interactions of others are counted, and a pair repeated within a
+/// held-out part is held out once.
 pub(crate) fn split_at(
     data: &Interactions,
     times: &[i64],
     (valid_start, cutoff): (i64, i64),
-    (valid_start_text, cutoff_text): (String, String),
+    texts: (String, String),
 ) -> TimeParts {
-    let in_training = |i: &usize| times[*i] < valid_start;
-    let training: Vec<usize> = (0..data.len()).filter(in_training).collect();
+    let training: Vec<usize> = (0..data.len())
+        .filter(|&i| times[i] < valid_start)
+        .collect();
     let user_ids = IdMap::from_ids(training.iter().map(|&i| &data.users[i]));
     let item_ids = IdMap::from_ids(training.iter().map(|&i| &data.items[i]));
     let n_users = user_ids.len();
-    let mut parts = [
-        vec![Vec::new(); n_users],
-        vec![Vec::new(); n_users],
-        vec![Vec::new(); n_users],
-    ];
+    let mut parts: [Vec<Vec<u32>>; 3] = std::array::from_fn(|_| vec![Vec::new(); n_users]);
     let mut held: [HashSet<(u32, u32)>; 3] = Default::default();
-    let mut new_users: [HashSet<i64>; 3] = Default::default();
-    let mut new_items: [HashSet<i64>; 3] = Default::default();
-    let mut left_out = [0usize; 3];
+    let mut left_out = LeftOut::default();
     for i in data.chronological_order() {
         let part = match times[i] {
             t if t < valid_start => 0,
@@ -265,28 +285,18 @@ pub(crate) fn split_at(
                 }
             }
             (u, it) => {
-                left_out[part] += 1;
+                left_out.interactions[part] += 1;
                 if u.is_none() {
-                    new_users[part].insert(user);
+                    left_out.users[part].insert(user);
                 }
                 if it.is_none() {
-                    new_items[part].insert(item);
+                    left_out.items[part].insert(item);
                 }
             }
         }
     }
     let [train, valid, test] = parts;
-    let stats = TimeSplitStats {
-        valid_start: valid_start_text,
-        cutoff: cutoff_text,
-        test_users: test.iter().filter(|t| !t.is_empty()).count(),
-        new_users_valid: new_users[1].len(),
-        new_items_valid: new_items[1].len(),
-        new_users_test: new_users[2].len(),
-        new_items_test: new_items[2].len(),
-        interactions_left_out_valid: left_out[1],
-        interactions_left_out_test: left_out[2],
-    };
+    let stats = left_out.stats(&test, texts);
     TimeParts {
         user_ids,
         item_ids,
@@ -301,6 +311,36 @@ pub(crate) fn split_at(
             known_before_cutoff: Vec::new(),
         },
     }
+}
+
+/// Checks that the cutoff lies inside the data (`first` and `last` timestamps, `span` the
+/// instants they stand for) and that the window starting at `start` leaves something to train
+/// on; `cutoff` is the config's text, then the window's start and the cutoff in the data's
+/// unit.
+pub(crate) fn check_span(
+    cutoff: &str,
+    (first, last): (i64, i64),
+    (valid_start, cutoff_t): (i64, i64),
+    (span, start): ((Instant, Instant), Instant),
+) -> Result<()> {
+    if cutoff_t <= first || cutoff_t > last {
+        return Err(DataError::Invalid(format!(
+            "split time: cutoff {cutoff} lies outside the data, which runs from {} to {}: \
+             choose a cutoff after its first interaction and not after its last",
+            date(span.0),
+            date(span.1)
+        )));
+    }
+    if valid_start <= first {
+        return Err(DataError::Invalid(format!(
+            "split time: the validation window starts at {}, not after the data's first \
+             interaction ({}): nothing would be left to train on; shorten the window or move \
+             cutoff later",
+            datetime(start),
+            date(span.0)
+        )));
+    }
+    Ok(())
 }
 
 /// Checks that the window holds something to train on, validate and test, naming the dates.
