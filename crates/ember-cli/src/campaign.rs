@@ -260,15 +260,21 @@ struct HeldOut {
 /// The customers of `data` whom `policy` leaves out of `item`'s campaign for having it, not
 /// counting a held-out test interaction: any known pair with the item (those below the
 /// implicit threshold included), or, under `since:`, those last had on or after the day.
+/// Under a time split, only pairs from before the cutoff: what came after is the future the
+/// backtest measures.
 fn owners_before_test(data: &ember_data::Dataset, item: i64, policy: Known) -> Vec<i64> {
     let Some(i) = data.item_ids.internal(item) else {
         return Vec::new();
     };
+    let before_cutoff = data.time_split.as_ref().map(|t| &t.known_before_cutoff);
     (0..data.num_users())
         .filter(|&u| {
             let Ok(at) = data.known[u].binary_search(&i) else {
                 return false;
             };
+            if before_cutoff.is_some_and(|before| before[u].binary_search(&i).is_err()) {
+                return false;
+            }
             let trained = data.train[u].contains(&i) || data.valid[u].contains(&i);
             if data.test[u].contains(&i) && !trained {
                 return false;

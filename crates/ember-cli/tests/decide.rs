@@ -1207,3 +1207,50 @@ fn a_model_refuses_endless_customer_lists_and_segments_of_one_customer() {
         assert!(!cwd.join("seg").exists());
     }
 }
+
+/// A backtest: `campaign --run` on a time-split run. [`write_rated`]'s users like items on days
+/// 10,000–10,005 and rate one item low on day 10,010; cut at day 10,005 (1997-05-24) with a
+/// 2-day window, each user's test item is their last liked one, `(u + 10) mod 15`. For item 3
+/// the converters are users 8, 23 and 38; those who had it before the cutoff, the users with
+/// `u mod 15` in {1, 3, 10, 12, 14} (12 of 40), are not scored; users 2, 17 and 32, who rated
+/// it low only after the cutoff, did not have it then, so they are: 28 eligible.
+#[test]
+fn a_campaign_on_a_time_split_run_scores_who_took_the_item_after_the_cutoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    write_rated(&cwd.join("rated.csv"));
+    let config = RATED_CONFIG.replace(
+        "kind = \"leave_one_out\"",
+        "kind = \"time\"\ncutoff = \"1997-05-24\"\nvalid_days = 2",
+    );
+    fs::write(cwd.join("rated.toml"), config).unwrap();
+    let out = ok(ember(
+        &["train", "--config", "rated.toml", "--no-progress"],
+        cwd,
+    ));
+    assert!(out.contains("(40 users)"), "{out}");
+    ok(ember(&["export", "--run", "runs/rated", "--out", "m"], cwd));
+    let args = [
+        "campaign",
+        "--model",
+        "m",
+        "--item",
+        "3",
+        "--budget",
+        "10",
+        "--run",
+        "runs/rated",
+        "--out",
+        "c",
+        "--no-progress",
+    ];
+    let out = ok(ember(&args, cwd));
+    assert!(
+        out.contains("3 of the 28 eligible customers converted"),
+        "{out}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(cwd.join("c/campaign.json")).unwrap()).unwrap();
+    assert_eq!(summary["evaluation"]["eligible"], 28);
+    assert_eq!(summary["evaluation"]["converters"], 3);
+}

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{FixedTest, IdMap, Interactions, TimeUnit};
+use crate::{FixedTest, IdMap, Interactions, TimeSplit, TimeSplitStats, TimeUnit};
 
 /// Interactions split into train, validation and test, per user, with dense internal ids.
 #[derive(Debug, Clone)]
@@ -38,6 +38,9 @@ pub struct Dataset {
     /// `known`, entry for entry, when the source's timestamps are points in time
     /// ([`crate::Loaded::time_unit`]). One `i32` per distinct pair.
     pub known_days: Option<Vec<Vec<i32>>>,
+    /// Under the time split ([`crate::Split::Time`]), its bounds, what it left out, and what
+    /// each held-out part masks; `None` for the other splits.
+    pub time_split: Option<TimeSplit>,
 }
 
 /// Ratings aligned with a [`Dataset`]'s item lists: `train[u][j]` is the rating of item
@@ -67,6 +70,9 @@ pub struct DatasetStats {
     pub test: usize,
     /// Share of the user × item matrix that holds an interaction.
     pub density: f64,
+    /// Under the time split: the users it scores and the new users and items it left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_split: Option<TimeSplitStats>,
 }
 
 impl Dataset {
@@ -92,6 +98,7 @@ impl Dataset {
             valid,
             test,
             density: (train + valid + test) as f64 / cells,
+            time_split: self.time_split.as_ref().map(|t| t.stats.clone()),
         }
     }
 
@@ -116,7 +123,13 @@ impl Dataset {
     /// selection knows nothing of the test items, so they stay candidates as any unseen item).
     /// Full ranking masks these (the validation items among them stay candidates, to be
     /// found), and sampled validation negatives avoid them.
+    ///
+    /// Under the time split, the known items taken before the validation window: what the
+    /// user did later is not yet known at its start.
     pub fn masked_for_validation(&self) -> Vec<Vec<u32>> {
+        if let Some(time) = &self.time_split {
+            return time.known_before_valid.clone();
+        }
         (0..self.num_users())
             .map(|u| {
                 let seen = |i: &u32| self.train[u].contains(i) || self.valid[u].contains(i);
@@ -127,6 +140,17 @@ impl Dataset {
                     .collect()
             })
             .collect()
+    }
+
+    /// Each user's items that test must not rank but as held-out items, sorted: their known
+    /// items, or under the time split those taken before the cutoff (an item taken after it
+    /// is what is predicted, so it stays a candidate). Full ranking masks these (the test
+    /// items among them stay candidates, to be found), and sampled test negatives avoid them.
+    pub fn masked_for_test(&self) -> Vec<Vec<u32>> {
+        match &self.time_split {
+            Some(time) => time.known_before_cutoff.clone(),
+            None => self.known.clone(),
+        }
     }
 
     /// Sets [`Dataset::known`] (and [`Dataset::known_days`]) to every (user, item) pair of
@@ -174,6 +198,35 @@ impl Dataset {
         }
         self.known = known;
         self.known_days = unit.map(|_| days);
+        if let Some(time) = &self.time_split {
+            let (valid_start, cutoff) = (time.valid_start, time.cutoff);
+            let before_valid = self.known_before(sources, valid_start);
+            let before_cutoff = self.known_before(sources, cutoff);
+            let time = self.time_split.as_mut().expect("checked");
+            time.known_before_valid = before_valid;
+            time.known_before_cutoff = before_cutoff;
+        }
+    }
+
+    /// Each user's items (sorted, distinct) with an interaction in `sources` timed before
+    /// `bound`.
+    fn known_before(&self, sources: &[&Interactions], bound: i64) -> Vec<Vec<u32>> {
+        let mut before: Vec<Vec<u32>> = vec![Vec::new(); self.num_users()];
+        for source in sources {
+            let Some(times) = &source.timestamps else {
+                continue;
+            };
+            for ((user, item), &t) in source.users.iter().zip(&source.items).zip(times) {
+                if let (true, Some(u), Some(i)) = (
+                    t < bound,
+                    self.user_ids.internal(*user),
+                    self.item_ids.internal(*item),
+                ) {
+                    before[u as usize].push(i);
+                }
+            }
+        }
+        sorted_sets(before.iter().map(Vec::as_slice))
     }
 
     fn user_sets(&self, splits: &[&Vec<Vec<u32>>]) -> Vec<Vec<u32>> {

@@ -17,6 +17,7 @@ mod source;
 mod split;
 pub mod synthetic;
 mod text;
+mod time_split;
 
 pub use dataset::{Dataset, DatasetStats, SplitRatings, sorted_sets};
 pub use error::{DataError, Result};
@@ -27,6 +28,7 @@ pub use preprocess::{Preprocess, PreprocessStats};
 pub use source::{Column, DataSource, Loaded};
 pub use split::{FixedTest, Split};
 pub use synthetic::SyntheticConfig;
+pub use time_split::{TimeSplit, TimeSplitStats};
 
 /// Reads, cleans and splits: the whole data pipeline in one call.
 pub fn prepare(
@@ -60,7 +62,7 @@ pub fn prepare(
             stats.k_core
         )));
     }
-    let mut dataset = split.apply(&interactions, fixed.as_ref())?;
+    let mut dataset = split.apply_with_time_unit(&interactions, fixed.as_ref(), time_unit)?;
     dataset.set_known(&[&interactions, &dropped], fixed.as_ref(), time_unit);
     Ok((dataset, stats))
 }

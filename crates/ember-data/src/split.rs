@@ -5,7 +5,8 @@ use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use crate::{DataError, Dataset, IdMap, Interactions, Result, SplitRatings};
+use crate::time_split::{self, Instant, TimeSplit};
+use crate::{DataError, Dataset, IdMap, Interactions, Result, SplitRatings, TimeUnit, sorted_sets};
 
 /// How interactions are split (the `[split]` table of a config).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +49,20 @@ pub enum Split {
         /// Seed of the user shuffle and of each user's fold-in choice.
         #[serde(default)]
         seed: u64,
+    },
+    /// A backtest: training takes the interactions before the validation window, validation
+    /// the window, test those on or after `cutoff`. Users and items with no training
+    /// interaction get no id; their held-out interactions are counted
+    /// ([`crate::TimeSplitStats`]) and not scored.
+    Time {
+        /// `YYYY-MM-DD` or an RFC 3339 date and time; UTC unless it names an offset.
+        cutoff: String,
+        /// The validation window: this many days before `cutoff`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        valid_days: Option<u32>,
+        /// The validation window: from this date (as `cutoff`) to `cutoff`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        valid_cutoff: Option<String>,
     },
 }
 
@@ -100,15 +115,81 @@ impl Split {
                 "split held_out_users: fold_in {fold_in} must lie strictly between 0 and 1"
             )));
         }
+        self.time_window()?;
         Ok(())
     }
 
+    /// The validation window's start and the cutoff of a time split, parsed and checked
+    /// against each other; `None` for the other splits.
+    fn time_window(&self) -> Result<Option<(Instant, Instant)>> {
+        let Split::Time {
+            cutoff,
+            valid_days,
+            valid_cutoff,
+        } = self
+        else {
+            return Ok(None);
+        };
+        let parse = |key: &str, text: &str| {
+            time_split::parse_instant(text).ok_or_else(|| {
+                DataError::Invalid(format!(
+                    "split time: {key} {text:?} is not a date (YYYY-MM-DD) or a date and time \
+                     (RFC 3339, e.g. 1998-03-01T00:00:00+01:00; UTC when it names no offset)"
+                ))
+            })
+        };
+        let end = parse("cutoff", cutoff)?;
+        let start = match (valid_days, valid_cutoff) {
+            (Some(0), None) => {
+                return Err(DataError::Invalid(
+                    "split time: valid_days must be at least 1".into(),
+                ));
+            }
+            (Some(days), None) => end - i128::from(*days) * 86_400 * 1_000_000_000,
+            (None, Some(text)) => parse("valid_cutoff", text)?,
+            _ => {
+                return Err(DataError::Invalid(
+                    "split time: give exactly one of valid_days and valid_cutoff (where the \
+                     validation window before cutoff starts)"
+                        .into(),
+                ));
+            }
+        };
+        if start >= end {
+            return Err(DataError::Invalid(format!(
+                "split time: valid_cutoff {} must come before cutoff {cutoff}",
+                valid_cutoff.as_deref().unwrap_or_default()
+            )));
+        }
+        Ok(Some((start, end)))
+    }
+
     /// Splits `data`, mapping ids to dense internal ids. `fixed` must be given for (and only
-    /// for) [`Split::Fixed`].
+    /// for) [`Split::Fixed`]. A time split needs [`Split::apply_with_time_unit`].
     pub fn apply(&self, data: &Interactions, fixed: Option<&FixedTest>) -> Result<Dataset> {
+        self.apply_with_time_unit(data, fixed, None)
+    }
+
+    /// [`Split::apply`] knowing what the timestamps count (`None` when they are positions,
+    /// or absent), which a time split needs to place its dates.
+    pub fn apply_with_time_unit(
+        &self,
+        data: &Interactions,
+        fixed: Option<&FixedTest>,
+        time_unit: Option<TimeUnit>,
+    ) -> Result<Dataset> {
         self.validate()?;
         if data.is_empty() {
             return Err(DataError::Invalid("no interactions left to split".into()));
+        }
+        if let Some(window) = self.time_window()? {
+            if fixed.is_some() {
+                return Err(DataError::Invalid(
+                    "the `ncf` format brings its own test split: use `[split] kind = \"fixed\"`"
+                        .into(),
+                ));
+            }
+            return self.split_by_time(data, time_unit, window);
         }
         let user_ids = match fixed {
             Some(f) => IdMap::from_ids(data.users.iter().chain(f.test.iter().map(|(u, _)| u))),
@@ -283,6 +364,7 @@ impl Split {
                 }
                 held_out_users = Some(held_out);
             }
+            (Split::Time { .. }, None) => unreachable!("a time split returned above"),
             (Split::Fixed, None) => {
                 return Err(DataError::Invalid(
                     "split `fixed` needs a source with its own test files (format `ncf`)".into(),
@@ -296,48 +378,142 @@ impl Split {
             }
         }
         self.check_held_out(&valid, &test, largest)?;
-        // Each kept (user, item)'s rating (the latest, when repeated), looked up per split.
-        let ratings = data.ratings.as_ref().and_then(|values| {
-            let mut rating = std::collections::HashMap::new();
-            for i in data.chronological_order() {
-                let u = user_ids.internal(data.users[i]).expect("user in map");
-                let item = item_ids.internal(data.items[i]).expect("item in map");
-                rating.insert((u, item), values[i]);
-            }
-            let aligned = |split: &Vec<Vec<u32>>| -> Option<Vec<Vec<f32>>> {
-                split
-                    .iter()
-                    .enumerate()
-                    .map(|(u, items)| {
-                        items
-                            .iter()
-                            .map(|&i| rating.get(&(u as u32, i)).copied())
-                            .collect()
-                    })
-                    .collect()
-            };
-            // The fixed split's test items come from their own file, without ratings.
-            Some(SplitRatings {
-                train: aligned(&train)?,
-                valid: aligned(&valid)?,
-                test: aligned(&test)?,
-            })
-        });
-        let mut dataset = Dataset {
+        Ok(assemble(
+            data,
+            (user_ids, item_ids),
+            [train, valid, test],
+            (test_negatives, held_out_users),
+            None,
+        ))
+    }
+
+    /// The time split of `data` at `window` (validation start, cutoff).
+    fn split_by_time(
+        &self,
+        data: &Interactions,
+        time_unit: Option<TimeUnit>,
+        (start, end): (Instant, Instant),
+    ) -> Result<Dataset> {
+        let Split::Time { cutoff, .. } = self else {
+            unreachable!("split_by_time is called for time splits")
+        };
+        let Some(times) = &data.timestamps else {
+            return Err(DataError::Invalid(
+                "split time needs each interaction's date, and this source has no timestamps \
+                 (name the timestamp column in [data])"
+                    .into(),
+            ));
+        };
+        let Some(unit) = time_unit else {
+            return Err(DataError::Invalid(
+                "split time needs each interaction's date, and this source's timestamps are \
+                 positions in a sequence, not dates (formats sasrec and sequences, synthetic \
+                 data): use leave_one_out"
+                    .into(),
+            ));
+        };
+        let (first, last) = times
+            .iter()
+            .fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+        let span = (
+            time_split::from_unit(first, unit),
+            time_split::from_unit(last, unit),
+        );
+        let (valid_start, cutoff_t) = (
+            time_split::to_unit(start, unit),
+            time_split::to_unit(end, unit),
+        );
+        time_split::check_span(
+            cutoff,
+            (first, last),
+            (valid_start, cutoff_t),
+            (span, start),
+        )?;
+        let texts = (time_split::datetime(start), time_split::datetime(end));
+        let parts = time_split::split_at(data, times, (valid_start, cutoff_t), texts);
+        time_split::check_window(&parts, span, (start, end))?;
+        let time_split::TimeParts {
             user_ids,
             item_ids,
             train,
             valid,
             test,
-            test_negatives,
-            held_out_users,
-            ratings,
-            known: Vec::new(),
-            known_days: None,
-        };
-        dataset.known = dataset.split_sets();
-        Ok(dataset)
+            split,
+        } = parts;
+        Ok(assemble(
+            data,
+            (user_ids, item_ids),
+            [train, valid, test],
+            (None, None),
+            Some(split),
+        ))
     }
+}
+
+/// The [`Dataset`] of split parts: each kept pair's rating looked up, the known items set to
+/// the parts' (the caller adds what preprocessing removed, [`Dataset::set_known`]).
+fn assemble(
+    data: &Interactions,
+    (user_ids, item_ids): (IdMap, IdMap),
+    [train, valid, test]: [Vec<Vec<u32>>; 3],
+    (test_negatives, held_out_users): (Option<Vec<Vec<u32>>>, Option<Vec<bool>>),
+    time_split: Option<TimeSplit>,
+) -> Dataset {
+    // Each kept (user, item)'s rating (the latest, when repeated), looked up per split. A pair
+    // without ids (a time split's new user or item) is in no split.
+    let ratings = data.ratings.as_ref().and_then(|values| {
+        let mut rating = std::collections::HashMap::new();
+        for i in data.chronological_order() {
+            let (Some(u), Some(item)) = (
+                user_ids.internal(data.users[i]),
+                item_ids.internal(data.items[i]),
+            ) else {
+                continue;
+            };
+            rating.insert((u, item), values[i]);
+        }
+        let aligned = |split: &Vec<Vec<u32>>| -> Option<Vec<Vec<f32>>> {
+            split
+                .iter()
+                .enumerate()
+                .map(|(u, items)| {
+                    items
+                        .iter()
+                        .map(|&i| rating.get(&(u as u32, i)).copied())
+                        .collect()
+                })
+                .collect()
+        };
+        // The fixed split's test items come from their own file, without ratings.
+        Some(SplitRatings {
+            train: aligned(&train)?,
+            valid: aligned(&valid)?,
+            test: aligned(&test)?,
+        })
+    });
+    let mut dataset = Dataset {
+        user_ids,
+        item_ids,
+        train,
+        valid,
+        test,
+        test_negatives,
+        held_out_users,
+        ratings,
+        known: Vec::new(),
+        known_days: None,
+        time_split,
+    };
+    dataset.known = dataset.split_sets();
+    if dataset.time_split.is_some() {
+        // Until set_known adds what preprocessing removed: the parts before each bound.
+        let before_valid = sorted_sets(dataset.train.iter().map(Vec::as_slice));
+        let before_cutoff = dataset.train_valid_sets();
+        let time = dataset.time_split.as_mut().expect("checked");
+        time.known_before_valid = before_valid;
+        time.known_before_cutoff = before_cutoff;
+    }
+    dataset
 }
 
 impl Split {

@@ -210,6 +210,7 @@ fn synthetic_interactions(users: usize, items: usize, per_user: usize, seed: u64
         ratings: None,
         known: Vec::new(),
         known_days: None,
+        time_split: None,
     };
     data.known = data.split_sets();
     data

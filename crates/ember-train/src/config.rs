@@ -86,7 +86,7 @@ pub enum ConfigError {
     },
     /// A sequence model on a split whose held-out items are not each user's latest.
     #[error(
-        "model `{0}` reads each user's items in time order: use split `leave_one_out` (or `fixed`), whose held-out items are each user's latest"
+        "model `{0}` reads each user's items in time order: use split `leave_one_out` (or `fixed`, or `time`), whose held-out items are each user's latest"
     )]
     SequenceSplit(&'static str),
     /// `train.loss` given to a model with its own loss.
@@ -432,9 +432,13 @@ impl RunConfig {
         }
         let model = self.model.name();
         if input.reads_sequences() {
-            // Their test input is the history up to the test item: training then validation
-            // items, which is in time order only for these splits.
-            if !matches!(self.split, Split::LeaveOneOut | Split::Fixed) {
+            // Their test input is the history up to the test items: training then validation
+            // items, which is in time order only for these splits (under the time split, every
+            // item before the cutoff).
+            if !matches!(
+                self.split,
+                Split::LeaveOneOut | Split::Fixed | Split::Time { .. }
+            ) {
                 return Err(ConfigError::SequenceSplit(model));
             }
             if self.train.loss != Loss::default() {
@@ -666,7 +670,15 @@ mod tests {
             ),
             (
                 "[model]\nkind = \"sasrec\"\n[split]\nkind = \"ratio\"\ntrain = 0.8\nvalid = 0.1\ntest = 0.1\n",
-                "use split `leave_one_out`",
+                "model `sasrec` reads each user's items in time order: use split `leave_one_out` (or `fixed`, or `time`), whose held-out items are each user's latest",
+            ),
+            (
+                "[split]\nkind = \"time\"\ncutoff = \"1998-03-01\"\n",
+                "split time: give exactly one of valid_days and valid_cutoff",
+            ),
+            (
+                "[split]\nkind = \"time\"\ncutoff = \"March 1998\"\nvalid_days = 14\n",
+                "split time: cutoff \"March 1998\" is not a date (YYYY-MM-DD)",
             ),
             (
                 "[model]\nkind = \"sasrec\"\n[train]\nloss = \"bpr\"\n",

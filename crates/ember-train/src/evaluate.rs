@@ -237,7 +237,8 @@ fn sampled_candidates(
     let n_items = n_items as u32;
     let valid = evaluation_negatives(&valid_masked, n_items, negatives, weights, seed);
     let test_seed = seeds::test_negatives(seed);
-    let test = evaluation_negatives(&data.known, n_items, negatives, weights, test_seed);
+    let test_masked = data.masked_for_test();
+    let test = evaluation_negatives(&test_masked, n_items, negatives, weights, test_seed);
     Ok((
         Candidates::Sampled { negatives: valid },
         Candidates::Sampled { negatives: test },
@@ -275,7 +276,7 @@ impl EvaluationPlan {
                     masked: valid_masked,
                 },
                 Candidates::Full {
-                    masked: data.known.clone(),
+                    masked: data.masked_for_test(),
                 },
             ),
             Protocol::Sampled {
@@ -711,6 +712,7 @@ mod tests {
             ratings: None,
             known: vec![vec![0, 1, 2, 3]],
             known_days: None,
+            time_split: None,
         }
     }
 

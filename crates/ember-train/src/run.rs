@@ -244,6 +244,22 @@ impl Job<'_> {
             stats.test,
             stats.density
         ));
+        if let Some(time) = &stats.time_split {
+            run.log(&format!(
+                "time split: train before {}, validate to {}, test from it on: {} test users; \
+                 left out as new (no training interaction): {} users and {} items after the \
+                 cutoff ({} interactions), {} users and {} items in the validation window ({})",
+                time.valid_start,
+                time.cutoff,
+                time.test_users,
+                time.new_users_test,
+                time.new_items_test,
+                time.interactions_left_out_test,
+                time.new_users_valid,
+                time.new_items_valid,
+                time.interactions_left_out_valid
+            ));
+        }
         let parallel = if ranks > 1 {
             format!(
                 ", {ranks} ranks data-parallel ({} examples a batch in all)",
