@@ -103,6 +103,9 @@ pub enum DataError {
         /// What polars said, escaped and cut.
         message: String,
     },
+    /// Reading from PostgreSQL failed.
+    #[error(transparent)]
+    Postgres(#[from] crate::source::postgres::PostgresError),
     /// The data is readable but unusable with the chosen settings.
     #[error("{0}")]
     Invalid(String),

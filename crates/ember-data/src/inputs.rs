@@ -1,23 +1,48 @@
-//! The files a data source reads, with absolute paths and fingerprints (size and a hash of the
-//! contents), so that a run can check later, from any working directory, that it reads the
-//! data it was trained on.
+//! The inputs a data source reads: files, with absolute paths and fingerprints (size and a hash
+//! of the contents), and database queries, with the rows they returned (count and a hash of
+//! the rows in the query's order), so that a run can check later, from any working directory,
+//! that it reads the data it was trained on.
 
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use ember_spec::lines::{LineLimit, MAX_LINE_BYTES_VAR};
+
+use crate::source::postgres::{PostgresSpec, RowsRead, fingerprint_query, verify_query};
 use crate::{DataError, DataSource, Result};
 
-/// One input file as it was when fingerprinted.
+/// One input (a file, or a database query) as it was when fingerprinted. In `inputs.json` a
+/// file has `path`, `bytes` and `hash`; a query has `url`, `query`, `rows`, `bytes` and `hash`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InputFile {
-    /// Absolute path.
-    pub path: PathBuf,
-    /// Size in bytes.
-    pub bytes: u64,
-    /// FNV-1a (64-bit) of the contents, as `fnv1a64:<16 hex digits>`.
-    pub hash: String,
+#[serde(untagged)]
+pub enum InputFile {
+    /// A file.
+    File {
+        /// Absolute path.
+        path: PathBuf,
+        /// Size in bytes.
+        bytes: u64,
+        /// FNV-1a (64-bit) of the contents, as `fnv1a64:<16 hex digits>`.
+        hash: String,
+    },
+    /// The rows of a PostgreSQL query.
+    Postgres {
+        /// The connection string (it never holds a password: one is refused).
+        url: String,
+        /// The query.
+        query: String,
+        /// The variable the password was read from, when not `PGPASSWORD` or ~/.pgpass.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password_env: Option<String>,
+        /// Rows returned.
+        rows: u64,
+        /// Bytes of the rows as `COPY … TO STDOUT` writes them.
+        bytes: u64,
+        /// FNV-1a (64-bit) of those bytes, in the query's order, as `fnv1a64:<16 hex digits>`.
+        hash: String,
+    },
 }
 
 impl DataSource {
@@ -25,7 +50,7 @@ impl DataSource {
     /// config was given in), so that the source reads the same files from anywhere.
     pub fn make_absolute(&mut self, base: &Path) {
         let path = match self {
-            DataSource::Synthetic { .. } => return,
+            DataSource::Synthetic { .. } | DataSource::Postgres { .. } => return,
             DataSource::Ncf { prefix } => prefix,
             DataSource::Delimited { path, .. }
             | DataSource::Parquet { path, .. }
@@ -43,7 +68,7 @@ impl DataSource {
     /// The files the source reads (those that exist, for the NCF format's optional negatives).
     pub fn files(&self) -> Vec<PathBuf> {
         match self {
-            DataSource::Synthetic { .. } => vec![],
+            DataSource::Synthetic { .. } | DataSource::Postgres { .. } => vec![],
             DataSource::Ncf { prefix } => [".train.rating", ".test.rating", ".test.negative"]
                 .iter()
                 .map(|suffix| {
@@ -62,10 +87,26 @@ impl DataSource {
         }
     }
 
-    /// Fingerprints every file the source reads.
+    /// Fingerprints every file the source reads, or the rows of its query (which runs it).
     pub fn fingerprint(&self) -> Result<Vec<InputFile>> {
+        if let Some(spec) = self.postgres_spec() {
+            let read = fingerprint_query(spec, query_line_limit()?)?;
+            return Ok(vec![InputFile::Postgres {
+                url: spec.url.into(),
+                query: spec.query.into(),
+                password_env: spec.password_env.map(Into::into),
+                rows: read.rows,
+                bytes: read.bytes,
+                hash: read.hash_text(),
+            }]);
+        }
         self.files().iter().map(|p| fingerprint(p)).collect()
     }
+}
+
+/// The line limit of a query's rows (`EMBER_MAX_LINE_BYTES`, else 1 MiB).
+fn query_line_limit() -> Result<LineLimit> {
+    LineLimit::from_env(MAX_LINE_BYTES_VAR).map_err(|e| DataError::Invalid(e.to_string()))
 }
 
 /// The size and hash of the file at `path`, which must be a regular file: a device or a pipe
@@ -98,7 +139,7 @@ pub fn fingerprint(path: &Path) -> Result<InputFile> {
             hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
-    Ok(InputFile {
+    Ok(InputFile::File {
         path: path.to_owned(),
         bytes,
         hash: format!("fnv1a64:{hash:016x}"),
@@ -133,23 +174,61 @@ fn kind_of(kind: std::fs::FileType) -> &'static str {
     }
 }
 
-/// Checks that every recorded file is still what it was.
+/// Checks that every recorded input is still what it was (a query is run again).
 pub fn verify(recorded: &[InputFile]) -> Result<()> {
     for was in recorded {
-        let changed = |now: String| DataError::Changed {
-            path: was.path.clone(),
-            was: format!("{} bytes, {}", was.bytes, was.hash),
-            now,
-        };
-        if !was.path.exists() {
-            return Err(changed("the file is missing".into()));
-        }
-        let now = fingerprint(&was.path)?;
-        if now.bytes != was.bytes || now.hash != was.hash {
-            return Err(changed(format!("{} bytes, {}", now.bytes, now.hash)));
+        match was {
+            InputFile::File { path, bytes, hash } => verify_file(path, *bytes, hash)?,
+            InputFile::Postgres {
+                url,
+                query,
+                password_env,
+                rows,
+                bytes,
+                hash,
+            } => {
+                let spec = PostgresSpec {
+                    url,
+                    query,
+                    password_env: password_env.as_deref(),
+                };
+                // A hash that is not ours cannot match: 0 stands for it.
+                let hash = hash
+                    .strip_prefix("fnv1a64:")
+                    .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+                    .unwrap_or(0);
+                let was = RowsRead {
+                    rows: *rows,
+                    bytes: *bytes,
+                    hash,
+                };
+                verify_query(spec, was, query_line_limit()?)?;
+            }
         }
     }
     Ok(())
+}
+
+/// Checks that the file at `path` still has `bytes` bytes hashing to `hash`.
+fn verify_file(path: &Path, bytes: u64, hash: &str) -> Result<()> {
+    let changed = |now: String| DataError::Changed {
+        path: path.to_owned(),
+        was: format!("{bytes} bytes, {hash}"),
+        now,
+    };
+    if !path.exists() {
+        return Err(changed("the file is missing".into()));
+    }
+    match fingerprint(path)? {
+        InputFile::File {
+            bytes: now_bytes,
+            hash: now_hash,
+            ..
+        } if now_bytes != bytes || now_hash != hash => {
+            Err(changed(format!("{now_bytes} bytes, {now_hash}")))
+        }
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -162,12 +241,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a");
         std::fs::write(&path, "").unwrap();
-        assert_eq!(fingerprint(&path).unwrap().hash, "fnv1a64:cbf29ce484222325");
+        let of = |path: &Path| match fingerprint(path).unwrap() {
+            InputFile::File { bytes, hash, .. } => (bytes, hash),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(of(&path), (0, "fnv1a64:cbf29ce484222325".into()));
         std::fs::write(&path, "a").unwrap();
-        assert_eq!(fingerprint(&path).unwrap().hash, "fnv1a64:af63dc4c8601ec8c");
+        assert_eq!(of(&path), (1, "fnv1a64:af63dc4c8601ec8c".into()));
         std::fs::write(&path, "foobar").unwrap();
-        let f = fingerprint(&path).unwrap();
-        assert_eq!((f.bytes, f.hash.as_str()), (6, "fnv1a64:85944171f73967e8"));
+        assert_eq!(of(&path), (6, "fnv1a64:85944171f73967e8".into()));
     }
 
     #[test]

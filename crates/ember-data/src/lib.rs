@@ -25,6 +25,7 @@ pub use ids::IdMap;
 pub use inputs::{InputFile, fingerprint, verify};
 pub use interactions::{Interactions, TimeUnit};
 pub use preprocess::{Preprocess, PreprocessStats};
+pub use source::postgres::{EpochUnit, PostgresError};
 pub use source::{Column, DataSource, Loaded};
 pub use split::{FixedTest, Split};
 pub use synthetic::SyntheticConfig;

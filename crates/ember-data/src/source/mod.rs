@@ -6,6 +6,7 @@
 mod delimited;
 mod ncf;
 mod parquet;
+pub(crate) mod postgres;
 mod sequences;
 
 use serde::{Deserialize, Serialize};
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 
 use ember_spec::lines::{LineLimit, MAX_LINE_BYTES_VAR};
 
+use self::postgres::{EpochUnit, PostgresSpec, QueryColumns, read_postgres};
 use delimited::{TableSpec, read_delimited};
 use ncf::read_ncf;
 use parquet::{guarded, read_parquet};
@@ -82,6 +84,32 @@ pub enum DataSource {
         /// Timestamp column, if any.
         #[serde(default)]
         timestamp: Option<String>,
+    },
+    /// The rows of a PostgreSQL query, streamed with `COPY (query) TO STDOUT`; integer user
+    /// and item ids. The password comes from `password_env`'s variable, `PGPASSWORD` or
+    /// `~/.pgpass`, never from here.
+    Postgres {
+        /// Connection string, `postgresql://user@host:port/db?sslmode=require` or
+        /// `host=… port=… user=… dbname=…`, without a password.
+        url: String,
+        /// The query; it must have an `ORDER BY`.
+        query: String,
+        /// User id column.
+        user: String,
+        /// Item id column.
+        item: String,
+        /// Rating column, if any.
+        #[serde(default)]
+        rating: Option<String>,
+        /// Timestamp column (an integer count since 1970-01-01 UTC), if any.
+        #[serde(default)]
+        timestamp: Option<String>,
+        /// What the timestamps count (default seconds).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        time_unit: Option<EpochUnit>,
+        /// The environment variable holding the password, if not `PGPASSWORD` or ~/.pgpass.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password_env: Option<String>,
     },
     /// MovieLens-100K `u.data`: `user\titem\trating\ttimestamp`.
     Movielens100k {
@@ -155,6 +183,7 @@ impl DataSource {
             | DataSource::Sasrec { path }
             | DataSource::Sequences { path } => path.display().to_string(),
             DataSource::Ncf { prefix } => format!("{}.*", prefix.display()),
+            DataSource::Postgres { url, .. } => self::postgres::describe(url),
         }
     }
 
@@ -246,12 +275,48 @@ impl DataSource {
                 None,
             ),
             DataSource::Sequences { path } => (read_sequences(path, limit)?, None),
+            DataSource::Postgres {
+                user,
+                item,
+                rating,
+                timestamp,
+                time_unit,
+                ..
+            } => {
+                let columns = QueryColumns {
+                    user,
+                    item,
+                    rating: rating.as_deref(),
+                    timestamp: timestamp.as_deref(),
+                };
+                let spec = self.postgres_spec().expect("a PostgreSQL source");
+                read_postgres(spec, &columns, time_unit.unwrap_or_default(), limit)?
+            }
         };
         Ok(Loaded {
             interactions,
             fixed: None,
             time_unit,
         })
+    }
+}
+
+impl DataSource {
+    /// The connection and query of a PostgreSQL source.
+    pub(crate) fn postgres_spec(&self) -> Option<PostgresSpec<'_>> {
+        match self {
+            DataSource::Postgres {
+                url,
+                query,
+                password_env,
+                ..
+            } => Some(PostgresSpec {
+                url,
+                query,
+                password_env: password_env.as_deref(),
+            }),
+            _ => None,
+        }
     }
 }
 

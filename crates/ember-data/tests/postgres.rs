@@ -1,0 +1,343 @@
+//! The PostgreSQL source against a real server: `EMBER_TEST_POSTGRES_URL` names it
+//! (`scripts/test_postgres.sh start` runs one and prints the variable). Without it the tests say
+//! why and pass, and fail where `EMBER_REQUIRE_TEST_INPUTS` is set. Each test makes its own
+//! tables, named after the test and the process.
+
+use ember_data::{DataError, DataSource, InputFile, PostgresError, verify};
+use postgres::{Client, NoTls};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Skips (or, where inputs are required, fails) with `reason`.
+fn skip(reason: &str) {
+    assert!(
+        std::env::var_os("EMBER_REQUIRE_TEST_INPUTS").is_none(),
+        "{reason}; EMBER_REQUIRE_TEST_INPUTS is set"
+    );
+    eprintln!("skipped: {reason}");
+}
+
+/// The test server's connection string and a client on it.
+fn server() -> Option<(String, Client)> {
+    let Ok(url) = std::env::var("EMBER_TEST_POSTGRES_URL") else {
+        skip("EMBER_TEST_POSTGRES_URL is not set (scripts/test_postgres.sh start runs a server)");
+        return None;
+    };
+    let client = Client::connect(&url, NoTls).expect("the test server accepts connections");
+    Some((url, client))
+}
+
+/// ML-100K's `u.data`, when the datasets are there.
+fn ml100k() -> Option<PathBuf> {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/ml-100k/u.data");
+    if path.is_file() {
+        Some(path)
+    } else {
+        skip(&format!("{} not found", path.display()));
+        None
+    }
+}
+
+/// A table name unique to this test and process.
+fn table(test: &str) -> String {
+    format!("ember_{test}_{}", std::process::id())
+}
+
+fn source(url: &str, query: &str, rating: Option<&str>, timestamp: Option<&str>) -> DataSource {
+    DataSource::Postgres {
+        url: url.into(),
+        query: query.into(),
+        user: "u".into(),
+        item: "i".into(),
+        rating: rating.map(Into::into),
+        timestamp: timestamp.map(Into::into),
+        time_unit: None,
+        password_env: None,
+    }
+}
+
+/// Loads `u.data` into `name` (`line` numbers its rows in file order) with COPY FROM STDIN.
+fn load_ml100k(client: &mut Client, name: &str, path: &Path) {
+    client
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {name}; CREATE TABLE {name} (line bigserial PRIMARY KEY, \
+             u integer, i integer, r smallint, ts bigint)"
+        ))
+        .unwrap();
+    let mut writer = client
+        .copy_in(&format!("COPY {name} (u, i, r, ts) FROM STDIN"))
+        .unwrap();
+    writer.write_all(&std::fs::read(path).unwrap()).unwrap();
+    writer.finish().unwrap();
+}
+
+/// FNV-1a (64-bit) of `bytes`, as `inputs.json` writes it.
+fn fnv1a64(bytes: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash = (hash ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("fnv1a64:{hash:016x}")
+}
+
+#[test]
+fn ml100k_from_postgres_is_the_file_bit_for_bit() {
+    let (Some((url, mut client)), Some(path)) = (server(), ml100k()) else {
+        return;
+    };
+    let name = table("ml100k");
+    load_ml100k(&mut client, &name, &path);
+    let query = format!("SELECT u, i, r, ts FROM {name} ORDER BY line");
+    let from_db = source(&url, &query, Some("r"), Some("ts")).load().unwrap();
+    let from_file = DataSource::Movielens100k { path: path.clone() }
+        .load()
+        .unwrap();
+    assert_eq!(from_db.interactions.len(), 100_000);
+    assert_eq!(from_db.interactions, from_file.interactions);
+    assert_eq!(from_db.time_unit, from_file.time_unit);
+    // COPY writes each row as the file holds it (tab-separated, `\n`), so the hash of the rows
+    // is the hash of the file.
+    let printed = source(&url, &query, None, None).fingerprint().unwrap();
+    assert_eq!(
+        printed,
+        vec![InputFile::Postgres {
+            url: url.clone(),
+            query: query.clone(),
+            password_env: None,
+            rows: 100_000,
+            bytes: std::fs::metadata(&path).unwrap().len(),
+            hash: fnv1a64(&std::fs::read(&path).unwrap()),
+        }]
+    );
+    client.batch_execute(&format!("DROP TABLE {name}")).unwrap();
+}
+
+#[test]
+fn a_changed_table_is_refused_with_its_rows_and_hashes() {
+    let Some((url, mut client)) = server() else {
+        return;
+    };
+    let name = table("changed");
+    client
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {name}; CREATE TABLE {name} (u int, i int, r real);
+             INSERT INTO {name} VALUES (1, 10, 5), (2, 10, 3.5), (1, 11, 4)"
+        ))
+        .unwrap();
+    let query = format!("select u, i, r from {name} order by u, i");
+    let recorded = source(&url, &query, Some("r"), None).fingerprint().unwrap();
+    let then = fnv1a64(b"1\t10\t5\n1\t11\t4\n2\t10\t3.5\n");
+    match &recorded[..] {
+        [InputFile::Postgres { rows, hash, .. }] => assert_eq!((*rows, hash), (3, &then)),
+        other => panic!("{other:?}"),
+    }
+    verify(&recorded).unwrap();
+    client
+        .batch_execute(&format!("UPDATE {name} SET r = 2 WHERE u = 2"))
+        .unwrap();
+    let now = fnv1a64(b"1\t10\t5\n1\t11\t4\n2\t10\t2\n");
+    let err = verify(&recorded).unwrap_err().to_string();
+    let server = server_label(&url);
+    assert_eq!(
+        err,
+        format!(
+            "the table changed since the run was trained (then 3 rows, {then}; now 3 rows, \
+             {now}): data.query `{query}` on the PostgreSQL server at {server} no longer \
+             returns the same rows; restore them, or train a new run on the new data"
+        )
+    );
+    client.batch_execute(&format!("DROP TABLE {name}")).unwrap();
+}
+
+/// `host H, port P` as messages name the test server.
+fn server_label(url: &str) -> String {
+    let field = |key: &str| {
+        url.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+            .expect("the test url is in key=value form with host and port")
+            .to_string()
+    };
+    format!("host {}, port {}", field("host"), field("port"))
+}
+
+/// The message `query` gets, the table `name` holding `rows` first.
+fn refused(url: &str, client: &mut Client, setup: &str, query: &str) -> String {
+    client.batch_execute(setup).unwrap();
+    let err = source(url, query, Some("r"), None).load().unwrap_err();
+    assert!(matches!(err, DataError::Postgres(_)), "{err:?}");
+    err.to_string()
+}
+
+#[test]
+fn bad_queries_and_rows_are_refused_with_what_and_where() {
+    let Some((url, mut client)) = server() else {
+        return;
+    };
+    let name = table("bad");
+    let server = server_label(&url);
+    let create = |columns: &str, rows: &str| {
+        format!(
+            "DROP TABLE IF EXISTS {name}; CREATE TABLE {name} ({columns}); \
+             INSERT INTO {name} VALUES {rows}"
+        )
+    };
+    let ordered = format!("select * from {name} order by 1");
+    let cases = [
+        (
+            create("u int, i int, r real", "(1, 2, 3)"),
+            format!("select * from {name}"),
+            "data.query has no ORDER BY: a query's rows come in no set order unless it gives one, \
+             and ember keeps the order of rows with equal timestamps, so the same table could \
+             train differently; add e.g. `ORDER BY <user>, <timestamp>, <item>`"
+                .to_string(),
+        ),
+        (
+            "select 1".into(),
+            format!("select u, i, r from {name}_missing order by 1"),
+            format!(
+                "the PostgreSQL server at {server} refused data.query: ERROR: relation \
+                 \"{name}_missing\" does not exist"
+            ),
+        ),
+        (
+            create("u text, i int, r real", "('a', 2, 3)"),
+            ordered.clone(),
+            "data.query's column `u` (user) is of type text: ember reads integer ids for now \
+             (smallint, integer or bigint); string keys come with issue 29's key work"
+                .into(),
+        ),
+        (
+            create("u int, i double precision, r real", "(1, 2, 3)"),
+            ordered.clone(),
+            "data.query's column `i` (item) is of type float8: expected an integer id \
+             (smallint, integer or bigint)"
+                .into(),
+        ),
+        (
+            create("u int, i int, r text", "(1, 2, 'good')"),
+            ordered.clone(),
+            "data.query's column `r` (rating) is of type text: expected a number (smallint, \
+             integer, bigint, real, double precision or numeric)"
+                .into(),
+        ),
+        (
+            create("u int, item int, r real", "(1, 2, 3)"),
+            ordered.clone(),
+            "data.query returns no column `i` (it returns: u, item, r)".into(),
+        ),
+        (
+            create("u int, i int, r real", "(1, 2, 3), (2, NULL, 4), (3, 3, 1)"),
+            ordered.clone(),
+            "data.query, row 2, column `i`: NULL: every row needs a value here".into(),
+        ),
+        (
+            create("u int, i int, r real", "(1, 2, 3), (2, 3, 4), (3, 3, NULL)"),
+            ordered.clone(),
+            "data.query, row 3, column `r`: NULL: every row needs a value here".into(),
+        ),
+        (
+            create("u int, i int, r real", "(1, 2, 3), (2, 3, 'NaN')"),
+            ordered.clone(),
+            "data.query, row 2, column `r`: rating `NaN` is not a finite number: NaN, \
+             infinities and values beyond ±3.4e38 (ratings are 32-bit floats) are refused"
+                .into(),
+        ),
+        (
+            create("u int, i int, r real", "(1, 2, 3)"),
+            format!("select * from {name} where u > 1 order by 1"),
+            format!(
+                "data.query returned no rows from the PostgreSQL server at {server}: no interactions"
+            ),
+        ),
+    ];
+    for (setup, query, expected) in cases {
+        assert_eq!(
+            refused(&url, &mut client, &setup, &query),
+            expected,
+            "{query}"
+        );
+    }
+    client.batch_execute(&format!("DROP TABLE {name}")).unwrap();
+}
+
+#[test]
+fn a_server_that_is_down_is_named_by_host_and_port() {
+    // Port 1 on the loopback: nothing listens there, and the refusal is immediate.
+    let url = "host=127.0.0.1 port=1 user=ember dbname=ember";
+    let err = source(url, "select 1 as u, 2 as i order by 1", None, None)
+        .load()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("cannot reach the PostgreSQL server at host 127.0.0.1, port 1: ")
+            && err.contains("Connection refused"),
+        "{err}"
+    );
+    let printed = source(url, "select 1 as u, 2 as i order by 1", None, None)
+        .fingerprint()
+        .unwrap_err()
+        .to_string();
+    assert_eq!(printed, err);
+}
+
+/// Terminates the first backend running a `COPY` for `application` once one shows up.
+fn terminate_when_copying(url: &str, application: &str) -> std::thread::JoinHandle<bool> {
+    let (url, application) = (url.to_string(), application.to_string());
+    std::thread::spawn(move || {
+        let mut admin = Client::connect(&url, NoTls).unwrap();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            let rows = admin
+                .query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE application_name = $1 AND query LIKE 'COPY%'",
+                    &[&application],
+                )
+                .unwrap();
+            if !rows.is_empty() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    })
+}
+
+#[test]
+fn a_connection_cut_mid_read_is_an_error_not_a_short_table() {
+    let Some((url, mut client)) = server() else {
+        return;
+    };
+    let name = table("cut");
+    // Enough rows (about 40 MB as text) that the read is still going when the backend is
+    // terminated; the primary key lets the server stream them in order from the first row.
+    client
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {name}; CREATE TABLE {name} (id int PRIMARY KEY, u int, i int);
+             INSERT INTO {name} SELECT g, g % 1000, g % 777 FROM generate_series(1, 3000000) g"
+        ))
+        .unwrap();
+    let application = format!("ember_cut_{}", std::process::id());
+    let terminator = terminate_when_copying(&url, &application);
+    let reading = format!("{url} application_name={application}");
+    let query = format!("select u, i from {name} order by id");
+    let err = source(&reading, &query, None, None).load().unwrap_err();
+    assert!(terminator.join().unwrap(), "the COPY was seen and ended");
+    match &err {
+        DataError::Postgres(PostgresError::Cut { message, .. }) => assert!(
+            message.contains("terminating connection due to administrator command"),
+            "{err}"
+        ),
+        other => panic!("{other}"),
+    }
+    assert!(
+        err.to_string().starts_with(&format!(
+            "the connection to the PostgreSQL server at {} was lost after ",
+            server_label(&url)
+        )),
+        "{err}"
+    );
+    client.batch_execute(&format!("DROP TABLE {name}")).unwrap();
+}
