@@ -1,0 +1,327 @@
+//! `ember train` from PostgreSQL: the same metrics as from the file, a password that reaches no
+//! file or log, a login over TLS, clear refusals that leave no run directory, and `eval` and
+//! `export` refusing once the table changed. The server comes from `EMBER_TEST_POSTGRES_URL`
+//! (`scripts/test_postgres.sh start`); without it (or ML-100K) the tests say why and pass, and
+//! fail where `EMBER_REQUIRE_TEST_INPUTS` is set.
+
+mod common;
+
+use common::{ember, stderr};
+use postgres::{Client, NoTls};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn skip(reason: &str) {
+    assert!(
+        std::env::var_os("EMBER_REQUIRE_TEST_INPUTS").is_none(),
+        "{reason}; EMBER_REQUIRE_TEST_INPUTS is set"
+    );
+    eprintln!("skipped: {reason}");
+}
+
+/// The test server's connection string and a client on it, and ML-100K's `u.data`.
+fn inputs() -> Option<(String, Client, PathBuf)> {
+    let Ok(url) = std::env::var("EMBER_TEST_POSTGRES_URL") else {
+        skip("EMBER_TEST_POSTGRES_URL is not set (scripts/test_postgres.sh start runs a server)");
+        return None;
+    };
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/ml-100k/u.data");
+    if !path.is_file() {
+        skip(&format!("{} not found", path.display()));
+        return None;
+    }
+    let client = Client::connect(&url, NoTls).expect("the test server accepts connections");
+    Some((url, client, path))
+}
+
+/// Loads `u.data` into `name`, `line` numbering its rows in file order.
+fn load_ml100k(client: &mut Client, name: &str, path: &Path) {
+    client
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {name}; CREATE TABLE {name} (line bigserial PRIMARY KEY, \
+             u integer, i integer, r smallint, ts bigint)"
+        ))
+        .unwrap();
+    let mut writer = client
+        .copy_in(&format!("COPY {name} (u, i, r, ts) FROM STDIN"))
+        .unwrap();
+    writer.write_all(&fs::read(path).unwrap()).unwrap();
+    writer.finish().unwrap();
+}
+
+/// A short MF run on ML-100K with `data` as its `[data]` table.
+fn config(name: &str, data: &str) -> String {
+    format!(
+        "name = \"{name}\"\nseed = 42\n[data]\n{data}\n[split]\nkind = \"ratio\"\ntrain = 0.8\n\
+         valid = 0.1\ntest = 0.1\nseed = 42\n[model]\nkind = \"mf\"\nfactors = 16\n[train]\n\
+         epochs = 2\nbatch_size = 2048\nnegatives = 1\nloss = \"bpr\"\n[eval]\n\
+         protocol = {{ kind = \"full_ranking\" }}\nks = [10, 20]\nmonitor = \"NDCG@20\"\n"
+    )
+}
+
+/// The `[data]` table reading `table` on `url`.
+fn postgres_data(url: &str, table: &str, extra: &str) -> String {
+    format!(
+        "format = \"postgres\"\nurl = \"{url}\"\nquery = \"SELECT u, i, r, ts FROM {table} \
+         ORDER BY line\"\nuser = \"u\"\nitem = \"i\"\nrating = \"r\"\ntimestamp = \"ts\"\n{extra}"
+    )
+}
+
+/// Runs `ember train` on `config` in `dir` with `env` set.
+fn train(dir: &Path, config: &str, env: &[(&str, &str)]) -> Output {
+    fs::write(dir.join("c.toml"), config).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(["train", "--config", "c.toml", "--no-progress"])
+        // The password comes only from what a test gives.
+        .env_remove("PGPASSWORD")
+        .env_remove("PGPASSFILE")
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+/// The test metrics a run wrote.
+fn test_metrics(run: &Path) -> serde_json::Value {
+    let text = fs::read_to_string(run.join("metrics.json")).unwrap();
+    let metrics: serde_json::Value = serde_json::from_str(&text).unwrap();
+    metrics["test"].clone()
+}
+
+#[test]
+fn training_from_postgres_matches_the_file_and_refuses_a_changed_table() {
+    let Some((url, mut client, path)) = inputs() else {
+        return;
+    };
+    let table = format!("ember_cli_ml100k_{}", std::process::id());
+    load_ml100k(&mut client, &table, &path);
+    let dir = tempfile::tempdir().unwrap();
+    let from_file = config(
+        "file",
+        &format!("format = \"movielens100k\"\npath = \"{}\"", path.display()),
+    );
+    let out = train(dir.path(), &from_file, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = train(
+        dir.path(),
+        &config("db", &postgres_data(&url, &table, "")),
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (file_metrics, db_metrics) = (
+        test_metrics(&dir.path().join("runs/file")),
+        test_metrics(&dir.path().join("runs/db")),
+    );
+    assert!(
+        file_metrics.to_string().contains("NDCG@20"),
+        "{file_metrics}"
+    );
+    assert_eq!(db_metrics, file_metrics);
+    eprintln!("test metrics (file and PostgreSQL): {db_metrics}");
+    let inputs = fs::read_to_string(dir.path().join("runs/db/inputs.json")).unwrap();
+    assert!(
+        inputs.contains("\"rows\": 100000") && inputs.contains(&format!("FROM {table}")),
+        "{inputs}"
+    );
+    // One rating changed: eval and export refuse, naming the table's change.
+    client
+        .batch_execute(&format!("UPDATE {table} SET r = r % 5 + 1 WHERE line = 1"))
+        .unwrap();
+    for args in [
+        &["eval", "--run", "runs/db"][..],
+        &["export", "--run", "runs/db", "--out", "exported"][..],
+    ] {
+        let out = ember(args, dir.path());
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.starts_with("error: ")
+                && err.contains(
+                    "the table changed since the run was trained (then 100000 rows, fnv1a64:"
+                )
+                && err.contains("; now 100000 rows, fnv1a64:"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!dir.path().join("exported").exists());
+    client
+        .batch_execute(&format!("DROP TABLE {table}"))
+        .unwrap();
+}
+
+/// Every file under `dir`, with its contents.
+fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else {
+            let bytes = fs::read(&path).unwrap();
+            found.push((path, bytes));
+        }
+    }
+    found
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn a_password_login_over_tls_keeps_the_password_out_of_every_file_and_message() {
+    let Some((url, mut client, path)) = inputs() else {
+        return;
+    };
+    let Ok(ca) = std::env::var("EMBER_TEST_POSTGRES_CA") else {
+        skip("EMBER_TEST_POSTGRES_CA is not set (scripts/test_postgres.sh start makes one)");
+        return;
+    };
+    let pid = std::process::id();
+    let (table, role) = (format!("ember_cli_tls_{pid}"), format!("ember_tls_{pid}"));
+    let secret = format!("Xq7-secret-{pid}");
+    load_ml100k(&mut client, &table, &path);
+    client
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD '{secret}';
+             GRANT SELECT ON {table} TO {role}"
+        ))
+        .unwrap();
+    let port = url
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("port="))
+        .unwrap_or("5432");
+    let tcp = format!("postgresql://{role}@127.0.0.1:{port}/postgres?sslmode=require");
+    let data = postgres_data(&tcp, &table, "password_env = \"EMBER_TEST_SECRET\"");
+    let dir = tempfile::tempdir().unwrap();
+    let tls = [
+        ("SSL_CERT_FILE", ca.as_str()),
+        ("SSL_CERT_DIR", "/nonexistent"),
+    ];
+
+    // A wrong password: refused, no secret in the message, no run directory.
+    let mut env = tls.to_vec();
+    env.push(("EMBER_TEST_SECRET", "not-the-password"));
+    let out = train(dir.path(), &config("tls", &data), &env);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err.lines().last().unwrap(),
+        format!(
+            "error: the PostgreSQL server at host 127.0.0.1, port {port} refused the login of \
+             user `{role}`: FATAL: password authentication failed for user \"{role}\""
+        )
+    );
+    assert!(!err.contains("not-the-password"), "{err}");
+    assert!(!dir.path().join("runs").exists());
+
+    // No password anywhere (an empty home, no variable): the server's demand is explained.
+    let home = tempfile::tempdir().unwrap();
+    let home_dir = home.path().to_str().unwrap();
+    let bare = postgres_data(&tcp, &table, "");
+    let mut env = tls.to_vec();
+    env.push(("HOME", home_dir));
+    let out = train(dir.path(), &config("tls", &bare), &env);
+    let err = stderr(&out);
+    assert_eq!(
+        err.lines().last().unwrap(),
+        format!(
+            "error: the PostgreSQL server at host 127.0.0.1, port {port} refused the login of \
+             user `{role}`: the server asks for a password and none was given: set PGPASSWORD, \
+             add a line to ~/.pgpass, or name an environment variable in data.password_env"
+        )
+    );
+    assert!(!dir.path().join("runs").exists());
+
+    // The right one from ~/.pgpass, over TLS: trained, and the password is nowhere in the run
+    // or its output.
+    let pgpass = home.path().join(".pgpass");
+    fs::write(
+        &pgpass,
+        format!("# test\n127.0.0.1:{port}:postgres:{role}:{secret}\n"),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&pgpass, fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let out = train(dir.path(), &config("tls", &bare), &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let files = files_under(&dir.path().join("runs/tls"));
+    assert!(
+        files.iter().any(|(p, _)| p.ends_with("log.txt")),
+        "{files:?}"
+    );
+    for (path, bytes) in files
+        .iter()
+        .chain([(PathBuf::from("stderr"), out.stderr.clone())].iter())
+    {
+        assert!(
+            !contains(bytes, &secret),
+            "{} holds the password",
+            path.display()
+        );
+    }
+    assert!(!contains(&out.stdout, &secret));
+
+    // The server's certificate checked: without the test CA the handshake fails.
+    let out = train(
+        dir.path(),
+        &config("untrusted", &data),
+        &[
+            ("EMBER_TEST_SECRET", secret.as_str()),
+            ("SSL_CERT_FILE", "/nonexistent"),
+            ("SSL_CERT_DIR", "/nonexistent"),
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: cannot reach the PostgreSQL server at host 127.0.0.1, port {port}: error performing TLS handshake"
+        )) && !err.contains(&secret),
+        "{err}"
+    );
+    assert!(!dir.path().join("runs/untrusted").exists());
+    client
+        .batch_execute(&format!("DROP TABLE {table}; DROP ROLE {role}"))
+        .unwrap();
+}
+
+#[test]
+fn refusals_leave_no_run_directory() {
+    let Some((url, _client, _)) = inputs() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            postgres_data("host=127.0.0.1 port=1 user=ember dbname=ember", "t", ""),
+            "error: cannot reach the PostgreSQL server at host 127.0.0.1, port 1: ",
+        ),
+        (
+            postgres_data("postgresql://ember:hunter2@127.0.0.1:1/ember", "t", ""),
+            "error: data.url holds a password: ember never takes one from the config",
+        ),
+        (
+            postgres_data(&url, "t", "password_env = \"EMBER_TEST_NOT_SET_ANYWHERE\""),
+            "error: data.password_env names `EMBER_TEST_NOT_SET_ANYWHERE`, which is not set (or not valid UTF-8)",
+        ),
+        (
+            postgres_data(&url, "ember_no_such_table", ""),
+            "refused data.query: ERROR: relation \"ember_no_such_table\" does not exist",
+        ),
+    ];
+    for (data, expected) in cases {
+        let out = train(dir.path(), &config("refused", &data), &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(expected) && !err.contains("hunter2"), "{err}");
+        assert!(!dir.path().join("runs").exists(), "{err}");
+    }
+}
