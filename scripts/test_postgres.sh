@@ -64,6 +64,10 @@ start() {
     if [ ! -f "$dir/data/PG_VERSION" ]; then
         as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth-local=trust \
             --auth-host=scram-sha-256 > "$dir/initdb.log"
+        if ! command -v openssl > /dev/null && [ "$(id -u)" = 0 ] \
+            && command -v apt-get > /dev/null; then
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl > /dev/null
+        fi
         if command -v openssl > /dev/null; then
             as_owner bash -c "$(declare -f make_certificates); dir=$dir; make_certificates"
         fi
