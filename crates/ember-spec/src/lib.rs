@@ -12,12 +12,12 @@
 
 #![deny(missing_docs)]
 
-mod family;
+mod specs;
 pub mod lines;
 mod spec;
 pub mod tokens;
 
-pub use family::{
+pub use specs::{
     AutoRecSpec, AutoencoderSpec, CdaeSpec, FactorsSpec, Gru4RecSpec, ItemKnnSpec, LightGcnSpec,
     MlpSpec, NeuMfSpec, TransformerSpec,
 };
