@@ -12,13 +12,13 @@
 
 #![deny(missing_docs)]
 
-mod family;
 pub mod lines;
 mod spec;
+mod specs;
 pub mod tokens;
 
-pub use family::{
+pub use spec::{ModelSpec, SpecError};
+pub use specs::{
     AutoRecSpec, AutoencoderSpec, CdaeSpec, FactorsSpec, Gru4RecSpec, ItemKnnSpec, LightGcnSpec,
     MlpSpec, NeuMfSpec, TransformerSpec,
 };
-pub use spec::{ModelSpec, SpecError};

@@ -358,6 +358,26 @@ impl RunConfig {
     /// Checks the values that serde cannot: sizes, cut-offs, the monitored metric, and that
     /// the model can be trained and evaluated on this split.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let input = self.model.input();
+        self.check_sizes(input)?;
+        self.check_optimiser()?;
+        self.check_evaluation(input)?;
+        self.model.validate()?;
+        if self.train.patience < self.eval.every {
+            return Err(ConfigError::PatienceBelowEvery {
+                patience: self.train.patience,
+                every: self.eval.every,
+            });
+        }
+        self.check_model_on_split(input)?;
+        if self.name.is_empty() || self.name.contains(['/', '\\']) || self.name.starts_with('.') {
+            return Err(ConfigError::BadName(self.name.clone()));
+        }
+        Ok(())
+    }
+
+    /// Counts that must be positive, and negatives for the models that learn from them.
+    fn check_sizes(&self, input: Input) -> Result<(), ConfigError> {
         let t = &self.train;
         let positive = [
             ("train.epochs", t.epochs),
@@ -371,10 +391,15 @@ impl RunConfig {
                 return Err(ConfigError::Zero(key));
             }
         }
-        let input = self.model.input();
         if t.negatives == 0 && input == Input::Pairs {
             return Err(ConfigError::NoNegatives);
         }
+        Ok(())
+    }
+
+    /// Learning rates, pre-training epochs, weight decay and Adam's beta2.
+    fn check_optimiser(&self) -> Result<(), ConfigError> {
+        let t = &self.train;
         let rates = [
             ("learning_rate", Some(t.learning_rate)),
             ("finetune_learning_rate", t.finetune_learning_rate),
@@ -395,6 +420,11 @@ impl RunConfig {
         if !(0.0..1.0).contains(&t.adam_beta2) {
             return Err(ConfigError::BadBeta2(t.adam_beta2));
         }
+        Ok(())
+    }
+
+    /// Cut-offs, protocols, and a monitored metric the evaluation reports for this model.
+    fn check_evaluation(&self, input: Input) -> Result<(), ConfigError> {
         if self.eval.ks.is_empty() || self.eval.ks.contains(&0) {
             return Err(ConfigError::BadCutoffs(self.eval.ks.clone()));
         }
@@ -423,13 +453,11 @@ impl RunConfig {
                 known,
             });
         }
-        self.model.validate()?;
-        if self.train.patience < self.eval.every {
-            return Err(ConfigError::PatienceBelowEvery {
-                patience: self.train.patience,
-                every: self.eval.every,
-            });
-        }
+        Ok(())
+    }
+
+    /// What the model's input asks of the split and preprocessing, then the split itself.
+    fn check_model_on_split(&self, input: Input) -> Result<(), ConfigError> {
         let model = self.model.name();
         if input.reads_sequences() {
             // Their test input is the history up to the test items: training then validation
@@ -453,11 +481,7 @@ impl RunConfig {
                 return Err(ConfigError::RatingDuplicates(model));
             }
         }
-        self.split.validate().map_err(ConfigError::Split)?;
-        if self.name.is_empty() || self.name.contains(['/', '\\']) || self.name.starts_with('.') {
-            return Err(ConfigError::BadName(self.name.clone()));
-        }
-        Ok(())
+        self.split.validate().map_err(ConfigError::Split)
     }
 
     /// The config as TOML, as saved in the run directory.

@@ -21,7 +21,9 @@
 
 use ember_spec::{AutoencoderSpec, CdaeSpec};
 
-use super::{ById, Family, Subject, Unexplained, occlusion_because, occlusion_candidates};
+use super::{
+    ById, Family, Subject, Unexplained, item_set, occlusion_because, occlusion_candidates,
+};
 use crate::nn::{Dense, Matrix, sigmoid, tanh};
 use crate::source::{SparseRows, TensorSource};
 use crate::{InferError, ScoreScale};
@@ -165,14 +167,6 @@ impl Autoencoder {
             })
             .collect()
     }
-}
-
-/// The distinct items of a history, sorted: the set an autoencoder reads.
-fn item_set(items: &[u32]) -> Vec<u32> {
-    let mut set = items.to_vec();
-    set.sort_unstable();
-    set.dedup();
-    set
 }
 
 impl Family for Autoencoder {

@@ -15,7 +15,7 @@
 
 use ember_spec::{ItemKnnSpec, SpecError};
 
-use super::{ById, Family, Subject, Unexplained};
+use super::{ById, Family, Subject, Unexplained, item_set};
 use crate::source::{SparseRows, TensorSource};
 use crate::{InferError, ScoreScale};
 
@@ -111,14 +111,6 @@ impl ItemKnn {
             .copied()
             .zip(self.similarity[range].iter().copied())
     }
-}
-
-/// The distinct items of a history, sorted: the set ItemKNN reads.
-fn item_set(items: &[u32]) -> Vec<u32> {
-    let mut set = items.to_vec();
-    set.sort_unstable();
-    set.dedup();
-    set
 }
 
 impl Family for ItemKnn {

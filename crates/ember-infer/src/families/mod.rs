@@ -160,6 +160,15 @@ pub(crate) fn cosine_because(
         .collect()
 }
 
+/// The distinct items of a history, sorted: the set the models that read item sets (the
+/// autoencoders, ItemKNN) take, whatever the order and repeats a caller gives.
+pub(crate) fn item_set(items: &[u32]) -> Vec<u32> {
+    let mut set = items.to_vec();
+    set.sort_unstable();
+    set.dedup();
+    set
+}
+
 /// The distinct items of `items` an occlusion explanation removes: all of them up to
 /// [`MAX_OCCLUDED`]; beyond it, the [`MAX_OCCLUDED`] of highest `priority` (ties by item id).
 pub(crate) fn occlusion_candidates(items: &[u32], priority: impl Fn(u32) -> f32) -> Vec<u32> {
