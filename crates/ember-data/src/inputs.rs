@@ -91,16 +91,28 @@ impl DataSource {
     pub fn fingerprint(&self) -> Result<Vec<InputFile>> {
         if let Some(spec) = self.postgres_spec() {
             let read = fingerprint_query(spec, query_line_limit()?)?;
-            return Ok(vec![InputFile::Postgres {
-                url: spec.url.into(),
-                query: spec.query.into(),
-                password_env: spec.password_env.map(Into::into),
-                rows: read.rows,
-                bytes: read.bytes,
-                hash: read.hash_text(),
-            }]);
+            return Ok(vec![InputFile::of_query(spec, read)]);
         }
+        self.fingerprint_files()
+    }
+
+    /// Fingerprints every file the source reads (none for a query).
+    pub(crate) fn fingerprint_files(&self) -> Result<Vec<InputFile>> {
         self.files().iter().map(|p| fingerprint(p)).collect()
+    }
+}
+
+impl InputFile {
+    /// The fingerprint of the rows `read` that `spec`'s query returned.
+    pub(crate) fn of_query(spec: PostgresSpec, read: RowsRead) -> Self {
+        InputFile::Postgres {
+            url: spec.url.into(),
+            query: spec.query.into(),
+            password_env: spec.password_env.map(Into::into),
+            rows: read.rows,
+            bytes: read.bytes,
+            hash: read.hash_text(),
+        }
     }
 }
 

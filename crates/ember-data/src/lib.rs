@@ -37,6 +37,28 @@ pub fn prepare(
     preprocess: &Preprocess,
     split: &Split,
 ) -> Result<(Dataset, PreprocessStats)> {
+    check_split(preprocess, split)?;
+    prepare_loaded(source, preprocess, split, source.load()?)
+}
+
+/// [`prepare`], and the fingerprints of what it read, as [`DataSource::fingerprint`] gives
+/// them: the files are fingerprinted before they are read, a query's rows as they are read
+/// (so that the query runs once).
+pub fn prepare_fingerprinted(
+    source: &DataSource,
+    preprocess: &Preprocess,
+    split: &Split,
+) -> Result<(Dataset, PreprocessStats, Vec<InputFile>)> {
+    let files = source.fingerprint_files()?;
+    check_split(preprocess, split)?;
+    let mut loaded = source.load()?;
+    let inputs = loaded.query_rows.take().map_or(files, |rows| vec![rows]);
+    let (dataset, stats) = prepare_loaded(source, preprocess, split, loaded)?;
+    Ok((dataset, stats, inputs))
+}
+
+/// Refuses a split that cannot be made, or cannot be made of preprocessed data.
+fn check_split(preprocess: &Preprocess, split: &Split) -> Result<()> {
     split.validate()?;
     if *split == Split::Fixed
         && (preprocess.implicit_threshold.is_some()
@@ -48,11 +70,22 @@ pub fn prepare(
             "split `fixed` keeps the source's own test files: preprocess.implicit_threshold and k-core filtering cannot be used with it".into(),
         ));
     }
+    Ok(())
+}
+
+/// Cleans and splits what `source` loaded.
+fn prepare_loaded(
+    source: &DataSource,
+    preprocess: &Preprocess,
+    split: &Split,
+    loaded: Loaded,
+) -> Result<(Dataset, PreprocessStats)> {
     let Loaded {
         mut interactions,
         fixed,
         time_unit,
-    } = source.load()?;
+        ..
+    } = loaded;
     let (stats, dropped) = preprocess.apply_keeping_dropped(&mut interactions)?;
     if interactions.is_empty() {
         return Err(DataError::Invalid(format!(

@@ -3,7 +3,10 @@
 //! why and pass, and fail where `EMBER_REQUIRE_TEST_INPUTS` is set. Each test makes its own
 //! tables, named after the test and the process.
 
-use ember_data::{DataError, DataSource, InputFile, PostgresError, verify};
+use ember_data::{
+    DataError, DataSource, InputFile, PostgresError, Preprocess, Split, prepare_fingerprinted,
+    verify,
+};
 use postgres::{Client, NoTls};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -149,6 +152,56 @@ fn a_changed_table_is_refused_with_its_rows_and_hashes() {
         )
     );
     client.batch_execute(&format!("DROP TABLE {name}")).unwrap();
+}
+
+/// Training reads a query once (it once ran it a second time to fingerprint the rows): the rows
+/// are hashed as they are read, to the fingerprint `fingerprint()` gives. Each row the server
+/// produces takes a number from a sequence, which counts the passes.
+#[test]
+fn prepare_fingerprinted_reads_the_query_once() {
+    let Some((url, mut client)) = server() else {
+        return;
+    };
+    let name = table("once");
+    client
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {name}; DROP SEQUENCE IF EXISTS {name}_rows;
+             CREATE SEQUENCE {name}_rows; CREATE TABLE {name} (u int, i int, r real);
+             INSERT INTO {name} VALUES (1, 10, 5), (1, 11, 4), (1, 12, 3), (2, 10, 2),
+             (2, 12, 1), (2, 13, 4.5)"
+        ))
+        .unwrap();
+    let query =
+        format!("select u, i, r, nextval('{name}_rows') > 0 as counted from {name} order by u, i");
+    let src = source(&url, &query, Some("r"), None);
+    let (data, _, inputs) =
+        prepare_fingerprinted(&src, &Preprocess::default(), &Split::LeaveOneOut).unwrap();
+    let passes = |client: &mut Client| -> i64 {
+        let row = client
+            .query_one(&format!("select last_value from {name}_rows"), &[])
+            .unwrap();
+        row.get::<_, i64>(0) / 6
+    };
+    assert_eq!(passes(&mut client), 1);
+    assert_eq!(
+        data.stats().train + data.stats().valid + data.stats().test,
+        6
+    );
+    let text = b"1\t10\t5\tt\n1\t11\t4\tt\n1\t12\t3\tt\n2\t10\t2\tt\n2\t12\t1\tt\n2\t13\t4.5\tt\n";
+    let expected = InputFile::Postgres {
+        url: url.clone(),
+        query: query.clone(),
+        password_env: None,
+        rows: 6,
+        bytes: text.len() as u64,
+        hash: fnv1a64(text),
+    };
+    assert_eq!(inputs, vec![expected]);
+    assert_eq!(src.fingerprint().unwrap(), inputs);
+    assert_eq!(passes(&mut client), 2);
+    client
+        .batch_execute(&format!("DROP TABLE {name}; DROP SEQUENCE {name}_rows"))
+        .unwrap();
 }
 
 /// `host H, port P` as messages name the test server.

@@ -4,7 +4,7 @@
 
 use burn::module::Module;
 use burn::prelude::Device;
-use ember_data::{Dataset, prepare};
+use ember_data::{Dataset, prepare_fingerprinted};
 use ember_models::Model;
 use serde_json::json;
 use std::path::Path;
@@ -33,7 +33,6 @@ pub fn train(
 ) -> Result<RunSummary, TrainError> {
     config.validate().map_err(TrainError::config("config"))?;
     let config = &resolved(config, backend)?;
-    let inputs = config.data.fingerprint()?;
     let job = Job {
         config,
         backend,
@@ -46,6 +45,7 @@ pub fn train(
         RunDir::scratch(ranks.rank(), None)?
     };
     run.write(files::CONFIG, &config.to_toml())?;
+    let inputs = job.prepared.inputs.clone();
     let listed = serde_json::to_string_pretty(&inputs).expect("json");
     run.write(files::INPUTS, &listed)?;
     job.write_data(&mut run)?;
@@ -150,6 +150,8 @@ fn check_data(config: &RunConfig, data: &Dataset) -> Result<(), ConfigError> {
 struct Prepared {
     data: Dataset,
     preprocess: ember_data::PreprocessStats,
+    /// The fingerprints of the inputs read, taken as they were read.
+    inputs: Vec<ember_data::InputFile>,
     plan: EvaluationPlan,
     extra_plans: Vec<EvaluationPlan>,
     /// What the model will take of the memory there is, for the log.
@@ -165,7 +167,8 @@ impl Prepared {
         max_memory: Option<u64>,
     ) -> Result<Self, TrainError> {
         backend.device()?;
-        let (data, preprocess) = prepare(&config.data, &config.preprocess, &config.split)?;
+        let (data, preprocess, inputs) =
+            prepare_fingerprinted(&config.data, &config.preprocess, &config.split)?;
         check_data(config, &data).map_err(TrainError::config("config"))?;
         let memory = crate::memory::check(config, &data, max_memory)?;
         let plan = EvaluationPlan::new(&data, &config.eval.protocol, config.seed)
@@ -182,6 +185,7 @@ impl Prepared {
         Ok(Self {
             data,
             preprocess,
+            inputs,
             plan,
             extra_plans,
             memory,

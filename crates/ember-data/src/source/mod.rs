@@ -23,7 +23,7 @@ use sequences::read_sequences;
 use crate::split::FixedTest;
 use crate::synthetic::SyntheticConfig;
 use crate::text::shown;
-use crate::{DataError, Interactions, Result, TimeUnit};
+use crate::{DataError, InputFile, Interactions, Result, TimeUnit};
 
 /// A column of a table: by header name, or by 0-based position.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -164,6 +164,9 @@ pub struct Loaded {
     /// What the timestamps count, when they are points in time; `None` without timestamps
     /// or when they are only positions in a file (the sequence formats, the synthetic data).
     pub time_unit: Option<TimeUnit>,
+    /// The fingerprint of a query's rows, taken as they were read (a PostgreSQL source);
+    /// `None` for the other sources, whose files are fingerprinted on their own.
+    pub query_rows: Option<InputFile>,
 }
 
 impl DataSource {
@@ -226,6 +229,7 @@ impl DataSource {
             (interactions, unit)
         };
         let limit = self.line_limit()?;
+        let mut query_rows = None;
         let (interactions, time_unit) = match self {
             DataSource::Synthetic { synthetic } => (synthetic.generate()?, None),
             DataSource::Delimited {
@@ -290,13 +294,17 @@ impl DataSource {
                     timestamp: timestamp.as_deref(),
                 };
                 let spec = self.postgres_spec().expect("a PostgreSQL source");
-                read_postgres(spec, &columns, time_unit.unwrap_or_default(), limit)?
+                let (interactions, unit, read) =
+                    read_postgres(spec, &columns, time_unit.unwrap_or_default(), limit)?;
+                query_rows = Some(InputFile::of_query(spec, read));
+                (interactions, unit)
             }
         };
         Ok(Loaded {
             interactions,
             fixed: None,
             time_unit,
+            query_rows,
         })
     }
 }

@@ -56,6 +56,7 @@ pub(super) fn read_ncf(prefix: &Path, limit: LineLimit) -> Result<Loaded> {
             negatives,
         }),
         time_unit: Some(TimeUnit::Seconds),
+        query_rows: None,
     })
 }
 

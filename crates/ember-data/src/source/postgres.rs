@@ -509,13 +509,14 @@ fn shown_query(query: &str) -> String {
 }
 
 /// Reads the query's rows into interactions (with the timestamps' unit, when there are
-/// timestamps).
+/// timestamps), and what they were: the rows are hashed as they are read, so that fingerprinting
+/// a run's data does not run the query a second time.
 pub(super) fn read_postgres(
     spec: PostgresSpec,
     columns: &QueryColumns,
     unit: EpochUnit,
     limit: LineLimit,
-) -> Result<(Interactions, Option<TimeUnit>)> {
+) -> Result<(Interactions, Option<TimeUnit>, RowsRead)> {
     let (mut client, server) = connect(spec)?;
     let statement = client
         .prepare(spec.query.trim_end().trim_end_matches(';'))
@@ -529,14 +530,14 @@ pub(super) fn read_postgres(
         timestamps: positions.timestamp.map(|_| Vec::new()),
         ..Default::default()
     };
-    stream_rows(&mut client, &server, spec.query, limit, |row, line| {
+    let read = stream_rows(&mut client, &server, spec.query, limit, |row, line| {
         positions.push(row, line, &mut out)
     })?;
     if out.is_empty() {
         return Err(PostgresError::Empty { server });
     }
     let unit = out.timestamps.is_some().then_some(unit.into());
-    Ok((out, unit))
+    Ok((out, unit, read))
 }
 
 /// Where the configured columns are in the query's result, and their names.
