@@ -5,51 +5,21 @@
 //! fail where `EMBER_REQUIRE_TEST_INPUTS` is set.
 
 mod common;
+#[path = "../../ember-data/tests/support/postgres.rs"]
+mod support;
 
 use common::{ember, stderr};
-use postgres::{Client, NoTls};
+use postgres::Client;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn skip(reason: &str) {
-    assert!(
-        std::env::var_os("EMBER_REQUIRE_TEST_INPUTS").is_none(),
-        "{reason}; EMBER_REQUIRE_TEST_INPUTS is set"
-    );
-    eprintln!("skipped: {reason}");
-}
+use support::{load_ml100k, ml100k, server, skip};
 
 /// The test server's connection string and a client on it, and ML-100K's `u.data`.
 fn inputs() -> Option<(String, Client, PathBuf)> {
-    let Ok(url) = std::env::var("EMBER_TEST_POSTGRES_URL") else {
-        skip("EMBER_TEST_POSTGRES_URL is not set (scripts/test_postgres.sh start runs a server)");
-        return None;
-    };
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/ml-100k/u.data");
-    if !path.is_file() {
-        skip(&format!("{} not found", path.display()));
-        return None;
-    }
-    let client = Client::connect(&url, NoTls).expect("the test server accepts connections");
+    let (url, client) = server()?;
+    let path = ml100k()?;
     Some((url, client, path))
-}
-
-/// Loads `u.data` into `name`, `line` numbering its rows in file order.
-fn load_ml100k(client: &mut Client, name: &str, path: &Path) {
-    client
-        .batch_execute(&format!(
-            "DROP TABLE IF EXISTS {name}; CREATE TABLE {name} (line bigserial PRIMARY KEY, \
-             u integer, i integer, r smallint, ts bigint)"
-        ))
-        .unwrap();
-    let mut writer = client
-        .copy_in(&format!("COPY {name} (u, i, r, ts) FROM STDIN"))
-        .unwrap();
-    writer.write_all(&fs::read(path).unwrap()).unwrap();
-    writer.finish().unwrap();
 }
 
 /// A short MF run on ML-100K with `data` as its `[data]` table.

@@ -3,45 +3,16 @@
 //! why and pass, and fail where `EMBER_REQUIRE_TEST_INPUTS` is set. Each test makes its own
 //! tables, named after the test and the process.
 
+#[path = "support/postgres.rs"]
+mod support;
+
 use ember_data::{
     DataError, DataSource, InputFile, PostgresError, Preprocess, Split, prepare_fingerprinted,
     verify,
 };
 use postgres::{Client, NoTls};
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// Skips (or, where inputs are required, fails) with `reason`.
-fn skip(reason: &str) {
-    assert!(
-        std::env::var_os("EMBER_REQUIRE_TEST_INPUTS").is_none(),
-        "{reason}; EMBER_REQUIRE_TEST_INPUTS is set"
-    );
-    eprintln!("skipped: {reason}");
-}
-
-/// The test server's connection string and a client on it.
-fn server() -> Option<(String, Client)> {
-    let Ok(url) = std::env::var("EMBER_TEST_POSTGRES_URL") else {
-        skip("EMBER_TEST_POSTGRES_URL is not set (scripts/test_postgres.sh start runs a server)");
-        return None;
-    };
-    let client = Client::connect(&url, NoTls).expect("the test server accepts connections");
-    Some((url, client))
-}
-
-/// ML-100K's `u.data`, when the datasets are there.
-fn ml100k() -> Option<PathBuf> {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/ml-100k/u.data");
-    if path.is_file() {
-        Some(path)
-    } else {
-        skip(&format!("{} not found", path.display()));
-        None
-    }
-}
+use support::{load_ml100k, ml100k, server};
 
 /// A table name unique to this test and process.
 fn table(test: &str) -> String {
@@ -59,21 +30,6 @@ fn source(url: &str, query: &str, rating: Option<&str>, timestamp: Option<&str>)
         time_unit: None,
         password_env: None,
     }
-}
-
-/// Loads `u.data` into `name` (`line` numbers its rows in file order) with COPY FROM STDIN.
-fn load_ml100k(client: &mut Client, name: &str, path: &Path) {
-    client
-        .batch_execute(&format!(
-            "DROP TABLE IF EXISTS {name}; CREATE TABLE {name} (line bigserial PRIMARY KEY, \
-             u integer, i integer, r smallint, ts bigint)"
-        ))
-        .unwrap();
-    let mut writer = client
-        .copy_in(&format!("COPY {name} (u, i, r, ts) FROM STDIN"))
-        .unwrap();
-    writer.write_all(&std::fs::read(path).unwrap()).unwrap();
-    writer.finish().unwrap();
 }
 
 /// FNV-1a (64-bit) of `bytes`, as `inputs.json` writes it.
