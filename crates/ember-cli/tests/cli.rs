@@ -7,7 +7,7 @@ use std::process::Command;
 
 mod common;
 
-use common::{ember, ember_bounded, refused, stderr};
+use common::{ember, ember_bounded, refused, stderr, train_and_export};
 
 /// Runs ember expecting failure; checks that it failed cleanly and left no run directory.
 fn fails(dir: &Path, config: &str) -> String {
@@ -474,22 +474,7 @@ fn serve(dir: &Path, model: &str) -> (std::process::Child, String) {
 fn serve_answers_and_shuts_down_gracefully() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("c.toml"), TINY).unwrap();
-    assert!(
-        ember(
-            &["train", "--config", "c.toml", "--no-progress"],
-            dir.path()
-        )
-        .status
-        .success()
-    );
-    assert!(
-        ember(
-            &["export", "--run", "runs/tiny", "--out", "models/tiny"],
-            dir.path()
-        )
-        .status
-        .success()
-    );
+    train_and_export(dir.path(), "c.toml", "tiny", "models/tiny");
     // A training run is not an export: say what to do.
     let out = ember(&["serve", "--model", "runs/tiny"], dir.path());
     assert!(!out.status.success());
@@ -705,23 +690,12 @@ protocol = { kind = "sampled", negatives = 20 }
 extra_protocols = [{ kind = "full_ranking" }]
 "#;
     fs::write(dir.path().join("c.toml"), config).unwrap();
-    let out = ember(
-        &["train", "--config", "c.toml", "--no-progress"],
-        dir.path(),
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = train_and_export(dir.path(), "c.toml", "seq", "models/seq");
     // Both protocols are reported, each named.
-    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("20 uniform negatives"), "{stdout}");
     assert!(stdout.contains("full ranking over all items"), "{stdout}");
     let metrics = fs::read_to_string(dir.path().join("runs/seq/metrics.json")).unwrap();
     assert!(metrics.contains("extra_protocols"), "{metrics}");
-
-    let out = ember(
-        &["export", "--run", "runs/seq", "--out", "models/seq"],
-        dir.path(),
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
     let (mut child, addr) = serve(dir.path(), "models/seq");
     let (status, body) = http(&addr, "GET", "/healthz", "");
     assert_eq!(status, 200, "{body}");
@@ -915,16 +889,7 @@ fn serve_drains_what_it_accepted() {
     use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("c.toml"), TINY).unwrap();
-    let train = ember(
-        &["train", "--config", "c.toml", "--no-progress"],
-        dir.path(),
-    );
-    assert!(train.status.success(), "{}", stderr(&train));
-    let export = ember(
-        &["export", "--run", "runs/tiny", "--out", "models/tiny"],
-        dir.path(),
-    );
-    assert!(export.status.success(), "{}", stderr(&export));
+    train_and_export(dir.path(), "c.toml", "tiny", "models/tiny");
     let (mut child, addr) = serve(dir.path(), "models/tiny");
     let pid = child.id();
 

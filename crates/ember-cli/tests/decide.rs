@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 mod common;
 
-use common::{ember, ember_bounded, refused};
+use common::{ember, ember_bounded, refused, train_and_export};
 
 fn ok(out: Output) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -118,14 +118,7 @@ fn decisions_from_an_exported_model() {
     let cwd = dir.path();
     let histories = write_data(&cwd.join("interactions.csv"));
     fs::write(cwd.join("shop.toml"), CONFIG).unwrap();
-    ok(ember(
-        &["train", "--config", "shop.toml", "--no-progress"],
-        cwd,
-    ));
-    ok(ember(
-        &["export", "--run", "runs/shop", "--out", "models/shop"],
-        cwd,
-    ));
+    train_and_export(cwd, "shop.toml", "shop", "models/shop");
     // Leave-one-out holds out each user's last two items; everything before is known.
     let known = |user: u64| -> HashSet<u64> {
         let items = &histories[&user];
@@ -847,11 +840,7 @@ fn known_items_are_every_rated_item_and_their_exclusion_a_policy() {
     let cwd = dir.path();
     write_rated(&cwd.join("rated.csv"));
     fs::write(cwd.join("rated.toml"), RATED_CONFIG).unwrap();
-    ok(ember(
-        &["train", "--config", "rated.toml", "--no-progress"],
-        cwd,
-    ));
-    ok(ember(&["export", "--run", "runs/rated", "--out", "m"], cwd));
+    train_and_export(cwd, "rated.toml", "rated", "m");
     let k = RATED_ITEMS.to_string();
     let recommend = |policy: &[&str], out: &str| {
         let mut args = vec!["recommend", "--model", "m", "--k", &k, "--out", out];
@@ -1154,14 +1143,7 @@ fn a_model_refuses_endless_customer_lists_and_segments_of_one_customer() {
         CONFIG.replace("epochs = 4", "epochs = 1"),
     )
     .unwrap();
-    ok(ember(
-        &["train", "--config", "shop.toml", "--no-progress"],
-        cwd,
-    ));
-    ok(ember(
-        &["export", "--run", "runs/shop", "--out", "models/shop"],
-        cwd,
-    ));
+    train_and_export(cwd, "shop.toml", "shop", "models/shop");
     let args = [
         "recommend",
         "--model",
@@ -1224,12 +1206,8 @@ fn a_campaign_on_a_time_split_run_scores_who_took_the_item_after_the_cutoff() {
         "kind = \"time\"\ncutoff = \"1997-05-24\"\nvalid_days = 2",
     );
     fs::write(cwd.join("rated.toml"), config).unwrap();
-    let out = ok(ember(
-        &["train", "--config", "rated.toml", "--no-progress"],
-        cwd,
-    ));
+    let out = train_and_export(cwd, "rated.toml", "rated", "m");
     assert!(out.contains("(40 users)"), "{out}");
-    ok(ember(&["export", "--run", "runs/rated", "--out", "m"], cwd));
     let args = [
         "campaign",
         "--model",

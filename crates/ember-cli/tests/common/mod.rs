@@ -20,6 +20,25 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Trains the config file `config` in `cwd`, then exports its run `runs/<run>` to `model`,
+/// each of which must succeed; what training printed on its standard output.
+pub fn train_and_export(cwd: &Path, config: &str, run: &str, model: &str) -> String {
+    let trained = ember(&["train", "--config", config, "--no-progress"], cwd);
+    assert!(
+        trained.status.success(),
+        "ember train: {}",
+        stderr(&trained)
+    );
+    let run_dir = format!("runs/{run}");
+    let exported = ember(&["export", "--run", &run_dir, "--out", model], cwd);
+    assert!(
+        exported.status.success(),
+        "ember export: {}",
+        stderr(&exported)
+    );
+    String::from_utf8_lossy(&trained.stdout).into_owned()
+}
+
 /// The address space a run fed an endless or absurd input may take: a regression that reads or
 /// allocates without bound then fails its test (an error, or `timeout`'s exit 124) instead of
 /// taking the machine down. ember itself starts and trains within it
