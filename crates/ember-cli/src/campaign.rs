@@ -260,29 +260,26 @@ struct HeldOut {
 /// The customers of `data` whom `policy` leaves out of `item`'s campaign for having it, not
 /// counting a held-out test interaction: any known pair with the item (those below the
 /// implicit threshold included), or, under `since:`, those last had on or after the day.
-/// Under a time split, only pairs from before the cutoff: what came after is the future the
-/// backtest measures.
+/// Under a time split, only pairs from before the cutoff (with their days then), as the
+/// export holds them: what came after is the future the backtest measures.
 fn owners_before_test(data: &ember_data::Dataset, item: i64, policy: Known) -> Vec<i64> {
     let Some(i) = data.item_ids.internal(item) else {
         return Vec::new();
     };
-    let before_cutoff = data.time_split.as_ref().map(|t| &t.known_before_cutoff);
+    let (known, days) = data.known_at_data_end();
     (0..data.num_users())
         .filter(|&u| {
-            let Ok(at) = data.known[u].binary_search(&i) else {
+            let Ok(at) = known[u].binary_search(&i) else {
                 return false;
             };
-            if before_cutoff.is_some_and(|before| before[u].binary_search(&i).is_err()) {
-                return false;
-            }
             let trained = data.train[u].contains(&i) || data.valid[u].contains(&i);
-            if data.test[u].contains(&i) && !trained {
+            if data.time_split.is_none() && data.test[u].contains(&i) && !trained {
                 return false;
             }
             match policy {
                 Known::Exclude => true,
                 Known::Include => false,
-                Known::Since(day) => data.known_days.as_ref().is_none_or(|d| d[u][at] >= day),
+                Known::Since(day) => days.is_none_or(|d| d[u][at] >= day),
             }
         })
         .map(|u| data.user_ids.external(u as u32))
@@ -321,8 +318,9 @@ fn held_out(args: &PlanArgs, item: i64, policy: Known) -> Result<Option<HeldOut>
             });
         }
     }
-    // The export knows every pair of the data, the test split's included; before the test
-    // period a customer had all but their test items.
+    // The export knows every pair of the data, the test split's included (but under a time
+    // split, which it knows as of the cutoff); before the test period a customer had all but
+    // their test items.
     let owners = owners_before_test(data, item, policy);
     Ok(Some(HeldOut {
         description: format!(

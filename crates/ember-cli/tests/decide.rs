@@ -1231,4 +1231,66 @@ fn a_campaign_on_a_time_split_run_scores_who_took_the_item_after_the_cutoff() {
         serde_json::from_str(&fs::read_to_string(cwd.join("c/campaign.json")).unwrap()).unwrap();
     assert_eq!(summary["evaluation"]["eligible"], 28);
     assert_eq!(summary["evaluation"]["converters"], 3);
+    // The audience is drawn from the same 28: the export knows what was had at the cutoff.
+    assert!(
+        out.contains("campaign for item 3: 10 customers of the 28 who do not have it"),
+        "{out}"
+    );
+    assert_eq!(summary["eligible"], 28);
+}
+
+/// The export of a time-split run stands at the cutoff (1997-05-24, day 10,005): each user's
+/// known items are the liked ones of days 10,000–10,004 ([`liked`]`(u)[..5]`); the last liked
+/// one (day 10,005, the test item) and the disliked one (day 10,010) came after, and are what a
+/// backtest predicts, so recommendations may hold them. Under full ranking the labels say
+/// what is masked: what each user had before the validation window (1997-05-22) for
+/// validation, before the cutoff for test.
+#[test]
+fn a_time_split_export_knows_what_came_before_the_cutoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    write_rated(&cwd.join("rated.csv"));
+    let config = RATED_CONFIG
+        .replace(
+            "kind = \"leave_one_out\"",
+            "kind = \"time\"\ncutoff = \"1997-05-24\"\nvalid_days = 2",
+        )
+        .replace(
+            "protocol = { kind = \"sampled\", negatives = 5 }",
+            "protocol = { kind = \"full_ranking\" }",
+        );
+    fs::write(cwd.join("rated.toml"), config).unwrap();
+    train_and_export(cwd, "rated.toml", "rated", "m");
+    let metrics: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(cwd.join("runs/rated/metrics.json")).unwrap())
+            .unwrap();
+    let masked = "full ranking over all items, each user's items from before";
+    assert_eq!(
+        metrics["test"]["protocol"],
+        format!("{masked} the cutoff (1997-05-24T00:00:00Z) masked")
+    );
+    assert_eq!(
+        metrics["validation"]["protocol"],
+        format!("{masked} the validation window (1997-05-22T00:00:00Z) masked")
+    );
+    let k = RATED_ITEMS.to_string();
+    let recommend = |policy: &[&str], out: &str| {
+        let mut args = vec!["recommend", "--model", "m", "--k", &k, "--out", out];
+        args.extend_from_slice(policy);
+        ok(ember(&args, cwd));
+        recommended(&cwd.join(out))
+    };
+    let all: HashSet<usize> = (0..RATED_ITEMS).collect();
+    let recs = recommend(&[], "all.csv");
+    assert_eq!(recs.len(), RATED_USERS);
+    for (u, items) in recs {
+        let had: HashSet<usize> = liked(u)[..5].iter().copied().collect();
+        assert_eq!(items, &all - &had, "user {u}");
+    }
+    // since 1997-05-21 (day 10,002): the liked items of days 10,002-10,004, as last had
+    // before the cutoff.
+    for (u, items) in recommend(&["--exclude-known", "since:1997-05-21"], "since.csv") {
+        let had: HashSet<usize> = liked(u)[2..5].iter().copied().collect();
+        assert_eq!(items, &all - &had, "user {u}");
+    }
 }

@@ -187,31 +187,29 @@ impl Dataset {
                 pairs[u as usize].push((i, day));
             }
         }
-        let mut known = Vec::with_capacity(pairs.len());
-        let mut days = Vec::with_capacity(pairs.len());
-        for mut row in pairs {
-            // Latest day first within an item, so that dedup keeps it.
-            row.sort_unstable_by_key(|&(i, day)| (i, std::cmp::Reverse(day)));
-            row.dedup_by_key(|p| p.0);
-            known.push(row.iter().map(|p| p.0).collect());
-            days.push(row.into_iter().map(|p| p.1).collect());
-        }
+        let (known, days) = latest_of_each_item(pairs);
         self.known = known;
         self.known_days = unit.map(|_| days);
         if let Some(time) = &self.time_split {
             let (valid_start, cutoff) = (time.valid_start, time.cutoff);
-            let before_valid = self.known_before(sources, valid_start);
-            let before_cutoff = self.known_before(sources, cutoff);
+            let (before_valid, _) = self.known_before(sources, valid_start, unit);
+            let (before_cutoff, days_before_cutoff) = self.known_before(sources, cutoff, unit);
             let time = self.time_split.as_mut().expect("checked");
             time.known_before_valid = before_valid;
             time.known_before_cutoff = before_cutoff;
+            time.known_days_before_cutoff = unit.map(|_| days_before_cutoff);
         }
     }
 
     /// Each user's items (sorted, distinct) with an interaction in `sources` timed before
-    /// `bound`.
-    fn known_before(&self, sources: &[&Interactions], bound: i64) -> Vec<Vec<u32>> {
-        let mut before: Vec<Vec<u32>> = vec![Vec::new(); self.num_users()];
+    /// `bound`, and the day of each one's latest such interaction (0 without `unit`).
+    fn known_before(
+        &self,
+        sources: &[&Interactions],
+        bound: i64,
+        unit: Option<TimeUnit>,
+    ) -> (Vec<Vec<u32>>, Vec<Vec<i32>>) {
+        let mut before: Vec<Vec<(u32, i32)>> = vec![Vec::new(); self.num_users()];
         for source in sources {
             let Some(times) = &source.timestamps else {
                 continue;
@@ -222,11 +220,26 @@ impl Dataset {
                     self.user_ids.internal(*user),
                     self.item_ids.internal(*item),
                 ) {
-                    before[u as usize].push(i);
+                    before[u as usize].push((i, unit.map_or(0, |unit| unit.day(t))));
                 }
             }
         }
-        sorted_sets(before.iter().map(Vec::as_slice))
+        latest_of_each_item(before)
+    }
+
+    /// What a user had where the model's data ends, with the day each was last had when
+    /// [`Dataset::known_days`] has days: what an export carries as known items. Every known
+    /// pair; under the time split only those from before the cutoff, as a backtest stands at
+    /// the cutoff, and what came after it is what the backtest predicts (masking it would
+    /// hide the very purchases being predicted).
+    pub fn known_at_data_end(&self) -> (&[Vec<u32>], Option<&[Vec<i32>]>) {
+        match &self.time_split {
+            Some(time) => (
+                &time.known_before_cutoff,
+                time.known_days_before_cutoff.as_deref(),
+            ),
+            None => (&self.known, self.known_days.as_deref()),
+        }
     }
 
     fn user_sets(&self, splits: &[&Vec<Vec<u32>>]) -> Vec<Vec<u32>> {
@@ -277,6 +290,21 @@ impl Dataset {
         }
         counts
     }
+}
+
+/// Each user's `(item, day)` pairs as sorted distinct items and, entry for entry, each one's
+/// latest day.
+fn latest_of_each_item(pairs: Vec<Vec<(u32, i32)>>) -> (Vec<Vec<u32>>, Vec<Vec<i32>>) {
+    let mut items = Vec::with_capacity(pairs.len());
+    let mut days = Vec::with_capacity(pairs.len());
+    for mut row in pairs {
+        // Latest day first within an item, so that dedup keeps it.
+        row.sort_unstable_by_key(|&(i, day)| (i, std::cmp::Reverse(day)));
+        row.dedup_by_key(|p| p.0);
+        items.push(row.iter().map(|p| p.0).collect());
+        days.push(row.into_iter().map(|p| p.1).collect());
+    }
+    (items, days)
 }
 
 /// Sorts and de-duplicates each list.

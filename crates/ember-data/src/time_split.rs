@@ -53,6 +53,10 @@ pub struct TimeSplit {
     /// Per user, the known items with an interaction before `cutoff` (sorted): what test
     /// masks; what the user took after the cutoff is what is predicted, never masked.
     pub known_before_cutoff: Vec<Vec<u32>>,
+    /// The day (days since 1970-01-01, UTC) of the latest interaction before `cutoff` of each
+    /// pair of `known_before_cutoff`, entry for entry, when the data set has
+    /// [`crate::Dataset::known_days`].
+    pub known_days_before_cutoff: Option<Vec<Vec<i32>>>,
 }
 
 /// A point in time, in nanoseconds since 1970-01-01 00:00 UTC.
@@ -309,6 +313,7 @@ pub(crate) fn split_at(
             stats,
             known_before_valid: Vec::new(),
             known_before_cutoff: Vec::new(),
+            known_days_before_cutoff: None,
         },
     }
 }

@@ -255,6 +255,9 @@ pub struct EvaluationPlan {
     /// negatives) and what its label adds.
     valid_protocol: Protocol,
     valid_note: &'static str,
+    /// Under the time split, the start of its validation window and its cutoff (RFC 3339):
+    /// full ranking masks the items each user had before them, not every known item.
+    time_bounds: Option<(String, String)>,
 }
 
 impl EvaluationPlan {
@@ -302,12 +305,17 @@ impl EvaluationPlan {
                 )
             }
         };
+        let time_bounds = data
+            .time_split
+            .as_ref()
+            .map(|time| (time.stats.valid_start.clone(), time.stats.cutoff.clone()));
         Ok(Self {
             protocol: protocol.clone(),
             valid,
             test,
             valid_protocol,
             valid_note,
+            time_bounds,
         })
     }
 
@@ -328,9 +336,16 @@ impl EvaluationPlan {
     /// users had fewer unseen items than the negatives asked for.
     fn labelled(&self, which: HeldOut, report: Option<&MetricsReport>) -> String {
         let protocol = self.protocol_of(which);
-        let name = match report {
-            Some(report) => protocol.label(report),
-            None => protocol.to_string(),
+        let name = match (protocol, &self.time_bounds, report) {
+            (Protocol::FullRanking, Some((valid_start, cutoff)), _) => {
+                let bound = match which {
+                    HeldOut::Validation => format!("the validation window ({valid_start})"),
+                    HeldOut::Test => format!("the cutoff ({cutoff})"),
+                };
+                format!("full ranking over all items, each user's items from before {bound} masked")
+            }
+            (_, _, Some(report)) => protocol.label(report),
+            (_, _, None) => protocol.to_string(),
         };
         match which {
             HeldOut::Validation => format!("{name}{}", self.valid_note),

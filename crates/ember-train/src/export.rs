@@ -110,11 +110,10 @@ pub fn export_run(
     // Every (user, item) pair of the source, whatever preprocessing kept for training (a
     // movie rated 2 under `implicit_threshold = 4` is still one the user has seen), with the
     // day of each pair's latest interaction when the data has dates: queries on the export
-    // leave them out by default, and explanations name them.
-    let known = KnownItems {
-        items: &run.data.known,
-        days: run.data.known_days.as_deref(),
-    };
+    // leave them out by default, and explanations name them. A time-split run's export stands
+    // at its cutoff: the pairs after it are what its backtests predict.
+    let (items, days) = run.data.known_at_data_end();
+    let known = KnownItems { items, days };
     write_model_known(out, &manifest, &tensors, data, known).map_err(TrainError::Export)
 }
 
