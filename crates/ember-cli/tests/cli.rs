@@ -1270,3 +1270,49 @@ fn models_too_large_for_memory_are_refused_before_they_are_built() {
         "{err}"
     );
 }
+
+/// Issue 29: a byte that is not UTF-8 in a column ember reads is named once, with its line,
+/// its column and the setting that reads Latin-1; in a column ember does not read (a title) it
+/// passes. With `encoding = "latin1"` the byte is é.
+#[test]
+fn a_latin1_byte_is_named_with_its_line_and_the_encoding_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = b"user,item,title\n".to_vec();
+    for user in 1..=3 {
+        for item in 10..=12 {
+            bytes.extend(format!("{user},{item},Caf").as_bytes());
+            bytes.extend(b"\xe9\n");
+        }
+    }
+    fs::write(dir.path().join("l.csv"), &bytes).unwrap();
+    let config =
+        "[data]\nformat = \"delimited\"\npath = \"l.csv\"\nuser = \"user\"\nitem = \"item\"\n";
+    fs::write(dir.path().join("c.toml"), config).unwrap();
+    let stats = || ember(&["data", "stats", "--config", "c.toml"], dir.path());
+    let out = stats();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"users\": 3"));
+    bytes.extend(b"4,1\xe93,x\n");
+    fs::write(dir.path().join("l.csv"), &bytes).unwrap();
+    let out = stats();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "l.csv:11: not valid UTF-8 (byte 0xE9 at column 4, in the item field); if the \
+             file is Latin-1, set encoding = \"latin1\" in [data]\n"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.matches("UTF-8").count(), 1, "{err}");
+    fs::write(
+        dir.path().join("c.toml"),
+        format!("{config}encoding = \"latin1\"\n"),
+    )
+    .unwrap();
+    let err = stderr(&stats());
+    assert!(
+        err.contains("l.csv:11: item `1é3` is not an integer id"),
+        "{err}"
+    );
+}

@@ -6,6 +6,7 @@
 //! and test items per user.
 
 mod dataset;
+mod encoding;
 mod error;
 mod ids;
 mod inputs;
@@ -20,6 +21,7 @@ mod text;
 mod time_split;
 
 pub use dataset::{Dataset, DatasetStats, SplitRatings, sorted_sets};
+pub use encoding::Encoding;
 pub use error::{DataError, Result};
 pub use ids::IdMap;
 pub use inputs::{InputFile, fingerprint, verify};

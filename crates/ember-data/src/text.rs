@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use std::fs::File;
 use std::path::Path;
 
+use crate::encoding::{Decoded, Encoding, decode};
 use crate::{DataError, Result};
 
 /// At most this many characters of a value from a file are shown in a message.
@@ -48,13 +49,23 @@ fn is_invisible(c: char) -> bool {
         | '\u{2060}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
 }
 
-/// Reads a whole text file: I/O errors become [`DataError::Io`], a directory is refused, and
-/// each line is checked as it is read ([`lines::read_all`]): a NUL byte is refused as binary
-/// and a line longer than `limit` is refused with its line, so that a file without line breaks
-/// (`/dev/zero`) stops at once instead of filling memory. A leading UTF-8 BOM is dropped. Bytes
-/// that are not UTF-8 are replaced (Latin-1 titles in columns ember does not read must not stop
-/// it; ids are ASCII).
+/// Reads a whole UTF-8 text file of a format whose every field ember reads: a byte that is not
+/// UTF-8 is refused with its line and column. See [`read_decoded`].
 pub(crate) fn read_text(path: &Path, limit: LineLimit) -> Result<String> {
+    let decoded = read_decoded(path, limit, Encoding::Utf8)?;
+    match decoded.invalid.first() {
+        Some(bad) => Err(bad.error(path, None, "")),
+        None => Ok(decoded.text),
+    }
+}
+
+/// Reads a whole text file in `encoding`: I/O errors become [`DataError::Io`], a directory is
+/// refused, and each line is checked as it is read ([`lines::read_all`]): a NUL byte is
+/// refused as binary and a line longer than `limit` is refused with its line, so that a file
+/// without line breaks (`/dev/zero`) stops at once instead of filling memory. A leading UTF-8
+/// BOM is dropped. In UTF-8, bytes that are not UTF-8 are replaced and listed, for the reader
+/// to refuse those in the fields it reads.
+pub(crate) fn read_decoded(path: &Path, limit: LineLimit, encoding: Encoding) -> Result<Decoded> {
     let io = |source| DataError::Io {
         path: path.to_owned(),
         source,
@@ -75,14 +86,7 @@ pub(crate) fn read_text(path: &Path, limit: LineLimit) -> Result<String> {
             message: e.to_string(),
         },
     })?;
-    let mut text = match String::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    };
-    if text.starts_with('\u{feff}') {
-        text.drain(..'\u{feff}'.len_utf8());
-    }
-    Ok(text)
+    Ok(decode(bytes, encoding))
 }
 
 /// What a field is read as.
@@ -248,6 +252,32 @@ pub(crate) fn separator_hint(line: &str, separator: &str) -> String {
             format!("; the line holds {name}: is the separator {s:?} (`separator` in [data])?")
         })
         .unwrap_or_default()
+}
+
+/// The 0-based field of `record` (a record as [`Records`] reads it) that holds its byte
+/// `offset`.
+pub(crate) fn field_at(record: &str, offset: usize, separator: &str, quotes: bool) -> usize {
+    let before = &record[..offset];
+    if separator == " " {
+        // Fields are the runs of non-space: a byte inside one belongs to the last run begun.
+        let runs = before.split_whitespace().count();
+        let inside = before.ends_with(|c: char| !c.is_whitespace());
+        return runs - usize::from(inside);
+    }
+    if !quotes {
+        return before.matches(separator).count();
+    }
+    let mut quoted = false;
+    let mut field = 0;
+    for c in before.chars() {
+        match c {
+            // `""` inside a quoted field toggles twice: it stays quoted.
+            '"' => quoted = !quoted,
+            ',' if !quoted => field += 1,
+            _ => {}
+        }
+    }
+    field
 }
 
 /// The records (lines) of a delimited text, split into fields. Blank lines are skipped. With
@@ -450,6 +480,17 @@ mod tests {
         }
         assert_eq!(parse_rating("five"), Err(Bad::Malformed));
         assert_eq!(parse_rating(" "), Err(Bad::Empty));
+    }
+
+    #[test]
+    fn field_at_counts_the_separators_before_a_byte() {
+        assert_eq!(field_at("1,2,abc", 5, ",", false), 2);
+        assert_eq!(field_at("1,\"a,b\",c", 5, ",", true), 1);
+        assert_eq!(field_at("1,\"a,\"\"b\",c", 10, ",", true), 2);
+        assert_eq!(field_at("1::2::x", 6, "::", false), 2);
+        assert_eq!(field_at("  1   22 x", 6, " ", false), 1);
+        assert_eq!(field_at("  1   22 x", 9, " ", false), 2);
+        assert_eq!(field_at("  1   22 x", 7, " ", false), 1);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Readers: every preset format, and a clear error (file and line) for each kind of bad input.
 
-use ember_data::{Column, DataError, DataSource, Preprocess, Split, prepare};
+use ember_data::{Column, DataError, DataSource, Encoding, Preprocess, Split, prepare};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -26,6 +26,7 @@ fn delimited(
         rating: None,
         timestamp: None,
         max_line_bytes: None,
+        encoding: None,
     }
 }
 
@@ -46,6 +47,7 @@ fn csv_with_header_and_named_columns() {
         rating: Some(Column::Name("score".into())),
         timestamp: Some(Column::Name("ts".into())),
         max_line_bytes: None,
+        encoding: None,
     };
     let data = src.load().unwrap().interactions;
     assert_eq!(data.users, vec![1, 2, 1]);
@@ -333,6 +335,7 @@ fn rated_csv(path: PathBuf, separator: &str) -> DataSource {
         rating: Some(Column::Name("rating".into())),
         timestamp: Some(Column::Name("ts".into())),
         max_line_bytes: None,
+        encoding: None,
     }
 }
 
@@ -715,6 +718,71 @@ fn utf8_bom_is_dropped() {
     );
 }
 
+/// A delimited source of `user` and `item` (by name) in `encoding`.
+fn encoded(path: PathBuf, separator: &str, encoding: Option<Encoding>) -> DataSource {
+    DataSource::Delimited {
+        path,
+        separator: separator.into(),
+        header: true,
+        user: Column::Name("user".into()),
+        item: Column::Name("item".into()),
+        rating: None,
+        timestamp: None,
+        max_line_bytes: None,
+        encoding,
+    }
+}
+
+/// In UTF-8 (the default), a byte that is not UTF-8 is refused in a column ember reads, with
+/// its line and column and the setting for Latin-1, and let pass in a column it does not read
+/// (a title); with `encoding = "latin1"` each byte is its own character.
+#[test]
+fn latin1_bytes_are_refused_where_read_in_utf8_and_decoded_in_latin1() {
+    let dir = tempfile::tempdir().unwrap();
+    let titled = write_bytes(
+        dir.path(),
+        "titled.csv",
+        b"title,user,item\n\"Caf\xe9, Paris\",1,10\nJos\xe9,2,10\n",
+    );
+    for encoding in [None, Some(Encoding::Utf8), Some(Encoding::Latin1)] {
+        let d = load(encoded(titled.clone(), ",", encoding)).interactions;
+        assert_eq!(
+            (d.users, d.items),
+            (vec![1, 2], vec![10, 10]),
+            "{encoding:?}"
+        );
+    }
+    let bad = write_bytes(dir.path(), "bad.csv", b"user,item\n1,10\n2,1\xe90\n");
+    let message = "bad.csv:3: not valid UTF-8 (byte 0xE9 at column 4, in the item field); if \
+                   the file is Latin-1, set encoding = \"latin1\" in [data]";
+    for encoding in [None, Some(Encoding::Utf8)] {
+        let err = load_err(encoded(bad.clone(), ",", encoding));
+        assert!(err.ends_with(message), "{err}");
+    }
+    let err = load_err(encoded(bad, ",", Some(Encoding::Latin1)));
+    assert!(
+        err.ends_with("bad.csv:3: item `1é0` is not an integer id"),
+        "{err}"
+    );
+    // A Latin-1 separator (§, byte 0xA7) is the configured character.
+    let section = write_bytes(dir.path(), "s.csv", b"user\xa7item\n1\xa710\n");
+    let d = load(encoded(section, "§", Some(Encoding::Latin1))).interactions;
+    assert_eq!((d.users, d.items), (vec![1], vec![10]));
+    // Formats without the setting read UTF-8, and every field they read.
+    let path = write_bytes(dir.path(), "u.data", b"1\t2\t3\t8\xe9\n");
+    let err = load_err(DataSource::Movielens100k { path });
+    assert!(
+        err.ends_with("u.data:1: not valid UTF-8 (byte 0xE9 at column 8, in the timestamp field)"),
+        "{err}"
+    );
+    let path = write_bytes(dir.path(), "s.txt", b"1 2 3\n4 5 \xff\n");
+    let err = load_err(DataSource::Sequences { path });
+    assert!(
+        err.ends_with("s.txt:2: not valid UTF-8 (byte 0xFF at column 5)"),
+        "{err}"
+    );
+}
+
 #[test]
 fn quoted_csv_fields() {
     let dir = tempfile::tempdir().unwrap();
@@ -1077,6 +1145,7 @@ fn a_line_over_max_line_bytes_is_refused_with_its_line() {
         rating: None,
         timestamp: None,
         max_line_bytes: Some(bytes),
+        encoding: None,
     };
     let err = load_err(limited(10));
     assert!(

@@ -58,6 +58,7 @@ fn source(mode: u8, body: &[u8]) -> DataSource {
                 rating: full.then(|| column(2, "rating")),
                 timestamp: full.then(|| column(3, "timestamp")),
                 max_line_bytes: None,
+                encoding: None,
             }
         }
     }
@@ -75,7 +76,10 @@ fuzz_target!(|data: &[u8]| {
     else {
         return;
     };
-    assert!(!interactions.is_empty(), "a reader returned no interactions");
+    assert!(
+        !interactions.is_empty(),
+        "a reader returned no interactions"
+    );
     let (preprocess, split) = match fixed {
         Some(_) => (Preprocess::default(), Split::Fixed),
         None => (

@@ -6,8 +6,10 @@ use std::path::Path;
 use ember_spec::lines::LineLimit;
 
 use super::{Column, listed};
+use crate::encoding::{Decoded, Encoding, InvalidByte, LATIN1_HINT};
 use crate::text::{
-    Expect, Records, bad_value, parse_integer, parse_rating, read_text, separator_hint, shown,
+    Expect, Records, bad_value, field_at, parse_integer, parse_rating, read_decoded,
+    separator_hint, shown,
 };
 use crate::{DataError, Interactions, Result};
 
@@ -51,16 +53,20 @@ fn checked_separator<'a>(path: &Path, separator: &'a str) -> Result<&'a str> {
 /// Reads a delimited text file line by line. Every value is read where its line is known, so
 /// each error names the file, the line and what was expected. Comma-separated files may quote
 /// fields (`"…"`); lines must all have as many fields as the header (or the first line);
-/// columns not asked for are ignored.
+/// columns not asked for are ignored. `encoding` is the source's setting, `None` for a preset
+/// format (UTF-8, without the setting): in UTF-8 a byte that is not UTF-8 is refused in a
+/// field read, and let pass in a field ignored.
 pub(super) fn read_delimited(
     path: &Path,
     separator: &str,
     header: bool,
     spec: &TableSpec,
-    limit: LineLimit,
+    (limit, encoding): (LineLimit, Option<Encoding>),
 ) -> Result<Interactions> {
     let separator = checked_separator(path, separator)?;
-    let text = read_text(path, limit)?;
+    let Decoded { text, invalid } = read_decoded(path, limit, encoding.unwrap_or_default())?;
+    let mut invalid = invalid.iter().peekable();
+    let hint = if encoding.is_some() { LATIN1_HINT } else { "" };
     let mut records = Records::new(&text, separator, separator == ",");
     let mut fields = Vec::new();
     let empty = || DataError::Empty {
@@ -138,8 +144,24 @@ pub(super) fn read_delimited(
         timestamps: timestamp.map(|_| Vec::new()),
         ..Default::default()
     };
+    let read = [
+        Some((user, "user")),
+        Some((item, "item")),
+        rating.map(|at| (at, "rating")),
+        timestamp.map(|at| (at, "timestamp")),
+    ];
     while let Some(record) = records.next_into(path, &mut fields) {
         let (line, raw) = record?;
+        if invalid.peek().is_some() {
+            let at = Located {
+                text: &text,
+                record: raw,
+                separator,
+            };
+            if let Some((bad, role)) = at.invalid_in(&mut invalid, &read) {
+                return Err(bad.error(path, Some(role), hint));
+            }
+        }
         let expected = *width.get_or_insert(fields.len());
         if fields.len() != expected || fields.len() < needed {
             let hint = if fields.len() < needed {
@@ -184,4 +206,36 @@ pub(super) fn read_delimited(
         return Err(empty());
     }
     Ok(out)
+}
+
+/// A record of a delimited text, where it lies in the text.
+struct Located<'t> {
+    text: &'t str,
+    record: &'t str,
+    separator: &'t str,
+}
+
+impl Located<'_> {
+    /// The first of the `invalid` bytes (those not yet passed) that lies in the record in one
+    /// of the fields `read` (positions and roles), with that field's role; the bytes up to the
+    /// record's end are passed.
+    fn invalid_in<'b, 'r>(
+        &self,
+        invalid: &mut std::iter::Peekable<std::slice::Iter<'b, InvalidByte>>,
+        read: &[Option<(usize, &'r str)>],
+    ) -> Option<(&'b InvalidByte, &'r str)> {
+        let start = self.record.as_ptr() as usize - self.text.as_ptr() as usize;
+        let end = start + self.record.len();
+        while let Some(bad) = invalid.next_if(|bad| bad.at < end) {
+            if bad.at < start {
+                continue;
+            }
+            let quotes = self.separator == ",";
+            let field = field_at(self.record, bad.at - start, self.separator, quotes);
+            if let Some((_, role)) = read.iter().flatten().find(|(at, _)| *at == field) {
+                return Some((bad, *role));
+            }
+        }
+        None
+    }
 }

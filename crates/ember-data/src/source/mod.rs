@@ -20,6 +20,7 @@ use ncf::read_ncf;
 use parquet::{guarded, read_parquet};
 use sequences::read_sequences;
 
+use crate::encoding::Encoding;
 use crate::split::FixedTest;
 use crate::synthetic::SyntheticConfig;
 use crate::text::shown;
@@ -69,6 +70,11 @@ pub enum DataSource {
         /// longer one is refused with its line, as a file that is not text.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_line_bytes: Option<usize>,
+        /// The file's encoding: `"utf8"` (the default) or `"latin1"` (each byte one character,
+        /// as many exports from older systems write). In UTF-8 a byte that is not UTF-8 is
+        /// refused in a column ember reads, and let pass in the others.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        encoding: Option<Encoding>,
     },
     /// A Parquet file with named columns.
     Parquet {
@@ -241,6 +247,7 @@ impl DataSource {
                 rating,
                 timestamp,
                 max_line_bytes: _,
+                encoding,
             } => {
                 let spec = TableSpec {
                     user,
@@ -248,7 +255,8 @@ impl DataSource {
                     rating: rating.as_ref(),
                     timestamp: timestamp.as_ref(),
                 };
-                seconds(read_delimited(path, separator, *header, &spec, limit)?)
+                let text = (limit, Some(encoding.unwrap_or_default()));
+                seconds(read_delimited(path, separator, *header, &spec, text)?)
             }
             DataSource::Parquet {
                 path,
@@ -264,18 +272,18 @@ impl DataSource {
                 "\t",
                 false,
                 &TableSpec::FOUR_COLUMNS,
-                limit,
+                (limit, None),
             )?),
             DataSource::Movielens1m { path } => seconds(read_delimited(
                 path,
                 "::",
                 false,
                 &TableSpec::FOUR_COLUMNS,
-                limit,
+                (limit, None),
             )?),
             DataSource::Ncf { prefix } => return read_ncf(prefix, limit),
             DataSource::Sasrec { path } => (
-                read_delimited(path, " ", false, &TableSpec::TWO_COLUMNS, limit)?,
+                read_delimited(path, " ", false, &TableSpec::TWO_COLUMNS, (limit, None))?,
                 None,
             ),
             DataSource::Sequences { path } => (read_sequences(path, limit)?, None),

@@ -24,14 +24,14 @@ pub(super) fn read_ncf(prefix: &Path, limit: LineLimit) -> Result<Loaded> {
         "\t",
         false,
         &TableSpec::FOUR_COLUMNS,
-        limit,
+        (limit, None),
     )?;
     let test_rows = read_delimited(
         &with_suffix(".test.rating"),
         "\t",
         false,
         &TableSpec::FOUR_COLUMNS,
-        limit,
+        (limit, None),
     )?;
     let test: Vec<(i64, i64)> = test_rows
         .users
