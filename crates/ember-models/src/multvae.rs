@@ -84,6 +84,24 @@ fn layers(sizes: &[usize], device: &Device) -> Vec<Linear> {
         .collect()
 }
 
+/// The encoder over `[items, hidden…]` (its last layer twice as wide when `variational`: means
+/// and log-variances) and the mirrored decoder, initialised in that order (encoder first, so
+/// that a seed gives the same weights as before the two models shared this).
+fn encoder_decoder(
+    items: usize,
+    hidden: &[usize],
+    variational: bool,
+    device: &Device,
+) -> (Vec<Linear>, Vec<Linear>) {
+    let sizes = check_sizes(items, hidden);
+    let reversed: Vec<usize> = sizes.iter().rev().copied().collect();
+    let mut encoder_sizes = sizes;
+    if variational {
+        *encoder_sizes.last_mut().expect("non-empty") *= 2;
+    }
+    (layers(&encoder_sizes, device), layers(&reversed, device))
+}
+
 /// Applies `layers` with tanh between them (not after the last).
 ///
 /// # Shapes
@@ -193,11 +211,10 @@ pub struct MultDae {
 impl MultDaeConfig {
     /// Builds the model for the catalogue's items.
     pub fn init(&self, init: &ModelInit, device: &Device) -> MultDae {
-        let sizes = check_sizes(init.items, &self.hidden);
-        let reversed: Vec<usize> = sizes.iter().rev().copied().collect();
+        let (encoder, decoder) = encoder_decoder(init.items, &self.hidden, false, device);
         MultDae {
-            encoder: layers(&sizes, device),
-            decoder: layers(&reversed, device),
+            encoder,
+            decoder,
             dropout: Dropout::new(self.dropout, init.masks),
             split: init.dense,
         }
@@ -275,13 +292,10 @@ pub struct MultVae {
 impl MultVaeConfig {
     /// Builds the model for the catalogue's items.
     pub fn init(&self, init: &ModelInit, device: &Device) -> MultVae {
-        let sizes = check_sizes(init.items, &self.hidden);
-        let reversed: Vec<usize> = sizes.iter().rev().copied().collect();
-        let mut encoder_sizes = sizes.clone();
-        *encoder_sizes.last_mut().expect("non-empty") *= 2;
+        let (encoder, decoder) = encoder_decoder(init.items, &self.hidden, true, device);
         MultVae {
-            encoder: layers(&encoder_sizes, device),
-            decoder: layers(&reversed, device),
+            encoder,
+            decoder,
             dropout: Dropout::new(self.dropout, init.masks),
             beta: self.beta,
             anneal_steps: self.anneal_steps,
