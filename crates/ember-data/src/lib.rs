@@ -18,8 +18,9 @@ mod split;
 pub mod synthetic;
 mod text;
 mod time_split;
+mod weights;
 
-pub use dataset::{Dataset, DatasetStats, SplitRatings, sorted_sets};
+pub use dataset::{Dataset, DatasetStats, SplitRatings, SplitWeights, sorted_sets};
 pub use error::{DataError, Result};
 pub use ids::IdMap;
 pub use inputs::{InputFile, fingerprint, verify};
@@ -30,14 +31,30 @@ pub use source::{Column, DataSource, Loaded};
 pub use split::{FixedTest, Split};
 pub use synthetic::SyntheticConfig;
 pub use time_split::{TimeSplit, TimeSplitStats};
+pub use weights::{Confidence, WeightSource, Weights};
 
-/// Reads, cleans and splits: the whole data pipeline in one call.
+/// Reads, cleans and splits: the whole data pipeline in one call, without weights (a weight
+/// column the source names is not kept).
 pub fn prepare(
     source: &DataSource,
     preprocess: &Preprocess,
     split: &Split,
 ) -> Result<(Dataset, PreprocessStats)> {
+    prepare_weighted(source, preprocess, split, None)
+}
+
+/// [`prepare`], with each interaction's weight (summed over a repeated pair) when `weights`
+/// says where to read it from ([`Dataset::weights`]).
+pub fn prepare_weighted(
+    source: &DataSource,
+    preprocess: &Preprocess,
+    split: &Split,
+    weights: Option<&Weights>,
+) -> Result<(Dataset, PreprocessStats)> {
     split.validate()?;
+    if let Some(weights) = weights {
+        weights.validate()?;
+    }
     if *split == Split::Fixed
         && (preprocess.implicit_threshold.is_some()
             || preprocess.min_user_interactions > 1
@@ -53,6 +70,10 @@ pub fn prepare(
         fixed,
         time_unit,
     } = source.load()?;
+    match weights {
+        Some(weights) => weights.fill(&mut interactions, &source.describe())?,
+        None => interactions.weights = None,
+    }
     let (stats, dropped) = preprocess.apply_keeping_dropped(&mut interactions)?;
     if interactions.is_empty() {
         return Err(DataError::Invalid(format!(

@@ -208,6 +208,7 @@ fn synthetic_interactions(users: usize, items: usize, per_user: usize, seed: u64
         test_negatives: None,
         held_out_users: None,
         ratings: None,
+        weights: None,
         known: Vec::new(),
         known_days: None,
         time_split: None,
