@@ -272,6 +272,7 @@ pub fn bench_train(
     let plan_chunk = bench.embedding_gradient.plan_chunk(backend);
     let shard = Shard::of(ranks.collective());
     let source = EpochSource {
+        confidence: None,
         data: &work.data,
         train_sets: &train_sets,
         batch_size: bench.batch,
