@@ -447,27 +447,31 @@ mod tests {
         let model = config.init(&ModelInit::new(4, &train), &device);
         // Counts 3 and 4 normalise to 0.6 and 0.8 (a binary row gives 1/√2 each).
         let rows = row(Some(&[3.0, 4.0]), &device);
-        let values: Vec<f32> = rows.normalised_values().into_data().to_vec().unwrap();
+        let values: Vec<f32> = rows
+            .normalised_values()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert_eq!(values, [0.6, 0.8]);
         let first = &model.encoder[0];
-        let w: Vec<f32> = first.weight.val().into_data().to_vec().unwrap(); // [4, 2]
+        let w: Vec<f32> = first.weight.val().into_data().try_to_vec::<f32>().unwrap(); // [4, 2]
         let b: Vec<f32> = first
             .bias
             .as_ref()
             .unwrap()
             .val()
             .into_data()
-            .to_vec()
+            .try_to_vec::<f32>()
             .unwrap();
         let code: Vec<f32> = encode_rows(&model.encoder, &rows, &model.dropout, model.split)
             .into_data()
-            .to_vec()
+            .try_to_vec::<f32>()
             .unwrap();
         for j in 0..2 {
             let by_hand = 0.6 * w[2 + j] + 0.8 * w[6 + j] + b[j];
             assert!((code[j] - by_hand).abs() < 1e-6, "{code:?}");
         }
-        let dense: Vec<f32> = rows.dense().into_data().to_vec().unwrap();
+        let dense: Vec<f32> = rows.dense().into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(dense, [0.0, 3.0, 0.0, 4.0]);
     }
 
