@@ -1316,3 +1316,67 @@ fn a_latin1_byte_is_named_with_its_line_and_the_encoding_setting() {
         "{err}"
     );
 }
+
+/// Trains `TINY` with `model` (a `[model]` table) and `weights` (a `[weights]` table) and
+/// returns its log and `metrics.json`.
+fn weighted_run(dir: &Path, model: &str, weights: &str) -> (String, serde_json::Value) {
+    let config = TINY.replace("[model]\nkind = \"gmf\"\nfactors = 8\n", model) + weights;
+    fs::write(dir.join("c.toml"), config).unwrap();
+    let out = ember(&["train", "--config", "c.toml", "--no-progress"], dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let metrics = fs::read_to_string(dir.join("runs/tiny/metrics.json")).unwrap();
+    (stderr(&out), serde_json::from_str(&metrics).unwrap())
+}
+
+#[test]
+fn weighted_runs_say_what_each_model_makes_of_the_weights() {
+    let weights =
+        "[weights]\nfrom = \"rating\"\nconfidence = \"log\"\nalpha = 0.5\nepsilon = 2.0\n";
+    let cases = [
+        (
+            "[model]\nkind = \"gmf\"\nfactors = 8\n",
+            "weights from the ratings, confidence 1 + 0.5·ln(1 + w/2), each positive's loss term times its confidence (confidences averaging 1 over the training interactions)",
+        ),
+        (
+            "[model]\nkind = \"mult_dae\"\nhidden = [8]\n",
+            "weights from the ratings, confidence 1 + 0.5·ln(1 + w/2): the counts of each user's row (input and multinomial target); the confidence is not used",
+        ),
+        (
+            "[model]\nkind = \"item_knn\"\nneighbours = 5\n",
+            "ignored by item_knn",
+        ),
+    ];
+    for (model, note) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, metrics) = weighted_run(dir.path(), model, weights);
+        assert!(log.contains(&format!("weights: {note}")), "{log}");
+        assert_eq!(metrics["weights"], note, "{metrics}");
+        let test = metrics["test"]["metrics"].to_string();
+        assert!(!test.contains("NaN") && !test.contains("null"), "{test}");
+    }
+    // Without [weights], nothing about them.
+    let dir = tempfile::tempdir().unwrap();
+    let (log, metrics) = weighted_run(dir.path(), "[model]\nkind = \"gmf\"\nfactors = 8\n", "");
+    assert!(
+        !log.contains("weights:") && metrics.get("weights").is_none(),
+        "{log}"
+    );
+}
+
+#[test]
+fn weights_with_nothing_to_read_them_from_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = fails(dir.path(), &format!("{TINY}[weights]\nalpha = 2.0\n"));
+    assert!(
+        err.contains("error: synthetic (60 users, 40 items, seed 42): [weights] needs weights: name the column with data.weight (a delimited or Parquet source), or set weights.from = \"rating\""),
+        "{err}"
+    );
+    let err = fails(
+        dir.path(),
+        &format!("{TINY}[weights]\nfrom = \"rating\"\nalpha = -1.0\n"),
+    );
+    assert!(
+        err.contains("error: weights.alpha must be a finite number, 0 or more, got -1"),
+        "{err}"
+    );
+}

@@ -27,6 +27,9 @@ pub struct Dataset {
     /// The ratings of `train`, `valid` and `test`, entry for entry, when the source has
     /// ratings (explicit-feedback models train and are evaluated on these).
     pub ratings: Option<SplitRatings>,
+    /// The weights of `train` and `valid`, entry for entry (each pair's summed weight), when
+    /// the run weights interactions ([`crate::Weights`]).
+    pub weights: Option<SplitWeights>,
     /// Each user's known items, sorted and distinct: every item the source holds an
     /// interaction of the user with, whatever the implicit threshold, de-duplication or k-core
     /// filtering kept for training (items and users that k-core removed entirely have no
@@ -53,6 +56,16 @@ pub struct SplitRatings {
     pub valid: Vec<Vec<f32>>,
     /// Ratings of the test items.
     pub test: Vec<Vec<f32>>,
+}
+
+/// Weights aligned with a [`Dataset`]'s training and validation item lists: `train[u][j]` is
+/// the weight of item `dataset.train[u][j]`. Test items need none: they are only ranked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitWeights {
+    /// Weights of the training items.
+    pub train: Vec<Vec<f32>>,
+    /// Weights of the validation items.
+    pub valid: Vec<Vec<f32>>,
 }
 
 /// Sizes of a data set, for `ember data stats` and the run log.
@@ -168,6 +181,7 @@ impl Dataset {
             users: f.test.iter().map(|p| p.0).collect(),
             items: f.test.iter().map(|p| p.1).collect(),
             ratings: None,
+            weights: None,
             timestamps: f.test_timestamps.clone(),
         });
         let all: Vec<&Interactions> = sources.iter().copied().chain(&fixed_pairs).collect();
@@ -265,6 +279,11 @@ impl Dataset {
                 train.append(valid);
             }
         }
+        if let Some(weights) = &mut merged.weights {
+            for (train, valid) in weights.train.iter_mut().zip(weights.valid.iter_mut()) {
+                train.append(valid);
+            }
+        }
         merged
     }
 
@@ -331,6 +350,7 @@ mod tests {
             users: vec![1, 1, 1, 1, 1, 2, 2, 3],
             items: vec![10, 11, 12, 10, 13, 10, 11, 11],
             ratings: Some(vec![5.0, 2.0, 4.0, 1.0, 5.0, 4.0, 5.0, 3.0]),
+            weights: None,
             timestamps: Some(vec![1, 2, 3, 9, 7, 4, 5, 6]),
         }
     }
@@ -406,6 +426,7 @@ mod tests {
             ratings: Some(vec![
                 5.0, 5.0, 1.0, 5.0, 5.0, 2.0, 5.0, 5.0, 1.0, 5.0, 1.0, 5.0,
             ]),
+            weights: None,
             timestamps: Some((1..=12).collect()),
         };
         let k_core = Preprocess {

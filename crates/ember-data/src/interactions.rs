@@ -7,6 +7,9 @@ pub struct Interactions {
     pub items: Vec<i64>,
     /// Rating of each interaction, when the source has one.
     pub ratings: Option<Vec<f32>>,
+    /// Weight of each interaction (a count, quantity or spend, 0 or more), when the run
+    /// weights interactions (`[data] weight` or `[weights] from = "rating"`).
+    pub weights: Option<Vec<f32>>,
     /// Timestamp of each interaction, when the source has one.
     pub timestamps: Option<Vec<i64>>,
 }
@@ -41,14 +44,16 @@ impl Interactions {
             users: partition(&mut self.users, keep),
             items: partition(&mut self.items, keep),
             ratings: self.ratings.as_mut().map(|r| partition(r, keep)),
+            weights: self.weights.as_mut().map(|w| partition(w, keep)),
             timestamps: self.timestamps.as_mut().map(|t| partition(t, keep)),
         }
     }
 
-    /// No interactions, with the same optional columns (ratings, timestamps) as `self`.
+    /// No interactions, with the same optional columns (ratings, timestamps, weights) as `self`.
     pub fn empty_like(&self) -> Interactions {
         Interactions {
             ratings: self.ratings.as_ref().map(|_| Vec::new()),
+            weights: self.weights.as_ref().map(|_| Vec::new()),
             timestamps: self.timestamps.as_ref().map(|_| Vec::new()),
             ..Default::default()
         }
@@ -62,6 +67,9 @@ impl Interactions {
             mine.append(theirs);
         }
         if let (Some(mine), Some(theirs)) = (&mut self.timestamps, &mut other.timestamps) {
+            mine.append(theirs);
+        }
+        if let (Some(mine), Some(theirs)) = (&mut self.weights, &mut other.weights) {
             mine.append(theirs);
         }
     }
@@ -79,6 +87,7 @@ impl Interactions {
         self.items = filter(&self.items, keep);
         self.ratings = self.ratings.as_deref().map(|r| filter(r, keep));
         self.timestamps = self.timestamps.as_deref().map(|t| filter(t, keep));
+        self.weights = self.weights.as_deref().map(|w| filter(w, keep));
     }
 
     /// The order in which a user's interactions happened: by timestamp when there is one, ties

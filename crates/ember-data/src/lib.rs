@@ -19,8 +19,9 @@ mod split;
 pub mod synthetic;
 mod text;
 mod time_split;
+mod weights;
 
-pub use dataset::{Dataset, DatasetStats, SplitRatings, sorted_sets};
+pub use dataset::{Dataset, DatasetStats, SplitRatings, SplitWeights, sorted_sets};
 pub use encoding::Encoding;
 pub use error::{DataError, Result};
 pub use ids::IdMap;
@@ -32,36 +33,53 @@ pub use source::{Column, DataSource, Loaded};
 pub use split::{FixedTest, Split};
 pub use synthetic::SyntheticConfig;
 pub use time_split::{TimeSplit, TimeSplitStats};
+pub use weights::{Confidence, WeightSource, Weights};
 
-/// Reads, cleans and splits: the whole data pipeline in one call.
+/// Reads, cleans and splits: the whole data pipeline in one call, without weights (a weight
+/// column the source names is not kept).
 pub fn prepare(
     source: &DataSource,
     preprocess: &Preprocess,
     split: &Split,
 ) -> Result<(Dataset, PreprocessStats)> {
-    check_split(preprocess, split)?;
-    prepare_loaded(source, preprocess, split, source.load()?)
+    prepare_weighted(source, preprocess, split, None)
 }
 
-/// [`prepare`], and the fingerprints of what it read, as [`DataSource::fingerprint`] gives
-/// them: the files are fingerprinted before they are read, a query's rows as they are read
-/// (so that the query runs once).
+/// [`prepare`], with each interaction's weight (summed over a repeated pair) when `weights`
+/// says where to read it from ([`Dataset::weights`]).
+pub fn prepare_weighted(
+    source: &DataSource,
+    preprocess: &Preprocess,
+    split: &Split,
+    weights: Option<&Weights>,
+) -> Result<(Dataset, PreprocessStats)> {
+    check_split(preprocess, split, weights)?;
+    prepare_loaded(source, preprocess, split, weights, source.load()?)
+}
+
+/// [`prepare_weighted`], and the fingerprints of what it read, as [`DataSource::fingerprint`]
+/// gives them: the files are fingerprinted before they are read, a query's rows as they are
+/// read (so that the query runs once).
 pub fn prepare_fingerprinted(
     source: &DataSource,
     preprocess: &Preprocess,
     split: &Split,
+    weights: Option<&Weights>,
 ) -> Result<(Dataset, PreprocessStats, Vec<InputFile>)> {
     let files = source.fingerprint_files()?;
-    check_split(preprocess, split)?;
+    check_split(preprocess, split, weights)?;
     let mut loaded = source.load()?;
     let inputs = loaded.query_rows.take().map_or(files, |rows| vec![rows]);
-    let (dataset, stats) = prepare_loaded(source, preprocess, split, loaded)?;
+    let (dataset, stats) = prepare_loaded(source, preprocess, split, weights, loaded)?;
     Ok((dataset, stats, inputs))
 }
 
-/// Refuses a split that cannot be made, or cannot be made of preprocessed data.
-fn check_split(preprocess: &Preprocess, split: &Split) -> Result<()> {
+/// Refuses a split (or weights) that cannot be made, or cannot be made of preprocessed data.
+fn check_split(preprocess: &Preprocess, split: &Split, weights: Option<&Weights>) -> Result<()> {
     split.validate()?;
+    if let Some(weights) = weights {
+        weights.validate()?;
+    }
     if *split == Split::Fixed
         && (preprocess.implicit_threshold.is_some()
             || preprocess.min_user_interactions > 1
@@ -80,6 +98,7 @@ fn prepare_loaded(
     source: &DataSource,
     preprocess: &Preprocess,
     split: &Split,
+    weights: Option<&Weights>,
     loaded: Loaded,
 ) -> Result<(Dataset, PreprocessStats)> {
     let Loaded {
@@ -88,6 +107,10 @@ fn prepare_loaded(
         time_unit,
         ..
     } = loaded;
+    match weights {
+        Some(weights) => weights.fill(&mut interactions, &source.describe())?,
+        None => interactions.weights = None,
+    }
     let (stats, dropped) = preprocess.apply_keeping_dropped(&mut interactions)?;
     if interactions.is_empty() {
         return Err(DataError::Invalid(format!(

@@ -1,7 +1,8 @@
 //! Cleaning before the split: implicit threshold, de-duplication, k-core filtering.
 
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use crate::{DataError, Interactions, Result};
 
@@ -12,7 +13,8 @@ pub struct Preprocess {
     /// Keep only interactions rated at least this much (implicit feedback from ratings).
     /// Needs a rating column.
     pub implicit_threshold: Option<f32>,
-    /// Keep one interaction per (user, item) pair: the latest one.
+    /// Keep one interaction per (user, item) pair: the latest one, with the summed weights of
+    /// all of them.
     pub dedup: bool,
     /// k-core: repeatedly drop users with fewer interactions than this…
     pub min_user_interactions: usize,
@@ -79,6 +81,7 @@ impl Preprocess {
                 ratings[i]
             )));
         }
+        crate::weights::check_weights(data)?;
         if let Some(threshold) = self.implicit_threshold {
             if !threshold.is_finite() {
                 return Err(DataError::Invalid(format!(
@@ -97,12 +100,23 @@ impl Preprocess {
             dropped.append(below);
         }
         if self.dedup {
-            // Walk from the latest interaction back and keep the first sighting of each pair.
+            // Walk from the latest interaction back and keep the first sighting of each pair,
+            // which takes the weights of the older ones.
             let order = data.chronological_order();
-            let mut seen = HashSet::with_capacity(data.len());
+            let mut kept_at: HashMap<(i64, i64), usize> = HashMap::with_capacity(data.len());
             let mut keep = vec![false; data.len()];
             for &i in order.iter().rev() {
-                keep[i] = seen.insert((data.users[i], data.items[i]));
+                match kept_at.entry((data.users[i], data.items[i])) {
+                    Entry::Vacant(slot) => {
+                        slot.insert(i);
+                        keep[i] = true;
+                    }
+                    Entry::Occupied(kept) => {
+                        if let Some(weights) = &mut data.weights {
+                            weights[*kept.get()] += weights[i];
+                        }
+                    }
+                }
             }
             let before = data.len();
             data.retain_indices(&keep);
@@ -150,6 +164,7 @@ mod tests {
             users: vec![1, 1, 1, 2, 2, 3, 1],
             items: vec![10, 11, 12, 10, 11, 10, 10],
             ratings: Some(vec![5.0, 3.0, 4.0, 4.0, 1.0, 5.0, 2.0]),
+            weights: None,
             timestamps: Some(vec![1, 2, 3, 1, 2, 1, 9]),
         }
     }

@@ -39,6 +39,9 @@ pub struct TrainingEpoch {
     pub negatives: Vec<i32>,
     /// `k`.
     pub negatives_per_positive: usize,
+    /// Where each positive is in its user's training items, `[n]`: `positives[e]` is
+    /// `train[users[e]][slots[e]]` (what looks up its weight).
+    pub slots: Vec<u32>,
 }
 
 impl TrainingEpoch {
@@ -50,14 +53,19 @@ impl TrainingEpoch {
         k: usize,
         rng: &mut SmallRng,
     ) -> Self {
-        let mut pairs: Vec<(u32, u32)> = train
+        let mut pairs: Vec<(u32, u32, u32)> = train
             .iter()
             .enumerate()
-            .flat_map(|(u, items)| items.iter().map(move |&i| (u as u32, i)))
+            .flat_map(|(u, items)| {
+                items
+                    .iter()
+                    .enumerate()
+                    .map(move |(slot, &i)| (u as u32, i, slot as u32))
+            })
             .collect();
         pairs.shuffle(rng);
         let mut negatives = Vec::with_capacity(pairs.len() * k);
-        for &(u, _) in &pairs {
+        for &(u, _, _) in &pairs {
             for _ in 0..k {
                 // A user who saw every item gets a random item: a label-noise corner case that
                 // cannot be avoided and does not happen in real data.
@@ -71,6 +79,7 @@ impl TrainingEpoch {
             positives: pairs.iter().map(|p| p.1 as i32).collect(),
             negatives,
             negatives_per_positive: k,
+            slots: pairs.iter().map(|p| p.2).collect(),
         }
     }
 

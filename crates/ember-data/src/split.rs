@@ -6,7 +6,10 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::time_split::{self, Instant, TimeSplit};
-use crate::{DataError, Dataset, IdMap, Interactions, Result, SplitRatings, TimeUnit, sorted_sets};
+use crate::{
+    DataError, Dataset, IdMap, Interactions, Result, SplitRatings, SplitWeights, TimeUnit,
+    sorted_sets,
+};
 
 /// How interactions are split (the `[split]` table of a config).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -491,6 +494,7 @@ fn assemble(
             test: aligned(&test)?,
         })
     });
+    let weights = split_weights(data, (&user_ids, &item_ids), [&train, &valid]);
     let mut dataset = Dataset {
         user_ids,
         item_ids,
@@ -500,6 +504,7 @@ fn assemble(
         test_negatives,
         held_out_users,
         ratings,
+        weights,
         known: Vec::new(),
         known_days: None,
         time_split,
@@ -514,6 +519,35 @@ fn assemble(
         time.known_before_cutoff = before_cutoff;
     }
     dataset
+}
+
+/// The weights of the `train` and `valid` parts, each pair's summed over its interactions in
+/// `data` (one, once de-duplicated), when `data` has weights.
+fn split_weights(
+    data: &Interactions,
+    (user_ids, item_ids): (&IdMap, &IdMap),
+    parts: [&Vec<Vec<u32>>; 2],
+) -> Option<SplitWeights> {
+    let values = data.weights.as_ref()?;
+    let mut total: std::collections::HashMap<(u32, u32), f32> = std::collections::HashMap::new();
+    for (k, &w) in values.iter().enumerate() {
+        if let (Some(u), Some(i)) = (
+            user_ids.internal(data.users[k]),
+            item_ids.internal(data.items[k]),
+        ) {
+            *total.entry((u, i)).or_default() += w;
+        }
+    }
+    let [train, valid] = parts.map(|part| {
+        part.iter()
+            .enumerate()
+            .map(|(u, items)| {
+                let weight = |&i: &u32| total[&(u as u32, i)]; // every part's pair is in `data`
+                items.iter().map(weight).collect()
+            })
+            .collect()
+    });
+    Some(SplitWeights { train, valid })
 }
 
 impl Split {
@@ -581,6 +615,7 @@ mod tests {
             users: vec![7, 7, 7, 7, 9, 9],
             items: vec![1, 2, 3, 4, 1, 5],
             ratings: None,
+            weights: None,
             timestamps: Some(vec![4, 1, 3, 2, 1, 2]),
         }
     }

@@ -98,6 +98,8 @@ pub(crate) enum Expect {
     Timestamp,
     /// A rating: a finite number.
     Rating,
+    /// A weight: a finite number, 0 or more.
+    Weight,
 }
 
 impl Expect {
@@ -106,6 +108,7 @@ impl Expect {
             Expect::Id => "an integer id",
             Expect::Timestamp => "an integer",
             Expect::Rating => "a finite number",
+            Expect::Weight => "a finite number, 0 or more",
         }
     }
 }
@@ -123,8 +126,10 @@ pub(crate) enum Bad {
     OutOfRange,
     /// A float beyond ±2^53, where floats no longer hold every integer.
     Inexact,
-    /// NaN or infinite (or, for a rating, beyond `f32`).
+    /// NaN or infinite (or, for a rating or a weight, beyond `f32`).
     NotFinite,
+    /// Below 0 where a weight is read.
+    Negative,
 }
 
 /// The message for `what` (`user`, `item`, `rating`, …) holding `value` (as the file wrote
@@ -134,7 +139,9 @@ pub(crate) fn bad_value(what: &str, expect: Expect, value: &str, bad: Bad) -> St
     let value = shown(value.trim());
     match bad {
         Bad::Empty => format!("{what} is empty: expected {noun}"),
-        Bad::Malformed if expect == Expect::Rating => format!("{what} `{value}` is not a number"),
+        Bad::Malformed if matches!(expect, Expect::Rating | Expect::Weight) => {
+            format!("{what} `{value}` is not a number")
+        }
         Bad::Malformed => format!("{what} `{value}` is not {noun}"),
         Bad::Fraction => format!("{what} `{value}` is not {noun}: it has a fractional part"),
         Bad::OutOfRange => format!(
@@ -147,9 +154,12 @@ pub(crate) fn bad_value(what: &str, expect: Expect, value: &str, bad: Bad) -> St
             "{what} `{value}` is not {noun} ember can hold exactly: a float beyond ±2^53 \
              (9007199254740992) no longer holds every integer; store the column as integers"
         ),
-        Bad::NotFinite if expect == Expect::Rating => format!(
+        Bad::NotFinite if matches!(expect, Expect::Rating | Expect::Weight) => format!(
             "{what} `{value}` is not {noun}: NaN, infinities and values beyond ±3.4e38 \
-             (ratings are 32-bit floats) are refused"
+             ({what}s are 32-bit floats) are refused"
+        ),
+        Bad::Negative => format!(
+            "{what} `{value}` is negative: weights (counts, quantities, spend) must be 0 or more"
         ),
         Bad::NotFinite => format!("{what} `{value}` is not {noun}: NaN and infinities are refused"),
     }
@@ -192,6 +202,24 @@ pub(crate) fn parse_rating(field: &str) -> Result<f32, Bad> {
     }
     let value = field.parse::<f64>().map_err(|_| Bad::Malformed)?;
     rating_from_f64(value)
+}
+
+/// Reads a weight: a number as [`parse_rating`] reads one, which must also be 0 or more.
+pub(crate) fn parse_weight(field: &str) -> Result<f32, Bad> {
+    parse_rating(field).and_then(checked_weight)
+}
+
+/// A weight from a float: finite within `f32`'s range, and 0 or more.
+pub(crate) fn weight_from_f64(value: f64) -> Result<f32, Bad> {
+    rating_from_f64(value).and_then(checked_weight)
+}
+
+fn checked_weight(weight: f32) -> Result<f32, Bad> {
+    if weight < 0.0 {
+        Err(Bad::Negative)
+    } else {
+        Ok(weight)
+    }
 }
 
 /// A rating from a float: finite, and within `f32`'s range.

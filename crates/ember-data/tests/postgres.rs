@@ -131,7 +131,7 @@ fn prepare_fingerprinted_reads_the_query_once() {
         format!("select u, i, r, nextval('{name}_rows') > 0 as counted from {name} order by u, i");
     let src = source(&url, &query, Some("r"), None);
     let (data, _, inputs) =
-        prepare_fingerprinted(&src, &Preprocess::default(), &Split::LeaveOneOut).unwrap();
+        prepare_fingerprinted(&src, &Preprocess::default(), &Split::LeaveOneOut, None).unwrap();
     let passes = |client: &mut Client| -> i64 {
         let row = client
             .query_one(&format!("select last_value from {name}_rows"), &[])

@@ -25,6 +25,7 @@ fn delimited(
         item,
         rating: None,
         timestamp: None,
+        weight: None,
         max_line_bytes: None,
         encoding: None,
     }
@@ -46,6 +47,7 @@ fn csv_with_header_and_named_columns() {
         item: Column::Name("iid".into()),
         rating: Some(Column::Name("score".into())),
         timestamp: Some(Column::Name("ts".into())),
+        weight: None,
         max_line_bytes: None,
         encoding: None,
     };
@@ -116,6 +118,7 @@ fn parquet_file() {
         item: "i".into(),
         rating: Some("r".into()),
         timestamp: None,
+        weight: None,
     };
     let d = src.load().unwrap().interactions;
     assert_eq!((d.users, d.items), (vec![3, 4, 3], vec![1, 2, 2]));
@@ -126,6 +129,7 @@ fn parquet_file() {
         item: "i".into(),
         rating: None,
         timestamp: None,
+        weight: None,
     };
     let err = missing.load().unwrap_err().to_string();
     assert!(
@@ -334,6 +338,7 @@ fn rated_csv(path: PathBuf, separator: &str) -> DataSource {
         item: Column::Name("item".into()),
         rating: Some(Column::Name("rating".into())),
         timestamp: Some(Column::Name("ts".into())),
+        weight: None,
         max_line_bytes: None,
         encoding: None,
     }
@@ -364,6 +369,7 @@ fn parquet_source(path: &Path, rated: bool) -> DataSource {
         item: "item".into(),
         rating: rated.then(|| "rating".into()),
         timestamp: None,
+        weight: None,
     }
 }
 
@@ -960,6 +966,7 @@ fn parquet_dates_are_timestamps() {
         item: "item".into(),
         rating: None,
         timestamp: Some("ts".into()),
+        weight: None,
     };
     let loaded = load(src.clone());
     assert_eq!(loaded.interactions.timestamps.unwrap(), vec![3, 1]);
@@ -983,6 +990,7 @@ fn parquet_dates_are_timestamps() {
         item: "item".into(),
         rating: None,
         timestamp: Some("ts".into()),
+        weight: None,
     };
     let unit = load(timed).time_unit.unwrap();
     assert_eq!(unit, ember_data::TimeUnit::Milliseconds);
@@ -994,6 +1002,7 @@ fn parquet_dates_are_timestamps() {
         item: "ts".into(),
         rating: None,
         timestamp: None,
+        weight: None,
     };
     let err = load_err(as_item);
     assert!(
@@ -1144,6 +1153,7 @@ fn a_line_over_max_line_bytes_is_refused_with_its_line() {
         item: Column::Name("item".into()),
         rating: None,
         timestamp: None,
+        weight: None,
         max_line_bytes: Some(bytes),
         encoding: None,
     };
@@ -1189,4 +1199,213 @@ fn a_directory_or_a_device_is_not_a_data_file() {
         err,
         "/dev/zero:1: a NUL byte: this is not a text file (expected lines of text)"
     );
+}
+
+/// A CSV with a `plays` weight column beside its rating.
+fn weighted_csv(path: PathBuf) -> DataSource {
+    DataSource::Delimited {
+        path,
+        separator: ",".into(),
+        header: true,
+        user: Column::Name("user".into()),
+        item: Column::Name("item".into()),
+        rating: Some(Column::Name("rating".into())),
+        timestamp: Some(Column::Name("ts".into())),
+        weight: Some(Column::Name("plays".into())),
+        max_line_bytes: None,
+    }
+}
+
+#[test]
+fn weights_are_read_summed_over_repeats_and_split_with_their_items() {
+    use ember_data::{WeightSource, Weights, prepare_weighted};
+    let dir = tempfile::tempdir().unwrap();
+    // User 1 plays item 10 twice (2 + 5), then 11 and 12; user 2 has items 10, 11, 12.
+    let path = write(
+        dir.path(),
+        "w.csv",
+        "user,item,rating,ts,plays\n1,10,4,1,2\n1,11,3,2,0.5\n1,10,5,3,5\n1,12,1,4,1\n2,10,2,1,3\n2,11,4,2,4\n2,12,5,3,6\n",
+    );
+    let read = weighted_csv(path.clone()).load().unwrap().interactions;
+    assert_eq!(
+        read.weights.unwrap(),
+        vec![2.0, 0.5, 5.0, 1.0, 3.0, 4.0, 6.0]
+    );
+    let weights = Weights::default();
+    let (data, stats) = prepare_weighted(
+        &weighted_csv(path.clone()),
+        &Preprocess::default(),
+        &Split::LeaveOneOut,
+        Some(&weights),
+    )
+    .unwrap();
+    assert_eq!(stats.duplicates, 1);
+    // Leave-one-out by time: user 1 trains on 11 (t2), validates on 10 (latest copy t3: 2 + 5),
+    // tests on 12; user 2 trains on 10, validates on 11.
+    let split = data.weights.unwrap();
+    let item = |external: i64| data.item_ids.internal(external).unwrap();
+    let user = |external: i64| data.user_ids.internal(external).unwrap() as usize;
+    assert_eq!(data.train[user(1)], vec![item(11)]);
+    assert_eq!(split.train[user(1)], vec![0.5]);
+    assert_eq!(data.valid[user(1)], vec![item(10)]);
+    assert_eq!(split.valid[user(1)], vec![7.0]);
+    assert_eq!(split.train[user(2)], vec![3.0]);
+    assert_eq!(split.valid[user(2)], vec![4.0]);
+    // The ratings as weights; without [weights] the column is not kept.
+    let from_rating = Weights {
+        from: WeightSource::Rating,
+        ..Weights::default()
+    };
+    let (rated, _) = prepare_weighted(
+        &weighted_csv(path.clone()),
+        &Preprocess::default(),
+        &Split::LeaveOneOut,
+        Some(&from_rating),
+    )
+    .unwrap();
+    assert_eq!(rated.weights.unwrap().valid[user(1)], vec![9.0]); // 4 + 5
+    let (plain, _) = prepare(
+        &weighted_csv(path),
+        &Preprocess::default(),
+        &Split::LeaveOneOut,
+    )
+    .unwrap();
+    assert!(plain.weights.is_none());
+}
+
+#[test]
+fn negative_and_nan_weights_are_refused_with_their_line_or_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = |body: &str| {
+        let path = write(
+            dir.path(),
+            "w.csv",
+            &format!("user,item,rating,ts,plays\n{body}"),
+        );
+        load_err(weighted_csv(path)).replace(&*dir.path().join("w.csv").to_string_lossy(), "F")
+    };
+    assert_eq!(
+        csv("1,10,4,1,2\n1,11,3,2,-1\n"),
+        "F:3: weight `-1` is negative: weights (counts, quantities, spend) must be 0 or more"
+    );
+    assert_eq!(
+        csv("1,10,4,1,NaN\n"),
+        "F:2: weight `NaN` is not a finite number, 0 or more: NaN, infinities and values beyond ±3.4e38 (weights are 32-bit floats) are refused"
+    );
+    use polars::prelude::*;
+    let file = dir.path().join("w.parquet");
+    let mut df = df!(
+        "user" => [1i64, 1, 2],
+        "item" => [1i64, 2, 3],
+        "plays" => [4.0f64, 1.0, -0.5]
+    )
+    .unwrap();
+    ParquetWriter::new(fs::File::create(&file).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    let source = DataSource::Parquet {
+        path: file.clone(),
+        user: "user".into(),
+        item: "item".into(),
+        rating: None,
+        timestamp: None,
+        weight: Some("plays".into()),
+    };
+    let err = load_err(source).replace(&*file.to_string_lossy(), "F");
+    assert!(
+        err.contains("F: column `plays`, row 3: weight `-0.5` is negative"),
+        "{err}"
+    );
+}
+
+#[test]
+fn weights_without_a_source_or_from_a_negative_rating_are_refused() {
+    use ember_data::{WeightSource, Weights, prepare_weighted};
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "r.csv",
+        "user,item,rating,ts\n1,10,4,1\n1,11,-2,2\n",
+    );
+    let unweighted = rated_csv(path.clone(), ",");
+    let err = |weights: &Weights| {
+        let e = prepare_weighted(
+            &unweighted,
+            &Preprocess::default(),
+            &Split::LeaveOneOut,
+            Some(weights),
+        )
+        .unwrap_err();
+        chain(&e).replace(&*path.to_string_lossy(), "F")
+    };
+    assert_eq!(
+        err(&Weights::default()),
+        "F: [weights] needs weights: name the column with data.weight (a delimited or Parquet source), or set weights.from = \"rating\""
+    );
+    let from_rating = Weights {
+        from: WeightSource::Rating,
+        ..Weights::default()
+    };
+    assert_eq!(
+        err(&from_rating),
+        "interaction 2 (user 1, item 11) has weight -2: weights must be finite numbers, 0 or more"
+    );
+    let unrated = delimited(
+        path.clone(),
+        ",",
+        true,
+        Column::Name("user".into()),
+        Column::Name("item".into()),
+    );
+    let e = prepare_weighted(
+        &unrated,
+        &Preprocess::default(),
+        &Split::LeaveOneOut,
+        Some(&from_rating),
+    )
+    .unwrap_err();
+    assert_eq!(
+        chain(&e).replace(&*path.to_string_lossy(), "F"),
+        "F: weights.from = \"rating\" needs a rating column, and the data has none"
+    );
+    let bad_alpha = Weights {
+        alpha: -1.0,
+        ..from_rating.clone()
+    };
+    assert_eq!(
+        err(&bad_alpha),
+        "weights.alpha must be a finite number, 0 or more, got -1"
+    );
+    let bad_epsilon = Weights {
+        epsilon: 0.0,
+        ..from_rating
+    };
+    assert_eq!(
+        err(&bad_epsilon),
+        "weights.epsilon must be a positive finite number, got 0"
+    );
+}
+
+#[test]
+fn confidences_follow_their_formula_and_average_one() {
+    use ember_data::{Confidence, Weights};
+    let linear = Weights {
+        alpha: 2.0,
+        ..Weights::default()
+    };
+    assert_eq!(linear.confidence_of(3.0), 7.0); // 1 + 2·3
+    let log = Weights {
+        confidence: Confidence::Log,
+        alpha: 2.0,
+        epsilon: 0.5,
+        ..Weights::default()
+    };
+    assert!((log.confidence_of(1.0) - (1.0 + 2.0 * 3f32.ln())).abs() < 1e-6); // 1 + 2 ln(1 + 1/0.5)
+    // Raw 1 + 2w over weights 0, 1 | 2: 1, 3 | 5, mean 3.
+    let scaled = linear.confidences(&[vec![0.0, 1.0], vec![2.0]]);
+    let flat: Vec<f32> = scaled.concat();
+    for (got, want) in flat.iter().zip([1.0 / 3.0, 1.0, 5.0 / 3.0]) {
+        assert!((got - want).abs() < 1e-6, "{scaled:?}");
+    }
+    assert_eq!(scaled.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1]);
 }

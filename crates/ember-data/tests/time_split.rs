@@ -34,6 +34,7 @@ fn toy() -> Interactions {
         users: rows.iter().map(|r| r.0).collect(),
         items: rows.iter().map(|r| r.1).collect(),
         ratings: None,
+        weights: None,
         timestamps: Some(rows.iter().map(|r| r.2).collect()),
     }
 }
@@ -106,6 +107,7 @@ fn known_pairs_mask_only_before_each_bound_and_a_refit_keeps_the_test_mask() {
         users: vec![2, 3, 5],
         items: vec![13, 10, 11],
         ratings: None,
+        weights: None,
         timestamps: Some(vec![8, 12, 2]),
     };
     let data = toy();
@@ -144,6 +146,7 @@ fn seconds_place_a_cutoff_with_an_offset_to_the_second() {
         users: rows.iter().map(|r| r.0).collect(),
         items: rows.iter().map(|r| r.1).collect(),
         ratings: None,
+        weights: None,
         timestamps: Some(rows.iter().map(|r| r.2).collect()),
     };
     let d = time("1998-03-01T00:00:00+01:00", None, Some("1998-02-28"))

@@ -117,6 +117,18 @@ impl<'a> ModelInit<'a> {
     }
 }
 
+/// What a model makes of interaction weights ([`ModelSettings::weight_use`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightUse {
+    /// Each positive's loss term is multiplied by its confidence (pair models).
+    Confidence,
+    /// The weights are the counts of the user's row, in its input and its multinomial target
+    /// (Mult-VAE, Mult-DAE).
+    Counts,
+    /// The model trains as without weights.
+    Ignored,
+}
+
 /// Stages trained before a model that starts from their results (NeuMF from GMF and MLP).
 pub struct Pretraining {
     /// Each stage's name and model, trained in order.
@@ -136,6 +148,15 @@ pub trait ModelSettings {
     /// The parameters of the model built for `users` users and `items` items, counted from the
     /// config alone (before anything is allocated), saturating instead of overflowing.
     fn parameter_count(&self, users: usize, items: usize) -> u128;
+
+    /// What the model makes of interaction weights. By default pair models (the NCF family,
+    /// LightGCN) take them as confidences and every other model ignores them.
+    fn weight_use(&self) -> WeightUse {
+        match self.input() {
+            Input::Pairs => WeightUse::Confidence,
+            _ => WeightUse::Ignored,
+        }
+    }
 
     /// Stages to train first, when this model starts from other trained models.
     fn pretraining(&self) -> Option<Pretraining> {

@@ -384,6 +384,7 @@ mod tests {
             items: ids(flat),
             item_rows: ids(rows),
             num_items: items,
+            values: None,
         })
     }
 

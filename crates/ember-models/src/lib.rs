@@ -43,7 +43,7 @@ pub mod sparse_input;
 pub use autorec::{AutoRec, AutoRecConfig};
 pub use bert4rec::{Bert4Rec, Bert4RecConfig};
 pub use cdae::{Cdae, CdaeConfig};
-pub use config::{DenseSplit, ModelError, ModelInit, ModelSettings, Pretraining};
+pub use config::{DenseSplit, ModelError, ModelInit, ModelSettings, Pretraining, WeightUse};
 pub use dropout::{Dropout, Masks};
 pub use export::NamedTensor;
 pub use gru4rec::{Gru4Rec, Gru4RecConfig, Gru4RecLoss};
@@ -213,6 +213,11 @@ impl ModelConfig {
     /// Checks the hyper-parameters.
     pub fn validate(&self) -> Result<(), ModelError> {
         self.settings().validate()
+    }
+
+    /// What the model makes of interaction weights.
+    pub fn weight_use(&self) -> WeightUse {
+        self.settings().weight_use()
     }
 
     /// Stages to train first (NeuMF's pre-training), if any.

@@ -235,7 +235,7 @@ impl Recommender for LightGcn {
             batch.users.ids.clone(),
             batch.items.ids.clone(),
         );
-        let objective = pair_loss(scores, &batch.targets, self.loss);
+        let objective = pair_loss(scores, batch, self.loss);
         // λ/2 ‖E⁽⁰⁾‖² over each example's user, positive and negatives, per example.
         let examples = match &batch.targets {
             PairTargets::Sampled { positives, .. } => *positives,

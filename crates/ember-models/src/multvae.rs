@@ -16,6 +16,7 @@
 use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::Distribution;
+use burn::tensor::activation::log_softmax;
 use ember_spec::{AutoencoderSpec, ModelSpec};
 use serde::{Deserialize, Serialize};
 
@@ -28,7 +29,7 @@ use crate::size;
 use crate::sparse_input::sparse_times;
 use crate::{
     Batch, DenseSplit, Export, Input, ModelFamily, ModelInit, ModelSettings, Query, Recommender,
-    UserRows, kinds,
+    UserRows, WeightUse, kinds,
 };
 
 /// Mult-DAE hyper-parameters.
@@ -84,6 +85,24 @@ fn layers(sizes: &[usize], device: &Device) -> Vec<Linear> {
         .collect()
 }
 
+/// The encoder over `[items, hidden…]` (its last layer twice as wide when `variational`: means
+/// and log-variances) and the mirrored decoder, initialised in that order (encoder first, so
+/// that a seed gives the same weights as before the two models shared this).
+fn encoder_decoder(
+    items: usize,
+    hidden: &[usize],
+    variational: bool,
+    device: &Device,
+) -> (Vec<Linear>, Vec<Linear>) {
+    let sizes = check_sizes(items, hidden);
+    let reversed: Vec<usize> = sizes.iter().rev().copied().collect();
+    let mut encoder_sizes = sizes;
+    if variational {
+        *encoder_sizes.last_mut().expect("non-empty") *= 2;
+    }
+    (layers(&encoder_sizes, device), layers(&reversed, device))
+}
+
 /// Applies `layers` with tanh between them (not after the last).
 ///
 /// # Shapes
@@ -130,13 +149,22 @@ fn encode_rows(
     tanh_stack(&encoder[1..], tanh(x), split)
 }
 
-/// The multinomial negative log-likelihood per user, `Σ_{i ∈ items(u)} −log softmax(logits_u)_i`,
-/// averaged over the batch.
+/// The multinomial negative log-likelihood per user, `Σ_{i ∈ items(u)} −log softmax(logits_u)_i`
+/// (each term times the item's count, with [`UserRows::values`]), averaged over the batch.
 ///
 /// # Shapes
 /// - logits: `[batch, num_items]`
 /// - output: `[1]`
 fn multinomial_nll(logits: Tensor<2>, rows: &UserRows) -> Tensor<1> {
+    if rows.values.is_some() {
+        // Counts: `Σ_i w_ui (−log softmax(logits_u)_i)`, composed, as the fused operation
+        // takes each target once.
+        return (log_softmax(logits, 1) * rows.dense())
+            .sum_dim(1)
+            .mean()
+            .neg()
+            .reshape([1]);
+    }
     softmax_cross_entropy_of_rows(logits, rows.items.clone(), rows.item_rows.clone())
         .mean()
         .reshape([1])
@@ -193,11 +221,10 @@ pub struct MultDae {
 impl MultDaeConfig {
     /// Builds the model for the catalogue's items.
     pub fn init(&self, init: &ModelInit, device: &Device) -> MultDae {
-        let sizes = check_sizes(init.items, &self.hidden);
-        let reversed: Vec<usize> = sizes.iter().rev().copied().collect();
+        let (encoder, decoder) = encoder_decoder(init.items, &self.hidden, false, device);
         MultDae {
-            encoder: layers(&sizes, device),
-            decoder: layers(&reversed, device),
+            encoder,
+            decoder,
             dropout: Dropout::new(self.dropout, init.masks),
             split: init.dense,
         }
@@ -220,6 +247,10 @@ impl ModelFamily for kinds::MultDae {
 impl ModelSettings for MultDaeConfig {
     fn input(&self) -> Input {
         Input::UserRows { by_id: false }
+    }
+
+    fn weight_use(&self) -> WeightUse {
+        WeightUse::Counts
     }
 
     fn validate(&self) -> Result<(), ModelError> {
@@ -275,13 +306,10 @@ pub struct MultVae {
 impl MultVaeConfig {
     /// Builds the model for the catalogue's items.
     pub fn init(&self, init: &ModelInit, device: &Device) -> MultVae {
-        let sizes = check_sizes(init.items, &self.hidden);
-        let reversed: Vec<usize> = sizes.iter().rev().copied().collect();
-        let mut encoder_sizes = sizes.clone();
-        *encoder_sizes.last_mut().expect("non-empty") *= 2;
+        let (encoder, decoder) = encoder_decoder(init.items, &self.hidden, true, device);
         MultVae {
-            encoder: layers(&encoder_sizes, device),
-            decoder: layers(&reversed, device),
+            encoder,
+            decoder,
             dropout: Dropout::new(self.dropout, init.masks),
             beta: self.beta,
             anneal_steps: self.anneal_steps,
@@ -309,6 +337,10 @@ impl ModelFamily for kinds::MultVae {
 impl ModelSettings for MultVaeConfig {
     fn input(&self) -> Input {
         Input::UserRows { by_id: false }
+    }
+
+    fn weight_use(&self) -> WeightUse {
+        WeightUse::Counts
     }
 
     fn validate(&self) -> Result<(), ModelError> {
@@ -378,5 +410,95 @@ impl Recommender for MultVae {
         let mut hidden = hidden_sizes(&self.encoder);
         *hidden.last_mut().expect("at least one layer") /= 2; // mean and log-variance
         Export::parameters(ModelSpec::MultVae(AutoencoderSpec { hidden }), self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ints(v: &[i64], device: &Device) -> Tensor<1, Int> {
+        Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
+    }
+
+    fn floats(v: &[f32], device: &Device) -> Tensor<1> {
+        Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
+    }
+
+    /// One user with items 1 and 3 of 4, counted `values` times.
+    fn row(values: Option<&[f32]>, device: &Device) -> UserRows {
+        UserRows {
+            users: ints(&[0], device),
+            items: ints(&[1, 3], device),
+            item_rows: ints(&[0, 0], device),
+            num_items: 4,
+            values: values.map(|v| floats(v, device)),
+        }
+    }
+
+    #[test]
+    fn mult_dae_reads_the_counts_of_its_row() {
+        let device = Device::flex();
+        let train = vec![vec![1u32, 3]];
+        let config = MultDaeConfig {
+            hidden: vec![2],
+            dropout: 0.0,
+        };
+        let model = config.init(&ModelInit::new(4, &train), &device);
+        // Counts 3 and 4 normalise to 0.6 and 0.8 (a binary row gives 1/√2 each).
+        let rows = row(Some(&[3.0, 4.0]), &device);
+        let values: Vec<f32> = rows
+            .normalised_values()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(values, [0.6, 0.8]);
+        let first = &model.encoder[0];
+        let w: Vec<f32> = first.weight.val().into_data().try_to_vec::<f32>().unwrap(); // [4, 2]
+        let b: Vec<f32> = first
+            .bias
+            .as_ref()
+            .unwrap()
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let code: Vec<f32> = encode_rows(&model.encoder, &rows, &model.dropout, model.split)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        for j in 0..2 {
+            let by_hand = 0.6 * w[2 + j] + 0.8 * w[6 + j] + b[j];
+            assert!((code[j] - by_hand).abs() < 1e-6, "{code:?}");
+        }
+        let dense: Vec<f32> = rows.dense().into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(dense, [0.0, 3.0, 0.0, 4.0]);
+    }
+
+    #[test]
+    fn the_multinomial_likelihood_counts_each_item_by_its_count() {
+        let device = Device::flex();
+        // Two items, logits 0 and ln 3: softmax 1/4 and 3/4.
+        let logits = Tensor::<1>::from_data(TensorData::new(vec![0.0f32, 3f32.ln()], [2]), &device)
+            .reshape([1, 2]);
+        let rows = |values| UserRows {
+            users: ints(&[0], &device),
+            items: ints(&[0, 1], &device),
+            item_rows: ints(&[0, 0], &device),
+            num_items: 2,
+            values,
+        };
+        let counted: f32 =
+            multinomial_nll(logits.clone(), &rows(Some(floats(&[1.0, 2.0], &device))))
+                .into_scalar();
+        // −(1 · ln ¼ + 2 · ln ¾)
+        let by_hand = 4f32.ln() + 2.0 * (4.0f32 / 3.0).ln();
+        assert!((counted - by_hand).abs() < 1e-5, "{counted} vs {by_hand}");
+        assert!((by_hand - 1.961_658).abs() < 1e-5);
+        let once: f32 = multinomial_nll(logits, &rows(None)).into_scalar();
+        assert!(
+            (once - (4f32.ln() + (4.0f32 / 3.0).ln())).abs() < 1e-5,
+            "{once}"
+        );
     }
 }

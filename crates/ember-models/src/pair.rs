@@ -59,7 +59,7 @@ impl<M: PairModel> Recommender for M {
     fn loss(&self, batch: &Batch, _step: usize) -> Tensor<1> {
         let batch = batch.pairs();
         let scores = self.score_batch(&batch.users, &batch.items);
-        pair_loss(scores, &batch.targets, self.setup().loss)
+        pair_loss(scores, batch, self.setup().loss)
     }
 
     fn score_all(&self, query: &Query) -> Tensor<2> {

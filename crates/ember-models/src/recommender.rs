@@ -195,6 +195,10 @@ pub struct PairBatch {
     pub items: IdBatch,
     /// What the pairs are trained towards.
     pub targets: PairTargets,
+    /// `[positives]`: each positive's confidence (its loss term is multiplied by it), when
+    /// the run weights interactions; `None` weighs every positive alike. Only with
+    /// [`PairTargets::Sampled`].
+    pub confidence: Option<Tensor<1>>,
 }
 
 /// What a [`PairBatch`]'s pairs are trained towards.
@@ -227,6 +231,10 @@ pub struct UserRows {
     pub item_rows: Tensor<1, Int>,
     /// Items in the catalogue: the width of a row.
     pub num_items: usize,
+    /// `[interactions]`: the count of each of `items` (its weight), when the run weights
+    /// interactions; `None` counts each once. Only the models that read counts (Mult-VAE,
+    /// Mult-DAE) are given them.
+    pub values: Option<Tensor<1>>,
 }
 
 impl UserRows {
@@ -235,27 +243,43 @@ impl UserRows {
         self.users.dims()[0]
     }
 
-    /// `[batch, num_items]`: 1 where the user interacted with the item, 0 elsewhere.
+    /// `[batch, num_items]`: 1 where the user interacted with the item (its count, with
+    /// [`UserRows::values`]), 0 elsewhere.
     pub fn dense(&self) -> Tensor<2> {
         let (batch, device) = (self.batch(), self.users.device());
         let positions = self.item_rows.clone() * self.num_items as i64 + self.items.clone();
-        let ones = Tensor::<1>::ones([positions.dims()[0]], &device);
+        let values = match &self.values {
+            Some(values) => values.clone(),
+            None => Tensor::<1>::ones([positions.dims()[0]], &device),
+        };
         Tensor::<1>::zeros([batch * self.num_items], &device)
-            .select_assign(0, positions, ones, burn::tensor::IndexingUpdateOp::Add)
+            .select_assign(0, positions, values, burn::tensor::IndexingUpdateOp::Add)
             .reshape([batch, self.num_items])
     }
 
-    /// `[interactions]`: each row's entries of the L2-normalised row, `1 / √(its items)`.
+    /// `[interactions]`: each row's entries of the L2-normalised row, `1 / √(its items)`, or
+    /// with [`UserRows::values`] `w / ‖w‖₂` (0 for a row whose counts are all 0).
     pub fn normalised_values(&self) -> Tensor<1> {
         let device = self.users.device();
         let count = self.items.dims()[0];
-        let sizes = Tensor::<1>::zeros([self.batch()], &device).select_assign(
+        let Some(values) = &self.values else {
+            let sizes = Tensor::<1>::zeros([self.batch()], &device).select_assign(
+                0,
+                self.item_rows.clone(),
+                Tensor::<1>::ones([count], &device),
+                burn::tensor::IndexingUpdateOp::Add,
+            );
+            return sizes.select(0, self.item_rows.clone()).sqrt().recip();
+        };
+        let squares = Tensor::<1>::zeros([self.batch()], &device).select_assign(
             0,
             self.item_rows.clone(),
-            Tensor::<1>::ones([count], &device),
+            values.clone().powi_scalar(2),
             burn::tensor::IndexingUpdateOp::Add,
         );
-        sizes.select(0, self.item_rows.clone()).sqrt().recip()
+        // The bound keeps an all-zero row at 0 instead of 0/0, as TensorFlow's l2_normalize.
+        let norms = squares.sqrt().clamp_min(1e-12);
+        values.clone() / norms.select(0, self.item_rows.clone())
     }
 }
 

@@ -108,6 +108,7 @@ fn check_backend(device: Device) {
         items: ints(&[1, 3, 0, 2, 3]),
         item_rows: ints(&[0, 0, 2, 2, 2]),
         num_items: 4,
+        values: None,
     };
     rows.dense().into_data().assert_eq(
         &TensorData::new(

@@ -91,6 +91,9 @@ pub struct EpochSource<'a> {
     pub data: &'a Dataset,
     /// Each user's training items, sorted (what negatives avoid).
     pub train_sets: &'a [Vec<u32>],
+    /// Each training interaction's confidence, aligned with `data.train`, for a pair model of
+    /// a weighted run; `None` weighs every positive alike.
+    pub confidence: Option<&'a [Vec<f32>]>,
     /// Examples per batch: positives, users, rating rows or windows.
     pub batch_size: usize,
     /// Sampled negatives per positive, for pair models.
@@ -134,6 +137,8 @@ pub fn training_epoch<'a>(
 pub struct PairEpoch {
     users: EpochIds,
     items: EpochIds,
+    /// Each batch's positives' confidences, when the run weights them.
+    confidence: Option<Vec<Tensor<1>>>,
     /// Positives in each batch.
     positives: Vec<usize>,
     negatives_per_positive: usize,
@@ -149,7 +154,7 @@ impl PairEpoch {
             source.negatives,
             rng,
         );
-        Self::new(
+        let mut epoch = Self::new(
             &examples.users,
             &examples.positives,
             &examples.negatives,
@@ -157,7 +162,19 @@ impl PairEpoch {
             (data.num_users(), data.num_items()),
             source.plan_chunk,
             (source.shard, &source.device),
-        )
+        );
+        if let Some(confidence) = source.confidence {
+            let of_positive: Vec<f32> = (examples.users.iter().zip(&examples.slots))
+                .map(|(&u, &slot)| confidence[u as usize][slot as usize])
+                .collect();
+            let cut = source.cut(of_positive.len());
+            epoch.confidence = Some(
+                (0..cut.batches())
+                    .map(|b| floats(of_positive[cut.rank_part(b)].to_vec(), &source.device))
+                    .collect(),
+            );
+        }
+        epoch
     }
 
     /// `users` and `positives` of equal length, `negatives` `k` per positive, in batches of
@@ -194,6 +211,7 @@ impl PairEpoch {
         Self {
             users: EpochIds::new(all_users, bounds.clone(), tables.0, plan_chunk, device),
             items: EpochIds::new(all_items, bounds, tables.1, plan_chunk, device),
+            confidence: None,
             positives: sizes,
             negatives_per_positive: k,
         }
@@ -220,6 +238,7 @@ impl Epoch for PairEpoch {
                     positives,
                     negatives_per_positive: k,
                 },
+                confidence: self.confidence.as_ref().map(|c| c[b].clone()),
             })),
             examples: positives,
             samples: positives * (1 + k),
@@ -300,6 +319,7 @@ impl Epoch for LabelledPairs {
                 users: self.users.batch(b),
                 items: self.items.batch(b),
                 targets: PairTargets::Labels(self.labels.clone().slice(range)),
+                confidence: None,
             })),
             examples,
             samples: examples,
@@ -347,7 +367,10 @@ impl Epoch for RowEpoch<'_> {
         StepBatch {
             batch: (!chunk.is_empty()).then(|| {
                 Batch::UserRows(user_rows(
-                    &self.data.train,
+                    (
+                        &self.data.train,
+                        self.data.weights.as_ref().map(|w| &w.train[..]),
+                    ),
                     chunk,
                     self.data.num_items(),
                     &self.device,
@@ -480,13 +503,25 @@ fn ids(values: Vec<i32>, device: &Device) -> Tensor<1, Int> {
     Tensor::from_data(TensorData::new(values, [n]), device)
 }
 
+/// `values` as a tensor on `device`.
+fn floats(values: Vec<f32>, device: &Device) -> Tensor<1> {
+    let n = values.len();
+    Tensor::from_data(TensorData::new(values, [n]), device)
+}
+
 /// The users' ids on `device`.
 pub fn user_ids(users: &[u32], device: &Device) -> Tensor<1, Int> {
     ids(users.iter().map(|&u| u as i32).collect(), device)
 }
 
-/// The rows of `users` (their items in `lists`), with their ids, on `device`.
-pub fn user_rows(lists: &[Vec<u32>], users: &[u32], num_items: usize, device: &Device) -> UserRows {
+/// The rows of `users` (their items in `lists`, with their counts in `counts` when given,
+/// entry for entry), with their ids, on `device`.
+pub fn user_rows(
+    (lists, counts): (&[Vec<u32>], Option<&[Vec<f32>]>),
+    users: &[u32],
+    num_items: usize,
+    device: &Device,
+) -> UserRows {
     let count: usize = users.iter().map(|&u| lists[u as usize].len()).sum();
     let (mut items, mut item_rows) = (Vec::with_capacity(count), Vec::with_capacity(count));
     for (r, &u) in users.iter().enumerate() {
@@ -495,11 +530,19 @@ pub fn user_rows(lists: &[Vec<u32>], users: &[u32], num_items: usize, device: &D
             item_rows.push(r as i32);
         }
     }
+    let values = counts.map(|counts| {
+        let flat: Vec<f32> = users
+            .iter()
+            .flat_map(|&u| counts[u as usize].iter().copied())
+            .collect();
+        floats(flat, device)
+    });
     UserRows {
         users: user_ids(users, device),
         items: ids(items, device),
         item_rows: ids(item_rows, device),
         num_items,
+        values,
     }
 }
 
@@ -552,6 +595,8 @@ pub struct Readers<'a> {
     input: Input,
     /// Each user's items as the model reads them.
     histories: Cow<'a, [Vec<u32>]>,
+    /// The counts of `histories`, entry for entry, for a row model of a weighted run.
+    counts: Option<&'a [Vec<f32>]>,
     num_items: usize,
 }
 
@@ -571,9 +616,16 @@ impl<'a> Readers<'a> {
             ),
             _ => Cow::Borrowed(data.train.as_slice()),
         };
+        // Row models read the training items, whose weights the data holds when the model
+        // takes them as counts.
+        let counts = match input {
+            Input::UserRows { .. } => data.weights.as_ref().map(|w| &w.train[..]),
+            _ => None,
+        };
         Self {
             input,
             histories,
+            counts,
             num_items: data.num_items(),
         }
     }
@@ -590,9 +642,12 @@ impl<'a> Readers<'a> {
     pub fn query(&self, users: &[u32], device: &Device) -> Query {
         match self.input {
             Input::Pairs => Query::Ids(user_ids(users, device)),
-            Input::UserRows { .. } => {
-                Query::UserRows(user_rows(&self.histories, users, self.num_items, device))
-            }
+            Input::UserRows { .. } => Query::UserRows(user_rows(
+                (&self.histories, self.counts),
+                users,
+                self.num_items,
+                device,
+            )),
             Input::Sequences { max_len, task } => {
                 let mask = match task {
                     SequenceTask::MaskedItem { .. } => Some(tokens::mask(self.num_items)),

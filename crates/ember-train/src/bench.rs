@@ -208,6 +208,7 @@ fn synthetic_interactions(users: usize, items: usize, per_user: usize, seed: u64
         test_negatives: None,
         held_out_users: None,
         ratings: None,
+        weights: None,
         known: Vec::new(),
         known_days: None,
         time_split: None,
@@ -271,6 +272,7 @@ pub fn bench_train(
     let plan_chunk = bench.embedding_gradient.plan_chunk(backend);
     let shard = Shard::of(ranks.collective());
     let source = EpochSource {
+        confidence: None,
         data: &work.data,
         train_sets: &train_sets,
         batch_size: bench.batch,

@@ -164,6 +164,9 @@ pub struct RunConfig {
     pub train: TrainConfig,
     /// Evaluation.
     pub eval: EvalConfig,
+    /// Interaction weights (the `[weights]` table), used rather than thresholded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<ember_data::Weights>,
 }
 
 impl Default for RunConfig {
@@ -179,6 +182,7 @@ impl Default for RunConfig {
             model: ModelConfig::default(),
             train: TrainConfig::default(),
             eval: EvalConfig::default(),
+            weights: None,
         }
     }
 }

@@ -725,6 +725,7 @@ mod tests {
             test_negatives: None,
             held_out_users: None,
             ratings: None,
+            weights: None,
             known: vec![vec![0, 1, 2, 3]],
             known_days: None,
             time_split: None,

@@ -3,7 +3,7 @@
 
 use burn::module::Module;
 use burn::prelude::Device;
-use ember_data::{Dataset, prepare};
+use ember_data::Dataset;
 use ember_metrics::MetricsReport;
 use ember_models::Input;
 use std::path::Path;
@@ -71,7 +71,7 @@ pub fn load_run(run_dir: &Path, backend: Backend) -> Result<LoadedRun, TrainErro
     let config = RunConfig::from_file(&run_dir.join(files::CONFIG))?;
     check_inputs(run_dir)?;
     let device = backend.device()?;
-    let (data, _) = prepare(&config.data, &config.preprocess, &config.split)?;
+    let (data, _, _) = crate::weighting::prepare_run_data(&config)?;
     // A refit model was trained on training + validation: so is its popularity baseline.
     let data = if config.train.refit {
         data.with_validation_in_training()

@@ -40,6 +40,7 @@ pub mod seeds;
 mod stages;
 mod stop;
 mod trainer;
+mod weighting;
 
 pub use batches::HeldOut;
 pub use checkpointer::{Fitted, Resume};

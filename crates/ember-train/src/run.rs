@@ -4,7 +4,7 @@
 
 use burn::module::Module;
 use burn::prelude::Device;
-use ember_data::{Dataset, prepare_fingerprinted};
+use ember_data::Dataset;
 use ember_models::Model;
 use serde_json::json;
 use std::path::Path;
@@ -167,8 +167,7 @@ impl Prepared {
         max_memory: Option<u64>,
     ) -> Result<Self, TrainError> {
         backend.device()?;
-        let (data, preprocess, inputs) =
-            prepare_fingerprinted(&config.data, &config.preprocess, &config.split)?;
+        let (data, preprocess, inputs) = crate::weighting::prepare_run_data(config)?;
         check_data(config, &data).map_err(TrainError::config("config"))?;
         let memory = crate::memory::check(config, &data, max_memory)?;
         let plan = EvaluationPlan::new(&data, &config.eval.protocol, config.seed)
@@ -278,6 +277,9 @@ impl Job<'_> {
             config.model.name(),
             config.seed,
         ));
+        if let Some(note) = config.weights_note() {
+            run.log(&format!("weights: {note}"));
+        }
     }
 
     /// Trains the stages not finished yet (all of them, or those after `resume`'s), then
@@ -376,6 +378,7 @@ impl Job<'_> {
             stop: StopSignal::new(options.stop.clone(), ranks.0.clone()),
             plan_chunk: config.train.embedding_gradient.plan_chunk(self.backend),
             adam_layout: self.backend.adam_layout(),
+            weights: config.weighting(),
         }
     }
 
@@ -407,7 +410,7 @@ impl Job<'_> {
             .iter()
             .map(|(test, popularity)| json!({"test": test, "popularity_test": popularity}))
             .collect();
-        let metrics = json!({
+        let mut metrics = json!({
             "model": config.model.name(),
             "best_epoch": chosen.best_epoch,
             "monitor": config.eval.monitor,
@@ -417,6 +420,9 @@ impl Job<'_> {
             "popularity_test": popularity,
             "extra_protocols": extra_json,
         });
+        if let Some(note) = config.weights_note() {
+            metrics["weights"] = note.into();
+        }
         let text = serde_json::to_string_pretty(&metrics).expect("json");
         run.write(files::METRICS, &text)?;
         let monitor = &config.eval.monitor;

@@ -53,6 +53,8 @@ pub struct Trainer<'a> {
     pub(crate) plan_chunk: Option<usize>,
     /// How Adam lays out its update for the device.
     pub(crate) adam_layout: AdamLayout,
+    /// How the run weights interactions, if it does.
+    pub(crate) weights: Option<ember_data::Weights>,
 }
 
 /// How many epochs to train, and how the kept model is chosen.
@@ -170,9 +172,11 @@ impl Trainer<'_> {
     ) -> Result<Fitted, TrainError> {
         let mut fitting = self.start(&model, stage, resume);
         let train_sets = self.data.train_sets();
+        let confidence = crate::weighting::confidences(self.data, self.weights.as_ref());
         let source = EpochSource {
             data: self.data,
             train_sets: &train_sets,
+            confidence: confidence.as_deref(),
             batch_size: self.train.batch_size,
             negatives: self.train.negatives,
             plan_chunk: self.plan_chunk,

@@ -57,6 +57,7 @@ fn source(mode: u8, body: &[u8]) -> DataSource {
                 item: column(1, "item"),
                 rating: full.then(|| column(2, "rating")),
                 timestamp: full.then(|| column(3, "timestamp")),
+                weight: None,
                 max_line_bytes: None,
                 encoding: None,
             }

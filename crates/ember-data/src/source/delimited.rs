@@ -8,7 +8,7 @@ use ember_spec::lines::LineLimit;
 use super::{Column, listed};
 use crate::encoding::{Decoded, Encoding, InvalidByte, LATIN1_HINT};
 use crate::text::{
-    Expect, Records, bad_value, field_at, parse_integer, parse_rating, read_decoded,
+    Expect, Records, bad_value, field_at, parse_integer, parse_rating, parse_weight, read_decoded,
     separator_hint, shown,
 };
 use crate::{DataError, Interactions, Result};
@@ -19,6 +19,7 @@ pub(super) struct TableSpec<'a> {
     pub(super) item: &'a Column,
     pub(super) rating: Option<&'a Column>,
     pub(super) timestamp: Option<&'a Column>,
+    pub(super) weight: Option<&'a Column>,
 }
 
 impl TableSpec<'static> {
@@ -27,12 +28,14 @@ impl TableSpec<'static> {
         item: &Column::Index(1),
         rating: Some(&Column::Index(2)),
         timestamp: Some(&Column::Index(3)),
+        weight: None,
     };
     pub(super) const TWO_COLUMNS: Self = Self {
         user: &Column::Index(0),
         item: &Column::Index(1),
         rating: None,
         timestamp: None,
+        weight: None,
     };
 }
 
@@ -133,7 +136,8 @@ pub(super) fn read_delimited(
         .timestamp
         .map(|c| resolve(c, "timestamp"))
         .transpose()?;
-    let needed = 1 + [Some(user), Some(item), rating, timestamp]
+    let weight = spec.weight.map(|c| resolve(c, "weight")).transpose()?;
+    let needed = 1 + [Some(user), Some(item), rating, timestamp, weight]
         .into_iter()
         .flatten()
         .max()
@@ -142,6 +146,7 @@ pub(super) fn read_delimited(
     let mut out = Interactions {
         ratings: rating.map(|_| Vec::new()),
         timestamps: timestamp.map(|_| Vec::new()),
+        weights: weight.map(|_| Vec::new()),
         ..Default::default()
     };
     let read = [
@@ -200,6 +205,14 @@ pub(super) fn read_delimited(
         }
         if let (Some(position), Some(timestamps)) = (timestamp, out.timestamps.as_mut()) {
             timestamps.push(integer(position, "timestamp", Expect::Timestamp)?);
+        }
+        if let (Some(position), Some(weights)) = (weight, out.weights.as_mut()) {
+            let field = &fields[position];
+            weights.push(parse_weight(field).map_err(|bad| DataError::Parse {
+                path: path.to_owned(),
+                line,
+                message: bad_value("weight", Expect::Weight, field, bad),
+            })?);
         }
     }
     if out.is_empty() {

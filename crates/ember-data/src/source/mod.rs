@@ -66,6 +66,10 @@ pub enum DataSource {
         /// Timestamp column, if any.
         #[serde(default)]
         timestamp: Option<Column>,
+        /// Weight column (counts, quantities, spend: 0 or more), if any; it may be the rating
+        /// column. See [`crate::Weights`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        weight: Option<Column>,
         /// The longest line read, in bytes (default `EMBER_MAX_LINE_BYTES`, else 1 MiB): a
         /// longer one is refused with its line, as a file that is not text.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,6 +94,9 @@ pub enum DataSource {
         /// Timestamp column, if any.
         #[serde(default)]
         timestamp: Option<String>,
+        /// Weight column (0 or more), if any; it may be the rating column.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        weight: Option<String>,
     },
     /// The rows of a PostgreSQL query, streamed with `COPY (query) TO STDOUT`; integer user
     /// and item ids. The password comes from `password_env`'s variable, `PGPASSWORD` or
@@ -223,6 +230,20 @@ impl DataSource {
         LineLimit::from_env(setting).map_err(|e| DataError::Invalid(e.to_string()))
     }
 
+    /// Whether the source reads a weight column (`weight`).
+    pub fn has_weight_column(&self) -> bool {
+        matches!(
+            self,
+            DataSource::Delimited {
+                weight: Some(_),
+                ..
+            } | DataSource::Parquet {
+                weight: Some(_),
+                ..
+            }
+        )
+    }
+
     /// Reads the source.
     pub fn load(&self) -> Result<Loaded> {
         // Integer timestamps in text are read as Unix seconds, as MovieLens and the NCF files
@@ -246,6 +267,7 @@ impl DataSource {
                 item,
                 rating,
                 timestamp,
+                weight,
                 max_line_bytes: _,
                 encoding,
             } => {
@@ -254,6 +276,7 @@ impl DataSource {
                     item,
                     rating: rating.as_ref(),
                     timestamp: timestamp.as_ref(),
+                    weight: weight.as_ref(),
                 };
                 let text = (limit, Some(encoding.unwrap_or_default()));
                 seconds(read_delimited(path, separator, *header, &spec, text)?)
@@ -264,8 +287,10 @@ impl DataSource {
                 item,
                 rating,
                 timestamp,
+                weight,
             } => guarded(path, || {
-                read_parquet(path, user, item, rating.as_deref(), timestamp.as_deref())
+                let columns = [rating, timestamp, weight].map(Option::as_deref);
+                read_parquet(path, user, item, columns)
             })?,
             DataSource::Movielens100k { path } => seconds(read_delimited(
                 path,

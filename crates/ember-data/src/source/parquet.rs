@@ -8,7 +8,8 @@ use std::path::Path;
 
 use super::listed;
 use crate::text::{
-    Bad, Expect, bad_value, parse_integer, parse_rating, rating_from_f64, shown, shown_cut,
+    Bad, Expect, bad_value, parse_integer, parse_rating, parse_weight, rating_from_f64, shown,
+    shown_cut, weight_from_f64,
 };
 use crate::{DataError, Interactions, Result, TimeUnit};
 
@@ -124,8 +125,7 @@ pub(super) fn read_parquet(
     path: &Path,
     user: &str,
     item: &str,
-    rating: Option<&str>,
-    timestamp: Option<&str>,
+    [rating, timestamp, weight]: [Option<&str>; 3],
 ) -> Result<(Interactions, Option<TimeUnit>)> {
     let file = std::fs::File::open(path).map_err(|source| DataError::Io {
         path: path.to_owned(),
@@ -139,6 +139,9 @@ pub(super) fn read_parquet(
     }
     if let Some(t) = timestamp {
         wanted.push((t, "timestamp", Expect::Timestamp));
+    }
+    if let Some(w) = weight {
+        wanted.push((w, "weight", Expect::Weight));
     }
     for (name, _, _) in &wanted {
         if schema.get(*name).is_none() {
@@ -204,6 +207,19 @@ pub(super) fn read_parquet(
             .ratings()?,
         );
     }
+    if let Some(w) = weight {
+        let series = column(w)?;
+        out.weights = Some(
+            ParquetColumn {
+                path,
+                name: w,
+                role: "weight",
+                expect: Expect::Weight,
+                series,
+            }
+            .weights()?,
+        );
+    }
     let mut unit = None;
     if let Some(t) = timestamp {
         out.timestamps = Some(read((t, "timestamp", Expect::Timestamp))?);
@@ -266,6 +282,7 @@ impl ParquetColumn<'_> {
                     Expect::Id => "an integer id",
                     Expect::Timestamp => "an integer",
                     Expect::Rating => "a finite number",
+                    Expect::Weight => "a finite number, 0 or more",
                 }
             ),
         })
@@ -285,7 +302,7 @@ impl ParquetColumn<'_> {
             expected: match self.expect {
                 Expect::Id => "integer ids (integers, whole-number floats, or strings of integers)",
                 Expect::Timestamp => "integer timestamps, dates or datetimes",
-                Expect::Rating => "numbers (integers or floats)",
+                Expect::Rating | Expect::Weight => "numbers (integers or floats)",
             }
             .into(),
         }
@@ -350,6 +367,20 @@ impl ParquetColumn<'_> {
 
     /// The column as finite `f32` ratings: integers, floats, or strings of numbers.
     fn ratings(&self) -> Result<Vec<f32>> {
+        self.floats(rating_from_f64, parse_rating)
+    }
+
+    /// The column as `f32` weights: ratings that are also 0 or more.
+    fn weights(&self) -> Result<Vec<f32>> {
+        self.floats(weight_from_f64, parse_weight)
+    }
+
+    /// The column as `f32`s, each number checked by `from_f64`, each string read by `parse`.
+    fn floats(
+        &self,
+        from_f64: fn(f64) -> std::result::Result<f32, Bad>,
+        parse: fn(&str) -> std::result::Result<f32, Bad>,
+    ) -> Result<Vec<f32>> {
         self.no_nulls()?;
         let s = self.series;
         let dtype = s.dtype();
@@ -361,9 +392,7 @@ impl ParquetColumn<'_> {
             return values
                 .into_no_null_iter()
                 .enumerate()
-                .map(|(index, v)| {
-                    rating_from_f64(v).map_err(|bad| self.bad(index, &v.to_string(), bad))
-                })
+                .map(|(index, v)| from_f64(v).map_err(|bad| self.bad(index, &v.to_string(), bad)))
                 .collect();
         }
         if let DataType::String = dtype {
@@ -372,7 +401,7 @@ impl ParquetColumn<'_> {
                 .iter()
                 .map(|v| v.unwrap_or("")) // nulls were refused above
                 .enumerate()
-                .map(|(index, v)| parse_rating(v).map_err(|bad| self.bad(index, v, bad)))
+                .map(|(index, v)| parse(v).map_err(|bad| self.bad(index, v, bad)))
                 .collect();
         }
         Err(self.wrong_type())
