@@ -169,6 +169,8 @@ impl Dataset {
             items: f.test.iter().map(|p| p.1).collect(),
             ratings: None,
             timestamps: f.test_timestamps.clone(),
+            // The NCF files, the one source with a fixed test, have integer keys.
+            ..Default::default()
         });
         let all: Vec<&Interactions> = sources.iter().copied().chain(&fixed_pairs).collect();
         let unit = time_unit.filter(|_| all.iter().all(|s| s.timestamps.is_some()));
@@ -304,6 +306,7 @@ mod tests {
             items: vec![10, 11, 12, 10, 13, 10, 11, 11],
             ratings: Some(vec![5.0, 2.0, 4.0, 1.0, 5.0, 4.0, 5.0, 3.0]),
             timestamps: Some(vec![1, 2, 3, 9, 7, 4, 5, 6]),
+            ..Default::default()
         }
     }
 
@@ -379,6 +382,7 @@ mod tests {
                 5.0, 5.0, 1.0, 5.0, 5.0, 2.0, 5.0, 5.0, 1.0, 5.0, 1.0, 5.0,
             ]),
             timestamps: Some((1..=12).collect()),
+            ..Default::default()
         };
         let k_core = Preprocess {
             implicit_threshold: Some(4.0),

@@ -151,6 +151,7 @@ mod tests {
             items: vec![10, 11, 12, 10, 11, 10, 10],
             ratings: Some(vec![5.0, 3.0, 4.0, 4.0, 1.0, 5.0, 2.0]),
             timestamps: Some(vec![1, 2, 3, 1, 2, 1, 9]),
+            ..Default::default()
         }
     }
 

@@ -1,6 +1,7 @@
 //! Readers: every preset format, and a clear error (file and line) for each kind of bad input.
 
 use ember_data::{Column, DataError, DataSource, Preprocess, Split, prepare};
+use ember_spec::KeyType;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -26,6 +27,7 @@ fn delimited(
         rating: None,
         timestamp: None,
         max_line_bytes: None,
+        key_type: KeyType::Integer,
     }
 }
 
@@ -46,6 +48,7 @@ fn csv_with_header_and_named_columns() {
         rating: Some(Column::Name("score".into())),
         timestamp: Some(Column::Name("ts".into())),
         max_line_bytes: None,
+        key_type: KeyType::Auto,
     };
     let data = src.load().unwrap().interactions;
     assert_eq!(data.users, vec![1, 2, 1]);
@@ -114,6 +117,7 @@ fn parquet_file() {
         item: "i".into(),
         rating: Some("r".into()),
         timestamp: None,
+        key_type: KeyType::Auto,
     };
     let d = src.load().unwrap().interactions;
     assert_eq!((d.users, d.items), (vec![3, 4, 3], vec![1, 2, 2]));
@@ -124,6 +128,7 @@ fn parquet_file() {
         item: "i".into(),
         rating: None,
         timestamp: None,
+        key_type: KeyType::Auto,
     };
     let err = missing.load().unwrap_err().to_string();
     assert!(
@@ -333,6 +338,7 @@ fn rated_csv(path: PathBuf, separator: &str) -> DataSource {
         rating: Some(Column::Name("rating".into())),
         timestamp: Some(Column::Name("ts".into())),
         max_line_bytes: None,
+        key_type: KeyType::Auto,
     }
 }
 
@@ -361,6 +367,7 @@ fn parquet_source(path: &Path, rated: bool) -> DataSource {
         item: "item".into(),
         rating: rated.then(|| "rating".into()),
         timestamp: None,
+        key_type: KeyType::Integer,
     }
 }
 
@@ -844,7 +851,9 @@ fn parquet_string_ids_must_all_be_integers() {
         load_err(parquet_source_written(&file, &mut df)).replace(&*file.to_string_lossy(), "F");
     assert_eq!(
         err,
-        "F: column `user`, row 2: user `u2` is not an integer id"
+        "F: column `user`, row 2: user `u2` is not an integer id; the keys are declared \
+         integers (key_type = \"integer\"): set key_type = \"string\" for keys such as \
+         `C-000123`"
     );
     // Other types are refused by name.
     let mut df = df!("user" => [1i64], "item" => [1i64], "rating" => ["x"]).unwrap();
@@ -892,6 +901,7 @@ fn parquet_dates_are_timestamps() {
         item: "item".into(),
         rating: None,
         timestamp: Some("ts".into()),
+        key_type: KeyType::Auto,
     };
     let loaded = load(src.clone());
     assert_eq!(loaded.interactions.timestamps.unwrap(), vec![3, 1]);
@@ -915,6 +925,7 @@ fn parquet_dates_are_timestamps() {
         item: "item".into(),
         rating: None,
         timestamp: Some("ts".into()),
+        key_type: KeyType::Auto,
     };
     let unit = load(timed).time_unit.unwrap();
     assert_eq!(unit, ember_data::TimeUnit::Milliseconds);
@@ -926,6 +937,7 @@ fn parquet_dates_are_timestamps() {
         item: "ts".into(),
         rating: None,
         timestamp: None,
+        key_type: KeyType::Auto,
     };
     let err = load_err(as_item);
     assert!(
@@ -1077,6 +1089,7 @@ fn a_line_over_max_line_bytes_is_refused_with_its_line() {
         rating: None,
         timestamp: None,
         max_line_bytes: Some(bytes),
+        key_type: KeyType::Auto,
     };
     let err = load_err(limited(10));
     assert!(

@@ -35,6 +35,7 @@ fn toy() -> Interactions {
         items: rows.iter().map(|r| r.1).collect(),
         ratings: None,
         timestamps: Some(rows.iter().map(|r| r.2).collect()),
+        ..Default::default()
     }
 }
 
@@ -107,6 +108,7 @@ fn known_pairs_mask_only_before_each_bound_and_a_refit_keeps_the_test_mask() {
         items: vec![13, 10, 11],
         ratings: None,
         timestamps: Some(vec![8, 12, 2]),
+        ..Default::default()
     };
     let data = toy();
     let mut d = time("1970-01-11", Some(3), None)
@@ -145,6 +147,7 @@ fn seconds_place_a_cutoff_with_an_offset_to_the_second() {
         items: rows.iter().map(|r| r.1).collect(),
         ratings: None,
         timestamps: Some(rows.iter().map(|r| r.2).collect()),
+        ..Default::default()
     };
     let d = time("1998-03-01T00:00:00+01:00", None, Some("1998-02-28"))
         .apply_with_time_unit(&data, None, Some(TimeUnit::Seconds))

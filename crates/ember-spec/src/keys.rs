@@ -46,6 +46,13 @@ pub enum KeyType {
     String,
 }
 
+impl KeyType {
+    /// `true` for [`KeyType::Auto`], the default (configs leave it out).
+    pub fn is_auto(&self) -> bool {
+        *self == KeyType::Auto
+    }
+}
+
 /// One user or item key.
 ///
 /// Keys of one column are all of one kind; ordering across kinds (integers first) exists only

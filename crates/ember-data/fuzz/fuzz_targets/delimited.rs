@@ -58,6 +58,7 @@ fn source(mode: u8, body: &[u8]) -> DataSource {
                 rating: full.then(|| column(2, "rating")),
                 timestamp: full.then(|| column(3, "timestamp")),
                 max_line_bytes: None,
+                key_type: Default::default(),
             }
         }
     }

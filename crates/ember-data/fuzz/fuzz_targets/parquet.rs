@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
             item: "item".into(),
             rating: full.then(|| "rating".into()),
             timestamp: full.then(|| "timestamp".into()),
+            key_type: Default::default(),
         };
         let Ok(Loaded {
             mut interactions, ..

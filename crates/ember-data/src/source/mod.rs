@@ -12,6 +12,7 @@ mod sequences;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+use ember_spec::KeyType;
 use ember_spec::lines::{LineLimit, MAX_LINE_BYTES_VAR};
 
 use self::postgres::{EpochUnit, PostgresSpec, QueryColumns, read_postgres};
@@ -65,6 +66,10 @@ pub enum DataSource {
         /// Timestamp column, if any.
         #[serde(default)]
         timestamp: Option<Column>,
+        /// The type of the user and item keys: `auto` (default; the type the source has),
+        /// `integer` or `string` (zero-padded codes such as `000123` stay as written).
+        #[serde(default, skip_serializing_if = "KeyType::is_auto")]
+        key_type: KeyType,
         /// The longest line read, in bytes (default `EMBER_MAX_LINE_BYTES`, else 1 MiB): a
         /// longer one is refused with its line, as a file that is not text.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,6 +89,10 @@ pub enum DataSource {
         /// Timestamp column, if any.
         #[serde(default)]
         timestamp: Option<String>,
+        /// The type of the user and item keys: `auto` (default; the type the source has),
+        /// `integer` or `string` (zero-padded codes such as `000123` stay as written).
+        #[serde(default, skip_serializing_if = "KeyType::is_auto")]
+        key_type: KeyType,
     },
     /// The rows of a PostgreSQL query, streamed with `COPY (query) TO STDOUT`; integer user
     /// and item ids. The password comes from `password_env`'s variable, `PGPASSWORD` or
@@ -110,6 +119,10 @@ pub enum DataSource {
         /// The environment variable holding the password, if not `PGPASSWORD` or ~/.pgpass.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         password_env: Option<String>,
+        /// The type of the user and item keys: `auto` (default; the type the source has),
+        /// `integer` or `string` (zero-padded codes such as `000123` stay as written).
+        #[serde(default, skip_serializing_if = "KeyType::is_auto")]
+        key_type: KeyType,
     },
     /// MovieLens-100K `u.data`: `user\titem\trating\ttimestamp`.
     Movielens100k {
@@ -237,12 +250,14 @@ impl DataSource {
                 rating,
                 timestamp,
                 max_line_bytes: _,
+                key_type,
             } => {
                 let spec = TableSpec {
                     user,
                     item,
                     rating: rating.as_ref(),
                     timestamp: timestamp.as_ref(),
+                    key_type: *key_type,
                 };
                 seconds(read_delimited(path, separator, *header, &spec, limit)?)
             }
@@ -252,8 +267,16 @@ impl DataSource {
                 item,
                 rating,
                 timestamp,
+                key_type,
             } => guarded(path, || {
-                read_parquet(path, user, item, rating.as_deref(), timestamp.as_deref())
+                let columns = QueryColumns {
+                    user,
+                    item,
+                    rating: rating.as_deref(),
+                    timestamp: timestamp.as_deref(),
+                    key_type: *key_type,
+                };
+                read_parquet(path, &columns)
             })?,
             DataSource::Movielens100k { path } => seconds(read_delimited(
                 path,
@@ -281,6 +304,7 @@ impl DataSource {
                 rating,
                 timestamp,
                 time_unit,
+                key_type,
                 ..
             } => {
                 let columns = QueryColumns {
@@ -288,6 +312,7 @@ impl DataSource {
                     item,
                     rating: rating.as_deref(),
                     timestamp: timestamp.as_deref(),
+                    key_type: *key_type,
                 };
                 let spec = self.postgres_spec().expect("a PostgreSQL source");
                 read_postgres(spec, &columns, time_unit.unwrap_or_default(), limit)?
