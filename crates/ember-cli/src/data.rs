@@ -97,8 +97,8 @@ fn write_split(data: &Dataset, out: &Path) -> Result<()> {
                 for &i in items {
                     text.push_str(&format!(
                         "{}\t{}\n",
-                        data.user_ids.external(u as u32),
-                        data.item_ids.external(i)
+                        data.user_ids.key(u as u32),
+                        data.item_ids.key(i)
                     ));
                 }
             }

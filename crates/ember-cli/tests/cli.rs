@@ -352,10 +352,17 @@ fn bad_csv_inputs() {
             "[data]\nformat = \"delimited\"\npath = \"{file}\"\nuser = \"user\"\nitem = \"item\"\n"
         )
     };
+    // Undeclared keys may be strings; declared integer keys may not.
     csv("ids.csv", "user,item\n1,2\nbob,3\n");
-    let err = fails(dir.path(), &config("ids.csv"));
+    let err = fails(
+        dir.path(),
+        &format!("{}key_type = \"integer\"\n", config("ids.csv")),
+    );
     assert!(
-        err.contains("ids.csv:3: user `bob` is not an integer id"),
+        err.contains(
+            "ids.csv:3: user `bob` is not an integer id; the keys are declared integers \
+             (key_type = \"integer\"): set key_type = \"string\" for keys such as `C-000123`"
+        ),
         "{err}"
     );
     csv("cols.csv", "uid,item\n1,2\n");

@@ -183,6 +183,8 @@ impl Dataset {
             ratings: None,
             weights: None,
             timestamps: f.test_timestamps.clone(),
+            // The NCF files, the one source with a fixed test, have integer keys.
+            ..Default::default()
         });
         let all: Vec<&Interactions> = sources.iter().copied().chain(&fixed_pairs).collect();
         let unit = time_unit.filter(|_| all.iter().all(|s| s.timestamps.is_some()));
@@ -352,6 +354,7 @@ mod tests {
             ratings: Some(vec![5.0, 2.0, 4.0, 1.0, 5.0, 4.0, 5.0, 3.0]),
             weights: None,
             timestamps: Some(vec![1, 2, 3, 9, 7, 4, 5, 6]),
+            ..Default::default()
         }
     }
 
@@ -428,6 +431,7 @@ mod tests {
             ]),
             weights: None,
             timestamps: Some((1..=12).collect()),
+            ..Default::default()
         };
         let k_core = Preprocess {
             implicit_threshold: Some(4.0),

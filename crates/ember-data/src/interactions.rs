@@ -1,10 +1,20 @@
+use crate::keys::KeyDictionary;
+
 /// Interactions as read from a file, in file order, with the file's own (external) ids.
+///
+/// `users` and `items` hold each interaction's key as a code: the integer key itself, or for
+/// string keys the string's rank in its column's dictionary (`user_keys`, `item_keys`; see
+/// [`crate::keys`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Interactions {
-    /// External user id of each interaction.
+    /// External user id (key code) of each interaction.
     pub users: Vec<i64>,
-    /// External item id of each interaction.
+    /// External item id (key code) of each interaction.
     pub items: Vec<i64>,
+    /// What the user codes stand for.
+    pub user_keys: KeyDictionary,
+    /// What the item codes stand for.
+    pub item_keys: KeyDictionary,
     /// Rating of each interaction, when the source has one.
     pub ratings: Option<Vec<f32>>,
     /// Weight of each interaction (a count, quantity or spend, 0 or more), when the run
@@ -43,6 +53,8 @@ impl Interactions {
         Interactions {
             users: partition(&mut self.users, keep),
             items: partition(&mut self.items, keep),
+            user_keys: self.user_keys.clone(),
+            item_keys: self.item_keys.clone(),
             ratings: self.ratings.as_mut().map(|r| partition(r, keep)),
             weights: self.weights.as_mut().map(|w| partition(w, keep)),
             timestamps: self.timestamps.as_mut().map(|t| partition(t, keep)),
@@ -55,11 +67,14 @@ impl Interactions {
             ratings: self.ratings.as_ref().map(|_| Vec::new()),
             weights: self.weights.as_ref().map(|_| Vec::new()),
             timestamps: self.timestamps.as_ref().map(|_| Vec::new()),
+            user_keys: self.user_keys.clone(),
+            item_keys: self.item_keys.clone(),
             ..Default::default()
         }
     }
 
-    /// Appends `other`'s interactions (which must carry the same optional columns).
+    /// Appends `other`'s interactions (which must come from the same source: the same optional
+    /// columns and key dictionaries).
     pub fn append(&mut self, mut other: Interactions) {
         self.users.append(&mut other.users);
         self.items.append(&mut other.items);

@@ -166,6 +166,7 @@ mod tests {
             ratings: Some(vec![5.0, 3.0, 4.0, 4.0, 1.0, 5.0, 2.0]),
             weights: None,
             timestamps: Some(vec![1, 2, 3, 1, 2, 1, 9]),
+            ..Default::default()
         }
     }
 

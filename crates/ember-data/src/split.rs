@@ -194,9 +194,10 @@ impl Split {
             }
             return self.split_by_time(data, time_unit, window);
         }
+        // The NCF files (the only source with a fixed test) have integer keys.
         let user_ids = match fixed {
             Some(f) => IdMap::from_ids(data.users.iter().chain(f.test.iter().map(|(u, _)| u))),
-            None => IdMap::from_ids(&data.users),
+            None => IdMap::from_codes(&data.users, &data.user_keys),
         };
         let item_ids = match fixed {
             Some(f) => {
@@ -208,7 +209,7 @@ impl Split {
                         .chain(negatives),
                 )
             }
-            None => IdMap::from_ids(&data.items),
+            None => IdMap::from_codes(&data.items, &data.item_keys),
         };
         let n_users = user_ids.len();
         // Each user's items in chronological order.
@@ -617,6 +618,7 @@ mod tests {
             ratings: None,
             weights: None,
             timestamps: Some(vec![4, 1, 3, 2, 1, 2]),
+            ..Default::default()
         }
     }
 

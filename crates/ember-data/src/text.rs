@@ -2,6 +2,7 @@
 //! fields, the one rule for reading an id, a timestamp or a rating from text, and how text from
 //! a file is shown in an error message.
 
+use crate::keys::BadKey;
 use ember_spec::lines::{self, LineLimit, TextError};
 use std::borrow::Cow;
 use std::fs::File;
@@ -162,6 +163,22 @@ pub(crate) fn bad_value(what: &str, expect: Expect, value: &str, bad: Bad) -> St
             "{what} `{value}` is negative: weights (counts, quantities, spend) must be 0 or more"
         ),
         Bad::NotFinite => format!("{what} `{value}` is not {noun}: NaN and infinities are refused"),
+    }
+}
+
+/// The message for a user or item key field (`what`) that is not a key of its column.
+pub(crate) fn bad_key(what: &str, value: &str, bad: BadKey) -> String {
+    match bad {
+        BadKey::Empty => format!("{what} is empty: every interaction needs its {what} key"),
+        BadKey::NotInteger(bad) => format!(
+            "{}; the keys are declared integers (key_type = \"integer\"): set key_type = \"string\" \
+             for keys such as `C-000123`",
+            bad_value(what, Expect::Id, value, bad)
+        ),
+        BadKey::NotIntegerLike(bad) => format!(
+            "{}; if the keys are codes rather than numbers, set key_type = \"string\"",
+            bad_value(what, Expect::Id, value, bad)
+        ),
     }
 }
 

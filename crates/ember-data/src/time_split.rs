@@ -269,8 +269,8 @@ pub(crate) fn split_at(
     let training: Vec<usize> = (0..data.len())
         .filter(|&i| times[i] < valid_start)
         .collect();
-    let user_ids = IdMap::from_ids(training.iter().map(|&i| &data.users[i]));
-    let item_ids = IdMap::from_ids(training.iter().map(|&i| &data.items[i]));
+    let user_ids = IdMap::from_codes(training.iter().map(|&i| &data.users[i]), &data.user_keys);
+    let item_ids = IdMap::from_codes(training.iter().map(|&i| &data.items[i]), &data.item_keys);
     let n_users = user_ids.len();
     let mut parts: [Vec<Vec<u32>>; 3] = std::array::from_fn(|_| vec![Vec::new(); n_users]);
     let mut held: [HashSet<(u32, u32)>; 3] = Default::default();

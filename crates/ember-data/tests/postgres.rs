@@ -10,6 +10,7 @@ use ember_data::{
     DataError, DataSource, InputFile, PostgresError, Preprocess, Split, prepare_fingerprinted,
     verify,
 };
+use ember_spec::KeyType;
 use postgres::{Client, NoTls};
 use std::time::{Duration, Instant};
 use support::{load_ml100k, ml100k, server};
@@ -29,6 +30,7 @@ fn source(url: &str, query: &str, rating: Option<&str>, timestamp: Option<&str>)
         timestamp: timestamp.map(Into::into),
         time_unit: None,
         password_env: None,
+        key_type: KeyType::Auto,
     }
 }
 
@@ -69,6 +71,66 @@ fn ml100k_from_postgres_is_the_file_bit_for_bit() {
             bytes: std::fs::metadata(&path).unwrap().len(),
             hash: fnv1a64(&std::fs::read(&path).unwrap()),
         }]
+    );
+    client.batch_execute(&format!("DROP TABLE {name}")).unwrap();
+}
+
+#[test]
+fn text_columns_are_string_keys_as_written() {
+    let Some((url, mut client)) = server() else {
+        return;
+    };
+    let name = table("text_keys");
+    client
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {name}; CREATE TABLE {name} (line int, u text, i varchar(20), \
+             n int); INSERT INTO {name} VALUES (1, 'C-000123', 'SKU-00042', 7), \
+             (2, 'C-9', '000123', 8), (3, E'tab\\there', 'SKU-00042', 9), \
+             (4, 'C-000123', '000123', 10)"
+        ))
+        .unwrap();
+    let query = format!("SELECT u, i FROM {name} ORDER BY line");
+    let loaded = source(&url, &query, None, None)
+        .load()
+        .unwrap()
+        .interactions;
+    let keys = |codes: &[i64], dictionary: &ember_data::KeyDictionary| -> Vec<String> {
+        codes
+            .iter()
+            .map(|&c| dictionary.key(c).to_string())
+            .collect()
+    };
+    assert_eq!(
+        keys(&loaded.users, &loaded.user_keys),
+        ["C-000123", "C-9", "tab\there", "C-000123"]
+    );
+    assert_eq!(
+        keys(&loaded.items, &loaded.item_keys),
+        ["SKU-00042", "000123", "SKU-00042", "000123"]
+    );
+    // An integer column declared string is read in decimal; a text column declared integer is
+    // parsed, and a key that is not an integer is named with its row.
+    let declared = |query: String, key_type| {
+        let mut source = source(&url, &query, None, None);
+        if let DataSource::Postgres { key_type: k, .. } = &mut source {
+            *k = key_type;
+        }
+        source.load()
+    };
+    let numbers = format!("SELECT n AS u, n + 10 AS i FROM {name} ORDER BY line");
+    let as_strings = declared(numbers, KeyType::String).unwrap().interactions;
+    assert_eq!(
+        keys(&as_strings.items, &as_strings.item_keys),
+        ["17", "18", "19", "20"]
+    );
+    let err = declared(query.clone(), KeyType::Integer)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "data.query, row 1, column `u`: user `C-000123` is not an integer id; the keys are \
+         declared integers (key_type = \"integer\"): set key_type = \"string\" for keys such \
+         as `C-000123`"
     );
     client.batch_execute(&format!("DROP TABLE {name}")).unwrap();
 }
@@ -211,17 +273,17 @@ fn bad_queries_and_rows_are_refused_with_what_and_where() {
             ),
         ),
         (
-            create("u text, i int, r real", "('a', 2, 3)"),
+            create("u boolean, i int, r real", "(true, 2, 3)"),
             ordered.clone(),
-            "data.query's column `u` (user) is of type text: ember reads integer ids for now \
-             (smallint, integer or bigint); string keys come with issue 29's key work"
+            "data.query's column `u` (user) is of type bool: expected an integer or text key \
+             (smallint, integer, bigint, text, varchar, char or uuid)"
                 .into(),
         ),
         (
             create("u int, i double precision, r real", "(1, 2, 3)"),
             ordered.clone(),
-            "data.query's column `i` (item) is of type float8: expected an integer id \
-             (smallint, integer or bigint)"
+            "data.query's column `i` (item) is of type float8: expected an integer or text key \
+             (smallint, integer, bigint, text, varchar, char or uuid)"
                 .into(),
         ),
         (

@@ -1,6 +1,7 @@
 //! Readers: every preset format, and a clear error (file and line) for each kind of bad input.
 
 use ember_data::{Column, DataError, DataSource, Encoding, Preprocess, Split, prepare};
+use ember_spec::KeyType;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -28,6 +29,7 @@ fn delimited(
         weight: None,
         max_line_bytes: None,
         encoding: None,
+        key_type: KeyType::Integer,
     }
 }
 
@@ -50,6 +52,7 @@ fn csv_with_header_and_named_columns() {
         weight: None,
         max_line_bytes: None,
         encoding: None,
+        key_type: KeyType::Auto,
     };
     let data = src.load().unwrap().interactions;
     assert_eq!(data.users, vec![1, 2, 1]);
@@ -119,6 +122,7 @@ fn parquet_file() {
         rating: Some("r".into()),
         timestamp: None,
         weight: None,
+        key_type: KeyType::Auto,
     };
     let d = src.load().unwrap().interactions;
     assert_eq!((d.users, d.items), (vec![3, 4, 3], vec![1, 2, 2]));
@@ -130,6 +134,7 @@ fn parquet_file() {
         rating: None,
         timestamp: None,
         weight: None,
+        key_type: KeyType::Auto,
     };
     let err = missing.load().unwrap_err().to_string();
     assert!(
@@ -341,6 +346,7 @@ fn rated_csv(path: PathBuf, separator: &str) -> DataSource {
         weight: None,
         max_line_bytes: None,
         encoding: None,
+        key_type: KeyType::Auto,
     }
 }
 
@@ -370,6 +376,7 @@ fn parquet_source(path: &Path, rated: bool) -> DataSource {
         rating: rated.then(|| "rating".into()),
         timestamp: None,
         weight: None,
+        key_type: KeyType::Integer,
     }
 }
 
@@ -918,7 +925,9 @@ fn parquet_string_ids_must_all_be_integers() {
         load_err(parquet_source_written(&file, &mut df)).replace(&*file.to_string_lossy(), "F");
     assert_eq!(
         err,
-        "F: column `user`, row 2: user `u2` is not an integer id"
+        "F: column `user`, row 2: user `u2` is not an integer id; the keys are declared \
+         integers (key_type = \"integer\"): set key_type = \"string\" for keys such as \
+         `C-000123`"
     );
     // Other types are refused by name.
     let mut df = df!("user" => [1i64], "item" => [1i64], "rating" => ["x"]).unwrap();
@@ -967,6 +976,7 @@ fn parquet_dates_are_timestamps() {
         rating: None,
         timestamp: Some("ts".into()),
         weight: None,
+        key_type: KeyType::Auto,
     };
     let loaded = load(src.clone());
     assert_eq!(loaded.interactions.timestamps.unwrap(), vec![3, 1]);
@@ -991,6 +1001,7 @@ fn parquet_dates_are_timestamps() {
         rating: None,
         timestamp: Some("ts".into()),
         weight: None,
+        key_type: KeyType::Auto,
     };
     let unit = load(timed).time_unit.unwrap();
     assert_eq!(unit, ember_data::TimeUnit::Milliseconds);
@@ -1003,6 +1014,7 @@ fn parquet_dates_are_timestamps() {
         rating: None,
         timestamp: None,
         weight: None,
+        key_type: KeyType::Auto,
     };
     let err = load_err(as_item);
     assert!(
@@ -1156,6 +1168,7 @@ fn a_line_over_max_line_bytes_is_refused_with_its_line() {
         weight: None,
         max_line_bytes: Some(bytes),
         encoding: None,
+        key_type: KeyType::Auto,
     };
     let err = load_err(limited(10));
     assert!(

@@ -36,6 +36,7 @@ fn toy() -> Interactions {
         ratings: None,
         weights: None,
         timestamps: Some(rows.iter().map(|r| r.2).collect()),
+        ..Default::default()
     }
 }
 
@@ -109,6 +110,7 @@ fn known_pairs_mask_only_before_each_bound_and_a_refit_keeps_the_test_mask() {
         ratings: None,
         weights: None,
         timestamps: Some(vec![8, 12, 2]),
+        ..Default::default()
     };
     let data = toy();
     let mut d = time("1970-01-11", Some(3), None)
@@ -148,6 +150,7 @@ fn seconds_place_a_cutoff_with_an_offset_to_the_second() {
         ratings: None,
         weights: None,
         timestamps: Some(rows.iter().map(|r| r.2).collect()),
+        ..Default::default()
     };
     let d = time("1998-03-01T00:00:00+01:00", None, Some("1998-02-28"))
         .apply_with_time_unit(&data, None, Some(TimeUnit::Seconds))

@@ -6,17 +6,20 @@
 //!   the weights the spec describes.
 //! - [`tokens`]: how a sequence model reads a user (padding, item tokens, the mask token).
 //! - [`lines`]: how every text input is read, a line at a time within a length limit.
+//! - [`keys`]: user and item keys as the data has them (integers or strings).
 //!
 //! It sits at the bottom of the workspace: it depends on serde alone, and every ember crate that
 //! needs a contract depends on it.
 
 #![deny(missing_docs)]
 
+pub mod keys;
 pub mod lines;
 mod spec;
 mod specs;
 pub mod tokens;
 
+pub use keys::{Key, KeyKind, KeyType};
 pub use spec::{ModelSpec, SpecError};
 pub use specs::{
     AutoRecSpec, AutoencoderSpec, CdaeSpec, FactorsSpec, Gru4RecSpec, ItemKnnSpec, LightGcnSpec,

@@ -4,6 +4,7 @@ use ember_infer::{
     ExportedModel, Keys, KnownItems, Manifest, ModelData, Precision, TensorF32, write_model_known,
 };
 use ember_models::Input;
+use ember_spec::{Key, KeyKind};
 use std::path::Path;
 
 use crate::batches::HeldOut;
@@ -21,16 +22,35 @@ pub fn dataset_fingerprint(data: &ember_data::Dataset) -> String {
             hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
         }
     };
+    // Integer keys feed their value, as before keys could be strings; a string key its
+    // length and bytes, so that two data sets with the same shape but other keys differ.
+    let key = |ids: &ember_data::IdMap, internal: u32| match ids.key(internal) {
+        Key::Integer(key) => vec![key],
+        Key::String(key) => std::iter::once(key.len() as i64)
+            .chain(key.bytes().map(i64::from))
+            .collect(),
+    };
     for split in [&data.train, &data.valid, &data.test] {
         feed(split.len() as i64);
         for (u, items) in split.iter().enumerate() {
             for &i in items {
-                feed(data.user_ids.external(u as u32));
-                feed(data.item_ids.external(i));
+                key(&data.user_ids, u as u32)
+                    .into_iter()
+                    .for_each(&mut feed);
+                key(&data.item_ids, i).into_iter().for_each(&mut feed);
             }
         }
     }
     format!("fnv1a64:{hash:016x}")
+}
+
+/// The keys of an id map as an export lists them, in internal order.
+pub fn export_keys(ids: &ember_data::IdMap) -> Keys {
+    let internal = 0..ids.len() as u32;
+    match ids.key_kind() {
+        KeyKind::Integer => Keys::Integers(internal.map(|k| ids.external(k)).collect()),
+        KeyKind::String => Keys::Strings(internal.map(|k| ids.key(k).to_string()).collect()),
+    }
 }
 
 /// The identity of a finished run: SHA-256 over its resolved config (`config.toml`), its
@@ -71,16 +91,8 @@ pub fn export_run(
     let mut manifest = Manifest::new(
         export.spec,
         precision,
-        Keys::Integers(
-            (0..run.data.num_users() as u32)
-                .map(|u| run.data.user_ids.external(u))
-                .collect(),
-        ),
-        Keys::Integers(
-            (0..run.data.num_items() as u32)
-                .map(|i| run.data.item_ids.external(i))
-                .collect(),
-        ),
+        export_keys(&run.data.user_ids),
+        export_keys(&run.data.item_ids),
     );
     manifest.dataset_fingerprint = dataset_fingerprint(&run.data);
     manifest.run_fingerprint = run_fingerprint(run_dir)?;

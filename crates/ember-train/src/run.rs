@@ -216,7 +216,7 @@ impl Job<'_> {
     fn write_data(&self, run: &mut RunDir) -> Result<(), TrainError> {
         let data = &self.prepared.data;
         let external = |ids: &ember_data::IdMap, n: usize| {
-            (0..n as u32).map(|k| ids.external(k)).collect::<Vec<_>>()
+            (0..n as u32).map(|k| ids.key(k)).collect::<Vec<_>>()
         };
         let ids = json!({
             "users": external(&data.user_ids, data.num_users()),

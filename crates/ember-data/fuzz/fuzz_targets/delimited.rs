@@ -60,6 +60,7 @@ fn source(mode: u8, body: &[u8]) -> DataSource {
                 weight: None,
                 max_line_bytes: None,
                 encoding: None,
+                key_type: Default::default(),
             }
         }
     }

@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
             rating: full.then(|| "rating".into()),
             timestamp: full.then(|| "timestamp".into()),
             weight: None,
+            key_type: Default::default(),
         };
         let Ok(Loaded {
             mut interactions, ..

@@ -3,13 +3,15 @@
 
 use std::path::Path;
 
+use ember_spec::KeyType;
 use ember_spec::lines::LineLimit;
 
 use super::{Column, listed};
 use crate::encoding::{Decoded, Encoding, InvalidByte, LATIN1_HINT};
+use crate::keys::KeyColumn;
 use crate::text::{
-    Expect, Records, bad_value, field_at, parse_integer, parse_rating, parse_weight, read_decoded,
-    separator_hint, shown,
+    Expect, Records, bad_key, bad_value, field_at, parse_integer, parse_rating, parse_weight,
+    read_decoded, separator_hint, shown,
 };
 use crate::{DataError, Interactions, Result};
 
@@ -20,6 +22,8 @@ pub(super) struct TableSpec<'a> {
     pub(super) rating: Option<&'a Column>,
     pub(super) timestamp: Option<&'a Column>,
     pub(super) weight: Option<&'a Column>,
+    /// The declared type of the user and item keys.
+    pub(super) key_type: KeyType,
 }
 
 impl TableSpec<'static> {
@@ -29,6 +33,7 @@ impl TableSpec<'static> {
         rating: Some(&Column::Index(2)),
         timestamp: Some(&Column::Index(3)),
         weight: None,
+        key_type: KeyType::Integer,
     };
     pub(super) const TWO_COLUMNS: Self = Self {
         user: &Column::Index(0),
@@ -36,6 +41,7 @@ impl TableSpec<'static> {
         rating: None,
         timestamp: None,
         weight: None,
+        key_type: KeyType::Integer,
     };
 }
 
@@ -143,6 +149,7 @@ pub(super) fn read_delimited(
         .max()
         .expect("user and item");
     let mut width = names.as_ref().map(|(_, names, _)| names.len());
+    let mut keys = [KeyColumn::new(spec.key_type), KeyColumn::new(spec.key_type)];
     let mut out = Interactions {
         ratings: rating.map(|_| Vec::new()),
         timestamps: timestamp.map(|_| Vec::new()),
@@ -192,8 +199,14 @@ pub(super) fn read_delimited(
                 message: bad_value(role, expect, field, bad),
             })
         };
-        out.users.push(integer(user, "user", Expect::Id)?);
-        out.items.push(integer(item, "item", Expect::Id)?);
+        for (column, (position, role)) in keys.iter_mut().zip([(user, "user"), (item, "item")]) {
+            let field = &fields[position];
+            column.push(field).map_err(|bad| DataError::Parse {
+                path: path.to_owned(),
+                line,
+                message: bad_key(role, field, bad),
+            })?;
+        }
         if let (Some(position), Some(ratings)) = (rating, out.ratings.as_mut()) {
             let field = &fields[position];
             let value = parse_rating(field).map_err(|bad| DataError::Parse {
@@ -215,6 +228,9 @@ pub(super) fn read_delimited(
             })?);
         }
     }
+    let [users, items] = keys;
+    (out.users, out.user_keys) = users.finish();
+    (out.items, out.item_keys) = items.finish();
     if out.is_empty() {
         return Err(empty());
     }

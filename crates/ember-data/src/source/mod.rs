@@ -12,6 +12,7 @@ mod sequences;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+use ember_spec::KeyType;
 use ember_spec::lines::{LineLimit, MAX_LINE_BYTES_VAR};
 
 use self::postgres::{EpochUnit, PostgresSpec, QueryColumns, read_postgres};
@@ -70,6 +71,10 @@ pub enum DataSource {
         /// column. See [`crate::Weights`].
         #[serde(default, skip_serializing_if = "Option::is_none")]
         weight: Option<Column>,
+        /// The type of the user and item keys: `auto` (default; the type the source has),
+        /// `integer` or `string` (zero-padded codes such as `000123` stay as written).
+        #[serde(default, skip_serializing_if = "KeyType::is_auto")]
+        key_type: KeyType,
         /// The longest line read, in bytes (default `EMBER_MAX_LINE_BYTES`, else 1 MiB): a
         /// longer one is refused with its line, as a file that is not text.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,6 +102,10 @@ pub enum DataSource {
         /// Weight column (0 or more), if any; it may be the rating column.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         weight: Option<String>,
+        /// The type of the user and item keys: `auto` (default; the type the source has),
+        /// `integer` or `string` (zero-padded codes such as `000123` stay as written).
+        #[serde(default, skip_serializing_if = "KeyType::is_auto")]
+        key_type: KeyType,
     },
     /// The rows of a PostgreSQL query, streamed with `COPY (query) TO STDOUT`; integer user
     /// and item ids. The password comes from `password_env`'s variable, `PGPASSWORD` or
@@ -123,6 +132,10 @@ pub enum DataSource {
         /// The environment variable holding the password, if not `PGPASSWORD` or ~/.pgpass.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         password_env: Option<String>,
+        /// The type of the user and item keys: `auto` (default; the type the source has),
+        /// `integer` or `string` (zero-padded codes such as `000123` stay as written).
+        #[serde(default, skip_serializing_if = "KeyType::is_auto")]
+        key_type: KeyType,
     },
     /// MovieLens-100K `u.data`: `user\titem\trating\ttimestamp`.
     Movielens100k {
@@ -270,6 +283,7 @@ impl DataSource {
                 weight,
                 max_line_bytes: _,
                 encoding,
+                key_type,
             } => {
                 let spec = TableSpec {
                     user,
@@ -277,6 +291,7 @@ impl DataSource {
                     rating: rating.as_ref(),
                     timestamp: timestamp.as_ref(),
                     weight: weight.as_ref(),
+                    key_type: *key_type,
                 };
                 let text = (limit, Some(encoding.unwrap_or_default()));
                 seconds(read_delimited(path, separator, *header, &spec, text)?)
@@ -288,9 +303,16 @@ impl DataSource {
                 rating,
                 timestamp,
                 weight,
+                key_type,
             } => guarded(path, || {
-                let columns = [rating, timestamp, weight].map(Option::as_deref);
-                read_parquet(path, user, item, columns)
+                let columns = QueryColumns {
+                    user,
+                    item,
+                    rating: rating.as_deref(),
+                    timestamp: timestamp.as_deref(),
+                    key_type: *key_type,
+                };
+                read_parquet(path, &columns, weight.as_deref())
             })?,
             DataSource::Movielens100k { path } => seconds(read_delimited(
                 path,
@@ -318,6 +340,7 @@ impl DataSource {
                 rating,
                 timestamp,
                 time_unit,
+                key_type,
                 ..
             } => {
                 let columns = QueryColumns {
@@ -325,6 +348,7 @@ impl DataSource {
                     item,
                     rating: rating.as_deref(),
                     timestamp: timestamp.as_deref(),
+                    key_type: *key_type,
                 };
                 let spec = self.postgres_spec().expect("a PostgreSQL source");
                 let (interactions, unit, read) =

@@ -6,10 +6,14 @@
 use polars::prelude::*;
 use std::path::Path;
 
+use ember_spec::KeyType;
+
 use super::listed;
+use super::postgres::QueryColumns;
+use crate::keys::{KeyColumn, KeyDictionary};
 use crate::text::{
-    Bad, Expect, bad_value, parse_integer, parse_rating, parse_weight, rating_from_f64, shown,
-    shown_cut, weight_from_f64,
+    Bad, Expect, bad_key, bad_value, parse_integer, parse_rating, parse_weight, rating_from_f64,
+    shown, shown_cut, weight_from_f64,
 };
 use crate::{DataError, Interactions, Result, TimeUnit};
 
@@ -123,10 +127,16 @@ fn reader_error(path: &Path, e: PolarsError) -> DataError {
 /// value. Never truncated, never wrapped.
 pub(super) fn read_parquet(
     path: &Path,
-    user: &str,
-    item: &str,
-    [rating, timestamp, weight]: [Option<&str>; 3],
+    columns: &QueryColumns,
+    weight: Option<&str>,
 ) -> Result<(Interactions, Option<TimeUnit>)> {
+    let QueryColumns {
+        user,
+        item,
+        rating,
+        timestamp,
+        key_type,
+    } = *columns;
     let file = std::fs::File::open(path).map_err(|source| DataError::Io {
         path: path.to_owned(),
         source,
@@ -189,9 +199,23 @@ pub(super) fn read_parquet(
         }
         .integers()
     };
+    let keys = |(name, role, expect): (&str, &str, Expect)| {
+        ParquetColumn {
+            path,
+            name,
+            role,
+            expect,
+            series: column(name)?,
+        }
+        .keys(key_type)
+    };
+    let (users, user_keys) = keys(wanted[0])?;
+    let (items, item_keys) = keys(wanted[1])?;
     let mut out = Interactions {
-        users: read(wanted[0])?,
-        items: read(wanted[1])?,
+        users,
+        items,
+        user_keys,
+        item_keys,
         ..Default::default()
     };
     if let Some(r) = rating {
@@ -363,6 +387,46 @@ impl ParquetColumn<'_> {
                 .collect();
         }
         Err(self.wrong_type())
+    }
+
+    /// The column as user or item keys: an integer column (or whole floats) as integer keys, a
+    /// string column as string keys, unless `declared` says otherwise (`integer`: strings of
+    /// integers; `string`: integers in decimal).
+    fn keys(&self, declared: KeyType) -> Result<(Vec<i64>, KeyDictionary)> {
+        let dtype = self.series.dtype();
+        if !matches!(dtype, DataType::String) && !dtype.is_categorical() && !dtype.is_enum() {
+            let integers = self.integers()?;
+            if declared != KeyType::String {
+                return Ok((integers, KeyDictionary::Integers));
+            }
+            let mut column = KeyColumn::new(KeyType::String);
+            integers
+                .into_iter()
+                .for_each(|key| column.push_integer(key));
+            return Ok(column.finish());
+        }
+        self.no_nulls()?;
+        // A categorical column's values are its categories' strings.
+        let strings = self
+            .series
+            .cast(&DataType::String)
+            .map_err(|e| reader_error(self.path, e))?;
+        let values = strings.str().map_err(|e| reader_error(self.path, e))?;
+        let read_as = match declared {
+            KeyType::Integer => KeyType::Integer,
+            _ => KeyType::String,
+        };
+        let mut column = KeyColumn::new(read_as);
+        for (index, value) in values.iter().enumerate() {
+            let value = value.unwrap_or(""); // nulls were refused above
+            column.push(value).map_err(|bad| DataError::Value {
+                path: self.path.to_owned(),
+                column: shown(self.name),
+                row: index + 1,
+                message: bad_key(self.role, value, bad),
+            })?;
+        }
+        Ok(column.finish())
     }
 
     /// The column as finite `f32` ratings: integers, floats, or strings of numbers.

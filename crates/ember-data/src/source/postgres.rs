@@ -8,19 +8,22 @@
 //! `PGPASSFILE`), as libpq reads them. TLS goes through rustls, checking the server's
 //! certificate against the system's roots (`SSL_CERT_FILE` / `SSL_CERT_DIR` add more).
 
+use std::borrow::Cow;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ember_spec::KeyType;
 use ember_spec::lines::{LineLimit, Lines, TextError};
 use postgres::config::Host;
 use postgres::types::Type;
 use postgres::{Client, Config};
 use serde::{Deserialize, Serialize};
 
-use crate::text::{Expect, bad_value, parse_integer, parse_rating, shown};
+use crate::keys::KeyColumn;
+use crate::text::{Expect, bad_key, bad_value, parse_integer, parse_rating, shown};
 use crate::{Interactions, TimeUnit};
 
 /// What an integer timestamp column counts (the `time_unit` of a PostgreSQL source).
@@ -187,6 +190,8 @@ pub(super) struct QueryColumns<'a> {
     pub(super) item: &'a str,
     pub(super) rating: Option<&'a str>,
     pub(super) timestamp: Option<&'a str>,
+    /// The declared type of the user and item keys.
+    pub(super) key_type: KeyType,
 }
 
 /// The rows a query returned: how many, and the FNV-1a (64-bit) of the bytes `COPY` sent.
@@ -530,9 +535,13 @@ pub(super) fn read_postgres(
         timestamps: positions.timestamp.map(|_| Vec::new()),
         ..Default::default()
     };
+    let mut keys = positions.key_types.map(KeyColumn::new);
     let read = stream_rows(&mut client, &server, spec.query, limit, |row, line| {
-        positions.push(row, line, &mut out)
+        positions.push(row, line, &mut keys, &mut out)
     })?;
+    let [users, items] = keys;
+    (out.users, out.user_keys) = users.finish();
+    (out.items, out.item_keys) = items.finish();
     if out.is_empty() {
         return Err(PostgresError::Empty { server });
     }
@@ -546,6 +555,9 @@ struct Positions<'a> {
     item: (usize, &'a str),
     rating: Option<(usize, &'a str)>,
     timestamp: Option<(usize, &'a str)>,
+    /// How the user and item columns are read: as integers (an integer column, or a text
+    /// column declared integer) or as strings.
+    key_types: [KeyType; 2],
 }
 
 const INTEGERS: [Type; 3] = [Type::INT2, Type::INT4, Type::INT8];
@@ -564,9 +576,17 @@ impl<'a> Positions<'a> {
             check_type(name, role, found[at].type_())?;
             Ok((at, name))
         };
+        let user = find(wanted.user, "user")?;
+        let item = find(wanted.item, "item")?;
+        let key_type = |at: usize| match (INTEGERS.contains(found[at].type_()), wanted.key_type) {
+            (true, KeyType::String) => KeyType::String,
+            (true, _) | (false, KeyType::Integer) => KeyType::Integer,
+            (false, _) => KeyType::String,
+        };
         Ok(Positions {
-            user: find(wanted.user, "user")?,
-            item: find(wanted.item, "item")?,
+            key_types: [key_type(user.0), key_type(item.0)],
+            user,
+            item,
             rating: wanted.rating.map(|c| find(c, "rating")).transpose()?,
             timestamp: wanted.timestamp.map(|c| find(c, "timestamp")).transpose()?,
         })
@@ -593,8 +613,14 @@ impl<'a> Positions<'a> {
         (found, count)
     }
 
-    /// Parses one row's values onto `out`.
-    fn push(&self, row: usize, line: &[u8], out: &mut Interactions) -> Result<()> {
+    /// Parses one row's values onto `out` (its keys onto `keys`).
+    fn push(
+        &self,
+        row: usize,
+        line: &[u8],
+        keys: &mut [KeyColumn; 2],
+        out: &mut Interactions,
+    ) -> Result<()> {
         let (fields, count) = self.pick(line);
         let value = |slot: usize, column: &str| value_at(fields[slot], count, row, column);
         let rating = |slot: usize, column: &str| -> Result<f32> {
@@ -613,8 +639,19 @@ impl<'a> Positions<'a> {
                 message: bad_value(role, expect, field, why),
             })
         };
-        out.users.push(integer(0, self.user.1, "user", Expect::Id)?);
-        out.items.push(integer(1, self.item.1, "item", Expect::Id)?);
+        for (slot, (column, role)) in [(self.user.1, "user"), (self.item.1, "item")]
+            .into_iter()
+            .enumerate()
+        {
+            let field = unescaped(value(slot, column)?);
+            keys[slot]
+                .push(&field)
+                .map_err(|why| PostgresError::Value {
+                    row,
+                    column: shown(column),
+                    message: bad_key(role, &field, why),
+                })?;
+        }
         if let (Some((_, column)), Some(ratings)) = (self.rating, out.ratings.as_mut()) {
             ratings.push(rating(2, column)?);
         }
@@ -650,6 +687,33 @@ fn value_at<'l>(
     }
 }
 
+/// A text field of `COPY`'s text format with its backslash escapes undone (`\\t`, `\\n`,
+/// `\\\\`, …): string keys may hold any character.
+fn unescaped(field: &str) -> Cow<'_, str> {
+    if !field.contains('\\') {
+        return Cow::Borrowed(field);
+    }
+    let mut out = String::with_capacity(field.len());
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('b') => out.push('\u{8}'),
+            Some('f') => out.push('\u{c}'),
+            Some('v') => out.push('\u{b}'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Checks that a column's SQL type holds what it is read as.
 fn check_type(column: &str, role: &'static str, found: &Type) -> Result<()> {
     let numbers = [Type::FLOAT4, Type::FLOAT8, Type::NUMERIC];
@@ -672,9 +736,11 @@ fn check_type(column: &str, role: &'static str, found: &Type) -> Result<()> {
         ]
         .contains(found) =>
         {
-            "ember reads integer ids for now (smallint, integer or bigint); string keys come with issue 29's key work"
+            return Ok(());
         }
-        _ => "expected an integer id (smallint, integer or bigint)",
+        _ => {
+            "expected an integer or text key (smallint, integer, bigint, text, varchar, char or uuid)"
+        }
     };
     Err(PostgresError::ColumnType {
         column: shown(column),
