@@ -11,7 +11,7 @@ use ember_decide::campaign::{
     self, AudienceOptions, ConversionValue, Evaluation, EvaluationOptions, HeldOutRow, Measurement,
     Outcome,
 };
-use ember_decide::{Known, describe_exclusion};
+use ember_decide::{ExportedModel, Key, Known, describe_exclusion};
 use serde::{Deserialize, Serialize};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -39,9 +39,9 @@ struct PlanArgs {
     /// An exported model directory (`ember export`).
     #[arg(long, required = true)]
     model: Option<PathBuf>,
-    /// The item the campaign promotes (external id).
+    /// The item the campaign promotes (its key, as the data has it: `42`, `SKU-00042`).
     #[arg(long, required = true)]
-    item: Option<i64>,
+    item: Option<String>,
     /// Customers in the audience (target and control together): the campaign's cap.
     #[arg(long, required = true)]
     budget: Option<usize>,
@@ -173,7 +173,8 @@ pub struct CampaignSummary {
     /// Which model chose the audience: its directory and the fingerprint of the run it was
     /// exported from, which `ember report` checks against the run it reports on.
     pub model: Provenance,
-    pub item: i64,
+    /// The item's key: a JSON number or string, as the model's item keys are.
+    pub item: Key,
     pub budget: usize,
     /// Which customers who have the item were left out (the exclusion policy, as
     /// [`describe_exclusion`] names it); absent from summaries written before it was recorded.
@@ -254,7 +255,7 @@ struct HeldOut {
     /// Customers who had the item before the held-out period (for a run's test split, whose
     /// items the export counts as known), as far as the exclusion policy counts them: the
     /// evaluation ranks everyone else.
-    owners: Option<Vec<i64>>,
+    owners: Option<Vec<Key>>,
 }
 
 /// The customers of `data` whom `policy` leaves out of `item`'s campaign for having it, not
@@ -262,8 +263,8 @@ struct HeldOut {
 /// implicit threshold included), or, under `since:`, those last had on or after the day.
 /// Under a time split, only pairs from before the cutoff (with their days then), as the
 /// export holds them: what came after is the future the backtest measures.
-fn owners_before_test(data: &ember_data::Dataset, item: i64, policy: Known) -> Vec<i64> {
-    let Some(i) = data.item_ids.internal(item) else {
+fn owners_before_test(data: &ember_data::Dataset, item: &Key, policy: Known) -> Vec<Key> {
+    let Some(i) = data.item_ids.internal_of_key(item) else {
         return Vec::new();
     };
     let (known, days) = data.known_at_data_end();
@@ -282,18 +283,23 @@ fn owners_before_test(data: &ember_data::Dataset, item: i64, policy: Known) -> V
                 Known::Since(day) => days.is_none_or(|d| d[u][at] >= day),
             }
         })
-        .map(|u| data.user_ids.external(u as u32))
+        .map(|u| data.user_ids.key(u as u32))
         .collect()
 }
 
-fn held_out(args: &PlanArgs, item: i64, policy: Known) -> Result<Option<HeldOut>> {
+fn held_out(
+    args: &PlanArgs,
+    model: &ExportedModel,
+    item: &Key,
+    policy: Known,
+) -> Result<Option<HeldOut>> {
     if let Some(path) = &args.holdout {
-        let rows = campaign::read_held_out(path)?;
+        let rows = campaign::read_held_out(path, model.user_key_kind(), model.item_key_kind())?;
         let recorded_values = rows
             .iter()
-            .filter(|r| r.item == item)
+            .filter(|r| r.item == *item)
             .all(|r| r.value.is_some())
-            && rows.iter().any(|r| r.item == item);
+            && rows.iter().any(|r| r.item == *item);
         return Ok(Some(HeldOut {
             description: format!("{} ({} interactions)", path.display(), rows.len()),
             rows,
@@ -307,13 +313,13 @@ fn held_out(args: &PlanArgs, item: i64, policy: Known) -> Result<Option<HeldOut>
     let run = ember_train::load_run(run_dir, ember_train::Backend::Flex)
         .with_context(|| format!("reading the run {}", run_dir.display()))?;
     let data = &run.data;
-    let external_user = |u: usize| data.user_ids.external(u as u32);
+    let external_user = |u: usize| data.user_ids.key(u as u32);
     let mut rows = Vec::new();
     for (u, items) in data.test.iter().enumerate() {
         for &i in items {
             rows.push(HeldOutRow {
                 customer: external_user(u),
-                item: data.item_ids.external(i),
+                item: data.item_ids.key(i),
                 value: None,
             });
         }
@@ -334,9 +340,29 @@ fn held_out(args: &PlanArgs, item: i64, policy: Known) -> Result<Option<HeldOut>
     }))
 }
 
+/// The item `text` names (`--item`), a key of the model's item kind that the model knows.
+fn item_key(model: &ExportedModel, text: &str) -> Result<Key> {
+    let kind = model.item_key_kind();
+    let Some(item) = Key::parse(kind, text) else {
+        bail!(
+            "--item {text}: not {} key: the model's items have {} keys",
+            if kind == ember_decide::KeyKind::Integer {
+                "an integer"
+            } else {
+                "a string"
+            },
+            kind.name()
+        );
+    };
+    model.item_index(&item).with_context(|| {
+        format!("--item {item}: the model has no such item (ids are the data's own)")
+    })?;
+    Ok(item)
+}
+
 fn plan(args: PlanArgs) -> Result<()> {
-    let (Some(model_dir), Some(item), Some(budget), Some(out)) =
-        (&args.model, args.item, args.budget, &args.out)
+    let (Some(model_dir), Some(item_text), Some(budget), Some(out)) =
+        (&args.model, args.item.as_deref(), args.budget, &args.out)
     else {
         bail!("--model, --item, --budget and --out are required");
     };
@@ -389,14 +415,12 @@ fn plan(args: PlanArgs) -> Result<()> {
             run
         );
     }
-    model.item_index(item).with_context(|| {
-        format!("--item {item}: the model has no such item (ids are the data's own)")
-    })?;
+    let item = item_key(&model, item_text)?;
     let known = crate::output::exclusion(args.exclude_known.as_deref(), &model)?;
     let values = args
         .values
         .as_deref()
-        .map(campaign::read_customer_values)
+        .map(|path| campaign::read_customer_values(path, model.user_key_kind()))
         .transpose()?;
     let show = !args.no_progress && std::io::stderr().is_terminal();
 
@@ -405,7 +429,7 @@ fn plan(args: PlanArgs) -> Result<()> {
     options.control_share = args.control;
     options.seed = args.seed;
     options.known = known;
-    let audience = campaign::select_audience(&model, item, &options)?;
+    let audience = campaign::select_audience(&model, &item, &options)?;
     audience.write_csv(&dir.path("audience.csv"))?;
     bar.finish_and_clear();
     let (target, control) = (
@@ -423,7 +447,7 @@ fn plan(args: PlanArgs) -> Result<()> {
     );
     println!("excluded: {}", describe_exclusion(known));
 
-    let held = held_out(&args, item, known)?;
+    let held = held_out(&args, &model, &item, known)?;
     let mut evaluation_summary = None;
     let mut evaluation: Option<Evaluation> = None;
     if let Some(held) = &held {
@@ -457,11 +481,11 @@ fn plan(args: PlanArgs) -> Result<()> {
             options.known = Known::Include;
             options.exclude = owners.clone();
         }
-        let e = campaign::evaluate_audience(&model, item, &held.rows, &options)?;
+        let e = campaign::evaluate_audience(&model, &item, &held.rows, &options)?;
         bar.finish_and_clear();
         write_curve(&dir, &e)?;
-        dir.write("gains.png", &gains_chart(item, &e)?)?;
-        dir.write("lift.png", &lift_chart(item, &e)?)?;
+        dir.write("gains.png", &gains_chart(&item, &e)?)?;
+        dir.write("lift.png", &lift_chart(&item, &e)?)?;
         print_evaluation(&e, &held.description, &value_basis);
         evaluation_summary = Some(EvaluationSummary {
             held_out: held.description.clone(),
@@ -634,7 +658,7 @@ fn budget_marker(e: &Evaluation) -> Marker {
 }
 
 /// Cumulative gains: the share of the held-out conversions reached by contacting the best x%.
-pub fn gains_chart(item: i64, e: &Evaluation) -> Result<Vec<u8>> {
+pub fn gains_chart(item: &Key, e: &Evaluation) -> Result<Vec<u8>> {
     let chart = LineChart {
         title: format!(
             "Cumulative gains, item {item} ({} conversions held out)",
@@ -667,7 +691,7 @@ pub fn gains_chart(item: i64, e: &Evaluation) -> Result<Vec<u8>> {
 }
 
 /// Lift: the conversion rate of the best x% over the eligible customers' rate.
-pub fn lift_chart(item: i64, e: &Evaluation) -> Result<Vec<u8>> {
+pub fn lift_chart(item: &Key, e: &Evaluation) -> Result<Vec<u8>> {
     let chart = LineChart {
         title: format!("Lift over random targeting, item {item}"),
         x_label: "% of eligible customers contacted, best first".into(),
@@ -698,8 +722,10 @@ pub fn lift_chart(item: i64, e: &Evaluation) -> Result<Vec<u8>> {
 }
 
 fn measure(args: &MeasureArgs) -> Result<()> {
-    let audience = campaign::read_audience(&args.audience)?;
-    let outcomes = campaign::read_outcomes(&args.outcomes)?;
+    // No model is given: the audience file's keys say their kind, and the outcomes must match.
+    let kind = campaign::audience_key_kind(&args.audience)?;
+    let audience = campaign::read_audience(&args.audience, kind)?;
+    let outcomes = campaign::read_outcomes(&args.outcomes, kind)?;
     let m = campaign::measure(&audience, &outcomes)?;
     print_measurement(&m);
     println!();

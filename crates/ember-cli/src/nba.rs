@@ -68,13 +68,13 @@ pub fn run(args: NbaArgs) -> Result<()> {
     .collect();
     let destination = Destination::check("--out", &args.out, OutputKind::CSV, &inputs, args.force)?;
     let model = crate::output::load_model(&args.model)?;
-    let actions = nba::read_actions(&args.actions)?;
+    let actions = nba::read_actions(&args.actions, model.item_key_kind())?;
     let categories = match &args.items {
-        Some(path) => nba::read_categories(path)?,
+        Some(path) => nba::read_categories(path, model.item_key_kind())?,
         None => nba::ItemCategories::default(),
     };
     let contacts = match &args.contacts {
-        Some(path) => nba::read_contacts(path, &actions)?,
+        Some(path) => nba::read_contacts(path, &actions, model.user_key_kind())?,
         None => nba::ContactHistory::default(),
     };
     let today = match &args.today {
@@ -90,10 +90,10 @@ pub fn run(args: NbaArgs) -> Result<()> {
         explain: args.explain,
         known,
     };
-    let customers: Vec<i64> = match &args.users {
+    let customers: Vec<ember_decide::Key> = match &args.users {
         Some(path) => {
-            let users = ember_decide::read_ids(path, "user")?;
-            for (row, &user) in users.iter().enumerate() {
+            let users = ember_decide::read_ids(path, "user", model.user_key_kind())?;
+            for (row, user) in users.iter().enumerate() {
                 model.user_index(user).map_err(|_| {
                     anyhow::anyhow!(
                         "{}: user {user} (data row {}) is not a customer of the model",
@@ -104,7 +104,7 @@ pub fn run(args: NbaArgs) -> Result<()> {
             }
             users
         }
-        None => model.user_ids().to_vec(),
+        None => model.user_keys().to_vec(),
     };
     let show = !args.no_progress && std::io::stderr().is_terminal();
     let bar = progress(customers.len() as u64, "deciding", show);

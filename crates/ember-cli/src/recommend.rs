@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use ember_decide::batch::{BatchOptions, UserRecommendations, recommend_all, recommend_users};
 use ember_decide::{
-    DecideError, Destination, ExportedModel, Known, OutputKind, describe_exclusion,
+    DecideError, Destination, ExportedModel, Key, KeyKind, Known, OutputKind, describe_exclusion,
 };
 use polars::prelude::{Column, DataFrame, ParquetWriter};
 use std::io::IsTerminal;
@@ -189,7 +189,7 @@ pub fn run(args: RecommendArgs) -> Result<()> {
         false => crate::output::exclusion(args.exclude_known.as_deref(), &model)?,
     };
     let suppress = match &args.suppress {
-        Some(path) => ember_decide::read_ids(path, "item")?,
+        Some(path) => ember_decide::read_ids(path, "item", model.item_key_kind())?,
         None => Vec::new(),
     };
     let options = BatchOptions {
@@ -204,7 +204,7 @@ pub fn run(args: RecommendArgs) -> Result<()> {
         None => None,
     };
     if let Some(part) = part {
-        let users = listed.unwrap_or_else(|| model.user_ids().to_vec());
+        let users = listed.unwrap_or_else(|| model.user_keys().to_vec());
         listed = Some(part.of(&users));
     }
     let total = listed.as_ref().map_or(model.user_ids().len(), Vec::len);
@@ -220,11 +220,11 @@ pub fn run(args: RecommendArgs) -> Result<()> {
         match listed {
             Some(users) => {
                 let stream = recommend_users(&model, users, options)?.inspect(tick);
-                write(stream, &destination, format, explain)?
+                write(stream, &destination, format, explain, &model)?
             }
             None => {
                 let stream = recommend_all(&model, options)?.inspect(tick);
-                write(stream, &destination, format, explain)?
+                write(stream, &destination, format, explain, &model)?
             }
         }
     };
@@ -241,9 +241,9 @@ pub fn run(args: RecommendArgs) -> Result<()> {
 
 /// Reads the `user` column of `path` and checks every id against the model, so that an
 /// unknown customer is named with its row before anything is written.
-fn read_customers(model: &ExportedModel, path: &Path) -> Result<Vec<i64>> {
-    let users = ember_decide::read_ids(path, "user")?;
-    for (row, &user) in users.iter().enumerate() {
+fn read_customers(model: &ExportedModel, path: &Path) -> Result<Vec<Key>> {
+    let users = ember_decide::read_ids(path, "user", model.user_key_kind())?;
+    for (row, user) in users.iter().enumerate() {
         if model.user_index(user).is_err() {
             bail!(
                 "{}: user {user} (data row {}) is not a customer of the model",
@@ -260,6 +260,7 @@ fn write(
     destination: &Destination,
     format: Format,
     explain: bool,
+    model: &ExportedModel,
 ) -> Result<(usize, usize)> {
     let out = destination.path();
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -272,7 +273,8 @@ fn write(
         }
         Format::Parquet => {
             let partial = destination.partial();
-            let result = write_parquet(stream, &partial, explain).and_then(|counts| {
+            let kinds = (model.user_key_kind(), model.item_key_kind());
+            let result = write_parquet(stream, &partial, explain, kinds).and_then(|counts| {
                 destination.place(&partial)?;
                 Ok(counts)
             });
@@ -284,22 +286,75 @@ fn write(
     }
 }
 
+/// A column of keys of one kind: Int64 for integer keys, Utf8 for strings.
+enum KeyColumn {
+    Integers(Vec<i64>),
+    Strings(Vec<String>),
+}
+
+impl KeyColumn {
+    fn new(kind: KeyKind) -> Self {
+        match kind {
+            KeyKind::Integer => KeyColumn::Integers(Vec::new()),
+            KeyKind::String => KeyColumn::Strings(Vec::new()),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            KeyColumn::Integers(keys) => keys.len(),
+            KeyColumn::Strings(keys) => keys.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends `key`, of the column's kind (the model's keys are all of one kind).
+    fn push(&mut self, key: &Key) {
+        match (self, key) {
+            (KeyColumn::Integers(keys), Key::Integer(key)) => keys.push(*key),
+            (KeyColumn::Strings(keys), Key::String(key)) => keys.push(key.clone()),
+            _ => unreachable!("a model's keys are of its key kind"),
+        }
+    }
+
+    /// The column named `name`, leaving this one empty.
+    fn take(&mut self, name: &str) -> Column {
+        match self {
+            KeyColumn::Integers(keys) => Column::new(name.into(), std::mem::take(keys)),
+            KeyColumn::Strings(keys) => Column::new(name.into(), std::mem::take(keys)),
+        }
+    }
+}
+
 /// The columns of a batch of rows.
-#[derive(Default)]
 struct Rows {
-    user: Vec<i64>,
+    user: KeyColumn,
     rank: Vec<u32>,
-    item: Vec<i64>,
+    item: KeyColumn,
     score: Vec<f32>,
     because: Vec<String>,
 }
 
 impl Rows {
+    /// No rows, keys of the kinds `(users, items)`.
+    fn new((users, items): (KeyKind, KeyKind)) -> Self {
+        Self {
+            user: KeyColumn::new(users),
+            rank: Vec::new(),
+            item: KeyColumn::new(items),
+            score: Vec::new(),
+            because: Vec::new(),
+        }
+    }
+
     fn frame(&mut self, explain: bool) -> Result<DataFrame> {
         let mut columns = vec![
-            Column::new("user".into(), std::mem::take(&mut self.user)),
+            self.user.take("user"),
             Column::new("rank".into(), std::mem::take(&mut self.rank)),
-            Column::new("item".into(), std::mem::take(&mut self.item)),
+            self.item.take("item"),
             Column::new("score".into(), std::mem::take(&mut self.score)),
         ];
         if explain {
@@ -317,19 +372,20 @@ fn write_parquet(
     stream: impl Iterator<Item = Result<UserRecommendations, DecideError>>,
     path: &Path,
     explain: bool,
+    kinds: (KeyKind, KeyKind),
 ) -> Result<(usize, usize)> {
     let file = std::fs::File::create(path).with_context(|| path.display().to_string())?;
-    let schema = Rows::default().frame(explain)?.schema().clone();
+    let schema = Rows::new(kinds).frame(explain)?.schema().clone();
     let mut writer = ParquetWriter::new(std::io::BufWriter::new(file)).batched(&schema)?;
     let (mut users, mut written) = (0, 0);
-    let mut rows = Rows::default();
+    let mut rows = Rows::new(kinds);
     for answer in stream {
         let answer = answer?;
         users += 1;
         for (rank, r) in answer.items.iter().enumerate() {
-            rows.user.push(answer.user);
+            rows.user.push(&answer.user);
             rows.rank.push(rank as u32 + 1);
-            rows.item.push(r.id);
+            rows.item.push(&r.id);
             rows.score.push(r.score);
             if explain {
                 let ids: Vec<String> = r.because.iter().map(|b| b.item.to_string()).collect();

@@ -389,7 +389,7 @@ fn check_belongs(flag: &str, dir: &Path, model: &campaign::Provenance, run: &Pat
 fn campaign_section(h: &mut String, dir: &Path, run: &Path) -> Result<()> {
     let c: CampaignSummary = campaign::read_summary(dir)?;
     check_belongs("--campaign", dir, &c.model, run)?;
-    let _ = writeln!(h, "<h2>Campaign for item {}</h2>", c.item);
+    let _ = writeln!(h, "<h2>Campaign for item {}</h2>", esc(&c.item.to_string()));
     let _ = writeln!(
         h,
         "<p>Budget: {} customers, chosen by the model among the {} who do not have the item; \

@@ -57,8 +57,9 @@ pub struct SegmentSummary {
     pub id: usize,
     pub size: usize,
     pub share: f64,
-    /// `(item, share of the segment's customers who have it)`, most held first.
-    pub top_items: Vec<(i64, f64)>,
+    /// `(item, share of the segment's customers who have it)`, most held first; the item key
+    /// is a JSON number or string as the model's keys are.
+    pub top_items: Vec<(ember_decide::Key, f64)>,
 }
 
 fn parse_range(text: &str) -> Result<(usize, usize)> {
@@ -194,7 +195,7 @@ fn summarise(s: &Segmentation, model: crate::campaign::Provenance) -> SegmentsSu
                 top_items: seg
                     .top_items
                     .iter()
-                    .map(|i| (i.item, i.penetration))
+                    .map(|i| (i.item.clone(), i.penetration))
                     .collect(),
             })
             .collect(),

@@ -17,6 +17,12 @@
 //! - `GET /healthz` → model kind and sizes
 //! - `GET /metrics` → request counts by route and status, and latency, in Prometheus text format
 //!
+//! Keys (`user`, `item`, `exclude`, `history`, and every `id` and `item` of an answer) are the
+//! data's own: for a model with string keys, JSON strings (`"C-000123"`); with integer keys,
+//! JSON numbers, or JSON strings of digits for integers beyond ±2^53, which a JavaScript number
+//! cannot hold (answers write those as strings too). A key of the other kind is a 400 naming
+//! the field and the kind the model's keys are.
+//!
 //! Bad requests get a 4xx with `{"error": "…"}`. SIGINT or SIGTERM stops accepting connections,
 //! answers every request already read or waiting on a connection (with `Connection: close`),
 //! closes idle keep-alive connections (after `KEEP_ALIVE_GRACE` for one just answered), and
@@ -27,7 +33,8 @@ use axum::extract::State;
 use clap::Args;
 use ember_decide::nba::{self, ActionScore, NbaInputs};
 use ember_decide::{
-    DecideError, ExportedModel, InferError, Known, Options, Recommendation, describe_exclusion,
+    DecideError, ExportedModel, InferError, Key, KeyKind, Known, Options, Recommendation,
+    describe_exclusion,
 };
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -72,15 +79,21 @@ pub struct ActionTables {
 }
 
 impl ActionTables {
-    /// Reads the actions table and, when given, item categories and contact history.
-    pub fn read(actions: &Path, items: Option<&Path>, contacts: Option<&Path>) -> Result<Self> {
-        let actions = nba::read_actions(actions)?;
+    /// Reads the actions table and, when given, item categories and contact history, their
+    /// keys of the kinds of `model`'s.
+    pub fn read(
+        model: &ExportedModel,
+        actions: &Path,
+        items: Option<&Path>,
+        contacts: Option<&Path>,
+    ) -> Result<Self> {
+        let actions = nba::read_actions(actions, model.item_key_kind())?;
         let categories = match items {
-            Some(path) => nba::read_categories(path)?,
+            Some(path) => nba::read_categories(path, model.item_key_kind())?,
             None => nba::ItemCategories::default(),
         };
         let contacts = match contacts {
-            Some(path) => nba::read_contacts(path, &actions)?,
+            Some(path) => nba::read_contacts(path, &actions, model.user_key_kind())?,
             None => nba::ContactHistory::default(),
         };
         Ok(Self {
@@ -128,30 +141,23 @@ impl Body {
         self.0.get(name).filter(|v| !v.is_null())
     }
 
-    /// An integer id.
-    fn id(&self, name: &str) -> Result<Option<i64>, Reply> {
+    /// A key of `kind`, the kind of the model's `whose` (`users`, `items`).
+    fn key(&self, name: &str, kind: KeyKind, whose: &str) -> Result<Option<Key>, Reply> {
         self.field(name)
-            .map(|v| {
-                v.as_i64()
-                    .ok_or_else(|| error(400, format!("`{name}` must be an integer id, got {v}")))
-            })
+            .map(|v| key_of(v, kind).ok_or_else(|| wrong_key(name, v, kind, whose, false)))
             .transpose()
     }
 
-    /// A list of integer ids.
-    fn ids(&self, name: &str) -> Result<Option<Vec<i64>>, Reply> {
+    /// A list of keys of `kind`, the kind of the model's `whose`.
+    fn keys(&self, name: &str, kind: KeyKind, whose: &str) -> Result<Option<Vec<Key>>, Reply> {
         let Some(v) = self.field(name) else {
             return Ok(None);
         };
-        let bad = || {
-            error(
-                400,
-                format!("`{name}` must be a list of integer ids, got {v}"),
-            )
-        };
-        let list = v.as_array().ok_or_else(bad)?;
+        let list = v
+            .as_array()
+            .ok_or_else(|| wrong_key(name, v, kind, whose, true))?;
         list.iter()
-            .map(|x| x.as_i64().ok_or_else(bad))
+            .map(|x| key_of(x, kind).ok_or_else(|| wrong_key(name, x, kind, whose, true)))
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
     }
@@ -247,6 +253,55 @@ impl Body {
     }
 }
 
+/// The largest integer a JSON number holds exactly everywhere (a JavaScript number): 2^53.
+const EXACT_JSON_INTEGER: i64 = 1 << 53;
+
+/// `v` as a key of `kind`: a string key is a JSON string; an integer key a JSON number, or a
+/// JSON string of an integer beyond ±2^53 (which a JSON number may not carry exactly).
+fn key_of(v: &Value, kind: KeyKind) -> Option<Key> {
+    match (kind, v) {
+        (KeyKind::String, Value::String(s)) => Key::parse(KeyKind::String, s),
+        (KeyKind::Integer, Value::Number(n)) => n.as_i64().map(Key::Integer),
+        (KeyKind::Integer, Value::String(s)) => {
+            let key = s.parse::<i64>().ok()?;
+            (key.unsigned_abs() > EXACT_JSON_INTEGER as u64).then_some(Key::Integer(key))
+        }
+        _ => None,
+    }
+}
+
+/// A key as JSON: a string key as a string, an integer key as a number, or as a string of
+/// digits beyond ±2^53.
+fn key_json(key: &Key) -> Value {
+    match key {
+        Key::Integer(k) if k.unsigned_abs() > EXACT_JSON_INTEGER as u64 => json!(k.to_string()),
+        Key::Integer(k) => json!(k),
+        Key::String(s) => json!(s),
+    }
+}
+
+/// The 400 for field `name` whose value `v` is not a key of `kind` (a list of keys, when
+/// `list`), the kind of the model's `whose`.
+fn wrong_key(name: &str, v: &Value, kind: KeyKind, whose: &str, list: bool) -> Reply {
+    let what = match (kind, list) {
+        (KeyKind::Integer, false) => {
+            "an integer key (a JSON number, or a string of digits beyond ±2^53)"
+        }
+        (KeyKind::Integer, true) => {
+            "a list of integer keys (JSON numbers, or strings of digits beyond ±2^53)"
+        }
+        (KeyKind::String, false) => "a string key (a JSON string)",
+        (KeyKind::String, true) => "a list of string keys (JSON strings)",
+    };
+    error(
+        400,
+        format!(
+            "`{name}` must be {what}, got {v}: the model's {whose} have {} keys",
+            kind.name()
+        ),
+    )
+}
+
 /// Request counts and latencies.
 #[derive(Default)]
 struct Metrics {
@@ -324,7 +379,7 @@ fn error(status: u16, message: impl Into<String>) -> Reply {
 
 fn because(list: &[ember_decide::Because]) -> Value {
     list.iter()
-        .map(|b| json!({ "item": b.item, "weight": b.weight }))
+        .map(|b| json!({ "item": key_json(&b.item), "weight": b.weight }))
         .collect()
 }
 
@@ -333,9 +388,9 @@ fn scored(list: Vec<Recommendation>, explain: bool) -> Value {
     list.into_iter()
         .map(|r| {
             if explain {
-                json!({ "id": r.id, "score": r.score, "because": because(&r.because) })
+                json!({ "id": key_json(&r.id), "score": r.score, "because": because(&r.because) })
             } else {
-                json!({ "id": r.id, "score": r.score })
+                json!({ "id": key_json(&r.id), "score": r.score })
             }
         })
         .collect()
@@ -344,7 +399,7 @@ fn scored(list: Vec<Recommendation>, explain: bool) -> Value {
 fn infer_error(e: InferError) -> Reply {
     match e {
         InferError::UnknownId { .. } => error(404, e.to_string()),
-        InferError::Unsupported(_) => error(400, e.to_string()),
+        InferError::Unsupported(_) | InferError::KeyKind { .. } => error(400, e.to_string()),
         other => error(500, other.to_string()),
     }
 }
@@ -360,7 +415,7 @@ fn decide_error(e: DecideError) -> Reply {
 fn action_score(s: &ActionScore) -> Value {
     json!({
         "action": s.action,
-        "item": s.item,
+        "item": key_json(&s.item),
         "score": s.score,
         "parts": { "value": s.value, "propensity": s.propensity, "eligibility": s.eligibility },
         "because": because(&s.because),
@@ -417,7 +472,8 @@ fn handle(
                     ],
                 )?;
                 let k = q.k()?;
-                let exclude = q.ids("exclude")?.unwrap_or_default();
+                let items = model.item_key_kind();
+                let exclude = q.keys("exclude", items, "items")?.unwrap_or_default();
                 let explain = q.explain(0)?;
                 let known = q.exclusion(model)?;
                 let excluded = describe_exclusion(known);
@@ -426,13 +482,14 @@ fn handle(
                     known,
                     explain,
                 };
-                match (q.id("user")?, q.ids("history")?) {
+                let user = q.key("user", model.user_key_kind(), "users")?;
+                match (user, q.keys("history", items, "items")?) {
                     (Some(user), None) => {
                         let items = model
-                            .recommend_for(user, k, &options)
+                            .recommend_for(&user, k, &options)
                             .map_err(infer_error)?;
                         Ok(ok(
-                            json!({ "user": user, "items": scored(items, explain > 0), "excluded": excluded }),
+                            json!({ "user": key_json(&user), "items": scored(items, explain > 0), "excluded": excluded }),
                         ))
                     }
                     (None, Some(history)) => {
@@ -445,7 +502,7 @@ fn handle(
                     }
                     _ => Err(error(
                         400,
-                        "give exactly one of `user` (a known user id) and `history` (item ids)",
+                        "give exactly one of `user` (a known user key) and `history` (item keys)",
                     )),
                 }
             })();
@@ -458,8 +515,8 @@ fn handle(
                     &["item", "k", "exclude_known", "include_known", "explain"],
                 )?;
                 let item = q
-                    .id("item")?
-                    .ok_or_else(|| error(400, "`item` (an item id) is required"))?;
+                    .key("item", model.item_key_kind(), "items")?
+                    .ok_or_else(|| error(400, "`item` (an item key) is required"))?;
                 let explain = q.explain(0)?;
                 let known = q.exclusion(model)?;
                 let options = Options {
@@ -468,10 +525,10 @@ fn handle(
                     explain,
                 };
                 let users = model
-                    .audience_for(item, q.k()?, &options)
+                    .audience_for(&item, q.k()?, &options)
                     .map_err(infer_error)?;
                 Ok(ok(json!({
-                    "item": item,
+                    "item": key_json(&item),
                     "users": scored(users, explain > 0),
                     "excluded": describe_exclusion(known),
                 })))
@@ -488,19 +545,20 @@ fn handle(
                 };
                 let q = Body::parse(body, &["user", "explain", "today", "exclude_known"])?;
                 let user = q
-                    .id("user")?
-                    .ok_or_else(|| error(400, "`user` (a known user id) is required"))?;
+                    .key("user", model.user_key_kind(), "users")?
+                    .ok_or_else(|| error(400, "`user` (a known user key) is required"))?;
                 let today = q.day("today")?.unwrap_or_else(crate::output::today);
                 let known = q.exclusion(model)?;
                 let inputs = tables.inputs(today, q.explain(DEFAULT_EXPLAIN)?, known);
-                let d = nba::next_best_action(model, user, &inputs).map_err(decide_error)?;
+                let d =
+                    nba::next_best_action(model, user.clone(), &inputs).map_err(decide_error)?;
                 let ineligible: Vec<Value> = d
                     .ineligible
                     .iter()
                     .map(|(action, why)| json!({ "action": action, "reason": why.to_string() }))
                     .collect();
                 Ok(ok(json!({
-                    "user": user,
+                    "user": key_json(&user),
                     "best": d.best.as_ref().map(action_score),
                     "runner_up": d.runner_up.as_ref().map(action_score),
                     "not_offered": ineligible,
@@ -642,31 +700,33 @@ pub struct ServeArgs {
 
 /// `ember serve`: reads the action tables, if any, then serves.
 pub fn run(args: ServeArgs) -> Result<()> {
+    let model = crate::output::load_model(&args.model)?;
     let actions = match &args.actions {
         Some(path) => Some(ActionTables::read(
+            &model,
             path,
             args.items.as_deref(),
             args.contacts.as_deref(),
         )?),
         None => None,
     };
-    serve(&args.model, &args.addr, args.threads, actions)
+    serve(model, &args.model, &args.addr, args.threads, actions)
 }
 
-/// Serves `model_dir` on `addr` with `threads` worker threads until SIGINT/SIGTERM; with
-/// `actions`, also next best actions.
+/// Serves `model` (loaded from `model_dir`) on `addr` with `threads` worker threads until
+/// SIGINT/SIGTERM; with `actions`, also next best actions.
 ///
 /// The server is axum on tokio, driven through hyper so that a client gets
 /// `HEADER_TIMEOUT` to send its request head and `REQUEST_TIMEOUT` for its body and answer
 /// (408); on a signal it stops accepting, answers the requests already sent and closes idle
 /// connections (for up to `DRAIN_TIMEOUT`), and exits 0.
 pub fn serve(
+    model: ExportedModel,
     model_dir: &Path,
     addr: &str,
     threads: usize,
     actions: Option<ActionTables>,
 ) -> Result<()> {
-    let model = crate::output::load_model(model_dir)?;
     if let Some(tables) = &actions {
         tables.inputs(0, 0, Known::Exclude).check(&model)?;
     }

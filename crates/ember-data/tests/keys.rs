@@ -23,6 +23,8 @@ fn csv(path: PathBuf, key_type: KeyType) -> DataSource {
         timestamp: None,
         max_line_bytes: None,
         key_type,
+        encoding: None,
+        weight: None,
     }
 }
 
@@ -38,6 +40,7 @@ fn parquet(path: &Path, df: &mut polars::prelude::DataFrame, key_type: KeyType) 
         rating: None,
         timestamp: None,
         key_type,
+        weight: None,
     }
 }
 

@@ -743,6 +743,8 @@ fn encoded(path: PathBuf, separator: &str, encoding: Option<Encoding>) -> DataSo
         timestamp: None,
         max_line_bytes: None,
         encoding,
+        weight: None,
+        key_type: Default::default(),
     }
 }
 
@@ -1226,6 +1228,8 @@ fn weighted_csv(path: PathBuf) -> DataSource {
         timestamp: Some(Column::Name("ts".into())),
         weight: Some(Column::Name("plays".into())),
         max_line_bytes: None,
+        encoding: None,
+        key_type: Default::default(),
     }
 }
 
@@ -1323,6 +1327,7 @@ fn negative_and_nan_weights_are_refused_with_their_line_or_row() {
         rating: None,
         timestamp: None,
         weight: Some("plays".into()),
+        key_type: Default::default(),
     };
     let err = load_err(source).replace(&*file.to_string_lossy(), "F");
     assert!(

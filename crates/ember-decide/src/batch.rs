@@ -8,7 +8,9 @@ use std::collections::VecDeque;
 
 use crate::destination::Destination;
 use crate::table::AtomicFile;
-use crate::{DecideError, ExportedModel, Known, Options, Recommendation, because_field, number};
+use crate::{
+    DecideError, ExportedModel, Key, Known, Options, Recommendation, because_field, number,
+};
 
 /// What a batch asks for.
 #[derive(Debug, Clone)]
@@ -17,8 +19,8 @@ pub struct BatchOptions {
     pub k: usize,
     /// Customers scored together (the memory held at a time).
     pub chunk: usize,
-    /// Items never to recommend (external ids; ids the model does not know are ignored).
-    pub suppress: Vec<i64>,
+    /// Items never to recommend (external keys; keys the model does not know are ignored).
+    pub suppress: Vec<Key>,
     /// Whether each customer's known items are left out.
     pub known: Known,
     /// "Because of" items per recommendation (0: none).
@@ -52,8 +54,8 @@ impl BatchOptions {
 /// One customer's recommendations, best first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserRecommendations {
-    /// External customer (user) id.
-    pub user: i64,
+    /// External customer (user) key.
+    pub user: Key,
     /// The recommended items, best first, each with its score and explanation.
     pub items: Vec<Recommendation>,
 }
@@ -71,14 +73,13 @@ pub struct BatchRecommendations<'m, I> {
 pub fn recommend_all(
     model: &ExportedModel,
     options: BatchOptions,
-) -> Result<BatchRecommendations<'_, impl Iterator<Item = i64> + '_>, DecideError> {
-    let ids = model.user_ids();
-    recommend_users(model, (0..ids.len()).map(move |u| ids[u]), options)
+) -> Result<BatchRecommendations<'_, impl Iterator<Item = Key> + '_>, DecideError> {
+    recommend_users(model, model.user_keys().iter().cloned(), options)
 }
 
 /// Recommendations for the customers of `users` (external ids), in their order; an id the
 /// model does not know ends the stream with [`crate::InferError::UnknownId`].
-pub fn recommend_users<I: IntoIterator<Item = i64>>(
+pub fn recommend_users<I: IntoIterator<Item = Key>>(
     model: &ExportedModel,
     users: I,
     options: BatchOptions,
@@ -93,7 +94,7 @@ pub fn recommend_users<I: IntoIterator<Item = i64>>(
     })
 }
 
-impl<I: Iterator<Item = i64>> Iterator for BatchRecommendations<'_, I> {
+impl<I: Iterator<Item = Key>> Iterator for BatchRecommendations<'_, I> {
     type Item = Result<UserRecommendations, DecideError>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -101,7 +102,7 @@ impl<I: Iterator<Item = i64>> Iterator for BatchRecommendations<'_, I> {
             return None;
         }
         if self.ready.is_empty() {
-            let chunk: Vec<i64> = self.users.by_ref().take(self.options.chunk).collect();
+            let chunk: Vec<Key> = self.users.by_ref().take(self.options.chunk).collect();
             if chunk.is_empty() {
                 return None;
             }

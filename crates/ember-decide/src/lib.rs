@@ -37,7 +37,9 @@ pub mod stats;
 mod table;
 
 pub use destination::{Destination, OutputKind};
-pub use ember_infer::{Because, ExportedModel, InferError, Known, Options, Recommendation};
+pub use ember_infer::{
+    Because, ExportedModel, InferError, Key, KeyKind, Known, Options, Recommendation,
+};
 pub use exclusion::{describe_exclusion, parse_exclusion};
 pub use table::{AtomicFile, format_day, parse_day};
 
@@ -92,13 +94,15 @@ impl DecideError {
     }
 }
 
-/// Reads a list of ids from the column `column` of the CSV file `path` (a list of customers,
-/// a suppression list of items).
-pub fn read_ids(path: &Path, column: &'static str) -> Result<Vec<i64>, DecideError> {
+/// Reads a list of keys of `kind` (the model's, for what `column` names: `user`, `item`) from
+/// the column `column` of the CSV file `path` (a list of customers, a suppression list of
+/// items); a key of the other kind is an error naming its line.
+pub fn read_ids(path: &Path, column: &'static str, kind: KeyKind) -> Result<Vec<Key>, DecideError> {
     let mut reader = table::CsvReader::open(path, &[column], &[])?;
+    let whose = format!("{column}s");
     let mut ids = Vec::new();
     while let Some(record) = reader.next_record() {
-        ids.push(record?.id(column)?);
+        ids.push(record?.key(column, kind, &whose)?);
     }
     Ok(ids)
 }

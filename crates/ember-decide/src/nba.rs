@@ -30,16 +30,16 @@ use std::path::Path;
 
 use crate::destination::Destination;
 use crate::propensity::propensities;
-use crate::table::{AtomicFile, CsvReader};
-use crate::{Because, DecideError, ExportedModel, Known, because_field, number};
+use crate::table::{AtomicFile, CsvReader, not_a_key};
+use crate::{Because, DecideError, ExportedModel, Key, KeyKind, Known, because_field, number};
 
 /// One action of the table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Action {
     /// Its id, as the contact history names it.
     pub id: String,
-    /// The items it promotes (external ids).
-    pub items: Vec<i64>,
+    /// The items it promotes (external keys).
+    pub items: Vec<Key>,
     /// What a conversion is worth.
     pub value: f64,
     /// Categories a customer must have an item of (empty: anyone).
@@ -60,9 +60,11 @@ fn list(text: Option<&str>) -> Vec<&str> {
     .unwrap_or_default()
 }
 
-/// Reads the actions table (see the module docs). An id listed twice, an action without
-/// items, or a negative or non-finite value is an error naming the line.
-pub fn read_actions(path: &Path) -> Result<Vec<Action>, DecideError> {
+/// Reads the actions table (see the module docs), its items keys of `items` (the model's item
+/// kind). An id listed twice, an action without items, an item key of the other kind, or a
+/// negative or non-finite value is an error naming the line.
+pub fn read_actions(path: &Path, items: KeyKind) -> Result<Vec<Action>, DecideError> {
+    let kind = items;
     let mut reader = CsvReader::open(
         path,
         &["id", "items", "value"],
@@ -78,16 +80,19 @@ pub fn read_actions(path: &Path) -> Result<Vec<Action>, DecideError> {
         let items = list(record.get("items"))
             .into_iter()
             .map(|i| {
-                i.parse::<i64>().map_err(|_| {
+                Key::parse(kind, i).ok_or_else(|| {
                     record.error(
                         "items",
-                        format!("expected item ids separated by `;`, got `{i}`"),
+                        format!(
+                            "expected item keys separated by `;`: {}",
+                            not_a_key(i, kind, "items")
+                        ),
                     )
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
         if items.is_empty() {
-            return Err(record.error("items", "empty, expected item ids separated by `;`"));
+            return Err(record.error("items", "empty, expected item keys separated by `;`"));
         }
         let value: f64 = record.parse("value", "a number")?;
         if !(value.is_finite() && value >= 0.0) {
@@ -118,15 +123,15 @@ pub fn read_actions(path: &Path) -> Result<Vec<Action>, DecideError> {
 
 /// Each item's categories.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ItemCategories(pub HashMap<i64, Vec<String>>);
+pub struct ItemCategories(pub HashMap<Key, Vec<String>>);
 
-/// Reads item metadata `item,category`.
-pub fn read_categories(path: &Path) -> Result<ItemCategories, DecideError> {
+/// Reads item metadata `item,category`, items being keys of `kind` (the model's).
+pub fn read_categories(path: &Path, kind: KeyKind) -> Result<ItemCategories, DecideError> {
     let mut reader = CsvReader::open(path, &["item", "category"], &[])?;
-    let mut map: HashMap<i64, Vec<String>> = HashMap::new();
+    let mut map: HashMap<Key, Vec<String>> = HashMap::new();
     while let Some(record) = reader.next_record() {
         let record = record?;
-        let item = record.id("item")?;
+        let item = record.key("item", kind, "items")?;
         let category = record.text("category")?.to_string();
         let categories = map.entry(item).or_default();
         if !categories.contains(&category) {
@@ -138,11 +143,11 @@ pub fn read_categories(path: &Path) -> Result<ItemCategories, DecideError> {
 
 /// Past contacts: per (customer, action), how many and the latest day.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ContactHistory(pub HashMap<(i64, String), (u32, i64)>);
+pub struct ContactHistory(pub HashMap<(Key, String), (u32, i64)>);
 
 impl ContactHistory {
     /// Records a contact of `customer` with `action` on `day`.
-    pub fn add(&mut self, customer: i64, action: &str, day: i64) {
+    pub fn add(&mut self, customer: Key, action: &str, day: i64) {
         let entry = self
             .0
             .entry((customer, action.to_string()))
@@ -151,16 +156,21 @@ impl ContactHistory {
         entry.1 = entry.1.max(day);
     }
 
-    fn get(&self, customer: i64, action: &str) -> Option<(u32, i64)> {
+    fn get(&self, customer: &Key, action: &str) -> Option<(u32, i64)> {
         // A borrowed key lookup without allocating would need a custom key type; contacts are
         // few per customer, so the allocation is not worth avoiding.
-        self.0.get(&(customer, action.to_string())).copied()
+        self.0.get(&(customer.clone(), action.to_string())).copied()
     }
 }
 
-/// Reads the contact history `customer,action,day`; an action the table does not list is an
-/// error naming the line (a misspelt id would silently lift its cap).
-pub fn read_contacts(path: &Path, actions: &[Action]) -> Result<ContactHistory, DecideError> {
+/// Reads the contact history `customer,action,day`, customers being keys of `customers` (the
+/// model's user kind); an action the table does not list is an error naming the line (a
+/// misspelt id would silently lift its cap).
+pub fn read_contacts(
+    path: &Path,
+    actions: &[Action],
+    customers: KeyKind,
+) -> Result<ContactHistory, DecideError> {
     let mut reader = CsvReader::open(path, &["customer", "action", "day"], &[])?;
     let mut history = ContactHistory::default();
     while let Some(record) = reader.next_record() {
@@ -172,7 +182,11 @@ pub fn read_contacts(path: &Path, actions: &[Action]) -> Result<ContactHistory, 
                 format!("`{action}` is not an action of the actions table"),
             ));
         }
-        history.add(record.id("customer")?, action, record.day("day")?);
+        history.add(
+            record.key("customer", customers, "customers")?,
+            action,
+            record.day("day")?,
+        );
     }
     Ok(history)
 }
@@ -215,7 +229,7 @@ pub struct ActionScore {
     /// The action's id.
     pub action: String,
     /// The promoted item the propensity is for.
-    pub item: i64,
+    pub item: Key,
     /// The action's value.
     pub value: f64,
     /// The customer's propensity for the item.
@@ -231,8 +245,8 @@ pub struct ActionScore {
 /// A customer's next best action.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
-    /// External customer id.
-    pub customer: i64,
+    /// External customer key.
+    pub customer: Key,
     /// The best eligible action (`None`: none is eligible).
     pub best: Option<ActionScore>,
     /// The second best.
@@ -264,7 +278,7 @@ impl NbaInputs<'_> {
     pub fn check(&self, model: &ExportedModel) -> Result<(), DecideError> {
         model.check_exclusion(self.known)?;
         for action in self.actions {
-            for &item in &action.items {
+            for item in &action.items {
                 if model.item_index(item).is_err() {
                     return Err(DecideError::Invalid(format!(
                         "action `{}` promotes item {item}, which the model does not know",
@@ -287,12 +301,12 @@ impl NbaInputs<'_> {
 /// The next best action of `customer` (see the module docs).
 pub fn next_best_action(
     model: &ExportedModel,
-    customer: i64,
+    customer: Key,
     inputs: &NbaInputs<'_>,
 ) -> Result<Decision, DecideError> {
-    let known: HashSet<i64> = model.known_items(customer)?.into_iter().collect();
-    let had: HashSet<i64> = model
-        .left_out_items(customer, inputs.known)?
+    let known: HashSet<Key> = model.known_items(&customer)?.into_iter().collect();
+    let had: HashSet<Key> = model
+        .left_out_items(&customer, inputs.known)?
         .into_iter()
         .collect();
     let customer_categories: HashSet<&str> = known
@@ -302,15 +316,10 @@ pub fn next_best_action(
         .map(String::as_str)
         .collect();
     let mut ineligible = Vec::new();
-    let mut candidates: Vec<(usize, Vec<i64>)> = Vec::new();
+    let mut candidates: Vec<(usize, Vec<&Key>)> = Vec::new();
     for (k, action) in inputs.actions.iter().enumerate() {
-        let open: Vec<i64> = action
-            .items
-            .iter()
-            .copied()
-            .filter(|i| !had.contains(i))
-            .collect();
-        let contacts = inputs.contacts.get(customer, &action.id);
+        let open: Vec<&Key> = action.items.iter().filter(|&i| !had.contains(i)).collect();
+        let contacts = inputs.contacts.get(&customer, &action.id);
         let reason = if open.is_empty() {
             Some(Ineligible::OwnsItems)
         } else if !action.categories.is_empty()
@@ -339,22 +348,21 @@ pub fn next_best_action(
         }
     }
     // One propensity query for every open item of the eligible actions.
-    let mut items: Vec<i64> = candidates
+    let mut items: Vec<Key> = candidates
         .iter()
-        .flat_map(|(_, o)| o.iter().copied())
+        .flat_map(|(_, o)| o.iter().map(|&i| i.clone()))
         .collect();
     items.sort_unstable();
     items.dedup();
-    let propensity: HashMap<i64, f64> = items
+    let propensity: HashMap<&Key, f64> = items
         .iter()
-        .copied()
-        .zip(propensities(model, customer, &items)?)
+        .zip(propensities(model, &customer, &items)?)
         .collect();
     let mut scored: Vec<(usize, ActionScore)> = candidates
         .into_iter()
         .map(|(k, open)| {
             let action = &inputs.actions[k];
-            let (item, p) = open.iter().map(|i| (*i, propensity[i])).fold(
+            let (item, p) = open.iter().map(|&i| (i, propensity[i])).fold(
                 (open[0], f64::NEG_INFINITY),
                 |best, x| {
                     if x.1 > best.1 || (x.1 == best.1 && x.0 < best.0) {
@@ -368,7 +376,7 @@ pub fn next_best_action(
                 k,
                 ActionScore {
                     action: action.id.clone(),
-                    item,
+                    item: item.clone(),
                     value: action.value,
                     propensity: p,
                     eligibility: 1.0,
@@ -384,7 +392,7 @@ pub fn next_best_action(
     if inputs.explain > 0 {
         for s in &mut scored {
             s.because = model
-                .explain(customer, &[s.item], inputs.explain)?
+                .explain(&customer, std::slice::from_ref(&s.item), inputs.explain)?
                 .remove(0);
         }
     }
@@ -398,7 +406,7 @@ pub fn next_best_action(
 }
 
 /// The next best actions of `customers`, one at a time (the inputs checked first).
-pub fn next_best_actions<'a, I: IntoIterator<Item = i64> + 'a>(
+pub fn next_best_actions<'a, I: IntoIterator<Item = Key> + 'a>(
     model: &'a ExportedModel,
     customers: I,
     inputs: &'a NbaInputs<'a>,
@@ -489,7 +497,8 @@ mod tests {
             ),
             (
                 "id,items,value\na,1;x,5\n",
-                ":2: column `items`: expected item ids separated by `;`, got `x`",
+                ":2: column `items`: expected item keys separated by `;`: `x` is not an integer \
+                 key: the model's items have integer keys",
             ),
             ("id,items,value\na,,5\n", ":2: column `items`: empty"),
             (
@@ -512,7 +521,9 @@ mod tests {
         ];
         for (text, expected) in cases {
             std::fs::write(&path, text).unwrap();
-            let err = read_actions(&path).unwrap_err().to_string();
+            let err = read_actions(&path, KeyKind::Integer)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(expected), "{text:?}: {err}");
             assert!(err.contains("actions.csv"), "{err}");
         }
@@ -521,12 +532,12 @@ mod tests {
             "id,items,value,categories,cap,cooldown_days\nx,1;2,5,a; b,2,30\n",
         )
         .unwrap();
-        let actions = read_actions(&path).unwrap();
+        let actions = read_actions(&path, KeyKind::Integer).unwrap();
         assert_eq!(
             actions,
             [Action {
                 id: "x".into(),
-                items: vec![1, 2],
+                items: vec![Key::from(1), Key::from(2)],
                 value: 5.0,
                 categories: vec!["a".into(), "b".into()],
                 cap: Some(2),
@@ -539,13 +550,17 @@ mod tests {
             "customer,action,day\n1,x,2024-01-05\n1,y,2024-01-06\n",
         )
         .unwrap();
-        let err = read_contacts(&contacts, &actions).unwrap_err().to_string();
+        let err = read_contacts(&contacts, &actions, KeyKind::Integer)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("contacts.csv:3: column `action`: `y` is not an action"),
             "{err}"
         );
         std::fs::write(&contacts, "customer,action,day\n1,x,5 Jan\n").unwrap();
-        let err = read_contacts(&contacts, &actions).unwrap_err().to_string();
+        let err = read_contacts(&contacts, &actions, KeyKind::Integer)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains(":2: column `day`: expected a date YYYY-MM-DD"),
             "{err}"

@@ -12,24 +12,22 @@
 //! None of these is calibrated on the business's own conversions; comparing them within one
 //! customer (which action) is sound, and so is ranking customers for one item.
 
-use crate::{DecideError, ExportedModel};
+use crate::{DecideError, ExportedModel, Key};
 pub use ember_infer::ScoreScale;
 
-/// The propensities of `user` for each of `items` (external ids).
+/// The propensities of `user` for each of `items` (external keys).
 pub fn propensities(
     model: &ExportedModel,
-    user: i64,
-    items: &[i64],
+    user: &Key,
+    items: &[Key],
 ) -> Result<Vec<f64>, DecideError> {
+    let pairs = || -> Vec<(Key, Key)> { items.iter().map(|i| (user.clone(), i.clone())).collect() };
     match model.score_scale() {
-        ScoreScale::Logits => {
-            let pairs: Vec<(i64, i64)> = items.iter().map(|&i| (user, i)).collect();
-            Ok(model
-                .score(&pairs)?
-                .into_iter()
-                .map(|s| sigmoid(s as f64))
-                .collect())
-        }
+        ScoreScale::Logits => Ok(model
+            .score(&pairs())?
+            .into_iter()
+            .map(|s| sigmoid(s as f64))
+            .collect()),
         ScoreScale::NextItemLogits => {
             let u = model.user_index(user)?;
             let scores = model.item_scores_internal(u);
@@ -37,17 +35,16 @@ pub fn propensities(
             let total: f64 = scores.iter().map(|&s| (s as f64 - max).exp()).sum();
             items
                 .iter()
-                .map(|&i| {
+                .map(|i| {
                     let s = scores[model.item_index(i)? as usize] as f64;
                     Ok((s - max).exp() / total)
                 })
                 .collect()
         }
         ScoreScale::Ratings { low, high } => {
-            let pairs: Vec<(i64, i64)> = items.iter().map(|&i| (user, i)).collect();
             let (low, high) = (low as f64, high as f64);
             Ok(model
-                .score(&pairs)?
+                .score(&pairs())?
                 .into_iter()
                 .map(|r| {
                     if high > low {

@@ -21,7 +21,7 @@ use std::path::Path;
 
 use crate::numeric::{KMeans, kmeans, pca2, silhouette, squared_distance, standardise};
 use crate::table::AtomicFile;
-use crate::{DecideError, ExportedModel, number};
+use crate::{DecideError, ExportedModel, Key, number};
 
 /// The most values of k one segmentation tries. Each k costs `restarts` runs of k-means and a
 /// silhouette, so a range like `2..2000` ran for hours; choosing among 50 candidates is as
@@ -66,10 +66,10 @@ impl Default for SegmentOptions {
 }
 
 /// An item of a segment's profile.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SegmentItem {
-    /// External item id.
-    pub item: i64,
+    /// External item key.
+    pub item: Key,
     /// Customers of the segment who have it.
     pub customers: usize,
     /// `customers / segment size`.
@@ -92,10 +92,10 @@ pub struct Segment {
 }
 
 /// One customer's place.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Assignment {
-    /// External customer id.
-    pub customer: i64,
+    /// External customer key.
+    pub customer: Key,
     /// Their segment.
     pub segment: usize,
     /// Coordinates on the 2-D map.
@@ -142,12 +142,12 @@ fn check_k_range(k_min: usize, k_max: usize) -> Result<(), DecideError> {
 /// Segments `customers` (every customer of the model when `None`) from their user vectors.
 pub fn segment(
     model: &ExportedModel,
-    customers: Option<&[i64]>,
+    customers: Option<&[Key]>,
     options: &SegmentOptions,
 ) -> Result<Segmentation, DecideError> {
-    let customers: Vec<i64> = match customers {
+    let customers: Vec<Key> = match customers {
         Some(c) => c.to_vec(),
-        None => model.user_ids().to_vec(),
+        None => model.user_keys().to_vec(),
     };
     check_k_range(options.k_min, options.k_max)?;
     if customers.len() <= options.k_min {
@@ -159,7 +159,7 @@ pub fn segment(
     }
     let mut points = customers
         .iter()
-        .map(|&c| Ok(model.user_vector(c)?.into_iter().map(f64::from).collect()))
+        .map(|c| Ok(model.user_vector(c)?.into_iter().map(f64::from).collect()))
         .collect::<Result<Vec<Vec<f64>>, DecideError>>()?;
     standardise(&mut points);
     let (silhouettes, fit) = best_fit(&points, options);
@@ -187,8 +187,8 @@ pub fn segment(
         .zip(&labels)
         .zip(&distances)
         .zip(&projection.coordinates)
-        .map(|(((&customer, &segment), &d), &[x, y])| Assignment {
-            customer,
+        .map(|(((customer, &segment), &d), &[x, y])| Assignment {
+            customer: customer.clone(),
             segment,
             x,
             y,
@@ -268,20 +268,19 @@ fn typical_distances(distances: &[f64], labels: &[usize], k: usize) -> Vec<f64> 
 /// segments' final numbering, the `top_items` most held items each.
 fn profiles(
     model: &ExportedModel,
-    customers: &[i64],
+    customers: &[Key],
     labels: &[usize],
     sizes: &[usize],
     top_items: usize,
 ) -> Result<Vec<Segment>, DecideError> {
     let mut held: Vec<HashMap<u32, usize>> = vec![HashMap::new(); sizes.len()];
     let mut everyone: HashMap<u32, usize> = HashMap::new();
-    for (&c, &l) in customers.iter().zip(labels) {
+    for (c, &l) in customers.iter().zip(labels) {
         for &i in model.known_internal(model.user_index(c)?) {
             *held[l].entry(i).or_default() += 1;
             *everyone.entry(i).or_default() += 1;
         }
     }
-    let item_ids = model.item_ids();
     let n = customers.len();
     let segments = held
         .iter()
@@ -289,10 +288,8 @@ fn profiles(
         .enumerate()
         .map(|(s, (held, &size))| {
             let mut items: Vec<(u32, usize)> = held.iter().map(|(&i, &c)| (i, c)).collect();
-            items.sort_by(|a, b| {
-                b.1.cmp(&a.1)
-                    .then(item_ids[a.0 as usize].cmp(&item_ids[b.0 as usize]))
-            });
+            // Internal order is key order (the manifest's keys ascend).
+            items.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             items.truncate(top_items);
             Segment {
                 id: s,
@@ -301,7 +298,7 @@ fn profiles(
                 top_items: items
                     .into_iter()
                     .map(|(i, c)| SegmentItem {
-                        item: item_ids[i as usize],
+                        item: model.item_key(i).clone(),
                         customers: c,
                         penetration: c as f64 / size.max(1) as f64,
                         share: c as f64 / everyone[&i] as f64,

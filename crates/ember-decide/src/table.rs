@@ -9,8 +9,8 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::DecideError;
 use crate::destination::Destination;
+use crate::{DecideError, Key, KeyKind};
 
 /// A CSV file being read: its columns, as the caller named them, and its remaining lines.
 pub(crate) struct CsvReader {
@@ -277,9 +277,11 @@ impl Record<'_> {
             .ok_or_else(|| self.error(column, format!("empty, expected {what}")))
     }
 
-    /// A required id (an integer).
-    pub(crate) fn id(&self, column: &str) -> Result<i64, DecideError> {
-        self.parse(column, "an integer id")
+    /// A required key of `kind`, the kind of the model's `whose` (`customers`, `items`), which
+    /// the error names when the field is not one.
+    pub(crate) fn key(&self, column: &str, kind: KeyKind, whose: &str) -> Result<Key, DecideError> {
+        let text = self.text(column)?;
+        Key::parse(kind, text).ok_or_else(|| self.error(column, not_a_key(text, kind, whose)))
     }
 
     /// An optional finite number.
@@ -313,6 +315,14 @@ impl Record<'_> {
             )
         })
     }
+}
+
+/// Why `text` is not a key of `kind`, the kind of the model's `whose`: "`C-17` is not an
+/// integer key: the model's customers have integer keys".
+pub(crate) fn not_a_key(text: &str, kind: KeyKind, whose: &str) -> String {
+    let kind = kind.name();
+    let article = if kind.starts_with('i') { "an" } else { "a" };
+    format!("`{text}` is not {article} {kind} key: the model's {whose} have {kind} keys")
 }
 
 /// A day number, or a date `YYYY-MM-DD` as days since 1970-01-01.

@@ -10,7 +10,7 @@
 //! would each build burn and polars (see README, "Two commands").
 
 use ember_infer::{
-    ExportedModel, FactorsSpec, Keys, Manifest, ModelSpec, Precision, TensorF32, write_model,
+    ExportedModel, FactorsSpec, Key, Keys, Manifest, ModelSpec, Precision, TensorF32, write_model,
 };
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -93,11 +93,13 @@ fn main() {
         let mut user = 0i64;
         let single = median_per_call(100, || {
             user = (user + 1) % users as i64;
-            black_box(model.recommend(user, 10, &[]).unwrap());
+            black_box(model.recommend(&Key::Integer(user), 10, &[]).unwrap());
         });
         let batch = median_per_call(10, || {
             user = (user + 16) % (users as i64 - 16);
-            let queries: Vec<(i64, &[i64])> = (user..user + 16).map(|u| (u, &[][..])).collect();
+            let queries: Vec<(Key, &[Key])> = (user..user + 16)
+                .map(|u| (Key::Integer(u), &[][..]))
+                .collect();
             black_box(model.recommend_many(&queries, 10).unwrap());
         });
         println!(

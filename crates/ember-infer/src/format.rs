@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::ModelSpec;
+use crate::{Key, KeyKind, ModelSpec};
 
 /// The format version this crate writes and reads.
 ///
@@ -116,6 +116,30 @@ impl Keys {
     /// `true` when there are none.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The kind of the keys.
+    pub fn kind(&self) -> KeyKind {
+        match self {
+            Keys::Integers(_) => KeyKind::Integer,
+            Keys::Strings(_) => KeyKind::String,
+        }
+    }
+
+    /// The key at `index` (an internal id), `None` past the end.
+    pub fn get(&self, index: usize) -> Option<Key> {
+        match self {
+            Keys::Integers(keys) => keys.get(index).map(|&key| Key::Integer(key)),
+            Keys::Strings(keys) => keys.get(index).map(|key| Key::String(key.clone())),
+        }
+    }
+
+    /// The keys in order, as [`Key`]s.
+    pub fn to_keys(&self) -> Vec<Key> {
+        match self {
+            Keys::Integers(keys) => keys.iter().map(|&key| Key::Integer(key)).collect(),
+            Keys::Strings(keys) => keys.iter().map(|key| Key::String(key.clone())).collect(),
+        }
     }
 
     /// The first position whose key is not above the one before it (a repeat, or out of

@@ -60,8 +60,8 @@ mod topk;
 mod writer;
 
 pub use ember_spec::{
-    AutoRecSpec, AutoencoderSpec, CdaeSpec, FactorsSpec, Gru4RecSpec, ItemKnnSpec, LightGcnSpec,
-    MlpSpec, ModelSpec, NeuMfSpec, SpecError, TransformerSpec,
+    AutoRecSpec, AutoencoderSpec, CdaeSpec, FactorsSpec, Gru4RecSpec, ItemKnnSpec, Key, KeyKind,
+    LightGcnSpec, MlpSpec, ModelSpec, NeuMfSpec, SpecError, TransformerSpec,
 };
 pub use families::MAX_OCCLUDED;
 pub use format::{
@@ -148,9 +148,33 @@ pub enum InferError {
     UnknownId {
         /// `user` or `item`.
         what: &'static str,
-        /// The external id.
-        id: i64,
+        /// The external key, as the query gave it.
+        id: Key,
     },
+    /// A query named a user or item by a key of the other kind (a string where the model's
+    /// keys are integers, or the reverse): no such key can be the model's.
+    #[error(
+        "{what} `{id}` is not {} key: the model's {what}s have {} keys",
+        article(expected.name()),
+        expected.name()
+    )]
+    KeyKind {
+        /// `user` or `item`.
+        what: &'static str,
+        /// The key given.
+        id: Key,
+        /// The kind of the model's keys.
+        expected: KeyKind,
+    },
+}
+
+/// `a integer` reads badly: the article of a kind's name.
+fn article(name: &str) -> String {
+    if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        format!("an {name}")
+    } else {
+        format!("a {name}")
+    }
 }
 
 /// What to do with an export of a version this build does not read.

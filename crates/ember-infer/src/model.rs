@@ -15,13 +15,13 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::InferError;
 use crate::families::{self, Family, Subject, Unexplained};
 use crate::format::{
     FORMAT_VERSION, KNOWN_EXTENSIONS, Keys, Manifest, OLDEST_FORMAT_VERSION, sha256,
 };
 use crate::source::{SparseRows, Tensors};
-use crate::topk::{Scored, top_k};
+use crate::topk::{Ranked, Scored, top_k};
+use crate::{InferError, Key, KeyKind};
 
 /// Manifests larger than this are refused before parsing (a model's id maps are far smaller).
 const MAX_MANIFEST_BYTES: u64 = 1 << 30;
@@ -31,11 +31,11 @@ const MAX_MANIFEST_BYTES: u64 = 1 << 30;
 pub struct ExportedModel {
     manifest: Manifest,
     family: Arc<dyn Family>,
-    /// The manifest's keys as integers (this build serves integer keys).
-    user_ids: Vec<i64>,
-    item_ids: Vec<i64>,
-    users: HashMap<i64, u32>,
-    items: HashMap<i64, u32>,
+    /// The manifest's keys, indexed by internal id, and the internal id of each.
+    user_keys: Vec<Key>,
+    item_keys: Vec<Key>,
+    users: HashMap<Key, u32>,
+    items: HashMap<Key, u32>,
     /// Each user's known items; `None` for a format-version-1 export, which has none.
     known: Option<Arc<SparseRows>>,
     /// The day of each known item's latest interaction, aligned with `known`'s columns, when
@@ -73,10 +73,10 @@ impl Known {
 /// How a query ranks, beyond its `k`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options<'a> {
-    /// Ids never to return, whatever their score: item ids for recommendations (a
-    /// suppression list), user ids for audiences (opted-out customers). Ids the model does
-    /// not know are ignored.
-    pub exclude: &'a [i64],
+    /// Keys never to return, whatever their score: item keys for recommendations (a
+    /// suppression list), user keys for audiences (opted-out customers). Keys the model does
+    /// not know (or of the other kind) are ignored.
+    pub exclude: &'a [Key],
     /// Whether the user's known items (an item's owners, for an audience) are left out.
     pub known: Known,
     /// How many "because of" items to give with each answer (0: none); see
@@ -88,8 +88,8 @@ pub struct Options<'a> {
 /// an item's audience.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recommendation {
-    /// External id (item for recommendations, user for audiences).
-    pub id: i64,
+    /// External key (item for recommendations, user for audiences).
+    pub id: Key,
     /// Model score (higher is better).
     pub score: f32,
     /// The user's own items that weigh most in the score, strongest first (empty when not
@@ -98,10 +98,10 @@ pub struct Recommendation {
 }
 
 /// One of a user's own items, as a reason for a recommendation.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Because {
-    /// External item id: always one of the user's known items (or of the history given).
-    pub item: i64,
+    /// External item key: always one of the user's known items (or of the history given).
+    pub item: Key,
     /// Its weight, in the family's measure (cosine similarity, attention weight, or the
     /// score's drop without it); always positive.
     pub weight: f32,
@@ -127,10 +127,10 @@ pub enum ScoreScale {
     },
 }
 
-fn id_index(ids: &[i64], what: &str, path: &Path) -> Result<HashMap<i64, u32>, InferError> {
+fn id_index(ids: &[Key], what: &str, path: &Path) -> Result<HashMap<Key, u32>, InferError> {
     let mut map = HashMap::with_capacity(ids.len());
-    for (i, &id) in ids.iter().enumerate() {
-        if map.insert(id, i as u32).is_some() {
+    for (i, id) in ids.iter().enumerate() {
+        if map.insert(id.clone(), i as u32).is_some() {
             return Err(InferError::manifest(
                 path,
                 format!("{what} id {id} appears twice"),
@@ -138,6 +138,30 @@ fn id_index(ids: &[i64], what: &str, path: &Path) -> Result<HashMap<i64, u32>, I
         }
     }
     Ok(map)
+}
+
+/// The internal id of `key` in `index`, whose keys are of `kind`: an unknown key, or one of
+/// the other kind, is an error naming it as given.
+fn index_of(
+    index: &HashMap<Key, u32>,
+    kind: KeyKind,
+    what: &'static str,
+    key: &Key,
+) -> Result<u32, InferError> {
+    if key.kind() != kind {
+        return Err(InferError::KeyKind {
+            what,
+            id: key.clone(),
+            expected: kind,
+        });
+    }
+    index
+        .get(key)
+        .copied()
+        .ok_or_else(|| InferError::UnknownId {
+            what,
+            id: key.clone(),
+        })
 }
 
 /// The manifest in `bytes`, its version checked before its shape (an older manifest lacks
@@ -242,18 +266,6 @@ fn verify(
     Ok(())
 }
 
-/// The keys of `keys` as integers: this build serves integer keys.
-fn integer_keys(keys: &Keys, what: &str, path: &Path) -> Result<Vec<i64>, InferError> {
-    match keys {
-        Keys::Integers(keys) => Ok(keys.clone()),
-        Keys::Strings(_) => Err(InferError::Unsupported(format!(
-            "{}: the {what} keys are strings, and this build of ember-infer answers queries by \
-             integer keys only",
-            path.display()
-        ))),
-    }
-}
-
 impl ExportedModel {
     /// Loads and validates the model in directory `dir`.
     pub fn load(dir: &Path) -> Result<Self, InferError> {
@@ -293,10 +305,10 @@ impl ExportedModel {
             return Err(InferError::manifest(manifest_path, "no users or no items"));
         }
         verify(&manifest, weights, manifest_path, weights_path)?;
-        let user_ids = integer_keys(&manifest.user_ids, "user", manifest_path)?;
-        let item_ids = integer_keys(&manifest.item_ids, "item", manifest_path)?;
-        let users = id_index(&user_ids, "user", manifest_path)?;
-        let items = id_index(&item_ids, "item", manifest_path)?;
+        let user_keys = manifest.user_ids.to_keys();
+        let item_keys = manifest.item_ids.to_keys();
+        let users = id_index(&user_keys, "user", manifest_path)?;
+        let items = id_index(&item_keys, "item", manifest_path)?;
         let registration = families::registration(&manifest.model);
         let tensors = Tensors::parse(
             weights,
@@ -304,7 +316,7 @@ impl ExportedModel {
             manifest_path,
             manifest.precision,
             registration.stored,
-            (user_ids.len(), item_ids.len()),
+            (user_keys.len(), item_keys.len()),
         )?;
         let family = registration.load(&tensors.root())?;
         let known = Some(Arc::new(tensors.known_items()?));
@@ -316,8 +328,8 @@ impl ExportedModel {
         Ok(Self {
             manifest,
             family,
-            user_ids,
-            item_ids,
+            user_keys,
+            item_keys,
             users,
             items,
             known,
@@ -325,14 +337,39 @@ impl ExportedModel {
         })
     }
 
-    /// External user ids, indexed by internal id.
-    pub fn user_ids(&self) -> &[i64] {
-        &self.user_ids
+    /// External user keys, indexed by internal id.
+    pub fn user_ids(&self) -> &Keys {
+        &self.manifest.user_ids
     }
 
-    /// External item ids, indexed by internal id.
-    pub fn item_ids(&self) -> &[i64] {
-        &self.item_ids
+    /// External item keys, indexed by internal id.
+    pub fn item_ids(&self) -> &Keys {
+        &self.manifest.item_ids
+    }
+
+    /// The kind of the user keys: what every input naming users must hold.
+    pub fn user_key_kind(&self) -> KeyKind {
+        self.manifest.user_ids.kind()
+    }
+
+    /// The kind of the item keys.
+    pub fn item_key_kind(&self) -> KeyKind {
+        self.manifest.item_ids.kind()
+    }
+
+    /// The external key of internal user `user` (in range).
+    pub fn user_key(&self, user: u32) -> &Key {
+        &self.user_keys[user as usize]
+    }
+
+    /// The external key of internal item `item` (in range).
+    pub fn item_key(&self, item: u32) -> &Key {
+        &self.item_keys[item as usize]
+    }
+
+    /// Every user's external key, in internal order.
+    pub fn user_keys(&self) -> &[Key] {
+        &self.user_keys
     }
 
     /// The manifest.
@@ -340,20 +377,14 @@ impl ExportedModel {
         &self.manifest
     }
 
-    /// Internal id of an external user id.
-    pub fn user_index(&self, user: i64) -> Result<u32, InferError> {
-        self.users.get(&user).copied().ok_or(InferError::UnknownId {
-            what: "user",
-            id: user,
-        })
+    /// Internal id of an external user key.
+    pub fn user_index(&self, user: &Key) -> Result<u32, InferError> {
+        index_of(&self.users, self.user_key_kind(), "user", user)
     }
 
-    /// Internal id of an external item id.
-    pub fn item_index(&self, item: i64) -> Result<u32, InferError> {
-        self.items.get(&item).copied().ok_or(InferError::UnknownId {
-            what: "item",
-            id: item,
-        })
+    /// Internal id of an external item key.
+    pub fn item_index(&self, item: &Key) -> Result<u32, InferError> {
+        index_of(&self.items, self.item_key_kind(), "item", item)
     }
 
     /// Whether the export carries each user's known items (format version 2 on). A
@@ -416,26 +447,26 @@ impl ExportedModel {
             .collect()
     }
 
-    /// The known items of `user` that `policy` leaves out, as external item ids in internal
+    /// The known items of `user` that `policy` leaves out, as external item keys in internal
     /// order: what the user counts as having for a decision under that policy.
-    pub fn left_out_items(&self, user: i64, policy: Known) -> Result<Vec<i64>, InferError> {
+    pub fn left_out_items(&self, user: &Key, policy: Known) -> Result<Vec<Key>, InferError> {
         self.check_exclusion(policy)?;
         let u = self.user_index(user)?;
         Ok(self
             .left_out_internal(u, policy)
             .into_iter()
-            .map(|i| self.item_ids[i as usize])
+            .map(|i| self.item_key(i).clone())
             .collect())
     }
 
-    /// The known items of `user`, as external item ids in internal order; empty for an export
-    /// without known items.
-    pub fn known_items(&self, user: i64) -> Result<Vec<i64>, InferError> {
+    /// The known items of `user`, as external item keys in internal order; empty for an
+    /// export without known items.
+    pub fn known_items(&self, user: &Key) -> Result<Vec<Key>, InferError> {
         let u = self.user_index(user)?;
         Ok(self
             .known_internal(u)
             .iter()
-            .map(|&i| self.item_ids[i as usize])
+            .map(|&i| self.item_key(i).clone())
             .collect())
     }
 
@@ -456,11 +487,11 @@ impl ExportedModel {
         self.family.user_scores(&[user as usize]).remove(0)
     }
 
-    /// Scores of (user, item) pairs given by external ids (known items included).
-    pub fn score(&self, pairs: &[(i64, i64)]) -> Result<Vec<f32>, InferError> {
+    /// Scores of (user, item) pairs given by external keys (known items included).
+    pub fn score(&self, pairs: &[(Key, Key)]) -> Result<Vec<f32>, InferError> {
         let pairs = pairs
             .iter()
-            .map(|&(u, i)| Ok((self.user_index(u)?, self.item_index(i)?)))
+            .map(|(u, i)| Ok((self.user_index(u)?, self.item_index(i)?)))
             .collect::<Result<Vec<_>, InferError>>()?;
         Ok(self.score_internal_pairs(&pairs))
     }
@@ -477,9 +508,9 @@ impl ExportedModel {
         self.family.pair_scores(&pairs)
     }
 
-    /// Marks the items of `exclude` (external ids; unknown ones ignored) and the `owned`
+    /// Marks the items of `exclude` (external keys; unknown ones ignored) and the `owned`
     /// internal items with NaN, which top-k passes over.
-    fn leave_out(&self, scores: &mut [f32], exclude: &[i64], owned: &[u32]) {
+    fn leave_out(&self, scores: &mut [f32], exclude: &[Key], owned: &[u32]) {
         for i in exclude.iter().filter_map(|i| self.items.get(i)) {
             scores[*i as usize] = f32::NAN;
         }
@@ -493,11 +524,13 @@ impl ExportedModel {
     /// ordered by external id. [`Self::recommend_for`] takes the opt-out and explanations.
     pub fn recommend(
         &self,
-        user: i64,
+        user: &Key,
         k: usize,
-        exclude: &[i64],
+        exclude: &[Key],
     ) -> Result<Vec<Scored>, InferError> {
-        Ok(self.recommend_many(&[(user, exclude)], k)?.remove(0))
+        Ok(self
+            .recommend_many(&[(user.clone(), exclude)], k)?
+            .remove(0))
     }
 
     /// [`Self::recommend`] for many `(user, exclude)` queries at once. For MF, GMF and LightGCN
@@ -505,12 +538,12 @@ impl ExportedModel {
     /// what bounds a single query's latency on a large catalogue.
     pub fn recommend_many(
         &self,
-        queries: &[(i64, &[i64])],
+        queries: &[(Key, &[Key])],
         k: usize,
     ) -> Result<Vec<Vec<Scored>>, InferError> {
         let users = queries
             .iter()
-            .map(|&(user, _)| Ok(self.user_index(user)? as usize))
+            .map(|(user, _)| Ok(self.user_index(user)? as usize))
             .collect::<Result<Vec<_>, InferError>>()?;
         let mut scores = self.family.user_scores(&users);
         Ok(queries
@@ -519,7 +552,7 @@ impl ExportedModel {
             .zip(&mut scores)
             .map(|((&(_, exclude), &u), scores)| {
                 self.leave_out(scores, exclude, self.known_internal(u as u32));
-                top_k(scores, &self.item_ids, k)
+                self.scored_items(top_k(scores, k))
             })
             .collect())
     }
@@ -528,11 +561,13 @@ impl ExportedModel {
     /// from leaving out known items, and explanations.
     pub fn recommend_for(
         &self,
-        user: i64,
+        user: &Key,
         k: usize,
         options: &Options<'_>,
     ) -> Result<Vec<Recommendation>, InferError> {
-        Ok(self.recommend_many_for(&[user], k, options)?.remove(0))
+        Ok(self
+            .recommend_many_for(std::slice::from_ref(user), k, options)?
+            .remove(0))
     }
 
     /// [`Self::recommend_for`] for many users with the same options (a batch with one
@@ -540,14 +575,14 @@ impl ExportedModel {
     /// [`Self::recommend_many`] does. The answers are in the order of `users`.
     pub fn recommend_many_for(
         &self,
-        users: &[i64],
+        users: &[Key],
         k: usize,
         options: &Options<'_>,
     ) -> Result<Vec<Vec<Recommendation>>, InferError> {
         self.check_exclusion(options.known)?;
         let internal = users
             .iter()
-            .map(|&user| Ok(self.user_index(user)? as usize))
+            .map(|user| Ok(self.user_index(user)? as usize))
             .collect::<Result<Vec<_>, InferError>>()?;
         let mut scores = self.family.user_scores(&internal);
         internal
@@ -557,7 +592,7 @@ impl ExportedModel {
                 let known = self.known_internal(u as u32);
                 let owned = self.left_out_internal(u as u32, options.known);
                 self.leave_out(scores, options.exclude, &owned);
-                let top = top_k(scores, &self.item_ids, k);
+                let top = top_k(scores, k);
                 let subject = Subject::User {
                     user: u,
                     known: self.known.as_ref().map(|_| known),
@@ -570,11 +605,11 @@ impl ExportedModel {
     /// Attaches to each of `top` (items) its explanation for `subject`, `n` items long.
     fn explained(
         &self,
-        top: Vec<Scored>,
+        top: Vec<Ranked>,
         subject: Subject<'_>,
         n: usize,
     ) -> Result<Vec<Recommendation>, InferError> {
-        let targets: Vec<u32> = top.iter().map(|s| self.items[&s.id]).collect();
+        let targets: Vec<u32> = top.iter().map(|s| s.index).collect();
         let because = if n == 0 {
             vec![Vec::new(); top.len()]
         } else {
@@ -584,11 +619,21 @@ impl ExportedModel {
             .into_iter()
             .zip(because)
             .map(|(s, because)| Recommendation {
-                id: s.id,
+                id: self.item_key(s.index).clone(),
                 score: s.score,
                 because,
             })
             .collect())
+    }
+
+    /// `top` (internal items) named by their external keys.
+    fn scored_items(&self, top: Vec<Ranked>) -> Vec<Scored> {
+        top.into_iter()
+            .map(|s| Scored {
+                id: self.item_key(s.index).clone(),
+                score: s.score,
+            })
+            .collect()
     }
 
     /// The `n` strongest positive reasons of `subject` for each internal item of `targets`.
@@ -608,16 +653,13 @@ impl ExportedModel {
             .zip(&targets)
             .map(|(mut weights, &t)| {
                 weights.retain(|&(i, w)| w > 0.0 && w.is_finite() && i as usize != t);
-                let ids = &self.item_ids;
-                weights.sort_by(|a, b| {
-                    b.1.total_cmp(&a.1)
-                        .then(ids[a.0 as usize].cmp(&ids[b.0 as usize]))
-                });
+                // Internal order is key order (the manifest's keys ascend).
+                weights.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
                 weights.truncate(n);
                 weights
                     .into_iter()
                     .map(|(i, weight)| Because {
-                        item: ids[i as usize],
+                        item: self.item_key(i).clone(),
                         weight,
                     })
                     .collect()
@@ -647,14 +689,14 @@ impl ExportedModel {
     /// own items: an explanation may be shorter than `n`, or empty.
     pub fn explain(
         &self,
-        user: i64,
-        items: &[i64],
+        user: &Key,
+        items: &[Key],
         n: usize,
     ) -> Result<Vec<Vec<Because>>, InferError> {
         let u = self.user_index(user)?;
         let targets = items
             .iter()
-            .map(|&i| self.item_index(i))
+            .map(|i| self.item_index(i))
             .collect::<Result<Vec<_>, _>>()?;
         let subject = Subject::User {
             user: u as usize,
@@ -663,9 +705,9 @@ impl ExportedModel {
         self.because(subject, &targets, n)
     }
 
-    /// The history items of a user given by `history` (external ids, oldest first; unknown
+    /// The history items of a user given by `history` (external keys, oldest first; unknown
     /// ones ignored), as internal ids.
-    fn history_items(&self, history: &[i64]) -> Vec<u32> {
+    fn history_items(&self, history: &[Key]) -> Vec<u32> {
         history
             .iter()
             .filter_map(|i| self.items.get(i).copied())
@@ -675,14 +717,14 @@ impl ExportedModel {
     /// [`Self::explain`] for a user given by their item history (history-based models).
     pub fn explain_history(
         &self,
-        history: &[i64],
-        items: &[i64],
+        history: &[Key],
+        items: &[Key],
         n: usize,
     ) -> Result<Vec<Vec<Because>>, InferError> {
         let own = self.history_items(history);
         let targets = items
             .iter()
-            .map(|&i| self.item_index(i))
+            .map(|i| self.item_index(i))
             .collect::<Result<Vec<_>, _>>()?;
         self.because(Subject::History(&own), &targets, n)
     }
@@ -695,9 +737,9 @@ impl ExportedModel {
     /// [`InferError::Unsupported`].
     pub fn recommend_history(
         &self,
-        history: &[i64],
+        history: &[Key],
         k: usize,
-        exclude: &[i64],
+        exclude: &[Key],
     ) -> Result<Vec<Scored>, InferError> {
         let options = Options {
             exclude,
@@ -718,7 +760,7 @@ impl ExportedModel {
     /// no days, so [`Known::Since`] is refused.
     pub fn recommend_history_for(
         &self,
-        history: &[i64],
+        history: &[Key],
         k: usize,
         options: &Options<'_>,
     ) -> Result<Vec<Recommendation>, InferError> {
@@ -739,14 +781,14 @@ impl ExportedModel {
             _ => &items,
         };
         self.leave_out(&mut scores, options.exclude, owned);
-        let top = top_k(&scores, &self.item_ids, k);
+        let top = top_k(&scores, k);
         self.explained(top, Subject::History(&items), options.explain)
     }
 
     /// The `k` users most likely to want `item` (campaign targeting), leaving out those who
     /// already have it (their known items hold it). For an autoencoder or a sequence model
     /// this computes every user's row once.
-    pub fn audience(&self, item: i64, k: usize) -> Result<Vec<Scored>, InferError> {
+    pub fn audience(&self, item: &Key, k: usize) -> Result<Vec<Scored>, InferError> {
         Ok(self
             .audience_for(item, k, &Options::default())?
             .into_iter()
@@ -763,13 +805,13 @@ impl ExportedModel {
     /// ranks every user (for gains curves).
     pub fn audience_for(
         &self,
-        item: i64,
+        item: &Key,
         k: usize,
         options: &Options<'_>,
     ) -> Result<Vec<Recommendation>, InferError> {
         self.check_exclusion(options.known)?;
         let i = self.item_index(item)?;
-        let users = self.user_ids.len();
+        let users = self.user_keys.len();
         let mut scores = self.family.audience_scores(i as usize, users);
         for u in options.exclude.iter().filter_map(|u| self.users.get(u)) {
             scores[*u as usize] = f32::NAN;
@@ -783,13 +825,13 @@ impl ExportedModel {
                 }
             }
         }
-        let top = top_k(&scores, &self.user_ids, k);
+        let top = top_k(&scores, k);
         top.into_iter()
             .map(|s| {
                 let because = if options.explain == 0 {
                     Vec::new()
                 } else {
-                    let u = self.users[&s.id];
+                    let u = s.index;
                     let subject = Subject::User {
                         user: u as usize,
                         known: self.known.as_ref().map(|_| self.known_internal(u)),
@@ -797,7 +839,7 @@ impl ExportedModel {
                     self.because(subject, &[i], options.explain)?.remove(0)
                 };
                 Ok(Recommendation {
-                    id: s.id,
+                    id: self.user_key(s.index).clone(),
                     score: s.score,
                     because,
                 })
@@ -812,7 +854,7 @@ impl ExportedModel {
     /// the user's rating row; SASRec, BERT4Rec: the final position's state; GRU4Rec: the last
     /// state. I-AutoRec encodes items and answers [`InferError::Unsupported`]. All users of
     /// a model have vectors of the same length.
-    pub fn user_vector(&self, user: i64) -> Result<Vec<f32>, InferError> {
+    pub fn user_vector(&self, user: &Key) -> Result<Vec<f32>, InferError> {
         let u = self.user_index(user)?;
         self.family.user_vector(u as usize)
     }

@@ -1,29 +1,45 @@
-//! Top-k: the `k` best of a score per id, best first. Ties go to the smaller external id, so
-//! the answer does not depend on the internal order; NaN scores (excluded items) never enter.
+//! Top-k: the `k` best of a score per internal id, best first. Ties go to the smaller internal
+//! id, which is the smaller external key: a manifest's keys are strictly ascending (integers
+//! by value, strings by their bytes, as [`crate::Key`] orders them). NaN scores (excluded
+//! items) never enter.
 
-/// An external id with its score.
-#[derive(Debug, Clone, Copy, PartialEq)]
+use crate::Key;
+
+/// An external key with its score.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Scored {
-    /// External id (item for recommendations, user for audiences).
-    pub id: i64,
+    /// External key (item for recommendations, user for audiences).
+    pub id: Key,
     /// Model score (a logit: higher is better).
     pub score: f32,
+}
+
+/// An internal id with its score, as top-k ranks them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Ranked {
+    /// Internal id (item for recommendations, user for audiences).
+    pub(crate) index: u32,
+    /// Model score.
+    pub(crate) score: f32,
 }
 
 /// Above this `k`, top-k sorts every score instead of keeping a bounded insertion list, whose
 /// inserts cost `O(k)` each (an audience or a gains curve ranks every user).
 const SORT_ABOVE: usize = 512;
 
-/// The `k` best of `scores` (NaN: left out), named by `ids`, best first, ties by id ascending.
-pub(crate) fn top_k(scores: &[f32], ids: &[i64], k: usize) -> Vec<Scored> {
+/// The `k` best of `scores` (NaN: left out), by internal id, best first, ties by id ascending.
+pub(crate) fn top_k(scores: &[f32], k: usize) -> Vec<Ranked> {
     if k > SORT_ABOVE {
-        let mut all: Vec<Scored> = scores
+        let mut all: Vec<Ranked> = scores
             .iter()
-            .zip(ids)
-            .filter(|(s, _)| !s.is_nan())
-            .map(|(&score, &id)| Scored { id, score })
+            .enumerate()
+            .filter(|(_, s)| !s.is_nan())
+            .map(|(i, &score)| Ranked {
+                index: i as u32,
+                score,
+            })
             .collect();
-        all.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        all.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.index.cmp(&b.index)));
         all.truncate(k);
         return all;
     }
@@ -31,7 +47,10 @@ pub(crate) fn top_k(scores: &[f32], ids: &[i64], k: usize) -> Vec<Scored> {
     for (i, &score) in scores.iter().enumerate() {
         // Most items lose against the current k-th best: one comparison, nothing built.
         if score >= best.threshold {
-            best.push(Scored { id: ids[i], score });
+            best.push(Ranked {
+                index: i as u32,
+                score,
+            });
         }
     }
     best.items
@@ -40,7 +59,7 @@ pub(crate) fn top_k(scores: &[f32], ids: &[i64], k: usize) -> Vec<Scored> {
 /// The best `k` seen so far, best first, in a bounded insertion list: k is small in serving.
 struct TopK {
     k: usize,
-    items: Vec<Scored>,
+    items: Vec<Ranked>,
     /// Scores below this cannot enter (the k-th best's score once there are k).
     threshold: f32,
 }
@@ -54,9 +73,9 @@ impl TopK {
         }
     }
 
-    fn push(&mut self, s: Scored) {
+    fn push(&mut self, s: Ranked) {
         let better =
-            |a: &Scored, b: &Scored| a.score > b.score || (a.score == b.score && a.id < b.id);
+            |a: &Ranked, b: &Ranked| a.score > b.score || (a.score == b.score && a.index < b.index);
         if self.k == 0 || s.score.is_nan() {
             return;
         }
@@ -79,11 +98,10 @@ mod tests {
     #[test]
     fn ties_go_to_the_smaller_id_and_nan_is_left_out() {
         let scores = [0.5, f32::NAN, 0.9, 0.5, 0.1];
-        let ids = [40, 10, 30, 20, 50];
-        let top: Vec<i64> = top_k(&scores, &ids, 3).iter().map(|s| s.id).collect();
-        assert_eq!(top, vec![30, 20, 40]);
-        assert!(top_k(&scores, &ids, 0).is_empty());
-        assert_eq!(top_k(&scores, &ids, 10).len(), 4);
+        let top: Vec<u32> = top_k(&scores, 3).iter().map(|s| s.index).collect();
+        assert_eq!(top, vec![2, 0, 3]);
+        assert!(top_k(&scores, 0).is_empty());
+        assert_eq!(top_k(&scores, 10).len(), 4);
     }
 
     /// A large k sorts instead of inserting: the same answer.
@@ -99,14 +117,15 @@ mod tests {
                 }
             })
             .collect();
-        let ids: Vec<i64> = (0..n as i64).rev().collect();
         let mut small = TopK::new(SORT_ABOVE + 100);
-        scores
-            .iter()
-            .zip(&ids)
-            .for_each(|(&score, &id)| small.push(Scored { id, score }));
-        assert_eq!(top_k(&scores, &ids, SORT_ABOVE + 100), small.items);
-        let all = top_k(&scores, &ids, n);
+        scores.iter().enumerate().for_each(|(i, &score)| {
+            small.push(Ranked {
+                index: i as u32,
+                score,
+            })
+        });
+        assert_eq!(top_k(&scores, SORT_ABOVE + 100), small.items);
+        let all = top_k(&scores, n);
         assert_eq!(all.len(), n - n.div_ceil(97));
     }
 }

@@ -4,7 +4,7 @@
 
 use ember_infer::{
     AutoRecSpec, AutoencoderSpec, CdaeSpec, ExportedModel, FactorsSpec, Gru4RecSpec, ItemKnnSpec,
-    Keys, Known, KnownItems, LightGcnSpec, Manifest, MlpSpec, ModelData, ModelSpec, NeuMfSpec,
+    Key, Keys, Known, KnownItems, LightGcnSpec, Manifest, MlpSpec, ModelData, ModelSpec, NeuMfSpec,
     Options, Precision, TensorF32, TransformerSpec, write_model_known, write_model_with,
 };
 use std::path::Path;
@@ -306,8 +306,16 @@ fn name(model: &ExportedModel) -> String {
     serde_json::to_string(&model.manifest().model).unwrap()
 }
 
-fn external(items: &[u32]) -> Vec<i64> {
-    items.iter().map(|&i| 100 + i as i64).collect()
+fn external(items: &[u32]) -> Vec<Key> {
+    items
+        .iter()
+        .map(|&i| Key::Integer(100 + i as i64))
+        .collect()
+}
+
+/// Integer keys.
+fn keys(ids: &[i64]) -> Vec<Key> {
+    ids.iter().map(|&id| Key::Integer(id)).collect()
 }
 
 #[test]
@@ -317,12 +325,12 @@ fn queries_leave_known_items_out_unless_asked() {
         let name = name(&model);
         assert!(model.has_known_items());
         for (u, known) in known().iter().enumerate() {
-            let user = 10 + u as i64;
+            let user = Key::Integer(10 + u as i64);
             let mut expected = known.clone();
             expected.sort_unstable();
             expected.dedup();
-            assert_eq!(model.known_items(user).unwrap(), external(&expected));
-            let top = model.recommend(user, ITEMS, &[]).unwrap();
+            assert_eq!(model.known_items(&user).unwrap(), external(&expected));
+            let top = model.recommend(&user, ITEMS, &[]).unwrap();
             assert_eq!(top.len(), ITEMS - expected.len(), "{name}");
             assert!(
                 top.iter().all(|s| !external(known).contains(&s.id)),
@@ -333,10 +341,10 @@ fn queries_leave_known_items_out_unless_asked() {
                 known: Known::Include,
                 ..Options::default()
             };
-            let all = model.recommend_for(user, ITEMS, &include).unwrap();
+            let all = model.recommend_for(&user, ITEMS, &include).unwrap();
             assert_eq!(all.len(), ITEMS, "{name}");
             for r in &all {
-                let score = model.score(&[(user, r.id)]).unwrap()[0];
+                let score = model.score(&[(user.clone(), r.id.clone())]).unwrap()[0];
                 assert!(
                     (r.score - score).abs() < 1e-5,
                     "{name}: {} vs {score}",
@@ -344,37 +352,43 @@ fn queries_leave_known_items_out_unless_asked() {
                 );
             }
             // A suppression list is left out on top of the known items.
-            let suppress = [top[0].id];
+            let suppress = [top[0].id.clone()];
             let options = Options {
                 exclude: &suppress,
                 ..Options::default()
             };
-            let fewer = model.recommend_for(user, ITEMS, &options).unwrap();
+            let fewer = model.recommend_for(&user, ITEMS, &options).unwrap();
             assert_eq!(fewer.len(), top.len() - 1);
             assert!(fewer.iter().all(|r| r.id != suppress[0]));
         }
         // Batched answers equal single ones.
-        let users: Vec<i64> = (10..10 + USERS as i64).collect();
+        let users: Vec<Key> = (10..10 + USERS as i64).map(Key::Integer).collect();
         let many = model
             .recommend_many_for(&users, 4, &Options::default())
             .unwrap();
         for (user, answer) in users.iter().zip(&many) {
-            let single = model.recommend(*user, 4, &[]).unwrap();
-            let ids: Vec<i64> = answer.iter().map(|r| r.id).collect();
-            assert_eq!(ids, single.iter().map(|s| s.id).collect::<Vec<_>>());
+            let single = model.recommend(user, 4, &[]).unwrap();
+            let ids: Vec<Key> = answer.iter().map(|r| r.id.clone()).collect();
+            assert_eq!(ids, single.iter().map(|s| s.id.clone()).collect::<Vec<_>>());
         }
         // An audience leaves out the item's owners: item 102 is known to users 10 (2 = 0 + 2),
         // 11 (2 = 2·1) and 12 (2).
-        let audience = model.audience(102, USERS).unwrap();
-        let ids: Vec<i64> = audience.iter().map(|s| s.id).collect();
+        let audience = model.audience(&Key::Integer(102), USERS).unwrap();
+        let ids: Vec<Key> = audience.iter().map(|s| s.id.clone()).collect();
         assert_eq!(ids.len(), USERS - 3, "{name}: {ids:?}");
-        assert!(ids.iter().all(|u| ![10, 11, 12].contains(u)), "{name}");
+        assert!(
+            ids.iter().all(|u| !keys(&[10, 11, 12]).contains(u)),
+            "{name}"
+        );
         let include = Options {
             known: Known::Include,
             ..Options::default()
         };
         assert_eq!(
-            model.audience_for(102, USERS, &include).unwrap().len(),
+            model
+                .audience_for(&Key::Integer(102), USERS, &include)
+                .unwrap()
+                .len(),
             USERS
         );
     }
@@ -386,14 +400,14 @@ fn explanations_name_only_the_users_own_items() {
     for model in models(dir.path()) {
         let name = name(&model);
         for (u, known) in known().iter().enumerate() {
-            let user = 10 + u as i64;
+            let user = Key::Integer(10 + u as i64);
             let own = external(known);
             let options = Options {
                 explain: 5,
                 known: Known::Include,
                 ..Options::default()
             };
-            let answers = model.recommend_for(user, ITEMS, &options).unwrap();
+            let answers = model.recommend_for(&user, ITEMS, &options).unwrap();
             let mut explained = 0;
             for r in &answers {
                 assert!(r.because.len() <= 5);
@@ -421,8 +435,8 @@ fn explanations_name_only_the_users_own_items() {
                 );
             }
             // The direct query gives the same explanations.
-            let ids: Vec<i64> = answers.iter().map(|r| r.id).collect();
-            let direct = model.explain(user, &ids, 5).unwrap();
+            let ids: Vec<Key> = answers.iter().map(|r| r.id.clone()).collect();
+            let direct = model.explain(&user, &ids, 5).unwrap();
             for (r, because) in answers.iter().zip(direct) {
                 assert_eq!(r.because, because, "{name}");
             }
@@ -432,8 +446,11 @@ fn explanations_name_only_the_users_own_items() {
             explain: 3,
             ..Options::default()
         };
-        for member in model.audience_for(105, USERS, &options).unwrap() {
-            let own = external(&known()[(member.id - 10) as usize]);
+        for member in model
+            .audience_for(&Key::Integer(105), USERS, &options)
+            .unwrap()
+        {
+            let own = external(&known()[(member.id.as_integer().unwrap() - 10) as usize]);
             assert!(
                 member.because.iter().all(|b| own.contains(&b.item)),
                 "{name}"
@@ -466,17 +483,27 @@ fn mf_explains_by_the_cosine_of_item_embeddings() {
     let out = dir.path().join("mf");
     write_model_with(&out, &m, &tensors, ModelData::None, &[vec![3, 0, 2, 0]]).unwrap();
     let model = ExportedModel::load(&out).unwrap();
-    assert_eq!(model.known_items(10).unwrap(), vec![100, 102, 103]);
+    assert_eq!(
+        model.known_items(&Key::Integer(10)).unwrap(),
+        keys(&[100, 102, 103])
+    );
     let options = Options {
         explain: 3,
         ..Options::default()
     };
-    let top = model.recommend_for(10, 3, &options).unwrap();
+    let top = model.recommend_for(&Key::Integer(10), 3, &options).unwrap();
     assert_eq!(top.len(), 1);
-    assert_eq!(top[0].id, 101);
-    let because: Vec<(i64, f32)> = top[0].because.iter().map(|b| (b.item, b.weight)).collect();
+    assert_eq!(top[0].id, Key::Integer(101));
+    let because: Vec<(Key, f32)> = top[0]
+        .because
+        .iter()
+        .map(|b| (b.item.clone(), b.weight))
+        .collect();
     assert_eq!(because.len(), 2);
-    assert_eq!((because[0].0, because[1].0), (100, 102));
+    assert_eq!(
+        (&because[0].0, &because[1].0),
+        (&Key::Integer(100), &Key::Integer(102))
+    );
     for (_, w) in because {
         assert!((w - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6, "{w}");
     }
@@ -493,29 +520,30 @@ fn occlusion_and_attention_weights_are_what_the_docs_say() {
         known: Known::Include,
         ..Options::default()
     };
-    let history = [101, 104, 107];
+    let history = keys(&[101, 104, 107]);
+    let target = keys(&[105]);
     for model in models(dir.path()) {
         let kind = model.manifest().model.kind();
-        let score_of = |history: &[i64], item: i64| {
+        let score_of = |history: &[Key], item: &Key| {
             model
                 .recommend_history_for(history, ITEMS, &include)
                 .unwrap()
                 .into_iter()
-                .find(|r| r.id == item)
+                .find(|r| r.id == *item)
                 .unwrap()
                 .score
         };
         match kind {
             "mult_dae" | "mult_vae" | "cdae" | "gru4rec" | "item_knn" => {
                 let because = model
-                    .explain_history(&history, &[105], 10)
+                    .explain_history(&history, &target, 10)
                     .unwrap()
                     .remove(0);
-                let full = score_of(&history, 105);
-                for &c in &history {
-                    let without: Vec<i64> = history.iter().copied().filter(|&i| i != c).collect();
-                    let drop = full - score_of(&without, 105);
-                    match because.iter().find(|b| b.item == c) {
+                let full = score_of(&history, &target[0]);
+                for c in &history {
+                    let without: Vec<Key> = history.iter().filter(|&i| i != c).cloned().collect();
+                    let drop = full - score_of(&without, &target[0]);
+                    match because.iter().find(|b| b.item == *c) {
                         Some(b) => assert!((b.weight - drop).abs() < 1e-5, "{kind}: {b:?} {drop}"),
                         None => assert!(drop <= 0.0, "{kind}: {c} dropped {drop}"),
                     }
@@ -523,7 +551,7 @@ fn occlusion_and_attention_weights_are_what_the_docs_say() {
             }
             "sasrec" => {
                 let because = model
-                    .explain_history(&history, &[105], 10)
+                    .explain_history(&history, &target, 10)
                     .unwrap()
                     .remove(0);
                 let total: f32 = because.iter().map(|b| b.weight).sum();
@@ -532,7 +560,7 @@ fn occlusion_and_attention_weights_are_what_the_docs_say() {
             }
             "bert4rec" => {
                 let because = model
-                    .explain_history(&history, &[105], 10)
+                    .explain_history(&history, &target, 10)
                     .unwrap()
                     .remove(0);
                 let total: f32 = because.iter().map(|b| b.weight).sum();
@@ -540,7 +568,7 @@ fn occlusion_and_attention_weights_are_what_the_docs_say() {
                 assert!(total > 0.0 && total < 1.0, "{total}");
             }
             _ => {
-                let err = model.explain_history(&history, &[105], 3).unwrap_err();
+                let err = model.explain_history(&history, &target, 3).unwrap_err();
                 assert!(err.to_string().contains("ask with `user`"), "{kind}: {err}");
             }
         }
@@ -558,7 +586,10 @@ fn every_kind_but_item_based_autorec_has_user_vectors() {
             ModelSpec::NeuMf(_) => 8,
             ModelSpec::MultDae(_) | ModelSpec::MultVae(_) | ModelSpec::Cdae(_) => 3,
             ModelSpec::AutoRec(s) if s.item_based => {
-                let err = model.user_vector(10).unwrap_err().to_string();
+                let err = model
+                    .user_vector(&Key::Integer(10))
+                    .unwrap_err()
+                    .to_string();
                 assert!(
                     err.contains("item_based: true") && err.contains("no user vector"),
                     "{err}"
@@ -572,7 +603,7 @@ fn every_kind_but_item_based_autorec_has_user_vectors() {
             ModelSpec::ItemKnn(_) => ITEMS,
         };
         let vectors: Vec<Vec<f32>> = (10..10 + USERS as i64)
-            .map(|u| model.user_vector(u).unwrap())
+            .map(|u| model.user_vector(&Key::Integer(u)).unwrap())
             .collect();
         assert!(vectors.iter().all(|v| v.len() == expected), "{spec:?}");
         assert!(vectors.iter().flatten().all(|x| x.is_finite()));
@@ -591,7 +622,7 @@ fn regression_neumf_history_query_answers_in_the_apis_words() {
         .find(|m| m.manifest().model.kind() == "neumf")
         .unwrap();
     let err = model
-        .recommend_history(&[101], 3, &[])
+        .recommend_history(&keys(&[101]), 3, &[])
         .unwrap_err()
         .to_string();
     assert_eq!(
@@ -599,7 +630,13 @@ fn regression_neumf_history_query_answers_in_the_apis_words() {
         "model kind `neumf` scores the users it was trained on by id: ask with `user`, not \
          `history`"
     );
-    for text in [err, model.user_vector(99).unwrap_err().to_string()] {
+    for text in [
+        err,
+        model
+            .user_vector(&Key::Integer(99))
+            .unwrap_err()
+            .to_string(),
+    ] {
         assert!(!text.contains("Spec") && !text.contains('{'), "{text}");
     }
 }
@@ -620,16 +657,20 @@ fn since_a_day_leaves_out_only_what_was_had_from_that_day() {
             ..Options::default()
         };
         let ids = |user, day| -> Vec<i64> {
-            let top = model.recommend_for(user, ITEMS, &since(day)).unwrap();
-            top.iter().map(|r| r.id).collect()
+            let top = model
+                .recommend_for(&Key::Integer(user), ITEMS, &since(day))
+                .unwrap();
+            top.iter().map(|r| r.id.as_integer().unwrap()).collect()
         };
         // Since day 200, user 13 gets item 103 back but not 105 nor 106.
         let top = ids(13, 200);
         assert_eq!(top.len(), ITEMS - 2, "{name}");
         assert!(top.contains(&103) && !top.contains(&105) && !top.contains(&106));
         assert_eq!(
-            model.left_out_items(13, Known::Since(200)).unwrap(),
-            [105, 106]
+            model
+                .left_out_items(&Key::Integer(13), Known::Since(200))
+                .unwrap(),
+            keys(&[105, 106])
         );
         // Since day 301 nothing is left out; since day 100, everything.
         assert_eq!(ids(13, 301).len(), ITEMS, "{name}");
@@ -637,10 +678,10 @@ fn since_a_day_leaves_out_only_what_was_had_from_that_day() {
         // Item 102's owners: users 10 (day 200), 11 (2 = 2·1, day 300) and 12 (2, day 100).
         // Since day 250 only user 11 is left out of its audience.
         let audience: Vec<i64> = model
-            .audience_for(102, USERS, &since(250))
+            .audience_for(&Key::Integer(102), USERS, &since(250))
             .unwrap()
             .iter()
-            .map(|r| r.id)
+            .map(|r| r.id.as_integer().unwrap())
             .collect();
         assert_eq!(audience.len(), USERS - 1, "{name}: {audience:?}");
         assert!(!audience.contains(&11), "{name}");
@@ -661,9 +702,13 @@ fn since_a_day_needs_days_the_export_and_the_query_have() {
                    all or none";
     for model in &models {
         assert!(!model.has_known_days());
-        let err = model.recommend_for(10, 3, &since).unwrap_err();
+        let err = model
+            .recommend_for(&Key::Integer(10), 3, &since)
+            .unwrap_err();
         assert_eq!(err.to_string(), message, "{}", name(model));
-        let err = model.audience_for(102, 3, &since).unwrap_err();
+        let err = model
+            .audience_for(&Key::Integer(102), 3, &since)
+            .unwrap_err();
         assert_eq!(err.to_string(), message, "{}", name(model));
     }
     // A history has no dates at all.
@@ -672,7 +717,7 @@ fn since_a_day_needs_days_the_export_and_the_query_have() {
         .find(|m| m.manifest().model.kind() == "sasrec")
         .unwrap();
     let err = sasrec
-        .recommend_history_for(&[101, 102], 3, &since)
+        .recommend_history_for(&keys(&[101, 102]), 3, &since)
         .unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -788,10 +833,11 @@ fn seed_exports_carry_known_items() {
     )
     .unwrap();
     assert!(model.has_known_items());
-    assert_eq!(model.known_items(10).unwrap(), vec![100, 103]);
-    let because = model.explain(10, &[101], 3).unwrap().remove(0);
+    let user = Key::Integer(10);
+    assert_eq!(model.known_items(&user).unwrap(), keys(&[100, 103]));
+    let because = model.explain(&user, &keys(&[101]), 3).unwrap().remove(0);
     assert!(
-        because.iter().all(|b| [100, 103].contains(&b.item)),
+        because.iter().all(|b| keys(&[100, 103]).contains(&b.item)),
         "{because:?}"
     );
 }

@@ -2,11 +2,26 @@
 //! shared between threads.
 
 use ember_infer::{
-    ExportedModel, FORMAT_VERSION, FactorsSpec, InferError, Keys, Manifest, MlpSpec, ModelSpec,
-    Precision, TensorF32, write_model,
+    ExportedModel, FORMAT_VERSION, FactorsSpec, InferError, Key, Keys, Manifest, MlpSpec,
+    ModelSpec, Precision, TensorF32, write_model,
 };
 use std::path::Path;
 use std::sync::Arc;
+
+/// An integer key.
+fn k(id: i64) -> Key {
+    Key::Integer(id)
+}
+
+/// Integer keys.
+fn keys(ids: &[i64]) -> Vec<Key> {
+    ids.iter().map(|&id| Key::Integer(id)).collect()
+}
+
+/// The integer keys of answers.
+fn ids(answers: &[ember_infer::Scored]) -> Vec<i64> {
+    answers.iter().map(|s| s.id.as_integer().unwrap()).collect()
+}
 
 fn manifest(precision: Precision) -> Manifest {
     let mut manifest = Manifest::new(
@@ -63,25 +78,19 @@ fn queries_use_external_ids() {
     let dir = tempfile::tempdir().unwrap();
     let model = ExportedModel::load(&written(dir.path(), Precision::F32)).unwrap();
     // User 10 = [1, 0]: item scores 0.5, 0.2, 0.5 — the tie 100/300 goes by id.
-    let top = model.recommend(10, 3, &[]).unwrap();
-    assert_eq!(
-        top.iter().map(|s| s.id).collect::<Vec<_>>(),
-        vec![100, 300, 200]
-    );
-    let top = model.recommend(10, 2, &[100]).unwrap();
-    assert_eq!(top.iter().map(|s| s.id).collect::<Vec<_>>(), vec![300, 200]);
+    let top = model.recommend(&k(10), 3, &[]).unwrap();
+    assert_eq!(ids(&top), vec![100, 300, 200]);
+    let top = model.recommend(&k(10), 2, &keys(&[100])).unwrap();
+    assert_eq!(ids(&top), vec![300, 200]);
     // Item 200 = [0.2, 0.9]: user 20 (0.9) before user 10 (0.2).
-    let audience = model.audience(200, 5).unwrap();
-    assert_eq!(
-        audience.iter().map(|s| s.id).collect::<Vec<_>>(),
-        vec![20, 10]
-    );
-    assert_eq!(model.score(&[(20, 300)]).unwrap(), vec![-1.0]);
+    let audience = model.audience(&k(200), 5).unwrap();
+    assert_eq!(ids(&audience), vec![20, 10]);
+    assert_eq!(model.score(&[(k(20), k(300))]).unwrap(), vec![-1.0]);
     assert!(matches!(
-        model.recommend(99, 3, &[]),
+        model.recommend(&k(99), 3, &[]),
         Err(InferError::UnknownId {
             what: "user",
-            id: 99
+            id: Key::Integer(99)
         })
     ));
 }
@@ -105,14 +114,14 @@ fn lower_precisions_stay_close() {
 fn shared_between_threads() {
     let dir = tempfile::tempdir().unwrap();
     let model = Arc::new(ExportedModel::load(&written(dir.path(), Precision::Int8)).unwrap());
-    let expected = model.recommend(20, 3, &[]).unwrap();
+    let expected = model.recommend(&k(20), 3, &[]).unwrap();
     let handles: Vec<_> = (0..4)
         .map(|_| {
             let model = model.clone();
             std::thread::spawn(move || {
                 let mut last = Vec::new();
                 for _ in 0..200 {
-                    last = model.recommend(20, 3, &[]).unwrap();
+                    last = model.recommend(&k(20), 3, &[]).unwrap();
                 }
                 last
             })
@@ -427,24 +436,26 @@ fn batched_top_k_matches_brute_force() {
         let out = dir.path().join(format!("big-{precision:?}"));
         write_model(&out, &manifest, &tensors, &vec![Vec::new(); users]).unwrap();
         let model = ExportedModel::load(&out).unwrap();
-        let exclude: Vec<i64> = (0..50).map(|i| 5 * (i * 37 % items as i64)).collect();
-        let queries: Vec<(i64, &[i64])> = (0..users as i64)
-            .map(|u| (1000 + u, if u % 2 == 0 { &exclude[..] } else { &[][..] }))
+        let exclude: Vec<Key> = (0..50).map(|i| k(5 * (i * 37 % items as i64))).collect();
+        let queries: Vec<(Key, &[Key])> = (0..users as i64)
+            .map(|u| (k(1000 + u), if u % 2 == 0 { &exclude[..] } else { &[][..] }))
             .collect();
         let batched = model.recommend_many(&queries, 20).unwrap();
         for (u, (user, skip)) in queries.iter().enumerate() {
-            let single = model.recommend(*user, 20, skip).unwrap();
+            let single = model.recommend(user, 20, skip).unwrap();
             assert_eq!(single, batched[u], "user {user}: batched and single differ");
             // Brute force from the model's own pairwise scores.
-            let mut all: Vec<(f32, i64)> = model
-                .item_ids()
+            let Keys::Integers(item_ids) = model.item_ids() else {
+                panic!("integer keys")
+            };
+            let mut all: Vec<(f32, i64)> = item_ids
                 .iter()
-                .filter(|i| !skip.contains(i))
-                .map(|&i| (model.score(&[(*user, i)]).unwrap()[0], i))
+                .filter(|&&i| !skip.contains(&k(i)))
+                .map(|&i| (model.score(&[(user.clone(), k(i))]).unwrap()[0], i))
                 .collect();
             all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
             let expected: Vec<i64> = all[..20].iter().map(|p| p.1).collect();
-            let got: Vec<i64> = single.iter().map(|s| s.id).collect();
+            let got: Vec<i64> = ids(&single);
             assert_eq!(got, expected, "user {user} at {precision:?}");
             for (s, p) in single.iter().zip(&all) {
                 assert!((s.score - p.0).abs() < 1e-5, "{} vs {}", s.score, p.0);
@@ -467,9 +478,14 @@ fn autoencoder_seed_models_load_and_serve_histories() {
         // User 10's stored history is items 100 and 103, which are also their known items:
         // left out of their recommendations, as a history's own items are.
         assert!(model.has_known_items());
-        let by_user = model.recommend(10, 4, &[]).unwrap();
-        assert_eq!(model.recommend(10, 4, &[100, 103]).unwrap(), by_user);
-        let by_history = model.recommend_history(&[103, 100, 999], 4, &[]).unwrap();
+        let by_user = model.recommend(&k(10), 4, &[]).unwrap();
+        assert_eq!(
+            model.recommend(&k(10), 4, &keys(&[100, 103])).unwrap(),
+            by_user
+        );
+        let by_history = model
+            .recommend_history(&keys(&[103, 100, 999]), 4, &[])
+            .unwrap();
         if name == "seed-cdae" {
             assert_eq!(by_history.len(), 2);
         } else {
@@ -477,7 +493,7 @@ fn autoencoder_seed_models_load_and_serve_histories() {
         }
         assert_eq!(by_user.len(), 2);
         // User 11 has no history: still answered (from the biases alone).
-        assert_eq!(model.recommend(11, 2, &[100]).unwrap().len(), 2);
+        assert_eq!(model.recommend(&k(11), 2, &keys(&[100])).unwrap().len(), 2);
         // A history pointing outside the catalogue is rejected (with checksums made to fit).
         let bad = last_history_item_out_of_range(weights);
         let err = load_bytes(&resealed(manifest, &bad), &bad)
@@ -513,14 +529,14 @@ fn autorec_seed_model_predicts_within_the_rating_range() {
     let n = u32::from_le_bytes(data[..4].try_into().unwrap()) as usize;
     let (manifest, weights) = data[4..].split_at(n);
     let model = load_bytes(manifest, weights).unwrap();
-    let pairs: Vec<(i64, i64)> = (10..13)
-        .flat_map(|u| (100..104).map(move |i| (u, i)))
+    let pairs: Vec<(Key, Key)> = (10..13)
+        .flat_map(|u| (100..104).map(move |i| (k(u), k(i))))
         .collect();
     let scores = model.score(&pairs).unwrap();
     assert!(scores.iter().all(|s| (1.0..=5.0).contains(s)), "{scores:?}");
     // Item 102 has no training rating: the midpoint of the range.
-    assert_eq!(model.score(&[(10, 102)]).unwrap()[0], 3.0);
-    let err = model.recommend_history(&[100], 2, &[]).unwrap_err();
+    assert_eq!(model.score(&[(k(10), k(102))]).unwrap()[0], 3.0);
+    let err = model.recommend_history(&keys(&[100]), 2, &[]).unwrap_err();
     assert!(err.to_string().contains("by id"), "{err}");
 }
 
@@ -537,21 +553,25 @@ fn sequence_seed_models_load_and_read_order() {
         let model = load_bytes(manifest, weights).unwrap();
         // User 10's stored sequence is 103, 100, 103 (a repeat, in time order); their known
         // items, 100 and 103, are left out.
-        let by_user = model.recommend(10, 4, &[]).unwrap();
+        let by_user = model.recommend(&k(10), 4, &[]).unwrap();
         assert_eq!(by_user.len(), 2);
         assert_eq!(
-            model.recommend_history(&[103, 100, 103], 4, &[]).unwrap(),
+            model
+                .recommend_history(&keys(&[103, 100, 103]), 4, &[])
+                .unwrap(),
             by_user,
             "{name}"
         );
-        let reordered = model.recommend_history(&[100, 103, 103], 4, &[]).unwrap();
+        let reordered = model
+            .recommend_history(&keys(&[100, 103, 103]), 4, &[])
+            .unwrap();
         assert_ne!(
             reordered.iter().map(|s| s.score).collect::<Vec<_>>(),
             by_user.iter().map(|s| s.score).collect::<Vec<_>>(),
             "{name}: order should matter"
         );
         // User 11 has no items: still answered.
-        assert_eq!(model.recommend(11, 2, &[]).unwrap().len(), 2);
+        assert_eq!(model.recommend(&k(11), 2, &[]).unwrap().len(), 2);
         // A stored item outside the catalogue is rejected.
         let bad = last_history_item_out_of_range(weights);
         let err = load_bytes(&resealed(manifest, &bad), &bad)

@@ -2,7 +2,7 @@
 //! scores exactly as the training side does (f32), and close to it at f16 and int8.
 
 use ember_data::{DataSource, SyntheticConfig};
-use ember_infer::{ExportedModel, Precision};
+use ember_infer::{ExportedModel, Key, Precision};
 
 mod common;
 use ember_metrics::Protocol;
@@ -197,32 +197,34 @@ fn exported_scores_match_training_side() {
             // External ids round-trip: recommend() names items by the data's own ids. Known
             // items are kept here, to compare with the history query below, which leaves out
             // the history's own items by default.
-            let user = run.data.user_ids.external(0);
+            let user = run.data.user_ids.key(0);
             let include = ember_infer::Options {
                 known: ember_infer::Known::Include,
                 ..Default::default()
             };
-            let top = exported.recommend_for(user, 3, &include).unwrap();
+            let top = exported.recommend_for(&user, 3, &include).unwrap();
             assert_eq!(top.len(), 3);
             assert!(top.windows(2).all(|w| w[0].score >= w[1].score));
-            assert!(
-                top.iter()
-                    .all(|s| run.data.item_ids.internal(s.id).is_some())
-            );
+            assert!(top.iter().all(|s| {
+                run.data
+                    .item_ids
+                    .internal(s.id.as_integer().unwrap())
+                    .is_some()
+            }));
             // History-based models also serve a user given as a list of items (fold-in): the
             // user's own training items give the user's own recommendations.
-            let history: Vec<i64> = run.data.train[0]
+            let history: Vec<Key> = run.data.train[0]
                 .iter()
                 .chain(if sequence {
                     &run.data.valid[0][..]
                 } else {
                     &[]
                 })
-                .map(|&i| run.data.item_ids.external(i))
+                .map(|&i| run.data.item_ids.key(i))
                 .collect();
             // By default a user's known items never come back.
-            let known: Vec<i64> = exported.known_items(user).unwrap();
-            let fresh = exported.recommend(user, 3, &[]).unwrap();
+            let known: Vec<Key> = exported.known_items(&user).unwrap();
+            let fresh = exported.recommend(&user, 3, &[]).unwrap();
             assert!(fresh.iter().all(|s| !known.contains(&s.id)));
             match exported.recommend_history_for(&history, 3, &include) {
                 Ok(from_history) => match model {
@@ -442,9 +444,9 @@ fn autorec_export_predicts_the_same_ratings() {
         let out = dir.path().join("model");
         export_run(&run_dir, &out, Precision::F32).unwrap();
         let exported = ExportedModel::load(&out).unwrap();
-        let external: Vec<(i64, i64)> = pairs
+        let external: Vec<(Key, Key)> = pairs
             .iter()
-            .map(|&(u, i)| (run.data.user_ids.external(u), run.data.item_ids.external(i)))
+            .map(|&(u, i)| (run.data.user_ids.key(u), run.data.item_ids.key(i)))
             .collect();
         let got = exported.score(&external).unwrap();
         for ((p, e), g) in pairs.iter().zip(&expected).zip(&got) {
@@ -454,12 +456,12 @@ fn autorec_export_predicts_the_same_ratings() {
             );
         }
         // recommend() ranks by predicted rating, audience() likewise.
-        let user = run.data.user_ids.external(0);
-        let top = exported.recommend(user, 5, &[]).unwrap();
+        let user = run.data.user_ids.key(0);
+        let top = exported.recommend(&user, 5, &[]).unwrap();
         assert!(top.windows(2).all(|w| w[0].score >= w[1].score));
         assert_eq!(
             exported
-                .audience(run.data.item_ids.external(0), 5)
+                .audience(&run.data.item_ids.key(0), 5)
                 .unwrap()
                 .len(),
             5

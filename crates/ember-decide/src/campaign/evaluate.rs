@@ -1,32 +1,38 @@
 //! Step 3: what targeting by the model is worth on held-out interactions.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::path::Path;
 
 use crate::stats::proportion;
 use crate::table::CsvReader;
-use crate::{DecideError, ExportedModel, Known, Options};
+use crate::{DecideError, ExportedModel, Key, KeyKind, Known, Options};
 
 /// A held-out interaction: a customer took an item after the model's data ended.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HeldOutRow {
-    /// External customer id.
-    pub customer: i64,
-    /// External item id.
-    pub item: i64,
+    /// External customer key.
+    pub customer: Key,
+    /// External item key.
+    pub item: Key,
     /// What the interaction was worth, when recorded.
     pub value: Option<f64>,
 }
 
-/// Reads held-out interactions: `customer`, `item`, and optionally `value`.
-pub fn read_held_out(path: &Path) -> Result<Vec<HeldOutRow>, DecideError> {
+/// Reads held-out interactions: `customer`, `item` (keys of the model's kinds, `customers` and
+/// `items`), and optionally `value`.
+pub fn read_held_out(
+    path: &Path,
+    customers: KeyKind,
+    items: KeyKind,
+) -> Result<Vec<HeldOutRow>, DecideError> {
     let mut reader = CsvReader::open(path, &["customer", "item"], &["value"])?;
     let mut rows = Vec::new();
     while let Some(record) = reader.next_record() {
         let record = record?;
         rows.push(HeldOutRow {
-            customer: record.id("customer")?,
-            item: record.id("item")?,
+            customer: record.key("customer", customers, "customers")?,
+            item: record.key("item", items, "items")?,
             value: record.number_opt("value")?,
         });
     }
@@ -34,17 +40,18 @@ pub fn read_held_out(path: &Path) -> Result<Vec<HeldOutRow>, DecideError> {
 }
 
 /// Reads a value per customer, `customer,value` (e.g. each customer's expected revenue), for
-/// [`ConversionValue::PerCustomer`]. A customer listed twice is an error naming the line.
-pub fn read_customer_values(path: &Path) -> Result<HashMap<i64, f64>, DecideError> {
+/// [`ConversionValue::PerCustomer`], customers being keys of `kind`. A customer listed twice is
+/// an error naming the line.
+pub fn read_customer_values(path: &Path, kind: KeyKind) -> Result<HashMap<Key, f64>, DecideError> {
     let mut reader = CsvReader::open(path, &["customer", "value"], &[])?;
     let mut values = HashMap::new();
     while let Some(record) = reader.next_record() {
         let record = record?;
-        let customer = record.id("customer")?;
+        let customer = record.key("customer", kind, "customers")?;
         let value = record
             .number_opt("value")?
             .ok_or_else(|| record.error("value", "empty, expected a number"))?;
-        if values.insert(customer, value).is_some() {
+        if values.insert(customer.clone(), value).is_some() {
             return Err(record.error("customer", format!("customer {customer} is listed twice")));
         }
     }
@@ -57,7 +64,7 @@ pub enum ConversionValue {
     /// The same value per conversion (the item's margin).
     PerConversion(f64),
     /// A value per customer (e.g. their expected revenue), 0 for a customer not listed.
-    PerCustomer(HashMap<i64, f64>),
+    PerCustomer(HashMap<Key, f64>),
     /// The held-out rows' own `value` (summed over a customer's rows of the item).
     Recorded,
 }
@@ -75,7 +82,7 @@ pub struct EvaluationOptions {
     /// budget's point is added).
     pub points: usize,
     /// Customers never to contact.
-    pub exclude: Vec<i64>,
+    pub exclude: Vec<Key>,
     /// Whether customers who already have the item are left out (as the audience does).
     pub known: Known,
 }
@@ -156,7 +163,7 @@ pub struct Evaluation {
 /// have the item, are excluded, or are unknown to the model), are not counted.
 pub fn evaluate_audience(
     model: &ExportedModel,
-    item: i64,
+    item: &Key,
     held_out: &[HeldOutRow],
     options: &EvaluationOptions,
 ) -> Result<Evaluation, DecideError> {
@@ -165,13 +172,13 @@ pub fn evaluate_audience(
         known: options.known,
         explain: 0,
     };
-    let ranking: Vec<i64> = model
+    let ranking: Vec<Key> = model
         .audience_for(item, model.user_ids().len(), &query)?
         .into_iter()
         .map(|r| r.id)
         .collect();
-    let mut values: HashMap<i64, f64> = HashMap::new();
-    for row in held_out.iter().filter(|r| r.item == item) {
+    let mut values: HashMap<Key, f64> = HashMap::new();
+    for row in held_out.iter().filter(|r| r.item == *item) {
         let value = match &options.value {
             ConversionValue::PerConversion(v) => *v,
             ConversionValue::PerCustomer(map) => map.get(&row.customer).copied().unwrap_or(0.0),
@@ -187,7 +194,7 @@ pub fn evaluate_audience(
             (ConversionValue::Recorded, Some(total)) => *total += value,
             (_, Some(_)) => {}
             (_, None) => {
-                values.insert(row.customer, value);
+                values.insert(row.customer.clone(), value);
             }
         }
     }
@@ -203,9 +210,9 @@ pub fn evaluate_audience(
 /// The evaluation of contacting customers in the order of `ranking` (every eligible
 /// customer, best first), where `converters` maps each converting customer to their
 /// conversion's value (customers not in `ranking` are not counted).
-pub fn evaluate_ranking(
-    ranking: &[i64],
-    converters: &HashMap<i64, f64>,
+pub fn evaluate_ranking<K: Eq + Hash>(
+    ranking: &[K],
+    converters: &HashMap<K, f64>,
     budget: usize,
     cost_per_contact: f64,
     points: usize,

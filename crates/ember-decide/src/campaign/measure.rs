@@ -4,30 +4,50 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use super::{ALPHA, Arm};
-use crate::DecideError;
 use crate::stats::{
     Interval, newcombe_difference, proportion, ratio_interval, two_proportion_z_test, two_sided_z,
     wilson,
 };
 use crate::table::CsvReader;
+use crate::{DecideError, Key, KeyKind};
 
 /// One row of an audience file as [`measure`] reads it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AudienceRow {
-    /// External customer id.
-    pub customer: i64,
+    /// External customer key.
+    pub customer: Key,
     /// Target or control.
     pub arm: Arm,
 }
 
+/// The columns an audience file may hold beside `customer` and `group`.
+const AUDIENCE_OPTIONAL: &[&str] = &["score", "rank", "because"];
+
+/// The kind of the customer keys of an audience file, which holds no model to say: integers
+/// when every customer is written as one, as ember writes an integer key (no sign, no leading
+/// zero), else strings, so that `000123` stays a string and the outcomes are read alike.
+pub fn audience_key_kind(path: &Path) -> Result<KeyKind, DecideError> {
+    let mut reader = CsvReader::open(path, &["customer", "group"], AUDIENCE_OPTIONAL)?;
+    while let Some(record) = reader.next_record() {
+        let record = record?;
+        let text = record.text("customer")?;
+        let integer = Key::parse(KeyKind::Integer, text).is_some_and(|k| k.to_string() == text);
+        if !integer {
+            return Ok(KeyKind::String);
+        }
+    }
+    Ok(KeyKind::Integer)
+}
+
 /// Reads an audience file (`customer` and `group` are needed; `score`, `rank` and `because`
-/// may be there). A customer listed twice is an error.
-pub fn read_audience(path: &Path) -> Result<Vec<AudienceRow>, DecideError> {
-    let mut reader = CsvReader::open(path, &["customer", "group"], &["score", "rank", "because"])?;
+/// may be there), its customers keys of `kind` (see [`audience_key_kind`]). A customer listed
+/// twice is an error.
+pub fn read_audience(path: &Path, kind: KeyKind) -> Result<Vec<AudienceRow>, DecideError> {
+    let mut reader = CsvReader::open(path, &["customer", "group"], AUDIENCE_OPTIONAL)?;
     let (mut rows, mut seen) = (Vec::new(), HashSet::new());
     while let Some(record) = reader.next_record() {
         let record = record?;
-        let customer = record.id("customer")?;
+        let customer = record.key("customer", kind, "customers")?;
         let arm = match record.text("group")? {
             "target" => Arm::Target,
             "control" => Arm::Control,
@@ -38,7 +58,7 @@ pub fn read_audience(path: &Path) -> Result<Vec<AudienceRow>, DecideError> {
                 ));
             }
         };
-        if !seen.insert(customer) {
+        if !seen.insert(customer.clone()) {
             return Err(record.error("customer", format!("customer {customer} is listed twice")));
         }
         rows.push(AudienceRow { customer, arm });
@@ -47,31 +67,32 @@ pub fn read_audience(path: &Path) -> Result<Vec<AudienceRow>, DecideError> {
 }
 
 /// What a customer did after the campaign.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OutcomeRow {
-    /// External customer id.
-    pub customer: i64,
+    /// External customer key.
+    pub customer: Key,
     /// Whether they converted.
     pub converted: bool,
     /// What the conversion was worth, when recorded.
     pub value: Option<f64>,
 }
 
-/// Reads outcomes: `customer`, `converted` (1/0, true/false, yes/no), and optionally `value`.
-pub fn read_outcomes(path: &Path) -> Result<Vec<OutcomeRow>, DecideError> {
+/// Reads outcomes: `customer` (keys of `kind`, the audience's), `converted` (1/0, true/false,
+/// yes/no), and optionally `value`.
+pub fn read_outcomes(path: &Path, kind: KeyKind) -> Result<Vec<OutcomeRow>, DecideError> {
     let mut reader = CsvReader::open(path, &["customer", "converted"], &["value"])?;
     let mut rows = Vec::new();
     // A customer's first row: whether they converted, and its line.
-    let mut first: HashMap<i64, (bool, usize)> = HashMap::new();
+    let mut first: HashMap<Key, (bool, usize)> = HashMap::new();
     while let Some(record) = reader.next_record() {
         let record = record?;
         let row = OutcomeRow {
-            customer: record.id("customer")?,
+            customer: record.key("customer", kind, "customers")?,
             converted: record.flag("converted")?,
             value: record.number_opt("value")?,
         };
         let (converted, line) = *first
-            .entry(row.customer)
+            .entry(row.customer.clone())
             .or_insert((row.converted, record.line()));
         if converted != row.converted {
             let said = |c: bool| if c { "converted" } else { "not converted" };
@@ -142,15 +163,15 @@ pub fn measure(
     audience: &[AudienceRow],
     outcomes: &[OutcomeRow],
 ) -> Result<Measurement, DecideError> {
-    let members: HashMap<i64, Arm> = audience.iter().map(|r| (r.customer, r.arm)).collect();
-    let mut results: HashMap<i64, (bool, f64)> = HashMap::new();
+    let members: HashMap<&Key, Arm> = audience.iter().map(|r| (&r.customer, r.arm)).collect();
+    let mut results: HashMap<&Key, (bool, f64)> = HashMap::new();
     let mut outside_audience = 0;
     for row in outcomes {
         if !members.contains_key(&row.customer) {
             outside_audience += 1;
             continue;
         }
-        let entry = results.entry(row.customer).or_insert((false, 0.0));
+        let entry = results.entry(&row.customer).or_insert((false, 0.0));
         entry.0 |= row.converted;
         entry.1 += row.value.unwrap_or(0.0);
     }
@@ -223,19 +244,22 @@ mod tests {
         let mut outcomes = Vec::new();
         for c in 0..800i64 {
             let arm = if c < 400 { Arm::Target } else { Arm::Control };
-            audience.push(AudienceRow { customer: c, arm });
+            audience.push(AudienceRow {
+                customer: Key::from(c),
+                arm,
+            });
             let converted = if c < 400 { c < 60 } else { c < 440 };
             // Non-converters of the target group report nothing.
             if converted || c >= 400 {
                 outcomes.push(OutcomeRow {
-                    customer: c,
+                    customer: Key::from(c),
                     converted,
                     value: converted.then_some(5.0),
                 });
             }
         }
         outcomes.push(OutcomeRow {
-            customer: 9_999,
+            customer: Key::from(9_999),
             converted: true,
             value: None,
         });

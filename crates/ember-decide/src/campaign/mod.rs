@@ -27,7 +27,8 @@ pub use evaluate::{
     evaluate_audience, evaluate_ranking, read_customer_values, read_held_out,
 };
 pub use measure::{
-    ArmResult, AudienceRow, Measurement, OutcomeRow, measure, read_audience, read_outcomes,
+    ArmResult, AudienceRow, Measurement, OutcomeRow, audience_key_kind, measure, read_audience,
+    read_outcomes,
 };
 pub use power::{PowerCheck, power_check};
 pub use select::{Audience, AudienceOptions, Member, select_audience};

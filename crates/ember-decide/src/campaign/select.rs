@@ -5,7 +5,7 @@ use std::path::Path;
 use super::{Arm, DEFAULT_CONTROL_SHARE};
 use crate::rng::Rng;
 use crate::table::AtomicFile;
-use crate::{Because, DecideError, ExportedModel, Known, Options, because_field, number};
+use crate::{Because, DecideError, ExportedModel, Key, Known, Options, because_field, number};
 
 /// How an audience is chosen.
 #[derive(Debug, Clone)]
@@ -17,7 +17,7 @@ pub struct AudienceOptions {
     /// The seed of the control group's draw.
     pub seed: u64,
     /// Customers never to contact (opted out).
-    pub exclude: Vec<i64>,
+    pub exclude: Vec<Key>,
     /// Whether customers who already have the item are left out.
     pub known: Known,
     /// "Because of" items per member (0: none).
@@ -42,8 +42,8 @@ impl AudienceOptions {
 /// One customer of an audience.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Member {
-    /// External customer id.
-    pub customer: i64,
+    /// External customer key.
+    pub customer: Key,
     /// The model's score for the item.
     pub score: f32,
     /// Rank by score among the eligible customers (1 = best).
@@ -57,8 +57,8 @@ pub struct Member {
 /// An item's campaign audience, best first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Audience {
-    /// External item id.
-    pub item: i64,
+    /// External item key.
+    pub item: Key,
     /// The members, by rank.
     pub members: Vec<Member>,
     /// Customers who could have been chosen (not having the item, not excluded).
@@ -102,7 +102,7 @@ impl Audience {
 /// control group.
 pub fn select_audience(
     model: &ExportedModel,
-    item: i64,
+    item: &Key,
     options: &AudienceOptions,
 ) -> Result<Audience, DecideError> {
     if options.budget == 0 {
@@ -135,7 +135,9 @@ pub fn select_audience(
         .enumerate()
         .map(|(k, (r, arm))| {
             let because = if options.explain > 0 {
-                model.explain(r.id, &[item], options.explain)?.remove(0)
+                model
+                    .explain(&r.id, std::slice::from_ref(item), options.explain)?
+                    .remove(0)
             } else {
                 Vec::new()
             };
@@ -149,7 +151,7 @@ pub fn select_audience(
         })
         .collect::<Result<_, DecideError>>()?;
     Ok(Audience {
-        item,
+        item: item.clone(),
         members,
         eligible,
     })

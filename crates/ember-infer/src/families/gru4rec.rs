@@ -196,7 +196,7 @@ impl Family for Gru4Rec {
 mod tests {
     use crate::writer::{load_in_memory, tensor, test_manifest};
     use crate::{
-        ExportedModel, Gru4RecSpec, Known, ModelData, ModelSpec, Options, Precision, Scored,
+        ExportedModel, Gru4RecSpec, Key, Known, ModelData, ModelSpec, Options, Precision, Scored,
         TensorF32,
     };
 
@@ -207,8 +207,9 @@ mod tests {
             known: Known::Include,
             ..Options::default()
         };
+        let history: Vec<Key> = history.iter().map(|&i| Key::Integer(i)).collect();
         model
-            .recommend_history_for(history, k, &options)
+            .recommend_history_for(&history, k, &options)
             .unwrap()
             .into_iter()
             .map(|r| Scored {
@@ -286,7 +287,7 @@ mod tests {
         let s1 = first_step();
         assert_close(&model.item_scores_internal(0), scores(s1));
         let by_history = top_of_history(&model, &[100], 2);
-        let by_user = model.recommend(10, 2, &[]).unwrap();
+        let by_user = model.recommend(&Key::Integer(10), 2, &[]).unwrap();
         assert_eq!(by_history, by_user);
         // No items: a zero state, so the projection's bias alone.
         let empty = top_of_history(&model, &[], 2);

@@ -163,7 +163,7 @@ impl Family for ItemKnn {
 mod tests {
     use super::*;
     use crate::writer::{load_in_memory, tensor, test_manifest};
-    use crate::{ModelData, ModelSpec, Precision};
+    use crate::{Key, ModelData, ModelSpec, Precision};
 
     /// Three items: item 0's neighbours are 1 (0.5) and 2 (0.25), item 1's is 0 (0.5), item 2's
     /// is 0 (0.25); rows are filled with the item itself at 0.
@@ -198,13 +198,25 @@ mod tests {
         assert_eq!(model.item_scores_internal(0), vec![0.0, 0.5, 0.25]);
         assert_eq!(model.item_scores_internal(1), vec![0.75, 0.0, 0.0]);
         // A new customer who took items 101 and 102 is scored as user 11.
-        let top = model.recommend_history(&[102, 101, 102], 1, &[]).unwrap();
-        assert_eq!((top[0].id, top[0].score), (100, 0.75));
+        let keys = |ids: &[i64]| -> Vec<Key> { ids.iter().map(|&i| Key::Integer(i)).collect() };
+        let top = model
+            .recommend_history(&keys(&[102, 101, 102]), 1, &[])
+            .unwrap();
+        assert_eq!((&top[0].id, top[0].score), (&Key::Integer(100), 0.75));
         // People who took 101 and 102 took 100: 101 weighs 0.5, 102 weighs 0.25.
-        let because = model.explain(11, &[100], 5).unwrap();
-        let named: Vec<(i64, f32)> = because[0].iter().map(|b| (b.item, b.weight)).collect();
-        assert_eq!(named, vec![(101, 0.5), (102, 0.25)]);
-        assert_eq!(model.user_vector(11).unwrap(), vec![0.0, 1.0, 1.0]);
+        let because = model.explain(&Key::Integer(11), &keys(&[100]), 5).unwrap();
+        let named: Vec<(Key, f32)> = because[0]
+            .iter()
+            .map(|b| (b.item.clone(), b.weight))
+            .collect();
+        assert_eq!(
+            named,
+            vec![(Key::Integer(101), 0.5), (Key::Integer(102), 0.25)]
+        );
+        assert_eq!(
+            model.user_vector(&Key::Integer(11)).unwrap(),
+            vec![0.0, 1.0, 1.0]
+        );
         assert_eq!(model.score_scale(), ScoreScale::NextItemLogits);
     }
 

@@ -22,7 +22,7 @@ pub(super) fn load(spec: &LightGcnSpec, src: &TensorSource<'_>) -> Result<Factor
 #[cfg(test)]
 mod tests {
     use crate::writer::{load_in_memory, tensor, test_manifest};
-    use crate::{FactorsSpec, LightGcnSpec, ModelData, ModelSpec, Precision};
+    use crate::{FactorsSpec, Key, LightGcnSpec, ModelData, ModelSpec, Precision};
 
     /// LightGCN's export is final embeddings scored as MF scores its tables: every query gives
     /// the same answer, bit for bit, at f32 and int8, on a catalogue larger than a kernel block.
@@ -53,10 +53,11 @@ mod tests {
             let gcn = load(ModelSpec::LightGcn(LightGcnSpec { factors, layers: 3 }));
             for u in 0..users as u32 {
                 assert_eq!(mf.item_scores_internal(u), gcn.item_scores_internal(u));
-                let user = 10 + u as i64;
+                let user = Key::Integer(10 + u as i64);
+                let exclude = [Key::Integer(100), Key::Integer(105)];
                 assert_eq!(
-                    mf.recommend(user, 7, &[100, 105]).unwrap(),
-                    gcn.recommend(user, 7, &[100, 105]).unwrap()
+                    mf.recommend(&user, 7, &exclude).unwrap(),
+                    gcn.recommend(&user, 7, &exclude).unwrap()
                 );
             }
             let pairs: Vec<(u32, u32)> = (0..50).map(|k| (k % 3, (k * 37) % 1_100)).collect();
@@ -64,8 +65,14 @@ mod tests {
                 mf.score_internal_pairs(&pairs),
                 gcn.score_internal_pairs(&pairs)
             );
-            assert_eq!(mf.audience(150, 3).unwrap(), gcn.audience(150, 3).unwrap());
-            let err = gcn.recommend_history(&[100], 3, &[]).unwrap_err();
+            let item = Key::Integer(150);
+            assert_eq!(
+                mf.audience(&item, 3).unwrap(),
+                gcn.audience(&item, 3).unwrap()
+            );
+            let err = gcn
+                .recommend_history(&[Key::Integer(100)], 3, &[])
+                .unwrap_err();
             assert_eq!(
                 err.to_string(),
                 "model kind `lightgcn` scores the users it was trained on by id: ask with \
