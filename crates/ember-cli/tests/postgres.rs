@@ -122,6 +122,77 @@ fn training_from_postgres_matches_the_file_and_refuses_a_changed_table() {
         .unwrap();
 }
 
+/// Issue 29: customers and products keyed `C-000196` and `SKU-00242` in the database train
+/// the model the integers train (the keys are fixed-width, so they sort as the integers do),
+/// and the export answers in those keys.
+#[test]
+fn string_keys_from_postgres_train_as_the_integers_and_export_in_keys() {
+    let Some((url, mut client, path)) = inputs() else {
+        return;
+    };
+    let numbers = format!("ember_cli_numbers_{}", std::process::id());
+    let codes = format!("ember_cli_codes_{}", std::process::id());
+    load_ml100k(&mut client, &numbers, &path);
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {codes} AS SELECT line, 'C-' || lpad(u::text, 6, '0') AS u, \
+             'SKU-' || lpad(i::text, 5, '0') AS i, r, ts FROM {numbers}"
+        ))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, table) in [("numbers", &numbers), ("codes", &codes)] {
+        let out = train(
+            dir.path(),
+            &config(name, &postgres_data(&url, table, "")),
+            &[],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let codes_metrics = test_metrics(&dir.path().join("runs/codes"));
+    assert!(codes_metrics.to_string().contains("NDCG@20"));
+    assert_eq!(
+        codes_metrics,
+        test_metrics(&dir.path().join("runs/numbers"))
+    );
+    let out = ember(
+        &["export", "--run", "runs/codes", "--out", "models/codes"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    fs::write(dir.path().join("who.csv"), "user\nC-000196\n").unwrap();
+    let out = ember(
+        &[
+            "recommend",
+            "--model",
+            "models/codes",
+            "--users",
+            "who.csv",
+            "--k",
+            "5",
+            "--out",
+            "recs.csv",
+            "--no-progress",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let recs = fs::read_to_string(dir.path().join("recs.csv")).unwrap();
+    let rows: Vec<&str> = recs.lines().skip(1).collect();
+    assert_eq!(rows.len(), 5, "{recs}");
+    for row in rows {
+        // user,rank,item,score
+        let fields: Vec<&str> = row.split(',').collect();
+        assert_eq!(fields[0], "C-000196", "{recs}");
+        assert!(
+            fields[2].starts_with("SKU-") && fields[2].len() == 9,
+            "{recs}"
+        );
+    }
+    client
+        .batch_execute(&format!("DROP TABLE {codes}; DROP TABLE {numbers}"))
+        .unwrap();
+}
+
 /// Every file under `dir`, with its contents.
 fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut found = Vec::new();
