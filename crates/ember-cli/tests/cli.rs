@@ -1374,7 +1374,7 @@ fn weights_with_nothing_to_read_them_from_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let err = fails(dir.path(), &format!("{TINY}[weights]\nalpha = 2.0\n"));
     assert!(
-        err.contains("error: synthetic (60 users, 40 items, seed 42): [weights] needs weights: name the column with data.weight (a delimited or Parquet source), or set weights.from = \"rating\""),
+        err.contains("error: synthetic (60 users, 40 items, seed 42): [weights] needs weights: name the column with data.weight (a delimited, Parquet or PostgreSQL source), or set weights.from = \"rating\""),
         "{err}"
     );
     let err = fails(

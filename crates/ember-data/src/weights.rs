@@ -119,7 +119,7 @@ impl Weights {
     pub(crate) fn fill(&self, data: &mut Interactions, source: &str) -> Result<()> {
         match self.from {
             WeightSource::Column if data.weights.is_none() => Err(DataError::Invalid(format!(
-                "{source}: [weights] needs weights: name the column with data.weight (a delimited or Parquet source), or set weights.from = \"rating\""
+                "{source}: [weights] needs weights: name the column with data.weight (a delimited, Parquet or PostgreSQL source), or set weights.from = \"rating\""
             ))),
             WeightSource::Column => Ok(()),
             WeightSource::Rating => {

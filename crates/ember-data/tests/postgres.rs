@@ -31,6 +31,7 @@ fn source(url: &str, query: &str, rating: Option<&str>, timestamp: Option<&str>)
         time_unit: None,
         password_env: None,
         key_type: KeyType::Auto,
+        weight: None,
     }
 }
 
@@ -71,6 +72,40 @@ fn ml100k_from_postgres_is_the_file_bit_for_bit() {
             bytes: std::fs::metadata(&path).unwrap().len(),
             hash: fnv1a64(&std::fs::read(&path).unwrap()),
         }]
+    );
+    client.batch_execute(&format!("DROP TABLE {name}")).unwrap();
+}
+
+#[test]
+fn a_weight_column_is_read_and_a_negative_weight_named_with_its_row() {
+    let Some((url, mut client)) = server() else {
+        return;
+    };
+    let name = table("weights");
+    client
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {name}; CREATE TABLE {name} (line int, u int, i int, \
+             plays numeric); INSERT INTO {name} VALUES (1, 1, 10, 2.5), (2, 1, 11, 0), \
+             (3, 2, 10, 7), (4, 2, 12, -1)"
+        ))
+        .unwrap();
+    let weighted = |query: String| {
+        let mut source = source(&url, &query, None, None);
+        if let DataSource::Postgres { weight, .. } = &mut source {
+            *weight = Some("plays".into());
+        }
+        source.load()
+    };
+    let ordered = format!("SELECT u, i, plays FROM {name} WHERE line < 4 ORDER BY line");
+    let loaded = weighted(ordered).unwrap().interactions;
+    assert_eq!(loaded.weights, Some(vec![2.5, 0.0, 7.0]));
+    let err = weighted(format!("SELECT u, i, plays FROM {name} ORDER BY line"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "data.query, row 4, column `plays`: weight `-1` is negative: weights (counts, \
+         quantities, spend) must be 0 or more"
     );
     client.batch_execute(&format!("DROP TABLE {name}")).unwrap();
 }

@@ -1361,7 +1361,7 @@ fn weights_without_a_source_or_from_a_negative_rating_are_refused() {
     };
     assert_eq!(
         err(&Weights::default()),
-        "F: [weights] needs weights: name the column with data.weight (a delimited or Parquet source), or set weights.from = \"rating\""
+        "F: [weights] needs weights: name the column with data.weight (a delimited, Parquet or PostgreSQL source), or set weights.from = \"rating\""
     );
     let from_rating = Weights {
         from: WeightSource::Rating,

@@ -129,6 +129,9 @@ pub enum DataSource {
         /// What the timestamps count (default seconds).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         time_unit: Option<EpochUnit>,
+        /// Weight column (a number, 0 or more), if any; it may be the rating column.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        weight: Option<String>,
         /// The environment variable holding the password, if not `PGPASSWORD` or ~/.pgpass.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         password_env: Option<String>,
@@ -253,6 +256,9 @@ impl DataSource {
             } | DataSource::Parquet {
                 weight: Some(_),
                 ..
+            } | DataSource::Postgres {
+                weight: Some(_),
+                ..
             }
         )
     }
@@ -310,9 +316,10 @@ impl DataSource {
                     item,
                     rating: rating.as_deref(),
                     timestamp: timestamp.as_deref(),
+                    weight: weight.as_deref(),
                     key_type: *key_type,
                 };
-                read_parquet(path, &columns, weight.as_deref())
+                read_parquet(path, &columns)
             })?,
             DataSource::Movielens100k { path } => seconds(read_delimited(
                 path,
@@ -341,6 +348,7 @@ impl DataSource {
                 timestamp,
                 time_unit,
                 key_type,
+                weight,
                 ..
             } => {
                 let columns = QueryColumns {
@@ -348,6 +356,7 @@ impl DataSource {
                     item,
                     rating: rating.as_deref(),
                     timestamp: timestamp.as_deref(),
+                    weight: weight.as_deref(),
                     key_type: *key_type,
                 };
                 let spec = self.postgres_spec().expect("a PostgreSQL source");

@@ -128,13 +128,13 @@ fn reader_error(path: &Path, e: PolarsError) -> DataError {
 pub(super) fn read_parquet(
     path: &Path,
     columns: &QueryColumns,
-    weight: Option<&str>,
 ) -> Result<(Interactions, Option<TimeUnit>)> {
     let QueryColumns {
         user,
         item,
         rating,
         timestamp,
+        weight,
         key_type,
     } = *columns;
     let file = std::fs::File::open(path).map_err(|source| DataError::Io {

@@ -23,7 +23,7 @@ use postgres::{Client, Config};
 use serde::{Deserialize, Serialize};
 
 use crate::keys::KeyColumn;
-use crate::text::{Expect, bad_key, bad_value, parse_integer, parse_rating, shown};
+use crate::text::{Expect, bad_key, bad_value, parse_integer, parse_rating, parse_weight, shown};
 use crate::{Interactions, TimeUnit};
 
 /// What an integer timestamp column counts (the `time_unit` of a PostgreSQL source).
@@ -190,6 +190,8 @@ pub(super) struct QueryColumns<'a> {
     pub(super) item: &'a str,
     pub(super) rating: Option<&'a str>,
     pub(super) timestamp: Option<&'a str>,
+    /// Weight column (counts, quantities, spend), if any.
+    pub(super) weight: Option<&'a str>,
     /// The declared type of the user and item keys.
     pub(super) key_type: KeyType,
 }
@@ -533,6 +535,7 @@ pub(super) fn read_postgres(
     let mut out = Interactions {
         ratings: positions.rating.map(|_| Vec::new()),
         timestamps: positions.timestamp.map(|_| Vec::new()),
+        weights: positions.weight.map(|_| Vec::new()),
         ..Default::default()
     };
     let mut keys = positions.key_types.map(KeyColumn::new);
@@ -555,6 +558,7 @@ struct Positions<'a> {
     item: (usize, &'a str),
     rating: Option<(usize, &'a str)>,
     timestamp: Option<(usize, &'a str)>,
+    weight: Option<(usize, &'a str)>,
     /// How the user and item columns are read: as integers (an integer column, or a text
     /// column declared integer) or as strings.
     key_types: [KeyType; 2],
@@ -589,19 +593,21 @@ impl<'a> Positions<'a> {
             item,
             rating: wanted.rating.map(|c| find(c, "rating")).transpose()?,
             timestamp: wanted.timestamp.map(|c| find(c, "timestamp")).transpose()?,
+            weight: wanted.weight.map(|c| find(c, "weight")).transpose()?,
         })
     }
 
     /// The fields of `line` (tab-separated) at the user, item, rating and timestamp
     /// positions, and how many fields it has.
-    fn pick<'l>(&self, line: &'l [u8]) -> ([Option<&'l [u8]>; 4], usize) {
+    fn pick<'l>(&self, line: &'l [u8]) -> ([Option<&'l [u8]>; 5], usize) {
         let wanted = [
             Some(self.user.0),
             Some(self.item.0),
             self.rating.map(|(at, _)| at),
             self.timestamp.map(|(at, _)| at),
+            self.weight.map(|(at, _)| at),
         ];
-        let (mut found, mut count) = ([None; 4], 0);
+        let (mut found, mut count) = ([None; 5], 0);
         for (at, field) in line.split(|&b| b == b'\t').enumerate() {
             for (slot, want) in found.iter_mut().zip(wanted) {
                 if want == Some(at) {
@@ -657,6 +663,14 @@ impl<'a> Positions<'a> {
         }
         if let (Some((_, column)), Some(timestamps)) = (self.timestamp, out.timestamps.as_mut()) {
             timestamps.push(integer(3, column, "timestamp", Expect::Timestamp)?);
+        }
+        if let (Some((_, column)), Some(weights)) = (self.weight, out.weights.as_mut()) {
+            let field = value(4, column)?;
+            weights.push(parse_weight(field).map_err(|why| PostgresError::Value {
+                row,
+                column: shown(column),
+                message: bad_value("weight", Expect::Weight, field, why),
+            })?);
         }
         Ok(())
     }
@@ -718,8 +732,10 @@ fn unescaped(field: &str) -> Cow<'_, str> {
 fn check_type(column: &str, role: &'static str, found: &Type) -> Result<()> {
     let numbers = [Type::FLOAT4, Type::FLOAT8, Type::NUMERIC];
     let expected = match role {
-        "rating" if INTEGERS.contains(found) || numbers.contains(found) => return Ok(()),
-        "rating" => {
+        "rating" | "weight" if INTEGERS.contains(found) || numbers.contains(found) => {
+            return Ok(());
+        }
+        "rating" | "weight" => {
             "expected a number (smallint, integer, bigint, real, double precision or numeric)"
         }
         _ if INTEGERS.contains(found) => return Ok(()),
