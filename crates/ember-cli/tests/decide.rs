@@ -8,13 +8,7 @@ use std::process::{Command, Output};
 
 mod common;
 
-use common::{ember, ember_bounded, refused, train_and_export};
-
-fn ok(out: Output) -> String {
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "ember failed: {err}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::{csv, ember, ember_bounded, ok, refused, train_and_export};
 
 fn fails(out: Output) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -30,22 +24,6 @@ fn is_png(path: &Path) -> bool {
     fs::read(path)
         .map(|bytes| bytes.starts_with(b"\x89PNG\r\n\x1a\n"))
         .unwrap_or(false)
-}
-
-/// Rows of a CSV file as maps from header to field (no quoting in these files).
-fn csv(path: &Path) -> Vec<HashMap<String, String>> {
-    let text = fs::read_to_string(path).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
-    lines
-        .map(|line| {
-            header
-                .iter()
-                .cloned()
-                .zip(line.split(',').map(String::from))
-                .collect()
-        })
-        .collect()
 }
 
 const USERS: u64 = 150;

@@ -14,13 +14,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::ember;
-
-fn ok(out: Output) -> String {
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "ember failed: {err}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::{ember, ok};
 
 /// The error of a run that must fail cleanly: exit 1, `error: …`, no panic.
 fn fails(out: Output) -> String {

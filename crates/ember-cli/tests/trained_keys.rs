@@ -1,36 +1,13 @@
 //! String keys end to end, trained: a shop whose customers are `C-000123` and whose products are
 //! `SKU-00042` trains, exports and decides in those keys, and never shows an internal integer.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs;
 use std::path::Path;
-use std::process::Output;
 
 mod common;
 
-use common::ember;
-
-fn ok(out: Output) -> String {
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "ember failed: {err}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Rows of a CSV file as maps from header to field (no quoting in these files).
-fn csv(path: &Path) -> Vec<HashMap<String, String>> {
-    let text = fs::read_to_string(path).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
-    lines
-        .map(|line| {
-            header
-                .iter()
-                .cloned()
-                .zip(line.split(',').map(String::from))
-                .collect()
-        })
-        .collect()
-}
+use common::{csv, ember, ok};
 
 const USERS: u64 = 150;
 const ITEMS: u64 = 60;

@@ -3,6 +3,7 @@
 // Each test file compiles this module on its own and uses a part of it.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -92,4 +93,27 @@ pub fn refused(out: &Output) -> String {
         assert!(!err.contains(crash), "{crash}: {err}");
     }
     err
+}
+
+/// The standard output of a run that must succeed (its stderr in the failure message).
+pub fn ok(out: Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "ember failed: {err}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Rows of a CSV file as maps from header to field (no quoting in these files).
+pub fn csv(path: &Path) -> Vec<HashMap<String, String>> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
+    lines
+        .map(|line| {
+            header
+                .iter()
+                .cloned()
+                .zip(line.split(',').map(String::from))
+                .collect()
+        })
+        .collect()
 }
