@@ -75,26 +75,9 @@ protocol = {{ kind = "sampled", negatives = 30 }}
 }
 
 fn train_and_export(cwd: &Path, name: &str, file: &str) -> serde_json::Value {
-    fs::write(cwd.join(format!("{name}.toml")), config(name, file)).unwrap();
-    ok(ember(
-        &[
-            "train",
-            "--config",
-            &format!("{name}.toml"),
-            "--no-progress",
-        ],
-        cwd,
-    ));
-    ok(ember(
-        &[
-            "export",
-            "--run",
-            &format!("runs/{name}"),
-            "--out",
-            &format!("models/{name}"),
-        ],
-        cwd,
-    ));
+    let config = format!("{name}.toml");
+    fs::write(cwd.join(&config), self::config(name, file)).unwrap();
+    common::train_and_export(cwd, &config, name, &format!("models/{name}"));
     let metrics = fs::read_to_string(cwd.join(format!("runs/{name}/metrics.json"))).unwrap();
     serde_json::from_str(&metrics).unwrap()
 }

@@ -189,26 +189,8 @@ pub(super) fn read_parquet(
             .map(|c| c.as_materialized_series())
             .map_err(|e| reader_error(path, e))
     };
-    let read = |(name, role, expect): (&str, &str, Expect)| -> Result<Vec<i64>> {
-        ParquetColumn {
-            path,
-            name,
-            role,
-            expect,
-            series: column(name)?,
-        }
-        .integers()
-    };
-    let keys = |(name, role, expect): (&str, &str, Expect)| {
-        ParquetColumn {
-            path,
-            name,
-            role,
-            expect,
-            series: column(name)?,
-        }
-        .keys(key_type)
-    };
+    let of = |wanted| ParquetColumn::of(&df, path, wanted);
+    let keys = |wanted| of(wanted)?.keys(key_type);
     let (users, user_keys) = keys(wanted[0])?;
     let (items, item_keys) = keys(wanted[1])?;
     let mut out = Interactions {
@@ -219,34 +201,14 @@ pub(super) fn read_parquet(
         ..Default::default()
     };
     if let Some(r) = rating {
-        let series = column(r)?;
-        out.ratings = Some(
-            ParquetColumn {
-                path,
-                name: r,
-                role: "rating",
-                expect: Expect::Rating,
-                series,
-            }
-            .ratings()?,
-        );
+        out.ratings = Some(of((r, "rating", Expect::Rating))?.ratings()?);
     }
     if let Some(w) = weight {
-        let series = column(w)?;
-        out.weights = Some(
-            ParquetColumn {
-                path,
-                name: w,
-                role: "weight",
-                expect: Expect::Weight,
-                series,
-            }
-            .weights()?,
-        );
+        out.weights = Some(of((w, "weight", Expect::Weight))?.weights()?);
     }
     let mut unit = None;
     if let Some(t) = timestamp {
-        out.timestamps = Some(read((t, "timestamp", Expect::Timestamp))?);
+        out.timestamps = Some(of((t, "timestamp", Expect::Timestamp))?.integers()?);
         unit = Some(match column(t)?.dtype() {
             DataType::Date => TimeUnit::Days,
             DataType::Datetime(polars::prelude::TimeUnit::Milliseconds, _) => {
@@ -272,7 +234,26 @@ struct ParquetColumn<'a> {
     series: &'a Series,
 }
 
-impl ParquetColumn<'_> {
+impl<'a> ParquetColumn<'a> {
+    /// The column `name` of `df`, to be read as `role` (checked as `expect` says).
+    fn of(
+        df: &'a DataFrame,
+        path: &'a Path,
+        (name, role, expect): (&'a str, &'a str, Expect),
+    ) -> Result<Self> {
+        let series = df
+            .column(name)
+            .map(|c| c.as_materialized_series())
+            .map_err(|e| reader_error(path, e))?;
+        Ok(Self {
+            path,
+            name,
+            role,
+            expect,
+            series,
+        })
+    }
+
     /// An error about the value at 0-based `index`, which the file holds as `value`.
     fn bad(&self, index: usize, value: &str, bad: Bad) -> DataError {
         DataError::Value {
