@@ -30,7 +30,7 @@ pub const OLDEST_FORMAT_VERSION: u32 = 3;
 
 /// The extensions a version-3 manifest may carry, by name. A reader refuses a name it does not
 /// know rather than ignore what may change the answers (a calibration does).
-pub const KNOWN_EXTENSIONS: &[&str] = &[];
+pub const KNOWN_EXTENSIONS: &[&str] = &[crate::ATTRIBUTES_EXTENSION];
 
 /// Numeric precision of the stored matrices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -60,6 +60,10 @@ mod topk;
 mod writer;
 
 pub use ember_spec::{
+    ATTRIBUTES_EXTENSION, AttributeColumn, AttributeSchema, ColumnEncoder, ExportedAttributes,
+    FeatureRows, SideAttributes,
+};
+pub use ember_spec::{
     AutoRecSpec, AutoencoderSpec, CdaeSpec, FactorsSpec, Gru4RecSpec, ItemKnnSpec, Key, KeyKind,
     LightGcnSpec, MlpSpec, ModelSpec, NeuMfSpec, SpecError, TransformerSpec,
 };

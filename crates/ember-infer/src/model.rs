@@ -21,7 +21,7 @@ use crate::format::{
 };
 use crate::source::{SparseRows, Tensors};
 use crate::topk::{Ranked, Scored, top_k};
-use crate::{InferError, Key, KeyKind};
+use crate::{ATTRIBUTES_EXTENSION, ExportedAttributes, InferError, Key, KeyKind, SideAttributes};
 
 /// Manifests larger than this are refused before parsing (a model's id maps are far smaller).
 const MAX_MANIFEST_BYTES: u64 = 1 << 30;
@@ -41,6 +41,9 @@ pub struct ExportedModel {
     /// The day of each known item's latest interaction, aligned with `known`'s columns, when
     /// the export has them ([`crate::KNOWN_DAYS`]).
     known_days: Option<Arc<Vec<i32>>>,
+    /// What the run knew of its users and items (`[data.users]`, `[data.items]`): encoders,
+    /// names and labels, checked against the id lists at load.
+    attributes: Arc<ExportedAttributes>,
 }
 
 /// Which of what the user already has (their known items) a query leaves out: the exclusion
@@ -266,6 +269,58 @@ fn verify(
     Ok(())
 }
 
+/// The manifest's `attributes` extension, checked against the id lists: one label or name and
+/// one feature row per user or item, each feature inside its side's feature space.
+fn attributes(manifest: &Manifest, path: &Path) -> Result<ExportedAttributes, InferError> {
+    let Some(value) = manifest.extensions.get(ATTRIBUTES_EXTENSION) else {
+        return Ok(ExportedAttributes::default());
+    };
+    let attributes: ExportedAttributes = serde_json::from_value(value.clone()).map_err(|e| {
+        InferError::manifest(path, format!("extension `{ATTRIBUTES_EXTENSION}`: {e}"))
+    })?;
+    let sides = [
+        ("users", &attributes.users, manifest.user_ids.len()),
+        ("items", &attributes.items, manifest.item_ids.len()),
+    ];
+    for (side, attributes, ids) in sides {
+        if let Some(attributes) = attributes {
+            check_side(attributes, ids).map_err(|e| {
+                InferError::manifest(path, format!("attributes of the {side}: {e}"))
+            })?;
+        }
+    }
+    Ok(attributes)
+}
+
+/// What [`attributes`] checks of one side holding `ids` users or items.
+fn check_side(side: &SideAttributes, ids: usize) -> Result<(), String> {
+    if let Some(display) = &side.display
+        && display.len() != ids
+    {
+        return Err(format!("{} names or labels for {ids} ids", display.len()));
+    }
+    if let Some(rows) = &side.features {
+        let width = side.schema.width();
+        let entries = rows.indices.len();
+        let well_formed = rows.offsets.first() == Some(&0)
+            && rows.offsets.windows(2).all(|w| w[0] <= w[1])
+            && rows.offsets.last().map(|&end| end as usize) == Some(entries)
+            && rows.values.len() == entries;
+        if !well_formed {
+            return Err("feature rows whose offsets do not match their entries".into());
+        }
+        if rows.rows() != ids {
+            return Err(format!("{} feature rows for {ids} ids", rows.rows()));
+        }
+        if let Some(index) = rows.indices.iter().find(|&&i| i as usize >= width) {
+            return Err(format!(
+                "feature {index} outside the {width} features of the schema"
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl ExportedModel {
     /// Loads and validates the model in directory `dir`.
     pub fn load(dir: &Path) -> Result<Self, InferError> {
@@ -325,6 +380,7 @@ impl ExportedModel {
             None => None,
         };
         tensors.finish()?;
+        let attributes = Arc::new(attributes(&manifest, manifest_path)?);
         Ok(Self {
             manifest,
             family,
@@ -334,6 +390,7 @@ impl ExportedModel {
             items,
             known,
             known_days,
+            attributes,
         })
     }
 
@@ -370,6 +427,37 @@ impl ExportedModel {
     /// Every user's external key, in internal order.
     pub fn user_keys(&self) -> &[Key] {
         &self.user_keys
+    }
+
+    /// What the run knew of its users and items: empty sides when it had no attribute tables.
+    pub fn attributes(&self) -> &ExportedAttributes {
+        &self.attributes
+    }
+
+    /// Whether the export names its items (a `name` column in `[data.items]`).
+    pub fn has_item_names(&self) -> bool {
+        self.item_names().is_some()
+    }
+
+    /// The name of internal item `item` (in range), when the export names items and the
+    /// table had one for it.
+    pub fn item_name(&self, item: u32) -> Option<&str> {
+        self.item_names()?[item as usize].as_deref()
+    }
+
+    /// The name of the item `key`; `None` for an unknown key or an item without a name.
+    pub fn item_name_of(&self, key: &Key) -> Option<&str> {
+        self.item_name(*self.items.get(key)?)
+    }
+
+    /// The label of internal user `user` (in range), when the export labels users.
+    pub fn user_label(&self, user: u32) -> Option<&str> {
+        let labels = self.attributes.users.as_ref()?.display.as_ref()?;
+        labels[user as usize].as_deref()
+    }
+
+    fn item_names(&self) -> Option<&Vec<Option<String>>> {
+        self.attributes.items.as_ref()?.display.as_ref()
     }
 
     /// The manifest.

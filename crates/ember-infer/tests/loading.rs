@@ -580,3 +580,81 @@ fn sequence_seed_models_load_and_read_order() {
         assert!(err.contains("history"), "{name}: {err}");
     }
 }
+
+/// The `attributes` extension as the training side writes it: three items, two of them named,
+/// with one categorical column of two values.
+fn item_attributes(display: Vec<Option<&str>>, feature: u32) -> serde_json::Value {
+    use ember_infer::{
+        AttributeColumn, AttributeSchema, ColumnEncoder, ExportedAttributes, FeatureRows,
+        SideAttributes,
+    };
+    let items = SideAttributes {
+        schema: AttributeSchema {
+            columns: vec![AttributeColumn {
+                name: "genre".into(),
+                encoder: ColumnEncoder::Categorical {
+                    vocabulary: vec!["Comedy".into(), "Drama".into()],
+                },
+            }],
+        },
+        display: Some(display.into_iter().map(|d| d.map(String::from)).collect()),
+        features: Some(FeatureRows {
+            offsets: vec![0, 1, 2, 3],
+            indices: vec![1, feature, 0],
+            values: vec![1.0; 3],
+        }),
+    };
+    serde_json::to_value(ExportedAttributes {
+        users: None,
+        items: Some(items),
+    })
+    .unwrap()
+}
+
+#[test]
+fn attributes_name_items_and_are_checked_against_the_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = written(dir.path(), Precision::F32);
+    let weights = std::fs::read(good.join("model.safetensors")).unwrap();
+    let with = |attributes: serde_json::Value| {
+        let mut m = manifest(Precision::F32);
+        m.extensions.insert("attributes".into(), attributes);
+        load_bytes(&sealed(&m, &weights), &weights)
+    };
+    let model = with(item_attributes(
+        vec![Some("Toy Story"), None, Some("Fargo")],
+        2,
+    ))
+    .unwrap();
+    assert!(model.has_item_names());
+    assert_eq!(model.item_name_of(&k(100)), Some("Toy Story"));
+    assert_eq!(model.item_name_of(&k(200)), None);
+    assert_eq!(model.item_name(2), Some("Fargo"));
+    assert_eq!(model.item_name_of(&k(999)), None);
+    assert_eq!(model.user_label(0), None);
+    let items = model.attributes().items.as_ref().unwrap();
+    assert_eq!(items.schema.width(), 3);
+    assert_eq!(
+        items.features.as_ref().unwrap().row(1).collect::<Vec<_>>(),
+        [(2, 1.0)]
+    );
+    // An export without the extension names nothing.
+    let plain = load_bytes(&sealed(&manifest(Precision::F32), &weights), &weights).unwrap();
+    assert!(!plain.has_item_names());
+    assert_eq!(plain.item_name(0), None);
+
+    let err = with(item_attributes(vec![Some("Toy Story"), None], 2))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("attributes of the items: 2 names or labels for 3 ids"),
+        "{err}"
+    );
+    let err = with(item_attributes(vec![None, None, None], 3))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("attributes of the items: feature 3 outside the 3 features of the schema"),
+        "{err}"
+    );
+}
