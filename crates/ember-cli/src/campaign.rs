@@ -175,6 +175,9 @@ pub struct CampaignSummary {
     pub model: Provenance,
     /// The item's key: a JSON number or string, as the model's item keys are.
     pub item: Key,
+    /// The item's name, when the model names its items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_name: Option<String>,
     pub budget: usize,
     /// Which customers who have the item were left out (the exclusion policy, as
     /// [`describe_exclusion`] names it); absent from summaries written before it was recorded.
@@ -416,6 +419,8 @@ fn plan(args: PlanArgs) -> Result<()> {
         );
     }
     let item = item_key(&model, item_text)?;
+    let item_name = model.item_name_of(&item).map(String::from);
+    let shown = ember_decide::label(&item, item_name.as_deref());
     let known = crate::output::exclusion(args.exclude_known.as_deref(), &model)?;
     let values = args
         .values
@@ -424,7 +429,7 @@ fn plan(args: PlanArgs) -> Result<()> {
         .transpose()?;
     let show = !args.no_progress && std::io::stderr().is_terminal();
 
-    let bar = spinner(format!("ranking customers for item {item}"), show);
+    let bar = spinner(format!("ranking customers for item {shown}"), show);
     let mut options = AudienceOptions::new(budget);
     options.control_share = args.control;
     options.seed = args.seed;
@@ -437,7 +442,7 @@ fn plan(args: PlanArgs) -> Result<()> {
         audience.count(campaign::Arm::Control),
     );
     println!(
-        "campaign for item {item}: {} customers of the {} who do not have it ({} target, {} \
+        "campaign for item {shown}: {} customers of the {} who do not have it ({} target, {} \
          control, seed {})",
         audience.members.len(),
         audience.eligible,
@@ -484,8 +489,8 @@ fn plan(args: PlanArgs) -> Result<()> {
         let e = campaign::evaluate_audience(&model, &item, &held.rows, &options)?;
         bar.finish_and_clear();
         write_curve(&dir, &e)?;
-        dir.write("gains.png", &gains_chart(&item, &e)?)?;
-        dir.write("lift.png", &lift_chart(&item, &e)?)?;
+        dir.write("gains.png", &gains_chart(&shown, &e)?)?;
+        dir.write("lift.png", &lift_chart(&shown, &e)?)?;
         print_evaluation(&e, &held.description, &value_basis);
         evaluation_summary = Some(EvaluationSummary {
             held_out: held.description.clone(),
@@ -558,6 +563,7 @@ fn plan(args: PlanArgs) -> Result<()> {
     let summary = CampaignSummary {
         model: provenance,
         item,
+        item_name,
         budget,
         excluded: Some(describe_exclusion(known)),
         eligible: audience.eligible,
@@ -657,8 +663,9 @@ fn budget_marker(e: &Evaluation) -> Marker {
     }
 }
 
-/// Cumulative gains: the share of the held-out conversions reached by contacting the best x%.
-pub fn gains_chart(item: &Key, e: &Evaluation) -> Result<Vec<u8>> {
+/// Cumulative gains: the share of the held-out conversions reached by contacting the best x%;
+/// `item` is the item as [`ember_decide::label`] shows it.
+pub fn gains_chart(item: &str, e: &Evaluation) -> Result<Vec<u8>> {
     let chart = LineChart {
         title: format!(
             "Cumulative gains, item {item} ({} conversions held out)",
@@ -690,8 +697,9 @@ pub fn gains_chart(item: &Key, e: &Evaluation) -> Result<Vec<u8>> {
     Ok(ember_charts::line_charts(&[chart], 900, 540)?)
 }
 
-/// Lift: the conversion rate of the best x% over the eligible customers' rate.
-pub fn lift_chart(item: &Key, e: &Evaluation) -> Result<Vec<u8>> {
+/// Lift: the conversion rate of the best x% over the eligible customers' rate; `item` as
+/// [`gains_chart`] takes it.
+pub fn lift_chart(item: &str, e: &Evaluation) -> Result<Vec<u8>> {
     let chart = LineChart {
         title: format!("Lift over random targeting, item {item}"),
         x_label: "% of eligible customers contacted, best first".into(),

@@ -21,8 +21,12 @@ pub struct NbaArgs {
     #[arg(long)]
     actions: PathBuf,
     /// Item categories, for actions with an allow-list: a CSV file `item,category`.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "category_column")]
     items: Option<PathBuf>,
+    /// Item categories from the model's item attributes instead: the categorical (or
+    /// multi-valued) column of the run's `[data.items]` table that holds them.
+    #[arg(long)]
+    category_column: Option<String>,
     /// Past contacts, for caps and cool-downs: a CSV file `customer,action,day` (day:
     /// YYYY-MM-DD or a day number).
     #[arg(long)]
@@ -69,9 +73,10 @@ pub fn run(args: NbaArgs) -> Result<()> {
     let destination = Destination::check("--out", &args.out, OutputKind::CSV, &inputs, args.force)?;
     let model = crate::output::load_model(&args.model)?;
     let actions = nba::read_actions(&args.actions, model.item_key_kind())?;
-    let categories = match &args.items {
-        Some(path) => nba::read_categories(path, model.item_key_kind())?,
-        None => nba::ItemCategories::default(),
+    let categories = match (&args.items, &args.category_column) {
+        (Some(path), _) => nba::read_categories(path, model.item_key_kind())?,
+        (None, Some(column)) => nba::categories_from_attributes(&model, column)?,
+        (None, None) => nba::ItemCategories::default(),
     };
     let contacts = match &args.contacts {
         Some(path) => nba::read_contacts(path, &actions, model.user_key_kind())?,
@@ -129,7 +134,8 @@ pub fn run(args: NbaArgs) -> Result<()> {
             }
         },
     );
-    let summary = nba::write_csv(decisions, &destination, args.explain > 0)?;
+    let names = ember_decide::ItemNames::of(&model);
+    let summary = nba::write_csv(decisions, &destination, args.explain > 0, names)?;
     bar.finish_and_clear();
     println!(
         "decided {} customers ({} with no eligible action), wrote {}",

@@ -268,13 +268,18 @@ fn write(
     }
     match format {
         Format::Csv => {
-            let s = ember_decide::batch::write_csv(stream, destination, explain)?;
+            let names = ember_decide::ItemNames::of(model);
+            let s = ember_decide::batch::write_csv(stream, destination, explain, names)?;
             Ok((s.users, s.rows))
         }
         Format::Parquet => {
             let partial = destination.partial();
-            let kinds = (model.user_key_kind(), model.item_key_kind());
-            let result = write_parquet(stream, &partial, explain, kinds).and_then(|counts| {
+            let columns = RowsOf {
+                kinds: (model.user_key_kind(), model.item_key_kind()),
+                explain,
+                names: ember_decide::ItemNames::of(model),
+            };
+            let result = write_parquet(stream, &partial, columns).and_then(|counts| {
                 destination.place(&partial)?;
                 Ok(counts)
             });
@@ -329,11 +334,20 @@ impl KeyColumn {
     }
 }
 
+/// What the rows of a Parquet file hold: keys of the kinds `(users, items)`, the `because`
+/// column with `explain`, the `name` column when the model names its items.
+struct RowsOf<'a> {
+    kinds: (KeyKind, KeyKind),
+    explain: bool,
+    names: Option<ember_decide::ItemNames<'a>>,
+}
+
 /// The columns of a batch of rows.
 struct Rows {
     user: KeyColumn,
     rank: Vec<u32>,
     item: KeyColumn,
+    name: Vec<String>,
     score: Vec<f32>,
     because: Vec<String>,
 }
@@ -345,19 +359,23 @@ impl Rows {
             user: KeyColumn::new(users),
             rank: Vec::new(),
             item: KeyColumn::new(items),
+            name: Vec::new(),
             score: Vec::new(),
             because: Vec::new(),
         }
     }
 
-    fn frame(&mut self, explain: bool) -> Result<DataFrame> {
+    fn frame(&mut self, of: &RowsOf) -> Result<DataFrame> {
         let mut columns = vec![
             self.user.take("user"),
             Column::new("rank".into(), std::mem::take(&mut self.rank)),
             self.item.take("item"),
-            Column::new("score".into(), std::mem::take(&mut self.score)),
         ];
-        if explain {
+        if of.names.is_some() {
+            columns.push(Column::new("name".into(), std::mem::take(&mut self.name)));
+        }
+        columns.push(Column::new("score".into(), std::mem::take(&mut self.score)));
+        if of.explain {
             columns.push(Column::new(
                 "because".into(),
                 std::mem::take(&mut self.because),
@@ -371,14 +389,13 @@ impl Rows {
 fn write_parquet(
     stream: impl Iterator<Item = Result<UserRecommendations, DecideError>>,
     path: &Path,
-    explain: bool,
-    kinds: (KeyKind, KeyKind),
+    of: RowsOf,
 ) -> Result<(usize, usize)> {
     let file = std::fs::File::create(path).with_context(|| path.display().to_string())?;
-    let schema = Rows::new(kinds).frame(explain)?.schema().clone();
+    let schema = Rows::new(of.kinds).frame(&of)?.schema().clone();
     let mut writer = ParquetWriter::new(std::io::BufWriter::new(file)).batched(&schema)?;
     let (mut users, mut written) = (0, 0);
-    let mut rows = Rows::new(kinds);
+    let mut rows = Rows::new(of.kinds);
     for answer in stream {
         let answer = answer?;
         users += 1;
@@ -386,20 +403,23 @@ fn write_parquet(
             rows.user.push(&answer.user);
             rows.rank.push(rank as u32 + 1);
             rows.item.push(&r.id);
+            if let Some(names) = of.names {
+                rows.name.push(names.name(&r.id).to_owned());
+            }
             rows.score.push(r.score);
-            if explain {
+            if of.explain {
                 let ids: Vec<String> = r.because.iter().map(|b| b.item.to_string()).collect();
                 rows.because.push(ids.join(";"));
             }
         }
         if rows.user.len() >= ROW_GROUP {
             written += rows.user.len();
-            writer.write_batch(&rows.frame(explain)?)?;
+            writer.write_batch(&rows.frame(&of)?)?;
         }
     }
     if !rows.user.is_empty() {
         written += rows.user.len();
-        writer.write_batch(&rows.frame(explain)?)?;
+        writer.write_batch(&rows.frame(&of)?)?;
     }
     writer.finish()?;
     Ok((users, written))

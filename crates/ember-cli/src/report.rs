@@ -389,7 +389,8 @@ fn check_belongs(flag: &str, dir: &Path, model: &campaign::Provenance, run: &Pat
 fn campaign_section(h: &mut String, dir: &Path, run: &Path) -> Result<()> {
     let c: CampaignSummary = campaign::read_summary(dir)?;
     check_belongs("--campaign", dir, &c.model, run)?;
-    let _ = writeln!(h, "<h2>Campaign for item {}</h2>", esc(&c.item.to_string()));
+    let item = ember_decide::label(&c.item, c.item_name.as_deref());
+    let _ = writeln!(h, "<h2>Campaign for {}</h2>", esc(&item));
     let _ = writeln!(
         h,
         "<p>Budget: {} customers, chosen by the model among the {} who do not have the item; \
@@ -544,7 +545,7 @@ fn segments_section(h: &mut String, dir: &Path, run: &Path) -> Result<()> {
             .top_items
             .iter()
             .take(6)
-            .map(|(item, share)| format!("{item} ({})", pct(*share)))
+            .map(|(item, share)| format!("{} ({})", s.item_label(item), pct(*share)))
             .collect();
         let _ = writeln!(
             h,

@@ -6,6 +6,7 @@ use clap::Args;
 use ember_charts::ScatterChart;
 use ember_decide::segments::{MAX_K, MAX_K_VALUES, SegmentOptions, Segmentation, segment};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -50,6 +51,17 @@ pub struct SegmentsSummary {
     /// The map's two components' shares of the variance.
     pub explained: [f64; 2],
     pub segments: Vec<SegmentSummary>,
+    /// The names of the items in `segments`, by key as text, when the model names its items.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub item_names: BTreeMap<String, String>,
+}
+
+impl SegmentsSummary {
+    /// How a summary shows `item`: with its name when it has one ([`ember_decide::label`]).
+    pub fn item_label(&self, item: &ember_decide::Key) -> String {
+        let name = self.item_names.get(&item.to_string());
+        ember_decide::label(item, name.map(String::as_str))
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -160,7 +172,7 @@ pub fn run(args: SegmentsArgs) -> Result<()> {
             .top_items
             .iter()
             .take(5)
-            .map(|(item, share)| format!("{item} ({:.0}%)", share * 100.0))
+            .map(|(item, share)| format!("{} ({:.0}%)", summary.item_label(item), share * 100.0))
             .collect();
         println!(
             "  segment {}: {} customers ({:.1}%), most held: {}",
@@ -198,6 +210,12 @@ fn summarise(s: &Segmentation, model: crate::campaign::Provenance) -> SegmentsSu
                     .map(|i| (i.item.clone(), i.penetration))
                     .collect(),
             })
+            .collect(),
+        item_names: s
+            .segments
+            .iter()
+            .flat_map(|seg| &seg.top_items)
+            .filter_map(|i| Some((i.item.to_string(), i.name.clone()?)))
             .collect(),
     }
 }

@@ -7,9 +7,11 @@
 //!   `"none"`, or `"since:YYYY-MM-DD"` (only those had on or after that day; not for a
 //!   history, which has no dates); `"include_known": true`, the older form, means `"none"`.
 //!   `"excluded"` names the policy applied. `"explain": N` (or `true`, meaning 3) adds to each
-//!   item `"because": [{"item", "weight"}…]`, the user's own items that weigh most.
+//!   item `"because": [{"item", "weight"}…]`, the user's own items that weigh most. `"names":
+//!   true` adds each item's `"name"` (a model whose run read item names; others answer 400).
 //! - `POST /v1/audience` `{"item": 42, "k": 100}` → `{"users": [{"id", "score"}…], "excluded"}`,
-//!   the item's owners left out as `"exclude_known"` says; `"explain"` as above.
+//!   the item's owners left out as `"exclude_known"` says; `"explain"` as above; `"names":
+//!   true` adds the item's `"name"` and each user's `"label"` (`null` without one).
 //! - `POST /v1/next-best-action` `{"user": 7}` → the best action and the runner-up with the
 //!   parts of their scores (value, propensity, eligibility) and the explanation, and the
 //!   actions not offered with the rule that ruled each out; `"exclude_known"` as above says
@@ -186,6 +188,26 @@ impl Body {
                 format!("`{name}` must be true or false, got {v}"),
             )),
         }
+    }
+
+    /// `names`: with `true`, answers name their items (`naming`); a model without item names
+    /// (its run had no `name` column in `[data.items]`) refuses it rather than answer without.
+    fn naming<'m>(
+        &self,
+        model: &'m ExportedModel,
+        naming: fn(&'m ExportedModel) -> Naming<'m>,
+    ) -> Result<Naming<'m>, Reply> {
+        if !self.flag("names")? {
+            return Ok(Naming::Nothing);
+        }
+        if !model.has_item_names() {
+            return Err(error(
+                400,
+                "`names`: this model has no item names (its run had no `name` column in \
+                 [data.items])",
+            ));
+        }
+        Ok(naming(model))
     }
 
     /// `explain`: `true` (3 items), `false`, or a number of items from 0 to 50.
@@ -383,15 +405,41 @@ fn because(list: &[ember_decide::Because]) -> Value {
         .collect()
 }
 
-/// Answers as JSON: `{"id", "score"}`, with `"because"` when explanations were asked for.
-fn scored(list: Vec<Recommendation>, explain: bool) -> Value {
+/// What answers say beside the keys they list, for `"names": true`: each item's name, or each
+/// user's label.
+#[derive(Clone, Copy)]
+enum Naming<'a> {
+    Nothing,
+    Items(&'a ExportedModel),
+    Users(&'a ExportedModel),
+}
+
+impl Naming<'_> {
+    /// `("name", the item's name)` or `("label", the user's label)`; `null` for one the
+    /// attribute table had none for.
+    fn of(self, key: &Key) -> Option<(&'static str, Value)> {
+        let (field, text) = match self {
+            Naming::Nothing => return None,
+            Naming::Items(model) => ("name", model.item_name_of(key)),
+            Naming::Users(model) => ("label", model.user_label_of(key)),
+        };
+        Some((field, text.map_or(Value::Null, |t| Value::String(t.into()))))
+    }
+}
+
+/// Answers as JSON: `{"id", "score"}`, with `"because"` when explanations were asked for and
+/// `"name"` (items) or `"label"` (users) when names were.
+fn scored(list: Vec<Recommendation>, explain: bool, naming: Naming) -> Value {
     list.into_iter()
         .map(|r| {
-            if explain {
-                json!({ "id": key_json(&r.id), "score": r.score, "because": because(&r.because) })
-            } else {
-                json!({ "id": key_json(&r.id), "score": r.score })
+            let mut answer = json!({ "id": key_json(&r.id), "score": r.score });
+            if let Some((field, text)) = naming.of(&r.id) {
+                answer[field] = text;
             }
+            if explain {
+                answer["because"] = because(&r.because);
+            }
+            answer
         })
         .collect()
 }
@@ -412,14 +460,18 @@ fn decide_error(e: DecideError) -> Reply {
     }
 }
 
-fn action_score(s: &ActionScore) -> Value {
-    json!({
+fn action_score(s: &ActionScore, naming: Naming) -> Value {
+    let mut answer = json!({
         "action": s.action,
         "item": key_json(&s.item),
         "score": s.score,
         "parts": { "value": s.value, "propensity": s.propensity, "eligibility": s.eligibility },
         "because": because(&s.because),
-    })
+    });
+    if let Some((_, name)) = naming.of(&s.item) {
+        answer["name"] = name;
+    }
+    answer
 }
 
 /// Routes one request; returns the route label for metrics and the reply.
@@ -469,8 +521,10 @@ fn handle(
                         "exclude_known",
                         "include_known",
                         "explain",
+                        "names",
                     ],
                 )?;
+                let naming = q.naming(model, Naming::Items)?;
                 let k = q.k()?;
                 let items = model.item_key_kind();
                 let exclude = q.keys("exclude", items, "items")?.unwrap_or_default();
@@ -489,7 +543,7 @@ fn handle(
                             .recommend_for(&user, k, &options)
                             .map_err(infer_error)?;
                         Ok(ok(
-                            json!({ "user": key_json(&user), "items": scored(items, explain > 0), "excluded": excluded }),
+                            json!({ "user": key_json(&user), "items": scored(items, explain > 0, naming), "excluded": excluded }),
                         ))
                     }
                     (None, Some(history)) => {
@@ -497,7 +551,7 @@ fn handle(
                             .recommend_history_for(&history, k, &options)
                             .map_err(infer_error)?;
                         Ok(ok(
-                            json!({ "items": scored(items, explain > 0), "excluded": excluded }),
+                            json!({ "items": scored(items, explain > 0, naming), "excluded": excluded }),
                         ))
                     }
                     _ => Err(error(
@@ -512,8 +566,16 @@ fn handle(
             let reply = (|| {
                 let q = Body::parse(
                     body,
-                    &["item", "k", "exclude_known", "include_known", "explain"],
+                    &[
+                        "item",
+                        "k",
+                        "exclude_known",
+                        "include_known",
+                        "explain",
+                        "names",
+                    ],
                 )?;
+                let item_naming = q.naming(model, Naming::Items)?;
                 let item = q
                     .key("item", model.item_key_kind(), "items")?
                     .ok_or_else(|| error(400, "`item` (an item key) is required"))?;
@@ -527,11 +589,19 @@ fn handle(
                 let users = model
                     .audience_for(&item, q.k()?, &options)
                     .map_err(infer_error)?;
-                Ok(ok(json!({
+                let user_naming = match item_naming {
+                    Naming::Nothing => Naming::Nothing,
+                    _ => Naming::Users(model),
+                };
+                let mut answer = json!({
                     "item": key_json(&item),
-                    "users": scored(users, explain > 0),
+                    "users": scored(users, explain > 0, user_naming),
                     "excluded": describe_exclusion(known),
-                })))
+                });
+                if let Some((field, name)) = item_naming.of(&item) {
+                    answer[field] = name;
+                }
+                Ok(ok(answer))
             })();
             ("audience", reply.unwrap_or_else(|e| e))
         }
@@ -543,7 +613,11 @@ fn handle(
                         "next-best-action is not served: start `ember serve` with --actions FILE",
                     ));
                 };
-                let q = Body::parse(body, &["user", "explain", "today", "exclude_known"])?;
+                let q = Body::parse(
+                    body,
+                    &["user", "explain", "today", "exclude_known", "names"],
+                )?;
+                let naming = q.naming(model, Naming::Items)?;
                 let user = q
                     .key("user", model.user_key_kind(), "users")?
                     .ok_or_else(|| error(400, "`user` (a known user key) is required"))?;
@@ -559,8 +633,8 @@ fn handle(
                     .collect();
                 Ok(ok(json!({
                     "user": key_json(&user),
-                    "best": d.best.as_ref().map(action_score),
-                    "runner_up": d.runner_up.as_ref().map(action_score),
+                    "best": d.best.as_ref().map(|s| action_score(s, naming)),
+                    "runner_up": d.runner_up.as_ref().map(|s| action_score(s, naming)),
                     "not_offered": ineligible,
                     "excluded": describe_exclusion(known),
                 })))

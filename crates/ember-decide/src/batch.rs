@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 
 use crate::destination::Destination;
+use crate::names::ItemNames;
 use crate::table::AtomicFile;
 use crate::{
     DecideError, ExportedModel, Key, Known, Options, Recommendation, because_field, number,
@@ -140,17 +141,21 @@ pub struct BatchSummary {
     pub rows: usize,
 }
 
-/// Writes `recommendations` to the CSV file `path` (columns `user,rank,item,score`, and
-/// `because` with `explain`: the explaining items' ids, `;`-separated, strongest first) under
-/// a temporary name, renamed into place once every customer is written; on an error nothing
-/// is left at `path`.
+/// Writes `recommendations` to the CSV file `path` (columns `user,rank,item,score`, `name`
+/// after `item` when the model names its items, and `because` with `explain`: the explaining
+/// items' ids, `;`-separated, strongest first) under a temporary name, renamed into place once
+/// every customer is written; on an error nothing is left at `path`.
 pub fn write_csv(
     recommendations: impl Iterator<Item = Result<UserRecommendations, DecideError>>,
     destination: &Destination,
     explain: bool,
+    names: Option<ItemNames>,
 ) -> Result<BatchSummary, DecideError> {
     let mut file = AtomicFile::at(destination)?;
     let mut header = vec!["user", "rank", "item", "score"];
+    if names.is_some() {
+        header.insert(3, "name");
+    }
     if explain {
         header.push("because");
     }
@@ -166,6 +171,9 @@ pub fn write_csv(
                 r.id.to_string(),
                 number(r.score as f64),
             ];
+            if let Some(names) = names {
+                row.insert(3, names.name(&r.id).to_owned());
+            }
             if explain {
                 row.push(because_field(&r.because));
             }

@@ -28,6 +28,7 @@ pub mod batch;
 pub mod campaign;
 pub mod destination;
 pub mod exclusion;
+pub mod names;
 pub mod nba;
 pub mod numeric;
 pub mod propensity;
@@ -41,6 +42,7 @@ pub use ember_infer::{
     Because, ExportedModel, InferError, Key, KeyKind, Known, Options, Recommendation,
 };
 pub use exclusion::{describe_exclusion, parse_exclusion};
+pub use names::{ItemNames, label};
 pub use table::{AtomicFile, format_day, parse_day};
 
 use std::path::{Path, PathBuf};

@@ -29,9 +29,11 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use crate::destination::Destination;
+use crate::names::ItemNames;
 use crate::propensity::propensities;
 use crate::table::{AtomicFile, CsvReader, not_a_key};
 use crate::{Because, DecideError, ExportedModel, Key, KeyKind, Known, because_field, number};
+use ember_infer::ColumnEncoder;
 
 /// One action of the table.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,6 +138,55 @@ pub fn read_categories(path: &Path, kind: KeyKind) -> Result<ItemCategories, Dec
         let categories = map.entry(item).or_default();
         if !categories.contains(&category) {
             categories.push(category);
+        }
+    }
+    Ok(ItemCategories(map))
+}
+
+/// Each item's categories from the model's item attributes: the values of its column
+/// `column` (categorical, or multi-valued for an item in several categories), as the run's
+/// `[data.items]` table had them. Items without a value have no category.
+pub fn categories_from_attributes(
+    model: &ExportedModel,
+    column: &str,
+) -> Result<ItemCategories, DecideError> {
+    let invalid =
+        |why: String| DecideError::Invalid(format!("--category-column `{column}`: {why}"));
+    let items = model.attributes().items.as_ref().ok_or_else(|| {
+        invalid("the model has no item attributes (its run had no [data.items] table)".into())
+    })?;
+    let columns = &items.schema.columns;
+    let position = columns
+        .iter()
+        .position(|c| c.name == column)
+        .ok_or_else(|| {
+            let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+            invalid(format!(
+                "no such item attribute; the items have {}",
+                names.join(", ")
+            ))
+        })?;
+    let vocabulary = match &columns[position].encoder {
+        ColumnEncoder::Categorical { vocabulary } | ColumnEncoder::Multi { vocabulary, .. } => {
+            vocabulary
+        }
+        _ => return Err(invalid("a number, not a categorical column".into())),
+    };
+    let rows = items.features.as_ref().ok_or_else(|| {
+        invalid("the export carries no item attribute rows: export the run again".into())
+    })?;
+    // The column's known values are features offset + 1 ..= offset + vocabulary (its feature
+    // `offset` is the unknown bucket).
+    let offset = items.schema.offsets()[position] as u32;
+    let mut map = HashMap::new();
+    for item in 0..rows.rows() {
+        let categories: Vec<String> = rows
+            .row(item)
+            .filter(|&(f, _)| f > offset && f <= offset + vocabulary.len() as u32)
+            .map(|(f, _)| vocabulary[(f - offset - 1) as usize].clone())
+            .collect();
+        if !categories.is_empty() {
+            map.insert(model.item_key(item as u32).clone(), categories);
         }
     }
     Ok(ItemCategories(map))
@@ -427,12 +478,14 @@ pub struct NbaSummary {
 }
 
 /// Writes decisions as CSV, `customer,rank,action,item,value,propensity,eligibility,score`
-/// (and `because` with `explain`), rank 1 the best action and 2 the runner-up, under a
-/// temporary name renamed into place at the end.
+/// (`name` after `item` when the model names its items, and `because` with `explain`), rank
+/// 1 the best action and 2 the runner-up, under a temporary name renamed into place at the
+/// end.
 pub fn write_csv(
     decisions: impl Iterator<Item = Result<Decision, DecideError>>,
     destination: &Destination,
     explain: bool,
+    names: Option<ItemNames>,
 ) -> Result<NbaSummary, DecideError> {
     let mut file = AtomicFile::at(destination)?;
     let mut header = vec![
@@ -445,6 +498,9 @@ pub fn write_csv(
         "eligibility",
         "score",
     ];
+    if names.is_some() {
+        header.insert(4, "name");
+    }
     if explain {
         header.push("because");
     }
@@ -472,6 +528,9 @@ pub fn write_csv(
                 number(s.eligibility),
                 number(s.score),
             ];
+            if let Some(names) = names {
+                row.insert(4, names.name(&s.item).to_owned());
+            }
             if explain {
                 row.push(because_field(&s.because));
             }

@@ -70,6 +70,8 @@ impl Default for SegmentOptions {
 pub struct SegmentItem {
     /// External item key.
     pub item: Key,
+    /// Its name, when the model names its items and has one for it.
+    pub name: Option<String>,
     /// Customers of the segment who have it.
     pub customers: usize,
     /// `customers / segment size`.
@@ -119,6 +121,8 @@ pub struct Segmentation {
     pub assignments: Vec<Assignment>,
     /// The map's components' shares of the variance.
     pub explained: [f64; 2],
+    /// Whether the model names its items (the profiles then have a `name` column).
+    pub item_names: bool,
 }
 
 /// Checks that `k_min..=k_max` is a range segmentation tries: 2 ≤ k_min ≤ k_max ≤
@@ -210,6 +214,7 @@ pub fn segment(
             &renumbered_sizes,
             options.top_items,
         )?,
+        item_names: model.has_item_names(),
         assignments,
         explained: projection.explained,
     })
@@ -299,6 +304,7 @@ fn profiles(
                     .into_iter()
                     .map(|(i, c)| SegmentItem {
                         item: model.item_key(i).clone(),
+                        name: model.item_name(i).map(String::from),
                         customers: c,
                         penetration: c as f64 / size.max(1) as f64,
                         share: c as f64 / everyone[&i] as f64,
@@ -327,11 +333,12 @@ impl Segmentation {
         file.commit()
     }
 
-    /// Writes `segment,size,share,rank,item,customers,penetration,item_share`: each segment's
-    /// top items, one row each (a segment without items: one row with the item fields empty).
+    /// Writes `segment,size,share,rank,item,customers,penetration,item_share` (`name` after
+    /// `item` when the model names its items): each segment's top items, one row each (a
+    /// segment without items: one row with the item fields empty).
     pub fn write_profiles_csv(&self, path: &Path) -> Result<(), DecideError> {
         let mut file = AtomicFile::create(path)?;
-        file.write_row(&[
+        let mut header = vec![
             "segment",
             "size",
             "share",
@@ -340,19 +347,25 @@ impl Segmentation {
             "customers",
             "penetration",
             "item_share",
-        ])?;
+        ];
+        if self.item_names {
+            header.insert(5, "name");
+        }
+        file.write_row(&header)?;
         for s in &self.segments {
             let head = [s.id.to_string(), s.size.to_string(), number(s.share)];
             if s.top_items.is_empty() {
                 let mut row = head.to_vec();
-                row.extend(std::iter::repeat_n(String::new(), 5));
+                row.resize(header.len(), String::new());
                 file.write_row(&row)?;
             }
             for (rank, item) in s.top_items.iter().enumerate() {
                 let mut row = head.to_vec();
+                row.extend([(rank + 1).to_string(), item.item.to_string()]);
+                if self.item_names {
+                    row.push(item.name.clone().unwrap_or_default());
+                }
                 row.extend([
-                    (rank + 1).to_string(),
-                    item.item.to_string(),
                     item.customers.to_string(),
                     number(item.penetration),
                     number(item.share),

@@ -113,6 +113,7 @@ fn batch_recommendations_equal_recommend_per_user_and_leave_suppressed_items_out
         recommend_all(&model, options).unwrap(),
         &Destination::fresh(&path),
         true,
+        None,
     )
     .unwrap();
     assert_eq!((summary.users, summary.rows), (30, 150));
@@ -134,7 +135,7 @@ fn batch_recommendations_equal_recommend_per_user_and_leave_suppressed_items_out
     );
     let failed = dir.path().join("failed.csv");
     let listed = recommend_users(&model, keys(&[12, 99]), BatchOptions::default()).unwrap();
-    assert!(write_csv(listed, &Destination::fresh(&failed), false).is_err());
+    assert!(write_csv(listed, &Destination::fresh(&failed), false, None).is_err());
     assert!(!failed.exists());
     let err = recommend_users(
         &model,
@@ -427,7 +428,12 @@ fn next_best_action_applies_its_eligibility_rules() {
 /// `SKU-00042`, `SKU-00100`, `000123` (sorted by bytes, as the manifest requires), with one
 /// factor: customer scores are `[1, 2, -1]`-scaled item values `[3, 1, 2]`.
 fn string_model(dir: &Path) -> ExportedModel {
-    let manifest = Manifest::new(
+    string_model_with(dir, None)
+}
+
+/// [`string_model`] with the `attributes` extension `attributes`.
+fn string_model_with(dir: &Path, attributes: Option<serde_json::Value>) -> ExportedModel {
+    let mut manifest = Manifest::new(
         ModelSpec::Mf(FactorsSpec { factors: 1 }),
         Precision::F32,
         Keys::Strings(vec!["000123".into(), "C-000123".into(), "C-000200".into()]),
@@ -449,6 +455,9 @@ fn string_model(dir: &Path) -> ExportedModel {
             data: vec![2.0, 3.0, 1.0],
         },
     ];
+    if let Some(attributes) = attributes {
+        manifest.extensions.insert("attributes".into(), attributes);
+    }
     let out = dir.join("strings");
     // C-000123 already has SKU-00042.
     ember_infer::write_model(&out, &manifest, &tensors, &[vec![], vec![1], vec![]]).unwrap();
@@ -476,6 +485,7 @@ fn string_keys_come_out_as_written() {
         recommend_all(&model, options).unwrap(),
         &Destination::fresh(&path),
         false,
+        None,
     )
     .unwrap();
     assert_eq!(
@@ -565,5 +575,90 @@ fn keys_of_the_wrong_kind_name_file_line_and_kind() {
     assert_eq!(
         model.item_index(&Key::from("123")).unwrap_err().to_string(),
         "unknown item id 123"
+    );
+}
+
+/// [`string_model`]'s items named (`SKU-00042` without a name) and in categories: `000123`
+/// travel, `SKU-00042` none, `SKU-00100` bath and travel.
+fn named_model(dir: &Path) -> ExportedModel {
+    use ember_infer::{
+        AttributeColumn, AttributeSchema, ColumnEncoder, ExportedAttributes, FeatureRows,
+        SideAttributes,
+    };
+    let items = SideAttributes {
+        schema: AttributeSchema {
+            columns: vec![AttributeColumn {
+                name: "category".into(),
+                encoder: ColumnEncoder::Multi {
+                    separator: "|".into(),
+                    vocabulary: vec!["bath".into(), "travel".into()],
+                },
+            }],
+        },
+        display: Some(vec![
+            Some("Travel kit, 3 pieces".into()),
+            None,
+            Some("Shampoo 250 ml".into()),
+        ]),
+        features: Some(FeatureRows {
+            offsets: vec![0, 1, 2, 4],
+            indices: vec![2, 0, 1, 2],
+            values: vec![1.0, 1.0, 0.5, 0.5],
+        }),
+    };
+    let attributes = ExportedAttributes {
+        users: None,
+        items: Some(items),
+    };
+    string_model_with(dir, Some(serde_json::to_value(attributes).unwrap()))
+}
+
+/// A model whose run named its items writes each item's name next to its key (quoted where
+/// CSV needs it, empty where the table had none), and its item attributes give `ember nba`
+/// its categories.
+#[test]
+fn item_names_and_categories_come_from_the_attributes() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = named_model(dir.path());
+    let path = dir.path().join("recommendations.csv");
+    let options = BatchOptions {
+        k: 2,
+        suppress: vec![Key::from("SKU-00100")],
+        ..BatchOptions::default()
+    };
+    write_csv(
+        recommend_all(&model, options).unwrap(),
+        &Destination::fresh(&path),
+        false,
+        ember_decide::ItemNames::of(&model),
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "user,rank,item,name,score\n\
+         000123,1,000123,\"Travel kit, 3 pieces\",-2\n\
+         000123,2,SKU-00042,,-3\n\
+         C-000123,1,000123,\"Travel kit, 3 pieces\",2\n\
+         C-000200,1,SKU-00042,,6\n\
+         C-000200,2,000123,\"Travel kit, 3 pieces\",4\n"
+    );
+    assert!(ember_decide::ItemNames::of(&string_model(&dir.path().join("plain"))).is_none());
+
+    let categories = ember_decide::nba::categories_from_attributes(&model, "category").unwrap();
+    let expected: HashMap<Key, Vec<String>> = [
+        (Key::from("000123"), vec!["travel".to_string()]),
+        (
+            Key::from("SKU-00100"),
+            vec!["bath".to_string(), "travel".to_string()],
+        ),
+    ]
+    .into();
+    assert_eq!(categories, ItemCategories(expected));
+    let err = ember_decide::nba::categories_from_attributes(&model, "brand")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "--category-column `brand`: no such item attribute; the items have category"
     );
 }

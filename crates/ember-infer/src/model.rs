@@ -456,6 +456,11 @@ impl ExportedModel {
         labels[user as usize].as_deref()
     }
 
+    /// The label of the user `key`; `None` for an unknown key or a user without a label.
+    pub fn user_label_of(&self, key: &Key) -> Option<&str> {
+        self.user_label(*self.users.get(key)?)
+    }
+
     fn item_names(&self) -> Option<&Vec<Option<String>>> {
         self.attributes.items.as_ref()?.display.as_ref()
     }
