@@ -116,6 +116,7 @@ pub(crate) fn print_table(reports: &[(&str, &MetricsReport)]) {
             report.protocol, report.users
         ));
     }
+    out.push_str(&group_table(reports));
     // Reports scored on the same candidates share their warnings: each is said once.
     let mut warnings: Vec<(&str, Vec<&str>)> = Vec::new();
     for (name, report) in reports {
@@ -131,4 +132,93 @@ pub(crate) fn print_table(reports: &[(&str, &MetricsReport)]) {
     }
     print!("{out}");
     let _ = std::io::stdout().flush();
+}
+
+/// The test metrics by group of users (training activity) of several reports side by side:
+/// the metrics shown (NDCG and Recall at 10 when the run computes it, else at its first
+/// cut-off), and one row per group that has users, with each report's values in turn.
+pub(crate) struct GroupRows {
+    /// The reports that break their metrics down, by name.
+    pub reports: Vec<String>,
+    pub metrics: Vec<String>,
+    /// `(group, users, values)`: the values report by report, metric by metric.
+    pub rows: Vec<(String, usize, Vec<Option<f64>>)>,
+}
+
+impl GroupRows {
+    /// The breakdown of `reports`; `None` when they break nothing down.
+    pub(crate) fn of(reports: &[(&str, &MetricsReport)]) -> Option<Self> {
+        let reports: Vec<&(&str, &MetricsReport)> = reports
+            .iter()
+            .filter(|(_, r)| !r.groups.is_empty())
+            .collect();
+        let (_, first) = reports.first()?;
+        let names: Vec<&str> = first.groups[0]
+            .metrics
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let k = match names.contains(&"NDCG@10") {
+            true => "10",
+            false => names.iter().find_map(|n| n.strip_prefix("NDCG@"))?,
+        };
+        let metrics = vec![format!("NDCG@{k}"), format!("Recall@{k}")];
+        let rows = first
+            .groups
+            .iter()
+            .enumerate()
+            .filter(|(_, group)| group.users > 0)
+            .map(|(g, group)| {
+                let values = reports
+                    .iter()
+                    .flat_map(|(_, report)| {
+                        metrics.iter().map(move |metric| {
+                            let group = report.groups.get(g)?;
+                            group
+                                .metrics
+                                .iter()
+                                .find(|(n, _)| n == metric)
+                                .map(|(_, v)| *v)
+                        })
+                    })
+                    .collect();
+                (group.group.clone(), group.users, values)
+            })
+            .collect();
+        let reports = reports.iter().map(|(name, _)| name.to_string()).collect();
+        Some(Self {
+            reports,
+            metrics,
+            rows,
+        })
+    }
+}
+
+/// [`GroupRows`] as a text table; empty when the reports break nothing down.
+fn group_table(reports: &[(&str, &MetricsReport)]) -> String {
+    let Some(groups) = GroupRows::of(reports) else {
+        return String::new();
+    };
+    let mut out = format!(
+        "test metrics by training activity ({}):\n",
+        groups.metrics.join(", ")
+    );
+    out.push_str(&format!("{:<34}{:>8}", "users", "count"));
+    for name in &groups.reports {
+        for metric in &groups.metrics {
+            out.push_str(&format!("{:>28}", format!("{name} {metric}")));
+        }
+    }
+    out.push('\n');
+    for (group, users, values) in &groups.rows {
+        out.push_str(&format!("{group:<34}{users:>8}"));
+        for value in values {
+            match value {
+                Some(v) => out.push_str(&format!("{v:>28.4}")),
+                None => out.push_str(&format!("{:>28}", "-")),
+            }
+        }
+        out.push('\n');
+    }
+    out
 }

@@ -318,7 +318,9 @@ fn metrics_table(h: &mut String, columns: &[(&str, &MetricsReport)]) {
         }
         h.push_str("</tr>\n");
     }
-    h.push_str("</table>\n<p class=\"note\">");
+    h.push_str("</table>\n");
+    group_table(h, columns);
+    h.push_str("<p class=\"note\">");
     for (name, report) in columns {
         let _ = write!(
             h,
@@ -329,6 +331,43 @@ fn metrics_table(h: &mut String, columns: &[(&str, &MetricsReport)]) {
         );
     }
     h.push_str("</p>\n");
+}
+
+/// The test metrics by training activity, where the reports break them down: where a model
+/// is weakest (customers with little history, as a rule).
+fn group_table(h: &mut String, columns: &[(&str, &MetricsReport)]) {
+    let Some(groups) = crate::eval::GroupRows::of(columns) else {
+        return;
+    };
+    let _ = write!(
+        h,
+        "<p>By how much history a customer had in training ({}):</p>\n<table><tr><th>customers</th><th>count</th>",
+        esc(&groups.metrics.join(", "))
+    );
+    for name in &groups.reports {
+        for metric in &groups.metrics {
+            let _ = write!(h, "<th>{} {}</th>", esc(name), esc(metric));
+        }
+    }
+    h.push_str("</tr>\n");
+    for (band, users, values) in &groups.rows {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td>",
+            esc(band),
+            group(*users as i64)
+        );
+        for value in values {
+            match value {
+                Some(v) => {
+                    let _ = write!(h, "<td>{v:.4}</td>");
+                }
+                None => h.push_str("<td>–</td>"),
+            }
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</table>\n");
 }
 
 fn metrics_section(h: &mut String, m: &RunMetrics) {

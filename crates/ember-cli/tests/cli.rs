@@ -97,6 +97,43 @@ fn train_then_eval() {
     }
     let epochs = fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     assert_eq!(epochs.lines().count(), 2);
+    // Test metrics broken down by training activity: the groups hold every test user, and
+    // their averages weighted by their users give the overall average.
+    assert!(
+        stdout.contains("test metrics by training activity (NDCG@5, Recall@5)"),
+        "{stdout}"
+    );
+    let metrics: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+    for report in [&metrics["test"], &metrics["popularity_test"]] {
+        let groups = report["groups"].as_array().unwrap();
+        let names: Vec<&str> = groups
+            .iter()
+            .map(|g| g["group"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "cold (no training interactions)",
+                "1–5 training interactions",
+                "6–20 training interactions",
+                "21+ training interactions"
+            ]
+        );
+        let users: u64 = groups.iter().map(|g| g["users"].as_u64().unwrap()).sum();
+        assert_eq!(users, report["users"].as_u64().unwrap());
+        let value = |metrics: &serde_json::Value| {
+            let pairs = metrics.as_array().unwrap();
+            let pair = pairs.iter().find(|p| p[0] == "NDCG@5").unwrap();
+            pair[1].as_f64().unwrap_or(0.0)
+        };
+        let weighted: f64 = groups
+            .iter()
+            .map(|g| g["users"].as_f64().unwrap() * value(&g["metrics"]))
+            .sum();
+        let overall = value(&report["metrics"]) * users as f64;
+        assert!((weighted - overall).abs() < 1e-9, "{weighted} vs {overall}");
+    }
     let out = ember(
         &["eval", "--run", "runs/tiny", "--protocol", "full"],
         dir.path(),

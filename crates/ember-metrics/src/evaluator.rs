@@ -40,6 +40,34 @@ pub struct RankingEvaluator {
     /// Negatives asked for per user (see [`RankingEvaluator::asking`]).
     asked: Option<usize>,
     negatives: Tally,
+    /// The user groups' names and sums, when the metrics are broken down by group (see
+    /// [`RankingEvaluator::grouped`]).
+    groups: Vec<(String, GroupSums)>,
+}
+
+/// The sums of one group of users, for the metrics a breakdown reports.
+#[derive(Debug, Clone, Default)]
+struct GroupSums {
+    users: usize,
+    hit: Vec<f64>,
+    recall: Vec<f64>,
+    ndcg: Vec<f64>,
+    mrr: f64,
+    auc_sum: f64,
+    auc_users: usize,
+}
+
+/// The metrics of one group of users (cold users, an activity band…): a breakdown of a
+/// report's averages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupReport {
+    /// The group, as the table names it (`1–5 training interactions`).
+    pub group: String,
+    /// Users of the group averaged over (those with a relevant candidate).
+    pub users: usize,
+    /// Metric name → value: HR, NDCG and Recall at each cut-off, MRR, ROC-AUC (NaN for a
+    /// group without users).
+    pub metrics: Vec<(String, f64)>,
 }
 
 /// The users one [`RankingEvaluator`] saw, to be merged into another
@@ -157,7 +185,22 @@ impl RankingEvaluator {
             recorded: None,
             asked: None,
             negatives: Tally::default(),
+            groups: Vec::new(),
         })
+    }
+
+    /// Breaks the metrics down by the user groups `names` ([`MetricsReport::groups`]): each
+    /// user is added to one of them with [`RankingEvaluator::add_user_in`].
+    pub fn grouped(mut self, names: Vec<String>) -> Self {
+        let n = self.ks.len();
+        let empty = GroupSums {
+            hit: vec![0.0; n],
+            recall: vec![0.0; n],
+            ndcg: vec![0.0; n],
+            ..GroupSums::default()
+        };
+        self.groups = names.into_iter().map(|g| (g, empty.clone())).collect();
+        self
     }
 
     /// Counts the users given fewer than `negatives` negatives (a sampled protocol's users with
@@ -191,7 +234,23 @@ impl RankingEvaluator {
     /// When the three slices differ in length or an item id is outside the catalogue; both are
     /// programming errors of the caller, not data errors.
     pub fn add_user(&mut self, items: &[u32], scores: &[f32], relevant: &[bool]) {
+        self.add_user_in(None, items, scores, relevant);
+    }
+
+    /// [`RankingEvaluator::add_user`] for a user of group `group` (an index into the names
+    /// given to [`RankingEvaluator::grouped`]; `None` for a user of no group).
+    ///
+    /// # Panics
+    /// As [`RankingEvaluator::add_user`], and for a group the evaluator was not given.
+    pub fn add_user_in(
+        &mut self,
+        group: Option<usize>,
+        items: &[u32],
+        scores: &[f32],
+        relevant: &[bool],
+    ) {
         assert!(items.len() == scores.len() && scores.len() == relevant.len());
+        assert!(group.is_none_or(|g| g < self.groups.len()), "a known group");
         let ranks = relevant_ranks(scores, relevant);
         if ranks.is_empty() {
             self.skipped += 1;
@@ -213,6 +272,7 @@ impl RankingEvaluator {
         row.push(roc_auc(scores, relevant).unwrap_or(f64::NAN));
         row.push((items.len() - ranks.len()) as f64);
         row.push(items.len() as f64);
+        row.push(group.map_or(-1.0, |g| g as f64));
         self.add_row(&row);
         if let Some(rows) = &mut self.recorded {
             rows.extend_from_slice(&row);
@@ -234,9 +294,10 @@ impl RankingEvaluator {
     }
 
     /// Values per user in a row: six per cut-off, the reciprocal rank, the ROC-AUC (NaN when
-    /// undefined), the number of negatives and of candidates.
+    /// undefined), the number of negatives and of candidates, and the user's group (-1 for
+    /// none).
     fn row_width(&self) -> usize {
-        6 * self.ks.len() + 4
+        6 * self.ks.len() + 5
     }
 
     /// Adds one user's values to the sums, in the order they were added: a merged evaluation
@@ -261,6 +322,20 @@ impl RankingEvaluator {
         }
         self.negatives
             .add(row[tail + 2] as usize, row[tail + 3] as usize, self.asked);
+        if row[tail + 4] >= 0.0 {
+            let sums = &mut self.groups[row[tail + 4] as usize].1;
+            sums.users += 1;
+            for slot in 0..self.ks.len() {
+                sums.hit[slot] += row[6 * slot];
+                sums.recall[slot] += row[6 * slot + 2];
+                sums.ndcg[slot] += row[6 * slot + 4];
+            }
+            sums.mrr += row[tail];
+            if !auc.is_nan() {
+                sums.auc_sum += auc;
+                sums.auc_users += 1;
+            }
+        }
     }
 
     /// Keeps every user's values, so that [`RankingEvaluator::into_part`] can hand them to
@@ -344,6 +419,11 @@ impl RankingEvaluator {
             metrics.push((AUC_GLOBAL.into(), auc));
         }
         let negatives = self.negatives.counts(self.asked);
+        let groups = self
+            .groups
+            .iter()
+            .map(|(group, sums)| sums.report(group, &self.ks))
+            .collect();
         MetricsReport {
             protocol: protocol.into(),
             users: self.users,
@@ -351,6 +431,36 @@ impl RankingEvaluator {
             metrics,
             warnings: warnings(self.users, negatives.as_ref(), &self.ks),
             negatives,
+            groups,
+        }
+    }
+}
+
+impl GroupSums {
+    /// The group's averages (NaN for a group without users).
+    fn report(&self, group: &str, ks: &[usize]) -> GroupReport {
+        let n = if self.users == 0 {
+            f64::NAN
+        } else {
+            self.users as f64
+        };
+        let mut metrics = Vec::new();
+        for (slot, &k) in ks.iter().enumerate() {
+            metrics.push((at_k(HR, k), self.hit[slot] / n));
+            metrics.push((at_k(NDCG, k), self.ndcg[slot] / n));
+            metrics.push((at_k(RECALL, k), self.recall[slot] / n));
+        }
+        metrics.push((MRR.into(), self.mrr / n));
+        let auc = if self.auc_users == 0 {
+            f64::NAN
+        } else {
+            self.auc_sum / self.auc_users as f64
+        };
+        metrics.push((AUC_USER.into(), auc));
+        GroupReport {
+            group: group.into(),
+            users: self.users,
+            metrics,
         }
     }
 }
@@ -374,6 +484,10 @@ pub struct MetricsReport {
     /// asked for, figures every model gets by construction. Empty when nothing does.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The metrics by group of users, when the evaluation broke them down (test evaluations:
+    /// by training activity); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupReport>,
 }
 
 /// RMSE and MAE of `(predicted, actual)` ratings over `users` users, labelled `protocol`
@@ -402,6 +516,7 @@ pub fn rating_report(
         metrics: vec![(RMSE.into(), rmse), (MAE.into(), mae)],
         negatives: None,
         warnings: warnings(users, None, &[]),
+        groups: Vec::new(),
     }
 }
 
@@ -486,6 +601,60 @@ mod tests {
                 assert_eq!(a.to_bits(), b.to_bits(), "{name} split at {cut}");
             }
         }
+    }
+
+    /// Each group averages its own users; the whole report is unchanged by the breakdown, and
+    /// a merged evaluation breaks down as the whole one.
+    #[test]
+    fn groups_average_their_own_users() {
+        // Three candidates each: a hit at rank 1 (NDCG 1), at rank 2 (NDCG 1/log2(3)), a
+        // miss at rank 3 (HR@2 0, NDCG@2 0).
+        let rank_1 = ([0, 1, 2], [0.9, 0.5, 0.1], [true, false, false]);
+        let rank_2 = ([0, 1, 2], [0.5, 0.9, 0.1], [true, false, false]);
+        let rank_3 = ([0, 1, 2], [0.1, 0.9, 0.5], [true, false, false]);
+        let users = [(0, rank_1), (1, rank_2), (1, rank_3), (0, rank_3)];
+        let names = vec!["light".to_string(), "heavy".to_string(), "none".to_string()];
+        let mut grouped = RankingEvaluator::new(&[2], 3)
+            .unwrap()
+            .grouped(names.clone());
+        let mut plain = RankingEvaluator::new(&[2], 3).unwrap();
+        for (g, (items, scores, relevant)) in &users {
+            grouped.add_user_in(Some(*g), items, scores, relevant);
+            plain.add_user(items, scores, relevant);
+        }
+        let report = grouped.finish("p");
+        assert_eq!(report.metrics, plain.finish("p").metrics);
+        let get = |g: usize, name: &str| {
+            let group = &report.groups[g];
+            group.metrics.iter().find(|(n, _)| n == name).unwrap().1
+        };
+        assert_eq!(report.groups[0].group, "light");
+        assert_eq!(report.groups[0].users, 2);
+        assert_eq!(get(0, "HR@2"), 0.5);
+        assert_eq!(get(0, "NDCG@2"), 0.5);
+        assert_eq!(get(0, "MRR"), (1.0 + 1.0 / 3.0) / 2.0);
+        assert_eq!(get(1, "HR@2"), 0.5);
+        assert!((get(1, "NDCG@2") - 0.5 / 3f64.log2()).abs() < 1e-12);
+        // ROC-AUC: rank 1 → 1, rank 2 → 0.5, rank 3 → 0.
+        assert_eq!(get(1, "AUC(user)"), 0.25);
+        assert_eq!(report.groups[2].users, 0);
+        assert!(get(2, "NDCG@2").is_nan());
+
+        let mut merged = RankingEvaluator::new(&[2], 3)
+            .unwrap()
+            .grouped(names.clone());
+        for shard in [&users[..1], &users[1..]] {
+            let mut part = RankingEvaluator::new(&[2], 3)
+                .unwrap()
+                .grouped(names.clone())
+                .recording();
+            for (g, (items, scores, relevant)) in shard {
+                part.add_user_in(Some(*g), items, scores, relevant);
+            }
+            merged.absorb(EvaluatorPart::from_bytes(&part.into_part().to_bytes()).unwrap());
+        }
+        let merged = merged.finish("p");
+        assert_eq!(merged.groups[..2], report.groups[..2]);
     }
 
     #[test]

@@ -14,7 +14,7 @@ mod protocol;
 pub mod ranking;
 
 pub use candidates::{MIN_USERS, NegativeCounts};
-pub use evaluator::{EvaluatorPart, MetricsReport, RankingEvaluator, rating_report};
+pub use evaluator::{EvaluatorPart, GroupReport, MetricsReport, RankingEvaluator, rating_report};
 pub use names::{RECALL_MIN_PREFIX, higher_is_better};
 pub use protocol::{NegativeSampling, Protocol};
 

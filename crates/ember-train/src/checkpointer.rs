@@ -225,6 +225,7 @@ mod tests {
             metrics: vec![("NDCG@10".into(), ndcg)],
             negatives: None,
             warnings: vec![],
+            groups: Vec::new(),
         }
     }
 

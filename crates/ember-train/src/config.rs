@@ -49,6 +49,12 @@ pub enum ConfigError {
     /// Cut-offs that are missing or 0.
     #[error("eval.ks must list cut-offs k >= 1, got {0:?}")]
     BadCutoffs(Vec<usize>),
+    /// Activity bands that do not ascend from 1.
+    #[error(
+        "eval.activity_bands must list the bands' upper ends, ascending from at least 1 (the \
+         default [5, 20] gives 1–5, 6–20 and 21+), got {0:?}"
+    )]
+    BadActivityBands(Vec<usize>),
     /// An invalid protocol.
     #[error("eval.protocol")]
     Protocol(#[source] MetricsError),
@@ -294,6 +300,16 @@ pub struct EvalConfig {
     /// More protocols the selected model (and the baseline) are tested under, reported beside
     /// the main one; validation always uses `protocol`.
     pub extra_protocols: Vec<Protocol>,
+    /// The upper ends of the bands of training activity test metrics are broken down by:
+    /// `[5, 20]` (the default) gives 1–5, 6–20 and 21+ training interactions.
+    #[serde(skip_serializing_if = "is_default_bands")]
+    pub activity_bands: Vec<usize>,
+}
+
+/// Whether `bands` are the default (left out of a written config, so that runs written before
+/// bands existed keep their fingerprint).
+fn is_default_bands(bands: &[usize]) -> bool {
+    bands == crate::evaluate::ACTIVITY_BANDS
 }
 
 impl EvalConfig {
@@ -317,6 +333,7 @@ impl Default for EvalConfig {
             max_scores: 1 << 20,
             every: 1,
             extra_protocols: Vec::new(),
+            activity_bands: crate::evaluate::ACTIVITY_BANDS.to_vec(),
         }
     }
 }
@@ -431,6 +448,10 @@ impl RunConfig {
     fn check_evaluation(&self, input: Input) -> Result<(), ConfigError> {
         if self.eval.ks.is_empty() || self.eval.ks.contains(&0) {
             return Err(ConfigError::BadCutoffs(self.eval.ks.clone()));
+        }
+        let bands = &self.eval.activity_bands;
+        if bands.first() == Some(&0) || bands.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(ConfigError::BadActivityBands(bands.clone()));
         }
         self.eval
             .protocol
@@ -731,6 +752,15 @@ mod tests {
             (
                 "[eval]\nextra_protocols = [{ kind = \"sampled\", negatives = 0 }]\n",
                 "eval.extra_protocols",
+            ),
+            (
+                "[eval]\nactivity_bands = [20, 5]\n",
+                "eval.activity_bands must list the bands' upper ends, ascending from at least 1 \
+                 (the default [5, 20] gives 1–5, 6–20 and 21+), got [20, 5]",
+            ),
+            (
+                "[eval]\nactivity_bands = [0, 5]\n",
+                "eval.activity_bands must list the bands' upper ends",
             ),
         ];
         for (text, expected) in cases {

@@ -78,6 +78,7 @@ mod tests {
             metrics: vec![(metric.into(), value)],
             negatives: None,
             warnings: vec![],
+            groups: Vec::new(),
         }
     }
 

@@ -124,6 +124,7 @@ mod tests {
             metrics: vec![("HR@10".into(), 0.75), ("NDCG@10".into(), 0.5)],
             negatives: None,
             warnings: vec![],
+            groups: Vec::new(),
         };
         let valid = Validated {
             report: &report,

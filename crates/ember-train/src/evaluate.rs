@@ -258,6 +258,42 @@ pub struct EvaluationPlan {
     /// Under the time split, the start of its validation window and its cutoff (RFC 3339):
     /// full ranking masks the items each user had before them, not every known item.
     time_bounds: Option<(String, String)>,
+    /// The groups test metrics are broken down by.
+    groups: UserGroups,
+}
+
+/// The upper ends of the activity bands test metrics are broken down by, in training
+/// interactions: 1–5, 6–20 and 21 or more (`[eval] activity_bands`).
+pub const ACTIVITY_BANDS: [usize; 2] = [5, 20];
+
+/// Each user's group for the breakdown of test metrics: cold (no training interaction, where a
+/// split leaves users so) or the activity band of their training interactions.
+#[derive(Debug, Clone)]
+struct UserGroups {
+    names: Vec<String>,
+    of_user: Vec<usize>,
+}
+
+impl UserGroups {
+    /// The groups of `data`'s users under the bands ending at `upper` (ascending).
+    fn activity(data: &Dataset, upper: &[usize]) -> Self {
+        let mut names = vec!["cold (no training interactions)".to_string()];
+        let mut low = 1;
+        for &high in upper {
+            names.push(format!("{low}–{high} training interactions"));
+            low = high + 1;
+        }
+        names.push(format!("{low}+ training interactions"));
+        let of_user = data
+            .train
+            .iter()
+            .map(|items| match items.len() {
+                0 => 0,
+                n => 1 + upper.iter().take_while(|&&high| n > high).count(),
+            })
+            .collect();
+        Self { names, of_user }
+    }
 }
 
 impl EvaluationPlan {
@@ -316,7 +352,15 @@ impl EvaluationPlan {
             valid_protocol,
             valid_note,
             time_bounds,
+            groups: UserGroups::activity(data, &ACTIVITY_BANDS),
         })
+    }
+
+    /// Breaks test metrics down by activity bands ending at `upper` (ascending, the first at
+    /// least 1) instead of [`ACTIVITY_BANDS`].
+    pub fn with_activity_bands(mut self, data: &Dataset, upper: &[usize]) -> Self {
+        self.groups = UserGroups::activity(data, upper);
+        self
     }
 
     /// The protocol `which` is ranked under.
@@ -390,15 +434,21 @@ impl EvaluationPlan {
         if merged.is_some() {
             evaluator = evaluator.recording();
         }
+        // Test metrics are broken down by group of users; validation runs every epoch and
+        // needs only the monitor.
+        let groups = (which == HeldOut::Test).then_some(&self.groups.of_user[..]);
         let chunks: Vec<&[u32]> = users.chunks(batch_users.max(1)).collect();
         for &chunk in &chunks[Shard::of(ranks).part(0..chunks.len())] {
+            let adding = Adding {
+                evaluator: &mut evaluator,
+                groups,
+                scorer,
+                chunk,
+                held_out,
+            };
             match candidates {
-                Candidates::Sampled { negatives } => {
-                    add_sampled(&mut evaluator, scorer, chunk, held_out, negatives)
-                }
-                Candidates::Full { masked } => {
-                    add_full(&mut evaluator, scorer, chunk, held_out, (masked, n_items))
-                }
+                Candidates::Sampled { negatives } => add_sampled(adding, negatives),
+                Candidates::Full { masked } => add_full(adding, (masked, n_items)),
             }
         }
         if let Some(merged) = merged {
@@ -422,6 +472,9 @@ impl EvaluationPlan {
     ) -> RankingEvaluator {
         let mut evaluator =
             RankingEvaluator::new(ks, n_items).expect("ks validated with the config");
+        if which == HeldOut::Test {
+            evaluator = evaluator.grouped(self.groups.names.clone());
+        }
         if let Some(asked) = self.protocol_of(which).asked() {
             evaluator = evaluator.asking(asked);
         }
@@ -448,15 +501,27 @@ impl EvaluationPlan {
     }
 }
 
-/// Scores the users of `chunk` on their held-out items and sampled `negatives`, and adds them
-/// to `evaluator`.
-fn add_sampled(
-    evaluator: &mut RankingEvaluator,
-    scorer: &dyn Scorer,
-    chunk: &[u32],
-    held_out: &[Vec<u32>],
-    negatives: &[Vec<u32>],
-) {
+/// One batch of users being scored and added to an evaluator.
+struct Adding<'a> {
+    evaluator: &'a mut RankingEvaluator,
+    /// Each user's group, when the evaluator breaks its metrics down by group.
+    groups: Option<&'a [usize]>,
+    scorer: &'a dyn Scorer,
+    chunk: &'a [u32],
+    held_out: &'a [Vec<u32>],
+}
+
+impl Adding<'_> {
+    fn add(&mut self, user: u32, items: &[u32], scores: &[f32], relevant: &[bool]) {
+        let group = self.groups.map(|g| g[user as usize]);
+        self.evaluator.add_user_in(group, items, scores, relevant);
+    }
+}
+
+/// Scores the users of the batch on their held-out items and sampled `negatives`, and adds
+/// them to its evaluator.
+fn add_sampled(mut adding: Adding, negatives: &[Vec<u32>]) {
+    let (scorer, chunk, held_out) = (adding.scorer, adding.chunk, adding.held_out);
     let mut pair_users = Vec::new();
     let mut pair_items = Vec::new();
     for &u in chunk {
@@ -472,7 +537,8 @@ fn add_sampled(
         let positives = held_out[u as usize].len();
         let n = positives + negatives[u as usize].len();
         let relevant: Vec<bool> = (0..n).map(|j| j < positives).collect();
-        evaluator.add_user(
+        adding.add(
+            u,
             &pair_items[offset..offset + n],
             &scores[offset..offset + n],
             &relevant,
@@ -481,15 +547,10 @@ fn add_sampled(
     }
 }
 
-/// Scores the users of `chunk` on every one of the `n_items` items but their `masked` ones
-/// (a masked item that is held out stays a candidate), and adds them to `evaluator`.
-fn add_full(
-    evaluator: &mut RankingEvaluator,
-    scorer: &dyn Scorer,
-    chunk: &[u32],
-    held_out: &[Vec<u32>],
-    (masked, n_items): (&[Vec<u32>], usize),
-) {
+/// Scores the users of the batch on every one of the `n_items` items but their `masked` ones
+/// (a masked item that is held out stays a candidate), and adds them to its evaluator.
+fn add_full(mut adding: Adding, (masked, n_items): (&[Vec<u32>], usize)) {
+    let (scorer, chunk, held_out) = (adding.scorer, adding.chunk, adding.held_out);
     let scores = scorer.score_all(chunk);
     // Per-item flags, set and cleared for each user (lists are short).
     let mut relevant = vec![false; n_items];
@@ -516,7 +577,7 @@ fn add_full(
                 kept_relevant.push(relevant[i]);
             }
         }
-        evaluator.add_user(&items, &kept_scores, &kept_relevant);
+        adding.add(u, &items, &kept_scores, &kept_relevant);
         for &i in held.iter().chain(mask) {
             relevant[i as usize] = false;
             excluded[i as usize] = false;

@@ -112,7 +112,8 @@ pub fn evaluate_run(
     }
     let protocol = protocol.unwrap_or_else(|| run.config.eval.protocol.clone());
     let plan = EvaluationPlan::new(&run.data, &protocol, run.config.seed)
-        .map_err(|e| TrainError::config(config_path)(e.into()))?;
+        .map_err(|e| TrainError::config(config_path)(e.into()))?
+        .with_activity_bands(&run.data, &run.config.eval.activity_bands);
     let device = backend.device()?;
     Ok(test_and_baseline(
         &run.model,

@@ -170,15 +170,20 @@ impl Prepared {
         let (data, preprocess, inputs) = crate::weighting::prepare_run_data(config)?;
         check_data(config, &data).map_err(TrainError::config("config"))?;
         let memory = crate::memory::check(config, &data, max_memory)?;
+        let bands = &config.eval.activity_bands;
         let plan = EvaluationPlan::new(&data, &config.eval.protocol, config.seed)
-            .map_err(|e| TrainError::config("config")(e.into()))?;
+            .map_err(|e| TrainError::config("config")(e.into()))?
+            .with_activity_bands(&data, bands);
         // Drawn now, from the same data as the main plan: a protocol the data cannot serve
         // fails before training, not after.
         let extra_plans = config
             .eval
             .extra_protocols
             .iter()
-            .map(|protocol| EvaluationPlan::new(&data, protocol, config.seed))
+            .map(|protocol| {
+                EvaluationPlan::new(&data, protocol, config.seed)
+                    .map(|plan| plan.with_activity_bands(&data, bands))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| TrainError::config("config")(ConfigError::ExtraPlan(e)))?;
         Ok(Self {

@@ -347,6 +347,7 @@ mod tests {
                 metrics: vec![],
                 negatives: None,
                 warnings: vec![],
+                groups: Vec::new(),
             },
         }
     }

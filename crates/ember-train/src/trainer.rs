@@ -156,6 +156,7 @@ impl Fitted {
                 metrics: vec![],
                 negatives: None,
                 warnings: vec![],
+                groups: Vec::new(),
             },
         }
     }
