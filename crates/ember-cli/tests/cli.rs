@@ -585,10 +585,26 @@ fn serve_answers_and_shuts_down_gracefully() {
     assert_eq!(status, 400);
     assert!(body.contains("invalid JSON"), "{body}");
     assert_eq!(http(&addr, "GET", "/v1/recommend", "").0, 405);
-    // GMF scores users by id only: a history is refused, and so is a query with neither.
-    let (status, body) = http(&addr, "POST", "/v1/recommend", r#"{"history": [1, 2]}"#);
-    assert_eq!(status, 400, "{body}");
-    assert!(body.contains("by id"), "{body}");
+    // A customer GMF was not trained on, given by their items, is folded in: their items
+    // never come back; a query with neither a user nor a history is refused.
+    let (status, body) = http(
+        &addr,
+        "POST",
+        "/v1/recommend",
+        r#"{"history": [1, 2], "k": 3}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let ids: Vec<i64> = answer["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect();
+    assert!(
+        ids.len() == 3 && !ids.contains(&1) && !ids.contains(&2),
+        "{body}"
+    );
     let (status, body) = http(&addr, "POST", "/v1/recommend", r#"{"k": 3}"#);
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("exactly one of"), "{body}");
@@ -596,7 +612,7 @@ fn serve_answers_and_shuts_down_gracefully() {
     let (status, body) = http(&addr, "GET", "/metrics", "");
     assert_eq!(status, 200);
     assert!(
-        body.contains("ember_requests_total{route=\"recommend\",status=\"200\"} 1"),
+        body.contains("ember_requests_total{route=\"recommend\",status=\"200\"} 2"),
         "{body}"
     );
     assert!(body.contains("ember_request_seconds_count"), "{body}");

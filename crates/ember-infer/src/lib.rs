@@ -50,6 +50,7 @@
 #![deny(missing_docs)]
 
 mod families;
+mod fold_in;
 mod format;
 mod kernels;
 mod model;
@@ -68,6 +69,7 @@ pub use ember_spec::{
     LightGcnSpec, MlpSpec, ModelSpec, NeuMfSpec, SpecError, TransformerSpec,
 };
 pub use families::MAX_OCCLUDED;
+pub use fold_in::{FOLD_IN_ALPHA, FOLD_IN_RIDGE};
 pub use format::{
     Checksums, FORMAT_VERSION, HISTORY_ITEMS, HISTORY_OFFSETS, KNOWN_DAYS, KNOWN_EXTENSIONS,
     KNOWN_ITEMS, KNOWN_OFFSETS, Keys, KnownItems, Manifest, ModelData, OLDEST_FORMAT_VERSION,

@@ -848,6 +848,15 @@ impl ExportedModel {
             .collect())
     }
 
+    /// Every item's score, in internal order, for a customer given by the internal ids of
+    /// their items (oldest first), as [`Self::recommend_history_for`] ranks them: what a
+    /// history-based model reads, or a dot-product model's fold-in.
+    pub fn history_scores_internal(&self, items: &[u32]) -> Result<Vec<f32>, InferError> {
+        self.family
+            .history_scores(items)
+            .map_err(|by_id| by_id.error(self.manifest.model.kind()))
+    }
+
     /// [`Self::recommend_history`] as `options` say: the history's items are the user's known
     /// items (left out unless [`Known::Include`], and what explanations name). A history has
     /// no days, so [`Known::Since`] is refused.
@@ -865,10 +874,7 @@ impl ExportedModel {
             ));
         }
         let items = self.history_items(history);
-        let mut scores = self
-            .family
-            .history_scores(&items)
-            .map_err(|by_id| by_id.error(self.manifest.model.kind()))?;
+        let mut scores = self.history_scores_internal(&items)?;
         let owned: &[u32] = match options.known {
             Known::Include => &[],
             _ => &items,

@@ -567,6 +567,19 @@ fn occlusion_and_attention_weights_are_what_the_docs_say() {
                 // The rest of the weight is on the mask token.
                 assert!(total > 0.0 && total < 1.0, "{total}");
             }
+            // Folded in: explained by the cosine of the target's item vector with each item
+            // of the history, as a known user is.
+            "mf" | "gmf" | "lightgcn" => {
+                let because = model
+                    .explain_history(&history, &target, 3)
+                    .unwrap()
+                    .remove(0);
+                assert!(!because.is_empty(), "{kind}");
+                for b in &because {
+                    assert!(history.contains(&b.item), "{kind}: {b:?}");
+                    assert!((-1.0..=1.0).contains(&b.weight), "{kind}: {b:?}");
+                }
+            }
             _ => {
                 let err = model.explain_history(&history, &target, 3).unwrap_err();
                 assert!(err.to_string().contains("ask with `user`"), "{kind}: {err}");

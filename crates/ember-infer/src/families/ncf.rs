@@ -2,7 +2,8 @@
 //! WWW 2017): MF, GMF, MLP and NeuMF, scoring the users they were trained on by id.
 //!
 //! - MF: `ŷ = p_u · q_i`; GMF (eq. 9): `ŷ = hᵀ (p_u ⊙ q_i) + b`. Both score a user against the
-//!   whole item table with the vectorised kernel ([`Factors`], which LightGCN shares).
+//!   whole item table with the vectorised kernel ([`Factors`], which LightGCN shares), and
+//!   score a customer they were not trained on by fold-in ([`crate::fold_in`]).
 //! - MLP (eq. 10): `ŷ = hᵀ φ_L(… φ_1([p_u ‖ q_i])) + b` with ReLU layers.
 //! - NeuMF (eq. 11–12): `ŷ = hᵀ [p^G_u ⊙ q^G_i ‖ φ^M(p^M_u ‖ q^M_i)] + b`.
 //!
@@ -10,6 +11,8 @@
 //! user's known items' (`cos(q_i, q_j)`; MLP: its item table; NeuMF: its GMF item table,
 //! `q^G`), the item–item view of an embedding model. User vectors: `p_u` (NeuMF: `p^G_u ‖
 //! p^M_u`).
+
+use std::sync::{Arc, OnceLock};
 
 use ember_spec::{FactorsSpec, MlpSpec, NeuMfSpec};
 
@@ -47,8 +50,11 @@ pub(crate) struct Factors {
     users: Matrix,
     items: Rows,
     num_items: usize,
+    factors: usize,
     /// GMF's output layer.
     output: Option<Output>,
+    /// `QᵀQ` of the item table, computed on the first fold-in ([`crate::fold_in`]).
+    gram: Arc<OnceLock<Vec<f64>>>,
 }
 
 impl Factors {
@@ -59,8 +65,42 @@ impl Factors {
             users: Matrix::load(src, "users.weight", src.users(), factors)?,
             items: Rows::load(src, "items.weight", src.items(), factors)?,
             num_items: src.items(),
+            factors,
             output: None,
+            gram: Arc::default(),
         })
+    }
+
+    /// The scoring vector of a customer given by `items`, folded in against the item table:
+    /// for MF and LightGCN their `p_u`, for GMF `p_u ⊙ h` (fitted directly, as the score is
+    /// linear in it).
+    fn folded_in(&self, items: &[u32]) -> Vec<f32> {
+        let gram = self.gram.get_or_init(|| {
+            crate::fold_in::gram(self.num_items, self.factors, |i| self.items.row_vec(i))
+        });
+        let own: Vec<Vec<f32>> = items
+            .iter()
+            .map(|&i| self.items.row_vec(i as usize))
+            .collect();
+        // Only an all-zero item table is singular; its scores are all equal anyway.
+        crate::fold_in::fold_in(gram, self.factors, &own).unwrap_or(vec![0.0; self.factors])
+    }
+
+    /// Every item's score for the user-side vector `query`, in blocks of the item table.
+    fn scores_of(&self, queries: &[Vec<f32>]) -> Vec<Vec<f32>> {
+        let n = self.num_items;
+        let mut out: Vec<Vec<f32>> = queries.iter().map(|_| vec![0.0; n]).collect();
+        for start in (0..n).step_by(ROWS_PER_BLOCK) {
+            let end = (start + ROWS_PER_BLOCK).min(n);
+            for (query, scores) in queries.iter().zip(out.iter_mut()) {
+                self.items
+                    .dot_block(query, start, end, &mut scores[start..end]);
+            }
+        }
+        if let Some(output) = &self.output {
+            out.iter_mut().flatten().for_each(|s| *s += output.b);
+        }
+        out
     }
 
     /// The user side of the score, computed once per user: `p_u`, or `p_u ⊙ h` for GMF.
@@ -97,20 +137,14 @@ impl Family for Factors {
     }
 
     fn user_scores(&self, users: &[usize]) -> Vec<Vec<f32>> {
-        let n = self.num_items;
         let queries: Vec<Vec<f32>> = users.iter().map(|&u| self.query(u)).collect();
-        let mut out: Vec<Vec<f32>> = users.iter().map(|_| vec![0.0; n]).collect();
-        for start in (0..n).step_by(ROWS_PER_BLOCK) {
-            let end = (start + ROWS_PER_BLOCK).min(n);
-            for (query, scores) in queries.iter().zip(out.iter_mut()) {
-                self.items
-                    .dot_block(query, start, end, &mut scores[start..end]);
-            }
-        }
-        if let Some(output) = &self.output {
-            out.iter_mut().flatten().for_each(|s| *s += output.b);
-        }
-        out
+        self.scores_of(&queries)
+    }
+
+    /// A customer the model was not trained on, folded in from their items.
+    fn history_row(&self, items: &[u32], out: &mut Vec<f32>) -> Result<(), super::ById> {
+        *out = self.scores_of(&[self.folded_in(items)]).swap_remove(0);
+        Ok(())
     }
 
     fn pair_scores(&self, pairs: &[(usize, usize)]) -> Vec<f32> {
@@ -131,7 +165,10 @@ impl Family for Factors {
         subject: Subject<'_>,
         targets: &[usize],
     ) -> Result<Vec<Vec<(u32, f32)>>, Unexplained> {
-        let known = known_items(subject)?;
+        let known = match subject {
+            Subject::History(items) => items,
+            user => known_items(user)?,
+        };
         Ok(cosine_because(targets, known, |i| self.items.row_vec(i)))
     }
 
