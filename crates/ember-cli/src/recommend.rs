@@ -26,6 +26,11 @@ pub struct RecommendArgs {
     /// model).
     #[arg(long)]
     users: Option<PathBuf>,
+    /// Customers the model was not trained on instead, given by their items: a CSV file with
+    /// the columns `customer` and `items` (item keys separated by `;`, oldest first). For the
+    /// history-based models and those that fold in (MF, GMF, LightGCN).
+    #[arg(long, conflicts_with_all = ["users", "part"])]
+    new_customers: Option<PathBuf>,
     /// Items never to recommend to anyone (e.g. sensitive categories): a CSV file with an
     /// `item` column.
     #[arg(long)]
@@ -173,6 +178,7 @@ pub fn run(args: RecommendArgs) -> Result<()> {
     let inputs: Vec<&Path> = [
         Some(args.model.as_path()),
         args.users.as_deref(),
+        args.new_customers.as_deref(),
         args.suppress.as_deref(),
     ]
     .into_iter()
@@ -199,6 +205,23 @@ pub fn run(args: RecommendArgs) -> Result<()> {
         known,
         explain: args.explain,
     };
+    if let Some(path) = &args.new_customers {
+        let customers = ember_decide::batch::read_new_customers(path, &model)?;
+        let total = customers.len();
+        let stream = ember_decide::batch::recommend_new_customers(&model, customers, options)?;
+        let summary = write(stream, &destination, format, args.explain > 0, &model)?;
+        println!(
+            "wrote {} recommendations for {} of {total} new customers to {}",
+            summary.1,
+            summary.0,
+            out.display()
+        );
+        println!(
+            "excluded: {} (a new customer's known items are the items given)",
+            describe_exclusion(known)
+        );
+        return Ok(());
+    }
     let mut listed = match &args.users {
         Some(path) => Some(read_customers(&model, path)?),
         None => None,

@@ -1439,3 +1439,82 @@ fn weights_with_nothing_to_read_them_from_are_refused() {
         "{err}"
     );
 }
+
+/// `ember recommend --new-customers`: customers GMF was not trained on, given by their items,
+/// are folded in; their own items never come back, and a known customer, a repeated one or
+/// one without items is refused with its line.
+#[test]
+fn recommend_folds_in_new_customers() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("c.toml"), TINY).unwrap();
+    train_and_export(dir.path(), "c.toml", "tiny", "models/tiny");
+    fs::write(
+        dir.path().join("new.csv"),
+        "customer,items\n9001,1;2\n9002, 3 \n",
+    )
+    .unwrap();
+    let args = |input: &str, out: &str| {
+        let list = [
+            "recommend",
+            "--model",
+            "models/tiny",
+            "--new-customers",
+            input,
+            "--k",
+            "4",
+            "--out",
+            out,
+        ];
+        list.map(String::from)
+    };
+    let run = |input: &str, out: &str| {
+        let args = args(input, out);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ember(&args, dir.path())
+    };
+    let out = run("new.csv", "new-recs.csv");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = common::csv(&dir.path().join("new-recs.csv"));
+    assert_eq!(rows.len(), 8, "{rows:?}");
+    for (customer, own) in [("9001", ["1", "2"].as_slice()), ("9002", &["3"])] {
+        let items: Vec<&str> = rows
+            .iter()
+            .filter(|r| r["user"] == customer)
+            .map(|r| r["item"].as_str())
+            .collect();
+        assert_eq!(items.len(), 4, "{customer}: {rows:?}");
+        assert!(
+            items.iter().all(|i| !own.contains(i)),
+            "{customer}: {items:?}"
+        );
+    }
+    for (text, message) in [
+        (
+            "customer,items\n1,2;3\n",
+            "new.csv:2: column `customer`: 1 is a customer of the model, not a new one: \
+             recommend for them with --users",
+        ),
+        (
+            "customer,items\n9001,2\n9001,3\n",
+            "new.csv:3: column `customer`: 9001 is listed twice",
+        ),
+        (
+            "customer,items\n9001,\n",
+            "new.csv:2: column `items`: empty, expected item keys separated by `;`",
+        ),
+        (
+            "customer,items\n9001,2;x\n",
+            "new.csv:2: column `items`: expected item keys separated by `;`: `x` is not an \
+             integer key: the model's items have integer keys",
+        ),
+    ] {
+        fs::write(dir.path().join("new.csv"), text).unwrap();
+        let out = run("new.csv", "bad.csv");
+        assert_eq!(
+            refused(&out).trim_end(),
+            format!("error: {message}"),
+            "{text}"
+        );
+        assert!(!dir.path().join("bad.csv").exists());
+    }
+}

@@ -132,6 +132,71 @@ impl<I: Iterator<Item = Key>> Iterator for BatchRecommendations<'_, I> {
     }
 }
 
+/// A customer the model was not trained on (signed up since), given by their items.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCustomer {
+    /// Their key (of the model's user key kind).
+    pub customer: Key,
+    /// Their items, oldest first (keys the model does not know are ignored when scoring).
+    pub items: Vec<Key>,
+}
+
+/// Reads new customers from a CSV file with the columns `customer` (a key of the model's user
+/// kind) and `items` (item keys separated by `;`, oldest first). A customer the model already
+/// knows (list them with `--users`), one listed twice, or one without items is an error
+/// naming the line.
+pub fn read_new_customers(
+    path: &std::path::Path,
+    model: &ExportedModel,
+) -> Result<Vec<NewCustomer>, DecideError> {
+    let mut reader = crate::table::CsvReader::open(path, &["customer", "items"], &[])?;
+    let mut customers: Vec<NewCustomer> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    while let Some(record) = reader.next_record() {
+        let record = record?;
+        let customer = record.key("customer", model.user_key_kind(), "customers")?;
+        if model.user_index(&customer).is_ok() {
+            let message = format!(
+                "{customer} is a customer of the model, not a new one: recommend for them \
+                 with --users"
+            );
+            return Err(record.error("customer", message));
+        }
+        if !seen.insert(customer.clone()) {
+            return Err(record.error("customer", format!("{customer} is listed twice")));
+        }
+        let items = record.keys("items", model.item_key_kind(), "items")?;
+        if items.is_empty() {
+            return Err(record.error("items", "empty, expected item keys separated by `;`"));
+        }
+        customers.push(NewCustomer { customer, items });
+    }
+    Ok(customers)
+}
+
+/// Recommendations for customers the model was not trained on, from their items: what a
+/// history-based model reads, or a dot-product model's fold-in (a model of another kind
+/// refuses). Their own items are left out unless `options.known` is [`Known::Include`].
+pub fn recommend_new_customers<'m>(
+    model: &'m ExportedModel,
+    customers: Vec<NewCustomer>,
+    options: BatchOptions,
+) -> Result<impl Iterator<Item = Result<UserRecommendations, DecideError>> + 'm, DecideError> {
+    options.check()?;
+    Ok(customers.into_iter().map(move |c| {
+        let query = Options {
+            exclude: &options.suppress,
+            known: options.known,
+            explain: options.explain,
+        };
+        let items = model.recommend_history_for(&c.items, options.k, &query)?;
+        Ok(UserRecommendations {
+            user: c.customer,
+            items,
+        })
+    }))
+}
+
 /// What a written batch holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchSummary {

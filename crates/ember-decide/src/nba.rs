@@ -31,7 +31,7 @@ use std::path::Path;
 use crate::destination::Destination;
 use crate::names::ItemNames;
 use crate::propensity::propensities;
-use crate::table::{AtomicFile, CsvReader, not_a_key};
+use crate::table::{AtomicFile, CsvReader};
 use crate::{Because, DecideError, ExportedModel, Key, KeyKind, Known, because_field, number};
 use ember_infer::ColumnEncoder;
 
@@ -79,20 +79,7 @@ pub fn read_actions(path: &Path, items: KeyKind) -> Result<Vec<Action>, DecideEr
         if actions.iter().any(|a| a.id == id) {
             return Err(record.error("id", format!("action `{id}` is listed twice")));
         }
-        let items = list(record.get("items"))
-            .into_iter()
-            .map(|i| {
-                Key::parse(kind, i).ok_or_else(|| {
-                    record.error(
-                        "items",
-                        format!(
-                            "expected item keys separated by `;`: {}",
-                            not_a_key(i, kind, "items")
-                        ),
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let items = record.keys("items", kind, "items")?;
         if items.is_empty() {
             return Err(record.error("items", "empty, expected item keys separated by `;`"));
         }

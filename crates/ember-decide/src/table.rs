@@ -284,6 +284,33 @@ impl Record<'_> {
         Key::parse(kind, text).ok_or_else(|| self.error(column, not_a_key(text, kind, whose)))
     }
 
+    /// The keys of `kind` (the kind of the model's `whose`) listed in `column`, separated by
+    /// `;` (blanks around them ignored); empty when the field is.
+    pub(crate) fn keys(
+        &self,
+        column: &str,
+        kind: KeyKind,
+        whose: &str,
+    ) -> Result<Vec<Key>, DecideError> {
+        let Some(text) = self.get(column) else {
+            return Ok(Vec::new());
+        };
+        text.split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|k| {
+                Key::parse(kind, k).ok_or_else(|| {
+                    let why = not_a_key(k, kind, whose);
+                    let which = if whose == "items" { "item" } else { "customer" };
+                    self.error(
+                        column,
+                        format!("expected {which} keys separated by `;`: {why}"),
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// An optional finite number.
     pub(crate) fn number_opt(&self, column: &str) -> Result<Option<f64>, DecideError> {
         match self.parse_opt::<f64>(column, "a number")? {
