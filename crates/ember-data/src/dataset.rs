@@ -58,6 +58,26 @@ pub struct SplitRatings {
     pub test: Vec<Vec<f32>>,
 }
 
+/// Keeps the entries of `values` whose flag in `keep` is set.
+fn retain_by<T>(values: &mut Vec<T>, keep: &[bool]) {
+    let mut flags = keep.iter();
+    values.retain(|_| *flags.next().expect("one flag per value"));
+}
+
+impl SplitRatings {
+    /// User `u`'s training, validation and test ratings.
+    fn split_mut(&mut self, u: usize) -> (&mut Vec<f32>, &mut Vec<f32>, &mut Vec<f32>) {
+        (&mut self.train[u], &mut self.valid[u], &mut self.test[u])
+    }
+}
+
+impl SplitWeights {
+    /// User `u`'s training and validation weights.
+    fn split_mut(&mut self, u: usize) -> (&mut Vec<f32>, &mut Vec<f32>) {
+        (&mut self.train[u], &mut self.valid[u])
+    }
+}
+
 /// Weights aligned with a [`Dataset`]'s training and validation item lists: `train[u][j]` is
 /// the weight of item `dataset.train[u][j]`. Test items need none: they are only ranked.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,6 +109,46 @@ pub struct DatasetStats {
 }
 
 impl Dataset {
+    /// Leaves out of the held-out users' items every item no training user has (see
+    /// [`crate::Preprocess::drop_unseen_test_items`]): validation and test items, and under
+    /// the held-out-users split the validation and test users' fold-in items too, with their
+    /// ratings and weights. Returns how many interactions it left out.
+    pub fn drop_unseen_held_out_items(&mut self) -> usize {
+        let held_out = self.held_out_users.clone();
+        let is_held_out = |u: usize| held_out.as_ref().is_some_and(|h| h[u]);
+        let mut seen = vec![false; self.num_items()];
+        for (u, items) in self.train.iter().enumerate() {
+            if !is_held_out(u) {
+                items.iter().for_each(|&i| seen[i as usize] = true);
+            }
+        }
+        let mut dropped = 0;
+        for u in 0..self.train.len() {
+            let mut keep_in = |items: &mut Vec<u32>, aligned: [Option<&mut Vec<f32>>; 2]| {
+                let keep: Vec<bool> = items.iter().map(|&i| seen[i as usize]).collect();
+                dropped += keep.iter().filter(|k| !**k).count();
+                retain_by(items, &keep);
+                for values in aligned.into_iter().flatten() {
+                    retain_by(values, &keep);
+                }
+            };
+            let (ratings, weights) = (self.ratings.as_mut(), self.weights.as_mut());
+            let (mut r, mut w) = (
+                ratings.map(|r| r.split_mut(u)),
+                weights.map(|w| w.split_mut(u)),
+            );
+            keep_in(
+                &mut self.valid[u],
+                [r.as_mut().map(|r| &mut *r.1), w.as_mut().map(|w| &mut *w.1)],
+            );
+            keep_in(&mut self.test[u], [r.as_mut().map(|r| &mut *r.2), None]);
+            if is_held_out(u) {
+                keep_in(&mut self.train[u], [r.map(|r| r.0), w.map(|w| w.0)]);
+            }
+        }
+        dropped
+    }
+
     /// Number of users.
     pub fn num_users(&self) -> usize {
         self.user_ids.len()

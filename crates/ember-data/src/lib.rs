@@ -125,5 +125,9 @@ fn prepare_loaded(
     }
     let mut dataset = split.apply_with_time_unit(&interactions, fixed.as_ref(), time_unit)?;
     dataset.set_known(&[&interactions, &dropped], fixed.as_ref(), time_unit);
+    let mut stats = stats;
+    if preprocess.drop_unseen_test_items {
+        stats.unseen_held_out = dataset.drop_unseen_held_out_items();
+    }
     Ok((dataset, stats))
 }

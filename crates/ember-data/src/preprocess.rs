@@ -20,6 +20,11 @@ pub struct Preprocess {
     pub min_user_interactions: usize,
     /// …and items with fewer than this, until both hold.
     pub min_item_interactions: usize,
+    /// After the split, leave out of the held-out users' items (validation, test, and under
+    /// the held-out-users split their fold-in items) every item no training user has: a model
+    /// cannot score what it never saw, as Liang et al.'s preprocessing for Mult-VAE does.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub drop_unseen_test_items: bool,
 }
 
 impl Default for Preprocess {
@@ -29,6 +34,7 @@ impl Default for Preprocess {
             dedup: true,
             min_user_interactions: 0,
             min_item_interactions: 0,
+            drop_unseen_test_items: false,
         }
     }
 }
@@ -46,6 +52,14 @@ pub struct PreprocessStats {
     pub k_core: usize,
     /// Left.
     pub kept: usize,
+    /// Held-out interactions with items no training user has, left out after the split
+    /// (`drop_unseen_test_items`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unseen_held_out: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Preprocess {
@@ -188,6 +202,7 @@ mod tests {
             dedup: true,
             min_user_interactions: 2,
             min_item_interactions: 2,
+            drop_unseen_test_items: false,
         };
         let s = p.apply(&mut d).unwrap();
         // Ratings >= 4: (1,10,t1) (1,12) (2,10) (3,10). Users with 2+: only user 1, whose items

@@ -1430,3 +1430,45 @@ fn confidences_follow_their_formula_and_average_one() {
     }
     assert_eq!(scaled.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1]);
 }
+
+/// `preprocess.drop_unseen_test_items` leaves out held-out items no training user has, with
+/// their ratings: under leave-one-out, user 1's test item 99 and user 2's validation item 98
+/// (nobody trains on them) go; the held-out items others train on stay.
+#[test]
+fn unseen_held_out_items_are_dropped_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = String::from("user,item,rating,ts\n");
+    // Users 1–3 each rate items 1–4 (ts 1–4), then two more: user 1 2 then 99 (test), user 2
+    // 98 (validation) then 3, user 3 1 then 2.
+    for (u, tail) in [(1, [2, 99]), (2, [98, 3]), (3, [1, 2])] {
+        for (t, i) in [1, 2, 3, 4].into_iter().chain(tail).enumerate() {
+            rows.push_str(&format!("{u},{i},{}.0,{}\n", 1 + (u + i) % 5, t + 1));
+        }
+    }
+    let src = rated_csv(write(dir.path(), "r.csv", &rows), ",");
+    let keep = Preprocess {
+        dedup: false,
+        ..Preprocess::default()
+    };
+    let (kept, stats) = prepare(&src, &keep, &Split::LeaveOneOut).unwrap();
+    assert_eq!(stats.unseen_held_out, 0);
+    let drop = Preprocess {
+        drop_unseen_test_items: true,
+        ..keep
+    };
+    let (data, stats) = prepare(&src, &drop, &Split::LeaveOneOut).unwrap();
+    assert_eq!(stats.unseen_held_out, 2);
+    let item = |i: i64| data.item_ids.internal(i).unwrap();
+    let user = |u: i64| data.user_ids.internal(u).unwrap() as usize;
+    assert_eq!(kept.test[user(1)], [item(99)]);
+    assert!(data.test[user(1)].is_empty() && data.valid[user(2)].is_empty());
+    assert_eq!(data.valid[user(1)], [item(2)]);
+    assert_eq!(data.test[user(2)], [item(3)]);
+    let ratings = data.ratings.as_ref().unwrap();
+    assert!(ratings.test[user(1)].is_empty() && ratings.valid[user(2)].is_empty());
+    assert_eq!(
+        ratings.test[user(2)],
+        kept.ratings.as_ref().unwrap().test[user(2)]
+    );
+    assert_eq!(data.train, kept.train);
+}
