@@ -27,8 +27,8 @@ pub struct RecommendArgs {
     #[arg(long)]
     users: Option<PathBuf>,
     /// Customers the model was not trained on instead, given by their items: a CSV file with
-    /// the columns `customer` and `items` (item keys separated by `;`, oldest first). For the
-    /// history-based models and those that fold in (MF, GMF, LightGCN).
+    /// the columns `customer` and `items` (item keys separated by `;`, oldest first). Every
+    /// kind but AutoRec answers (history models read them; the others fold them in).
     #[arg(long, conflicts_with_all = ["users", "part"])]
     new_customers: Option<PathBuf>,
     /// Items never to recommend to anyone (e.g. sensitive categories): a CSV file with an

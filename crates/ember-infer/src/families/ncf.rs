@@ -18,6 +18,7 @@ use ember_spec::{FactorsSpec, MlpSpec, NeuMfSpec};
 
 use super::{Family, Subject, Unexplained, cosine_because};
 use crate::InferError;
+use crate::fold_in::{UserSide, fold_in_by_steps};
 use crate::kernels::dot;
 use crate::nn::{Dense, Matrix, Rows, relu};
 use crate::source::TensorSource;
@@ -165,10 +166,7 @@ impl Family for Factors {
         subject: Subject<'_>,
         targets: &[usize],
     ) -> Result<Vec<Vec<(u32, f32)>>, Unexplained> {
-        let known = match subject {
-            Subject::History(items) => items,
-            user => known_items(user)?,
-        };
+        let known = known_items(subject)?;
         Ok(cosine_because(targets, known, |i| self.items.row_vec(i)))
     }
 
@@ -177,14 +175,27 @@ impl Family for Factors {
     }
 }
 
-/// The known items of a user of an id-based model, which explanations compare with.
+/// The mean of a table's rows: the typical trained user a fold-in by steps starts from.
+fn mean_row(table: &Matrix) -> Vec<f32> {
+    let rows = table.data.len() / table.cols.max(1);
+    let mut mean = vec![0.0f32; table.cols];
+    for r in 0..rows {
+        for (m, x) in mean.iter_mut().zip(table.row(r)) {
+            *m += x / rows as f32;
+        }
+    }
+    mean
+}
+
+/// The known items of a user of an id-based model, which explanations compare with: a
+/// folded-in customer's are their history's.
 fn known_items(subject: Subject<'_>) -> Result<&[u32], Unexplained> {
     match subject {
         Subject::User {
             known: Some(known), ..
         } => Ok(known),
         Subject::User { known: None, .. } => Err(Unexplained::NoKnownItems),
-        Subject::History(_) => Err(Unexplained::ById(super::ById)),
+        Subject::History(items) => Ok(items),
     }
 }
 
@@ -196,6 +207,8 @@ struct Tower {
     item_proj: Matrix,
     first_bias: Vec<f32>,
     rest: Vec<Dense>,
+    /// The user half of the first layer (`half × width`), for fold-in.
+    user_weight: Matrix,
 }
 
 impl Tower {
@@ -235,15 +248,82 @@ impl Tower {
             item_proj: project(items, half),
             first_bias: first.bias.clone(),
             rest: dense.collect(),
+            user_weight: Matrix {
+                cols: width,
+                data: first.weight.rows(0, half).to_vec(),
+            },
         })
+    }
+
+    /// The score part `tower(p, i) · out` of a folded-in user-side vector `p` (the MLP
+    /// embedding), adding its gradient in `p` to `grad`: the layers' activations kept on the
+    /// way up, the gradient taken back down through the ReLUs.
+    fn score_and_grad(&self, p: &[f32], item: usize, out: &[f32], grad: &mut [f32]) -> f32 {
+        let mut first = self.project_user(p);
+        for ((o, i), b) in first
+            .iter_mut()
+            .zip(self.item_proj.row(item))
+            .zip(&self.first_bias)
+        {
+            *o = (*o + i + b).max(0.0);
+        }
+        let mut acts = vec![first];
+        for layer in &self.rest {
+            let mut next = Vec::new();
+            layer.apply(acts.last().expect("the first layer"), &mut next);
+            relu(&mut next);
+            acts.push(next);
+        }
+        let score = dot(acts.last().expect("a layer"), out);
+        // d score / d last activations = out; back through each layer's ReLU and weights
+        // (acts[k + 1] = relu(acts[k] W_k + b_k)).
+        let through_relu = |g: &[f32], act: &[f32]| -> Vec<f32> {
+            g.iter()
+                .zip(act)
+                .map(|(g, a)| if *a > 0.0 { *g } else { 0.0 })
+                .collect()
+        };
+        let mut g = out.to_vec();
+        for k in (0..self.rest.len()).rev() {
+            let pre = through_relu(&g, &acts[k + 1]);
+            g = (0..acts[k].len())
+                .map(|i| dot(self.rest[k].weight.row(i), &pre))
+                .collect();
+        }
+        let pre = through_relu(&g, &acts[0]);
+        for (r, gr) in grad.iter_mut().enumerate().take(p.len()) {
+            *gr += dot(self.user_weight.row(r), &pre);
+        }
+        score
     }
 
     /// The last hidden layer for (user, item), written into `h`.
     fn hidden(&self, user: usize, item: usize, h: &mut Vec<f32>, scratch: &mut Vec<f32>) {
+        self.hidden_from(self.user_proj.row(user), item, h, scratch)
+    }
+
+    /// `p W_u`: the first layer's user part for the user-side vector `p`.
+    fn project_user(&self, p: &[f32]) -> Vec<f32> {
+        let mut z = vec![0.0f32; self.user_weight.cols];
+        for (r, &x) in p.iter().enumerate() {
+            for (o, w) in z.iter_mut().zip(self.user_weight.row(r)) {
+                *o += x * w;
+            }
+        }
+        z
+    }
+
+    /// The last hidden layer for a user whose first-layer part is `user_proj` and `item`.
+    fn hidden_from(
+        &self,
+        user_proj: &[f32],
+        item: usize,
+        h: &mut Vec<f32>,
+        scratch: &mut Vec<f32>,
+    ) {
         h.clear();
         h.extend(
-            self.user_proj
-                .row(user)
+            user_proj
                 .iter()
                 .zip(self.item_proj.row(item))
                 .zip(&self.first_bias)
@@ -309,10 +389,35 @@ impl Mlp {
     }
 }
 
+impl UserSide for Mlp {
+    fn start(&self) -> Vec<f32> {
+        mean_row(&self.users)
+    }
+
+    fn score_and_grad(&self, v: &[f32], item: usize, grad: &mut [f32]) -> f32 {
+        self.tower.score_and_grad(v, item, &self.output.h, grad) + self.output.b
+    }
+}
+
 impl Family for Mlp {
     /// One user's row: [`Family::user_scores`] of a batch of one.
     fn user_row(&self, user: usize, out: &mut Vec<f32>) {
         *out = self.user_scores(&[user]).swap_remove(0);
+    }
+
+    /// A customer the model was not trained on, folded in by gradient steps.
+    fn history_row(&self, items: &[u32], out: &mut Vec<f32>) -> Result<(), super::ById> {
+        let user_proj = self
+            .tower
+            .project_user(&fold_in_by_steps(self, items, self.num_items));
+        let (mut h, mut scratch) = (Vec::new(), Vec::new());
+        *out = (0..self.num_items)
+            .map(|i| {
+                self.tower.hidden_from(&user_proj, i, &mut h, &mut scratch);
+                dot(&h, &self.output.h) + self.output.b
+            })
+            .collect();
+        Ok(())
     }
 
     fn user_scores(&self, users: &[usize]) -> Vec<Vec<f32>> {
@@ -405,10 +510,54 @@ impl NeuMf {
     }
 }
 
+/// A NeuMF user-side vector is `p^G ‖ p^M`.
+impl UserSide for NeuMf {
+    fn start(&self) -> Vec<f32> {
+        let mut v = mean_row(&self.users);
+        v.extend(mean_row(&self.mlp_users));
+        v
+    }
+
+    fn score_and_grad(&self, v: &[f32], item: usize, grad: &mut [f32]) -> f32 {
+        let factors = self.users.cols;
+        let (gmf_h, mlp_h) = self.output.h.split_at(factors);
+        let q = self.items.row(item);
+        let mut score = self.output.b;
+        for k in 0..factors {
+            score += v[k] * gmf_h[k] * q[k];
+            grad[k] += gmf_h[k] * q[k];
+        }
+        score
+            + self
+                .tower
+                .score_and_grad(&v[factors..], item, mlp_h, &mut grad[factors..])
+    }
+}
+
 impl Family for NeuMf {
     /// One user's row: [`Family::user_scores`] of a batch of one.
     fn user_row(&self, user: usize, out: &mut Vec<f32>) {
         *out = self.user_scores(&[user]).swap_remove(0);
+    }
+
+    /// A customer the model was not trained on, folded in by gradient steps on both parts.
+    fn history_row(&self, items: &[u32], out: &mut Vec<f32>) -> Result<(), super::ById> {
+        let v = fold_in_by_steps(self, items, self.num_items);
+        let factors = self.users.cols;
+        let query: Vec<f32> = v[..factors]
+            .iter()
+            .zip(&self.output.h)
+            .map(|(p, w)| p * w)
+            .collect();
+        let user_proj = self.tower.project_user(&v[factors..]);
+        let (mut h, mut scratch) = (Vec::new(), Vec::new());
+        *out = (0..self.num_items)
+            .map(|i| {
+                self.tower.hidden_from(&user_proj, i, &mut h, &mut scratch);
+                dot(&query, self.items.row(i)) + dot(&h, &self.output.h[factors..]) + self.output.b
+            })
+            .collect();
+        Ok(())
     }
 
     fn user_scores(&self, users: &[usize]) -> Vec<Vec<f32>> {
