@@ -153,7 +153,10 @@ impl GroupRows {
             .filter(|(_, r)| !r.groups.is_empty())
             .collect();
         let (_, first) = reports.first()?;
-        let names: Vec<&str> = first.groups[0]
+        let names: Vec<&str> = first
+            .groups
+            .iter()
+            .find(|g| g.users > 0)?
             .metrics
             .iter()
             .map(|(n, _)| n.as_str())

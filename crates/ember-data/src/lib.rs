@@ -5,6 +5,8 @@
 //! filters them; the split maps ids to dense internal ids ([`IdMap`]) and holds out validation
 //! and test items per user.
 
+pub mod attributes;
+mod data_config;
 mod dataset;
 mod encoding;
 mod error;
@@ -22,6 +24,8 @@ mod text;
 mod time_split;
 mod weights;
 
+pub use attributes::{AttributeTable, Coverage, LoadedAttributes, Side};
+pub use data_config::{DataConfig, RunAttributes};
 pub use dataset::{Dataset, DatasetStats, SplitRatings, SplitWeights, sorted_sets};
 pub use encoding::Encoding;
 pub use error::{DataError, Result};

@@ -69,6 +69,128 @@ impl ColumnEncoder {
     }
 }
 
+impl ColumnEncoder {
+    /// Fits a categorical column: the distinct known values, sorted byte-wise.
+    pub fn categorical<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
+        ColumnEncoder::Categorical {
+            vocabulary: vocabulary(values),
+        }
+    }
+
+    /// Fits a multi-valued column: the distinct values of every field split on `separator`.
+    pub fn multi<'a>(separator: &str, values: impl IntoIterator<Item = &'a str>) -> Self {
+        let parts = values.into_iter().flat_map(|v| split(v, separator));
+        ColumnEncoder::Multi {
+            separator: separator.into(),
+            vocabulary: vocabulary(parts),
+        }
+    }
+
+    /// Fits a standardised number: the mean and population standard deviation of `values`
+    /// (scale 1 when they are all equal, or when there are none).
+    pub fn standard(values: &[f64]) -> Self {
+        let n = values.len().max(1) as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let variance = values.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
+        let scale = if variance > 0.0 { variance.sqrt() } else { 1.0 };
+        ColumnEncoder::Standard { mean, scale }
+    }
+
+    /// Fits quantile buckets: the edges at the `buckets`-quantiles of `values` (the value at
+    /// rank ⌊k·n / buckets⌋ of the sorted values, for k = 1 … buckets − 1), each kept once, so
+    /// that a value repeated across a quantile gives fewer buckets rather than empty ones.
+    pub fn quantiles(values: &[f64], buckets: usize) -> Self {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let mut edges: Vec<f64> = Vec::new();
+        if !sorted.is_empty() {
+            for k in 1..buckets {
+                let edge = sorted[(k * sorted.len() / buckets).min(sorted.len() - 1)];
+                if edges.last().is_none_or(|&last| edge > last) {
+                    edges.push(edge);
+                }
+            }
+        }
+        ColumnEncoder::Quantiles { edges }
+    }
+
+    /// The column's features for one raw value (`None` or empty: missing), as `(feature,
+    /// value)` within the column (feature 0 is its unknown bucket), ascending. A number that
+    /// does not parse is an error saying so.
+    pub fn encode(&self, raw: Option<&str>) -> Result<Vec<(u32, f32)>, String> {
+        let raw = raw.map(str::trim).filter(|r| !r.is_empty());
+        let unknown = vec![(0, 1.0)];
+        let position = |vocabulary: &[String], v: &str| {
+            vocabulary
+                .binary_search_by(|w| w.as_str().cmp(v))
+                .ok()
+                .map(|i| i as u32 + 1)
+        };
+        Ok(match (self, raw) {
+            (_, None) => unknown,
+            (ColumnEncoder::Categorical { vocabulary }, Some(v)) => {
+                position(vocabulary, v).map_or(unknown, |f| vec![(f, 1.0)])
+            }
+            (
+                ColumnEncoder::Multi {
+                    separator,
+                    vocabulary,
+                },
+                Some(v),
+            ) => {
+                let mut known: Vec<u32> = split(v, separator)
+                    .filter_map(|part| position(vocabulary, part))
+                    .collect();
+                known.sort_unstable();
+                known.dedup();
+                let share = 1.0 / known.len().max(1) as f32;
+                match known.is_empty() {
+                    true => unknown,
+                    false => known.into_iter().map(|f| (f, share)).collect(),
+                }
+            }
+            (ColumnEncoder::Standard { mean, scale }, Some(v)) => {
+                let x = number(v)?;
+                vec![(1, ((x - mean) / scale) as f32)]
+            }
+            (ColumnEncoder::Quantiles { edges }, Some(v)) => {
+                let x = number(v)?;
+                let bucket = edges.iter().take_while(|&&e| e <= x).count();
+                vec![(1 + bucket as u32, 1.0)]
+            }
+        })
+    }
+}
+
+/// Reads a number of a numeric attribute.
+pub fn number(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() => Ok(x),
+        _ => Err(format!("`{text}` is not a number")),
+    }
+}
+
+/// The non-empty parts of a multi-valued field, trimmed.
+fn split<'a>(value: &'a str, separator: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    value
+        .split(separator)
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+}
+
+/// The distinct non-empty values, sorted byte-wise.
+fn vocabulary<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut vocabulary: Vec<String> = values
+        .into_iter()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(String::from)
+        .collect();
+    vocabulary.sort_unstable();
+    vocabulary.dedup();
+    vocabulary
+}
+
 /// One encoded column: its name in the source and its encoder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttributeColumn {
@@ -89,6 +211,21 @@ impl AttributeSchema {
     /// The size of the side's feature space: the columns' widths summed.
     pub fn width(&self) -> usize {
         self.columns.iter().map(|c| c.encoder.width()).sum()
+    }
+
+    /// Encodes one user's or item's raw values (one per column, in `columns`' order; `None`
+    /// for a missing row or value) into their features in the side's feature space,
+    /// ascending. A value a numeric column cannot read is an error naming the column.
+    pub fn encode(&self, raw: &[Option<&str>]) -> Result<Vec<(u32, f32)>, String> {
+        let mut features = Vec::new();
+        for ((column, offset), value) in self.columns.iter().zip(self.offsets()).zip(raw) {
+            let encoded = column
+                .encoder
+                .encode(*value)
+                .map_err(|e| format!("attribute `{}`: {e}", column.name))?;
+            features.extend(encoded.into_iter().map(|(f, v)| (offset as u32 + f, v)));
+        }
+        Ok(features)
     }
 
     /// Where each column's features start in the feature space.
@@ -162,3 +299,97 @@ pub struct ExportedAttributes {
 
 /// The name of the manifest extension that holds [`ExportedAttributes`].
 pub const ATTRIBUTES_EXTENSION: &str = "attributes";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoders_fit_and_encode_as_the_table_says() {
+        let genres = ColumnEncoder::multi("|", ["Comedy|Action", "Drama", "", "Action"]);
+        assert_eq!(
+            genres,
+            ColumnEncoder::Multi {
+                separator: "|".into(),
+                vocabulary: vec!["Action".into(), "Comedy".into(), "Drama".into()],
+            }
+        );
+        assert_eq!(
+            genres.encode(Some("Drama|Action|Western")).unwrap(),
+            [(1, 0.5), (3, 0.5)]
+        );
+        assert_eq!(genres.encode(Some("Western")).unwrap(), [(0, 1.0)]);
+        let band = ColumnEncoder::categorical(["25-34", "18-24", "25-34"]);
+        assert_eq!(band.encode(Some("25-34")).unwrap(), [(2, 1.0)]);
+        assert_eq!(band.encode(None).unwrap(), [(0, 1.0)]);
+        // Mean 4, population standard deviation 2.
+        let age = ColumnEncoder::standard(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]);
+        assert_eq!(
+            age,
+            ColumnEncoder::Standard {
+                mean: 5.0,
+                scale: 2.0
+            }
+        );
+        assert_eq!(age.encode(Some("8")).unwrap(), [(1, 1.5)]);
+        assert_eq!(age.encode(Some("")).unwrap(), [(0, 1.0)]);
+        assert_eq!(
+            age.encode(Some("old")).unwrap_err(),
+            "`old` is not a number"
+        );
+        assert_eq!(
+            ColumnEncoder::standard(&[3.0, 3.0]),
+            ColumnEncoder::Standard {
+                mean: 3.0,
+                scale: 1.0
+            }
+        );
+        // Ten values in 4 buckets: ranks 2, 5, 7 of 0..10 → edges 2, 5, 7.
+        let values: Vec<f64> = (0..10).map(f64::from).collect();
+        let price = ColumnEncoder::quantiles(&values, 4);
+        assert_eq!(
+            price,
+            ColumnEncoder::Quantiles {
+                edges: vec![2.0, 5.0, 7.0]
+            }
+        );
+        assert_eq!(price.width(), 5);
+        for (x, feature) in [("1", 1), ("2", 2), ("6.5", 3), ("7", 4), ("100", 4)] {
+            assert_eq!(price.encode(Some(x)).unwrap(), [(feature, 1.0)], "{x}");
+        }
+        // A value repeated across quantiles: one edge, two buckets.
+        assert_eq!(
+            ColumnEncoder::quantiles(&[1.0, 1.0, 1.0, 1.0, 9.0], 4),
+            ColumnEncoder::Quantiles { edges: vec![1.0] }
+        );
+    }
+
+    #[test]
+    fn a_schema_lays_its_columns_end_to_end() {
+        let schema = AttributeSchema {
+            columns: vec![
+                AttributeColumn {
+                    name: "band".into(),
+                    encoder: ColumnEncoder::categorical(["a", "b"]),
+                },
+                AttributeColumn {
+                    name: "age".into(),
+                    encoder: ColumnEncoder::Standard {
+                        mean: 30.0,
+                        scale: 10.0,
+                    },
+                },
+            ],
+        };
+        assert_eq!((schema.width(), schema.offsets()), (5, vec![0, 3]));
+        assert_eq!(
+            schema.encode(&[Some("b"), Some("45")]).unwrap(),
+            [(2, 1.0), (4, 1.5)]
+        );
+        assert_eq!(schema.encode(&[None, None]).unwrap(), [(0, 1.0), (3, 1.0)]);
+        assert_eq!(
+            schema.encode(&[Some("a"), Some("x")]).unwrap_err(),
+            "attribute `age`: `x` is not a number"
+        );
+    }
+}

@@ -1,6 +1,6 @@
 //! The run configuration: one TOML file, read into plain serde structs that reject unknown keys.
 
-use ember_data::{DataError, DataSource, Preprocess, Split};
+use ember_data::{DataConfig, DataError, Preprocess, Split};
 use ember_metrics::{MetricsError, NegativeSampling, Protocol, names};
 use ember_models::{Input, Loss, ModelConfig, ModelError};
 use serde::{Deserialize, Serialize};
@@ -159,7 +159,7 @@ pub struct RunConfig {
     /// Where run directories go.
     pub output_dir: PathBuf,
     /// The interaction source.
-    pub data: DataSource,
+    pub data: DataConfig,
     /// Cleaning before the split.
     pub preprocess: Preprocess,
     /// Train/validation/test split.
@@ -182,7 +182,7 @@ impl Default for RunConfig {
             seed: 42,
             device: Backend::Flex,
             output_dir: PathBuf::from("runs"),
-            data: DataSource::default(),
+            data: DataConfig::default(),
             preprocess: Preprocess::default(),
             split: Split::default(),
             model: ModelConfig::default(),

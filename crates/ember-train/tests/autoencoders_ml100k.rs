@@ -10,7 +10,7 @@ mod common;
 fn run(config: &str, dir: &Path) -> Option<RunSummary> {
     let data = common::shared_dataset("ml-100k/u.data")?;
     let mut config = RunConfig::from_file(&common::repo().join("configs").join(config)).unwrap();
-    config.data = ember_data::DataSource::Movielens100k { path: data };
+    config.data = ember_data::DataSource::Movielens100k { path: data }.into();
     config.output_dir = dir.to_owned();
     Some(train(&config, Backend::Flex, RunOptions::default()).unwrap())
 }

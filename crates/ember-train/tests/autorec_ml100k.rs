@@ -14,7 +14,7 @@ fn i_autorec_on_ml100k_beats_item_means() {
     let dir = tempfile::tempdir().unwrap();
     let mut config =
         RunConfig::from_file(&common::repo().join("configs/ml100k-autorec.toml")).unwrap();
-    config.data = ember_data::DataSource::Movielens100k { path: data };
+    config.data = ember_data::DataSource::Movielens100k { path: data }.into();
     config.output_dir = dir.path().to_owned();
     config.train.learning_rate = 1e-3;
     config.train.epochs = 25;

@@ -37,7 +37,8 @@ fn chunked_full_ranking_equals_unchunked() {
                 interactions_per_user: 12,
                 ..Default::default()
             },
-        };
+        }
+        .into();
         config.model = model;
         config.train.epochs = 1;
         config.eval.protocol = Protocol::FullRanking;

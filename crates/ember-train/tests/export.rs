@@ -28,7 +28,8 @@ fn run_for(dir: &std::path::Path, model: ModelConfig) -> std::path::PathBuf {
             interactions_per_user: 8,
             ..Default::default()
         },
-    };
+    }
+    .into();
     config.model = model;
     config.train.epochs = 2;
     config.eval.protocol = Protocol::FullRanking;
@@ -330,7 +331,7 @@ fn int8_export_on_ncf_ml100k_keeps_hit_rate() {
     let prefix = directory.join("ml-100k");
     let dir = tempfile::tempdir().unwrap();
     let mut config = RunConfig::from_file(&repo.join("configs/ncf-ml100k-gmf.toml")).unwrap();
-    config.data = DataSource::Ncf { prefix };
+    config.data = DataSource::Ncf { prefix }.into();
     config.output_dir = dir.path().join("runs");
     config.train.epochs = 10;
     config.train.refit = false;
@@ -419,7 +420,8 @@ fn autorec_export_predicts_the_same_ratings() {
         config.output_dir = dir.path().join("runs");
         config.data = DataSource::Movielens100k {
             path: common::rated_data(dir.path()),
-        };
+        }
+        .into();
         config.split = ember_data::Split::Ratio {
             train: 0.8,
             valid: 0.1,
@@ -529,7 +531,7 @@ fn fold_in_ranks_test_items_far_above_popularity_on_ml100k() {
     let repo = common::repo();
     let mut config = RunConfig::from_file(&repo.join("configs/ml100k-mf-bpr.toml")).unwrap();
     config.output_dir = dir.path().join("runs");
-    config.data = DataSource::Movielens100k { path };
+    config.data = DataSource::Movielens100k { path }.into();
     // Fewer, larger steps than the config's 400 epochs: a test-sized MF that still beats
     // popularity clearly.
     config.train.epochs = 30;
@@ -579,7 +581,7 @@ fn neumf_folds_in_by_gradient_steps_on_ml100k() {
     let repo = common::repo();
     let mut config = RunConfig::from_file(&repo.join("configs/movielens-100k.toml")).unwrap();
     config.output_dir = dir.path().join("runs");
-    config.data = DataSource::Movielens100k { path };
+    config.data = DataSource::Movielens100k { path }.into();
     config.train.epochs = 5;
     let run_dir = train(&config, Backend::Flex, RunOptions::default())
         .unwrap()

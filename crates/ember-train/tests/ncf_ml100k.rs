@@ -16,7 +16,7 @@ fn neumf_on_ncf_ml100k_beats_popularity_by_far() {
     let mut config = RunConfig::from_file(&config_path).unwrap();
     let dir = tempfile::tempdir().unwrap();
     config.output_dir = dir.path().to_owned();
-    config.data = ember_data::DataSource::Ncf { prefix };
+    config.data = ember_data::DataSource::Ncf { prefix }.into();
     config.train.epochs = 4;
     let summary = train(&config, Backend::Flex, RunOptions::default()).unwrap();
     assert_eq!(summary.test.users, 943);

@@ -18,7 +18,8 @@ fn config(dir: &std::path::Path, model: ModelConfig) -> RunConfig {
             interactions_per_user: 15,
             ..Default::default()
         },
-    };
+    }
+    .into();
     config.model = model;
     config.train.epochs = 2;
     config.eval.protocol = Protocol::FullRanking;

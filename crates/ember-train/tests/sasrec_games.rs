@@ -15,7 +15,7 @@ fn sasrec_on_games_beats_popularity_under_both_protocols() {
     let dir = tempfile::tempdir().unwrap();
     let mut config =
         RunConfig::from_file(&common::repo().join("configs/games-sasrec.toml")).unwrap();
-    config.data = ember_data::DataSource::Sasrec { path: data };
+    config.data = ember_data::DataSource::Sasrec { path: data }.into();
     config.output_dir = dir.path().to_owned();
     config.train.epochs = 6;
     config.eval.every = 3;

@@ -29,7 +29,8 @@ fn tiny_config(dir: &std::path::Path, model: ModelConfig) -> RunConfig {
             sequential: 0.0,
             seed: 5,
         },
-    };
+    }
+    .into();
     config.model = model;
     config.train.epochs = 8;
     config.train.learning_rate = 0.01;
@@ -261,7 +262,8 @@ fn autorec_beats_item_means() {
         );
         config.data = DataSource::Movielens100k {
             path: common::rated_data(dir.path()),
-        };
+        }
+        .into();
         config.split = Split::Ratio {
             train: 0.8,
             valid: 0.1,
@@ -288,7 +290,7 @@ fn autorec_beats_item_means() {
 /// Synthetic sequences in which each item is often followed by its fixed successor.
 fn sequence_config(dir: &std::path::Path, model: ModelConfig) -> RunConfig {
     let mut config = tiny_config(dir, model);
-    if let DataSource::Synthetic { synthetic } = &mut config.data {
+    if let DataSource::Synthetic { synthetic } = &mut config.data.source {
         synthetic.sequential = 0.5;
     }
     config.split = Split::LeaveOneOut;

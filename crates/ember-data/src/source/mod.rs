@@ -395,7 +395,7 @@ impl DataSource {
 }
 
 /// The names of a header as a message lists them (each one [`shown`], at most 20).
-pub(super) fn listed(names: &[String]) -> String {
+pub(crate) fn listed(names: &[String]) -> String {
     const LISTED: usize = 20;
     let mut list: Vec<String> = names.iter().take(LISTED).map(|n| shown(n)).collect();
     if names.len() > LISTED {

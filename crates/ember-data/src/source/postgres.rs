@@ -552,6 +552,42 @@ pub(super) fn read_postgres(
     Ok((out, unit, read))
 }
 
+/// A query's rows as text, for a table ember reads by column name (an attribute table): the
+/// result's column names, each row's 1-based number and fields (`None` for NULL, escapes
+/// undone), and what was read. The query must have an `ORDER BY`.
+pub(crate) type TextRows = (Vec<String>, Vec<(usize, Vec<Option<String>>)>, RowsRead);
+
+/// Reads `spec`'s query as [`TextRows`].
+pub(crate) fn read_text_rows(spec: PostgresSpec, limit: LineLimit) -> Result<TextRows> {
+    check_order_by(spec.query)?;
+    let (mut client, server) = connect(spec)?;
+    let statement = client
+        .prepare(spec.query.trim_end().trim_end_matches(';'))
+        .map_err(|e| PostgresError::Sql {
+            server: server.clone(),
+            message: said(&e),
+        })?;
+    let names: Vec<String> = statement
+        .columns()
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    let mut rows = Vec::new();
+    let read = stream_rows(&mut client, &server, spec.query, limit, |row, line| {
+        let text = String::from_utf8_lossy(line);
+        let fields = text
+            .split('\t')
+            .map(|f| (f != "\\N").then(|| unescaped(f).into_owned()))
+            .collect();
+        rows.push((row, fields));
+        Ok(())
+    })?;
+    if rows.is_empty() {
+        return Err(PostgresError::Empty { server });
+    }
+    Ok((names, rows, read))
+}
+
 /// Where the configured columns are in the query's result, and their names.
 struct Positions<'a> {
     user: (usize, &'a str),
