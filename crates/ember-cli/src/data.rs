@@ -38,14 +38,28 @@ pub fn run(command: DataCommand) -> Result<()> {
 /// `ember data stats`.
 fn stats(config: Option<&Path>) -> Result<()> {
     let config = load_config(config)?;
+    config.data.check_attributes()?;
     let (data, prep) = prepare(&config.data, &config.preprocess, &config.split)?;
     println!("source: {}", config.data.describe());
-    println!(
-        "{}",
-        serde_json::to_string_pretty(
-            &serde_json::json!({"preprocess": prep, "dataset": data.stats()})
-        )?
-    );
+    let mut stats = serde_json::json!({"preprocess": prep, "dataset": data.stats()});
+    let attributes = config
+        .data
+        .load_attributes(&data.user_ids, &data.item_ids)?;
+    for (side, loaded) in [("users", &attributes.users), ("items", &attributes.items)] {
+        if let Some(loaded) = loaded {
+            let c = &loaded.coverage;
+            println!(
+                "{side} attributes: {} rows, {} matched, {} not in the interactions; {} {side} \
+                 without a row",
+                c.rows, c.matched, c.not_in_interactions, c.without_row
+            );
+            for (column, missing) in &c.missing {
+                println!("  {column}: {missing} {side} without a value (the unknown bucket)");
+            }
+            stats[format!("{side}_attributes")] = serde_json::to_value(c)?;
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&stats)?);
     Ok(())
 }
 

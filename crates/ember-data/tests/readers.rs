@@ -1472,3 +1472,215 @@ fn unseen_held_out_items_are_dropped_on_request() {
     );
     assert_eq!(data.train, kept.train);
 }
+
+/// Interactions of customers `C-…` with products `SKU-…`, and a delimited attribute table.
+fn shop(dir: &Path) -> ember_data::Dataset {
+    let events = write(
+        dir,
+        "events.csv",
+        "user,item\nC-1,SKU-1\nC-1,SKU-2\nC-2,SKU-2\nC-3,SKU-3\nC-3,SKU-1\n",
+    );
+    let mut source = named(events);
+    if let DataSource::Delimited { key_type, .. } = &mut source {
+        *key_type = KeyType::String;
+    }
+    let split = Split::Ratio {
+        train: 1.0,
+        valid: 0.0,
+        test: 0.0,
+        seed: 0,
+    };
+    prepare(&source, &Preprocess::default(), &split).unwrap().0
+}
+
+fn table(path: PathBuf, columns: &str) -> ember_data::AttributeTable {
+    let text =
+        format!("format = \"delimited\"\npath = {path:?}\nkey = \"id\"\ncolumns = {columns}\n");
+    let value: serde_json::Value = toml_value(&text);
+    serde_json::from_value(value).unwrap()
+}
+
+/// A small TOML table as JSON (the tests' only TOML: ember-data reads configs through serde).
+fn toml_value(text: &str) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for line in text.lines() {
+        let (key, value) = line.split_once(" = ").unwrap();
+        let value = match value.strip_prefix('"') {
+            Some(quoted) => serde_json::Value::String(quoted.trim_end_matches('"').into()),
+            None => serde_json::from_str(value).unwrap(),
+        };
+        map.insert(key.into(), value);
+    }
+    serde_json::Value::Object(map)
+}
+
+/// A customer table with string keys: a key the interactions do not have is counted, a
+/// customer without a row and an empty value go to the unknown bucket, and the encoders are
+/// fitted on the matched rows (hand-computed vocabularies, mean, scale and features).
+#[test]
+fn attribute_tables_are_checked_counted_and_encoded() {
+    use ember_data::Side;
+    use ember_spec::ColumnEncoder;
+    let dir = tempfile::tempdir().unwrap();
+    let data = shop(dir.path());
+    let customers = write(
+        dir.path(),
+        "customers.csv",
+        "id,region,age,tags,label\nC-2,north,30,a|b,Bob\nC-1,south,50,,Ann\nC-9,east,99,c,Zed\n",
+    );
+    let columns = r#"[{"column": "region", "type": "categorical"}, {"column": "age", "type": "numeric"}, {"column": "tags", "type": "multi"}, {"column": "label", "type": "label"}]"#;
+    let users = table(customers.clone(), columns);
+    let loaded = users.load(Side::Users, &data.user_ids).unwrap();
+    let c = &loaded.coverage;
+    assert_eq!(
+        (c.rows, c.matched, c.not_in_interactions, c.without_row),
+        (3, 2, 1, 1)
+    );
+    assert_eq!(
+        c.missing,
+        [
+            ("region".to_string(), 1),
+            ("age".to_string(), 1),
+            ("tags".to_string(), 2),
+            ("label".to_string(), 1)
+        ]
+    );
+    let schema = &loaded.side.schema;
+    assert_eq!(
+        schema.columns[0].encoder,
+        ColumnEncoder::Categorical {
+            vocabulary: vec!["north".into(), "south".into()]
+        }
+    );
+    // C-1 50 and C-2 30: mean 40, population deviation 10 (C-9 is not a customer).
+    assert_eq!(
+        schema.columns[1].encoder,
+        ColumnEncoder::Standard {
+            mean: 40.0,
+            scale: 10.0
+        }
+    );
+    let user = |k: &str| {
+        data.user_ids
+            .internal_of_key(&ember_spec::Key::from(k))
+            .unwrap() as usize
+    };
+    let display = loaded.side.display.as_ref().unwrap();
+    assert_eq!(display[user("C-1")].as_deref(), Some("Ann"));
+    assert_eq!(display[user("C-3")], None);
+    let rows = loaded.side.features.as_ref().unwrap();
+    // region (3 wide), age (2), tags (a, b: 3): C-2 = north, +1σ... (30 − 40)/10 = −1, a and b.
+    let row = |k: &str| rows.row(user(k)).collect::<Vec<_>>();
+    assert_eq!(row("C-2"), [(1, 1.0), (4, -1.0), (6, 0.5), (7, 0.5)]);
+    assert_eq!(row("C-1"), [(2, 1.0), (4, 1.0), (5, 1.0)]);
+    assert_eq!(row("C-3"), [(0, 1.0), (3, 1.0), (5, 1.0)]);
+    assert!(matches!(loaded.input, ember_data::InputFile::File { .. }));
+
+    // Bad tables: each names the file, the line and the column.
+    let bad = |content: &str, columns: &str| {
+        let path = write(dir.path(), "bad.csv", content);
+        table(path, columns)
+            .load(Side::Users, &data.user_ids)
+            .unwrap_err()
+            .to_string()
+    };
+    let region = r#"[{"column": "region", "type": "categorical"}]"#;
+    let path = dir.path().join("bad.csv").display().to_string();
+    assert_eq!(
+        bad("id,region\nC-1,north\nC-1,south\n", region),
+        format!("data.users: {path}:3: key `C-1` is given twice (first at line 2)")
+    );
+    assert_eq!(
+        bad(
+            "id,age\nC-1,old\n",
+            r#"[{"column": "age", "type": "numeric"}]"#
+        ),
+        format!("{path}:2: column `age`: `old` is not a number")
+    );
+    assert_eq!(
+        bad("id,place\nC-1,north\n", region),
+        format!("data.users: {path}: no column `region`; it has id, place")
+    );
+    let name = table(customers, r#"[{"column": "label", "type": "name"}]"#);
+    assert_eq!(
+        name.load(Side::Users, &data.user_ids)
+            .unwrap_err()
+            .to_string(),
+        "data.users: column `label`: `name` is for items; a user's display text is a `label`"
+    );
+}
+
+/// MovieLens-100K's own attribute files: `u.user` (age, gender, occupation) and `u.item`
+/// (Latin-1 titles) cover every user and item (skipped when ../shared/datasets is absent).
+#[test]
+fn movielens_100k_attribute_files_cover_every_user_and_item() {
+    use ember_data::Side;
+    use ember_spec::ColumnEncoder;
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/ml-100k");
+    if !shared.join("u.item").exists() {
+        assert!(
+            std::env::var_os("EMBER_REQUIRE_TEST_INPUTS").is_none(),
+            "{} is missing",
+            shared.display()
+        );
+        eprintln!("skipped: {} not found", shared.display());
+        return;
+    }
+    let source = DataSource::Movielens100k {
+        path: shared.join("u.data"),
+    };
+    let (data, _) = prepare(&source, &Preprocess::default(), &Split::LeaveOneOut).unwrap();
+    let columns = |spec: &str| -> Vec<serde_json::Value> { serde_json::from_str(spec).unwrap() };
+    let mut users = toml_value(&format!(
+        "format = \"delimited\"\npath = {:?}\nseparator = \"|\"\nheader = false\nkey = 0",
+        shared.join("u.user")
+    ));
+    users["columns"] = columns(
+        r#"[{"column": 1, "type": "numeric", "scale": "quantiles", "buckets": 4, "name": "age"},
+            {"column": 2, "type": "categorical", "name": "gender"},
+            {"column": 3, "type": "categorical", "name": "occupation"}]"#,
+    )
+    .into();
+    let users: ember_data::AttributeTable = serde_json::from_value(users).unwrap();
+    let loaded = users.load(Side::Users, &data.user_ids).unwrap();
+    assert_eq!((loaded.coverage.rows, loaded.coverage.matched), (943, 943));
+    let widths: Vec<usize> = loaded
+        .side
+        .schema
+        .columns
+        .iter()
+        .map(|c| c.encoder.width())
+        .collect();
+    // Age: 3 edges (5 features with unknown), gender 2 + 1, occupation 21 + 1.
+    assert_eq!(widths, [5, 3, 22]);
+    let ColumnEncoder::Quantiles { edges } = &loaded.side.schema.columns[0].encoder else {
+        panic!("quantiles");
+    };
+    // Each of the four age buckets holds about a quarter of the users.
+    let rows = loaded.side.features.as_ref().unwrap();
+    for bucket in 1..=4u32 {
+        let n = (0..943)
+            .filter(|&u| rows.row(u).any(|(f, _)| f == bucket))
+            .count();
+        assert!(
+            (180..=290).contains(&n),
+            "bucket {bucket} of {edges:?}: {n}"
+        );
+    }
+    let mut items = toml_value(&format!(
+        "format = \"delimited\"\npath = {:?}\nseparator = \"|\"\nheader = false\nencoding = \"latin1\"\nkey = 0",
+        shared.join("u.item")
+    ));
+    items["columns"] = columns(r#"[{"column": 1, "type": "name", "name": "title"}]"#).into();
+    let items: ember_data::AttributeTable = serde_json::from_value(items).unwrap();
+    let loaded = items.load(Side::Items, &data.item_ids).unwrap();
+    assert_eq!(
+        (loaded.coverage.rows, loaded.coverage.without_row),
+        (1682, 0)
+    );
+    let names = loaded.side.display.unwrap();
+    let item = |id: i64| data.item_ids.internal(id).unwrap() as usize;
+    assert_eq!(names[item(1)].as_deref(), Some("Toy Story (1995)"));
+    // Latin-1: `Misérables, Les (1995)` (item 1658's title is in the file's own bytes).
+    assert!(names.iter().flatten().any(|n| n.contains('é')));
+}

@@ -75,6 +75,29 @@ pub fn run_fingerprint(run_dir: &Path) -> Result<String, TrainError> {
     Ok(ember_infer::sha256(&bytes))
 }
 
+/// What an export carries of the run's attributes (the `attributes` extension): both sides'
+/// encoders and display texts, and the items' encoded rows (a catalogue is small; the users'
+/// rows stay out until a model reads them). `None` for a run without attribute tables.
+fn exported_attributes(attributes: &ember_data::RunAttributes) -> Option<serde_json::Value> {
+    let side = |loaded: &Option<ember_data::LoadedAttributes>, rows: bool| {
+        loaded.as_ref().map(|a| {
+            let mut side = a.side.clone();
+            if !rows {
+                side.features = None;
+            }
+            side
+        })
+    };
+    let exported = ember_infer::ExportedAttributes {
+        users: side(&attributes.users, false),
+        items: side(&attributes.items, true),
+    };
+    if exported.users.is_none() && exported.items.is_none() {
+        return None;
+    }
+    Some(serde_json::to_value(exported).expect("attributes always serialise"))
+}
+
 /// Exports the model of run `run_dir` to the new directory `out` at `precision`.
 pub fn export_run(
     run_dir: &Path,
@@ -97,6 +120,11 @@ pub fn export_run(
     manifest.dataset_fingerprint = dataset_fingerprint(&run.data);
     manifest.run_fingerprint = run_fingerprint(run_dir)?;
     manifest.metrics = metrics;
+    if let Some(attributes) = exported_attributes(&run.attributes) {
+        manifest
+            .extensions
+            .insert(ember_infer::ATTRIBUTES_EXTENSION.into(), attributes);
+    }
     let tensors: Vec<TensorF32> = export
         .tensors
         .into_iter()

@@ -64,6 +64,8 @@ pub struct LoadedRun {
     pub data: Dataset,
     /// The selected model.
     pub model: ember_models::Model,
+    /// The users' and items' attributes (`[data.users]`, `[data.items]`), read again.
+    pub attributes: ember_data::RunAttributes,
 }
 
 /// Loads a run directory written by [`crate::train`], with its model on `backend`.
@@ -71,7 +73,9 @@ pub fn load_run(run_dir: &Path, backend: Backend) -> Result<LoadedRun, TrainErro
     let config = RunConfig::from_file(&run_dir.join(files::CONFIG))?;
     check_inputs(run_dir)?;
     let device = backend.device()?;
-    let (data, _, _) = crate::weighting::prepare_run_data(&config)?;
+    let crate::weighting::RunData {
+        data, attributes, ..
+    } = crate::weighting::prepare_run_data(&config)?;
     // A refit model was trained on training + validation: so is its popularity baseline.
     let data = if config.train.refit {
         data.with_validation_in_training()
@@ -91,6 +95,7 @@ pub fn load_run(run_dir: &Path, backend: Backend) -> Result<LoadedRun, TrainErro
         config,
         data,
         model,
+        attributes,
     })
 }
 

@@ -152,6 +152,8 @@ struct Prepared {
     preprocess: ember_data::PreprocessStats,
     /// The fingerprints of the inputs read, taken as they were read.
     inputs: Vec<ember_data::InputFile>,
+    /// What the attribute tables covered (`[data.users]`, `[data.items]`), for `data.json`.
+    coverage: serde_json::Value,
     plan: EvaluationPlan,
     extra_plans: Vec<EvaluationPlan>,
     /// What the model will take of the memory there is, for the log.
@@ -167,7 +169,16 @@ impl Prepared {
         max_memory: Option<u64>,
     ) -> Result<Self, TrainError> {
         backend.device()?;
-        let (data, preprocess, inputs) = crate::weighting::prepare_run_data(config)?;
+        let crate::weighting::RunData {
+            data,
+            preprocess,
+            inputs,
+            attributes,
+        } = crate::weighting::prepare_run_data(config)?;
+        let coverage = json!({
+            "users": attributes.users.as_ref().map(|a| &a.coverage),
+            "items": attributes.items.as_ref().map(|a| &a.coverage),
+        });
         check_data(config, &data).map_err(TrainError::config("config"))?;
         let memory = crate::memory::check(config, &data, max_memory)?;
         let bands = &config.eval.activity_bands;
@@ -190,6 +201,7 @@ impl Prepared {
             data,
             preprocess,
             inputs,
+            coverage,
             plan,
             extra_plans,
             memory,
@@ -228,11 +240,14 @@ impl Job<'_> {
             "items": external(&data.item_ids, data.num_items()),
         });
         run.write(files::ID_MAPS, &ids.to_string())?;
-        let described = json!({
+        let mut described = json!({
             "source": self.config.data.describe(),
             "preprocess": self.prepared.preprocess,
             "dataset": data.stats(),
         });
+        if self.config.data.users.is_some() || self.config.data.items.is_some() {
+            described["attributes"] = self.prepared.coverage.clone();
+        }
         run.write(
             files::DATA,
             &serde_json::to_string_pretty(&described).expect("json"),

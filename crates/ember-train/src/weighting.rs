@@ -1,7 +1,9 @@
 //! Interaction weights in a run: the data prepared with them (`[data] weight`, `[weights]`),
 //! kept only for a model that uses them, and the line that says what the model made of them.
 
-use ember_data::{Dataset, InputFile, PreprocessStats, Weights, prepare_fingerprinted};
+use ember_data::{
+    Dataset, InputFile, PreprocessStats, RunAttributes, Weights, prepare_fingerprinted,
+};
 use ember_models::WeightUse;
 
 use crate::{RunConfig, TrainError};
@@ -34,14 +36,22 @@ impl RunConfig {
     }
 }
 
+/// What a run reads: its data (read, cleaned and split), the preprocessing's counts, the
+/// fingerprints of every input (the attribute tables' included), and the attributes.
+pub(crate) struct RunData {
+    pub(crate) data: Dataset,
+    pub(crate) preprocess: PreprocessStats,
+    pub(crate) inputs: Vec<InputFile>,
+    pub(crate) attributes: RunAttributes,
+}
+
 /// Reads, cleans and splits the run's data, with its weights when the run has them and the
-/// model uses them ([`Dataset::weights`] is `None` otherwise), and the fingerprints of what it
-/// read.
-pub(crate) fn prepare_run_data(
-    config: &RunConfig,
-) -> Result<(Dataset, PreprocessStats, Vec<InputFile>), TrainError> {
+/// model uses them ([`Dataset::weights`] is `None` otherwise), then its attribute tables for
+/// the users and items it kept; and the fingerprints of what it read.
+pub(crate) fn prepare_run_data(config: &RunConfig) -> Result<RunData, TrainError> {
+    config.data.check_attributes()?;
     let weights = config.weighting();
-    let (mut data, stats, inputs) = prepare_fingerprinted(
+    let (mut data, preprocess, mut inputs) = prepare_fingerprinted(
         &config.data,
         &config.preprocess,
         &config.split,
@@ -50,7 +60,21 @@ pub(crate) fn prepare_run_data(
     if config.model.weight_use() == WeightUse::Ignored {
         data.weights = None;
     }
-    Ok((data, stats, inputs))
+    let attributes = config
+        .data
+        .load_attributes(&data.user_ids, &data.item_ids)?;
+    inputs.extend(
+        [&attributes.users, &attributes.items]
+            .into_iter()
+            .flatten()
+            .map(|a| a.input.clone()),
+    );
+    Ok(RunData {
+        data,
+        preprocess,
+        inputs,
+        attributes,
+    })
 }
 
 /// Each training interaction's confidence (averaging 1), for a pair model of a weighted run.
