@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command, Output};
+use std::process::Output;
 
 use ember_infer::{FactorsSpec, Keys, Manifest, ModelSpec, Precision, TensorF32};
 use polars::prelude::{DataType, ParquetReader, SerReader};
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{ember, ok};
+use common::{ember, ok, post, serve};
 
 /// The error of a run that must fail cleanly: exit 1, `error: …`, no panic.
 fn fails(out: Output) -> String {
@@ -392,61 +392,6 @@ fn keys_of_the_wrong_kind_are_refused_naming_file_line_and_kind() {
         err.contains("users.csv: user 123 (data row 1) is not a customer of the model"),
         "{err}"
     );
-}
-
-/// A minimal HTTP/1.1 client: returns (status, body as JSON).
-fn post(addr: &str, path: &str, body: &str) -> (u16, Value) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("server reachable");
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, serde_json::from_str(body).expect("a JSON body"))
-}
-
-/// Starts `ember serve` on `model` with `extra` arguments; returns it and its address.
-fn serve(dir: &Path, model: &str, extra: &[&str]) -> (Child, String) {
-    use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ember"))
-        .args([
-            "serve",
-            "--model",
-            model,
-            "--addr",
-            "127.0.0.1:0",
-            "--threads",
-            "2",
-        ])
-        .args(extra)
-        .current_dir(dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("listening on http://")
-        .expect("address line")
-        .to_string();
-    (child, addr)
 }
 
 #[test]

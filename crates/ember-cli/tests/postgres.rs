@@ -366,3 +366,182 @@ fn refusals_leave_no_run_directory() {
         assert!(!dir.path().join("runs").exists(), "{err}");
     }
 }
+
+/// Issue 29's acceptance, end to end through the CLI: ML-100K with `C-…` customers and
+/// `SKU-…` products in PostgreSQL, their attributes in two more tables (age, gender,
+/// occupation; title and genres). Trained from the database with the attribute tables, then
+/// exported: `recommend`, `campaign`, `segments`, `nba`, `serve` and `report` all speak the
+/// original keys and the products' names, and never an internal integer.
+#[test]
+fn a_shop_in_postgres_with_attributes_speaks_keys_and_names_everywhere() {
+    let Some((url, mut client, path)) = inputs() else {
+        return;
+    };
+    let pid = std::process::id();
+    let (numbers, codes) = (format!("ember_e2e_n_{pid}"), format!("ember_e2e_c_{pid}"));
+    let (customers, products) = (format!("ember_e2e_u_{pid}"), format!("ember_e2e_i_{pid}"));
+    load_ml100k(&mut client, &numbers, &path);
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {codes} AS SELECT line, 'C-' || lpad(u::text, 6, '0') AS u, \
+             'SKU-' || lpad(i::text, 5, '0') AS i, r, ts FROM {numbers}"
+        ))
+        .unwrap();
+    support::load_ml100k_attributes(&mut client, &customers, &products, &path);
+    let data = format!(
+        "{}\n[data.users]\nformat = \"postgres\"\nurl = \"{url}\"\nquery = \"SELECT id, age, \
+         gender, occupation FROM {customers} ORDER BY id\"\nkey = \"id\"\ncolumns = [{{ column = \
+         \"age\", type = \"numeric\" }}, {{ column = \"gender\", type = \"categorical\" }}, {{ \
+         column = \"occupation\", type = \"categorical\" }}]\n[data.items]\nformat = \
+         \"postgres\"\nurl = \"{url}\"\nquery = \"SELECT sku, title, genres FROM {products} \
+         ORDER BY sku\"\nkey = \"sku\"\ncolumns = [{{ column = \"title\", type = \"name\" }}, {{ \
+         column = \"genres\", type = \"multi\" }}]",
+        postgres_data(&url, &codes, "")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let out = train(cwd, &config("shop", &data), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let described: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(cwd.join("runs/shop/data.json")).unwrap())
+            .unwrap();
+    assert_eq!(described["attributes"]["items"]["matched"], 1682);
+    assert_eq!(described["attributes"]["users"]["without_row"], 0);
+    let inputs = fs::read_to_string(cwd.join("runs/shop/inputs.json")).unwrap();
+    assert!(
+        inputs.contains(&products) && inputs.contains(&customers),
+        "{inputs}"
+    );
+    common::ok(ember(&["export", "--run", "runs/shop", "--out", "m"], cwd));
+
+    // recommend: the name beside each key.
+    fs::write(cwd.join("who.csv"), "user\nC-000196\n").unwrap();
+    let run = |args: &[&str]| common::ok(ember(args, cwd));
+    run(&[
+        "recommend",
+        "--model",
+        "m",
+        "--users",
+        "who.csv",
+        "--k",
+        "5",
+        "--out",
+        "r.csv",
+    ]);
+    for row in common::csv(&cwd.join("r.csv")) {
+        assert_eq!(row["user"], "C-000196");
+        assert!(row["item"].starts_with("SKU-"), "{row:?}");
+        assert!(
+            row["name"].contains(" (19"),
+            "a title with its year: {row:?}"
+        );
+    }
+    // campaign: the item named in its summary and its JSON.
+    let said = run(&[
+        "campaign",
+        "--model",
+        "m",
+        "--item",
+        "SKU-00050",
+        "--budget",
+        "100",
+        "--out",
+        "camp",
+    ]);
+    assert!(
+        said.contains("campaign for item Star Wars (1977) [SKU-00050]"),
+        "{said}"
+    );
+    let campaign: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(cwd.join("camp/campaign.json")).unwrap()).unwrap();
+    assert_eq!(campaign["item_name"], "Star Wars (1977)");
+    for row in common::csv(&cwd.join("camp/audience.csv")) {
+        assert!(row["customer"].starts_with("C-"), "{row:?}");
+    }
+    // segments: names in the profiles and the summary.
+    run(&[
+        "segments",
+        "--model",
+        "m",
+        "--k-range",
+        "2..3",
+        "--out",
+        "seg",
+        "--no-progress",
+    ]);
+    let profiles = common::csv(&cwd.join("seg/segments.csv"));
+    assert!(
+        profiles
+            .iter()
+            .all(|r| r["item"].starts_with("SKU-") && !r["name"].is_empty())
+    );
+    let summary = fs::read_to_string(cwd.join("seg/segments.json")).unwrap();
+    assert!(summary.contains("Star Wars (1977)"), "{summary}");
+    // nba: categories from the products' genres, names beside the keys.
+    fs::write(
+        cwd.join("actions.csv"),
+        "id,items,value,categories\nscifi,SKU-00050;SKU-00172,3,Sci-Fi\ndrama,SKU-00100,2,Drama\n",
+    )
+    .unwrap();
+    run(&[
+        "nba",
+        "--model",
+        "m",
+        "--actions",
+        "actions.csv",
+        "--category-column",
+        "genres",
+        "--out",
+        "nba.csv",
+        "--no-progress",
+    ]);
+    let decisions = common::csv(&cwd.join("nba.csv"));
+    assert!(!decisions.is_empty());
+    for row in &decisions {
+        assert!(row["customer"].starts_with("C-") && row["item"].starts_with("SKU-"));
+        let expected = if row["action"] == "scifi" {
+            ["Star Wars (1977)", "Empire Strikes Back, The (1980)"].contains(&row["name"].as_str())
+        } else {
+            row["name"] == "Fargo (1996)"
+        };
+        assert!(expected, "{row:?}");
+    }
+    // serve: names on request.
+    let (mut server, addr) = common::serve(cwd, "m", &[]);
+    let (status, answer) = common::post(
+        &addr,
+        "/v1/recommend",
+        r#"{"user": "C-000196", "k": 3, "names": true}"#,
+    );
+    server.kill().unwrap();
+    assert_eq!(status, 200, "{answer}");
+    for item in answer["items"].as_array().unwrap() {
+        assert!(item["id"].as_str().unwrap().starts_with("SKU-"), "{answer}");
+        assert!(item["name"].as_str().unwrap().contains(" (19"), "{answer}");
+    }
+    // report: titles, and no bare internal id where an item is shown.
+    run(&[
+        "report",
+        "runs/shop",
+        "--campaign",
+        "camp",
+        "--segments",
+        "seg",
+        "--out",
+        "report.html",
+    ]);
+    let html = fs::read_to_string(cwd.join("report.html")).unwrap();
+    assert!(
+        html.contains("Campaign for Star Wars (1977) [SKU-00050]"),
+        "campaign heading"
+    );
+    assert!(
+        html.contains("[SKU-"),
+        "segment items named with their keys"
+    );
+    client
+        .batch_execute(&format!(
+            "DROP TABLE {codes}; DROP TABLE {numbers}; DROP TABLE {customers}; DROP TABLE {products}"
+        ))
+        .unwrap();
+}

@@ -1,11 +1,14 @@
-//! What the `ember` binary's test files share: running it, and running it bounded.
+//! What the `ember` binary's test files share: running it, and running it bounded; `ember
+//! serve` and a minimal HTTP client for it.
 
 // Each test file compiles this module on its own and uses a part of it.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
+
+use serde_json::Value;
 
 /// Runs ember in `cwd`.
 pub fn ember(args: &[&str], cwd: &Path) -> Output {
@@ -102,18 +105,87 @@ pub fn ok(out: Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Rows of a CSV file as maps from header to field (no quoting in these files).
+/// Rows of a CSV file as maps from header to field (quoted fields as ember writes them).
 pub fn csv(path: &Path) -> Vec<HashMap<String, String>> {
     let text = std::fs::read_to_string(path).unwrap();
     let mut lines = text.lines();
-    let header: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
+    let header = fields(lines.next().unwrap());
     lines
-        .map(|line| {
-            header
-                .iter()
-                .cloned()
-                .zip(line.split(',').map(String::from))
-                .collect()
-        })
+        .map(|line| header.iter().cloned().zip(fields(line)).collect())
         .collect()
+}
+
+/// The fields of one CSV line as ember writes them: a field with a comma or a quote is quoted,
+/// with `""` for a quote inside.
+fn fields(line: &str) -> Vec<String> {
+    let (mut fields, mut field, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => fields.push(std::mem::take(&mut field)),
+            _ => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
+}
+
+/// A minimal HTTP/1.1 client: returns (status, body as JSON).
+pub fn post(addr: &str, path: &str, body: &str) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("server reachable");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).expect("a JSON body"))
+}
+
+/// Starts `ember serve` on `model` with `extra` arguments; returns it and its address.
+pub fn serve(dir: &Path, model: &str, extra: &[&str]) -> (Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args([
+            "serve",
+            "--model",
+            model,
+            "--addr",
+            "127.0.0.1:0",
+            "--threads",
+            "2",
+        ])
+        .args(extra)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on http://")
+        .expect("address line")
+        .to_string();
+    (child, addr)
 }

@@ -56,3 +56,54 @@ pub fn load_ml100k(client: &mut Client, name: &str, path: &Path) {
     writer.write_all(&std::fs::read(path).unwrap()).unwrap();
     writer.finish().unwrap();
 }
+
+/// Loads ML-100K's attribute files beside `u.data` into the new tables `customers` (`id` as
+/// `C-000196`, `age`, `gender`, `occupation`) and `products` (`sku` as `SKU-00050`, `title`, and
+/// `genres`, the names of its genre flags joined by `|`). `u.item` is Latin-1: its titles
+/// arrive in UTF-8.
+pub fn load_ml100k_attributes(client: &mut Client, customers: &str, products: &str, data: &Path) {
+    let dir = data.parent().expect("u.data's directory");
+    let latin1 = |name: &str| -> String {
+        std::fs::read(dir.join(name))
+            .unwrap()
+            .into_iter()
+            .map(char::from)
+            .collect()
+    };
+    let genres: Vec<String> = latin1("u.genre")
+        .lines()
+        .filter_map(|l| Some(l.split_once('|')?.0.to_string()))
+        .collect();
+    let mut users = String::new();
+    for line in latin1("u.user").lines() {
+        let f: Vec<&str> = line.split('|').collect();
+        let id: u32 = f[0].parse().unwrap();
+        users.push_str(&format!("C-{id:06}\t{}\t{}\t{}\n", f[1], f[2], f[3]));
+    }
+    let mut items = String::new();
+    for line in latin1("u.item").lines() {
+        let f: Vec<&str> = line.split('|').collect();
+        let id: u32 = f[0].parse().unwrap();
+        let flags = &f[5..];
+        let named: Vec<&str> = genres
+            .iter()
+            .zip(flags)
+            .filter(|(_, flag)| **flag == "1")
+            .map(|(g, _)| g.as_str())
+            .collect();
+        let title = f[1].replace('\\', "\\\\");
+        items.push_str(&format!("SKU-{id:05}\t{title}\t{}\n", named.join("|")));
+    }
+    client
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {customers}; DROP TABLE IF EXISTS {products}; \
+             CREATE TABLE {customers} (id text, age integer, gender text, occupation text); \
+             CREATE TABLE {products} (sku text, title text, genres text)"
+        ))
+        .unwrap();
+    for (table, rows) in [(customers, users), (products, items)] {
+        let mut writer = client.copy_in(&format!("COPY {table} FROM STDIN")).unwrap();
+        writer.write_all(rows.as_bytes()).unwrap();
+        writer.finish().unwrap();
+    }
+}
