@@ -489,17 +489,15 @@ fn rows_by_id(side: Side, ids: &IdMap, raw: &RawTable, key_at: usize) -> Result<
         if text.is_empty() {
             return Err(at(*line, "the key is empty".into()));
         }
+        // Any text is a string key: only an integer kind refuses one.
         let key = Key::parse(kind, text).ok_or_else(|| {
+            let side = side.name();
+            let text = shown(text);
             at(
                 *line,
                 format!(
-                    "key `{}` is not an {} key: the interactions' {} have {} keys",
-                    shown(text),
-                    kind.name(),
-                    side.name(),
-                    kind.name()
-                )
-                .replace("an string", "a string"),
+                    "key `{text}` is not an integer key: the interactions' {side} have integer keys"
+                ),
             )
         })?;
         if let Some(first) = first_line.insert(key.clone(), *line) {

@@ -1601,6 +1601,29 @@ fn attribute_tables_are_checked_counted_and_encoded() {
         bad("id,place\nC-1,north\n", region),
         format!("data.users: {path}: no column `region`; it has id, place")
     );
+    // A shop whose customers have integer keys refuses `C-1`.
+    let numbered = write(dir.path(), "numbered.csv", "user,item\n1,10\n2,10\n");
+    let all_train = Split::Ratio {
+        train: 1.0,
+        valid: 0.0,
+        test: 0.0,
+        seed: 0,
+    };
+    let (numbers, _) = prepare(&named(numbered), &Preprocess::default(), &all_train).unwrap();
+    let refused = table(
+        write(dir.path(), "bad.csv", "id,region\nC-1,north\n"),
+        region,
+    )
+    .load(Side::Users, &numbers.user_ids)
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        refused,
+        format!(
+            "data.users: {path}:2: key `C-1` is not an integer key: the interactions' users have \
+             integer keys"
+        )
+    );
     let name = table(customers, r#"[{"column": "label", "type": "name"}]"#);
     assert_eq!(
         name.load(Side::Users, &data.user_ids)
