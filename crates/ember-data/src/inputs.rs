@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use ember_spec::lines::{LineLimit, MAX_LINE_BYTES_VAR};
 
+use crate::source::odbc::{OdbcSpec, fingerprint_odbc};
 use crate::source::postgres::{PostgresSpec, RowsRead, fingerprint_query, verify_query};
 use crate::{DataError, DataSource, Result};
 
@@ -43,6 +44,22 @@ pub enum InputFile {
         /// FNV-1a (64-bit) of those bytes, in the query's order, as `fnv1a64:<16 hex digits>`.
         hash: String,
     },
+    /// The rows of an ODBC query, as `COPY`'s text lines would hold them.
+    Odbc {
+        /// The connection string (it never holds a password: one is refused).
+        connection: String,
+        /// The query.
+        query: String,
+        /// The variable the password was read from.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password_env: Option<String>,
+        /// Rows returned.
+        rows: u64,
+        /// Bytes of the rows as text lines.
+        bytes: u64,
+        /// FNV-1a (64-bit) of those bytes, as `fnv1a64:<16 hex digits>`.
+        hash: String,
+    },
 }
 
 impl DataSource {
@@ -50,7 +67,9 @@ impl DataSource {
     /// config was given in), so that the source reads the same files from anywhere.
     pub fn make_absolute(&mut self, base: &Path) {
         let path = match self {
-            DataSource::Synthetic { .. } | DataSource::Postgres { .. } => return,
+            DataSource::Synthetic { .. }
+            | DataSource::Postgres { .. }
+            | DataSource::Odbc { .. } => return,
             DataSource::Ncf { prefix } => prefix,
             DataSource::Delimited { path, .. }
             | DataSource::Parquet { path, .. }
@@ -68,7 +87,9 @@ impl DataSource {
     /// The files the source reads (those that exist, for the NCF format's optional negatives).
     pub fn files(&self) -> Vec<PathBuf> {
         match self {
-            DataSource::Synthetic { .. } | DataSource::Postgres { .. } => vec![],
+            DataSource::Synthetic { .. }
+            | DataSource::Postgres { .. }
+            | DataSource::Odbc { .. } => vec![],
             DataSource::Ncf { prefix } => [".train.rating", ".test.rating", ".test.negative"]
                 .iter()
                 .map(|suffix| {
@@ -93,6 +114,10 @@ impl DataSource {
             let read = fingerprint_query(spec, query_line_limit()?)?;
             return Ok(vec![InputFile::of_query(spec, read)]);
         }
+        if let Some(spec) = self.odbc_spec() {
+            let read = fingerprint_odbc(spec, query_line_limit()?)?;
+            return Ok(vec![InputFile::of_odbc(spec, read)]);
+        }
         self.fingerprint_files()
     }
 
@@ -103,6 +128,18 @@ impl DataSource {
 }
 
 impl InputFile {
+    /// The fingerprint of the rows `read` that `spec`'s ODBC query returned.
+    pub(crate) fn of_odbc(spec: OdbcSpec, read: RowsRead) -> Self {
+        InputFile::Odbc {
+            connection: spec.connection.into(),
+            query: spec.query.into(),
+            password_env: spec.password_env.map(Into::into),
+            rows: read.rows,
+            bytes: read.bytes,
+            hash: read.hash_text(),
+        }
+    }
+
     /// The fingerprint of the rows `read` that `spec`'s query returned.
     pub(crate) fn of_query(spec: PostgresSpec, read: RowsRead) -> Self {
         InputFile::Postgres {
@@ -204,21 +241,48 @@ pub fn verify(recorded: &[InputFile]) -> Result<()> {
                     query,
                     password_env: password_env.as_deref(),
                 };
-                // A hash that is not ours cannot match: 0 stands for it.
-                let hash = hash
-                    .strip_prefix("fnv1a64:")
-                    .and_then(|hex| u64::from_str_radix(hex, 16).ok())
-                    .unwrap_or(0);
-                let was = RowsRead {
-                    rows: *rows,
-                    bytes: *bytes,
-                    hash,
-                };
+                let was = rows_read(*rows, *bytes, hash);
                 verify_query(spec, was, query_line_limit()?)?;
+            }
+            InputFile::Odbc {
+                connection,
+                query,
+                password_env,
+                rows,
+                bytes,
+                hash,
+            } => {
+                let spec = OdbcSpec {
+                    connection,
+                    query,
+                    password_env: password_env.as_deref(),
+                };
+                let was = rows_read(*rows, *bytes, hash);
+                let now = fingerprint_odbc(spec, query_line_limit()?)?;
+                if now != was {
+                    return Err(DataError::Invalid(format!(
+                        "the ODBC query's rows changed since the run read them (data.query: \
+                         {} rows, {} then; {} rows, {} now): train again on the new rows",
+                        was.rows,
+                        was.hash_text(),
+                        now.rows,
+                        now.hash_text()
+                    )));
+                }
             }
         }
     }
     Ok(())
+}
+
+/// A recorded query's rows read back from `inputs.json`.
+fn rows_read(rows: u64, bytes: u64, hash: &str) -> RowsRead {
+    // A hash that is not ours cannot match: 0 stands for it.
+    let hash = hash
+        .strip_prefix("fnv1a64:")
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .unwrap_or(0);
+    RowsRead { rows, bytes, hash }
 }
 
 /// Checks that the file at `path` still has `bytes` bytes hashing to `hash`.

@@ -447,3 +447,124 @@ fn a_connection_cut_mid_read_is_an_error_not_a_short_table() {
     );
     client.batch_execute(&format!("DROP TABLE {name}")).unwrap();
 }
+
+/// An ODBC source on `connection` reading `query`'s `u`, `i` (and `r`, `ts`).
+fn odbc_source(connection: &str, query: &str, rated: bool) -> DataSource {
+    DataSource::Odbc {
+        connection: connection.into(),
+        query: query.into(),
+        user: "u".into(),
+        item: "i".into(),
+        rating: rated.then(|| "r".into()),
+        timestamp: rated.then(|| "ts".into()),
+        time_unit: None,
+        weight: None,
+        password_env: None,
+        key_type: KeyType::Auto,
+    }
+}
+
+/// Without the `odbc` feature an ODBC source parses, and is refused when read, saying how to
+/// build one that reads it.
+#[cfg(not(feature = "odbc"))]
+#[test]
+fn an_odbc_source_in_a_build_without_odbc_says_how_to_get_one() {
+    let err = odbc_source("DSN=shop;", "SELECT u, i FROM t ORDER BY u", false)
+        .load()
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "format = \"odbc\": this ember was built without ODBC; build it with `--features odbc` \
+         (unixODBC and the database's ODBC driver installed)"
+    );
+}
+
+/// The ODBC source through Debian's PostgreSQL driver (psqlODBC) against the test server.
+#[cfg(feature = "odbc")]
+mod odbc {
+    use super::*;
+
+    /// The test server as an ODBC connection string (its socket directory, port, user and
+    /// database), when the driver is installed.
+    fn connection(url: &str) -> Option<String> {
+        let driver = "PostgreSQL Unicode";
+        let installed = std::fs::read_to_string("/etc/odbcinst.ini").unwrap_or_default();
+        if !installed.contains(&format!("[{driver}]")) {
+            support::skip(&format!(
+                "the ODBC driver `{driver}` is not installed (odbc-postgresql)"
+            ));
+            return None;
+        }
+        let field = |name: &str| {
+            url.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                .unwrap_or_default()
+                .to_string()
+        };
+        Some(format!(
+            "Driver={{{driver}}};Servername={};Port={};Database={};Username={};",
+            field("host"),
+            field("port"),
+            field("dbname"),
+            field("user")
+        ))
+    }
+
+    /// ML-100K read through ODBC is what the `postgres` source reads, row for row, with the same
+    /// fingerprint of its rows (the hash of the file); bad queries and rows are refused with
+    /// the driver's message or the row.
+    #[test]
+    fn odbc_reads_what_postgres_reads_and_refuses_what_it_refuses() {
+        let (Some((url, mut client)), Some(path)) = (server(), ml100k()) else {
+            return;
+        };
+        let Some(connection) = connection(&url) else {
+            return;
+        };
+        let name = table("odbc");
+        load_ml100k(&mut client, &name, &path);
+        let query = format!("SELECT u, i, r, ts FROM {name} ORDER BY line");
+        let through_odbc = odbc_source(&connection, &query, true).load().unwrap();
+        let direct = source(&url, &query, Some("r"), Some("ts")).load().unwrap();
+        assert_eq!(through_odbc.interactions, direct.interactions);
+        assert_eq!(through_odbc.time_unit, direct.time_unit);
+        let Some(InputFile::Odbc {
+            rows, bytes, hash, ..
+        }) = through_odbc.query_rows
+        else {
+            panic!("an ODBC fingerprint");
+        };
+        assert_eq!(
+            (rows, bytes),
+            (100_000, std::fs::metadata(&path).unwrap().len())
+        );
+        assert_eq!(hash, fnv1a64(&std::fs::read(&path).unwrap()));
+        let odbc_err = |query: &str| {
+            odbc_source(&connection, query, false)
+                .load()
+                .unwrap_err()
+                .to_string()
+        };
+        let err = odbc_err("SELECT u, i FROM ember_no_such_table ORDER BY u");
+        assert!(
+            err.starts_with("the ODBC data source: ")
+                && err.contains("relation \"ember_no_such_table\" does not exist"),
+            "{err}"
+        );
+        client
+            .batch_execute(&format!("UPDATE {name} SET u = NULL WHERE line = 2"))
+            .unwrap();
+        assert_eq!(
+            odbc_err(&format!("SELECT u, i FROM {name} ORDER BY line")),
+            "data.query, row 2, column `u`: NULL: every row needs a value here"
+        );
+        let with_password = odbc_source(&format!("{connection}PWD=secret;"), &query, false);
+        assert_eq!(
+            with_password.load().unwrap_err().to_string(),
+            "data.connection holds a password: leave it out and name the variable that holds \
+             it with data.password_env"
+        );
+        client.batch_execute(&format!("DROP TABLE {name}")).unwrap();
+    }
+}

@@ -5,6 +5,7 @@
 
 mod delimited;
 mod ncf;
+pub(crate) mod odbc;
 mod parquet;
 pub(crate) mod postgres;
 mod sequences;
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 use ember_spec::KeyType;
 use ember_spec::lines::{LineLimit, MAX_LINE_BYTES_VAR};
 
+use self::odbc::{OdbcSpec, read_odbc};
 use self::postgres::{EpochUnit, PostgresSpec, QueryColumns, read_postgres};
 use delimited::{TableSpec, read_delimited};
 use ncf::read_ncf;
@@ -140,6 +142,38 @@ pub enum DataSource {
         #[serde(default, skip_serializing_if = "KeyType::is_auto")]
         key_type: KeyType,
     },
+    /// The rows of a query through an ODBC driver (the `odbc` cargo feature): SAP HANA, SQL
+    /// Server, Snowflake and any database with a driver. Columns and values as for
+    /// `postgres`; the password comes from `password_env`'s variable, never from here.
+    Odbc {
+        /// The ODBC connection string without a password, e.g. `Driver={PostgreSQL
+        /// Unicode};Server=db;Port=5432;Database=shop;Uid=ember;` or `DSN=shop;`.
+        connection: String,
+        /// The query; it must have an `ORDER BY`.
+        query: String,
+        /// User id column.
+        user: String,
+        /// Item id column.
+        item: String,
+        /// Rating column, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rating: Option<String>,
+        /// Timestamp column (an integer count since 1970-01-01 UTC), if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timestamp: Option<String>,
+        /// What the timestamps count (default seconds).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        time_unit: Option<EpochUnit>,
+        /// Weight column (a number, 0 or more), if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        weight: Option<String>,
+        /// The environment variable holding the password, if the driver needs one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password_env: Option<String>,
+        /// The type of the user and item keys, as for `postgres`.
+        #[serde(default, skip_serializing_if = "KeyType::is_auto")]
+        key_type: KeyType,
+    },
     /// MovieLens-100K `u.data`: `user\titem\trating\ttimestamp`.
     Movielens100k {
         /// Path to `u.data`.
@@ -216,6 +250,7 @@ impl DataSource {
             | DataSource::Sequences { path } => path.display().to_string(),
             DataSource::Ncf { prefix } => format!("{}.*", prefix.display()),
             DataSource::Postgres { url, .. } => self::postgres::describe(url),
+            DataSource::Odbc { .. } => "an ODBC data source".into(),
         }
     }
 
@@ -257,6 +292,9 @@ impl DataSource {
                 weight: Some(_),
                 ..
             } | DataSource::Postgres {
+                weight: Some(_),
+                ..
+            } | DataSource::Odbc {
                 weight: Some(_),
                 ..
             }
@@ -365,6 +403,30 @@ impl DataSource {
                 query_rows = Some(InputFile::of_query(spec, read));
                 (interactions, unit)
             }
+            DataSource::Odbc {
+                user,
+                item,
+                rating,
+                timestamp,
+                time_unit,
+                key_type,
+                weight,
+                ..
+            } => {
+                let columns = QueryColumns {
+                    user,
+                    item,
+                    rating: rating.as_deref(),
+                    timestamp: timestamp.as_deref(),
+                    weight: weight.as_deref(),
+                    key_type: *key_type,
+                };
+                let spec = self.odbc_spec().expect("an ODBC source");
+                let (interactions, unit, read) =
+                    read_odbc(spec, &columns, time_unit.unwrap_or_default(), limit)?;
+                query_rows = Some(InputFile::of_odbc(spec, read));
+                (interactions, unit)
+            }
         };
         Ok(Loaded {
             interactions,
@@ -376,6 +438,23 @@ impl DataSource {
 }
 
 impl DataSource {
+    /// The connection and query of an ODBC source.
+    pub(crate) fn odbc_spec(&self) -> Option<OdbcSpec<'_>> {
+        match self {
+            DataSource::Odbc {
+                connection,
+                query,
+                password_env,
+                ..
+            } => Some(OdbcSpec {
+                connection,
+                query,
+                password_env: password_env.as_deref(),
+            }),
+            _ => None,
+        }
+    }
+
     /// The connection and query of a PostgreSQL source.
     pub(crate) fn postgres_spec(&self) -> Option<PostgresSpec<'_>> {
         match self {

@@ -102,7 +102,10 @@ pub enum PostgresError {
         /// The server's message.
         message: String,
     },
-    /// A configured column is not in the query's result.
+    /// What an ODBC driver said (the ODBC source shares this reader's checks and messages).
+    #[error("the ODBC data source: {0}")]
+    Odbc(String),
+    /// A query's result without a column it is configured to read.
     #[error("data.query returns no column `{column}` (it returns: {available})")]
     MissingColumn {
         /// The column asked for.
@@ -185,7 +188,7 @@ pub(crate) struct PostgresSpec<'a> {
 }
 
 /// Which columns of the query hold what.
-pub(super) struct QueryColumns<'a> {
+pub(crate) struct QueryColumns<'a> {
     pub(super) user: &'a str,
     pub(super) item: &'a str,
     pub(super) rating: Option<&'a str>,
@@ -531,20 +534,17 @@ pub(super) fn read_postgres(
             server: server.clone(),
             message: said(&e),
         })?;
-    let positions = Positions::resolve(statement.columns(), columns)?;
-    let mut out = Interactions {
-        ratings: positions.rating.map(|_| Vec::new()),
-        timestamps: positions.timestamp.map(|_| Vec::new()),
-        weights: positions.weight.map(|_| Vec::new()),
-        ..Default::default()
-    };
-    let mut keys = positions.key_types.map(KeyColumn::new);
-    let read = stream_rows(&mut client, &server, spec.query, limit, |row, line| {
-        positions.push(row, line, &mut keys, &mut out)
+    let found: Vec<(String, Type)> = statement
+        .columns()
+        .iter()
+        .map(|c| (c.name().to_string(), c.type_().clone()))
+        .collect();
+    let positions = Positions::resolve(&found, columns)?;
+    let (out, read) = positions.collect(|push| {
+        stream_rows(&mut client, &server, spec.query, limit, |row, line| {
+            push(row, line)
+        })
     })?;
-    let [users, items] = keys;
-    (out.users, out.user_keys) = users.finish();
-    (out.items, out.item_keys) = items.finish();
     if out.is_empty() {
         return Err(PostgresError::Empty { server });
     }
@@ -588,8 +588,10 @@ pub(crate) fn read_text_rows(spec: PostgresSpec, limit: LineLimit) -> Result<Tex
     Ok((names, rows, read))
 }
 
-/// Where the configured columns are in the query's result, and their names.
-struct Positions<'a> {
+/// Where the configured columns are in the query's result, and their names. The ODBC source
+/// reads its rows through this too: its columns' types as the PostgreSQL types that hold the
+/// same values, its rows as `COPY`'s text lines.
+pub(super) struct Positions<'a> {
     user: (usize, &'a str),
     item: (usize, &'a str),
     rating: Option<(usize, &'a str)>,
@@ -603,22 +605,22 @@ struct Positions<'a> {
 const INTEGERS: [Type; 3] = [Type::INT2, Type::INT4, Type::INT8];
 
 impl<'a> Positions<'a> {
-    /// Finds each configured column and checks its type.
-    fn resolve(found: &[postgres::Column], wanted: &QueryColumns<'a>) -> Result<Self> {
+    /// Finds each configured column among the result's `(name, type)` and checks its type.
+    pub(super) fn resolve(found: &[(String, Type)], wanted: &QueryColumns<'a>) -> Result<Self> {
         let find = |name: &'a str, role: &'static str| -> Result<(usize, &'a str)> {
-            let at = found.iter().position(|c| c.name() == name).ok_or_else(|| {
-                let names: Vec<String> = found.iter().map(|c| c.name().to_string()).collect();
+            let at = found.iter().position(|(n, _)| n == name).ok_or_else(|| {
+                let names: Vec<String> = found.iter().map(|(n, _)| n.clone()).collect();
                 PostgresError::MissingColumn {
                     column: shown(name),
                     available: super::listed(&names),
                 }
             })?;
-            check_type(name, role, found[at].type_())?;
+            check_type(name, role, &found[at].1)?;
             Ok((at, name))
         };
         let user = find(wanted.user, "user")?;
         let item = find(wanted.item, "item")?;
-        let key_type = |at: usize| match (INTEGERS.contains(found[at].type_()), wanted.key_type) {
+        let key_type = |at: usize| match (INTEGERS.contains(&found[at].1), wanted.key_type) {
             (true, KeyType::String) => KeyType::String,
             (true, _) | (false, KeyType::Integer) => KeyType::Integer,
             (false, _) => KeyType::String,
@@ -653,6 +655,26 @@ impl<'a> Positions<'a> {
             count = at + 1;
         }
         (found, count)
+    }
+
+    /// The interactions of the rows `read` hands to the function it is given (each row's
+    /// number and `COPY` text line), and what `read` says it read.
+    pub(super) fn collect(
+        &self,
+        read: impl FnOnce(&mut dyn FnMut(usize, &[u8]) -> Result<()>) -> Result<RowsRead>,
+    ) -> Result<(Interactions, RowsRead)> {
+        let mut out = Interactions {
+            ratings: self.rating.map(|_| Vec::new()),
+            timestamps: self.timestamp.map(|_| Vec::new()),
+            weights: self.weight.map(|_| Vec::new()),
+            ..Default::default()
+        };
+        let mut keys = self.key_types.map(KeyColumn::new);
+        let rows = read(&mut |row, line| self.push(row, line, &mut keys, &mut out))?;
+        let [users, items] = keys;
+        (out.users, out.user_keys) = users.finish();
+        (out.items, out.item_keys) = items.finish();
+        Ok((out, rows))
     }
 
     /// Parses one row's values onto `out` (its keys onto `keys`).
