@@ -590,22 +590,27 @@ fn neumf_folds_in_by_gradient_steps_on_ml100k() {
     let out = dir.path().join("model");
     export_run(&run_dir, &out, Precision::F32).unwrap();
     let model = ExportedModel::load(&out).unwrap();
-    let plan = ember_train::EvaluationPlan::new(&run.data, &Protocol::FullRanking, 0).unwrap();
+    // The first 300 test users (a fold-in by steps takes about 20 ms a customer).
+    let mut data = run.data.clone();
+    data.test.iter_mut().skip(300).for_each(Vec::clear);
+    let plan = ember_train::EvaluationPlan::new(&data, &Protocol::FullRanking, 0).unwrap();
     let ndcg = |scorer: &dyn Scorer| {
-        let report = plan.evaluate(scorer, &run.data, HeldOut::Test, &[10], 256);
+        let report = plan.evaluate(scorer, &data, HeldOut::Test, &[10], 256);
+        assert_eq!(report.users, 300);
         report.get("NDCG@10").unwrap()
     };
     let trained = ndcg(&ExportedScorer(&model));
     let folded = ndcg(&FoldedIn {
         model: &model,
-        data: &run.data,
+        data: &data,
     });
-    let popularity = ndcg(&ember_train::Popularity::fit(&run.data));
+    let popularity = ndcg(&ember_train::Popularity::fit(&data));
     eprintln!(
         "ML-100K NeuMF test NDCG@10: trained {trained:.4}, folded in {folded:.4}, popularity \
          {popularity:.4}"
     );
-    // Measured: trained 0.0720, folded in 0.0723, popularity 0.0497.
+    // Measured: these 300 users trained 0.0712, folded in 0.0702, popularity 0.0471 (every
+    // test user: 0.0720, 0.0723, 0.0497).
     assert!(folded > 1.3 * popularity, "{folded} vs {popularity}");
     assert!(folded > 0.9 * trained, "{folded} vs {trained}");
 }
