@@ -545,3 +545,53 @@ fn a_shop_in_postgres_with_attributes_speaks_keys_and_names_everywhere() {
         ))
         .unwrap();
 }
+
+/// `ember train` through ODBC (Debian's PostgreSQL driver) gives the metrics the `postgres`
+/// source gives on the same table, bit for bit.
+#[cfg(feature = "odbc")]
+#[test]
+fn odbc_training_gives_the_metrics_of_postgres() {
+    let Some((url, mut client, path)) = inputs() else {
+        return;
+    };
+    let driver = "PostgreSQL Unicode";
+    if !fs::read_to_string("/etc/odbcinst.ini")
+        .unwrap_or_default()
+        .contains(&format!("[{driver}]"))
+    {
+        skip(&format!(
+            "the ODBC driver `{driver}` is not installed (odbc-postgresql)"
+        ));
+        return;
+    }
+    let field = |name: &str| {
+        url.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let connection = format!(
+        "Driver={{{driver}}};Servername={};Port={};Database={};Username={};",
+        field("host"),
+        field("port"),
+        field("dbname"),
+        field("user")
+    );
+    let table = format!("ember_cli_odbc_{}", std::process::id());
+    load_ml100k(&mut client, &table, &path);
+    let dir = tempfile::tempdir().unwrap();
+    let odbc = format!(
+        "format = \"odbc\"\nconnection = \"{connection}\"\nquery = \"SELECT u, i, r, ts FROM \
+         {table} ORDER BY line\"\nuser = \"u\"\nitem = \"i\"\nrating = \"r\"\ntimestamp = \"ts\"\n"
+    );
+    for (name, data) in [("direct", postgres_data(&url, &table, "")), ("odbc", odbc)] {
+        let out = train(dir.path(), &config(name, &data), &[]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+    }
+    let odbc_metrics = test_metrics(&dir.path().join("runs/odbc"));
+    assert!(odbc_metrics.to_string().contains("NDCG@20"));
+    assert_eq!(odbc_metrics, test_metrics(&dir.path().join("runs/direct")));
+    client
+        .batch_execute(&format!("DROP TABLE {table}"))
+        .unwrap();
+}
