@@ -7,7 +7,7 @@ use std::process::Command;
 
 mod common;
 
-use common::{ember, ember_bounded, refused, stderr, train_and_export};
+use common::{ember, ember_bounded, http, refused, serve, stderr, train_and_export};
 
 /// Runs ember expecting failure; checks that it failed cleanly and left no run directory.
 fn fails(dir: &Path, config: &str) -> String {
@@ -458,63 +458,6 @@ fn data_split_writes_three_files() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"users\": 60"));
 }
 
-/// A minimal HTTP/1.1 client for the serving test: returns (status, body).
-fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("server reachable");
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// Starts `ember serve` on an exported model, returning the process and its address.
-fn serve(dir: &Path, model: &str) -> (std::process::Child, String) {
-    use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ember"))
-        .args([
-            "serve",
-            "--model",
-            model,
-            "--addr",
-            "127.0.0.1:0",
-            "--threads",
-            "2",
-        ])
-        .current_dir(dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("listening on http://")
-        .expect("address line")
-        .to_string();
-    (child, addr)
-}
-
 #[test]
 fn serve_answers_and_shuts_down_gracefully() {
     let dir = tempfile::tempdir().unwrap();
@@ -528,7 +471,7 @@ fn serve_answers_and_shuts_down_gracefully() {
         "{}",
         stderr(&out)
     );
-    let (mut child, addr) = serve(dir.path(), "models/tiny");
+    let (mut child, addr) = serve(dir.path(), "models/tiny", &[]);
 
     let (status, body) = http(&addr, "GET", "/healthz", "");
     assert_eq!(status, 200, "{body}");
@@ -757,7 +700,7 @@ extra_protocols = [{ kind = "full_ranking" }]
     assert!(stdout.contains("full ranking over all items"), "{stdout}");
     let metrics = fs::read_to_string(dir.path().join("runs/seq/metrics.json")).unwrap();
     assert!(metrics.contains("extra_protocols"), "{metrics}");
-    let (mut child, addr) = serve(dir.path(), "models/seq");
+    let (mut child, addr) = serve(dir.path(), "models/seq", &[]);
     let (status, body) = http(&addr, "GET", "/healthz", "");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"sasrec\""), "{body}");
@@ -951,7 +894,7 @@ fn serve_drains_what_it_accepted() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("c.toml"), TINY).unwrap();
     train_and_export(dir.path(), "c.toml", "tiny", "models/tiny");
-    let (mut child, addr) = serve(dir.path(), "models/tiny");
+    let (mut child, addr) = serve(dir.path(), "models/tiny", &[]);
     let pid = child.id();
 
     // Keep-alive connections that stay silent, and others that will send a second request.

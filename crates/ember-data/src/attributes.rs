@@ -260,84 +260,45 @@ impl AttributeTable {
         let raw = self.read()?;
         let positions = self.positions(side, &raw)?;
         let rows = rows_by_id(side, ids, &raw, positions.key)?;
-        let values = |c: usize| -> Vec<Option<&str>> {
-            let at = positions.columns[c];
-            rows.by_id
-                .iter()
-                .map(|row| {
-                    let fields = &raw.rows[(*row)?].1;
-                    fields
-                        .get(at)?
-                        .as_deref()
-                        .map(str::trim)
-                        .filter(|v| !v.is_empty())
-                })
-                .collect()
-        };
+        // Each column's value for each id, in id order (`None`: no row, or an empty field).
+        let values: Vec<Vec<Option<&str>>> = positions
+            .columns
+            .iter()
+            .map(|&at| {
+                let value = |row: &Option<usize>| {
+                    let field = raw.rows[(*row)?].1.get(at)?.as_deref()?.trim();
+                    (!field.is_empty()).then_some(field)
+                };
+                rows.by_id.iter().map(value).collect()
+            })
+            .collect();
         let mut schema = AttributeSchema::default();
         let mut display = None;
-        let mut missing = Vec::new();
-        for (c, spec) in self.columns().iter().enumerate() {
-            let column = values(c);
-            missing.push((
-                spec.output_name(),
-                column.iter().filter(|v| v.is_none()).count(),
-            ));
+        let mut encoded = Vec::new();
+        for (spec, column) in self.columns().iter().zip(&values) {
             let encoder = match spec.kind {
                 AttributeKind::Name | AttributeKind::Label => {
                     display = Some(column.iter().map(|v| v.map(String::from)).collect());
                     continue;
                 }
-                AttributeKind::Categorical => {
-                    ColumnEncoder::categorical(column.iter().flatten().copied())
-                }
-                AttributeKind::Multi => {
-                    let separator = spec.separator.as_deref().unwrap_or("|");
-                    ColumnEncoder::multi(separator, column.iter().flatten().copied())
-                }
-                AttributeKind::Numeric => {
-                    let numbers = numbers(&raw, &rows.by_id, &column, spec)?;
-                    match spec.scale.unwrap_or(NumericScale::Standard) {
-                        NumericScale::Standard => ColumnEncoder::standard(&numbers),
-                        NumericScale::Quantiles => {
-                            ColumnEncoder::quantiles(&numbers, spec.buckets.unwrap_or(5))
-                        }
-                    }
-                }
+                _ => fit(spec, column, &raw, &rows.by_id)?,
             };
-            schema.columns.push(AttributeColumn {
-                name: spec.output_name(),
-                encoder,
-            });
+            let name = spec.output_name();
+            schema.columns.push(AttributeColumn { name, encoder });
+            encoded.push(column.as_slice());
         }
-        let encoded: Vec<usize> = self
-            .columns()
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| !matches!(s.kind, AttributeKind::Name | AttributeKind::Label))
-            .map(|(c, _)| c)
-            .collect();
-        let columns: Vec<Vec<Option<&str>>> = encoded.iter().map(|&c| values(c)).collect();
-        let mut features = FeatureRows {
-            offsets: vec![0],
-            ..FeatureRows::default()
-        };
-        for id in 0..ids.len() {
-            let raw_row: Vec<Option<&str>> = columns.iter().map(|c| c[id]).collect();
-            // Every number was read while fitting, so encoding cannot fail here.
-            let row = schema.encode(&raw_row).map_err(DataError::Invalid)?;
-            for (f, v) in row {
-                features.indices.push(f);
-                features.values.push(v);
-            }
-            features.offsets.push(features.indices.len() as u32);
-        }
+        let features = encode_rows(&schema, &encoded, ids.len())?;
         let coverage = Coverage {
             rows: raw.rows.len(),
             matched: rows.matched,
             not_in_interactions: rows.not_in_interactions,
             without_row: rows.by_id.iter().filter(|r| r.is_none()).count(),
-            missing,
+            missing: (self.columns().iter().zip(&values))
+                .map(|(spec, column)| {
+                    let missing = column.iter().filter(|v| v.is_none()).count();
+                    (spec.output_name(), missing)
+                })
+                .collect(),
         };
         Ok(LoadedAttributes {
             side: SideAttributes {
@@ -522,6 +483,53 @@ fn rows_by_id(side: Side, ids: &IdMap, raw: &RawTable, key_at: usize) -> Result<
         matched,
         not_in_interactions,
     })
+}
+
+/// The encoder of an encoded column (not a `name` or `label`), fitted on its known values.
+fn fit(
+    spec: &AttributeSpec,
+    column: &[Option<&str>],
+    raw: &RawTable,
+    by_id: &[Option<usize>],
+) -> Result<ColumnEncoder> {
+    let known = || column.iter().flatten().copied();
+    Ok(match spec.kind {
+        AttributeKind::Multi => {
+            ColumnEncoder::multi(spec.separator.as_deref().unwrap_or("|"), known())
+        }
+        AttributeKind::Numeric => {
+            let numbers = numbers(raw, by_id, column, spec)?;
+            match spec.scale.unwrap_or(NumericScale::Standard) {
+                NumericScale::Standard => ColumnEncoder::standard(&numbers),
+                NumericScale::Quantiles => {
+                    ColumnEncoder::quantiles(&numbers, spec.buckets.unwrap_or(5))
+                }
+            }
+        }
+        _ => ColumnEncoder::categorical(known()),
+    })
+}
+
+/// Every id's features: the encoded columns' values (`columns[c][id]`) through `schema`.
+fn encode_rows(
+    schema: &AttributeSchema,
+    columns: &[&[Option<&str>]],
+    ids: usize,
+) -> Result<FeatureRows> {
+    let mut features = FeatureRows {
+        offsets: vec![0],
+        ..FeatureRows::default()
+    };
+    for id in 0..ids {
+        let raw: Vec<Option<&str>> = columns.iter().map(|c| c[id]).collect();
+        // Every number was read while fitting, so this cannot fail on training rows.
+        for (f, v) in schema.encode(&raw).map_err(DataError::Invalid)? {
+            features.indices.push(f);
+            features.values.push(v);
+        }
+        features.offsets.push(features.indices.len() as u32);
+    }
+    Ok(features)
 }
 
 /// The numbers of a numeric column's known values, refusing one that is not a number with its

@@ -135,8 +135,8 @@ fn fields(line: &str) -> Vec<String> {
     fields
 }
 
-/// A minimal HTTP/1.1 client: returns (status, body as JSON).
-pub fn post(addr: &str, path: &str, body: &str) -> (u16, Value) {
+/// A minimal HTTP/1.1 client: returns (status, body).
+pub fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("server reachable");
     stream
@@ -144,7 +144,7 @@ pub fn post(addr: &str, path: &str, body: &str) -> (u16, Value) {
         .unwrap();
     write!(
         stream,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -156,7 +156,13 @@ pub fn post(addr: &str, path: &str, body: &str) -> (u16, Value) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, serde_json::from_str(body).expect("a JSON body"))
+    (status, body.to_string())
+}
+
+/// [`http`]'s POST, the body read as JSON.
+pub fn post(addr: &str, path: &str, body: &str) -> (u16, Value) {
+    let (status, body) = http(addr, "POST", path, body);
+    (status, serde_json::from_str(&body).expect("a JSON body"))
 }
 
 /// Starts `ember serve` on `model` with `extra` arguments; returns it and its address.

@@ -340,23 +340,8 @@ impl DataSource {
                 let text = (limit, Some(encoding.unwrap_or_default()));
                 seconds(read_delimited(path, separator, *header, &spec, text)?)
             }
-            DataSource::Parquet {
-                path,
-                user,
-                item,
-                rating,
-                timestamp,
-                weight,
-                key_type,
-            } => guarded(path, || {
-                let columns = QueryColumns {
-                    user,
-                    item,
-                    rating: rating.as_deref(),
-                    timestamp: timestamp.as_deref(),
-                    weight: weight.as_deref(),
-                    key_type: *key_type,
-                };
+            DataSource::Parquet { path, .. } => guarded(path, || {
+                let columns = self.query_columns().expect("named columns");
                 read_parquet(path, &columns)
             })?,
             DataSource::Movielens100k { path } => seconds(read_delimited(
@@ -379,48 +364,16 @@ impl DataSource {
                 None,
             ),
             DataSource::Sequences { path } => (read_sequences(path, limit)?, None),
-            DataSource::Postgres {
-                user,
-                item,
-                rating,
-                timestamp,
-                time_unit,
-                key_type,
-                weight,
-                ..
-            } => {
-                let columns = QueryColumns {
-                    user,
-                    item,
-                    rating: rating.as_deref(),
-                    timestamp: timestamp.as_deref(),
-                    weight: weight.as_deref(),
-                    key_type: *key_type,
-                };
+            DataSource::Postgres { time_unit, .. } => {
+                let columns = self.query_columns().expect("named columns");
                 let spec = self.postgres_spec().expect("a PostgreSQL source");
                 let (interactions, unit, read) =
                     read_postgres(spec, &columns, time_unit.unwrap_or_default(), limit)?;
                 query_rows = Some(InputFile::of_query(spec, read));
                 (interactions, unit)
             }
-            DataSource::Odbc {
-                user,
-                item,
-                rating,
-                timestamp,
-                time_unit,
-                key_type,
-                weight,
-                ..
-            } => {
-                let columns = QueryColumns {
-                    user,
-                    item,
-                    rating: rating.as_deref(),
-                    timestamp: timestamp.as_deref(),
-                    weight: weight.as_deref(),
-                    key_type: *key_type,
-                };
+            DataSource::Odbc { time_unit, .. } => {
+                let columns = self.query_columns().expect("named columns");
                 let spec = self.odbc_spec().expect("an ODBC source");
                 let (interactions, unit, read) =
                     read_odbc(spec, &columns, time_unit.unwrap_or_default(), limit)?;
@@ -438,6 +391,48 @@ impl DataSource {
 }
 
 impl DataSource {
+    /// The named columns of a Parquet file or a query's result (`None` for the other sources).
+    fn query_columns(&self) -> Option<QueryColumns<'_>> {
+        let (user, item, rating, timestamp, weight, key_type) = match self {
+            DataSource::Parquet {
+                user,
+                item,
+                rating,
+                timestamp,
+                weight,
+                key_type,
+                ..
+            }
+            | DataSource::Postgres {
+                user,
+                item,
+                rating,
+                timestamp,
+                weight,
+                key_type,
+                ..
+            }
+            | DataSource::Odbc {
+                user,
+                item,
+                rating,
+                timestamp,
+                weight,
+                key_type,
+                ..
+            } => (user, item, rating, timestamp, weight, key_type),
+            _ => return None,
+        };
+        Some(QueryColumns {
+            user,
+            item,
+            rating: rating.as_deref(),
+            timestamp: timestamp.as_deref(),
+            weight: weight.as_deref(),
+            key_type: *key_type,
+        })
+    }
+
     /// The connection and query of an ODBC source.
     pub(crate) fn odbc_spec(&self) -> Option<OdbcSpec<'_>> {
         match self {
