@@ -98,6 +98,44 @@ struct MeasureArgs {
     /// true/false or yes/no); audience members without a row count as not converted.
     #[arg(long)]
     outcomes: PathBuf,
+    /// Also write the measurement to this new directory: `measure.json` (for `ember report`
+    /// and other tools) and `rates.png` (the two groups' rates with their intervals).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// What `measure.json` holds.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MeasureSummary {
+    /// The two groups: customers, conversions, rate and its 95% interval, value.
+    pub groups: Vec<MeasuredGroup>,
+    /// Target rate − control rate, in points, with its 95% interval (Newcombe).
+    pub difference_points: f64,
+    pub difference_interval_points: (f64, f64),
+    /// Relative lift and its 95% interval, when the control converted.
+    pub relative_lift: Option<f64>,
+    pub relative_interval: Option<(f64, f64)>,
+    pub z: f64,
+    pub p_value: f64,
+    /// Conversions (and value, when values were given) the contact added.
+    pub incremental_conversions: f64,
+    pub incremental_value: Option<f64>,
+    pub without_outcome: usize,
+    pub outside_audience: usize,
+    pub repeated_customers: usize,
+    /// The verdict, as printed.
+    pub verdict: String,
+}
+
+/// One group of `measure.json`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MeasuredGroup {
+    pub group: String,
+    pub customers: usize,
+    pub conversions: usize,
+    pub rate: f64,
+    pub interval: (f64, f64),
+    pub value: Option<f64>,
 }
 
 /// The model a decision output was made with: where it was, and the run it came from.
@@ -546,7 +584,7 @@ fn plan(args: PlanArgs) -> Result<()> {
             ),
         ),
     };
-    let power = campaign::power_check(target, control, baseline, expected)
+    let power = campaign::power_check(target, control, baseline, expected, audience.eligible)
         .context("the group-size calculation")?;
     println!(
         "group sizes (95% confidence, two-sided; 80% power): telling {:.2}% from {:.2}% needs {} \
@@ -730,6 +768,14 @@ pub fn lift_chart(item: &str, e: &Evaluation) -> Result<Vec<u8>> {
 }
 
 fn measure(args: &MeasureArgs) -> Result<()> {
+    let dir = match &args.out {
+        Some(out) => Some(PartialDir::create(
+            "--out",
+            out,
+            &[args.audience.as_path(), args.outcomes.as_path()],
+        )?),
+        None => None,
+    };
     // No model is given: the audience file's keys say their kind, and the outcomes must match.
     let kind = campaign::audience_key_kind(&args.audience)?;
     let audience = campaign::read_audience(&args.audience, kind)?;
@@ -737,8 +783,87 @@ fn measure(args: &MeasureArgs) -> Result<()> {
     let m = campaign::measure(&audience, &outcomes)?;
     print_measurement(&m);
     println!();
-    println!("{}", verdict(&m));
+    let verdict = verdict(&m);
+    println!("{verdict}");
+    if let Some(dir) = dir {
+        let summary = measure_summary(&m, verdict);
+        dir.write(
+            "measure.json",
+            serde_json::to_string_pretty(&summary)?.as_bytes(),
+        )?;
+        dir.write("rates.png", &rates_chart(&m)?)?;
+        let written = dir.commit()?;
+        println!("wrote {}/ (measure.json, rates.png)", written.display());
+    }
     Ok(())
+}
+
+fn measure_summary(m: &Measurement, verdict: String) -> MeasureSummary {
+    let group = |name: &str, g: &campaign::ArmResult| MeasuredGroup {
+        group: name.into(),
+        customers: g.customers,
+        conversions: g.conversions,
+        rate: g.rate,
+        interval: (g.interval.low, g.interval.high),
+        value: m.values_given.then_some(g.value),
+    };
+    MeasureSummary {
+        groups: vec![group("target", &m.target), group("control", &m.control)],
+        difference_points: m.difference * 100.0,
+        difference_interval_points: (
+            m.difference_interval.low * 100.0,
+            m.difference_interval.high * 100.0,
+        ),
+        relative_lift: m.relative_lift,
+        relative_interval: m.relative_interval.map(|i| (i.low, i.high)),
+        z: m.z,
+        p_value: m.p_value,
+        incremental_conversions: m.incremental_conversions,
+        incremental_value: m.values_given.then_some(m.incremental_value),
+        without_outcome: m.without_outcome,
+        outside_audience: m.outside_audience,
+        repeated_customers: m.repeated,
+        verdict,
+    }
+}
+
+/// The two groups' conversion rates, each a short bar at its rate on its 95% interval.
+fn rates_chart(m: &Measurement) -> Result<Vec<u8>> {
+    let group = |x: f64, name: &str, g: &campaign::ArmResult| {
+        let (rate, low, high) = (
+            g.rate * 100.0,
+            g.interval.low * 100.0,
+            g.interval.high * 100.0,
+        );
+        Series {
+            label: format!(
+                "{name}: {} of {} customers ({rate:.2}%, 95% interval {low:.2}% to {high:.2}%)",
+                g.conversions, g.customers
+            ),
+            points: vec![
+                (x, low),
+                (x, high),
+                (x, rate),
+                (x - 0.2, rate),
+                (x + 0.2, rate),
+            ],
+            stroke: Stroke::Data,
+        }
+    };
+    let chart = LineChart {
+        title: "Conversion rates, contacted (target) and not (control)".into(),
+        x_label: "1 = control, 2 = target".into(),
+        y_label: "% of the group who converted".into(),
+        series: vec![
+            group(1.0, "control", &m.control),
+            group(2.0, "target", &m.target),
+        ],
+        marker: None,
+        legend: Corner::LowerRight,
+        y_from_zero: true,
+        whole_x: true,
+    };
+    Ok(ember_charts::line_charts(&[chart], 900, 540)?)
 }
 
 fn percent(x: f64) -> String {
@@ -746,13 +871,27 @@ fn percent(x: f64) -> String {
 }
 
 fn print_measurement(m: &Measurement) {
+    // A value column only when the outcomes gave values.
+    let value = |v: f64| match m.values_given {
+        true => format!(" {v:>12.2}"),
+        false => String::new(),
+    };
     println!(
-        "{:<10} {:>10} {:>12} {:>8}   {:<22} {:>12}",
-        "group", "customers", "conversions", "rate", "95% interval", "value"
+        "{:<10} {:>10} {:>12} {:>8}   {:<22}{}",
+        "group",
+        "customers",
+        "conversions",
+        "rate",
+        "95% interval",
+        if m.values_given {
+            format!(" {:>12}", "value")
+        } else {
+            String::new()
+        }
     );
     for (name, g) in [("target", &m.target), ("control", &m.control)] {
         println!(
-            "{name:<10} {:>10} {:>12} {:>8}   {:<22} {:>12.2}",
+            "{name:<10} {:>10} {:>12} {:>8}   {:<22}{}",
             g.customers,
             g.conversions,
             percent(g.rate),
@@ -761,7 +900,7 @@ fn print_measurement(m: &Measurement) {
                 percent(g.interval.low),
                 percent(g.interval.high)
             ),
-            g.value
+            value(g.value)
         );
     }
     println!(
@@ -787,15 +926,31 @@ fn print_measurement(m: &Measurement) {
         "two-proportion z-test: z = {:.3}, p = {:.4}",
         m.z, m.p_value
     );
+    let added_value = match m.values_given {
+        true => format!(", {:.2} in value", m.incremental_value),
+        false => String::new(),
+    };
     println!(
-        "added by the contact: {:.1} conversions, {:.2} in value, over the {} target customers",
-        m.incremental_conversions, m.incremental_value, m.target.customers
+        "added by the contact: {:.1} conversions{added_value}, over the {} target customers",
+        m.incremental_conversions, m.target.customers
     );
     if m.without_outcome > 0 || m.outside_audience > 0 {
         println!(
             "({} audience members had no outcome row and count as not converted; {} outcome rows \
              were of customers outside the audience and were ignored)",
             m.without_outcome, m.outside_audience
+        );
+    }
+    if m.repeated > 0 {
+        println!(
+            "({} customers have several outcome rows: each counts once, converted if a row says \
+             so{})",
+            m.repeated,
+            if m.values_given {
+                ", values summed"
+            } else {
+                ""
+            }
         );
     }
 }
@@ -827,11 +982,31 @@ pub fn verdict(m: &Measurement) -> String {
         format!(
             "Verdict: not proven. Contacted customers converted at {t} and the control group at \
              {c}, but the difference could be chance: the true lift lies anywhere between \
-             {low:.2} and {high:.2} percentage points (95% confidence), p = {:.4}. Larger groups \
-             (see the group sizes `ember campaign` printed) would settle it.",
-            m.p_value
+             {low:.2} and {high:.2} percentage points (95% confidence), p = {:.4}.{}",
+            m.p_value,
+            settling(m)
         )
     }
+}
+
+/// What would settle a result that is not proven: the customers per group that tell the two
+/// observed rates apart, when they differ.
+fn settling(m: &Measurement) -> String {
+    let (p1, p2) = (m.control.rate, m.target.rate);
+    if p1 == p2 || !(0.0..1.0).contains(&p1) || !(0.0..1.0).contains(&p2) || p1.max(p2) == 0.0 {
+        return " A larger test would settle it.".into();
+    }
+    let n = ember_decide::stats::group_size(
+        p1.max(1e-9),
+        p2.max(1e-9),
+        campaign::ALPHA,
+        campaign::POWER,
+    );
+    format!(
+        " If these rates are the true ones, telling them apart takes about {n} customers in each \
+         group (95% confidence, 80% power); this test had {} and {}.",
+        m.target.customers, m.control.customers
+    )
 }
 
 /// Reads a campaign directory's `campaign.json`.

@@ -206,6 +206,54 @@ fn decisions_from_an_exported_model() {
         out.contains("100.00%") && out.contains("0.00%") && out.contains("p = 0.0000"),
         "{out}"
     );
+    // No values were given: no value column, no value added. A customer reported twice is
+    // said. With --out, the measurement is kept for the report.
+    assert!(!out.contains("value"), "{out}");
+    let first = &audience[0]["customer"];
+    let twice = format!(
+        "{}{first},{}\n",
+        fs::read_to_string(cwd.join("outcomes.csv")).unwrap(),
+        u8::from(audience[0]["group"] == "target")
+    );
+    fs::write(cwd.join("outcomes.csv"), twice).unwrap();
+    let measure = |out_dir: &str| {
+        let args = [
+            "campaign",
+            "measure",
+            "--audience",
+            "campaign/audience.csv",
+            "--outcomes",
+            "outcomes.csv",
+            "--out",
+            out_dir,
+        ];
+        ember(&args, cwd)
+    };
+    let out = ok(measure("measured"));
+    assert!(
+        out.contains(
+            "(1 customers have several outcome rows: each counts once, converted if a row says so)"
+        ),
+        "{out}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(cwd.join("measured/measure.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["groups"][0]["group"], "target");
+    assert_eq!(summary["groups"][0]["rate"], 1.0);
+    assert_eq!(summary["groups"][1]["conversions"], 0);
+    assert!(summary["groups"][0]["value"].is_null() && summary["incremental_value"].is_null());
+    assert_eq!(summary["repeated_customers"], 1);
+    assert!(
+        summary["verdict"]
+            .as_str()
+            .unwrap()
+            .starts_with("Verdict: the campaign worked.")
+    );
+    assert!(is_png(&cwd.join("measured/rates.png")));
+    // The directory is not replaced.
+    let err = fails(measure("measured"));
+    assert!(err.contains("already exists"), "{err}");
 
     // Segments: k chosen from a range, every customer assigned once.
     ok(ember(

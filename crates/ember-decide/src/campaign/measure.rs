@@ -155,6 +155,12 @@ pub struct Measurement {
     pub without_outcome: usize,
     /// Outcome rows of customers outside the audience, ignored.
     pub outside_audience: usize,
+    /// Audience members with more than one outcome row (converted if one says so, values
+    /// summed): said rather than taken silently.
+    pub repeated: usize,
+    /// Whether any audience member's outcome row gave a value (otherwise there is no value to
+    /// show).
+    pub values_given: bool,
 }
 
 /// Measures a campaign: each audience member's outcome (several rows of a customer: converted
@@ -164,22 +170,24 @@ pub fn measure(
     outcomes: &[OutcomeRow],
 ) -> Result<Measurement, DecideError> {
     let members: HashMap<&Key, Arm> = audience.iter().map(|r| (&r.customer, r.arm)).collect();
-    let mut results: HashMap<&Key, (bool, f64)> = HashMap::new();
-    let mut outside_audience = 0;
+    let mut results: HashMap<&Key, (bool, f64, usize)> = HashMap::new();
+    let (mut outside_audience, mut values_given) = (0, false);
     for row in outcomes {
         if !members.contains_key(&row.customer) {
             outside_audience += 1;
             continue;
         }
-        let entry = results.entry(&row.customer).or_insert((false, 0.0));
+        let entry = results.entry(&row.customer).or_insert((false, 0.0, 0));
         entry.0 |= row.converted;
         entry.1 += row.value.unwrap_or(0.0);
+        entry.2 += 1;
+        values_given |= row.value.is_some();
     }
     let tally = |arm: Arm| {
         let (mut customers, mut conversions, mut value) = (0usize, 0usize, 0.0);
         for row in audience.iter().filter(|r| r.arm == arm) {
             customers += 1;
-            if let Some(&(converted, v)) = results.get(&row.customer) {
+            if let Some(&(converted, v, _)) = results.get(&row.customer) {
                 conversions += usize::from(converted);
                 value += v;
             }
@@ -226,6 +234,8 @@ pub fn measure(
             * target.customers as f64,
         without_outcome: audience.len() - results.len(),
         outside_audience,
+        repeated: results.values().filter(|r| r.2 > 1).count(),
+        values_given,
         target,
         control,
     })
@@ -274,6 +284,21 @@ mod tests {
         assert!((m.incremental_conversions - 20.0).abs() < 1e-9);
         assert!((m.incremental_value - 100.0).abs() < 1e-9);
         assert_eq!((m.without_outcome, m.outside_audience), (340, 1));
+        assert_eq!((m.repeated, m.values_given), (0, true));
+        // A customer reported twice is counted once, and said; without values none is shown.
+        let mut twice: Vec<OutcomeRow> = outcomes
+            .iter()
+            .map(|o| OutcomeRow {
+                value: None,
+                ..o.clone()
+            })
+            .collect();
+        twice.push(twice[0].clone());
+        let again = measure(&audience, &twice).unwrap();
+        assert_eq!(
+            (again.target.conversions, again.repeated, again.values_given),
+            (60, 1, false)
+        );
         let only_target: Vec<AudienceRow> = audience[..400].to_vec();
         let err = measure(&only_target, &outcomes).unwrap_err().to_string();
         assert!(err.contains("no control group"), "{err}");
