@@ -141,7 +141,7 @@ mod tests {
         assert!(err.contains("`expected` conversion rate"), "{err}");
     }
 
-    /// 1,281 eligible customers cannot make two groups of 1,125 (2% against 2.5%): the warning
+    /// 1,281 eligible customers cannot make two groups of 13,809 (2% against 2.5%): the warning
     /// says so and what a 50/50 split of all 1,281 detects, whatever the budget.
     #[test]
     fn an_infeasible_test_says_what_the_best_split_detects() {
