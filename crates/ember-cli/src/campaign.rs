@@ -253,8 +253,13 @@ pub struct EvaluationSummary {
     pub at_budget: OutcomeSummary,
     pub random: OutcomeSummary,
     pub everyone: OutcomeSummary,
-    /// Conversions at the budget over random targeting's.
+    /// Conversions at the budget over random targeting's: targeting accuracy on held-out
+    /// interactions, not an incremental effect.
     pub lift: f64,
+    /// Its 95% bootstrap interval over customers (absent without conversions, and in
+    /// summaries written before it was computed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lift_interval: Option<(f64, f64)>,
     /// The share of all conversions the budget reaches.
     pub captured: f64,
 }
@@ -539,6 +544,7 @@ fn plan(args: PlanArgs) -> Result<()> {
             random: e.random.into(),
             everyone: e.everyone.into(),
             lift: e.lift,
+            lift_interval: e.lift_interval.map(|i| (i.low, i.high)),
             captured: e.captured,
         });
         evaluation = Some(e);
@@ -671,12 +677,27 @@ fn print_evaluation(e: &Evaluation, held_out: &str, value_basis: &str) {
     if e.converters == 0 {
         println!("  {mass_send}");
     } else {
+        let interval = e
+            .lift_interval
+            .map(|i| {
+                format!(
+                    " (95% interval {:.2}× to {:.2}×, bootstrap over customers)",
+                    i.low, i.high
+                )
+            })
+            .unwrap_or_default();
         println!(
-            "  lift against random targeting: {:.2}×; the top {:.1}% of customers hold {:.1}% of \
-             the conversions ({mass_send})",
+            "  targeting accuracy on held-out interactions: lift against random targeting \
+             {:.2}×{interval}; the top {:.1}% of customers hold {:.1}% of the conversions \
+             ({mass_send})",
             e.lift,
             share * 100.0,
             e.captured * 100.0,
+        );
+        println!(
+            "  (this is how well the model finds who takes the item, not what contacting them \
+             adds: a field test against the control group measures that, `ember campaign \
+             measure`)"
         );
     }
 }

@@ -447,7 +447,14 @@ fn campaign_section(h: &mut String, dir: &Path, run: &Path) -> Result<()> {
             &[
                 (
                     format!("{:.2}×", e.lift),
-                    "lift over random targeting".into(),
+                    match e.lift_interval {
+                        Some((low, high)) => format!(
+                            "targeting accuracy on held-out interactions: lift over random \
+                             targeting (95% interval {low:.2}× to {high:.2}×); not yet the \
+                             campaign's effect, which the control group will show"
+                        ),
+                        None => "lift over random targeting (held-out interactions)".into(),
+                    },
                 ),
                 (
                     format!("{:.1}", e.at_budget.conversions),

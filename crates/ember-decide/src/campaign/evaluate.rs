@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::path::Path;
 
-use crate::stats::proportion;
+use crate::stats::{Interval, proportion};
 use crate::table::CsvReader;
 use crate::{DecideError, ExportedModel, Key, KeyKind, Known, Options};
 
@@ -151,6 +151,12 @@ pub struct Evaluation {
     pub everyone: Outcome,
     /// `at_budget.conversions / random.conversions` (0 when nobody converted).
     pub lift: f64,
+    /// Its 95% interval: the 2.5th and 97.5th percentiles of the lift over
+    /// [`LIFT_BOOTSTRAP`] bootstrap samples of the eligible customers (seeded); `None` when
+    /// nobody converted. It says how much the lift rests on few conversions: targeting accuracy
+    /// on held-out interactions, not the campaign's incremental effect (a field test measures
+    /// that, `ember campaign measure`).
+    pub lift_interval: Option<Interval>,
     /// `at_budget.conversions / everyone.conversions`: the share of all conversions reached.
     pub captured: f64,
     /// The curves, by customers contacted.
@@ -283,8 +289,51 @@ pub fn evaluate_ranking<K: Eq + Hash>(
             0.0
         },
         captured: proportion(n as u64, total as u64),
+        lift_interval: (total > 0).then(|| bootstrap_lift(&cumulative, budget, LIFT_SEED)),
         curve: at.into_iter().map(point).collect(),
     })
+}
+
+/// Bootstrap samples behind [`Evaluation::lift_interval`].
+pub const LIFT_BOOTSTRAP: usize = 1000;
+/// Their seed: the same evaluation always gives the same interval.
+const LIFT_SEED: u64 = 0x5EED_0F_11F7;
+
+/// The percentile interval of the lift at `budget` over bootstrap samples of the customers:
+/// each sample draws as many customers as there are, with replacement, keeps the model's order
+/// among them, contacts the best `budget` and compares their conversion rate with the
+/// sample's. `cumulative[r]` is the conversions among the best `r` customers.
+fn bootstrap_lift(cumulative: &[(usize, f64)], budget: usize, seed: u64) -> Interval {
+    let eligible = cumulative.len() - 1;
+    let converted: Vec<bool> = cumulative.windows(2).map(|w| w[1].0 > w[0].0).collect();
+    let mut rng = crate::rng::Rng::new(seed);
+    let mut counts = vec![0u32; eligible];
+    let mut lifts = Vec::with_capacity(LIFT_BOOTSTRAP);
+    for _ in 0..LIFT_BOOTSTRAP {
+        counts.iter_mut().for_each(|c| *c = 0);
+        for _ in 0..eligible {
+            counts[rng.below(eligible)] += 1;
+        }
+        let (mut contacted, mut top, mut all) = (0usize, 0usize, 0usize);
+        for (rank, &count) in counts.iter().enumerate() {
+            let count = count as usize;
+            let taken = count.min(budget - contacted);
+            contacted += taken;
+            if converted[rank] {
+                top += taken;
+                all += count;
+            }
+        }
+        if all > 0 {
+            lifts.push((top as f64 / budget as f64) / (all as f64 / eligible as f64));
+        }
+    }
+    lifts.sort_by(f64::total_cmp);
+    let at = |q: f64| lifts[((q * lifts.len() as f64) as usize).min(lifts.len() - 1)];
+    Interval {
+        low: at(0.025),
+        high: at(0.975),
+    }
 }
 
 #[cfg(test)]
@@ -329,5 +378,33 @@ mod tests {
         assert!((four.lift - (3.0 / 4.0) / 0.4).abs() < 1e-12);
         assert_eq!(e.curve[6].lift, 1.0);
         assert_eq!(e.curve[0].lift, 0.0);
+    }
+
+    /// The lift's bootstrap interval covers the true lift about 95% of the time: 2,000
+    /// customers, the model's best 200 converting with probability 0.2 and the others 0.02
+    /// (true lift at a budget of 200: 0.2 / 0.038 = 5.26), 200 seeded repeats.
+    #[test]
+    fn the_lift_interval_covers_the_true_lift() {
+        let true_lift = 0.2 / (0.2 * 0.1 + 0.02 * 0.9);
+        let ranking: Vec<usize> = (0..2000).collect();
+        let mut rng = crate::rng::Rng::new(7);
+        let mut covered = 0;
+        for _ in 0..200 {
+            let converters: HashMap<usize, f64> = ranking
+                .iter()
+                .filter(|&&c| rng.uniform() < if c < 200 { 0.2 } else { 0.02 })
+                .map(|&c| (c, 1.0))
+                .collect();
+            let e = evaluate_ranking(&ranking, &converters, 200, 0.0, 10).unwrap();
+            let interval = e.lift_interval.unwrap();
+            assert!(
+                interval.low <= e.lift && e.lift <= interval.high,
+                "{interval:?} {}",
+                e.lift
+            );
+            covered += usize::from(interval.contains(true_lift));
+        }
+        eprintln!("the lift interval covered the true lift in {covered} of 200 repeats");
+        assert!((180..=198).contains(&covered), "covered {covered} of 200");
     }
 }
