@@ -32,6 +32,11 @@ enum CampaignCommand {
     /// After the campaign: observed conversion of target against control, the lift with its
     /// 95% interval and p-value, and a plain-language verdict.
     Measure(MeasureArgs),
+    /// Records that someone approved the campaign's audience as it stands now (append-only
+    /// `approvals.jsonl` in the campaign directory).
+    Approve(crate::approval::ApproveArgs),
+    /// Writes the target customers for the CRM, only from an audience approved as it stands.
+    SendList(crate::approval::SendListArgs),
 }
 
 #[derive(Args)]
@@ -84,6 +89,10 @@ struct PlanArgs {
     /// interactions, curve.csv, gains.png and lift.png.
     #[arg(long, required = true)]
     out: Option<PathBuf>,
+    /// Approvals the audience needs before `ember campaign send-list` writes it (distinct
+    /// approvers, `ember campaign approve`).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    approvals_needed: u32,
     /// Hide the progress spinner.
     #[arg(long)]
     no_progress: bool,
@@ -227,6 +236,10 @@ pub struct CampaignSummary {
     pub control: usize,
     pub control_share: f64,
     pub seed: u64,
+    /// Distinct approvals the audience needs before a send-list (1 in summaries written
+    /// before approvals existed).
+    #[serde(default = "one")]
+    pub approvals_needed: u32,
     pub power: PowerSummary,
     /// On held-out interactions, when given.
     pub evaluation: Option<EvaluationSummary>,
@@ -288,6 +301,8 @@ impl From<Outcome> for OutcomeSummary {
 pub fn run(args: CampaignArgs) -> Result<()> {
     match args.command {
         Some(CampaignCommand::Measure(m)) => measure(&m),
+        Some(CampaignCommand::Approve(a)) => crate::approval::approve(&a),
+        Some(CampaignCommand::SendList(s)) => crate::approval::send_list(&s),
         None => plan(args.plan),
     }
 }
@@ -615,6 +630,7 @@ fn plan(args: PlanArgs) -> Result<()> {
         control,
         control_share: args.control,
         seed: args.seed,
+        approvals_needed: args.approvals_needed,
         power: PowerSummary {
             baseline,
             baseline_source,
@@ -1028,6 +1044,10 @@ fn settling(m: &Measurement) -> String {
          group (95% confidence, 80% power); this test had {} and {}.",
         m.target.customers, m.control.customers
     )
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// Reads a campaign directory's `campaign.json`.

@@ -2,6 +2,7 @@
 //!
 //! `main` parses the command line and hands each command to its module's `run`.
 
+mod approval;
 mod bench;
 mod campaign;
 mod data;

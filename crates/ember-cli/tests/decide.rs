@@ -1320,3 +1320,93 @@ fn a_time_split_export_knows_what_came_before_the_cutoff() {
         assert_eq!(items, &all - &had, "user {u}");
     }
 }
+
+/// A campaign is a proposal: `send-list` writes the target customers only once as many
+/// distinct people as the campaign needs approved its audience as it stands. A second approval
+/// by the same person does not count; an audience edited after its approval must be approved
+/// again.
+#[test]
+fn a_send_list_needs_approvals_of_the_audience_as_it_stands() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    write_data(&cwd.join("interactions.csv"));
+    trained_and_exported(cwd, "shop", 3);
+    let campaign = [
+        "campaign",
+        "--model",
+        "models/shop",
+        "--item",
+        "3",
+        "--budget",
+        "40",
+        "--approvals-needed",
+        "2",
+        "--out",
+        "proposal",
+        "--no-progress",
+    ];
+    ok(ember(&campaign, cwd));
+    let send = |out: &str| ember(&["campaign", "send-list", "proposal", "--out", out], cwd);
+    let approve = |by: &str| ember(&["campaign", "approve", "proposal", "--by", by], cwd);
+    assert_eq!(
+        refused(&send("crm.csv")).trim_end(),
+        "error: proposal: the audience has 0 of the 2 approvals it needs (`ember campaign \
+         approve proposal --by NAME`)"
+    );
+    let said = ok(approve("ann@example.com"));
+    assert!(
+        said.contains("1 of the 2 approvals the campaign needs"),
+        "{said}"
+    );
+    let err = refused(&approve("ann@example.com"));
+    assert!(
+        err.contains("ann@example.com already approved this audience"),
+        "{err}"
+    );
+    assert!(refused(&send("crm.csv")).contains("has 1 of the 2 approvals"));
+    // The audience is edited after Ann approved it: her approval no longer counts.
+    let audience = cwd.join("proposal/audience.csv");
+    let text = fs::read_to_string(&audience).unwrap();
+    let trimmed: Vec<&str> = text.lines().take(text.lines().count() - 1).collect();
+    fs::write(&audience, trimmed.join("\n") + "\n").unwrap();
+    ok(approve("bob@example.com"));
+    let err = refused(&send("crm.csv"));
+    assert!(
+        err.contains(
+            "has 1 of the 2 approvals it needs; 1 earlier approval(s) were of another \
+                      audience: audience.csv changed since"
+        ),
+        "{err}"
+    );
+    assert!(!cwd.join("crm.csv").exists());
+    ok(approve("ann@example.com"));
+    let said = ok(send("crm.csv"));
+    assert!(
+        said.contains("approved by ann@example.com, bob@example.com"),
+        "{said}"
+    );
+    let targets: Vec<String> = csv(&audience)
+        .into_iter()
+        .filter(|r| r["group"] == "target")
+        .map(|r| r["customer"].clone())
+        .collect();
+    let sent: Vec<String> = csv(&cwd.join("crm.csv"))
+        .into_iter()
+        .map(|r| r["customer"].clone())
+        .collect();
+    assert_eq!(sent, targets);
+    // Three lines, appended in order.
+    let records = fs::read_to_string(cwd.join("proposal/approvals.jsonl")).unwrap();
+    let by: Vec<String> = records
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["by"].to_string())
+        .collect();
+    assert_eq!(
+        by,
+        [
+            "\"ann@example.com\"",
+            "\"bob@example.com\"",
+            "\"ann@example.com\""
+        ]
+    );
+}

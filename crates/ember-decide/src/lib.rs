@@ -39,7 +39,7 @@ mod table;
 
 pub use destination::{Destination, OutputKind};
 pub use ember_infer::{
-    Because, ExportedModel, InferError, Key, KeyKind, Known, Options, Recommendation,
+    Because, ExportedModel, InferError, Key, KeyKind, Known, Options, Recommendation, sha256,
 };
 pub use exclusion::{describe_exclusion, parse_exclusion};
 pub use names::{ItemNames, label};
