@@ -114,6 +114,38 @@ fn approvers<'a>(records: &'a [Approval], now: &Standing) -> Vec<&'a str> {
     names
 }
 
+/// The campaign's approval state in a sentence, for the report: who approved the audience as
+/// it stands, against how many approvals it needs.
+pub fn state(dir: &Path) -> Result<String> {
+    let now = standing(dir)?;
+    let records = approvals(dir)?;
+    let valid = approvers(&records, &now);
+    let stale = records.len()
+        - records
+            .iter()
+            .filter(|a| a.audience_sha256 == now.sha256)
+            .count();
+    let changed = match stale {
+        0 => String::new(),
+        _ => " (earlier approvals were of an audience since changed)".into(),
+    };
+    Ok(if valid.len() >= now.needed as usize {
+        format!(
+            "Approved for sending by {} ({} of {} needed){changed}.",
+            valid.join(", "),
+            valid.len(),
+            now.needed
+        )
+    } else {
+        format!(
+            "Not yet approved: {} of the {} approvals it needs{changed}. No send list can be \
+             written before then.",
+            valid.len(),
+            now.needed
+        )
+    })
+}
+
 /// `ember campaign approve`.
 pub fn approve(args: &ApproveArgs) -> Result<()> {
     let by = args.by.trim();

@@ -430,6 +430,7 @@ fn campaign_section(h: &mut String, dir: &Path, run: &Path) -> Result<()> {
     check_belongs("--campaign", dir, &c.model, run)?;
     let item = ember_decide::label(&c.item, c.item_name.as_deref());
     let _ = writeln!(h, "<h2>Campaign for {}</h2>", esc(&item));
+    let _ = writeln!(h, "<p><b>{}</b></p>", esc(&crate::approval::state(dir)?));
     let _ = writeln!(
         h,
         "<p>Budget: {} customers, chosen by the model among the {} who do not have the item; \

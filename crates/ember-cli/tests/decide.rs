@@ -1409,4 +1409,24 @@ fn a_send_list_needs_approvals_of_the_audience_as_it_stands() {
             "\"ann@example.com\""
         ]
     );
+    // The report says so.
+    ok(ember(
+        &[
+            "report",
+            "runs/shop",
+            "--campaign",
+            "proposal",
+            "--out",
+            "r.html",
+        ],
+        cwd,
+    ));
+    let html = fs::read_to_string(cwd.join("r.html")).unwrap();
+    assert!(
+        html.contains(
+            "Approved for sending by ann@example.com, bob@example.com (2 of 2 needed) (earlier \
+             approvals were of an audience since changed)."
+        ),
+        "approval state in the report"
+    );
 }
