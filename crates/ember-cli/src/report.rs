@@ -28,6 +28,10 @@ pub struct ReportArgs {
     /// A segments directory written by `ember segments`.
     #[arg(long)]
     segments: Option<PathBuf>,
+    /// A field test's measurement, written by `ember campaign measure --out DIR` (repeat for
+    /// several).
+    #[arg(long)]
+    measure: Vec<PathBuf>,
     /// The HTML file to write (`.html`).
     #[arg(long)]
     out: PathBuf,
@@ -77,9 +81,19 @@ pub fn run(args: ReportArgs) -> Result<()> {
     let mut inputs: Vec<&Path> = vec![&args.run];
     inputs.extend(args.campaign.iter().map(PathBuf::as_path));
     inputs.extend(args.segments.as_deref());
+    inputs.extend(args.measure.iter().map(PathBuf::as_path));
     let destination =
         Destination::check("--out", &args.out, OutputKind::HTML, &inputs, args.force)?;
-    let html = render(&args.run, &args.campaign, args.segments.as_deref())?;
+    let mut html = render(&args.run, &args.campaign, args.segments.as_deref())?;
+    let mut measured = String::new();
+    for dir in &args.measure {
+        measure_section(&mut measured, dir)?;
+    }
+    // The field tests go before the closing note.
+    let at = html
+        .rfind("<p class=\"note\">Written by")
+        .unwrap_or(html.len());
+    html.insert_str(at, &measured);
     write_file(&destination, html.as_bytes())?;
     println!("wrote {}", args.out.display());
     Ok(())
@@ -548,6 +562,42 @@ fn campaign_section(h: &mut String, dir: &Path, run: &Path) -> Result<()> {
     if let Some(w) = &p.warning {
         let _ = writeln!(h, "<p class=\"warning\">Warning: {}.</p>", esc(w));
     }
+    Ok(())
+}
+
+/// A field test: the two groups' rates with their intervals and the verdict, as `ember
+/// campaign measure` wrote them.
+fn measure_section(h: &mut String, dir: &Path) -> Result<()> {
+    let m: crate::campaign::MeasureSummary = read_json(&dir.join("measure.json"))?;
+    h.push_str("<h2>Field test: what the campaign did</h2>\n");
+    let _ = writeln!(h, "<p><b>{}</b></p>", esc(&m.verdict));
+    let path = dir.join("rates.png");
+    let png = std::fs::read(&path).with_context(|| path.display().to_string())?;
+    h.push_str(&image(
+        &png,
+        "conversion rates of the target and control groups",
+    ));
+    h.push_str("<table><tr><th>group</th><th>customers</th><th>conversions</th><th>rate</th><th>95% interval</th></tr>\n");
+    for g in &m.groups {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} to {}</td></tr>",
+            esc(&g.group),
+            group(g.customers as i64),
+            group(g.conversions as i64),
+            pct(g.rate),
+            pct(g.interval.0),
+            pct(g.interval.1)
+        );
+    }
+    let (low, high) = m.difference_interval_points;
+    let _ = writeln!(
+        h,
+        "</table>\n<p class=\"note\">The difference between the groups is the campaign's \
+         incremental effect, because chance alone chose who was contacted: {:+.2} points (95% \
+         interval {low:+.2} to {high:+.2}).</p>",
+        m.difference_points
+    );
     Ok(())
 }
 

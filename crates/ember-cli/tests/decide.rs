@@ -254,6 +254,21 @@ fn decisions_from_an_exported_model() {
     // The directory is not replaced.
     let err = fails(measure("measured"));
     assert!(err.contains("already exists"), "{err}");
+    // The report carries the field test.
+    ok(ember(
+        &[
+            "report",
+            "runs/shop",
+            "--measure",
+            "measured",
+            "--out",
+            "measured.html",
+        ],
+        cwd,
+    ));
+    let html = fs::read_to_string(cwd.join("measured.html")).unwrap();
+    assert!(html.contains("<h2>Field test: what the campaign did</h2>"));
+    assert!(html.contains("Verdict: the campaign worked."));
 
     // Segments: k chosen from a range, every customer assigned once.
     ok(ember(
