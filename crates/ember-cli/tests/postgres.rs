@@ -595,3 +595,84 @@ fn odbc_training_gives_the_metrics_of_postgres() {
         .batch_execute(&format!("DROP TABLE {table}"))
         .unwrap();
 }
+
+/// A password login through ODBC: the password comes only from `password_env`; a wrong one is
+/// refused without being echoed and leaves no run directory; the right one trains, and the
+/// password is in no file of the run, no output, and none of the driver's own logs
+/// (Debian's psqlODBC writes `/tmp/psqlodbc_*.log`).
+#[cfg(feature = "odbc")]
+#[test]
+fn odbc_passwords_come_from_the_environment_and_are_written_nowhere() {
+    let Some((url, mut client, path)) = inputs() else {
+        return;
+    };
+    let driver = "PostgreSQL Unicode";
+    if !fs::read_to_string("/etc/odbcinst.ini")
+        .unwrap_or_default()
+        .contains(&format!("[{driver}]"))
+    {
+        skip(&format!(
+            "the ODBC driver `{driver}` is not installed (odbc-postgresql)"
+        ));
+        return;
+    }
+    let pid = std::process::id();
+    let (table, role) = (
+        format!("ember_cli_odbcpw_{pid}"),
+        format!("ember_odbc_{pid}"),
+    );
+    // Characters a connection string must quote.
+    let secret = format!("Zr9+se;cr}}et-{pid}");
+    load_ml100k(&mut client, &table, &path);
+    client
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD '{secret}';
+             GRANT SELECT ON {table} TO {role}"
+        ))
+        .unwrap();
+    let port = url
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("port="))
+        .unwrap_or("5432");
+    let data = format!(
+        "format = \"odbc\"\nconnection = \"Driver={{{driver}}};Servername=127.0.0.1;Port={port};\
+         Database=postgres;Username={role};\"\npassword_env = \"EMBER_TEST_SECRET\"\nquery = \
+         \"SELECT u, i, r, ts FROM {table} ORDER BY line\"\nuser = \"u\"\nitem = \"i\"\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = train(
+        dir.path(),
+        &config("pw", &data),
+        &[("EMBER_TEST_SECRET", "not-the-password")],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("the ODBC data source: "), "{err}");
+    assert!(err.contains("password authentication failed"), "{err}");
+    assert!(!err.contains("not-the-password"), "{err}");
+    assert!(!dir.path().join("runs").exists());
+    let out = train(
+        dir.path(),
+        &config("pw", &data),
+        &[("EMBER_TEST_SECRET", secret.as_str())],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let outputs = [out.stdout.clone(), out.stderr.clone()];
+    let mut written = files_under(&dir.path().join("runs/pw"));
+    for entry in fs::read_dir("/tmp").unwrap().flatten() {
+        if entry.file_name().to_string_lossy().starts_with("psqlodbc") {
+            written.push((entry.path(), fs::read(entry.path()).unwrap_or_default()));
+        }
+    }
+    written.extend(outputs.map(|o| (PathBuf::from("the output of ember train"), o)));
+    for (path, bytes) in &written {
+        assert!(
+            !contains(bytes, &secret),
+            "the password is in {}",
+            path.display()
+        );
+    }
+    client
+        .batch_execute(&format!("DROP TABLE {table}; DROP ROLE {role}"))
+        .unwrap();
+}
