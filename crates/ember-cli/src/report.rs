@@ -647,7 +647,10 @@ fn segments_section(h: &mut String, dir: &Path, run: &Path) -> Result<()> {
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td></tr>",
-            seg.id,
+            esc(&match &seg.label {
+                Some(label) => format!("{}: {label}", seg.id),
+                None => seg.id.to_string(),
+            }),
             group(seg.size as i64),
             pct(seg.share),
             esc(&items.join(", "))

@@ -67,6 +67,10 @@ impl SegmentsSummary {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SegmentSummary {
     pub id: usize,
+    /// An automatic label from its most distinctive items (absent in summaries written
+    /// before labels existed).
+    #[serde(default)]
+    pub label: Option<String>,
     pub size: usize,
     pub share: f64,
     /// `(item, share of the segment's customers who have it)`, most held first; the item key
@@ -175,8 +179,9 @@ pub fn run(args: SegmentsArgs) -> Result<()> {
             .map(|(item, share)| format!("{} ({:.0}%)", summary.item_label(item), share * 100.0))
             .collect();
         println!(
-            "  segment {}: {} customers ({:.1}%), most held: {}",
+            "  segment {} ({}): {} customers ({:.1}%), most held: {}",
             s.id,
+            s.label.as_deref().unwrap_or("unlabelled"),
             s.size,
             s.share * 100.0,
             items.join(", ")
@@ -202,6 +207,7 @@ fn summarise(s: &Segmentation, model: crate::campaign::Provenance) -> SegmentsSu
             .iter()
             .map(|seg| SegmentSummary {
                 id: seg.id,
+                label: Some(seg.label()),
                 size: seg.size,
                 share: seg.share,
                 top_items: seg

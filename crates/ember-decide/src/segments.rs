@@ -91,6 +91,31 @@ pub struct Segment {
     pub share: f64,
     /// Its most held items, most first (ties by item id).
     pub top_items: Vec<SegmentItem>,
+    /// Its most distinctive items, most first: those held by at least [`DISTINCT_MIN_SHARE`]
+    /// of the segment, by how much more often than among every customer (penetration in the
+    /// segment over penetration overall). They name the segment ([`Segment::label`]).
+    pub distinctive: Vec<SegmentItem>,
+}
+
+/// The smallest share of a segment that holds an item for it to name the segment: rarer items
+/// are distinctive by chance.
+pub const DISTINCT_MIN_SHARE: f64 = 0.1;
+
+impl Segment {
+    /// An automatic label: its two most distinctive items (by name where the model names
+    /// them), e.g. `Star Wars (1977) · Return of the Jedi (1983)`; `segment N` without any.
+    pub fn label(&self) -> String {
+        let names: Vec<String> = self
+            .distinctive
+            .iter()
+            .take(2)
+            .map(|i| crate::label(&i.item, i.name.as_deref()))
+            .collect();
+        match names.is_empty() {
+            true => format!("segment {}", self.id),
+            false => names.join(" · "),
+        }
+    }
 }
 
 /// One customer's place.
@@ -295,21 +320,31 @@ fn profiles(
             let mut items: Vec<(u32, usize)> = held.iter().map(|(&i, &c)| (i, c)).collect();
             // Internal order is key order (the manifest's keys ascend).
             items.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            let item = |(i, c): (u32, usize)| SegmentItem {
+                item: model.item_key(i).clone(),
+                name: model.item_name(i).map(String::from),
+                customers: c,
+                penetration: c as f64 / size.max(1) as f64,
+                share: c as f64 / everyone[&i] as f64,
+            };
+            // Penetration in the segment over penetration overall.
+            let lift = |&(i, c): &(u32, usize)| {
+                (c as f64 / size.max(1) as f64) / (everyone[&i] as f64 / n as f64)
+            };
+            let mut distinctive: Vec<(u32, usize)> = items
+                .iter()
+                .copied()
+                .filter(|&(_, c)| c as f64 >= DISTINCT_MIN_SHARE * size as f64)
+                .collect();
+            distinctive.sort_by(|a, b| lift(b).total_cmp(&lift(a)).then(a.0.cmp(&b.0)));
+            distinctive.truncate(top_items.min(5));
             items.truncate(top_items);
             Segment {
                 id: s,
                 size,
                 share: size as f64 / n as f64,
-                top_items: items
-                    .into_iter()
-                    .map(|(i, c)| SegmentItem {
-                        item: model.item_key(i).clone(),
-                        name: model.item_name(i).map(String::from),
-                        customers: c,
-                        penetration: c as f64 / size.max(1) as f64,
-                        share: c as f64 / everyone[&i] as f64,
-                    })
-                    .collect(),
+                top_items: items.into_iter().map(item).collect(),
+                distinctive: distinctive.into_iter().map(item).collect(),
             }
         })
         .collect();

@@ -281,7 +281,8 @@ fn evaluation_ranks_as_the_audience_and_counts_only_eligible_converters() {
 #[test]
 fn segments_recover_planted_clusters_and_profile_their_items() {
     let dir = tempfile::tempdir().unwrap();
-    // 45 users in three clusters of user vectors; cluster c knows items 3c and 3c + 1.
+    // 45 users in three clusters of user vectors; cluster c knows items 3c and 3c + 1, and
+    // everyone knows item 8 (popular, so it names no segment).
     let centres = [[3.0f32, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 3.0]];
     let noise = random(135, 9);
     let mut users = Vec::new();
@@ -289,7 +290,7 @@ fn segments_recover_planted_clusters_and_profile_their_items() {
     for u in 0..45 {
         let c = u % 3;
         users.extend((0..3).map(|j| centres[c][j] + 0.3 * noise[3 * u + j]));
-        known.push(vec![3 * c as u32, 3 * c as u32 + 1]);
+        known.push(vec![3 * c as u32, 3 * c as u32 + 1, 8]);
     }
     let model = mf(dir.path(), "clusters", 3, &users, &random(27, 3), &known);
     let options = SegmentOptions {
@@ -310,12 +311,17 @@ fn segments_recover_planted_clusters_and_profile_their_items() {
         assert_eq!(seg.size, 15);
         let c = cluster_of_segment[&seg.id] as i64;
         let items: Vec<Key> = seg.top_items.iter().map(|i| i.item.clone()).collect();
-        assert_eq!(items, keys(&[100 + 3 * c, 101 + 3 * c]));
+        assert_eq!(items, keys(&[100 + 3 * c, 101 + 3 * c, 108]));
         assert!(
-            seg.top_items
+            seg.top_items[..2]
                 .iter()
                 .all(|i| i.share == 1.0 && i.penetration == 1.0)
         );
+        // Held by a third of everyone, item 108 is in every segment: it names none.
+        assert_eq!(seg.top_items[2].share, 1.0 / 3.0);
+        let distinctive: Vec<Key> = seg.distinctive.iter().map(|i| i.item.clone()).collect();
+        assert_eq!(distinctive, keys(&[100 + 3 * c, 101 + 3 * c]));
+        assert_eq!(seg.label(), format!("{} · {}", 100 + 3 * c, 101 + 3 * c));
     }
     // The same seed, the same answer.
     assert_eq!(segment(&model, None, &options).unwrap(), s);
