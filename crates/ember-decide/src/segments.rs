@@ -92,8 +92,8 @@ pub struct Segment {
     /// Its most held items, most first (ties by item id).
     pub top_items: Vec<SegmentItem>,
     /// Its most distinctive items, most first: those held by at least [`DISTINCT_MIN_SHARE`]
-    /// of the segment, by how much more often than among every customer (penetration in the
-    /// segment over penetration overall). They name the segment ([`Segment::label`]).
+    /// of the segment and more often than among every customer, by how much more (penetration
+    /// in the segment over penetration overall). They name the segment ([`Segment::label`]).
     pub distinctive: Vec<SegmentItem>,
 }
 
@@ -335,6 +335,7 @@ fn profiles(
                 .iter()
                 .copied()
                 .filter(|&(_, c)| c as f64 >= DISTINCT_MIN_SHARE * size as f64)
+                .filter(|pair| lift(pair) > 1.0)
                 .collect();
             distinctive.sort_by(|a, b| lift(b).total_cmp(&lift(a)).then(a.0.cmp(&b.0)));
             distinctive.truncate(top_items.min(5));
