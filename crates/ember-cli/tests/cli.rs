@@ -1462,3 +1462,42 @@ fn recommend_folds_in_new_customers() {
         assert!(!dir.path().join("bad.csv").exists());
     }
 }
+
+/// An attribute table is an input like the interactions: `inputs.json` fingerprints it, and
+/// once it changes `eval` and `export` refuse the run.
+#[test]
+fn a_changed_attribute_table_is_refused_by_eval_and_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    fs::write(cwd.join("events.csv"), small_csv()).unwrap();
+    let mut items = String::from("item,title\n");
+    for item in 0..40 {
+        items.push_str(&format!("{item},Product {item}\n"));
+    }
+    fs::write(cwd.join("items.csv"), &items).unwrap();
+    let config = TINY.replace(
+        "format = \"synthetic\"\n[data.synthetic]\nusers = 60\nitems = 40\ninteractions_per_user = 10",
+        "format = \"delimited\"\npath = \"events.csv\"\nuser = \"user\"\nitem = \"item\"\n\
+         timestamp = \"timestamp\"\n[data.items]\nformat = \"delimited\"\npath = \"items.csv\"\n\
+         key = \"item\"\ncolumns = [{ column = \"title\", type = \"name\" }]",
+    );
+    fs::write(cwd.join("c.toml"), config).unwrap();
+    let out = ember(&["train", "--config", "c.toml", "--no-progress"], cwd);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let inputs = fs::read_to_string(cwd.join("runs/tiny/inputs.json")).unwrap();
+    assert!(inputs.contains("items.csv"), "{inputs}");
+    assert!(ember(&["eval", "--run", "runs/tiny"], cwd).status.success());
+    fs::write(
+        cwd.join("items.csv"),
+        items.replace("Product 7", "Product Seven"),
+    )
+    .unwrap();
+    let err = stderr(&ember(&["eval", "--run", "runs/tiny"], cwd));
+    assert!(
+        err.contains("items.csv: the data changed since the run was trained (then "),
+        "{err}"
+    );
+    let out = ember(&["export", "--run", "runs/tiny", "--out", "m"], cwd);
+    assert!(stderr(&out).contains("the data changed since the run was trained"));
+    assert!(!cwd.join("m").exists(), "nothing exported");
+}
