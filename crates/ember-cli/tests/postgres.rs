@@ -554,29 +554,9 @@ fn odbc_training_gives_the_metrics_of_postgres() {
     let Some((url, mut client, path)) = inputs() else {
         return;
     };
-    let driver = "PostgreSQL Unicode";
-    if !fs::read_to_string("/etc/odbcinst.ini")
-        .unwrap_or_default()
-        .contains(&format!("[{driver}]"))
-    {
-        skip(&format!(
-            "the ODBC driver `{driver}` is not installed (odbc-postgresql)"
-        ));
+    let Some(connection) = support::odbc_connection(&url, None, None) else {
         return;
-    }
-    let field = |name: &str| {
-        url.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
-            .unwrap_or_default()
-            .to_string()
     };
-    let connection = format!(
-        "Driver={{{driver}}};Servername={};Port={};Database={};Username={};",
-        field("host"),
-        field("port"),
-        field("dbname"),
-        field("user")
-    );
     let table = format!("ember_cli_odbc_{}", std::process::id());
     load_ml100k(&mut client, &table, &path);
     let dir = tempfile::tempdir().unwrap();
@@ -606,16 +586,6 @@ fn odbc_passwords_come_from_the_environment_and_are_written_nowhere() {
     let Some((url, mut client, path)) = inputs() else {
         return;
     };
-    let driver = "PostgreSQL Unicode";
-    if !fs::read_to_string("/etc/odbcinst.ini")
-        .unwrap_or_default()
-        .contains(&format!("[{driver}]"))
-    {
-        skip(&format!(
-            "the ODBC driver `{driver}` is not installed (odbc-postgresql)"
-        ));
-        return;
-    }
     let pid = std::process::id();
     let (table, role) = (
         format!("ember_cli_odbcpw_{pid}"),
@@ -630,14 +600,12 @@ fn odbc_passwords_come_from_the_environment_and_are_written_nowhere() {
              GRANT SELECT ON {table} TO {role}"
         ))
         .unwrap();
-    let port = url
-        .split_whitespace()
-        .find_map(|kv| kv.strip_prefix("port="))
-        .unwrap_or("5432");
+    let Some(connection) = support::odbc_connection(&url, Some("127.0.0.1"), Some(&role)) else {
+        return;
+    };
     let data = format!(
-        "format = \"odbc\"\nconnection = \"Driver={{{driver}}};Servername=127.0.0.1;Port={port};\
-         Database=postgres;Username={role};\"\npassword_env = \"EMBER_TEST_SECRET\"\nquery = \
-         \"SELECT u, i, r, ts FROM {table} ORDER BY line\"\nuser = \"u\"\nitem = \"i\"\n"
+        "format = \"odbc\"\nconnection = \"{connection}\"\npassword_env = \"EMBER_TEST_SECRET\"\n\
+         query = \"SELECT u, i, r, ts FROM {table} ORDER BY line\"\nuser = \"u\"\nitem = \"i\"\n"
     );
     let dir = tempfile::tempdir().unwrap();
     let out = train(

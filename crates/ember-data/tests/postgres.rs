@@ -485,32 +485,6 @@ fn an_odbc_source_in_a_build_without_odbc_says_how_to_get_one() {
 mod odbc {
     use super::*;
 
-    /// The test server as an ODBC connection string (its socket directory, port, user and
-    /// database), when the driver is installed.
-    fn connection(url: &str) -> Option<String> {
-        let driver = "PostgreSQL Unicode";
-        let installed = std::fs::read_to_string("/etc/odbcinst.ini").unwrap_or_default();
-        if !installed.contains(&format!("[{driver}]")) {
-            support::skip(&format!(
-                "the ODBC driver `{driver}` is not installed (odbc-postgresql)"
-            ));
-            return None;
-        }
-        let field = |name: &str| {
-            url.split_whitespace()
-                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
-                .unwrap_or_default()
-                .to_string()
-        };
-        Some(format!(
-            "Driver={{{driver}}};Servername={};Port={};Database={};Username={};",
-            field("host"),
-            field("port"),
-            field("dbname"),
-            field("user")
-        ))
-    }
-
     /// ML-100K read through ODBC is what the `postgres` source reads, row for row, with the same
     /// fingerprint of its rows (the hash of the file); bad queries and rows are refused with
     /// the driver's message or the row.
@@ -519,7 +493,7 @@ mod odbc {
         let (Some((url, mut client)), Some(path)) = (server(), ml100k()) else {
             return;
         };
-        let Some(connection) = connection(&url) else {
+        let Some(connection) = support::odbc_connection(&url, None, None) else {
             return;
         };
         let name = table("odbc");

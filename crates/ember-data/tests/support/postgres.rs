@@ -107,3 +107,30 @@ pub fn load_ml100k_attributes(client: &mut Client, customers: &str, products: &s
         writer.finish().unwrap();
     }
 }
+
+/// The test server as an ODBC connection string through Debian's PostgreSQL driver
+/// (psqlODBC): over its socket directory by default, or `host` (e.g. `127.0.0.1`) with `user`;
+/// `None` (skipped, saying why) when the driver is not installed.
+pub fn odbc_connection(url: &str, host: Option<&str>, user: Option<&str>) -> Option<String> {
+    let driver = "PostgreSQL Unicode";
+    let installed = std::fs::read_to_string("/etc/odbcinst.ini").unwrap_or_default();
+    if !installed.contains(&format!("[{driver}]")) {
+        skip(&format!(
+            "the ODBC driver `{driver}` is not installed (odbc-postgresql)"
+        ));
+        return None;
+    }
+    let field = |name: &str| {
+        url.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    Some(format!(
+        "Driver={{{driver}}};Servername={};Port={};Database={};Username={};",
+        host.map_or_else(|| field("host"), String::from),
+        field("port"),
+        field("dbname"),
+        user.map_or_else(|| field("user"), String::from)
+    ))
+}
