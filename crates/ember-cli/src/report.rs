@@ -219,6 +219,7 @@ pub fn render(run: &Path, campaigns: &[PathBuf], segments: Option<&Path>) -> Res
             ""
         }
     );
+    summary_section(&mut h, &metrics, campaigns)?;
     data_section(&mut h, &data);
     curves_section(&mut h, run, &metrics.monitor)?;
     metrics_section(&mut h, &metrics);
@@ -233,6 +234,58 @@ pub fn render(run: &Path, campaigns: &[PathBuf], segments: Option<&Path>) -> Res
          its charts are embedded and it loads nothing from the network.</p>\n</body>\n</html>\n",
     );
     Ok(h)
+}
+
+/// The decision first, for a reader with a minute: how much better than the best sellers the
+/// model ranks, and for each campaign whom to send it to, what held-out data says it finds, and
+/// whether it is approved; then what to do next. The evidence follows below.
+fn summary_section(h: &mut String, m: &RunMetrics, campaigns: &[PathBuf]) -> Result<()> {
+    h.push_str("<h2>In short</h2>\n<ul>\n");
+    if let (Some(model), Some(best_sellers)) =
+        (m.test.get(&m.monitor), m.popularity_test.get(&m.monitor))
+    {
+        let against = if best_sellers > 0.0 {
+            format!("{:.1} times", model / best_sellers)
+        } else {
+            "far".into()
+        };
+        let _ = writeln!(
+            h,
+            "<li>On customers' later choices it did not see, the model ranks {against} as well \
+             as recommending the best sellers to everyone ({} {model:.3} against {best_sellers:.3}).</li>",
+            esc(&m.monitor)
+        );
+    }
+    for dir in campaigns {
+        let c: CampaignSummary = campaign::read_summary(dir)?;
+        let item = ember_decide::label(&c.item, c.item_name.as_deref());
+        let found = match &c.evaluation {
+            Some(e) => match e.lift_interval {
+                Some((low, high)) => format!(
+                    " On held-out purchases, the customers it picks buy {:.1} times as often as \
+                     customers picked at random (95% interval {low:.1} to {high:.1}).",
+                    e.lift
+                ),
+                None => " No held-out purchase of the item was there to check the choice.".into(),
+            },
+            None => String::new(),
+        };
+        let _ = writeln!(
+            h,
+            "<li><b>{}</b>: send to the {} customers the model chose, keeping {} more, drawn at \
+             random, as a control group that proves the effect.{found} {}</li>",
+            esc(&item),
+            group(c.target as i64),
+            group(c.control as i64),
+            esc(&crate::approval::state(dir)?)
+        );
+    }
+    h.push_str(
+        "<li>Next: once approved, send the list; after the campaign, compare the customers who \
+         were contacted with the control group: that difference, not the figures above, is the \
+         campaign's effect.</li>\n</ul>\n",
+    );
+    Ok(())
 }
 
 fn data_section(h: &mut String, data: &Value) {

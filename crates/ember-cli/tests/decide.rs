@@ -1444,4 +1444,20 @@ fn a_send_list_needs_approvals_of_the_audience_as_it_stands() {
         ),
         "approval state in the report"
     );
+    // The summary leads, in plain words.
+    let start = html.find("<h2>In short</h2>").unwrap();
+    let summary = &html[start..html.find("<h2>The data</h2>").unwrap()];
+    assert!(
+        summary.contains("as well as recommending the best sellers"),
+        "{summary}"
+    );
+    assert!(summary.contains("send to the "), "{summary}");
+    assert!(
+        summary.contains("Approved for sending by ann@example.com"),
+        "{summary}"
+    );
+    assert!(
+        !summary.contains("ember ") && !summary.contains("--"),
+        "{summary}"
+    );
 }
