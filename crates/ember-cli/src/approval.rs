@@ -66,6 +66,12 @@ struct Standing {
     needed: u32,
 }
 
+/// A hash as messages show it: its first 12 hex digits.
+fn short(sha256: &str) -> &str {
+    let hex = sha256.strip_prefix("sha256:").unwrap_or(sha256);
+    &hex[..hex.len().min(12)]
+}
+
 fn standing(dir: &Path) -> Result<Standing> {
     let summary = crate::campaign::read_summary(dir)?;
     let path = dir.join("audience.csv");
@@ -159,7 +165,7 @@ pub fn approve(args: &ApproveArgs) -> Result<()> {
             "{by} already approved this audience ({} target customers, sha256 {}): approvals \
              count distinct people",
             now.targets.len(),
-            &now.sha256[..12]
+            short(&now.sha256)
         );
     }
     let record = Approval {
@@ -185,7 +191,7 @@ pub fn approve(args: &ApproveArgs) -> Result<()> {
         "approved by {by}: {} target customers (audience sha256 {}); {count} of the {} \
          approvals the campaign needs",
         now.targets.len(),
-        &now.sha256[..12],
+        short(&now.sha256),
         now.needed
     );
     Ok(())
@@ -214,7 +220,7 @@ pub fn send_list(args: &SendListArgs) -> Result<()> {
             n => format!(
                 "; {n} earlier approval(s) were of another audience: audience.csv changed since \
                  (now sha256 {}), so it must be approved again",
-                &now.sha256[..12]
+                short(&now.sha256)
             ),
         };
         bail!(

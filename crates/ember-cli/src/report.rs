@@ -244,17 +244,25 @@ fn summary_section(h: &mut String, m: &RunMetrics, campaigns: &[PathBuf]) -> Res
     if let (Some(model), Some(best_sellers)) =
         (m.test.get(&m.monitor), m.popularity_test.get(&m.monitor))
     {
-        let against = if best_sellers > 0.0 {
-            format!("{:.1} times", model / best_sellers)
+        let figures = format!("{} {model:.3} against {best_sellers:.3}", esc(&m.monitor));
+        let _ = if model >= best_sellers {
+            let against = match best_sellers > 0.0 {
+                true => format!("{:.2} times", model / best_sellers),
+                false => "far".into(),
+            };
+            writeln!(
+                h,
+                "<li>On customers' later choices it did not see, the model ranks {against} as \
+                 well as recommending the best sellers to everyone ({figures}).</li>"
+            )
         } else {
-            "far".into()
+            writeln!(
+                h,
+                "<li class=\"warning\">On customers' later choices it did not see, the model \
+                 ranks <b>worse</b> than recommending the best sellers to everyone ({figures}): \
+                 do not base a campaign on it before it beats them.</li>"
+            )
         };
-        let _ = writeln!(
-            h,
-            "<li>On customers' later choices it did not see, the model ranks {against} as well \
-             as recommending the best sellers to everyone ({} {model:.3} against {best_sellers:.3}).</li>",
-            esc(&m.monitor)
-        );
     }
     for dir in campaigns {
         let c: CampaignSummary = campaign::read_summary(dir)?;
@@ -262,8 +270,8 @@ fn summary_section(h: &mut String, m: &RunMetrics, campaigns: &[PathBuf]) -> Res
         let found = match &c.evaluation {
             Some(e) => match e.lift_interval {
                 Some((low, high)) => format!(
-                    " On held-out purchases, the customers it picks buy {:.1} times as often as \
-                     customers picked at random (95% interval {low:.1} to {high:.1}).",
+                    " On held-out purchases, the customers it picks buy {:.2} times as often as \
+                     customers picked at random (95% interval {low:.2} to {high:.2}).",
                     e.lift
                 ),
                 None => " No held-out purchase of the item was there to check the choice.".into(),

@@ -1448,7 +1448,7 @@ fn a_send_list_needs_approvals_of_the_audience_as_it_stands() {
     let start = html.find("<h2>In short</h2>").unwrap();
     let summary = &html[start..html.find("<h2>The data</h2>").unwrap()];
     assert!(
-        summary.contains("as well as recommending the best sellers"),
+        summary.contains("recommending the best sellers to everyone"),
         "{summary}"
     );
     assert!(summary.contains("send to the "), "{summary}");
