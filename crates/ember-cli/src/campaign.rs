@@ -1061,3 +1061,42 @@ pub fn read_summary(dir: &Path) -> Result<CampaignSummary> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ember_decide::campaign::{Arm, AudienceRow, OutcomeRow};
+
+    /// 200 target customers with 12 conversions against 200 control with 8: not proven, and
+    /// the verdict says, on its own, how large groups the observed 6% and 4% would need.
+    #[test]
+    fn a_verdict_that_is_not_proven_says_what_would_settle_it() {
+        let mut audience = Vec::new();
+        let mut outcomes = Vec::new();
+        for c in 0..400i64 {
+            let arm = if c < 200 { Arm::Target } else { Arm::Control };
+            audience.push(AudienceRow {
+                customer: Key::from(c),
+                arm,
+            });
+            let converted = if c < 200 { c < 12 } else { c < 208 };
+            outcomes.push(OutcomeRow {
+                customer: Key::from(c),
+                converted,
+                value: None,
+            });
+        }
+        let m = campaign::measure(&audience, &outcomes).unwrap();
+        let needed = ember_decide::stats::group_size(0.04, 0.06, campaign::ALPHA, campaign::POWER);
+        let text = verdict(&m);
+        assert!(text.starts_with("Verdict: not proven."), "{text}");
+        assert!(
+            text.ends_with(&format!(
+                "If these rates are the true ones, telling them apart takes about {needed} \
+                 customers in each group (95% confidence, 80% power); this test had 200 and 200."
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("ember campaign"), "{text}");
+    }
+}
