@@ -518,32 +518,44 @@ impl Scorer for FoldedIn<'_> {
     }
 }
 
+/// The repository's config `config` on ML-100K's `u.data`, adjusted, trained in `dir` and
+/// exported at f32: the run loaded back and its export; `None` (skipped) without the dataset.
+fn ml100k_exported(
+    dir: &std::path::Path,
+    config: &str,
+    adjust: impl FnOnce(&mut RunConfig),
+) -> Option<(ember_train::LoadedRun, ExportedModel)> {
+    let path = common::shared_dataset("ml-100k/u.data")?;
+    let mut config = RunConfig::from_file(&common::repo().join(config)).unwrap();
+    config.output_dir = dir.join("runs");
+    config.data = DataSource::Movielens100k { path }.into();
+    adjust(&mut config);
+    let run_dir = train(&config, Backend::Flex, RunOptions::default())
+        .unwrap()
+        .run_dir;
+    let out = dir.join("model");
+    export_run(&run_dir, &out, Precision::F32).unwrap();
+    let run = load_run(&run_dir, Backend::Flex).unwrap();
+    Some((run, ExportedModel::load(&out).unwrap()))
+}
+
 /// A customer MF was not trained on is scored by fold-in (a ridge fit against the frozen item
 /// table): on ML-100K under full ranking, every test user folded in from their own items ranks
 /// the test item far better than popularity does, and better than their trained vector of
 /// this short training (skipped when ../shared/datasets is absent).
 #[test]
 fn fold_in_ranks_test_items_far_above_popularity_on_ml100k() {
-    let Some(path) = common::shared_dataset("ml-100k/u.data") else {
-        return;
-    };
     let dir = tempfile::tempdir().unwrap();
-    let repo = common::repo();
-    let mut config = RunConfig::from_file(&repo.join("configs/ml100k-mf-bpr.toml")).unwrap();
-    config.output_dir = dir.path().join("runs");
-    config.data = DataSource::Movielens100k { path }.into();
     // Fewer, larger steps than the config's 400 epochs: a test-sized MF that still beats
     // popularity clearly.
-    config.train.epochs = 30;
-    config.train.learning_rate = 0.01;
-    config.eval.every = 30;
-    let run_dir = train(&config, Backend::Flex, RunOptions::default())
-        .unwrap()
-        .run_dir;
-    let run = load_run(&run_dir, Backend::Flex).unwrap();
-    let out = dir.path().join("model");
-    export_run(&run_dir, &out, Precision::F32).unwrap();
-    let model = ExportedModel::load(&out).unwrap();
+    let trained = ml100k_exported(dir.path(), "configs/ml100k-mf-bpr.toml", |config| {
+        config.train.epochs = 30;
+        config.train.learning_rate = 0.01;
+        config.eval.every = 30;
+    });
+    let Some((run, model)) = trained else {
+        return;
+    };
     let plan = ember_train::EvaluationPlan::new(&run.data, &Protocol::FullRanking, 0).unwrap();
     let evaluate = |scorer: &dyn Scorer| {
         let report = plan.evaluate(scorer, &run.data, HeldOut::Test, &[10], 256);
@@ -574,22 +586,13 @@ fn fold_in_ranks_test_items_far_above_popularity_on_ml100k() {
 /// ../shared/datasets is absent).
 #[test]
 fn neumf_folds_in_by_gradient_steps_on_ml100k() {
-    let Some(path) = common::shared_dataset("ml-100k/u.data") else {
+    let dir = tempfile::tempdir().unwrap();
+    let trained = ml100k_exported(dir.path(), "configs/movielens-100k.toml", |config| {
+        config.train.epochs = 5;
+    });
+    let Some((run, model)) = trained else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let repo = common::repo();
-    let mut config = RunConfig::from_file(&repo.join("configs/movielens-100k.toml")).unwrap();
-    config.output_dir = dir.path().join("runs");
-    config.data = DataSource::Movielens100k { path }.into();
-    config.train.epochs = 5;
-    let run_dir = train(&config, Backend::Flex, RunOptions::default())
-        .unwrap()
-        .run_dir;
-    let run = load_run(&run_dir, Backend::Flex).unwrap();
-    let out = dir.path().join("model");
-    export_run(&run_dir, &out, Precision::F32).unwrap();
-    let model = ExportedModel::load(&out).unwrap();
     // The first 300 test users (a fold-in by steps takes about 20 ms a customer).
     let mut data = run.data.clone();
     data.test.iter_mut().skip(300).for_each(Vec::clear);

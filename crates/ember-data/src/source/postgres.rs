@@ -527,18 +527,7 @@ pub(super) fn read_postgres(
     unit: EpochUnit,
     limit: LineLimit,
 ) -> Result<(Interactions, Option<TimeUnit>, RowsRead)> {
-    let (mut client, server) = connect(spec)?;
-    let statement = client
-        .prepare(spec.query.trim_end().trim_end_matches(';'))
-        .map_err(|e| PostgresError::Sql {
-            server: server.clone(),
-            message: said(&e),
-        })?;
-    let found: Vec<(String, Type)> = statement
-        .columns()
-        .iter()
-        .map(|c| (c.name().to_string(), c.type_().clone()))
-        .collect();
+    let (mut client, server, found) = prepared(spec)?;
     let positions = Positions::resolve(&found, columns)?;
     let (out, read) = positions.collect(|push| {
         stream_rows(&mut client, &server, spec.query, limit, |row, line| {
@@ -552,6 +541,24 @@ pub(super) fn read_postgres(
     Ok((out, unit, read))
 }
 
+/// Connects and prepares the query: the client, the server as messages name it, and the
+/// result's column names and types.
+fn prepared(spec: PostgresSpec) -> Result<(Client, String, Vec<(String, Type)>)> {
+    let (mut client, server) = connect(spec)?;
+    let statement = client
+        .prepare(spec.query.trim_end().trim_end_matches(';'))
+        .map_err(|e| PostgresError::Sql {
+            server: server.clone(),
+            message: said(&e),
+        })?;
+    let found = statement
+        .columns()
+        .iter()
+        .map(|c| (c.name().to_string(), c.type_().clone()))
+        .collect();
+    Ok((client, server, found))
+}
+
 /// A query's rows as text, for a table ember reads by column name (an attribute table): the
 /// result's column names, each row's 1-based number and fields (`None` for NULL, escapes
 /// undone), and what was read. The query must have an `ORDER BY`.
@@ -560,18 +567,8 @@ pub(crate) type TextRows = (Vec<String>, Vec<(usize, Vec<Option<String>>)>, Rows
 /// Reads `spec`'s query as [`TextRows`].
 pub(crate) fn read_text_rows(spec: PostgresSpec, limit: LineLimit) -> Result<TextRows> {
     check_order_by(spec.query)?;
-    let (mut client, server) = connect(spec)?;
-    let statement = client
-        .prepare(spec.query.trim_end().trim_end_matches(';'))
-        .map_err(|e| PostgresError::Sql {
-            server: server.clone(),
-            message: said(&e),
-        })?;
-    let names: Vec<String> = statement
-        .columns()
-        .iter()
-        .map(|c| c.name().to_string())
-        .collect();
+    let (mut client, server, found) = prepared(spec)?;
+    let names: Vec<String> = found.into_iter().map(|(name, _)| name).collect();
     let mut rows = Vec::new();
     let read = stream_rows(&mut client, &server, spec.query, limit, |row, line| {
         let text = String::from_utf8_lossy(line);
